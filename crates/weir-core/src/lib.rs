@@ -1,0 +1,18 @@
+//! The vocabulary every Weir layer shares: identifiers, key groups, execution configuration
+//! and the [`JobGraph`](job_graph::JobGraph) as plain, serialisable data.
+//!
+//! This crate is deliberately small: no threads, no I/O, no user code. Everything here can
+//! cross a process boundary.
+
+pub mod config;
+pub mod error;
+pub mod ids;
+pub mod job_graph;
+pub mod key_group;
+pub mod time;
+
+pub use config::ExecutionConfig;
+pub use error::{CoreError, Result};
+pub use ids::{JobId, NodeId, VertexId};
+pub use job_graph::{JobEdge, JobGraph, JobVertex, PartitionerKind};
+pub use key_group::KeyGroupRange;

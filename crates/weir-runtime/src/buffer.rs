@@ -1,0 +1,209 @@
+//! Fixed-size network buffers from a bounded pool.
+//!
+//! Every task owns one [`BufferPool`] for its output. A [`Buffer`] returns to its pool when
+//! dropped, which happens once the consumer has decoded it. When all buffers are in flight,
+//! [`BufferPool::request`] blocks: that is backpressure, and it bounds the memory of the
+//! whole exchange to `pools x capacity x buffer_size`.
+
+use crate::error::{Result, RuntimeError};
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Instant;
+
+struct PoolState {
+    free: Vec<Vec<u8>>,
+    created: usize,
+    closed: bool,
+}
+
+struct PoolInner {
+    state: Mutex<PoolState>,
+    available: Condvar,
+    capacity: usize,
+    buffer_size: usize,
+    blocked_nanos: AtomicU64,
+    max_in_use: AtomicU64,
+}
+
+impl PoolInner {
+    fn lock(&self) -> MutexGuard<'_, PoolState> {
+        // A poisoned pool lock only means another thread panicked while holding it; the
+        // state (a free list and counters) is still consistent.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A bounded pool of equally sized buffers, allocated lazily up to its capacity.
+#[derive(Clone)]
+pub struct BufferPool {
+    inner: Arc<PoolInner>,
+}
+
+impl BufferPool {
+    /// A pool of at most `capacity` buffers of `buffer_size` bytes each.
+    pub fn new(capacity: usize, buffer_size: usize) -> Self {
+        BufferPool {
+            inner: Arc::new(PoolInner {
+                state: Mutex::new(PoolState {
+                    free: Vec::new(),
+                    created: 0,
+                    closed: false,
+                }),
+                available: Condvar::new(),
+                capacity: capacity.max(1),
+                buffer_size: buffer_size.max(64),
+                blocked_nanos: AtomicU64::new(0),
+                max_in_use: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Bytes per buffer.
+    pub fn buffer_size(&self) -> usize {
+        self.inner.buffer_size
+    }
+
+    /// Most buffers this pool may hand out at once.
+    pub fn capacity(&self) -> usize {
+        self.inner.capacity
+    }
+
+    /// Takes a free buffer, waiting while all are in flight. Fails once the pool is closed
+    /// (the task is being cancelled).
+    pub fn request(&self) -> Result<Buffer> {
+        let mut st = self.inner.lock();
+        let mut blocked_since: Option<Instant> = None;
+        loop {
+            if st.closed {
+                return Err(RuntimeError::Cancelled);
+            }
+            let data = if let Some(mut b) = st.free.pop() {
+                b.clear();
+                Some(b)
+            } else if st.created < self.inner.capacity {
+                st.created += 1;
+                Some(Vec::with_capacity(self.inner.buffer_size))
+            } else {
+                None
+            };
+            if let Some(data) = data {
+                let in_use = (st.created - st.free.len()) as u64;
+                drop(st);
+                self.inner.max_in_use.fetch_max(in_use, Ordering::Relaxed);
+                if let Some(since) = blocked_since {
+                    self.inner
+                        .blocked_nanos
+                        .fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                }
+                return Ok(Buffer {
+                    data,
+                    pool: Some(self.inner.clone()),
+                });
+            }
+            blocked_since.get_or_insert_with(Instant::now);
+            st = self
+                .inner
+                .available
+                .wait(st)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Closes the pool: waiting and future requests fail with [`RuntimeError::Cancelled`].
+    pub fn close(&self) {
+        self.inner.lock().closed = true;
+        self.inner.available.notify_all();
+    }
+
+    /// Buffers currently handed out and not yet returned.
+    pub fn in_use(&self) -> usize {
+        let st = self.inner.lock();
+        st.created - st.free.len()
+    }
+
+    /// The most buffers that were ever handed out at once.
+    pub fn max_in_use(&self) -> usize {
+        self.inner.max_in_use.load(Ordering::Relaxed) as usize
+    }
+
+    /// Total time writers spent waiting for a buffer (backpressure), in milliseconds.
+    pub fn backpressured_ms(&self) -> u64 {
+        self.inner.blocked_nanos.load(Ordering::Relaxed) / 1_000_000
+    }
+}
+
+/// A byte buffer that goes back to its pool when dropped.
+pub struct Buffer {
+    data: Vec<u8>,
+    pool: Option<Arc<PoolInner>>,
+}
+
+impl Buffer {
+    /// A buffer that belongs to no pool (for tests and one-off messages).
+    pub fn unpooled(data: Vec<u8>) -> Self {
+        Buffer { data, pool: None }
+    }
+}
+
+impl Deref for Buffer {
+    type Target = Vec<u8>;
+    fn deref(&self) -> &Vec<u8> {
+        &self.data
+    }
+}
+
+impl DerefMut for Buffer {
+    fn deref_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.data
+    }
+}
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            let data = std::mem::take(&mut self.data);
+            let mut st = pool.lock();
+            if data.capacity() >= pool.buffer_size {
+                st.free.push(data);
+            } else {
+                // Should not happen; keep the accounting right anyway.
+                st.created -= 1;
+            }
+            drop(st);
+            pool.available.notify_one();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn pool_blocks_when_exhausted_and_wakes_on_return() {
+        let pool = BufferPool::new(2, 128);
+        let a = pool.request().unwrap();
+        let _b = pool.request().unwrap();
+        assert_eq!(pool.in_use(), 2);
+        let p2 = pool.clone();
+        let t = std::thread::spawn(move || p2.request().map(|b| b.capacity()));
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!t.is_finished(), "third request must wait");
+        drop(a);
+        assert!(t.join().unwrap().unwrap() >= 128);
+        assert_eq!(pool.max_in_use(), 2);
+    }
+
+    #[test]
+    fn close_wakes_waiters_with_cancelled() {
+        let pool = BufferPool::new(1, 64);
+        let _a = pool.request().unwrap();
+        let p2 = pool.clone();
+        let t = std::thread::spawn(move || p2.request().err().map(|e| e.is_cancelled()));
+        std::thread::sleep(Duration::from_millis(20));
+        pool.close();
+        assert_eq!(t.join().unwrap(), Some(true));
+    }
+}

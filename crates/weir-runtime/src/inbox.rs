@@ -1,0 +1,157 @@
+//! A task's inbox: its input channels and its mailbox behind one lock and one condition
+//! variable, so the task thread sleeps until either data or a mail arrives.
+//!
+//! Producers push whole buffers (tens of KiB, thousands of records), so the lock is taken
+//! once per buffer, not per record. The queue itself needs no bound: everything in it is a
+//! buffer taken from some producer's bounded pool.
+
+use crate::buffer::Buffer;
+use crate::error::{Result, RuntimeError};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Instant;
+
+/// In-band events that are not records: they end a buffer and are sent at once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChannelEvent {
+    /// The producer subtask finished; no more data on this channel.
+    EndOfPartition,
+}
+
+/// What travels on one input channel.
+pub enum ChannelMessage {
+    /// A buffer of encoded stream elements.
+    Buffer(Buffer),
+    /// A control event.
+    Event(ChannelEvent),
+}
+
+/// An action to run on the task thread between records (Flink's mailbox "letters").
+pub type Mail = Box<dyn FnOnce() -> Result<()> + Send>;
+
+#[derive(Default)]
+struct InboxState {
+    inputs: VecDeque<(u32, ChannelMessage)>,
+    mails: VecDeque<Mail>,
+    cancelled: bool,
+}
+
+/// The receiving end of a task: input channels plus mailbox.
+#[derive(Default)]
+pub struct TaskInbox {
+    state: Mutex<InboxState>,
+    wake: Condvar,
+    has_mail: AtomicBool,
+}
+
+/// Everything taken out of an inbox in one go.
+#[derive(Default)]
+pub struct Drained {
+    /// Channel messages in arrival order, with their channel index.
+    pub inputs: VecDeque<(u32, ChannelMessage)>,
+    /// Mails in arrival order.
+    pub mails: VecDeque<Mail>,
+    /// The task must stop.
+    pub cancelled: bool,
+}
+
+impl TaskInbox {
+    /// A new, empty inbox.
+    pub fn new() -> Arc<Self> {
+        Arc::new(TaskInbox::default())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, InboxState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Delivers a message on `channel`. Fails if the task was cancelled.
+    pub fn push(&self, channel: u32, msg: ChannelMessage) -> Result<()> {
+        let mut st = self.lock();
+        if st.cancelled {
+            return Err(RuntimeError::Cancelled);
+        }
+        let was_empty = st.inputs.is_empty();
+        st.inputs.push_back((channel, msg));
+        drop(st);
+        if was_empty {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Puts a mail in the mailbox.
+    pub fn send_mail(&self, mail: Mail) {
+        let mut st = self.lock();
+        st.mails.push_back(mail);
+        self.has_mail.store(true, Ordering::Release);
+        drop(st);
+        self.wake.notify_one();
+    }
+
+    /// Marks the task cancelled and wakes it. Later pushes fail.
+    pub fn cancel(&self) {
+        let mut st = self.lock();
+        st.cancelled = true;
+        st.inputs.clear();
+        self.has_mail.store(true, Ordering::Release);
+        drop(st);
+        self.wake.notify_all();
+    }
+
+    /// Cheap check, without locking, whether mails or a cancellation are waiting.
+    #[inline]
+    pub fn has_mail(&self) -> bool {
+        self.has_mail.load(Ordering::Acquire)
+    }
+
+    /// Takes everything queued, waiting until something arrives or `deadline` passes
+    /// (`None`: wait without limit). `into` is reused to avoid allocation.
+    pub fn drain(&self, deadline: Option<Instant>, into: &mut Drained) {
+        let mut st = self.lock();
+        loop {
+            if st.cancelled || !st.inputs.is_empty() || !st.mails.is_empty() {
+                break;
+            }
+            match deadline {
+                None => st = self.wake.wait(st).unwrap_or_else(|p| p.into_inner()),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        break;
+                    }
+                    st = self
+                        .wake
+                        .wait_timeout(st, d - now)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                }
+            }
+        }
+        std::mem::swap(&mut st.inputs, &mut into.inputs);
+        std::mem::swap(&mut st.mails, &mut into.mails);
+        into.cancelled = st.cancelled;
+        self.has_mail.store(st.cancelled, Ordering::Release);
+    }
+}
+
+/// The sending end of one input channel of a consumer task.
+#[derive(Clone)]
+pub struct ChannelSender {
+    inbox: Arc<TaskInbox>,
+    channel: u32,
+}
+
+impl ChannelSender {
+    /// Sends to channel `channel` of the task owning `inbox`.
+    pub fn new(inbox: Arc<TaskInbox>, channel: u32) -> Self {
+        ChannelSender { inbox, channel }
+    }
+
+    /// Delivers one message.
+    #[inline]
+    pub fn send(&self, msg: ChannelMessage) -> Result<()> {
+        self.inbox.push(self.channel, msg)
+    }
+}

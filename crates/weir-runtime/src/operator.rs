@@ -1,0 +1,514 @@
+//! Operators and the push interface that connects them inside a chain.
+//!
+//! Inside a chain an operator hands each record to the next one by value, through a call of
+//! [`Output::collect`]: no queue, no serialisation. The last output of a chain is a
+//! [`crate::writer::RecordWriter`] (a network edge) or [`Discard`]. Operator logic is written
+//! against the small traits [`OneInputOperator`] and [`TwoInputOperator`]; the links
+//! ([`OneInputLink`], [`TwoInputLink`]) add what every operator needs: record counters, panic
+//! capture that names the operator and subtask, and propagation of watermarks and end of
+//! input.
+
+use crate::element::{StreamRecord, Watermark, WatermarkStatus};
+use crate::error::{panic_message, Result, RuntimeError};
+use crate::metrics::{MetricsVisitor, OperatorMetrics};
+use std::any::Any;
+use std::marker::PhantomData;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// The element-type independent part of an operator input: control elements.
+pub trait OutputControl: Send {
+    /// Event time advanced.
+    fn emit_watermark(&mut self, watermark: Watermark) -> Result<()>;
+    /// The stream became idle or active.
+    fn emit_watermark_status(&mut self, status: WatermarkStatus) -> Result<()>;
+    /// Send partly filled network buffers (the buffer timeout fired).
+    fn flush(&mut self) -> Result<()>;
+    /// End of input: finish this operator and everything after it.
+    fn finish(&mut self) -> Result<()>;
+    /// Report the record counters of every operator from here to the end of the chain.
+    fn visit_metrics(&self, _visitor: MetricsVisitor<'_>) {}
+}
+
+/// Where an operator's records go: the next operator of the chain, a network writer, or
+/// several of them.
+pub trait Output<T>: OutputControl {
+    /// Hands one record on.
+    fn collect(&mut self, record: StreamRecord<T>) -> Result<()>;
+}
+
+/// Identity of one operator instance, for errors and metrics.
+#[derive(Clone, Debug, Default)]
+pub struct OperatorInfo {
+    /// StreamGraph node id.
+    pub node: u32,
+    /// Operator name.
+    pub name: String,
+    /// Subtask index, from 0.
+    pub subtask: u32,
+    /// Number of subtasks.
+    pub parallelism: u32,
+    /// Number of key groups.
+    pub max_parallelism: u32,
+}
+
+impl OperatorInfo {
+    /// An operator failure with this operator's name and subtask.
+    pub fn error(&self, message: impl Into<String>) -> RuntimeError {
+        RuntimeError::Operator {
+            operator: self.name.clone(),
+            subtask: self.subtask,
+            message: message.into(),
+        }
+    }
+}
+
+/// Runs user code, turning a panic into [`RuntimeError::UserPanic`] naming the operator.
+/// Nested links catch innermost first, so the panic is blamed on the right operator.
+#[inline]
+pub fn guarded<R>(info: &OperatorInfo, f: impl FnOnce() -> Result<R>) -> Result<R> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(payload) => Err(RuntimeError::UserPanic {
+            operator: info.name.clone(),
+            subtask: info.subtask,
+            message: panic_message(payload.as_ref()),
+        }),
+    }
+}
+
+/// A side output with a concrete element type, type-erased for storage in [`Outputs`].
+pub trait SideOutputSlot: OutputControl {
+    /// For the downcast to [`TypedSideOutput`].
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+}
+
+/// The consumers of one side output (elements of type `S`).
+pub struct TypedSideOutput<S>(pub Box<dyn Output<S>>);
+
+impl<S: 'static> OutputControl for TypedSideOutput<S> {
+    fn emit_watermark(&mut self, wm: Watermark) -> Result<()> {
+        self.0.emit_watermark(wm)
+    }
+    fn emit_watermark_status(&mut self, s: WatermarkStatus) -> Result<()> {
+        self.0.emit_watermark_status(s)
+    }
+    fn flush(&mut self) -> Result<()> {
+        self.0.flush()
+    }
+    fn finish(&mut self) -> Result<()> {
+        self.0.finish()
+    }
+    fn visit_metrics(&self, v: MetricsVisitor<'_>) {
+        self.0.visit_metrics(v)
+    }
+}
+
+impl<S: 'static> SideOutputSlot for TypedSideOutput<S> {
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+/// All outputs of one operator: the main output and its side outputs by tag.
+pub struct Outputs<O> {
+    main: Box<dyn Output<O>>,
+    sides: Vec<(String, Box<dyn SideOutputSlot>)>,
+    records_out: u64,
+}
+
+impl<O> Outputs<O> {
+    /// Outputs with a main output and side outputs keyed by tag id.
+    pub fn new(main: Box<dyn Output<O>>, sides: Vec<(String, Box<dyn SideOutputSlot>)>) -> Self {
+        Outputs {
+            main,
+            sides,
+            records_out: 0,
+        }
+    }
+
+    /// Emits a record on the main output.
+    #[inline]
+    pub fn collect(&mut self, record: StreamRecord<O>) -> Result<()> {
+        self.records_out += 1;
+        self.main.collect(record)
+    }
+
+    /// Emits a record on the side output `tag`. Records for a tag nobody consumes are
+    /// dropped, as in Flink. Fails if the tag is consumed with another element type.
+    pub fn collect_side<S: 'static>(&mut self, tag: &str, record: StreamRecord<S>) -> Result<()> {
+        for (t, slot) in &mut self.sides {
+            if t == tag {
+                return match slot.as_any_mut().downcast_mut::<TypedSideOutput<S>>() {
+                    Some(out) => out.0.collect(record),
+                    None => Err(RuntimeError::Other(format!(
+                        "side output '{tag}' was declared with another type than {}",
+                        std::any::type_name::<S>()
+                    ))),
+                };
+            }
+        }
+        Ok(())
+    }
+
+    /// Records emitted on the main output so far.
+    pub fn records_out(&self) -> u64 {
+        self.records_out
+    }
+}
+
+impl<O> OutputControl for Outputs<O> {
+    fn emit_watermark(&mut self, wm: Watermark) -> Result<()> {
+        self.main.emit_watermark(wm)?;
+        for (_, s) in &mut self.sides {
+            s.emit_watermark(wm)?;
+        }
+        Ok(())
+    }
+    fn emit_watermark_status(&mut self, st: WatermarkStatus) -> Result<()> {
+        self.main.emit_watermark_status(st)?;
+        for (_, s) in &mut self.sides {
+            s.emit_watermark_status(st)?;
+        }
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<()> {
+        self.main.flush()?;
+        for (_, s) in &mut self.sides {
+            s.flush()?;
+        }
+        Ok(())
+    }
+    fn finish(&mut self) -> Result<()> {
+        self.main.finish()?;
+        for (_, s) in &mut self.sides {
+            s.finish()?;
+        }
+        Ok(())
+    }
+    fn visit_metrics(&self, v: MetricsVisitor<'_>) {
+        self.main.visit_metrics(v);
+        for (_, s) in &self.sides {
+            s.visit_metrics(v);
+        }
+    }
+}
+
+impl<O: Send> Output<O> for Outputs<O> {
+    #[inline]
+    fn collect(&mut self, record: StreamRecord<O>) -> Result<()> {
+        Outputs::collect(self, record)
+    }
+}
+
+/// Sends each record to several outputs (an operator followed by more than one consumer).
+pub struct FanOut<T> {
+    outs: Vec<Box<dyn Output<T>>>,
+}
+
+impl<T> FanOut<T> {
+    /// A fan-out over `outs`.
+    pub fn new(outs: Vec<Box<dyn Output<T>>>) -> Self {
+        FanOut { outs }
+    }
+}
+
+impl<T: Send> OutputControl for FanOut<T> {
+    fn emit_watermark(&mut self, wm: Watermark) -> Result<()> {
+        self.outs.iter_mut().try_for_each(|o| o.emit_watermark(wm))
+    }
+    fn emit_watermark_status(&mut self, st: WatermarkStatus) -> Result<()> {
+        self.outs
+            .iter_mut()
+            .try_for_each(|o| o.emit_watermark_status(st))
+    }
+    fn flush(&mut self) -> Result<()> {
+        self.outs.iter_mut().try_for_each(|o| o.flush())
+    }
+    fn finish(&mut self) -> Result<()> {
+        self.outs.iter_mut().try_for_each(|o| o.finish())
+    }
+    fn visit_metrics(&self, v: MetricsVisitor<'_>) {
+        for o in &self.outs {
+            o.visit_metrics(v);
+        }
+    }
+}
+
+impl<T: Clone + Send> Output<T> for FanOut<T> {
+    #[inline]
+    fn collect(&mut self, record: StreamRecord<T>) -> Result<()> {
+        if let Some((last, rest)) = self.outs.split_last_mut() {
+            for o in rest {
+                o.collect(record.clone())?;
+            }
+            last.collect(record)?;
+        }
+        Ok(())
+    }
+}
+
+/// Drops everything: the output of sinks and of operators nobody consumes.
+pub struct Discard<T>(PhantomData<fn(T)>);
+
+impl<T> Default for Discard<T> {
+    fn default() -> Self {
+        Discard(PhantomData)
+    }
+}
+
+impl<T> OutputControl for Discard<T> {
+    fn emit_watermark(&mut self, _: Watermark) -> Result<()> {
+        Ok(())
+    }
+    fn emit_watermark_status(&mut self, _: WatermarkStatus) -> Result<()> {
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
+    fn finish(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl<T> Output<T> for Discard<T> {
+    #[inline]
+    fn collect(&mut self, _: StreamRecord<T>) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// The logic of an operator with one input.
+pub trait OneInputOperator<I, O>: Send {
+    /// One record arrived.
+    fn process_element(&mut self, record: StreamRecord<I>, out: &mut Outputs<O>) -> Result<()>;
+
+    /// Event time advanced; by default forwarded.
+    fn process_watermark(&mut self, watermark: Watermark, out: &mut Outputs<O>) -> Result<()> {
+        out.emit_watermark(watermark)
+    }
+
+    /// The input ended; emit what is still pending. Outputs are finished afterwards.
+    fn finish(&mut self, _out: &mut Outputs<O>) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// An operator with one input inside a chain.
+pub struct OneInputLink<I, O, Op> {
+    op: Op,
+    out: Outputs<O>,
+    info: OperatorInfo,
+    records_in: u64,
+    _i: PhantomData<fn(I)>,
+}
+
+impl<I, O: 'static, Op: OneInputOperator<I, O>> OneInputLink<I, O, Op> {
+    /// Links `op` to its outputs.
+    pub fn new(op: Op, out: Outputs<O>, info: OperatorInfo) -> Self {
+        OneInputLink {
+            op,
+            out,
+            info,
+            records_in: 0,
+            _i: PhantomData,
+        }
+    }
+}
+
+impl<I, O: 'static, Op: OneInputOperator<I, O>> OutputControl for OneInputLink<I, O, Op> {
+    fn emit_watermark(&mut self, wm: Watermark) -> Result<()> {
+        let (op, out) = (&mut self.op, &mut self.out);
+        guarded(&self.info, || op.process_watermark(wm, out))
+    }
+    fn emit_watermark_status(&mut self, st: WatermarkStatus) -> Result<()> {
+        self.out.emit_watermark_status(st)
+    }
+    fn flush(&mut self) -> Result<()> {
+        self.out.flush()
+    }
+    fn finish(&mut self) -> Result<()> {
+        let (op, out) = (&mut self.op, &mut self.out);
+        guarded(&self.info, || op.finish(out))?;
+        self.out.finish()
+    }
+    fn visit_metrics(&self, v: MetricsVisitor<'_>) {
+        v(&OperatorMetrics {
+            node: self.info.node,
+            name: self.info.name.clone(),
+            records_in: self.records_in,
+            records_out: self.out.records_out(),
+        });
+        self.out.visit_metrics(v);
+    }
+}
+
+impl<I, O: 'static, Op: OneInputOperator<I, O>> Output<I> for OneInputLink<I, O, Op> {
+    #[inline]
+    fn collect(&mut self, record: StreamRecord<I>) -> Result<()> {
+        self.records_in += 1;
+        let (op, out) = (&mut self.op, &mut self.out);
+        guarded(&self.info, || op.process_element(record, out))
+    }
+}
+
+/// The logic of an operator with two inputs (connected streams, joins).
+pub trait TwoInputOperator<A, B, O>: Send {
+    /// A record arrived on the first input.
+    fn process_element1(&mut self, record: StreamRecord<A>, out: &mut Outputs<O>) -> Result<()>;
+    /// A record arrived on the second input.
+    fn process_element2(&mut self, record: StreamRecord<B>, out: &mut Outputs<O>) -> Result<()>;
+    /// The combined watermark of both inputs advanced; by default forwarded.
+    fn process_watermark(&mut self, watermark: Watermark, out: &mut Outputs<O>) -> Result<()> {
+        out.emit_watermark(watermark)
+    }
+    /// Input `input` (0 or 1) ended.
+    fn end_input(&mut self, _input: usize, _out: &mut Outputs<O>) -> Result<()> {
+        Ok(())
+    }
+    /// Both inputs ended.
+    fn finish(&mut self, _out: &mut Outputs<O>) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// A two-input operator at the head of its chain.
+pub struct TwoInputLink<A, B, O, Op> {
+    op: Op,
+    out: Outputs<O>,
+    info: OperatorInfo,
+    records_in: u64,
+    _i: PhantomData<fn(A, B)>,
+}
+
+impl<A, B, O: 'static, Op: TwoInputOperator<A, B, O>> TwoInputLink<A, B, O, Op> {
+    /// Links `op` to its outputs.
+    pub fn new(op: Op, out: Outputs<O>, info: OperatorInfo) -> Self {
+        TwoInputLink {
+            op,
+            out,
+            info,
+            records_in: 0,
+            _i: PhantomData,
+        }
+    }
+
+    /// A record on the first input.
+    #[inline]
+    pub fn process1(&mut self, record: StreamRecord<A>) -> Result<()> {
+        self.records_in += 1;
+        let (op, out) = (&mut self.op, &mut self.out);
+        guarded(&self.info, || op.process_element1(record, out))
+    }
+
+    /// A record on the second input.
+    #[inline]
+    pub fn process2(&mut self, record: StreamRecord<B>) -> Result<()> {
+        self.records_in += 1;
+        let (op, out) = (&mut self.op, &mut self.out);
+        guarded(&self.info, || op.process_element2(record, out))
+    }
+
+    /// Input `input` ended.
+    pub fn end_input(&mut self, input: usize) -> Result<()> {
+        let (op, out) = (&mut self.op, &mut self.out);
+        guarded(&self.info, || op.end_input(input, out))
+    }
+}
+
+impl<A, B, O: 'static, Op: TwoInputOperator<A, B, O>> OutputControl for TwoInputLink<A, B, O, Op> {
+    fn emit_watermark(&mut self, wm: Watermark) -> Result<()> {
+        let (op, out) = (&mut self.op, &mut self.out);
+        guarded(&self.info, || op.process_watermark(wm, out))
+    }
+    fn emit_watermark_status(&mut self, st: WatermarkStatus) -> Result<()> {
+        self.out.emit_watermark_status(st)
+    }
+    fn flush(&mut self) -> Result<()> {
+        self.out.flush()
+    }
+    fn finish(&mut self) -> Result<()> {
+        let (op, out) = (&mut self.op, &mut self.out);
+        guarded(&self.info, || op.finish(out))?;
+        self.out.finish()
+    }
+    fn visit_metrics(&self, v: MetricsVisitor<'_>) {
+        v(&OperatorMetrics {
+            node: self.info.node,
+            name: self.info.name.clone(),
+            records_in: self.records_in,
+            records_out: self.out.records_out(),
+        });
+        self.out.visit_metrics(v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Collect(std::sync::Arc<std::sync::Mutex<Vec<i64>>>);
+    impl OutputControl for Collect {
+        fn emit_watermark(&mut self, _: Watermark) -> Result<()> {
+            Ok(())
+        }
+        fn emit_watermark_status(&mut self, _: WatermarkStatus) -> Result<()> {
+            Ok(())
+        }
+        fn flush(&mut self) -> Result<()> {
+            Ok(())
+        }
+        fn finish(&mut self) -> Result<()> {
+            Ok(())
+        }
+    }
+    impl Output<i64> for Collect {
+        fn collect(&mut self, r: StreamRecord<i64>) -> Result<()> {
+            self.0.lock().unwrap().push(r.value);
+            Ok(())
+        }
+    }
+
+    struct Double;
+    impl OneInputOperator<i64, i64> for Double {
+        fn process_element(&mut self, r: StreamRecord<i64>, out: &mut Outputs<i64>) -> Result<()> {
+            if r.value == 13 {
+                panic!("unlucky {}", r.value);
+            }
+            out.collect(r.replace(r.value * 2))?;
+            out.collect_side("odd", r.replace(r.value % 2 == 1))
+        }
+    }
+
+    #[test]
+    fn link_counts_routes_side_outputs_and_names_panics() {
+        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let info = OperatorInfo {
+            node: 3,
+            name: "Double".into(),
+            subtask: 1,
+            parallelism: 2,
+            max_parallelism: 128,
+        };
+        let mut link = OneInputLink::new(
+            Double,
+            Outputs::new(
+                Box::new(Collect(got.clone())),
+                vec![(
+                    "odd".to_string(),
+                    Box::new(TypedSideOutput::<bool>(Box::new(Discard::default()))),
+                )],
+            ),
+            info,
+        );
+        for i in 1..=3 {
+            link.collect(StreamRecord::new(i)).unwrap();
+        }
+        assert_eq!(*got.lock().unwrap(), vec![2, 4, 6]);
+        let err = link.collect(StreamRecord::new(13)).unwrap_err().to_string();
+        assert!(err.contains("'Double'") && err.contains("subtask 1") && err.contains("unlucky 13"), "{err}");
+        let mut seen = Vec::new();
+        link.visit_metrics(&mut |m| seen.push((m.records_in, m.records_out)));
+        assert_eq!(seen, vec![(4, 3)]);
+    }
+}

@@ -1,0 +1,76 @@
+//! How values become bytes between tasks (never inside a chain).
+//!
+//! [`TypeSerializer`] is chosen per element type when the graph is built, so the exchange
+//! is monomorphised: [`BincodeSerializer`] for serde types in the DataStream API, and
+//! [`crate::batch::ArrowIpcSerializer`] for Arrow batches in SQL.
+
+use crate::error::{Result, RuntimeError};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::marker::PhantomData;
+
+/// Encodes and decodes values of one type.
+pub trait TypeSerializer<T>: Send + Sync + 'static {
+    /// Appends the encoding of `value` to `out`.
+    fn serialize(&self, value: &T, out: &mut Vec<u8>) -> Result<()>;
+    /// Decodes one value from exactly `bytes`.
+    fn deserialize(&self, bytes: &[u8]) -> Result<T>;
+}
+
+/// Compact binary encoding of serde types (bincode, fixed-width integers, little endian).
+pub struct BincodeSerializer<T>(PhantomData<fn() -> T>);
+
+impl<T> BincodeSerializer<T> {
+    /// The serializer for `T`.
+    pub const fn new() -> Self {
+        BincodeSerializer(PhantomData)
+    }
+}
+
+impl<T> Default for BincodeSerializer<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> Clone for BincodeSerializer<T> {
+    fn clone(&self) -> Self {
+        Self::new()
+    }
+}
+
+impl<T: Serialize + DeserializeOwned + 'static> TypeSerializer<T> for BincodeSerializer<T> {
+    #[inline]
+    fn serialize(&self, value: &T, out: &mut Vec<u8>) -> Result<()> {
+        bincode::serialize_into(out, value).map_err(|e| RuntimeError::Codec {
+            context: format!("cannot serialize a value of type {}", std::any::type_name::<T>()),
+            message: e.to_string(),
+        })
+    }
+
+    #[inline]
+    fn deserialize(&self, bytes: &[u8]) -> Result<T> {
+        bincode::deserialize(bytes).map_err(|e| RuntimeError::Codec {
+            context: format!(
+                "cannot deserialize a value of type {}",
+                std::any::type_name::<T>()
+            ),
+            message: e.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_bad_bytes() {
+        let s = BincodeSerializer::<(String, i64)>::new();
+        let mut out = Vec::new();
+        s.serialize(&("a".to_string(), 7), &mut out).unwrap();
+        assert_eq!(s.deserialize(&out).unwrap(), ("a".to_string(), 7));
+        let err = s.deserialize(&out[..3]).unwrap_err().to_string();
+        assert!(err.contains("cannot deserialize"), "{err}");
+    }
+}

@@ -1,0 +1,60 @@
+//! The runtime side of sources: a reader polled by its task's mailbox loop.
+//!
+//! Polling (rather than a source thread of its own) keeps everything of a task on one thread:
+//! between two polls the task runs its mails, flushes buffers and, later, injects checkpoint
+//! barriers.
+
+use crate::element::{StreamRecord, Watermark};
+use crate::error::Result;
+use crate::operator::{OutputControl, Outputs};
+
+/// What a poll achieved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PollStatus {
+    /// More records are ready: poll again soon.
+    MoreAvailable,
+    /// Nothing right now (an unbounded source waiting for data): the task may wait a little.
+    NothingAvailable,
+    /// The source is exhausted; the task ends its input.
+    Finished,
+}
+
+/// Reads records for one source subtask.
+pub trait SourceReader<T>: Send {
+    /// Emits the records that are ready (a bounded batch of them) to `output`.
+    fn poll_next(&mut self, output: &mut SourceOutput<'_, T>) -> Result<PollStatus>;
+
+    /// Releases resources; called once when the task ends.
+    fn close(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Where a [`SourceReader`] emits: the first operator of the source's chain.
+pub struct SourceOutput<'a, T> {
+    out: &'a mut Outputs<T>,
+}
+
+impl<'a, T: 'static> SourceOutput<'a, T> {
+    /// Wraps the chain's outputs.
+    pub fn new(out: &'a mut Outputs<T>) -> Self {
+        SourceOutput { out }
+    }
+
+    /// Emits a record without a timestamp.
+    #[inline]
+    pub fn collect(&mut self, value: T) -> Result<()> {
+        self.out.collect(StreamRecord::new(value))
+    }
+
+    /// Emits a record with an event timestamp.
+    #[inline]
+    pub fn collect_with_timestamp(&mut self, value: T, timestamp: i64) -> Result<()> {
+        self.out.collect(StreamRecord::with_timestamp(value, timestamp))
+    }
+
+    /// Emits a watermark.
+    pub fn emit_watermark(&mut self, watermark: Watermark) -> Result<()> {
+        self.out.emit_watermark(watermark)
+    }
+}

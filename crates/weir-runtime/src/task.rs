@@ -1,0 +1,200 @@
+//! A task: one subtask of a chain, run by one dedicated OS thread in a mailbox loop.
+//!
+//! The loop alternates between the default action (poll the source, or process the input
+//! buffers that arrived) and the mailbox (mails, cancellation). When there is nothing to do
+//! the thread sleeps on its [`TaskInbox`] until data, a mail or the next buffer-timeout flush.
+
+use crate::buffer::BufferPool;
+use crate::error::{panic_message, Result, RuntimeError};
+use crate::head::{InputChainHead, SourceChainHead};
+use crate::inbox::{ChannelEvent, ChannelMessage, Drained, TaskInbox};
+use crate::metrics::OperatorMetrics;
+use crate::source::PollStatus;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a source that has nothing to emit waits before it is polled again (unless a
+/// mail arrives first).
+const IDLE_SOURCE_WAIT: Duration = Duration::from_millis(5);
+
+/// What a task drives.
+pub enum ChainHead {
+    /// A source task.
+    Source(Box<dyn SourceChainHead>),
+    /// A task with network inputs.
+    Input(Box<dyn InputChainHead>),
+}
+
+/// Stops a running task from another thread.
+#[derive(Clone)]
+pub struct TaskCanceller {
+    inbox: Arc<TaskInbox>,
+    pool: BufferPool,
+}
+
+impl TaskCanceller {
+    /// Wakes the task and makes it stop: its inbox refuses input, its buffer pool refuses
+    /// requests (so a writer blocked by backpressure wakes up).
+    pub fn cancel(&self) {
+        self.inbox.cancel();
+        self.pool.close();
+    }
+}
+
+/// How a task ended, with its operators' counters.
+pub struct TaskOutcome {
+    /// `Ok` if the input ended and every operator finished.
+    pub result: Result<()>,
+    /// Per-operator record counts of this subtask.
+    pub metrics: Vec<OperatorMetrics>,
+    /// Time the task's writers waited for buffers, in milliseconds.
+    pub backpressured_ms: u64,
+}
+
+/// One runnable subtask.
+pub struct Task {
+    name: String,
+    head: ChainHead,
+    inbox: Arc<TaskInbox>,
+    pool: BufferPool,
+    buffer_timeout: Option<Duration>,
+}
+
+impl Task {
+    /// A task named `name` (e.g. `Map -> Filter (2/4)`) driving `head`, receiving on `inbox`,
+    /// writing with buffers from `pool`. `buffer_timeout_ms` > 0 flushes partly filled buffers
+    /// that often.
+    pub fn new(
+        name: String,
+        head: ChainHead,
+        inbox: Arc<TaskInbox>,
+        pool: BufferPool,
+        buffer_timeout_ms: i64,
+    ) -> Self {
+        let buffer_timeout = (buffer_timeout_ms > 0).then(|| Duration::from_millis(buffer_timeout_ms as u64));
+        Task {
+            name,
+            head,
+            inbox,
+            pool,
+            buffer_timeout,
+        }
+    }
+
+    /// The task's display name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A handle that cancels this task.
+    pub fn canceller(&self) -> TaskCanceller {
+        TaskCanceller {
+            inbox: self.inbox.clone(),
+            pool: self.pool.clone(),
+        }
+    }
+
+    /// Runs the task to its end on the calling thread.
+    pub fn run(mut self) -> TaskOutcome {
+        let name = self.name.clone();
+        let result = match catch_unwind(AssertUnwindSafe(|| self.run_loop())) {
+            Ok(r) => r,
+            Err(p) => Err(RuntimeError::Other(format!(
+                "task '{name}' panicked: {}",
+                panic_message(p.as_ref())
+            ))),
+        };
+        let result = match (&mut self.head, result) {
+            (ChainHead::Source(s), Ok(())) => s.close(),
+            (ChainHead::Source(s), Err(e)) => {
+                let _ = s.close();
+                Err(e)
+            }
+            (_, r) => r,
+        };
+        let mut metrics = Vec::new();
+        match &self.head {
+            ChainHead::Source(s) => s.visit_metrics(&mut |m| metrics.push(m.clone())),
+            ChainHead::Input(i) => i.visit_metrics(&mut |m| metrics.push(m.clone())),
+        }
+        if result.is_err() {
+            // Release whatever waits on us.
+            self.canceller().cancel();
+        }
+        TaskOutcome {
+            result,
+            metrics,
+            backpressured_ms: self.pool.backpressured_ms(),
+        }
+    }
+
+    fn run_mails(drained: &mut Drained) -> Result<()> {
+        if drained.cancelled {
+            return Err(RuntimeError::Cancelled);
+        }
+        while let Some(mail) = drained.mails.pop_front() {
+            mail()?;
+        }
+        Ok(())
+    }
+
+    fn run_loop(&mut self) -> Result<()> {
+        let mut drained = Drained::default();
+        let timeout = self.buffer_timeout;
+        let mut next_flush = timeout.map(|t| Instant::now() + t);
+        let inbox = self.inbox.clone();
+        match &mut self.head {
+            ChainHead::Source(src) => loop {
+                if inbox.has_mail() {
+                    inbox.drain(Some(Instant::now()), &mut drained);
+                    Self::run_mails(&mut drained)?;
+                }
+                match src.poll()? {
+                    PollStatus::MoreAvailable => {}
+                    PollStatus::NothingAvailable => {
+                        let wake = Instant::now() + IDLE_SOURCE_WAIT;
+                        let until = next_flush.map_or(wake, |f| f.min(wake));
+                        inbox.drain(Some(until), &mut drained);
+                        Self::run_mails(&mut drained)?;
+                    }
+                    PollStatus::Finished => return src.end_of_input(),
+                }
+                if let (Some(t), Some(due)) = (timeout, next_flush) {
+                    let now = Instant::now();
+                    if now >= due {
+                        src.flush()?;
+                        next_flush = Some(now + t);
+                    }
+                }
+            },
+            ChainHead::Input(head) => {
+                let channels = head.num_channels();
+                let mut ended = 0;
+                loop {
+                    inbox.drain(next_flush, &mut drained);
+                    Self::run_mails(&mut drained)?;
+                    while let Some((ch, msg)) = drained.inputs.pop_front() {
+                        match msg {
+                            ChannelMessage::Buffer(buf) => head.on_buffer(ch as usize, &buf)?,
+                            ChannelMessage::Event(ChannelEvent::EndOfPartition) => {
+                                head.on_channel_end(ch as usize)?;
+                                ended += 1;
+                            }
+                        }
+                    }
+                    if ended >= channels {
+                        return head.end_of_input();
+                    }
+                    if let (Some(t), Some(due)) = (timeout, next_flush) {
+                        let now = Instant::now();
+                        if now >= due {
+                            head.flush()?;
+                            next_flush = Some(now + t);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

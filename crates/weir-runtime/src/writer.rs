@@ -1,0 +1,228 @@
+//! The producing side of the exchange: stream elements framed into per-channel buffers.
+//!
+//! Frame layout: `u32 length (LE)` then `length` bytes: a tag byte, for timestamped records
+//! and watermarks an `i64` (LE), then the payload. Frames may span buffers.
+//! [`ChannelBuffers`] owns the framing and the buffer hand-over; [`RecordWriter`] adds the
+//! serializer and the channel selector, both generic, so the per-record path has no dynamic
+//! dispatch and no allocation.
+
+use crate::buffer::{Buffer, BufferPool};
+use crate::element::{StreamRecord, Watermark, WatermarkStatus};
+use crate::error::{Result, RuntimeError};
+use crate::inbox::{ChannelEvent, ChannelMessage, ChannelSender};
+use crate::operator::{Output, OutputControl};
+use crate::partitioner::ChannelSelector;
+use crate::serializer::TypeSerializer;
+use std::marker::PhantomData;
+
+/// Frame tag: record without timestamp.
+pub const TAG_RECORD: u8 = 0;
+/// Frame tag: record with an `i64` timestamp.
+pub const TAG_RECORD_TS: u8 = 1;
+/// Frame tag: watermark.
+pub const TAG_WATERMARK: u8 = 2;
+/// Frame tag: watermark status idle.
+pub const TAG_IDLE: u8 = 3;
+/// Frame tag: watermark status active.
+pub const TAG_ACTIVE: u8 = 4;
+
+/// Per-channel open buffers of one output edge, and the senders to the consumers.
+pub struct ChannelBuffers {
+    senders: Vec<ChannelSender>,
+    open: Vec<Option<Buffer>>,
+    pool: BufferPool,
+    limit: usize,
+    flush_always: bool,
+    finished: bool,
+}
+
+impl ChannelBuffers {
+    /// Buffers for `senders` (one per consumer channel, in partition order) from `pool`.
+    /// With `flush_always` every element is sent at once (buffer timeout 0).
+    pub fn new(senders: Vec<ChannelSender>, pool: BufferPool, flush_always: bool) -> Self {
+        let n = senders.len();
+        let limit = pool.buffer_size();
+        ChannelBuffers {
+            senders,
+            open: (0..n).map(|_| None).collect(),
+            pool,
+            limit,
+            flush_always,
+            finished: false,
+        }
+    }
+
+    /// Number of consumer channels.
+    #[inline]
+    pub fn num_channels(&self) -> usize {
+        self.senders.len()
+    }
+
+    /// Appends one complete frame (length prefix included) to `channel`.
+    #[inline]
+    pub fn append(&mut self, channel: usize, frame: &[u8]) -> Result<()> {
+        let mut rest = frame;
+        loop {
+            let buf = match &mut self.open[channel] {
+                Some(b) => b,
+                slot => slot.insert(self.pool.request()?),
+            };
+            let n = (self.limit - buf.len()).min(rest.len());
+            buf.extend_from_slice(&rest[..n]);
+            rest = &rest[n..];
+            if buf.len() >= self.limit {
+                self.send(channel)?;
+            }
+            if rest.is_empty() {
+                break;
+            }
+        }
+        if self.flush_always {
+            self.send(channel)?;
+        }
+        Ok(())
+    }
+
+    /// Appends a frame to every channel.
+    pub fn append_all(&mut self, frame: &[u8]) -> Result<()> {
+        for c in 0..self.senders.len() {
+            self.append(c, frame)?;
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, channel: usize) -> Result<()> {
+        if let Some(buf) = self.open[channel].take() {
+            if !buf.is_empty() {
+                self.senders[channel].send(ChannelMessage::Buffer(buf))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends every partly filled buffer (the buffer timeout fired).
+    pub fn flush(&mut self) -> Result<()> {
+        for c in 0..self.open.len() {
+            self.send(c)?;
+        }
+        Ok(())
+    }
+
+    /// Flushes and tells every consumer that this producer is done. Idempotent.
+    pub fn finish(&mut self) -> Result<()> {
+        if self.finished {
+            return Ok(());
+        }
+        self.flush()?;
+        for s in &self.senders {
+            s.send(ChannelMessage::Event(ChannelEvent::EndOfPartition))?;
+        }
+        self.finished = true;
+        Ok(())
+    }
+}
+
+/// Starts a frame in `scratch` (cleared) for a record; returns nothing, the caller appends
+/// the payload and calls [`end_frame`].
+#[inline]
+pub fn begin_record_frame(scratch: &mut Vec<u8>, timestamp: Option<i64>) {
+    scratch.clear();
+    scratch.extend_from_slice(&[0, 0, 0, 0]);
+    match timestamp {
+        None => scratch.push(TAG_RECORD),
+        Some(ts) => {
+            scratch.push(TAG_RECORD_TS);
+            scratch.extend_from_slice(&ts.to_le_bytes());
+        }
+    }
+}
+
+/// Writes the frame's length prefix.
+#[inline]
+pub fn end_frame(scratch: &mut [u8]) -> Result<()> {
+    let len = u32::try_from(scratch.len() - 4).map_err(|_| RuntimeError::Codec {
+        context: "cannot send a record".into(),
+        message: format!("encoded size {} exceeds 4 GiB", scratch.len()),
+    })?;
+    scratch[..4].copy_from_slice(&len.to_le_bytes());
+    Ok(())
+}
+
+/// A complete watermark frame.
+pub fn watermark_frame(wm: Watermark) -> [u8; 13] {
+    let mut f = [0u8; 13];
+    f[..4].copy_from_slice(&9u32.to_le_bytes());
+    f[4] = TAG_WATERMARK;
+    f[5..].copy_from_slice(&wm.0.to_le_bytes());
+    f
+}
+
+/// A complete watermark status frame.
+pub fn status_frame(status: WatermarkStatus) -> [u8; 5] {
+    let tag = match status {
+        WatermarkStatus::Idle => TAG_IDLE,
+        WatermarkStatus::Active => TAG_ACTIVE,
+    };
+    [1, 0, 0, 0, tag]
+}
+
+/// The end of a chain that feeds a network edge: serialises records with `S` and routes them
+/// with `P`.
+pub struct RecordWriter<T, S, P> {
+    channels: ChannelBuffers,
+    serializer: S,
+    selector: P,
+    scratch: Vec<u8>,
+    _t: PhantomData<fn(T)>,
+}
+
+impl<T, S: TypeSerializer<T>, P: ChannelSelector<T>> RecordWriter<T, S, P> {
+    /// A writer over `channels`.
+    pub fn new(channels: ChannelBuffers, serializer: S, selector: P) -> Self {
+        RecordWriter {
+            channels,
+            serializer,
+            selector,
+            scratch: Vec::with_capacity(256),
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T: Send, S: TypeSerializer<T>, P: ChannelSelector<T>> OutputControl for RecordWriter<T, S, P> {
+    fn emit_watermark(&mut self, wm: Watermark) -> Result<()> {
+        self.channels.append_all(&watermark_frame(wm))
+    }
+
+    fn emit_watermark_status(&mut self, status: WatermarkStatus) -> Result<()> {
+        self.channels.append_all(&status_frame(status))
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.channels.flush()
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        self.channels.finish()
+    }
+}
+
+impl<T: Send, S: TypeSerializer<T>, P: ChannelSelector<T>> Output<T> for RecordWriter<T, S, P> {
+    #[inline]
+    fn collect(&mut self, record: StreamRecord<T>) -> Result<()> {
+        begin_record_frame(&mut self.scratch, record.timestamp);
+        self.serializer.serialize(&record.value, &mut self.scratch)?;
+        end_frame(&mut self.scratch)?;
+        let n = self.channels.num_channels();
+        if self.selector.is_broadcast() {
+            return self.channels.append_all(&self.scratch);
+        }
+        let c = self.selector.select(&record.value, n);
+        if c >= n {
+            return Err(RuntimeError::Other(format!(
+                "partitioner chose channel {c}, but there are only {n} consumer subtasks"
+            )));
+        }
+        self.channels.append(c, &self.scratch)
+    }
+}
