@@ -1,1 +1,30 @@
-//! wip
+//! Weir's cluster roles, shaped after Flink's:
+//!
+//! - [`ResourceManager`]: registry of TaskManagers and their slots; hands slots to jobs.
+//! - [`TaskManager`]: a number of slots; deploys and runs tasks, one thread each.
+//! - [`Dispatcher`]: accepts jobs, starts one JobMaster per job, keeps their status.
+//! - [`job_master`]: schedules one job's subtasks onto slots with slot sharing, watches them,
+//!   fails the job (cancelling every task) on the first task failure.
+//! - [`MiniCluster`]: all of them in one process, the default for examples and tests.
+//!
+//! The roles talk only through the gateway traits in [`gateway`], so that the networked
+//! cluster can implement them over RPC without changing the roles themselves.
+
+pub mod dispatcher;
+pub mod error;
+pub mod gateway;
+pub mod job_master;
+pub mod mini_cluster;
+pub mod resource_manager;
+pub mod result;
+pub mod shuffle;
+pub mod task_manager;
+pub mod wiring;
+
+pub use dispatcher::Dispatcher;
+pub use error::{ClusterError, Result};
+pub use gateway::{DispatcherGateway, JobMasterGateway, ResourceManagerGateway, TaskExecutorGateway};
+pub use mini_cluster::{MiniCluster, MiniClusterConfig};
+pub use resource_manager::ResourceManager;
+pub use result::{JobExecutionResult, JobStatus, OperatorSummary};
+pub use task_manager::TaskManager;

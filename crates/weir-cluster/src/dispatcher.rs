@@ -1,0 +1,112 @@
+//! The Dispatcher: accepts jobs, starts a JobMaster for each, and answers for their status
+//! and results.
+
+use crate::error::{ClusterError, Result};
+use crate::gateway::{DispatcherGateway, JobMasterGateway, ResourceManagerGateway};
+use crate::job_master::{self, JobMasterHandle, JobMasterParams, StatusCell};
+use crate::result::{JobExecutionResult, JobStatus};
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex};
+use weir_core::{JobGraph, JobId};
+use weir_runtime::deploy::JobCode;
+
+#[derive(Default)]
+struct ResultCell {
+    value: Mutex<Option<Result<JobExecutionResult>>>,
+    ready: Condvar,
+}
+
+struct JobEntry {
+    name: String,
+    status: StatusCell,
+    master: Arc<JobMasterHandle>,
+    result: Arc<ResultCell>,
+}
+
+/// Hook called when a job ends, to free per-job resources (e.g. shuffle inboxes).
+pub type JobEndHook = Arc<dyn Fn(JobId) + Send + Sync>;
+
+/// Accepts and tracks jobs.
+pub struct Dispatcher {
+    resource_manager: Arc<dyn ResourceManagerGateway>,
+    jobs: Mutex<HashMap<JobId, JobEntry>>,
+    on_job_end: JobEndHook,
+}
+
+impl Dispatcher {
+    /// A Dispatcher that schedules on `resource_manager`'s slots.
+    pub fn new(resource_manager: Arc<dyn ResourceManagerGateway>, on_job_end: JobEndHook) -> Arc<Self> {
+        Arc::new(Dispatcher {
+            resource_manager,
+            jobs: Mutex::new(HashMap::new()),
+            on_job_end,
+        })
+    }
+
+    fn with_job<R>(&self, job: JobId, f: impl FnOnce(&JobEntry) -> R) -> Result<R> {
+        let jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        jobs.get(&job).map(f).ok_or(ClusterError::UnknownJob(job))
+    }
+}
+
+impl DispatcherGateway for Dispatcher {
+    fn submit_job(&self, graph: JobGraph, code: Arc<dyn JobCode>) -> Result<JobId> {
+        let job = JobId::generate();
+        let name = graph.name.clone();
+        tracing::info!(job = %job, name = %name, "job submitted");
+        let status: StatusCell = Arc::new(Mutex::new(JobStatus::Created));
+        let result = Arc::new(ResultCell::default());
+        let cell = result.clone();
+        let on_end = self.on_job_end.clone();
+        let master = job_master::spawn(
+            JobMasterParams {
+                job,
+                graph: Arc::new(graph),
+                code,
+                resource_manager: self.resource_manager.clone(),
+                status: status.clone(),
+            },
+            move |r| {
+                on_end(job);
+                *cell.value.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+                cell.ready.notify_all();
+            },
+        )?;
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner()).insert(
+            job,
+            JobEntry {
+                name,
+                status,
+                master,
+                result,
+            },
+        );
+        Ok(job)
+    }
+
+    fn job_status(&self, job: JobId) -> Result<JobStatus> {
+        self.with_job(job, |e| *e.status.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn cancel_job(&self, job: JobId) -> Result<()> {
+        self.with_job(job, |e| e.master.cancel())
+    }
+
+    fn request_job_result(&self, job: JobId) -> Result<JobExecutionResult> {
+        let cell = self.with_job(job, |e| e.result.clone())?;
+        let mut v = cell.value.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(r) = v.as_ref() {
+                return r.clone();
+            }
+            v = cell.ready.wait(v).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    fn list_jobs(&self) -> Vec<(JobId, String, JobStatus)> {
+        let jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        jobs.iter()
+            .map(|(id, e)| (*id, e.name.clone(), *e.status.lock().unwrap_or_else(|p| p.into_inner())))
+            .collect()
+    }
+}

@@ -1,0 +1,127 @@
+//! The interfaces between cluster roles (Flink's RPC gateways).
+//!
+//! In the mini-cluster they are plain method calls on shared objects; the networked cluster
+//! implements the same traits over gRPC. Calls never block on the callee's work, except
+//! where a method says it waits.
+
+use crate::error::Result;
+use crate::result::{JobExecutionResult, JobStatus};
+use std::sync::Arc;
+use std::time::Duration;
+use weir_core::{JobGraph, JobId, VertexId};
+use weir_runtime::deploy::JobCode;
+use weir_runtime::metrics::OperatorMetrics;
+use weir_runtime::RuntimeError;
+
+/// Identifies a TaskManager.
+pub type TaskManagerId = String;
+
+/// A slot handed to a job.
+#[derive(Clone)]
+pub struct AllocatedSlot {
+    /// The TaskManager holding the slot.
+    pub task_manager: TaskManagerId,
+    /// Slot index within the TaskManager.
+    pub index: usize,
+    /// How to deploy to that TaskManager.
+    pub gateway: Arc<dyn TaskExecutorGateway>,
+}
+
+/// Free and total slots of the cluster.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SlotReport {
+    /// Registered TaskManagers.
+    pub task_managers: usize,
+    /// Slots in all TaskManagers.
+    pub total: usize,
+    /// Slots not allocated to a job.
+    pub free: usize,
+}
+
+/// The ResourceManager: who has slots, and who gets them.
+pub trait ResourceManagerGateway: Send + Sync {
+    /// A TaskManager offers `slots` slots.
+    fn register_task_manager(&self, id: TaskManagerId, slots: usize, gateway: Arc<dyn TaskExecutorGateway>);
+    /// Allocates `count` slots to `job`, all or none, waiting up to `timeout` for them.
+    fn request_slots(&self, job: JobId, count: usize, timeout: Duration) -> Result<Vec<AllocatedSlot>>;
+    /// Returns every slot of `job`.
+    fn release_slots(&self, job: JobId);
+    /// Current slot counts.
+    fn slot_report(&self) -> SlotReport;
+}
+
+/// What a TaskManager deploys: one subtask of one vertex.
+#[derive(Clone)]
+pub struct TaskDeployment {
+    /// The job.
+    pub job: JobId,
+    /// The whole job graph (shared).
+    pub graph: Arc<JobGraph>,
+    /// The vertex.
+    pub vertex: VertexId,
+    /// Subtask index, from 0.
+    pub subtask: u32,
+    /// The job's code.
+    pub code: Arc<dyn JobCode>,
+    /// Where the task reports its end.
+    pub job_master: Arc<dyn JobMasterGateway>,
+}
+
+/// A TaskManager's task-facing interface (Flink's `TaskExecutorGateway`).
+pub trait TaskExecutorGateway: Send + Sync {
+    /// Starts a task; its end is reported to the deployment's JobMaster.
+    fn submit_task(&self, deployment: TaskDeployment) -> Result<()>;
+    /// Cancels every task of `job` on this TaskManager.
+    fn cancel_job_tasks(&self, job: JobId);
+    /// Tasks whose thread is still alive.
+    fn running_tasks(&self) -> usize;
+}
+
+/// How a task ended.
+#[derive(Debug)]
+pub enum TaskEnd {
+    /// Input ended and every operator finished.
+    Finished,
+    /// Stopped because it was cancelled.
+    Canceled,
+    /// Failed with an error.
+    Failed(RuntimeError),
+}
+
+/// A task's final report.
+pub struct TaskExecutionState {
+    /// The job.
+    pub job: JobId,
+    /// The vertex.
+    pub vertex: VertexId,
+    /// Subtask index.
+    pub subtask: u32,
+    /// How it ended.
+    pub end: TaskEnd,
+    /// Per-operator counters of this subtask.
+    pub metrics: Vec<OperatorMetrics>,
+    /// Time its writers waited for buffers, in ms.
+    pub backpressured_ms: u64,
+}
+
+/// A JobMaster, as tasks and the Dispatcher see it.
+pub trait JobMasterGateway: Send + Sync {
+    /// A task reached an end state.
+    fn update_task_execution_state(&self, state: TaskExecutionState);
+    /// The user asked to cancel the job.
+    fn cancel(&self);
+}
+
+/// The Dispatcher, as clients see it.
+pub trait DispatcherGateway: Send + Sync {
+    /// Accepts a job and starts its JobMaster.
+    fn submit_job(&self, graph: JobGraph, code: Arc<dyn JobCode>) -> Result<JobId>;
+    /// The job's current status.
+    fn job_status(&self, job: JobId) -> Result<JobStatus>;
+    /// Asks the job to cancel; returns at once.
+    fn cancel_job(&self, job: JobId) -> Result<()>;
+    /// Waits until the job ends and returns its result.
+    fn request_job_result(&self, job: JobId) -> Result<JobExecutionResult>;
+    /// All jobs this dispatcher knows, with name and status.
+    fn list_jobs(&self) -> Vec<(JobId, String, JobStatus)>;
+}

@@ -1,0 +1,117 @@
+//! The ResourceManager: registers TaskManagers and allocates their slots to jobs.
+
+use crate::error::{ClusterError, Result};
+use crate::gateway::{AllocatedSlot, ResourceManagerGateway, SlotReport, TaskExecutorGateway, TaskManagerId};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use weir_core::JobId;
+
+struct Registered {
+    slots: Vec<Option<JobId>>,
+    gateway: Arc<dyn TaskExecutorGateway>,
+}
+
+/// Keeps the slot table of the cluster.
+#[derive(Default)]
+pub struct ResourceManager {
+    task_managers: Mutex<BTreeMap<TaskManagerId, Registered>>,
+    freed: Condvar,
+}
+
+impl ResourceManager {
+    /// An empty ResourceManager.
+    pub fn new() -> Arc<Self> {
+        Arc::new(ResourceManager::default())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<TaskManagerId, Registered>> {
+        self.task_managers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn report(tms: &BTreeMap<TaskManagerId, Registered>) -> SlotReport {
+        SlotReport {
+            task_managers: tms.len(),
+            total: tms.values().map(|t| t.slots.len()).sum(),
+            free: tms
+                .values()
+                .map(|t| t.slots.iter().filter(|s| s.is_none()).count())
+                .sum(),
+        }
+    }
+}
+
+impl ResourceManagerGateway for ResourceManager {
+    fn register_task_manager(&self, id: TaskManagerId, slots: usize, gateway: Arc<dyn TaskExecutorGateway>) {
+        tracing::info!(task_manager = %id, slots, "TaskManager registered");
+        self.lock().insert(
+            id,
+            Registered {
+                slots: vec![None; slots],
+                gateway,
+            },
+        );
+        self.freed.notify_all();
+    }
+
+    fn request_slots(&self, job: JobId, count: usize, timeout: Duration) -> Result<Vec<AllocatedSlot>> {
+        let start = Instant::now();
+        let deadline = start + timeout;
+        let mut tms = self.lock();
+        loop {
+            let report = Self::report(&tms);
+            if report.free >= count {
+                let mut out = Vec::with_capacity(count);
+                // Spread over TaskManagers in order, filling each before the next.
+                'fill: for (id, tm) in tms.iter_mut() {
+                    for (i, slot) in tm.slots.iter_mut().enumerate() {
+                        if out.len() == count {
+                            break 'fill;
+                        }
+                        if slot.is_none() {
+                            *slot = Some(job);
+                            out.push(AllocatedSlot {
+                                task_manager: id.clone(),
+                                index: i,
+                                gateway: tm.gateway.clone(),
+                            });
+                        }
+                    }
+                }
+                return Ok(out);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(ClusterError::NotEnoughSlots {
+                    job,
+                    needed: count,
+                    total: report.total,
+                    free: report.free,
+                    waited_ms: start.elapsed().as_millis() as u64,
+                });
+            }
+            tms = self
+                .freed
+                .wait_timeout(tms, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    fn release_slots(&self, job: JobId) {
+        let mut tms = self.lock();
+        for tm in tms.values_mut() {
+            for s in tm.slots.iter_mut() {
+                if *s == Some(job) {
+                    *s = None;
+                }
+            }
+        }
+        drop(tms);
+        self.freed.notify_all();
+    }
+
+    fn slot_report(&self) -> SlotReport {
+        Self::report(&self.lock())
+    }
+}

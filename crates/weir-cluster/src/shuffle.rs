@@ -1,0 +1,32 @@
+//! The in-process shuffle service: where a producer finds the inbox of a consumer subtask.
+//!
+//! Inboxes are created on first use by whichever side asks first, so producers and consumers
+//! can be deployed in any order. The networked cluster replaces this lookup with a connection
+//! to the consumer's TaskManager.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use weir_core::{JobId, VertexId};
+use weir_runtime::inbox::TaskInbox;
+
+/// Inboxes of all subtasks of all jobs in this process.
+#[derive(Default)]
+pub struct LocalShuffle {
+    inboxes: Mutex<HashMap<(JobId, VertexId, u32), Arc<TaskInbox>>>,
+}
+
+impl LocalShuffle {
+    /// The inbox of subtask `subtask` of `vertex` of `job`.
+    pub fn inbox(&self, job: JobId, vertex: VertexId, subtask: u32) -> Arc<TaskInbox> {
+        let mut map = self.inboxes.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry((job, vertex, subtask))
+            .or_insert_with(TaskInbox::new)
+            .clone()
+    }
+
+    /// Forgets every inbox of `job` (it ended).
+    pub fn release_job(&self, job: JobId) {
+        let mut map = self.inboxes.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|k, _| k.0 != job);
+    }
+}

@@ -1,0 +1,60 @@
+//! What a TaskManager needs to turn a JobGraph vertex into a running task: the job's code
+//! ([`JobCode`], implemented by the API layer) and the task's wiring ([`TaskIo`]).
+
+use crate::buffer::BufferPool;
+use crate::error::Result;
+use crate::inbox::ChannelSender;
+use crate::task::ChainHead;
+use weir_core::{JobGraph, VertexId};
+
+/// One input channel of a task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InputChannelInfo {
+    /// Index of the JobGraph edge the channel belongs to.
+    pub edge: usize,
+    /// Which input of the head operator (0 or 1) the edge feeds.
+    pub input_index: u8,
+    /// The producing subtask.
+    pub producer: u32,
+}
+
+/// The consumers of one outgoing JobGraph edge, as seen by one producer subtask.
+pub struct OutputEdgeIo {
+    /// Index of the JobGraph edge.
+    pub edge: usize,
+    /// One sender per consumer channel, in partition order.
+    pub senders: Vec<ChannelSender>,
+    /// The consumer vertex's max parallelism (number of key groups), for hash edges.
+    pub consumer_max_parallelism: u32,
+}
+
+/// Everything a subtask is wired to.
+pub struct TaskIo {
+    /// Subtask index, from 0.
+    pub subtask: u32,
+    /// Input channels, in channel-index order.
+    pub inputs: Vec<InputChannelInfo>,
+    /// Outgoing edges of the vertex.
+    pub outputs: Vec<OutputEdgeIo>,
+    /// The task's bounded buffer pool.
+    pub pool: BufferPool,
+    /// Send every record at once (buffer timeout 0).
+    pub flush_always: bool,
+}
+
+impl TaskIo {
+    /// Takes the output wiring of JobGraph edge `edge`.
+    pub fn take_output(&mut self, edge: usize) -> Option<OutputEdgeIo> {
+        let i = self.outputs.iter().position(|o| o.edge == edge)?;
+        Some(self.outputs.swap_remove(i))
+    }
+}
+
+/// A job's user code: it knows how to build the operators of every vertex.
+///
+/// In the embedded mini-cluster this is the program's own graph, shared in memory; in a
+/// distributed cluster the same binary rebuilds it on each TaskManager (DESIGN.md §6).
+pub trait JobCode: Send + Sync {
+    /// Builds subtask `io.subtask` of `vertex`, wired to `io`.
+    fn instantiate(&self, graph: &JobGraph, vertex: VertexId, io: TaskIo) -> Result<ChainHead>;
+}

@@ -1,0 +1,22 @@
+//! The state layer's error type.
+
+use thiserror::Error;
+
+/// A state access that cannot be served.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum StateError {
+    /// A key hashed to a key group this subtask does not own: the stream was not partitioned
+    /// by the same key (or with the same max parallelism) as the state.
+    #[error("key group {key_group} is not owned by this subtask (it owns key groups {start}..{end}); was the stream keyed with key_by on the same key?")]
+    KeyGroupOutOfRange {
+        /// The key's key group.
+        key_group: u32,
+        /// First owned key group.
+        start: u32,
+        /// One past the last owned key group.
+        end: u32,
+    },
+}
+
+/// Result with [`StateError`].
+pub type Result<T, E = StateError> = std::result::Result<T, E>;
