@@ -1,1 +1,69 @@
-//! wip
+//! Weir's DataStream API.
+//!
+//! A program creates a [`StreamExecutionEnvironment`], adds sources, transforms the streams
+//! with typed Rust closures and functions, adds sinks, and calls
+//! [`execute`](StreamExecutionEnvironment::execute). Every call adds a node to a StreamGraph;
+//! `execute` turns it into a JobGraph (chaining operators as Flink does) and runs it on the
+//! embedded mini-cluster.
+//!
+//! ```
+//! use weir_api::prelude::*;
+//!
+//! let env = StreamExecutionEnvironment::new();
+//! env.set_parallelism(2);
+//! let lines = vec!["a b".to_string(), "b c".to_string(), "c".to_string()];
+//! let counts = env
+//!     .from_collection(lines)
+//!     .flat_map(|line: String, out: &mut Collector<(String, u64)>| {
+//!         for w in line.split(' ') {
+//!             out.collect((w.to_string(), 1));
+//!         }
+//!     })
+//!     .key_by(|(w, _)| w.clone())
+//!     .sum(|(_, n)| n)
+//!     .collect_values();
+//! env.execute("word count").unwrap();
+//! let mut finals = std::collections::BTreeMap::new();
+//! for (w, n) in counts.take() {
+//!     let e = finals.entry(w).or_insert(0);
+//!     *e = n.max(*e);
+//! }
+//! assert_eq!(finals["b"], 2);
+//! ```
+
+pub mod connected;
+pub mod datastream;
+pub mod env;
+pub mod error;
+mod exchange;
+pub mod functions;
+pub mod graph;
+pub mod keyed;
+mod operators;
+mod runner;
+pub mod sink;
+pub mod source;
+mod translate;
+mod types;
+
+pub use datastream::DataStream;
+pub use env::{JobClient, StreamExecutionEnvironment};
+pub use error::{ApiError, Result};
+pub use functions::{Collector, OutputTag, ProcessContext, ProcessFunction, RuntimeContext, UserError};
+pub use keyed::KeyedStream;
+pub use types::Data;
+
+/// Everything a job program usually needs.
+pub mod prelude {
+    pub use crate::connected::{CoProcessFunction, ConnectedStreams};
+    pub use crate::datastream::DataStream;
+    pub use crate::env::{JobClient, StreamExecutionEnvironment};
+    pub use crate::error::{ApiError, Result};
+    pub use crate::functions::{Collector, OutputTag, ProcessContext, ProcessFunction, RuntimeContext, UserError};
+    pub use crate::keyed::KeyedStream;
+    pub use crate::sink::{CollectedValues, Sink, SinkContext, SinkWriter};
+    pub use crate::source::{Boundedness, Source, SourceContext};
+    pub use crate::types::Data;
+    pub use weir_cluster::{JobExecutionResult, JobStatus, MiniCluster, MiniClusterConfig};
+    pub use weir_runtime::source::{PollStatus, SourceOutput, SourceReader};
+}

@@ -12,6 +12,8 @@ use weir_runtime::buffer::BufferPool;
 use weir_runtime::deploy::{OutputEdgeIo, TaskIo};
 use weir_runtime::inbox::ChannelSender;
 use weir_runtime::task::{Task, TaskCanceller};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use weir_runtime::error::panic_message;
 use weir_runtime::RuntimeError;
 
 /// A TaskManager with a fixed number of slots.
@@ -85,59 +87,62 @@ impl TaskExecutorGateway for TaskManager {
         let pool = io.pool.clone();
         let inbox = self.shuffle.inbox(d.job, d.vertex, d.subtask);
         let key = (d.job, d.vertex, d.subtask);
-        // Build the operators on the TaskManager, before the thread starts, so that a
-        // construction error is reported like any other task failure.
-        let head = d.code.instantiate(&d.graph, d.vertex, io);
-        let report = {
-            let d = d.clone();
-            move |end: TaskEnd, metrics, backpressured_ms| {
-                d.job_master.update_task_execution_state(TaskExecutionState {
-                    job: d.job,
-                    vertex: d.vertex,
-                    subtask: d.subtask,
-                    end,
-                    metrics,
-                    backpressured_ms,
-                })
-            }
-        };
-        let head = match head {
-            Ok(h) => h,
-            Err(e) => {
-                report(TaskEnd::Failed(e), Vec::new(), 0);
-                return Ok(());
-            }
-        };
-        let task = Task::new(task_name.clone(), head, inbox, pool, d.graph.config.buffer_timeout_ms);
         self.running
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(key, task.canceller());
+            .insert(key, TaskCanceller::new(inbox.clone(), pool.clone()));
         let live = self.live_threads.clone();
         let running = self.running.clone();
         live.fetch_add(1, Ordering::SeqCst);
-        let spawned = std::thread::Builder::new()
-            .name(task_name.clone())
-            .spawn(move || {
-                tracing::debug!(task = %task_name, "task started");
-                let outcome = task.run();
-                let end = match outcome.result {
-                    Ok(()) => TaskEnd::Finished,
-                    Err(RuntimeError::Cancelled) => TaskEnd::Canceled,
-                    Err(e) => TaskEnd::Failed(e),
-                };
-                tracing::debug!(task = %task_name, ?end, "task ended");
-                running
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&key);
-                live.fetch_sub(1, Ordering::SeqCst);
-                report(end, outcome.metrics, outcome.backpressured_ms);
+        let thread_name = task_name.clone();
+        let job = d.job;
+        let spawned = std::thread::Builder::new().name(thread_name).spawn(move || {
+            tracing::debug!(task = %task_name, "task started");
+            // The operators are built on the task's own thread, so that user code in
+            // constructors and `open` runs where the task runs and its panics fail the task.
+            let built = catch_unwind(AssertUnwindSafe(|| d.code.instantiate(&d.graph, d.vertex, io)))
+                .unwrap_or_else(|p| {
+                    Err(RuntimeError::Other(format!(
+                        "building task '{task_name}' panicked: {}",
+                        panic_message(p.as_ref())
+                    )))
+                });
+            let (end, metrics, backpressured_ms) = match built {
+                Ok(head) => {
+                    let outcome =
+                        Task::new(task_name.clone(), head, inbox, pool, d.graph.config.buffer_timeout_ms).run();
+                    let end = match outcome.result {
+                        Ok(()) => TaskEnd::Finished,
+                        Err(RuntimeError::Cancelled) => TaskEnd::Canceled,
+                        Err(e) => TaskEnd::Failed(e),
+                    };
+                    (end, outcome.metrics, outcome.backpressured_ms)
+                }
+                Err(e) => {
+                    // Release whatever waits on this task.
+                    TaskCanceller::new(inbox, pool).cancel();
+                    (TaskEnd::Failed(e), Vec::new(), 0)
+                }
+            };
+            tracing::debug!(task = %task_name, ?end, "task ended");
+            running
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&key);
+            live.fetch_sub(1, Ordering::SeqCst);
+            d.job_master.update_task_execution_state(TaskExecutionState {
+                job: d.job,
+                vertex: d.vertex,
+                subtask: d.subtask,
+                end,
+                metrics,
+                backpressured_ms,
             });
+        });
         if let Err(e) = spawned {
             self.live_threads.fetch_sub(1, Ordering::SeqCst);
             return Err(ClusterError::Deployment {
-                job: d.job,
+                job,
                 message: format!("cannot start a thread for a task: {e}"),
             });
         }

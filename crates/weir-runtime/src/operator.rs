@@ -136,24 +136,73 @@ impl<O> Outputs<O> {
     /// Emits a record on the side output `tag`. Records for a tag nobody consumes are
     /// dropped, as in Flink. Fails if the tag is consumed with another element type.
     pub fn collect_side<S: 'static>(&mut self, tag: &str, record: StreamRecord<S>) -> Result<()> {
-        for (t, slot) in &mut self.sides {
-            if t == tag {
-                return match slot.as_any_mut().downcast_mut::<TypedSideOutput<S>>() {
-                    Some(out) => out.0.collect(record),
-                    None => Err(RuntimeError::Other(format!(
-                        "side output '{tag}' was declared with another type than {}",
-                        std::any::type_name::<S>()
-                    ))),
-                };
-            }
-        }
-        Ok(())
+        collect_side(&mut self.sides, tag, record)
     }
 
     /// Records emitted on the main output so far.
     pub fn records_out(&self) -> u64 {
         self.records_out
     }
+
+    /// Borrows the main output and the side outputs separately, so that a function can
+    /// hold a collector and a context at the same time.
+    pub fn split(&mut self) -> (MainOutput<'_, O>, SideOutputs<'_>) {
+        (
+            MainOutput {
+                main: &mut self.main,
+                records_out: &mut self.records_out,
+            },
+            SideOutputs {
+                sides: &mut self.sides,
+            },
+        )
+    }
+}
+
+/// The main output of an operator, borrowed from its [`Outputs`].
+pub struct MainOutput<'a, O> {
+    main: &'a mut Box<dyn Output<O>>,
+    records_out: &'a mut u64,
+}
+
+impl<O> MainOutput<'_, O> {
+    /// Emits a record.
+    #[inline]
+    pub fn collect(&mut self, record: StreamRecord<O>) -> Result<()> {
+        *self.records_out += 1;
+        self.main.collect(record)
+    }
+}
+
+/// The side outputs of an operator, borrowed from its [`Outputs`].
+pub struct SideOutputs<'a> {
+    sides: &'a mut Vec<(String, Box<dyn SideOutputSlot>)>,
+}
+
+impl SideOutputs<'_> {
+    /// Emits a record on side output `tag` (dropped if nobody consumes the tag).
+    pub fn collect<S: 'static>(&mut self, tag: &str, record: StreamRecord<S>) -> Result<()> {
+        collect_side(self.sides, tag, record)
+    }
+}
+
+fn collect_side<S: 'static>(
+    sides: &mut [(String, Box<dyn SideOutputSlot>)],
+    tag: &str,
+    record: StreamRecord<S>,
+) -> Result<()> {
+    for (t, slot) in sides.iter_mut() {
+        if t == tag {
+            return match slot.as_any_mut().downcast_mut::<TypedSideOutput<S>>() {
+                Some(out) => out.0.collect(record),
+                None => Err(RuntimeError::Other(format!(
+                    "side output '{tag}' was declared with another type than {}",
+                    std::any::type_name::<S>()
+                ))),
+            };
+        }
+    }
+    Ok(())
 }
 
 impl<O> OutputControl for Outputs<O> {

@@ -34,6 +34,11 @@ pub struct TaskCanceller {
 }
 
 impl TaskCanceller {
+    /// A canceller for the task that owns `inbox` and `pool`.
+    pub fn new(inbox: Arc<TaskInbox>, pool: BufferPool) -> Self {
+        TaskCanceller { inbox, pool }
+    }
+
     /// Wakes the task and makes it stop: its inbox refuses input, its buffer pool refuses
     /// requests (so a writer blocked by backpressure wakes up).
     pub fn cancel(&self) {

@@ -53,6 +53,13 @@ impl<K: Hash + Eq, V> KeyGroupedMap<K, V> {
         Ok(self.groups[s].get(key))
     }
 
+    /// The value of `key` for update, if any.
+    #[inline]
+    pub fn get_mut(&mut self, key: &K) -> Result<Option<&mut V>> {
+        let s = self.slot(self.key_group_of(key))?;
+        Ok(self.groups[s].get_mut(key))
+    }
+
     /// The value of `key` for update, inserted with `init` if absent.
     #[inline]
     pub fn get_or_insert_with(&mut self, key: K, init: impl FnOnce() -> V) -> Result<&mut V> {

@@ -1,0 +1,410 @@
+//! DataStream: a stream of elements of one type, and the transformations on it.
+
+use crate::connected::ConnectedStreams;
+use crate::env::StreamExecutionEnvironment;
+use crate::exchange::{custom_writer, hash_writer, WriterFactory};
+use crate::functions::{Collector, OutputTag, ProcessFunction, RuntimeContext};
+use crate::graph::{ChainingStrategy, NodeCode, NodeKind};
+use crate::keyed::KeyedStream;
+use crate::operators::{FilterOp, FlatMapOp, MapOp, ProcessOp, SinkOp};
+use crate::sink::{CollectSink, CollectedValues, DiscardSink, PrintSink, Sink, SinkContext};
+use crate::types::{erase, unerase, Data, TypeOps};
+use std::hash::Hash;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use weir_core::{NodeId, PartitionerKind};
+use weir_runtime::operator::{guarded, OneInputLink, OperatorInfo, Output, Outputs};
+use weir_runtime::Result as RtResult;
+
+/// One upstream of a stream: a node's main or side output, with the partitioner the next
+/// operator will be connected with.
+#[derive(Clone)]
+pub(crate) struct StreamInput {
+    pub node: NodeId,
+    pub side_output: Option<String>,
+    pub partitioner: Option<PartitionerKind>,
+    pub writer: Option<WriterFactory>,
+    pub ty: TypeOps,
+}
+
+/// A stream of `T` (Flink's `DataStream`). Transformations add nodes to the environment's
+/// graph and return new streams; methods that configure an operator (`name`, `uid`,
+/// `set_parallelism`, ...) apply to the operator that produced this stream.
+pub struct DataStream<T> {
+    pub(crate) env: StreamExecutionEnvironment,
+    pub(crate) inputs: Vec<StreamInput>,
+    pub(crate) op: Option<NodeId>,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for DataStream<T> {
+    fn clone(&self) -> Self {
+        DataStream {
+            env: self.env.clone(),
+            inputs: self.inputs.clone(),
+            op: self.op,
+            _t: PhantomData,
+        }
+    }
+}
+
+/// The configurable end of a pipeline: a sink operator.
+pub struct DataStreamSink {
+    inner: DataStream<()>,
+}
+
+impl<T: Data> DataStream<T> {
+    pub(crate) fn from_node(env: StreamExecutionEnvironment, node: NodeId) -> Self {
+        DataStream {
+            env,
+            inputs: vec![StreamInput {
+                node,
+                side_output: None,
+                partitioner: None,
+                writer: None,
+                ty: TypeOps::of::<T>(),
+            }],
+            op: Some(node),
+            _t: PhantomData,
+        }
+    }
+
+    fn repartitioned(&self, kind: PartitionerKind, writer: Option<WriterFactory>) -> Self {
+        DataStream {
+            env: self.env.clone(),
+            inputs: self
+                .inputs
+                .iter()
+                .map(|i| StreamInput {
+                    partitioner: Some(kind),
+                    writer: writer.clone(),
+                    ..i.clone()
+                })
+                .collect(),
+            op: None,
+            _t: PhantomData,
+        }
+    }
+
+    /// The environment this stream belongs to.
+    pub fn env(&self) -> &StreamExecutionEnvironment {
+        &self.env
+    }
+
+    /// Adds a one-input operator built per subtask by `build`.
+    pub(crate) fn one_input<O, B>(&self, name: &str, kind: NodeKind, build: B) -> DataStream<O>
+    where
+        O: Data,
+        B: Fn(&OperatorInfo, Outputs<O>) -> RtResult<Box<dyn Output<T>>> + Send + Sync + 'static,
+    {
+        let code = NodeCode::OneInput(Arc::new(move |info, main, sides| {
+            let outs = Outputs::new(unerase::<O>(main)?, sides);
+            Ok(erase::<T>(build(info, outs)?))
+        }));
+        let inputs: Vec<(u8, StreamInput)> = self.inputs.iter().map(|i| (0, i.clone())).collect();
+        let id = self.env.add_node(
+            name.to_string(),
+            kind,
+            ChainingStrategy::Always,
+            code,
+            TypeOps::of::<O>(),
+            Some(TypeOps::of::<T>()),
+            &inputs,
+        );
+        DataStream::from_node(self.env.clone(), id)
+    }
+
+    /// Applies `f` to every element.
+    pub fn map<O, F>(&self, f: F) -> DataStream<O>
+    where
+        O: Data,
+        F: FnMut(T) -> O + Clone + Send + Sync + 'static,
+    {
+        self.one_input("Map", NodeKind::Operator, move |info, out| {
+            Ok(Box::new(OneInputLink::new(MapOp(f.clone()), out, info.clone())))
+        })
+    }
+
+    /// Emits any number of elements per element through the collector.
+    pub fn flat_map<O, F>(&self, f: F) -> DataStream<O>
+    where
+        O: Data,
+        F: FnMut(T, &mut Collector<'_, O>) + Clone + Send + Sync + 'static,
+    {
+        self.one_input("Flat Map", NodeKind::Operator, move |info, out| {
+            Ok(Box::new(OneInputLink::new(FlatMapOp(f.clone()), out, info.clone())))
+        })
+    }
+
+    /// Keeps the elements for which `f` is true.
+    pub fn filter<F>(&self, f: F) -> DataStream<T>
+    where
+        F: FnMut(&T) -> bool + Clone + Send + Sync + 'static,
+    {
+        self.one_input("Filter", NodeKind::Operator, move |info, out| {
+            Ok(Box::new(OneInputLink::new(FilterOp(f.clone()), out, info.clone())))
+        })
+    }
+
+    /// Runs a [`ProcessFunction`] on every element.
+    pub fn process<O, P>(&self, f: P) -> DataStream<O>
+    where
+        O: Data,
+        P: ProcessFunction<T, O>,
+    {
+        self.one_input("Process", NodeKind::Operator, move |info, out| {
+            let mut f = f.clone();
+            guarded(info, || {
+                f.open(&RuntimeContext::of(info))
+                    .map_err(|e| crate::functions::user_error(info, e))
+            })?;
+            let op = ProcessOp {
+                f,
+                info: info.clone(),
+                watermark: i64::MIN,
+            };
+            Ok(Box::new(OneInputLink::new(op, out, info.clone())))
+        })
+    }
+
+    /// Partitions the stream by key: equal keys go to the same subtask (by key group).
+    pub fn key_by<K, F>(&self, key: F) -> KeyedStream<T, K>
+    where
+        K: Data + Hash + Eq,
+        F: Fn(&T) -> K + Send + Sync + 'static,
+    {
+        let key_of: Arc<dyn Fn(&T) -> K + Send + Sync> = Arc::new(key);
+        KeyedStream {
+            stream: self.repartitioned(PartitionerKind::Hash, Some(hash_writer::<T, K>(key_of.clone()))),
+            key_of,
+        }
+    }
+
+    /// Merges streams of the same type.
+    pub fn union(&self, others: &[&DataStream<T>]) -> DataStream<T> {
+        let mut inputs = self.inputs.clone();
+        for o in others {
+            inputs.extend(o.inputs.iter().cloned());
+        }
+        DataStream {
+            env: self.env.clone(),
+            inputs,
+            op: None,
+            _t: PhantomData,
+        }
+    }
+
+    /// Connects with a stream of another type, for co-functions.
+    pub fn connect<B: Data>(&self, other: &DataStream<B>) -> ConnectedStreams<T, B> {
+        ConnectedStreams::new(self.clone(), other.clone())
+    }
+
+    /// The side output `tag` of the operator that produced this stream.
+    ///
+    /// # Panics
+    /// If this stream is not the output of one operator (e.g. a union).
+    pub fn get_side_output<X: Data>(&self, tag: &OutputTag<X>) -> DataStream<X> {
+        let node = self.operator("get_side_output");
+        DataStream {
+            env: self.env.clone(),
+            inputs: vec![StreamInput {
+                node,
+                side_output: Some(tag.id().to_string()),
+                partitioner: None,
+                writer: None,
+                ty: TypeOps::of::<X>(),
+            }],
+            op: None,
+            _t: PhantomData,
+        }
+    }
+
+    /// Uniformly random distribution.
+    pub fn shuffle(&self) -> DataStream<T> {
+        self.repartitioned(PartitionerKind::Shuffle, None)
+    }
+
+    /// Round-robin over all downstream subtasks.
+    pub fn rebalance(&self) -> DataStream<T> {
+        self.repartitioned(PartitionerKind::Rebalance, None)
+    }
+
+    /// Round-robin over the downstream subtasks wired locally to each upstream subtask.
+    pub fn rescale(&self) -> DataStream<T> {
+        self.repartitioned(PartitionerKind::Rescale, None)
+    }
+
+    /// Every element to every downstream subtask.
+    pub fn broadcast(&self) -> DataStream<T> {
+        self.repartitioned(PartitionerKind::Broadcast, None)
+    }
+
+    /// Subtask i to subtask i; requires equal parallelism.
+    pub fn forward(&self) -> DataStream<T> {
+        self.repartitioned(PartitionerKind::Forward, None)
+    }
+
+    /// Every element to the first downstream subtask.
+    pub fn global(&self) -> DataStream<T> {
+        self.repartitioned(PartitionerKind::Global, None)
+    }
+
+    /// Distributes by `partitioner(key, number_of_subtasks)`.
+    pub fn partition_custom<K, P, F>(&self, partitioner: P, key: F) -> DataStream<T>
+    where
+        K: 'static,
+        P: Fn(&K, usize) -> usize + Send + Sync + 'static,
+        F: Fn(&T) -> K + Send + Sync + 'static,
+    {
+        let w = custom_writer::<T, K>(Arc::new(key), Arc::new(partitioner));
+        self.repartitioned(PartitionerKind::Custom, Some(w))
+    }
+
+    /// Writes every element to `sink`.
+    pub fn sink_to<S: Sink<T>>(&self, sink: S, name: &str) -> DataStreamSink {
+        let sink = Arc::new(sink);
+        let s = self.one_input::<(), _>(&format!("Sink: {name}"), NodeKind::Sink, move |info, out| {
+            let ctx = SinkContext {
+                subtask: info.subtask,
+                parallelism: info.parallelism,
+            };
+            let writer = guarded(info, || {
+                sink.create_writer(&ctx)
+                    .map_err(|e| crate::functions::user_error(info, e))
+            })?;
+            let op = SinkOp {
+                writer,
+                info: info.clone(),
+            };
+            Ok(Box::new(OneInputLink::new(op, out, info.clone())))
+        });
+        DataStreamSink { inner: s }
+    }
+
+    /// Prints every element (its `Debug` form) to standard output, prefixed with `N> `
+    /// (subtask N) when the sink runs in parallel.
+    pub fn print(&self) -> DataStreamSink
+    where
+        T: std::fmt::Debug,
+    {
+        self.sink_to(PrintSink::new(None, false), "Print to Std. Out")
+    }
+
+    /// Like [`print`](Self::print), with `identifier` in front of every line.
+    pub fn print_with_identifier(&self, identifier: &str) -> DataStreamSink
+    where
+        T: std::fmt::Debug,
+    {
+        self.sink_to(PrintSink::new(Some(identifier.to_string()), false), "Print to Std. Out")
+    }
+
+    /// Prints every element to standard error.
+    pub fn print_to_err(&self) -> DataStreamSink
+    where
+        T: std::fmt::Debug,
+    {
+        self.sink_to(PrintSink::new(None, true), "Print to Std. Err")
+    }
+
+    /// Drops every element.
+    pub fn discard(&self) -> DataStreamSink {
+        self.sink_to(DiscardSink, "Discarding Sink")
+    }
+
+    /// Gathers every element for the caller, who reads them after (or while) the job runs.
+    pub fn collect_values(&self) -> CollectedValues<T> {
+        let values = CollectedValues::new();
+        self.sink_to(
+            CollectSink {
+                target: values.clone(),
+            },
+            "Collect Sink",
+        );
+        values
+    }
+}
+
+impl<T> DataStream<T> {
+    fn operator(&self, what: &str) -> NodeId {
+        match self.op {
+            Some(n) => n,
+            None => panic!(
+                "{what}: this stream is not the output of a single operator (it is a union or a repartitioned stream); call it on the operator's stream"
+            ),
+        }
+    }
+
+    fn update(self, what: &str, f: impl FnOnce(&mut crate::graph::StreamNode)) -> Self {
+        let node = self.operator(what);
+        f(&mut self.env.state.borrow_mut().nodes[node.0 as usize]);
+        self
+    }
+
+    /// Names the operator.
+    pub fn name(self, name: &str) -> Self {
+        self.update("name", |n| n.name = name.to_string())
+    }
+
+    /// Gives the operator a stable id (its state is matched by it across versions).
+    pub fn uid(self, uid: &str) -> Self {
+        self.update("uid", |n| n.uid = Some(uid.to_string()))
+    }
+
+    /// Sets the operator's parallelism (checked when the job is built).
+    pub fn set_parallelism(self, parallelism: i64) -> Self {
+        self.update("set_parallelism", |n| n.parallelism = Some(parallelism))
+    }
+
+    /// Sets the operator's max parallelism (checked when the job is built).
+    pub fn set_max_parallelism(self, max_parallelism: i64) -> Self {
+        self.update("set_max_parallelism", |n| n.max_parallelism = Some(max_parallelism))
+    }
+
+    /// Puts the operator in slot sharing group `group`.
+    pub fn slot_sharing_group(self, group: &str) -> Self {
+        self.update("slot_sharing_group", |n| n.slot_sharing_group = Some(group.to_string()))
+    }
+
+    /// Never chains this operator to its neighbours.
+    pub fn disable_chaining(self) -> Self {
+        self.update("disable_chaining", |n| n.chaining = ChainingStrategy::Never)
+    }
+
+    /// Starts a new chain at this operator.
+    pub fn start_new_chain(self) -> Self {
+        self.update("start_new_chain", |n| n.chaining = ChainingStrategy::Head)
+    }
+}
+
+impl DataStreamSink {
+    /// Names the sink.
+    pub fn name(self, name: &str) -> Self {
+        DataStreamSink {
+            inner: self.inner.name(name),
+        }
+    }
+    /// Gives the sink a stable id.
+    pub fn uid(self, uid: &str) -> Self {
+        DataStreamSink {
+            inner: self.inner.uid(uid),
+        }
+    }
+    /// Sets the sink's parallelism.
+    pub fn set_parallelism(self, parallelism: i64) -> Self {
+        DataStreamSink {
+            inner: self.inner.set_parallelism(parallelism),
+        }
+    }
+    /// Puts the sink in slot sharing group `group`.
+    pub fn slot_sharing_group(self, group: &str) -> Self {
+        DataStreamSink {
+            inner: self.inner.slot_sharing_group(group),
+        }
+    }
+    /// Never chains the sink.
+    pub fn disable_chaining(self) -> Self {
+        DataStreamSink {
+            inner: self.inner.disable_chaining(),
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! The StreamExecutionEnvironment: where a program sets defaults, adds sources and runs the
+//! job.
+
+use crate::datastream::{DataStream, StreamInput};
+use crate::error::{ApiError, Result};
+use crate::graph::{ChainingStrategy, NodeCode, NodeKind, StreamEdge, StreamNode};
+use crate::runner::CompiledJob;
+use crate::source::{Boundedness, CollectionSource, IteratorSource, SequenceSource, Source, SourceContext};
+use crate::translate;
+use crate::types::{unerase, Data, TypeOps};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+use weir_cluster::{ClusterError, DispatcherGateway, JobExecutionResult, JobStatus, MiniCluster, MiniClusterConfig};
+use weir_core::{ExecutionConfig, JobGraph, JobId, NodeId};
+use weir_runtime::head::SourceHead;
+use weir_runtime::operator::Outputs;
+
+pub(crate) struct EnvState {
+    pub config: ExecutionConfig,
+    /// Parallelism and max parallelism as the user set them; validated when the job graph is
+    /// built so that a bad value is reported as an error, not a panic.
+    pub raw_parallelism: i64,
+    pub raw_max_parallelism: Option<i64>,
+    pub nodes: Vec<StreamNode>,
+    pub edges: Vec<StreamEdge>,
+    pub cluster: Option<Arc<MiniCluster>>,
+}
+
+/// Builds and runs a streaming job (Flink's `StreamExecutionEnvironment`).
+///
+/// The handle is cheap to clone; every stream created from it adds to the same graph.
+#[derive(Clone)]
+pub struct StreamExecutionEnvironment {
+    pub(crate) state: Rc<RefCell<EnvState>>,
+}
+
+impl Default for StreamExecutionEnvironment {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StreamExecutionEnvironment {
+    /// An environment that runs jobs on an embedded mini-cluster, with parallelism defaulting
+    /// to the number of cores.
+    pub fn new() -> Self {
+        let config = ExecutionConfig::default();
+        StreamExecutionEnvironment {
+            state: Rc::new(RefCell::new(EnvState {
+                raw_parallelism: config.parallelism as i64,
+                raw_max_parallelism: None,
+                config,
+                nodes: Vec::new(),
+                edges: Vec::new(),
+                cluster: None,
+            })),
+        }
+    }
+
+    /// Default parallelism of operators that do not set their own.
+    pub fn set_parallelism(&self, parallelism: i64) -> &Self {
+        self.state.borrow_mut().raw_parallelism = parallelism;
+        self
+    }
+
+    /// The default parallelism as set.
+    pub fn parallelism(&self) -> i64 {
+        self.state.borrow().raw_parallelism
+    }
+
+    /// Default max parallelism (number of key groups).
+    pub fn set_max_parallelism(&self, max_parallelism: i64) -> &Self {
+        self.state.borrow_mut().raw_max_parallelism = Some(max_parallelism);
+        self
+    }
+
+    /// Turns operator chaining off for the whole job.
+    pub fn disable_operator_chaining(&self) -> &Self {
+        self.state.borrow_mut().config.chaining_enabled = false;
+        self
+    }
+
+    /// How long a partly filled network buffer may wait before it is sent: `0` sends every
+    /// record at once, `-1` only sends full buffers.
+    pub fn set_buffer_timeout(&self, millis: i64) -> &Self {
+        self.state.borrow_mut().config.buffer_timeout_ms = millis;
+        self
+    }
+
+    /// Size of network buffers in bytes (default 32 KiB).
+    pub fn set_buffer_size(&self, bytes: usize) -> &Self {
+        self.state.borrow_mut().config.buffer_size = bytes;
+        self
+    }
+
+    /// Buffers per task beyond two per outgoing channel.
+    pub fn set_floating_buffers(&self, buffers: usize) -> &Self {
+        self.state.borrow_mut().config.floating_buffers_per_task = buffers;
+        self
+    }
+
+    /// How long a job waits for enough free slots before it fails.
+    pub fn set_slot_request_timeout(&self, timeout: Duration) -> &Self {
+        self.state.borrow_mut().config.slot_request_timeout_ms = timeout.as_millis() as u64;
+        self
+    }
+
+    /// Runs jobs on `cluster` instead of a mini-cluster started per job.
+    pub fn set_cluster(&self, cluster: Arc<MiniCluster>) -> &Self {
+        self.state.borrow_mut().cluster = Some(cluster);
+        self
+    }
+
+    /// The current settings.
+    pub fn config(&self) -> ExecutionConfig {
+        self.state.borrow().config.clone()
+    }
+
+    /// Adds a source.
+    pub fn from_source<T: Data, S: Source<T>>(&self, source: S, name: &str) -> DataStream<T> {
+        let non_parallel = !source.is_parallel();
+        let source = Arc::new(source);
+        let code = NodeCode::Source(Arc::new(move |info, main, sides| {
+            let ctx = SourceContext {
+                subtask: info.subtask,
+                parallelism: info.parallelism,
+            };
+            let reader = weir_runtime::operator::guarded(info, || {
+                source
+                    .create_reader(&ctx)
+                    .map_err(|e| crate::functions::user_error(info, e))
+            })?;
+            let out = Outputs::new(unerase::<T>(main)?, sides);
+            Ok(Box::new(SourceHead::new(reader, out, info.clone())) as _)
+        }));
+        let id = self.add_node(
+            format!("Source: {name}"),
+            NodeKind::Source,
+            ChainingStrategy::Head,
+            code,
+            TypeOps::of::<T>(),
+            None,
+            &[],
+        );
+        let s = DataStream::from_node(self.clone(), id);
+        if non_parallel {
+            self.state.borrow_mut().nodes[id.0 as usize].non_parallel = true;
+            s.set_parallelism(1)
+        } else {
+            s
+        }
+    }
+
+    /// The elements of `data`, in order, from a single subtask.
+    pub fn from_collection<T: Data + Sync>(&self, data: Vec<T>) -> DataStream<T> {
+        self.from_source(CollectionSource::new(data), "Collection Source")
+    }
+
+    /// The numbers `from..=to`, read in parallel.
+    pub fn from_sequence(&self, from: i64, to: i64) -> DataStream<i64> {
+        self.from_source(SequenceSource::new(from, to), "Sequence Source")
+    }
+
+    /// What `factory()` yields, from a single subtask; unbounded if the iterator never ends
+    /// and `bounded` is false.
+    pub fn from_iter_fn<T, I, F>(&self, factory: F, boundedness: Boundedness) -> DataStream<T>
+    where
+        T: Data,
+        I: Iterator<Item = T> + Send + 'static,
+        F: Fn() -> I + Send + Sync + 'static,
+    {
+        self.from_source(IteratorSource::new(factory, boundedness), "Iterator Source")
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn add_node(
+        &self,
+        name: String,
+        kind: NodeKind,
+        chaining: ChainingStrategy,
+        code: NodeCode,
+        out_type: TypeOps,
+        in_type: Option<TypeOps>,
+        inputs: &[(u8, StreamInput)],
+    ) -> NodeId {
+        let mut st = self.state.borrow_mut();
+        let id = NodeId(st.nodes.len() as u32);
+        st.nodes.push(StreamNode {
+            id,
+            name,
+            uid: None,
+            parallelism: None,
+            max_parallelism: None,
+            slot_sharing_group: None,
+            chaining,
+            kind,
+            non_parallel: false,
+            code,
+            out_type,
+            in_type,
+        });
+        for (input_index, i) in inputs {
+            st.edges.push(StreamEdge {
+                source: i.node,
+                target: id,
+                partitioner: i.partitioner,
+                input_index: *input_index,
+                side_output: i.side_output.clone(),
+                ty: i.ty,
+                writer: i.writer.clone(),
+            });
+        }
+        id
+    }
+
+    /// The job as Flink's execution plan JSON (`getExecutionPlan`).
+    pub fn execution_plan(&self) -> Result<String> {
+        Ok(translate::execution_plan(&self.state.borrow())?)
+    }
+
+    /// The JobGraph the current program translates to (for inspection and tests).
+    pub fn job_graph(&self, job_name: &str) -> Result<JobGraph> {
+        Ok(translate::translate(&self.state.borrow(), job_name)?.job_graph)
+    }
+
+    /// Runs the job and waits for it to end.
+    pub fn execute(&self, job_name: &str) -> Result<JobExecutionResult> {
+        self.execute_async(job_name)?.wait()
+    }
+
+    /// Submits the job and returns at once with a handle to wait for or cancel it. The
+    /// program's graph is cleared, as in Flink, so the environment can build another job.
+    pub fn execute_async(&self, job_name: &str) -> Result<JobClient> {
+        let (graph, code) = {
+            let st = self.state.borrow();
+            let t = translate::translate(&st, job_name)?;
+            let code = CompiledJob::new(&st, &t);
+            (t.job_graph, code)
+        };
+        let cluster = {
+            let st = self.state.borrow();
+            st.cluster.clone()
+        };
+        let cluster = cluster.unwrap_or_else(|| {
+            MiniCluster::start(MiniClusterConfig {
+                task_managers: 1,
+                slots_per_task_manager: graph.required_slots(),
+            })
+        });
+        {
+            let mut st = self.state.borrow_mut();
+            st.nodes.clear();
+            st.edges.clear();
+        }
+        let dispatcher = cluster.dispatcher();
+        let job = dispatcher.submit_job(graph, Arc::new(code))?;
+        Ok(JobClient {
+            cluster,
+            dispatcher,
+            job,
+            name: job_name.to_string(),
+        })
+    }
+}
+
+/// A submitted job (Flink's `JobClient`).
+pub struct JobClient {
+    cluster: Arc<MiniCluster>,
+    dispatcher: Arc<dyn DispatcherGateway>,
+    job: JobId,
+    name: String,
+}
+
+impl JobClient {
+    /// The job's id.
+    pub fn job_id(&self) -> JobId {
+        self.job
+    }
+
+    /// The cluster running the job.
+    pub fn cluster(&self) -> &Arc<MiniCluster> {
+        &self.cluster
+    }
+
+    /// The job's current status.
+    pub fn status(&self) -> Result<JobStatus> {
+        Ok(self.dispatcher.job_status(self.job)?)
+    }
+
+    /// Asks the job to cancel; [`wait`](Self::wait) then reports the cancellation.
+    pub fn cancel(&self) -> Result<()> {
+        Ok(self.dispatcher.cancel_job(self.job)?)
+    }
+
+    /// Waits for the job to end.
+    pub fn wait(&self) -> Result<JobExecutionResult> {
+        self.dispatcher
+            .request_job_result(self.job)
+            .map_err(|source: ClusterError| ApiError::JobFailed {
+                job: self.name.clone(),
+                source,
+            })
+    }
+}

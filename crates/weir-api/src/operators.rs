@@ -1,0 +1,255 @@
+//! The operators behind the DataStream transformations: small structs that implement the
+//! runtime's operator traits around user functions.
+
+use crate::connected::CoProcessFunction;
+use crate::functions::{user_error, Collector, ProcessContext, ProcessFunction};
+use crate::sink::SinkWriter;
+use std::hash::Hash;
+use std::sync::Arc;
+use weir_runtime::operator::{OneInputOperator, OperatorInfo, OutputControl, Outputs, TwoInputOperator};
+use weir_runtime::{Result, RuntimeError, StreamRecord, Watermark};
+use weir_state::{KeyGroupRange, KeyGroupedMap};
+
+/// `map`: one record in, one out.
+pub(crate) struct MapOp<F>(pub F);
+
+impl<I, O, F: FnMut(I) -> O + Send> OneInputOperator<I, O> for MapOp<F> {
+    #[inline]
+    fn process_element(&mut self, r: StreamRecord<I>, out: &mut Outputs<O>) -> Result<()> {
+        let ts = r.timestamp;
+        out.collect(StreamRecord {
+            value: (self.0)(r.value),
+            timestamp: ts,
+        })
+    }
+}
+
+/// `filter`: keeps the records the predicate accepts.
+pub(crate) struct FilterOp<F>(pub F);
+
+impl<T, F: FnMut(&T) -> bool + Send> OneInputOperator<T, T> for FilterOp<F> {
+    #[inline]
+    fn process_element(&mut self, r: StreamRecord<T>, out: &mut Outputs<T>) -> Result<()> {
+        if (self.0)(&r.value) {
+            out.collect(r)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// `flat_map`: any number of records out per record in.
+pub(crate) struct FlatMapOp<F>(pub F);
+
+impl<I, O, F: FnMut(I, &mut Collector<'_, O>) + Send> OneInputOperator<I, O> for FlatMapOp<F> {
+    #[inline]
+    fn process_element(&mut self, r: StreamRecord<I>, out: &mut Outputs<O>) -> Result<()> {
+        let (main, _) = out.split();
+        let mut c = Collector::new(main, r.timestamp);
+        (self.0)(r.value, &mut c);
+        c.finish()
+    }
+}
+
+/// `process`: a [`ProcessFunction`] with context and side outputs.
+pub(crate) struct ProcessOp<P> {
+    pub f: P,
+    pub info: OperatorInfo,
+    pub watermark: i64,
+}
+
+impl<I, O, P: ProcessFunction<I, O>> OneInputOperator<I, O> for ProcessOp<P> {
+    fn process_element(&mut self, r: StreamRecord<I>, out: &mut Outputs<O>) -> Result<()> {
+        let (main, sides) = out.split();
+        let mut c = Collector::new(main, r.timestamp);
+        let mut ctx = ProcessContext {
+            sides,
+            timestamp: r.timestamp,
+            watermark: self.watermark,
+            error: None,
+        };
+        let res = self.f.process_element(r.value, &mut ctx, &mut c);
+        res.map_err(|e| user_error(&self.info, e))?;
+        if let Some(e) = ctx.error {
+            return Err(e);
+        }
+        c.finish()
+    }
+
+    fn process_watermark(&mut self, wm: Watermark, out: &mut Outputs<O>) -> Result<()> {
+        self.watermark = wm.0;
+        out.emit_watermark(wm)
+    }
+
+    fn finish(&mut self, out: &mut Outputs<O>) -> Result<()> {
+        let (main, _) = out.split();
+        let mut c = Collector::new(main, None);
+        self.f.finish(&mut c).map_err(|e| user_error(&self.info, e))?;
+        c.finish()
+    }
+}
+
+/// A rolling reduce per key: emits the new aggregate for every record (Flink's
+/// `StreamGroupedReduceOperator`). `sum`, `min`, `max`, `min_by` and `max_by` are reduces.
+pub(crate) struct KeyedReduceOp<T, K, F> {
+    key_of: Arc<dyn Fn(&T) -> K + Send + Sync>,
+    f: F,
+    state: KeyGroupedMap<K, T>,
+    info: OperatorInfo,
+}
+
+impl<T, K: Hash + Eq, F> KeyedReduceOp<T, K, F> {
+    pub(crate) fn new(key_of: Arc<dyn Fn(&T) -> K + Send + Sync>, f: F, info: &OperatorInfo) -> Self {
+        let range = KeyGroupRange::for_subtask(info.max_parallelism, info.parallelism, info.subtask);
+        KeyedReduceOp {
+            key_of,
+            f,
+            state: KeyGroupedMap::new(range, info.max_parallelism),
+            info: info.clone(),
+        }
+    }
+}
+
+impl<T, K, F> OneInputOperator<T, T> for KeyedReduceOp<T, K, F>
+where
+    T: Clone + Send,
+    K: Hash + Eq + Send,
+    F: FnMut(T, T) -> T + Send,
+{
+    fn process_element(&mut self, r: StreamRecord<T>, out: &mut Outputs<T>) -> Result<()> {
+        let KeyedReduceOp {
+            key_of,
+            f,
+            state,
+            info,
+        } = self;
+        let key = key_of(&r.value);
+        let state_err = |e: weir_state::StateError| -> RuntimeError { info.error(e.to_string()) };
+        let value = match state.get_mut(&key).map_err(state_err)? {
+            Some(acc) => {
+                let reduced = f(acc.clone(), r.value);
+                *acc = reduced.clone();
+                reduced
+            }
+            None => {
+                let v = r.value;
+                state.insert(key, v.clone()).map_err(state_err)?;
+                v
+            }
+        };
+        out.collect(StreamRecord {
+            value,
+            timestamp: r.timestamp,
+        })
+    }
+}
+
+/// A sink: hands each record to a [`SinkWriter`].
+pub(crate) struct SinkOp<T> {
+    pub writer: Box<dyn SinkWriter<T>>,
+    pub info: OperatorInfo,
+}
+
+impl<T: Send> OneInputOperator<T, ()> for SinkOp<T> {
+    #[inline]
+    fn process_element(&mut self, r: StreamRecord<T>, _: &mut Outputs<()>) -> Result<()> {
+        self.writer
+            .write(r.value, r.timestamp)
+            .map_err(|e| user_error(&self.info, e))
+    }
+
+    fn finish(&mut self, _: &mut Outputs<()>) -> Result<()> {
+        self.writer.finish().map_err(|e| user_error(&self.info, e))
+    }
+}
+
+/// `co_map`: one function per input.
+pub(crate) struct CoMapOp<F1, F2>(pub F1, pub F2);
+
+impl<A, B, O, F1, F2> TwoInputOperator<A, B, O> for CoMapOp<F1, F2>
+where
+    F1: FnMut(A) -> O + Send,
+    F2: FnMut(B) -> O + Send,
+{
+    fn process_element1(&mut self, r: StreamRecord<A>, out: &mut Outputs<O>) -> Result<()> {
+        let ts = r.timestamp;
+        out.collect(StreamRecord {
+            value: (self.0)(r.value),
+            timestamp: ts,
+        })
+    }
+    fn process_element2(&mut self, r: StreamRecord<B>, out: &mut Outputs<O>) -> Result<()> {
+        let ts = r.timestamp;
+        out.collect(StreamRecord {
+            value: (self.1)(r.value),
+            timestamp: ts,
+        })
+    }
+}
+
+/// `co_flat_map`: one flat-map function per input.
+pub(crate) struct CoFlatMapOp<F1, F2>(pub F1, pub F2);
+
+impl<A, B, O, F1, F2> TwoInputOperator<A, B, O> for CoFlatMapOp<F1, F2>
+where
+    F1: FnMut(A, &mut Collector<'_, O>) + Send,
+    F2: FnMut(B, &mut Collector<'_, O>) + Send,
+{
+    fn process_element1(&mut self, r: StreamRecord<A>, out: &mut Outputs<O>) -> Result<()> {
+        let (main, _) = out.split();
+        let mut c = Collector::new(main, r.timestamp);
+        (self.0)(r.value, &mut c);
+        c.finish()
+    }
+    fn process_element2(&mut self, r: StreamRecord<B>, out: &mut Outputs<O>) -> Result<()> {
+        let (main, _) = out.split();
+        let mut c = Collector::new(main, r.timestamp);
+        (self.1)(r.value, &mut c);
+        c.finish()
+    }
+}
+
+/// `co_process`: a [`CoProcessFunction`] with context and side outputs.
+pub(crate) struct CoProcessOp<P> {
+    pub f: P,
+    pub info: OperatorInfo,
+    pub watermark: i64,
+}
+
+impl<P> CoProcessOp<P> {
+    fn call<O>(
+        &mut self,
+        ts: Option<i64>,
+        out: &mut Outputs<O>,
+        body: impl FnOnce(&mut P, &mut ProcessContext<'_>, &mut Collector<'_, O>) -> Result<(), crate::UserError>,
+    ) -> Result<()> {
+        let (main, sides) = out.split();
+        let mut c = Collector::new(main, ts);
+        let mut ctx = ProcessContext {
+            sides,
+            timestamp: ts,
+            watermark: self.watermark,
+            error: None,
+        };
+        body(&mut self.f, &mut ctx, &mut c).map_err(|e| user_error(&self.info, e))?;
+        if let Some(e) = ctx.error {
+            return Err(e);
+        }
+        c.finish()
+    }
+}
+
+impl<A, B, O, P: CoProcessFunction<A, B, O>> TwoInputOperator<A, B, O> for CoProcessOp<P> {
+    fn process_element1(&mut self, r: StreamRecord<A>, out: &mut Outputs<O>) -> Result<()> {
+        let v = r.value;
+        self.call(r.timestamp, out, |f, ctx, c| f.process_element1(v, ctx, c))
+    }
+    fn process_element2(&mut self, r: StreamRecord<B>, out: &mut Outputs<O>) -> Result<()> {
+        let v = r.value;
+        self.call(r.timestamp, out, |f, ctx, c| f.process_element2(v, ctx, c))
+    }
+    fn process_watermark(&mut self, wm: Watermark, out: &mut Outputs<O>) -> Result<()> {
+        self.watermark = wm.0;
+        out.emit_watermark(wm)
+    }
+}

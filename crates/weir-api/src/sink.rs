@@ -1,0 +1,176 @@
+//! Sinks: the [`Sink`] trait, and the built-in print, discard and collect sinks.
+
+use crate::functions::UserError;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+/// Facts a sink writer is created with.
+#[derive(Clone, Debug)]
+pub struct SinkContext {
+    /// Subtask index, from 0.
+    pub subtask: u32,
+    /// Number of sink subtasks.
+    pub parallelism: u32,
+}
+
+/// A destination for records: creates one writer per subtask (Flink's `Sink`).
+pub trait Sink<T>: Send + Sync + 'static {
+    /// Creates the writer of one subtask.
+    fn create_writer(&self, ctx: &SinkContext) -> Result<Box<dyn SinkWriter<T>>, UserError>;
+}
+
+/// Writes the records of one sink subtask.
+pub trait SinkWriter<T>: Send {
+    /// Writes one record.
+    fn write(&mut self, value: T, timestamp: Option<i64>) -> Result<(), UserError>;
+
+    /// The input ended: write out everything buffered.
+    fn finish(&mut self) -> Result<(), UserError> {
+        Ok(())
+    }
+}
+
+/// Prints each record on standard output (or error), one per line. With parallelism above
+/// 1 each line starts with `N> ` where N is the subtask index + 1; with an identifier,
+/// `identifier:N> ` (or `identifier> ` at parallelism 1), as Flink's `PrintSink` does.
+pub struct PrintSink {
+    identifier: Option<String>,
+    stderr: bool,
+}
+
+impl PrintSink {
+    /// Prints to stdout, optionally prefixed with `identifier`.
+    pub fn new(identifier: Option<String>, stderr: bool) -> Self {
+        PrintSink { identifier, stderr }
+    }
+}
+
+struct PrintWriter {
+    prefix: String,
+    stderr: bool,
+}
+
+impl<T: std::fmt::Debug + Send + 'static> Sink<T> for PrintSink {
+    fn create_writer(&self, ctx: &SinkContext) -> Result<Box<dyn SinkWriter<T>>, UserError> {
+        let prefix = match (&self.identifier, ctx.parallelism > 1) {
+            (Some(id), true) => format!("{id}:{}> ", ctx.subtask + 1),
+            (Some(id), false) => format!("{id}> "),
+            (None, true) => format!("{}> ", ctx.subtask + 1),
+            (None, false) => String::new(),
+        };
+        Ok(Box::new(PrintWriter {
+            prefix,
+            stderr: self.stderr,
+        }))
+    }
+}
+
+impl<T: std::fmt::Debug> SinkWriter<T> for PrintWriter {
+    fn write(&mut self, value: T, _: Option<i64>) -> Result<(), UserError> {
+        let r = if self.stderr {
+            writeln!(std::io::stderr().lock(), "{}{:?}", self.prefix, value)
+        } else {
+            writeln!(std::io::stdout().lock(), "{}{:?}", self.prefix, value)
+        };
+        r.map_err(|e| format!("cannot print to standard output: {e}").into())
+    }
+}
+
+/// Drops every record (Flink's `DiscardingSink`).
+pub struct DiscardSink;
+
+struct DiscardWriter;
+
+impl<T> SinkWriter<T> for DiscardWriter {
+    #[inline]
+    fn write(&mut self, _: T, _: Option<i64>) -> Result<(), UserError> {
+        Ok(())
+    }
+}
+
+impl<T: 'static> Sink<T> for DiscardSink {
+    fn create_writer(&self, _: &SinkContext) -> Result<Box<dyn SinkWriter<T>>, UserError> {
+        Ok(Box::new(DiscardWriter))
+    }
+}
+
+/// The records a collect sink gathered, readable once the job has ended (or while it runs,
+/// in batches). Order across subtasks is arbitrary.
+pub struct CollectedValues<T> {
+    values: Arc<Mutex<Vec<T>>>,
+}
+
+impl<T> Clone for CollectedValues<T> {
+    fn clone(&self) -> Self {
+        CollectedValues {
+            values: self.values.clone(),
+        }
+    }
+}
+
+impl<T> CollectedValues<T> {
+    pub(crate) fn new() -> Self {
+        CollectedValues {
+            values: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    /// Takes the values gathered so far.
+    pub fn take(&self) -> Vec<T> {
+        std::mem::take(&mut *self.values.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Number of values gathered so far.
+    pub fn len(&self) -> usize {
+        self.values.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// True if nothing was gathered yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Gathers records into a [`CollectedValues`] (for tests and clients).
+pub(crate) struct CollectSink<T> {
+    pub target: CollectedValues<T>,
+}
+
+struct CollectWriter<T> {
+    target: CollectedValues<T>,
+    local: Vec<T>,
+}
+
+const COLLECT_BATCH: usize = 1024;
+
+impl<T: Send> CollectWriter<T> {
+    fn publish(&mut self) {
+        let mut v = self.target.values.lock().unwrap_or_else(|p| p.into_inner());
+        v.append(&mut self.local);
+    }
+}
+
+impl<T: Send> SinkWriter<T> for CollectWriter<T> {
+    #[inline]
+    fn write(&mut self, value: T, _: Option<i64>) -> Result<(), UserError> {
+        self.local.push(value);
+        if self.local.len() >= COLLECT_BATCH {
+            self.publish();
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), UserError> {
+        self.publish();
+        Ok(())
+    }
+}
+
+impl<T: Send + 'static> Sink<T> for CollectSink<T> {
+    fn create_writer(&self, _: &SinkContext) -> Result<Box<dyn SinkWriter<T>>, UserError> {
+        Ok(Box::new(CollectWriter {
+            target: self.target.clone(),
+            local: Vec::new(),
+        }))
+    }
+}
