@@ -116,3 +116,12 @@ impl<T: Data, K: Data + Hash + Eq> KeyedStream<T, K> {
         &self.stream
     }
 }
+
+/// A keyed stream is a stream, as in Flink: non-keyed transformations apply to it, with
+/// the records partitioned by key towards them.
+impl<T, K> std::ops::Deref for KeyedStream<T, K> {
+    type Target = DataStream<T>;
+    fn deref(&self) -> &DataStream<T> {
+        &self.stream
+    }
+}
