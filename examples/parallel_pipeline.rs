@@ -63,7 +63,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("job finished in {:?}", result.net_runtime);
     for op in &result.operators {
-        println!("  {:<24} in {:>10} out {:>10}", op.name, op.records_in, op.records_out);
+        println!(
+            "  {:<24} in {:>10} out {:>10}",
+            op.name, op.records_in, op.records_out
+        );
     }
     if finals != expected {
         return Err("sums differ from the closed-form reference".into());

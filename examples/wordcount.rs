@@ -98,7 +98,9 @@ pub fn run(args: &Args) -> Result<JobExecutionResult, ApiError> {
         .name("Count");
     match &args.output {
         Some(path) => {
-            counts.write_as_text(path, WriteMode::Overwrite).name("Counts File");
+            counts
+                .write_as_text(path, WriteMode::Overwrite)
+                .name("Counts File");
         }
         None => {
             counts.print();

@@ -47,7 +47,10 @@ fn slow_sink_throttles_fast_source_and_memory_stays_bounded() {
     assert!(err.to_string().contains("cancelled"), "{err}");
     let consumed = CONSUMED.load(Ordering::Relaxed);
     assert!(consumed > 100, "the sink made progress ({consumed})");
-    assert!(max_gap < bound, "in-flight records {max_gap} exceed the bound {bound}");
+    assert!(
+        max_gap < bound,
+        "in-flight records {max_gap} exceed the bound {bound}"
+    );
     assert_eq!(client.cluster().running_tasks(), 0);
 }
 
@@ -66,9 +69,13 @@ fn end_of_input_finishes_every_task_and_counts_records() {
     let mut v = out.take();
     v.sort();
     assert_eq!(v, (1..=20_000).map(|x| x * 2).collect::<Vec<_>>());
-    assert_eq!(r.operator("Source: Sequence Source").unwrap().records_out, 20_000);
+    assert_eq!(
+        r.operator("Source: Sequence Source").unwrap().records_out,
+        20_000
+    );
     let maps: Vec<_> = r.operators.iter().filter(|o| o.name == "Map").collect();
     assert_eq!(maps.len(), 2);
-    assert!(maps.iter().all(|m| m.records_in == 20_000 && m.records_out == 20_000));
-    
+    assert!(maps
+        .iter()
+        .all(|m| m.records_in == 20_000 && m.records_out == 20_000));
 }

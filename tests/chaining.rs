@@ -28,10 +28,18 @@ fn forward_operators_with_equal_parallelism_form_one_chain() {
         .discard();
     assert_eq!(
         chains(&env),
-        vec![vec!["Source: Sequence Source", "Map", "Filter", "Sink: Discarding Sink"]]
+        vec![vec![
+            "Source: Sequence Source",
+            "Map",
+            "Filter",
+            "Sink: Discarding Sink"
+        ]]
     );
     let g = env.job_graph("test").unwrap();
-    assert_eq!(g.vertices[0].name, "Source: Sequence Source -> Map -> Filter -> Sink: Discarding Sink");
+    assert_eq!(
+        g.vertices[0].name,
+        "Source: Sequence Source -> Map -> Filter -> Sink: Discarding Sink"
+    );
     assert!(g.edges.is_empty());
 }
 
@@ -59,7 +67,11 @@ fn key_by_rebalance_and_parallelism_changes_break_chains() {
         ]
     );
     let g = env.job_graph("test").unwrap();
-    let kinds: Vec<_> = g.edges.iter().map(|e| e.partitioner.ship_strategy()).collect();
+    let kinds: Vec<_> = g
+        .edges
+        .iter()
+        .map(|e| e.partitioner.ship_strategy())
+        .collect();
     assert_eq!(kinds, vec!["HASH", "REBALANCE", "REBALANCE", "REBALANCE"]);
 }
 
@@ -111,16 +123,36 @@ fn unions_and_two_input_operators_start_chains_and_branches_chain() {
     co.discard();
     u.filter(|x: &i64| *x > 0).discard();
     let ch = chains(&env);
-    assert!(ch.contains(&vec!["Map".to_string(), "Filter".to_string(), "Sink: Discarding Sink".to_string()]), "{ch:?}");
-    assert!(ch.contains(&vec!["Co-Map".to_string(), "Sink: Discarding Sink".to_string()]), "{ch:?}");
+    assert!(
+        ch.contains(&vec![
+            "Map".to_string(),
+            "Filter".to_string(),
+            "Sink: Discarding Sink".to_string()
+        ]),
+        "{ch:?}"
+    );
+    assert!(
+        ch.contains(&vec![
+            "Co-Map".to_string(),
+            "Sink: Discarding Sink".to_string()
+        ]),
+        "{ch:?}"
+    );
 }
 
 #[test]
 fn explicit_forward_with_different_parallelism_is_rejected() {
     let env = env(2);
-    env.from_sequence(1, 10).forward().map(|x: i64| x).set_parallelism(3).discard();
+    env.from_sequence(1, 10)
+        .forward()
+        .map(|x: i64| x)
+        .set_parallelism(3)
+        .discard();
     let err = env.job_graph("t").unwrap_err().to_string();
-    assert!(err.contains("forward partitioning does not allow a change of parallelism"), "{err}");
+    assert!(
+        err.contains("forward partitioning does not allow a change of parallelism"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -153,7 +185,12 @@ fn branching_job(chaining: bool, parallelism: i64) -> (Vec<(i64, i64)>, Vec<i64>
     #[derive(Clone)]
     struct Split(OutputTag<i64>);
     impl ProcessFunction<i64, i64> for Split {
-        fn process_element(&mut self, v: i64, ctx: &mut ProcessContext<'_>, out: &mut Collector<'_, i64>) -> Result<(), UserError> {
+        fn process_element(
+            &mut self,
+            v: i64,
+            ctx: &mut ProcessContext<'_>,
+            out: &mut Collector<'_, i64>,
+        ) -> Result<(), UserError> {
             if v % 2 == 1 {
                 ctx.output(&self.0, v);
             } else {
@@ -162,13 +199,19 @@ fn branching_job(chaining: bool, parallelism: i64) -> (Vec<(i64, i64)>, Vec<i64>
             Ok(())
         }
     }
-    let split = env.from_sequence(1, 5000).map(|x: i64| x * 3).process(Split(odd.clone()));
+    let split = env
+        .from_sequence(1, 5000)
+        .map(|x: i64| x * 3)
+        .process(Split(odd.clone()));
     let sums = split
         .map(|x: i64| (x % 7, x))
         .key_by(|t: &(i64, i64)| t.0)
         .reduce(|a, b| (a.0, a.1 + b.1))
         .collect_values();
-    let odds = split.get_side_output(&odd).filter(|x: &i64| x % 5 == 0).collect_values();
+    let odds = split
+        .get_side_output(&odd)
+        .filter(|x: &i64| x % 5 == 0)
+        .collect_values();
     env.execute("branching").unwrap();
     // Intermediate rolling values depend on arrival order; the final (largest) sum per key
     // does not.
@@ -186,10 +229,19 @@ fn branching_job(chaining: bool, parallelism: i64) -> (Vec<(i64, i64)>, Vec<i64>
 #[test]
 fn results_do_not_depend_on_chaining_or_parallelism() {
     let reference = branching_job(true, 1);
-    assert_eq!(reference.1.len(), (1..=5000).filter(|x| (x * 3) % 2 == 1 && (x * 3) % 5 == 0).count());
+    assert_eq!(
+        reference.1.len(),
+        (1..=5000)
+            .filter(|x| (x * 3) % 2 == 1 && (x * 3) % 5 == 0)
+            .count()
+    );
     for p in [1, 3] {
         for chaining in [true, false] {
-            assert_eq!(branching_job(chaining, p), reference, "chaining {chaining} parallelism {p}");
+            assert_eq!(
+                branching_job(chaining, p),
+                reference,
+                "chaining {chaining} parallelism {p}"
+            );
         }
     }
 }

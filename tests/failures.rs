@@ -40,10 +40,16 @@ fn panicking_user_function_fails_the_job_and_stops_every_task() {
     // record 5000 goes to subtask 5000 % 4 = 0.
     assert!(msg.contains("subtask 0"), "{msg}");
     match err.cluster_error() {
-        Some(ClusterError::TaskFailed { task, .. }) => assert!(task.contains("Exploding Map"), "{task}"),
+        Some(ClusterError::TaskFailed { task, .. }) => {
+            assert!(task.contains("Exploding Map"), "{task}")
+        }
         other => panic!("unexpected error {other:?}"),
     }
-    assert!(start.elapsed() < Duration::from_secs(20), "failure took {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "failure took {:?}",
+        start.elapsed()
+    );
     assert_eq!(c.running_tasks(), 0, "every task thread has stopped");
     assert_eq!(c.slot_report().free, 4, "slots are released");
 }
@@ -53,20 +59,34 @@ fn panic_in_a_source_names_the_source() {
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(2);
     env.from_iter_fn(
-        || (0..10i64).map(|i| if i == 7 { panic!("source broke at {i}") } else { i }),
+        || {
+            (0..10i64).map(|i| {
+                if i == 7 {
+                    panic!("source broke at {i}")
+                } else {
+                    i
+                }
+            })
+        },
         Boundedness::Bounded,
     )
     .map(|x: i64| x)
     .discard();
     let msg = env.execute("source failure").unwrap_err().to_string();
-    assert!(msg.contains("Source: Iterator Source") && msg.contains("source broke at 7"), "{msg}");
+    assert!(
+        msg.contains("Source: Iterator Source") && msg.contains("source broke at 7"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn invalid_parallelism_is_rejected_when_the_graph_is_built() {
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(2);
-    env.from_sequence(1, 10).map(|x: i64| x).set_parallelism(0).discard();
+    env.from_sequence(1, 10)
+        .map(|x: i64| x)
+        .set_parallelism(0)
+        .discard();
     let msg = env.execute("bad").unwrap_err().to_string();
     assert!(msg.contains("invalid parallelism 0 for 'Map'"), "{msg}");
 
@@ -80,11 +100,17 @@ fn invalid_parallelism_is_rejected_when_the_graph_is_built() {
     env.set_parallelism(8).set_max_parallelism(4);
     env.from_sequence(1, 10).discard();
     let msg = env.job_graph("bad").unwrap_err().to_string();
-    assert!(msg.contains("max parallelism must not be smaller than the parallelism"), "{msg}");
+    assert!(
+        msg.contains("max parallelism must not be smaller than the parallelism"),
+        "{msg}"
+    );
 
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(1);
-    env.from_sequence(1, 10).map(|x: i64| x).set_max_parallelism(40_000).discard();
+    env.from_sequence(1, 10)
+        .map(|x: i64| x)
+        .set_max_parallelism(40_000)
+        .discard();
     let msg = env.job_graph("bad").unwrap_err().to_string();
     assert!(msg.contains("invalid max parallelism 40000"), "{msg}");
 
@@ -101,7 +127,11 @@ fn invalid_parallelism_is_rejected_when_the_graph_is_built() {
 #[test]
 fn duplicate_uids_are_rejected() {
     let env = StreamExecutionEnvironment::new();
-    env.from_sequence(1, 10).uid("same").map(|x: i64| x).uid("same").discard();
+    env.from_sequence(1, 10)
+        .uid("same")
+        .map(|x: i64| x)
+        .uid("same")
+        .discard();
     let msg = env.job_graph("bad").unwrap_err().to_string();
     assert!(msg.contains("uid 'same'"), "{msg}");
 }
@@ -110,7 +140,8 @@ fn duplicate_uids_are_rejected() {
 fn missing_input_file_fails_with_the_path() {
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(2);
-    env.read_text_file("/definitely/not/here/weir.txt").discard();
+    env.read_text_file("/definitely/not/here/weir.txt")
+        .discard();
     let msg = env.execute("missing file").unwrap_err().to_string();
     assert!(msg.contains("/definitely/not/here/weir.txt"), "{msg}");
     assert!(msg.contains("No such file"), "{msg}");
@@ -132,7 +163,14 @@ fn a_job_needing_more_slots_than_exist_fails_after_the_timeout() {
         msg.contains("could not allocate 3 slots") && msg.contains("the cluster has 2 slots"),
         "{msg}"
     );
-    assert!(matches!(err.cluster_error(), Some(ClusterError::NotEnoughSlots { needed: 3, total: 2, .. })));
+    assert!(matches!(
+        err.cluster_error(),
+        Some(ClusterError::NotEnoughSlots {
+            needed: 3,
+            total: 2,
+            ..
+        })
+    ));
 }
 
 #[test]
@@ -140,16 +178,27 @@ fn jobs_wait_for_slots_held_by_another_job() {
     let c = cluster(1);
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(1).set_cluster(c.clone());
-    env.from_iter_fn(|| 0i64.., Boundedness::Unbounded).discard();
+    env.from_iter_fn(|| 0i64.., Boundedness::Unbounded)
+        .discard();
     let first = env.execute_async("holder").unwrap();
+    while first.status().unwrap() != JobStatus::Running {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     env.from_sequence(1, 100).collect_values();
     let second = env.execute_async("waiter").unwrap();
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(second.status().unwrap(), JobStatus::Created, "waits for a slot");
+    assert_eq!(
+        second.status().unwrap(),
+        JobStatus::Created,
+        "waits for a slot"
+    );
     first.cancel().unwrap();
     assert!(first.wait().unwrap_err().to_string().contains("cancelled"));
     assert_eq!(first.status().unwrap(), JobStatus::Canceled);
     let r = second.wait().unwrap();
-    assert_eq!(r.operator("Source: Sequence Source").unwrap().records_out, 100);
+    assert_eq!(
+        r.operator("Source: Sequence Source").unwrap().records_out,
+        100
+    );
     assert_eq!(c.running_tasks(), 0);
 }

@@ -44,7 +44,10 @@ fn reference(paths: &[std::path::PathBuf]) -> BTreeMap<String, u64> {
     let mut counts = BTreeMap::new();
     for p in paths {
         for line in std::fs::read_to_string(p).unwrap().lines() {
-            for w in line.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
+            for w in line
+                .split(|c: char| !c.is_alphanumeric())
+                .filter(|w| !w.is_empty())
+            {
                 *counts.entry(w.to_lowercase()).or_insert(0) += 1;
             }
         }
@@ -54,7 +57,10 @@ fn reference(paths: &[std::path::PathBuf]) -> BTreeMap<String, u64> {
 
 fn read_output(path: &Path) -> BTreeMap<String, u64> {
     let files: Vec<_> = if path.is_dir() {
-        std::fs::read_dir(path).unwrap().map(|e| e.unwrap().path()).collect()
+        std::fs::read_dir(path)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect()
     } else {
         vec![path.to_path_buf()]
     };
@@ -62,7 +68,10 @@ fn read_output(path: &Path) -> BTreeMap<String, u64> {
     for f in files {
         for line in std::fs::read_to_string(f).unwrap().lines() {
             let (w, n) = line.split_once('\t').expect("word<TAB>count");
-            assert!(counts.insert(w.to_string(), n.parse().unwrap()).is_none(), "{w} twice");
+            assert!(
+                counts.insert(w.to_string(), n.parse().unwrap()).is_none(),
+                "{w} twice"
+            );
         }
     }
     counts
@@ -73,10 +82,16 @@ fn word_count_is_identical_across_parallelism_and_chaining() {
     let dir = tempfile::tempdir().unwrap();
     let inputs = write_corpus(dir.path());
     let expected = reference(&inputs);
-    assert!(expected.contains_key("käse") && expected.contains_key("flink") && expected.contains_key("42"));
+    assert!(
+        expected.contains_key("käse")
+            && expected.contains_key("flink")
+            && expected.contains_key("42")
+    );
     for parallelism in [1, 2, 4] {
         for disable_chaining in [false, true] {
-            let out = dir.path().join(format!("out-{parallelism}-{disable_chaining}"));
+            let out = dir
+                .path()
+                .join(format!("out-{parallelism}-{disable_chaining}"));
             let args = wordcount::Args {
                 input: inputs.clone(),
                 output: Some(out.clone()),
@@ -110,13 +125,22 @@ fn small_block_size_splits_files_across_subtasks() {
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(3);
     let lines = env
-        .from_source(TextFileSource::new(inputs.clone()).with_block_size(4096), "Blocks")
+        .from_source(
+            TextFileSource::new(inputs.clone()).with_block_size(4096),
+            "Blocks",
+        )
         .collect_values();
     env.execute("blocks").unwrap();
     let mut got = lines.take();
     let mut want: Vec<String> = inputs
         .iter()
-        .flat_map(|p| std::fs::read_to_string(p).unwrap().lines().map(String::from).collect::<Vec<_>>())
+        .flat_map(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
         .collect();
     got.sort();
     want.sort();

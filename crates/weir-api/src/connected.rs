@@ -18,11 +18,19 @@ pub trait CoProcessFunction<A, B, O>: Clone + Send + Sync + 'static {
         Ok(())
     }
     /// An element of the first stream.
-    fn process_element1(&mut self, value: A, ctx: &mut ProcessContext<'_>, out: &mut Collector<'_, O>)
-        -> Result<(), UserError>;
+    fn process_element1(
+        &mut self,
+        value: A,
+        ctx: &mut ProcessContext<'_>,
+        out: &mut Collector<'_, O>,
+    ) -> Result<(), UserError>;
     /// An element of the second stream.
-    fn process_element2(&mut self, value: B, ctx: &mut ProcessContext<'_>, out: &mut Collector<'_, O>)
-        -> Result<(), UserError>;
+    fn process_element2(
+        &mut self,
+        value: B,
+        ctx: &mut ProcessContext<'_>,
+        out: &mut Collector<'_, O>,
+    ) -> Result<(), UserError>;
 }
 
 /// Two streams connected for a two-input operator (Flink's `ConnectedStreams`).
@@ -84,7 +92,9 @@ impl<A: Data, B: Data> ConnectedStreams<A, B> {
         F1: FnMut(A, &mut Collector<'_, O>) + Clone + Send + Sync + 'static,
         F2: FnMut(B, &mut Collector<'_, O>) + Clone + Send + Sync + 'static,
     {
-        self.two_input("Co-Flat Map", move |_| Ok(CoFlatMapOp(f1.clone(), f2.clone())))
+        self.two_input("Co-Flat Map", move |_| {
+            Ok(CoFlatMapOp(f1.clone(), f2.clone()))
+        })
     }
 
     /// A [`CoProcessFunction`] with context and side outputs.
@@ -95,7 +105,10 @@ impl<A: Data, B: Data> ConnectedStreams<A, B> {
     {
         self.two_input("Co-Process", move |info| {
             let mut f = f.clone();
-            guarded(info, || f.open(&RuntimeContext::of(info)).map_err(|e| user_error(info, e)))?;
+            guarded(info, || {
+                f.open(&RuntimeContext::of(info))
+                    .map_err(|e| user_error(info, e))
+            })?;
             Ok(CoProcessOp {
                 f,
                 info: info.clone(),

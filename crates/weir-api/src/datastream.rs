@@ -2,7 +2,7 @@
 
 use crate::connected::ConnectedStreams;
 use crate::env::StreamExecutionEnvironment;
-use crate::exchange::{custom_writer, hash_writer, WriterFactory};
+use crate::exchange::{custom_writer, hash_writer, KeySelector, WriterFactory};
 use crate::functions::{Collector, OutputTag, ProcessFunction, RuntimeContext};
 use crate::graph::{ChainingStrategy, NodeCode, NodeKind};
 use crate::keyed::KeyedStream;
@@ -121,7 +121,11 @@ impl<T: Data> DataStream<T> {
         F: FnMut(T) -> O + Clone + Send + Sync + 'static,
     {
         self.one_input("Map", NodeKind::Operator, move |info, out| {
-            Ok(Box::new(OneInputLink::new(MapOp(f.clone()), out, info.clone())))
+            Ok(Box::new(OneInputLink::new(
+                MapOp(f.clone()),
+                out,
+                info.clone(),
+            )))
         })
     }
 
@@ -132,7 +136,11 @@ impl<T: Data> DataStream<T> {
         F: FnMut(T, &mut Collector<'_, O>) + Clone + Send + Sync + 'static,
     {
         self.one_input("Flat Map", NodeKind::Operator, move |info, out| {
-            Ok(Box::new(OneInputLink::new(FlatMapOp(f.clone()), out, info.clone())))
+            Ok(Box::new(OneInputLink::new(
+                FlatMapOp(f.clone()),
+                out,
+                info.clone(),
+            )))
         })
     }
 
@@ -142,7 +150,11 @@ impl<T: Data> DataStream<T> {
         F: FnMut(&T) -> bool + Clone + Send + Sync + 'static,
     {
         self.one_input("Filter", NodeKind::Operator, move |info, out| {
-            Ok(Box::new(OneInputLink::new(FilterOp(f.clone()), out, info.clone())))
+            Ok(Box::new(OneInputLink::new(
+                FilterOp(f.clone()),
+                out,
+                info.clone(),
+            )))
         })
     }
 
@@ -173,9 +185,12 @@ impl<T: Data> DataStream<T> {
         K: Data + Hash + Eq,
         F: Fn(&T) -> K + Send + Sync + 'static,
     {
-        let key_of: Arc<dyn Fn(&T) -> K + Send + Sync> = Arc::new(key);
+        let key_of: KeySelector<T, K> = Arc::new(key);
         KeyedStream {
-            stream: self.repartitioned(PartitionerKind::Hash, Some(hash_writer::<T, K>(key_of.clone()))),
+            stream: self.repartitioned(
+                PartitionerKind::Hash,
+                Some(hash_writer::<T, K>(key_of.clone())),
+            ),
             key_of,
         }
     }
@@ -263,21 +278,25 @@ impl<T: Data> DataStream<T> {
     /// Writes every element to `sink`.
     pub fn sink_to<S: Sink<T>>(&self, sink: S, name: &str) -> DataStreamSink {
         let sink = Arc::new(sink);
-        let s = self.one_input::<(), _>(&format!("Sink: {name}"), NodeKind::Sink, move |info, out| {
-            let ctx = SinkContext {
-                subtask: info.subtask,
-                parallelism: info.parallelism,
-            };
-            let writer = guarded(info, || {
-                sink.create_writer(&ctx)
-                    .map_err(|e| crate::functions::user_error(info, e))
-            })?;
-            let op = SinkOp {
-                writer,
-                info: info.clone(),
-            };
-            Ok(Box::new(OneInputLink::new(op, out, info.clone())))
-        });
+        let s = self.one_input::<(), _>(
+            &format!("Sink: {name}"),
+            NodeKind::Sink,
+            move |info, out| {
+                let ctx = SinkContext {
+                    subtask: info.subtask,
+                    parallelism: info.parallelism,
+                };
+                let writer = guarded(info, || {
+                    sink.create_writer(&ctx)
+                        .map_err(|e| crate::functions::user_error(info, e))
+                })?;
+                let op = SinkOp {
+                    writer,
+                    info: info.clone(),
+                };
+                Ok(Box::new(OneInputLink::new(op, out, info.clone())))
+            },
+        );
         DataStreamSink { inner: s }
     }
 
@@ -295,7 +314,10 @@ impl<T: Data> DataStream<T> {
     where
         T: std::fmt::Debug,
     {
-        self.sink_to(PrintSink::new(Some(identifier.to_string()), false), "Print to Std. Out")
+        self.sink_to(
+            PrintSink::new(Some(identifier.to_string()), false),
+            "Print to Std. Out",
+        )
     }
 
     /// Prints every element to standard error.
@@ -357,12 +379,16 @@ impl<T> DataStream<T> {
 
     /// Sets the operator's max parallelism (checked when the job is built).
     pub fn set_max_parallelism(self, max_parallelism: i64) -> Self {
-        self.update("set_max_parallelism", |n| n.max_parallelism = Some(max_parallelism))
+        self.update("set_max_parallelism", |n| {
+            n.max_parallelism = Some(max_parallelism)
+        })
     }
 
     /// Puts the operator in slot sharing group `group`.
     pub fn slot_sharing_group(self, group: &str) -> Self {
-        self.update("slot_sharing_group", |n| n.slot_sharing_group = Some(group.to_string()))
+        self.update("slot_sharing_group", |n| {
+            n.slot_sharing_group = Some(group.to_string())
+        })
     }
 
     /// Never chains this operator to its neighbours.

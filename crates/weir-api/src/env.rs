@@ -5,14 +5,18 @@ use crate::datastream::{DataStream, StreamInput};
 use crate::error::{ApiError, Result};
 use crate::graph::{ChainingStrategy, NodeCode, NodeKind, StreamEdge, StreamNode};
 use crate::runner::CompiledJob;
-use crate::source::{Boundedness, CollectionSource, IteratorSource, SequenceSource, Source, SourceContext};
+use crate::source::{
+    Boundedness, CollectionSource, IteratorSource, SequenceSource, Source, SourceContext,
+};
 use crate::translate;
 use crate::types::{unerase, Data, TypeOps};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
-use weir_cluster::{ClusterError, DispatcherGateway, JobExecutionResult, JobStatus, MiniCluster, MiniClusterConfig};
+use weir_cluster::{
+    ClusterError, DispatcherGateway, JobExecutionResult, JobStatus, MiniCluster, MiniClusterConfig,
+};
 use weir_core::{ExecutionConfig, JobGraph, JobId, NodeId};
 use weir_runtime::head::SourceHead;
 use weir_runtime::operator::Outputs;

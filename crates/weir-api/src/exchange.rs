@@ -18,10 +18,19 @@ pub(crate) struct WriterSetup {
     pub consumer_max_parallelism: u32,
 }
 
+/// A key selector shared by the subtasks of a job.
+pub(crate) type KeySelector<T, K> = Arc<dyn Fn(&T) -> K + Send + Sync>;
+
+/// A user partitioner: key and number of channels to channel.
+pub(crate) type PartitionFn<K> = Arc<dyn Fn(&K, usize) -> usize + Send + Sync>;
+
 /// Builds the writer of an edge whose partitioner needs user code (hash, custom).
 pub(crate) type WriterFactory = Arc<dyn Fn(WriterSetup) -> Result<ErasedOutput> + Send + Sync>;
 
-fn writer<T: Data, P: ChannelSelector<T> + 'static>(setup: WriterSetup, selector: P) -> ErasedOutput {
+fn writer<T: Data, P: ChannelSelector<T> + 'static>(
+    setup: WriterSetup,
+    selector: P,
+) -> ErasedOutput {
     erase::<T>(Box::new(RecordWriter::new(
         setup.channels,
         BincodeSerializer::<T>::new(),
@@ -30,7 +39,10 @@ fn writer<T: Data, P: ChannelSelector<T> + 'static>(setup: WriterSetup, selector
 }
 
 /// A writer for partitioners that need no user code.
-pub(crate) fn plain_writer<T: Data>(kind: PartitionerKind, setup: WriterSetup) -> Result<ErasedOutput> {
+pub(crate) fn plain_writer<T: Data>(
+    kind: PartitionerKind,
+    setup: WriterSetup,
+) -> Result<ErasedOutput> {
     let subtask = setup.subtask as usize;
     Ok(match kind {
         PartitionerKind::Forward | PartitionerKind::Global => writer::<T, _>(setup, FirstChannel),
@@ -47,9 +59,7 @@ pub(crate) fn plain_writer<T: Data>(kind: PartitionerKind, setup: WriterSetup) -
 }
 
 /// The writer factory of a keyed (hash) edge.
-pub(crate) fn hash_writer<T: Data, K: Hash + 'static>(
-    key_of: Arc<dyn Fn(&T) -> K + Send + Sync>,
-) -> WriterFactory {
+pub(crate) fn hash_writer<T: Data, K: Hash + 'static>(key_of: KeySelector<T, K>) -> WriterFactory {
     Arc::new(move |setup: WriterSetup| {
         let key_of = key_of.clone();
         let maxp = setup.consumer_max_parallelism;
@@ -60,8 +70,8 @@ pub(crate) fn hash_writer<T: Data, K: Hash + 'static>(
 
 /// The writer factory of a custom-partitioned edge.
 pub(crate) fn custom_writer<T: Data, K: 'static>(
-    key_of: Arc<dyn Fn(&T) -> K + Send + Sync>,
-    partition: Arc<dyn Fn(&K, usize) -> usize + Send + Sync>,
+    key_of: KeySelector<T, K>,
+    partition: PartitionFn<K>,
 ) -> WriterFactory {
     Arc::new(move |setup: WriterSetup| {
         let key_of = key_of.clone();
@@ -72,6 +82,10 @@ pub(crate) fn custom_writer<T: Data, K: 'static>(
 }
 
 /// A writer for a plain partitioner, for the element type described by `ty`.
-pub(crate) fn plain_writer_for(ty: TypeOps, kind: PartitionerKind, setup: WriterSetup) -> Result<ErasedOutput> {
+pub(crate) fn plain_writer_for(
+    ty: TypeOps,
+    kind: PartitionerKind,
+    setup: WriterSetup,
+) -> Result<ErasedOutput> {
     (ty.plain_writer)(kind, setup)
 }

@@ -76,7 +76,10 @@ impl<'a, O> Collector<'a, O> {
     /// Emits a record with an explicit timestamp.
     pub fn collect_with_timestamp(&mut self, value: O, timestamp: i64) {
         if self.error.is_none() {
-            if let Err(e) = self.out.collect(StreamRecord::with_timestamp(value, timestamp)) {
+            if let Err(e) = self
+                .out
+                .collect(StreamRecord::with_timestamp(value, timestamp))
+            {
                 self.error = Some(e);
             }
         }

@@ -34,8 +34,9 @@ pub enum NodeKind {
 pub(crate) type Sides = Vec<(String, Box<dyn SideOutputSlot>)>;
 
 /// Builds a source subtask in front of its outputs.
-pub(crate) type SourceBuilder =
-    Arc<dyn Fn(&OperatorInfo, ErasedOutput, Sides) -> Result<Box<dyn SourceChainHead>> + Send + Sync>;
+pub(crate) type SourceBuilder = Arc<
+    dyn Fn(&OperatorInfo, ErasedOutput, Sides) -> Result<Box<dyn SourceChainHead>> + Send + Sync,
+>;
 /// Builds a one-input operator subtask; returns its input (a `Box<dyn Output<I>>`, erased).
 pub(crate) type OneInputBuilder =
     Arc<dyn Fn(&OperatorInfo, ErasedOutput, Sides) -> Result<ErasedOutput> + Send + Sync>;

@@ -1,19 +1,19 @@
 //! KeyedStream: a stream partitioned by key, with per-key rolling aggregations.
 
 use crate::datastream::DataStream;
+use crate::exchange::KeySelector;
 use crate::graph::NodeKind;
 use crate::operators::KeyedReduceOp;
 use crate::types::Data;
 use std::hash::Hash;
 use std::ops::Add;
-use std::sync::Arc;
 use weir_runtime::operator::OneInputLink;
 
 /// A stream partitioned by a key (Flink's `KeyedStream`): all elements with equal keys are
 /// processed by the same subtask, which keeps per-key state.
 pub struct KeyedStream<T, K> {
     pub(crate) stream: DataStream<T>,
-    pub(crate) key_of: Arc<dyn Fn(&T) -> K + Send + Sync>,
+    pub(crate) key_of: KeySelector<T, K>,
 }
 
 impl<T, K> Clone for KeyedStream<T, K> {
@@ -31,10 +31,11 @@ impl<T: Data, K: Data + Hash + Eq> KeyedStream<T, K> {
         F: FnMut(T, T) -> T + Clone + Send + Sync + 'static,
     {
         let key_of = self.key_of.clone();
-        self.stream.one_input(name, NodeKind::Operator, move |info, out| {
-            let op = KeyedReduceOp::new(key_of.clone(), f.clone(), info);
-            Ok(Box::new(OneInputLink::new(op, out, info.clone())))
-        })
+        self.stream
+            .one_input(name, NodeKind::Operator, move |info, out| {
+                let op = KeyedReduceOp::new(key_of.clone(), f.clone(), info);
+                Ok(Box::new(OneInputLink::new(op, out, info.clone())))
+            })
     }
 
     /// Combines each element with the key's previous result and emits the new result
@@ -99,7 +100,10 @@ impl<T: Data, K: Data + Hash + Eq> KeyedStream<T, K> {
         N: PartialOrd,
         B: Fn(&T) -> N + Clone + Send + Sync + 'static,
     {
-        self.rolling("Keyed Aggregation", move |acc: T, v: T| if by(&v) < by(&acc) { v } else { acc })
+        self.rolling(
+            "Keyed Aggregation",
+            move |acc: T, v: T| if by(&v) < by(&acc) { v } else { acc },
+        )
     }
 
     /// The element with the largest `by` value so far (the earlier one on ties).
@@ -108,7 +112,10 @@ impl<T: Data, K: Data + Hash + Eq> KeyedStream<T, K> {
         N: PartialOrd,
         B: Fn(&T) -> N + Clone + Send + Sync + 'static,
     {
-        self.rolling("Keyed Aggregation", move |acc: T, v: T| if by(&v) > by(&acc) { v } else { acc })
+        self.rolling(
+            "Keyed Aggregation",
+            move |acc: T, v: T| if by(&v) > by(&acc) { v } else { acc },
+        )
     }
 
     /// The keyed stream as a plain stream (still hash-partitioned towards its next operator).

@@ -49,7 +49,9 @@ mod types;
 pub use datastream::DataStream;
 pub use env::{JobClient, StreamExecutionEnvironment};
 pub use error::{ApiError, Result};
-pub use functions::{Collector, OutputTag, ProcessContext, ProcessFunction, RuntimeContext, UserError};
+pub use functions::{
+    Collector, OutputTag, ProcessContext, ProcessFunction, RuntimeContext, UserError,
+};
 pub use keyed::KeyedStream;
 pub use types::Data;
 
@@ -59,7 +61,9 @@ pub mod prelude {
     pub use crate::datastream::DataStream;
     pub use crate::env::{JobClient, StreamExecutionEnvironment};
     pub use crate::error::{ApiError, Result};
-    pub use crate::functions::{Collector, OutputTag, ProcessContext, ProcessFunction, RuntimeContext, UserError};
+    pub use crate::functions::{
+        Collector, OutputTag, ProcessContext, ProcessFunction, RuntimeContext, UserError,
+    };
     pub use crate::keyed::KeyedStream;
     pub use crate::sink::{CollectedValues, Sink, SinkContext, SinkWriter};
     pub use crate::source::{Boundedness, Source, SourceContext};

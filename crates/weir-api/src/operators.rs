@@ -2,11 +2,13 @@
 //! runtime's operator traits around user functions.
 
 use crate::connected::CoProcessFunction;
+use crate::exchange::KeySelector;
 use crate::functions::{user_error, Collector, ProcessContext, ProcessFunction};
 use crate::sink::SinkWriter;
 use std::hash::Hash;
-use std::sync::Arc;
-use weir_runtime::operator::{OneInputOperator, OperatorInfo, OutputControl, Outputs, TwoInputOperator};
+use weir_runtime::operator::{
+    OneInputOperator, OperatorInfo, OutputControl, Outputs, TwoInputOperator,
+};
 use weir_runtime::{Result, RuntimeError, StreamRecord, Watermark};
 use weir_state::{KeyGroupRange, KeyGroupedMap};
 
@@ -84,7 +86,9 @@ impl<I, O, P: ProcessFunction<I, O>> OneInputOperator<I, O> for ProcessOp<P> {
     fn finish(&mut self, out: &mut Outputs<O>) -> Result<()> {
         let (main, _) = out.split();
         let mut c = Collector::new(main, None);
-        self.f.finish(&mut c).map_err(|e| user_error(&self.info, e))?;
+        self.f
+            .finish(&mut c)
+            .map_err(|e| user_error(&self.info, e))?;
         c.finish()
     }
 }
@@ -92,15 +96,16 @@ impl<I, O, P: ProcessFunction<I, O>> OneInputOperator<I, O> for ProcessOp<P> {
 /// A rolling reduce per key: emits the new aggregate for every record (Flink's
 /// `StreamGroupedReduceOperator`). `sum`, `min`, `max`, `min_by` and `max_by` are reduces.
 pub(crate) struct KeyedReduceOp<T, K, F> {
-    key_of: Arc<dyn Fn(&T) -> K + Send + Sync>,
+    key_of: KeySelector<T, K>,
     f: F,
     state: KeyGroupedMap<K, T>,
     info: OperatorInfo,
 }
 
 impl<T, K: Hash + Eq, F> KeyedReduceOp<T, K, F> {
-    pub(crate) fn new(key_of: Arc<dyn Fn(&T) -> K + Send + Sync>, f: F, info: &OperatorInfo) -> Self {
-        let range = KeyGroupRange::for_subtask(info.max_parallelism, info.parallelism, info.subtask);
+    pub(crate) fn new(key_of: KeySelector<T, K>, f: F, info: &OperatorInfo) -> Self {
+        let range =
+            KeyGroupRange::for_subtask(info.max_parallelism, info.parallelism, info.subtask);
         KeyedReduceOp {
             key_of,
             f,
@@ -221,7 +226,11 @@ impl<P> CoProcessOp<P> {
         &mut self,
         ts: Option<i64>,
         out: &mut Outputs<O>,
-        body: impl FnOnce(&mut P, &mut ProcessContext<'_>, &mut Collector<'_, O>) -> Result<(), crate::UserError>,
+        body: impl FnOnce(
+            &mut P,
+            &mut ProcessContext<'_>,
+            &mut Collector<'_, O>,
+        ) -> Result<(), crate::UserError>,
     ) -> Result<()> {
         let (main, sides) = out.split();
         let mut c = Collector::new(main, ts);

@@ -109,7 +109,11 @@ impl JobCode for CompiledJob {
                         .take_output(je)
                         .ok_or_else(|| internal(format!("no wiring for job edge {je}")))?;
                     let setup = WriterSetup {
-                        channels: ChannelBuffers::new(wiring.senders, io.pool.clone(), io.flush_always),
+                        channels: ChannelBuffers::new(
+                            wiring.senders,
+                            io.pool.clone(),
+                            io.flush_always,
+                        ),
                         subtask,
                         consumer_max_parallelism: wiring.consumer_max_parallelism,
                     };
@@ -120,7 +124,11 @@ impl JobCode for CompiledJob {
                 };
                 match &e.side_output {
                     None => main.push(out),
-                    Some(tag) => sides.entry(tag.clone()).or_insert_with(|| (e.ty, Vec::new())).1.push(out),
+                    Some(tag) => sides
+                        .entry(tag.clone())
+                        .or_insert_with(|| (e.ty, Vec::new()))
+                        .1
+                        .push(out),
                 }
             }
             let main = if main.is_empty() {
@@ -143,26 +151,42 @@ impl JobCode for CompiledJob {
             match &node.code {
                 NodeCode::Source(b) => {
                     if !is_head {
-                        return Err(internal(format!("source '{}' is not a chain head", node.name)));
+                        return Err(internal(format!(
+                            "source '{}' is not a chain head",
+                            node.name
+                        )));
                     }
                     return Ok(ChainHead::Source(b(&info, main, sides)?));
                 }
                 NodeCode::OneInput(b) => {
                     let input = b(&info, main, sides)?;
                     if is_head {
-                        let ty = node
-                            .in_type
-                            .ok_or_else(|| internal(format!("'{}' has no input type", node.name)))?;
-                        return Ok(ChainHead::Input((ty.input_head)(input, io.inputs.len(), task_name)?));
+                        let ty = node.in_type.ok_or_else(|| {
+                            internal(format!("'{}' has no input type", node.name))
+                        })?;
+                        return Ok(ChainHead::Input((ty.input_head)(
+                            input,
+                            io.inputs.len(),
+                            task_name,
+                        )?));
                     }
                     built.insert(op.node, input);
                 }
                 NodeCode::TwoInput(b) => {
                     if !is_head {
-                        return Err(internal(format!("two-input '{}' is not a chain head", node.name)));
+                        return Err(internal(format!(
+                            "two-input '{}' is not a chain head",
+                            node.name
+                        )));
                     }
                     let channel_inputs = io.inputs.iter().map(|c| c.input_index).collect();
-                    return Ok(ChainHead::Input(b(&info, main, sides, channel_inputs, task_name)?));
+                    return Ok(ChainHead::Input(b(
+                        &info,
+                        main,
+                        sides,
+                        channel_inputs,
+                        task_name,
+                    )?));
                 }
             }
         }

@@ -53,7 +53,9 @@ pub struct CollectionSource<T> {
 impl<T> CollectionSource<T> {
     /// A source of `data`.
     pub fn new(data: Vec<T>) -> Self {
-        CollectionSource { data: Arc::new(data) }
+        CollectionSource {
+            data: Arc::new(data),
+        }
     }
 }
 

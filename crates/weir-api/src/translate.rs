@@ -12,7 +12,9 @@ use crate::graph::{ChainingStrategy, NodeKind};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use weir_core::job_graph::ChainedOperator;
-use weir_core::key_group::{default_max_parallelism, validate_max_parallelism, validate_parallelism};
+use weir_core::key_group::{
+    default_max_parallelism, validate_max_parallelism, validate_parallelism,
+};
 use weir_core::{CoreError, JobEdge, JobGraph, JobVertex, PartitionerKind, VertexId};
 
 /// The slot sharing group of operators that set none and have no inputs to inherit from.
@@ -145,7 +147,10 @@ pub(crate) fn translate(st: &EnvState, job_name: &str) -> Result<Translation, Co
         let op = ChainedOperator {
             node: node.id,
             name: node.name.clone(),
-            uid: node.uid.clone().unwrap_or_else(|| format!("node-{}", node.id.0)),
+            uid: node
+                .uid
+                .clone()
+                .unwrap_or_else(|| format!("node-{}", node.id.0)),
         };
         match chained_from {
             Some(v) => {

@@ -1,8 +1,8 @@
 //! The element types a DataStream can carry, and their type-erased operations.
 
+use crate::exchange::WriterSetup;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use crate::exchange::WriterSetup;
 use std::any::Any;
 use weir_core::PartitionerKind;
 use weir_runtime::head::{InputChainHead, OneInputHead};

@@ -35,7 +35,10 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     /// A Dispatcher that schedules on `resource_manager`'s slots.
-    pub fn new(resource_manager: Arc<dyn ResourceManagerGateway>, on_job_end: JobEndHook) -> Arc<Self> {
+    pub fn new(
+        resource_manager: Arc<dyn ResourceManagerGateway>,
+        on_job_end: JobEndHook,
+    ) -> Arc<Self> {
         Arc::new(Dispatcher {
             resource_manager,
             jobs: Mutex::new(HashMap::new()),
@@ -106,7 +109,13 @@ impl DispatcherGateway for Dispatcher {
     fn list_jobs(&self) -> Vec<(JobId, String, JobStatus)> {
         let jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
         jobs.iter()
-            .map(|(id, e)| (*id, e.name.clone(), *e.status.lock().unwrap_or_else(|p| p.into_inner())))
+            .map(|(id, e)| {
+                (
+                    *id,
+                    e.name.clone(),
+                    *e.status.lock().unwrap_or_else(|p| p.into_inner()),
+                )
+            })
             .collect()
     }
 }

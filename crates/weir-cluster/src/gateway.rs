@@ -41,9 +41,19 @@ pub struct SlotReport {
 /// The ResourceManager: who has slots, and who gets them.
 pub trait ResourceManagerGateway: Send + Sync {
     /// A TaskManager offers `slots` slots.
-    fn register_task_manager(&self, id: TaskManagerId, slots: usize, gateway: Arc<dyn TaskExecutorGateway>);
+    fn register_task_manager(
+        &self,
+        id: TaskManagerId,
+        slots: usize,
+        gateway: Arc<dyn TaskExecutorGateway>,
+    );
     /// Allocates `count` slots to `job`, all or none, waiting up to `timeout` for them.
-    fn request_slots(&self, job: JobId, count: usize, timeout: Duration) -> Result<Vec<AllocatedSlot>>;
+    fn request_slots(
+        &self,
+        job: JobId,
+        count: usize,
+        timeout: Duration,
+    ) -> Result<Vec<AllocatedSlot>>;
     /// Returns every slot of `job`.
     fn release_slots(&self, job: JobId);
     /// Current slot counts.

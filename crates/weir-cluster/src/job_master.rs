@@ -7,8 +7,8 @@
 
 use crate::error::{ClusterError, Result};
 use crate::gateway::{
-    AllocatedSlot, JobMasterGateway, ResourceManagerGateway, TaskDeployment, TaskEnd, TaskExecutionState,
-    TaskExecutorGateway,
+    AllocatedSlot, JobMasterGateway, ResourceManagerGateway, TaskDeployment, TaskEnd,
+    TaskExecutionState, TaskExecutorGateway,
 };
 use crate::result::{JobExecutionResult, JobStatus, OperatorSummary};
 use std::collections::BTreeMap;
@@ -74,7 +74,12 @@ pub fn spawn(
     std::thread::Builder::new()
         .name(format!("jobmaster-{}", &job.to_string()[..8]))
         .spawn(move || {
-            let result = JobMaster { params, rx, gateway }.run();
+            let result = JobMaster {
+                params,
+                rx,
+                gateway,
+            }
+            .run();
             done(result)
         })
         .map_err(|e| ClusterError::Deployment {
@@ -213,7 +218,9 @@ impl JobMaster {
         while ended < total {
             let msg = match stop_deadline {
                 None => self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-                Some(d) => self.rx.recv_timeout(d.saturating_duration_since(Instant::now())),
+                Some(d) => self
+                    .rx
+                    .recv_timeout(d.saturating_duration_since(Instant::now())),
             };
             let msg = match msg {
                 Ok(m) => m,

@@ -23,7 +23,9 @@ pub mod wiring;
 
 pub use dispatcher::Dispatcher;
 pub use error::{ClusterError, Result};
-pub use gateway::{DispatcherGateway, JobMasterGateway, ResourceManagerGateway, TaskExecutorGateway};
+pub use gateway::{
+    DispatcherGateway, JobMasterGateway, ResourceManagerGateway, TaskExecutorGateway,
+};
 pub use mini_cluster::{MiniCluster, MiniClusterConfig};
 pub use resource_manager::ResourceManager;
 pub use result::{JobExecutionResult, JobStatus, OperatorSummary};

@@ -39,7 +39,13 @@ impl MiniCluster {
         let shuffle = Arc::new(LocalShuffle::default());
         let resource_manager = ResourceManager::new();
         let task_managers: Vec<Arc<TaskManager>> = (0..config.task_managers)
-            .map(|i| TaskManager::new(format!("taskmanager-{i}"), config.slots_per_task_manager, shuffle.clone()))
+            .map(|i| {
+                TaskManager::new(
+                    format!("taskmanager-{i}"),
+                    config.slots_per_task_manager,
+                    shuffle.clone(),
+                )
+            })
             .collect();
         for tm in &task_managers {
             let gw: Arc<dyn TaskExecutorGateway> = tm.clone();

@@ -1,7 +1,9 @@
 //! The ResourceManager: registers TaskManagers and allocates their slots to jobs.
 
 use crate::error::{ClusterError, Result};
-use crate::gateway::{AllocatedSlot, ResourceManagerGateway, SlotReport, TaskExecutorGateway, TaskManagerId};
+use crate::gateway::{
+    AllocatedSlot, ResourceManagerGateway, SlotReport, TaskExecutorGateway, TaskManagerId,
+};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -42,7 +44,12 @@ impl ResourceManager {
 }
 
 impl ResourceManagerGateway for ResourceManager {
-    fn register_task_manager(&self, id: TaskManagerId, slots: usize, gateway: Arc<dyn TaskExecutorGateway>) {
+    fn register_task_manager(
+        &self,
+        id: TaskManagerId,
+        slots: usize,
+        gateway: Arc<dyn TaskExecutorGateway>,
+    ) {
         tracing::info!(task_manager = %id, slots, "TaskManager registered");
         self.lock().insert(
             id,
@@ -54,7 +61,12 @@ impl ResourceManagerGateway for ResourceManager {
         self.freed.notify_all();
     }
 
-    fn request_slots(&self, job: JobId, count: usize, timeout: Duration) -> Result<Vec<AllocatedSlot>> {
+    fn request_slots(
+        &self,
+        job: JobId,
+        count: usize,
+        timeout: Duration,
+    ) -> Result<Vec<AllocatedSlot>> {
         let start = Instant::now();
         let deadline = start + timeout;
         let mut tms = self.lock();

@@ -27,7 +27,10 @@ pub enum JobStatus {
 impl JobStatus {
     /// True for the end states.
     pub fn is_terminal(self) -> bool {
-        matches!(self, JobStatus::Failed | JobStatus::Canceled | JobStatus::Finished)
+        matches!(
+            self,
+            JobStatus::Failed | JobStatus::Canceled | JobStatus::Finished
+        )
     }
 }
 

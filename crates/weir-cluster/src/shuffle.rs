@@ -19,9 +19,7 @@ impl LocalShuffle {
     /// The inbox of subtask `subtask` of `vertex` of `job`.
     pub fn inbox(&self, job: JobId, vertex: VertexId, subtask: u32) -> Arc<TaskInbox> {
         let mut map = self.inboxes.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry((job, vertex, subtask))
-            .or_insert_with(TaskInbox::new)
-            .clone()
+        map.entry((job, vertex, subtask)).or_default().clone()
     }
 
     /// Forgets every inbox of `job` (it ended).

@@ -1,33 +1,45 @@
 //! The TaskManager: runs deployed tasks, one OS thread each, and reports how they end.
 
 use crate::error::{ClusterError, Result};
-use crate::gateway::{TaskDeployment, TaskEnd, TaskExecutionState, TaskExecutorGateway, TaskManagerId};
+use crate::gateway::{
+    TaskDeployment, TaskEnd, TaskExecutionState, TaskExecutorGateway, TaskManagerId,
+};
 use crate::shuffle::LocalShuffle;
 use crate::wiring::{input_channels, output_targets};
 use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use weir_core::{JobId, VertexId};
 use weir_runtime::buffer::BufferPool;
 use weir_runtime::deploy::{OutputEdgeIo, TaskIo};
+use weir_runtime::error::panic_message;
 use weir_runtime::inbox::ChannelSender;
 use weir_runtime::task::{Task, TaskCanceller};
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use weir_runtime::error::panic_message;
 use weir_runtime::RuntimeError;
+
+/// A running subtask: job, vertex and subtask index.
+type TaskKey = (JobId, VertexId, u32);
+
+/// Cancel handles of the running tasks.
+type RunningTasks = Arc<Mutex<HashMap<TaskKey, TaskCanceller>>>;
 
 /// A TaskManager with a fixed number of slots.
 pub struct TaskManager {
     id: TaskManagerId,
     slots: usize,
     shuffle: Arc<LocalShuffle>,
-    running: Arc<Mutex<HashMap<(JobId, VertexId, u32), TaskCanceller>>>,
+    running: RunningTasks,
     live_threads: Arc<AtomicUsize>,
 }
 
 impl TaskManager {
     /// A TaskManager named `id` with `slots` slots, exchanging data through `shuffle`.
-    pub fn new(id: impl Into<TaskManagerId>, slots: usize, shuffle: Arc<LocalShuffle>) -> Arc<Self> {
+    pub fn new(
+        id: impl Into<TaskManagerId>,
+        slots: usize,
+        shuffle: Arc<LocalShuffle>,
+    ) -> Arc<Self> {
         Arc::new(TaskManager {
             id: id.into(),
             slots,
@@ -73,7 +85,10 @@ impl TaskManager {
             subtask: d.subtask,
             inputs: input_channels(graph, d.vertex, d.subtask),
             outputs,
-            pool: BufferPool::new(2 * channels_out + cfg.floating_buffers_per_task, cfg.buffer_size),
+            pool: BufferPool::new(
+                2 * channels_out + cfg.floating_buffers_per_task,
+                cfg.buffer_size,
+            ),
             flush_always: cfg.buffer_timeout_ms == 0,
         }
     }
@@ -96,49 +111,60 @@ impl TaskExecutorGateway for TaskManager {
         live.fetch_add(1, Ordering::SeqCst);
         let thread_name = task_name.clone();
         let job = d.job;
-        let spawned = std::thread::Builder::new().name(thread_name).spawn(move || {
-            tracing::debug!(task = %task_name, "task started");
-            // The operators are built on the task's own thread, so that user code in
-            // constructors and `open` runs where the task runs and its panics fail the task.
-            let built = catch_unwind(AssertUnwindSafe(|| d.code.instantiate(&d.graph, d.vertex, io)))
+        let spawned = std::thread::Builder::new()
+            .name(thread_name)
+            .spawn(move || {
+                tracing::debug!(task = %task_name, "task started");
+                // The operators are built on the task's own thread, so that user code in
+                // constructors and `open` runs where the task runs and its panics fail the task.
+                let built = catch_unwind(AssertUnwindSafe(|| {
+                    d.code.instantiate(&d.graph, d.vertex, io)
+                }))
                 .unwrap_or_else(|p| {
                     Err(RuntimeError::Other(format!(
                         "building task '{task_name}' panicked: {}",
                         panic_message(p.as_ref())
                     )))
                 });
-            let (end, metrics, backpressured_ms) = match built {
-                Ok(head) => {
-                    let outcome =
-                        Task::new(task_name.clone(), head, inbox, pool, d.graph.config.buffer_timeout_ms).run();
-                    let end = match outcome.result {
-                        Ok(()) => TaskEnd::Finished,
-                        Err(RuntimeError::Cancelled) => TaskEnd::Canceled,
-                        Err(e) => TaskEnd::Failed(e),
-                    };
-                    (end, outcome.metrics, outcome.backpressured_ms)
-                }
-                Err(e) => {
-                    // Release whatever waits on this task.
-                    TaskCanceller::new(inbox, pool).cancel();
-                    (TaskEnd::Failed(e), Vec::new(), 0)
-                }
-            };
-            tracing::debug!(task = %task_name, ?end, "task ended");
-            running
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&key);
-            live.fetch_sub(1, Ordering::SeqCst);
-            d.job_master.update_task_execution_state(TaskExecutionState {
-                job: d.job,
-                vertex: d.vertex,
-                subtask: d.subtask,
-                end,
-                metrics,
-                backpressured_ms,
+                let (end, metrics, backpressured_ms) = match built {
+                    Ok(head) => {
+                        let outcome = Task::new(
+                            task_name.clone(),
+                            head,
+                            inbox,
+                            pool,
+                            d.graph.config.buffer_timeout_ms,
+                        )
+                        .run();
+                        let end = match outcome.result {
+                            Ok(()) => TaskEnd::Finished,
+                            Err(RuntimeError::Cancelled) => TaskEnd::Canceled,
+                            Err(e) => TaskEnd::Failed(e),
+                        };
+                        (end, outcome.metrics, outcome.backpressured_ms)
+                    }
+                    Err(e) => {
+                        // Release whatever waits on this task.
+                        TaskCanceller::new(inbox, pool).cancel();
+                        (TaskEnd::Failed(e), Vec::new(), 0)
+                    }
+                };
+                tracing::debug!(task = %task_name, ?end, "task ended");
+                running
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&key);
+                live.fetch_sub(1, Ordering::SeqCst);
+                d.job_master
+                    .update_task_execution_state(TaskExecutionState {
+                        job: d.job,
+                        vertex: d.vertex,
+                        subtask: d.subtask,
+                        end,
+                        metrics,
+                        backpressured_ms,
+                    });
             });
-        });
         if let Err(e) = spawned {
             self.live_threads.fetch_sub(1, Ordering::SeqCst);
             return Err(ClusterError::Deployment {
@@ -162,4 +188,3 @@ impl TaskExecutorGateway for TaskManager {
         self.live_threads.load(Ordering::SeqCst)
     }
 }
-

@@ -22,7 +22,7 @@ pub mod prelude {
 use std::fmt::Display;
 use std::path::PathBuf;
 use weir_api::datastream::DataStreamSink;
-use weir_api::{DataStream, Data, StreamExecutionEnvironment};
+use weir_api::{Data, DataStream, StreamExecutionEnvironment};
 
 /// Flink's source shortcuts on the environment.
 pub trait EnvConnectorsExt {

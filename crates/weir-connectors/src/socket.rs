@@ -91,10 +91,18 @@ impl SourceReader<String> for SocketReader {
                 self.emit_lines(out)?;
                 Ok(PollStatus::MoreAvailable)
             }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) =>
+            {
                 Ok(PollStatus::NothingAvailable)
             }
-            Err(e) => Err(RuntimeError::io(format!("cannot read from socket {}", self.addr), e)),
+            Err(e) => Err(RuntimeError::io(
+                format!("cannot read from socket {}", self.addr),
+                e,
+            )),
         }
     }
 }

@@ -149,7 +149,12 @@ impl JobGraph {
 ///
 /// All-to-all edges reach every consumer; pointwise edges follow Flink's
 /// `EdgeManagerBuildUtil.connectPointwise`.
-pub fn consumers_of(kind: PartitionerKind, producers: u32, consumers: u32, producer: u32) -> Vec<u32> {
+pub fn consumers_of(
+    kind: PartitionerKind,
+    producers: u32,
+    consumers: u32,
+    producer: u32,
+) -> Vec<u32> {
     if !kind.is_pointwise() {
         return (0..consumers).collect();
     }
@@ -166,13 +171,18 @@ pub fn consumers_of(kind: PartitionerKind, producers: u32, consumers: u32, produ
             .collect();
     }
     let (p, s, t) = (producer as u64, producers as u64, consumers as u64);
-    let start = (p * t + s - 1) / s;
-    let end = ((p + 1) * t + s - 1) / s;
+    let start = (p * t).div_ceil(s);
+    let end = ((p + 1) * t).div_ceil(s);
     (start as u32..end as u32).collect()
 }
 
 /// The producer subtasks whose output consumer subtask `consumer` reads, in channel order.
-pub fn producers_of(kind: PartitionerKind, producers: u32, consumers: u32, consumer: u32) -> Vec<u32> {
+pub fn producers_of(
+    kind: PartitionerKind,
+    producers: u32,
+    consumers: u32,
+    consumer: u32,
+) -> Vec<u32> {
     (0..producers)
         .filter(|&p| consumers_of(kind, producers, consumers, p).contains(&consumer))
         .collect()

@@ -13,7 +13,9 @@ use crate::operator::{Output, OutputControl};
 use crate::serializer::TypeSerializer;
 use crate::writer::{begin_record_frame, end_frame, status_frame, watermark_frame, ChannelBuffers};
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Int16Type, Int32Type, Int64Type, Int8Type, UInt16Type, UInt32Type, UInt64Type, UInt8Type};
+use arrow_array::types::{
+    Int16Type, Int32Type, Int64Type, Int8Type, UInt16Type, UInt32Type, UInt64Type, UInt8Type,
+};
 use arrow_array::{Array, RecordBatch, UInt32Array};
 use arrow_ipc::reader::StreamReader;
 use arrow_ipc::writer::StreamWriter;
@@ -56,7 +58,10 @@ impl TypeSerializer<RecordBatch> for ArrowIpcSerializer {
             .map_err(|e| codec_err("cannot read an Arrow IPC stream", e))?;
         match r.next() {
             Some(b) => b.map_err(|e| codec_err("cannot decode an Arrow IPC record batch", e)),
-            None => Err(codec_err("cannot decode an Arrow IPC record batch", "stream holds no batch")),
+            None => Err(codec_err(
+                "cannot decode an Arrow IPC record batch",
+                "stream holds no batch",
+            )),
         }
     }
 }
@@ -98,23 +103,26 @@ pub fn channels_of_rows(
     out: &mut Vec<u32>,
 ) -> Result<()> {
     out.clear();
-    let cols: Vec<&dyn Array> = key_columns
-        .iter()
-        .map(|&i| {
-            batch
-                .columns()
-                .get(i)
-                .map(|c| c.as_ref())
-                .ok_or_else(|| RuntimeError::Other(format!("key column {i} is not in the batch")))
-        })
-        .collect::<Result<_>>()?;
+    let cols: Vec<&dyn Array> =
+        key_columns
+            .iter()
+            .map(|&i| {
+                batch.columns().get(i).map(|c| c.as_ref()).ok_or_else(|| {
+                    RuntimeError::Other(format!("key column {i} is not in the batch"))
+                })
+            })
+            .collect::<Result<_>>()?;
     for row in 0..batch.num_rows() {
         let mut h = StableHasher::new();
         for c in &cols {
             hash_cell(*c, row, &mut h)?;
         }
         let kg = key_group_for_hash(h.finish(), max_parallelism);
-        out.push(operator_index_for_key_group(max_parallelism, num_channels as u32, kg));
+        out.push(operator_index_for_key_group(
+            max_parallelism,
+            num_channels as u32,
+            kg,
+        ));
     }
     Ok(())
 }
@@ -167,7 +175,13 @@ impl Output<RecordBatch> for BatchHashWriter {
     fn collect(&mut self, record: StreamRecord<RecordBatch>) -> Result<()> {
         let n = self.channels.num_channels();
         let batch = &record.value;
-        channels_of_rows(batch, &self.key_columns, self.max_parallelism, n, &mut self.row_channels)?;
+        channels_of_rows(
+            batch,
+            &self.key_columns,
+            self.max_parallelism,
+            n,
+            &mut self.row_channels,
+        )?;
         for c in 0..n {
             let idx: UInt32Array = self
                 .row_channels

@@ -5,7 +5,9 @@
 use crate::element::{StreamRecord, Watermark};
 use crate::error::{Result, RuntimeError};
 use crate::metrics::{MetricsVisitor, OperatorMetrics};
-use crate::operator::{guarded, OperatorInfo, Output, OutputControl, Outputs, TwoInputLink, TwoInputOperator};
+use crate::operator::{
+    guarded, OperatorInfo, Output, OutputControl, Outputs, TwoInputLink, TwoInputOperator,
+};
 use crate::reader::{ChannelDecoder, Frame};
 use crate::serializer::TypeSerializer;
 use crate::source::{PollStatus, SourceOutput, SourceReader};

@@ -555,7 +555,10 @@ mod tests {
         }
         assert_eq!(*got.lock().unwrap(), vec![2, 4, 6]);
         let err = link.collect(StreamRecord::new(13)).unwrap_err().to_string();
-        assert!(err.contains("'Double'") && err.contains("subtask 1") && err.contains("unlucky 13"), "{err}");
+        assert!(
+            err.contains("'Double'") && err.contains("subtask 1") && err.contains("unlucky 13"),
+            "{err}"
+        );
         let mut seen = Vec::new();
         link.visit_metrics(&mut |m| seen.push((m.records_in, m.records_out)));
         assert_eq!(seen, vec![(4, 3)]);

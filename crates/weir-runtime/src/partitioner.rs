@@ -77,7 +77,7 @@ impl<T> ChannelSelector<T> for Shuffle {
         x ^= x >> 7;
         x ^= x << 17;
         self.state = x;
-        ((x >> 32) * n as u64 >> 32) as usize
+        (((x >> 32) * n as u64) >> 32) as usize
     }
 }
 
@@ -157,7 +157,9 @@ mod tests {
     #[test]
     fn round_robin_cycles() {
         let mut rr = RoundRobin::starting_at(2);
-        let got: Vec<usize> = (0..5).map(|_| ChannelSelector::<u8>::select(&mut rr, &0, 3)).collect();
+        let got: Vec<usize> = (0..5)
+            .map(|_| ChannelSelector::<u8>::select(&mut rr, &0, 3))
+            .collect();
         assert_eq!(got, vec![2, 0, 1, 2, 0]);
     }
 

@@ -43,7 +43,10 @@ impl<T: Serialize + DeserializeOwned + 'static> TypeSerializer<T> for BincodeSer
     #[inline]
     fn serialize(&self, value: &T, out: &mut Vec<u8>) -> Result<()> {
         bincode::serialize_into(out, value).map_err(|e| RuntimeError::Codec {
-            context: format!("cannot serialize a value of type {}", std::any::type_name::<T>()),
+            context: format!(
+                "cannot serialize a value of type {}",
+                std::any::type_name::<T>()
+            ),
             message: e.to_string(),
         })
     }

@@ -50,7 +50,8 @@ impl<'a, T: 'static> SourceOutput<'a, T> {
     /// Emits a record with an event timestamp.
     #[inline]
     pub fn collect_with_timestamp(&mut self, value: T, timestamp: i64) -> Result<()> {
-        self.out.collect(StreamRecord::with_timestamp(value, timestamp))
+        self.out
+            .collect(StreamRecord::with_timestamp(value, timestamp))
     }
 
     /// Emits a watermark.

@@ -77,7 +77,8 @@ impl Task {
         pool: BufferPool,
         buffer_timeout_ms: i64,
     ) -> Self {
-        let buffer_timeout = (buffer_timeout_ms > 0).then(|| Duration::from_millis(buffer_timeout_ms as u64));
+        let buffer_timeout =
+            (buffer_timeout_ms > 0).then(|| Duration::from_millis(buffer_timeout_ms as u64));
         Task {
             name,
             head,

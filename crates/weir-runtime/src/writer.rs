@@ -211,7 +211,8 @@ impl<T: Send, S: TypeSerializer<T>, P: ChannelSelector<T>> Output<T> for RecordW
     #[inline]
     fn collect(&mut self, record: StreamRecord<T>) -> Result<()> {
         begin_record_frame(&mut self.scratch, record.timestamp);
-        self.serializer.serialize(&record.value, &mut self.scratch)?;
+        self.serializer
+            .serialize(&record.value, &mut self.scratch)?;
         end_frame(&mut self.scratch)?;
         let n = self.channels.num_channels();
         if self.selector.is_broadcast() {

@@ -42,7 +42,10 @@ impl<T: Display + Send + 'static> Sink<T> for TextFileSink {
             self.path.clone()
         } else {
             std::fs::create_dir_all(&self.path).map_err(|e| {
-                format!("cannot create output directory '{}': {e}", self.path.display())
+                format!(
+                    "cannot create output directory '{}': {e}",
+                    self.path.display()
+                )
             })?;
             self.path.join((ctx.subtask + 1).to_string())
         };

@@ -80,8 +80,9 @@ impl TextFileSource {
     pub fn splits(&self) -> Result<Vec<FileSplit>> {
         let mut files = Vec::new();
         for p in &self.paths {
-            Self::list(p, &mut files)
-                .map_err(|e| RuntimeError::io(format!("cannot read input path '{}'", p.display()), e))?;
+            Self::list(p, &mut files).map_err(|e| {
+                RuntimeError::io(format!("cannot read input path '{}'", p.display()), e)
+            })?;
         }
         let mut splits = Vec::new();
         for (path, len) in files {
@@ -108,7 +109,10 @@ impl Source<String> for TextFileSource {
         Boundedness::Bounded
     }
 
-    fn create_reader(&self, ctx: &SourceContext) -> Result<Box<dyn SourceReader<String>>, UserError> {
+    fn create_reader(
+        &self,
+        ctx: &SourceContext,
+    ) -> Result<Box<dyn SourceReader<String>>, UserError> {
         let mine: Vec<FileSplit> = self
             .splits()?
             .into_iter()
@@ -218,7 +222,8 @@ mod tests {
         expected.sort();
         for block in [7u64, 64, 1000, 1 << 20] {
             for p in 1..4u32 {
-                let src = TextFileSource::new(vec![dir.path().to_path_buf()]).with_block_size(block);
+                let src =
+                    TextFileSource::new(vec![dir.path().to_path_buf()]).with_block_size(block);
                 let mut got = Vec::new();
                 for s in 0..p {
                     let mut r = src
