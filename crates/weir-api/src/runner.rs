@@ -146,6 +146,7 @@ impl JobCode for CompiledJob {
                 subtask,
                 parallelism: node.parallelism,
                 max_parallelism: node.max_parallelism,
+                processing_time: io.processing_time.clone(),
             };
             let is_head = op.node == head_node;
             match &node.code {

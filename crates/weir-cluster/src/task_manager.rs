@@ -16,6 +16,7 @@ use weir_runtime::deploy::{OutputEdgeIo, TaskIo};
 use weir_runtime::error::panic_message;
 use weir_runtime::inbox::ChannelSender;
 use weir_runtime::task::{Task, TaskCanceller};
+use weir_runtime::time::ProcessingTimeService;
 use weir_runtime::RuntimeError;
 
 /// A running subtask: job, vertex and subtask index.
@@ -90,6 +91,7 @@ impl TaskManager {
                 cfg.buffer_size,
             ),
             flush_always: cfg.buffer_timeout_ms == 0,
+            processing_time: ProcessingTimeService::default(),
         }
     }
 }
@@ -100,6 +102,7 @@ impl TaskExecutorGateway for TaskManager {
         let task_name = format!("{} ({}/{})", vertex.name, d.subtask + 1, vertex.parallelism);
         let io = self.build_io(&d);
         let pool = io.pool.clone();
+        let processing_time = io.processing_time.clone();
         let inbox = self.shuffle.inbox(d.job, d.vertex, d.subtask);
         let key = (d.job, d.vertex, d.subtask);
         self.running
@@ -134,6 +137,7 @@ impl TaskExecutorGateway for TaskManager {
                             inbox,
                             pool,
                             d.graph.config.buffer_timeout_ms,
+                            processing_time,
                         )
                         .run();
                         let end = match outcome.result {

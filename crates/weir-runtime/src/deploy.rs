@@ -40,6 +40,8 @@ pub struct TaskIo {
     pub pool: BufferPool,
     /// Send every record at once (buffer timeout 0).
     pub flush_always: bool,
+    /// The task's processing-time callbacks, shared by its operators.
+    pub processing_time: crate::time::ProcessingTimeService,
 }
 
 impl TaskIo {

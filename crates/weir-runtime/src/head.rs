@@ -25,6 +25,8 @@ pub trait SourceChainHead: Send {
     fn visit_metrics(&self, visitor: MetricsVisitor<'_>);
     /// Closes the reader.
     fn close(&mut self) -> Result<()>;
+    /// Processing time reached `now`.
+    fn on_processing_time(&mut self, now: i64) -> Result<()>;
 }
 
 /// The head of a task with network inputs.
@@ -41,6 +43,8 @@ pub trait InputChainHead: Send {
     fn flush(&mut self) -> Result<()>;
     /// Reports per-operator counters.
     fn visit_metrics(&self, visitor: MetricsVisitor<'_>);
+    /// Processing time reached `now`.
+    fn on_processing_time(&mut self, now: i64) -> Result<()>;
 }
 
 /// A [`SourceReader`] in front of its chain.
@@ -86,6 +90,10 @@ impl<T: Send + 'static> SourceChainHead for SourceHead<T> {
     fn close(&mut self) -> Result<()> {
         let reader = &mut self.reader;
         guarded(&self.info, || reader.close())
+    }
+
+    fn on_processing_time(&mut self, now: i64) -> Result<()> {
+        self.out.on_processing_time(now)
     }
 }
 
@@ -172,6 +180,10 @@ impl<T: 'static, S: TypeSerializer<T>> InputChainHead for OneInputHead<T, S> {
 
     fn visit_metrics(&self, v: MetricsVisitor<'_>) {
         self.chain.visit_metrics(v)
+    }
+
+    fn on_processing_time(&mut self, now: i64) -> Result<()> {
+        self.chain.on_processing_time(now)
     }
 }
 
@@ -290,5 +302,9 @@ where
 
     fn visit_metrics(&self, v: MetricsVisitor<'_>) {
         self.link.visit_metrics(v)
+    }
+
+    fn on_processing_time(&mut self, now: i64) -> Result<()> {
+        self.link.on_processing_time(now)
     }
 }

@@ -24,6 +24,7 @@ pub mod reader;
 pub mod serializer;
 pub mod source;
 pub mod task;
+pub mod time;
 pub mod valve;
 pub mod writer;
 

@@ -27,6 +27,10 @@ pub trait OutputControl: Send {
     fn finish(&mut self) -> Result<()>;
     /// Report the record counters of every operator from here to the end of the chain.
     fn visit_metrics(&self, _visitor: MetricsVisitor<'_>) {}
+    /// Processing time reached `now`: operators fire their due processing-time timers.
+    fn on_processing_time(&mut self, _now: i64) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Where an operator's records go: the next operator of the chain, a network writer, or
@@ -49,6 +53,8 @@ pub struct OperatorInfo {
     pub parallelism: u32,
     /// Number of key groups.
     pub max_parallelism: u32,
+    /// The task's processing-time callbacks.
+    pub processing_time: crate::time::ProcessingTimeService,
 }
 
 impl OperatorInfo {
@@ -100,6 +106,9 @@ impl<S: 'static> OutputControl for TypedSideOutput<S> {
     }
     fn visit_metrics(&self, v: MetricsVisitor<'_>) {
         self.0.visit_metrics(v)
+    }
+    fn on_processing_time(&mut self, now: i64) -> Result<()> {
+        self.0.on_processing_time(now)
     }
 }
 
@@ -240,6 +249,13 @@ impl<O> OutputControl for Outputs<O> {
             s.visit_metrics(v);
         }
     }
+    fn on_processing_time(&mut self, now: i64) -> Result<()> {
+        self.main.on_processing_time(now)?;
+        for (_, s) in &mut self.sides {
+            s.on_processing_time(now)?;
+        }
+        Ok(())
+    }
 }
 
 impl<O: Send> Output<O> for Outputs<O> {
@@ -280,6 +296,9 @@ impl<T: Send> OutputControl for FanOut<T> {
         for o in &self.outs {
             o.visit_metrics(v);
         }
+    }
+    fn on_processing_time(&mut self, now: i64) -> Result<()> {
+        self.outs.iter_mut().try_for_each(|o| o.on_processing_time(now))
     }
 }
 
@@ -341,6 +360,11 @@ pub trait OneInputOperator<I, O>: Send {
     fn finish(&mut self, _out: &mut Outputs<O>) -> Result<()> {
         Ok(())
     }
+
+    /// Processing time reached `now`; fire due processing-time timers.
+    fn on_processing_time(&mut self, _now: i64, _out: &mut Outputs<O>) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// An operator with one input inside a chain.
@@ -390,6 +414,11 @@ impl<I, O: 'static, Op: OneInputOperator<I, O>> OutputControl for OneInputLink<I
         });
         self.out.visit_metrics(v);
     }
+    fn on_processing_time(&mut self, now: i64) -> Result<()> {
+        let (op, out) = (&mut self.op, &mut self.out);
+        guarded(&self.info, || op.on_processing_time(now, out))?;
+        self.out.on_processing_time(now)
+    }
 }
 
 impl<I, O: 'static, Op: OneInputOperator<I, O>> Output<I> for OneInputLink<I, O, Op> {
@@ -417,6 +446,10 @@ pub trait TwoInputOperator<A, B, O>: Send {
     }
     /// Both inputs ended.
     fn finish(&mut self, _out: &mut Outputs<O>) -> Result<()> {
+        Ok(())
+    }
+    /// Processing time reached `now`; fire due processing-time timers.
+    fn on_processing_time(&mut self, _now: i64, _out: &mut Outputs<O>) -> Result<()> {
         Ok(())
     }
 }
@@ -490,6 +523,11 @@ impl<A, B, O: 'static, Op: TwoInputOperator<A, B, O>> OutputControl for TwoInput
         });
         self.out.visit_metrics(v);
     }
+    fn on_processing_time(&mut self, now: i64) -> Result<()> {
+        let (op, out) = (&mut self.op, &mut self.out);
+        guarded(&self.info, || op.on_processing_time(now, out))?;
+        self.out.on_processing_time(now)
+    }
 }
 
 #[cfg(test)]
@@ -538,6 +576,7 @@ mod tests {
             subtask: 1,
             parallelism: 2,
             max_parallelism: 128,
+            ..Default::default()
         };
         let mut link = OneInputLink::new(
             Double,

@@ -10,6 +10,7 @@ use crate::head::{InputChainHead, SourceChainHead};
 use crate::inbox::{ChannelEvent, ChannelMessage, Drained, TaskInbox};
 use crate::metrics::OperatorMetrics;
 use crate::source::PollStatus;
+use crate::time::{now_ms, ProcessingTimeService};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -64,18 +65,20 @@ pub struct Task {
     inbox: Arc<TaskInbox>,
     pool: BufferPool,
     buffer_timeout: Option<Duration>,
+    processing_time: ProcessingTimeService,
 }
 
 impl Task {
     /// A task named `name` (e.g. `Map -> Filter (2/4)`) driving `head`, receiving on `inbox`,
     /// writing with buffers from `pool`. `buffer_timeout_ms` > 0 flushes partly filled buffers
-    /// that often.
+    /// that often. `processing_time` is shared with the task's operators.
     pub fn new(
         name: String,
         head: ChainHead,
         inbox: Arc<TaskInbox>,
         pool: BufferPool,
         buffer_timeout_ms: i64,
+        processing_time: ProcessingTimeService,
     ) -> Self {
         let buffer_timeout =
             (buffer_timeout_ms > 0).then(|| Duration::from_millis(buffer_timeout_ms as u64));
@@ -85,6 +88,7 @@ impl Task {
             inbox,
             pool,
             buffer_timeout,
+            processing_time,
         }
     }
 
@@ -145,62 +149,93 @@ impl Task {
         Ok(())
     }
 
+    /// The instant until which the task may sleep: the next flush or timer, whichever is
+    /// first, and never later than `cap`.
+    fn wake_at(&self, next_flush: Option<Instant>, cap: Option<Instant>) -> Option<Instant> {
+        let timer = self
+            .processing_time
+            .wait_bound(now_ms())
+            .map(|d| Instant::now() + d);
+        [next_flush, cap, timer].into_iter().flatten().min()
+    }
+
     fn run_loop(&mut self) -> Result<()> {
         let mut drained = Drained::default();
         let timeout = self.buffer_timeout;
         let mut next_flush = timeout.map(|t| Instant::now() + t);
         let inbox = self.inbox.clone();
-        match &mut self.head {
-            ChainHead::Source(src) => loop {
-                if inbox.has_mail() {
-                    inbox.drain(Some(Instant::now()), &mut drained);
-                    Self::run_mails(&mut drained)?;
-                }
-                match src.poll()? {
-                    PollStatus::MoreAvailable => {}
-                    PollStatus::NothingAvailable => {
-                        let wake = Instant::now() + IDLE_SOURCE_WAIT;
-                        let until = next_flush.map_or(wake, |f| f.min(wake));
-                        inbox.drain(Some(until), &mut drained);
-                        Self::run_mails(&mut drained)?;
+        let pts = self.processing_time.clone();
+        // Timers and flushes, checked after every step of the default action.
+        macro_rules! housekeeping {
+            ($head:expr) => {{
+                if pts.next().is_some() {
+                    let now = now_ms();
+                    if pts.take_due(now) {
+                        $head.on_processing_time(now)?;
                     }
-                    PollStatus::Finished => return src.end_of_input(),
                 }
                 if let (Some(t), Some(due)) = (timeout, next_flush) {
                     let now = Instant::now();
                     if now >= due {
-                        src.flush()?;
+                        $head.flush()?;
                         next_flush = Some(now + t);
                     }
                 }
-            },
-            ChainHead::Input(head) => {
-                let channels = head.num_channels();
-                let mut ended = 0;
-                loop {
-                    inbox.drain(next_flush, &mut drained);
+            }};
+        }
+        if let ChainHead::Source(_) = &self.head {
+            loop {
+                if inbox.has_mail() {
+                    inbox.drain(Some(Instant::now()), &mut drained);
                     Self::run_mails(&mut drained)?;
-                    while let Some((ch, msg)) = drained.inputs.pop_front() {
-                        match msg {
-                            ChannelMessage::Buffer(buf) => head.on_buffer(ch as usize, &buf)?,
-                            ChannelMessage::Event(ChannelEvent::EndOfPartition) => {
-                                head.on_channel_end(ch as usize)?;
-                                ended += 1;
-                            }
-                        }
+                }
+                let status = match &mut self.head {
+                    ChainHead::Source(src) => src.poll()?,
+                    ChainHead::Input(_) => unreachable!("checked above"),
+                };
+                match status {
+                    PollStatus::MoreAvailable => {}
+                    PollStatus::NothingAvailable => {
+                        let until = self.wake_at(next_flush, Some(Instant::now() + IDLE_SOURCE_WAIT));
+                        inbox.drain(until, &mut drained);
+                        Self::run_mails(&mut drained)?;
                     }
-                    if ended >= channels {
-                        return head.end_of_input();
-                    }
-                    if let (Some(t), Some(due)) = (timeout, next_flush) {
-                        let now = Instant::now();
-                        if now >= due {
-                            head.flush()?;
-                            next_flush = Some(now + t);
-                        }
+                    PollStatus::Finished => {}
+                }
+                let ChainHead::Source(src) = &mut self.head else {
+                    unreachable!("checked above")
+                };
+                if status == PollStatus::Finished {
+                    return src.end_of_input();
+                }
+                housekeeping!(src);
+            }
+        }
+        let channels = match &self.head {
+            ChainHead::Input(h) => h.num_channels(),
+            ChainHead::Source(_) => 0,
+        };
+        let mut ended = 0;
+        loop {
+            let until = self.wake_at(next_flush, None);
+            inbox.drain(until, &mut drained);
+            Self::run_mails(&mut drained)?;
+            let ChainHead::Input(head) = &mut self.head else {
+                unreachable!("sources return above")
+            };
+            while let Some((ch, msg)) = drained.inputs.pop_front() {
+                match msg {
+                    ChannelMessage::Buffer(buf) => head.on_buffer(ch as usize, &buf)?,
+                    ChannelMessage::Event(ChannelEvent::EndOfPartition) => {
+                        head.on_channel_end(ch as usize)?;
+                        ended += 1;
                     }
                 }
             }
+            if ended >= channels {
+                return head.end_of_input();
+            }
+            housekeeping!(head);
         }
     }
 }

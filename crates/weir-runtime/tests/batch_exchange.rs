@@ -15,6 +15,7 @@ use weir_runtime::inbox::{ChannelSender, TaskInbox};
 use weir_runtime::operator::{OperatorInfo, Output, OutputControl, Outputs};
 use weir_runtime::source::{PollStatus, SourceOutput, SourceReader};
 use weir_runtime::task::{ChainHead, Task};
+use weir_runtime::time::ProcessingTimeService;
 use weir_runtime::writer::ChannelBuffers;
 use weir_runtime::{Result, StreamRecord, Watermark, WatermarkStatus};
 
@@ -100,6 +101,7 @@ fn record_batches_are_split_by_key_across_a_hash_exchange() {
             inboxes[c].clone(),
             BufferPool::new(4, 32 * 1024),
             100,
+            ProcessingTimeService::default(),
         );
         threads.push(std::thread::spawn(move || task.run().result));
     }
@@ -134,6 +136,7 @@ fn record_batches_are_split_by_key_across_a_hash_exchange() {
             TaskInbox::new(),
             pool,
             100,
+            ProcessingTimeService::default(),
         );
         threads.push(std::thread::spawn(move || task.run().result));
     }
