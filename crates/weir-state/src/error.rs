@@ -16,6 +16,18 @@ pub enum StateError {
         /// One past the last owned key group.
         end: u32,
     },
+    /// State was accessed outside a keyed context (no current key).
+    #[error("keyed state was accessed without a current key; keyed state is only available on a keyed stream (after key_by)")]
+    NoCurrentKey,
+    /// A state name was registered again with other types.
+    #[error("state '{name}' is already registered with another value or namespace type")]
+    TypeMismatch {
+        /// The state's name.
+        name: String,
+    },
+    /// An unknown state id.
+    #[error("no state with id {0} is registered")]
+    UnknownState(usize),
 }
 
 /// Result with [`StateError`].

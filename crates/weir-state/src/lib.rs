@@ -1,13 +1,29 @@
 //! Keyed and operator state for Weir operators.
 //!
-//! Keyed state is laid out per key group ([`KeyGroupedMap`]): each subtask owns a contiguous
-//! [`KeyGroupRange`] and keeps one hash table per key group, so that snapshots can be written
-//! and restored per key group and a job can be rescaled by handing key groups to other
-//! subtasks.
+//! - [`KeyedStateBackend`]: the heap backend of one operator subtask: the current key and
+//!   its registered [`StateTable`]s, laid out per key group so that snapshots can be written
+//!   and restored per key group and a job can be rescaled by moving key groups.
+//! - [`state`]: the typed handles functions use: [`ValueState`], [`ListState`],
+//!   [`MapState`], [`ReducingState`], [`AggregatingState`], with [`StateTtlConfig`].
+//! - [`TimerQueue`]: event- and processing-time timers by (time, key, namespace).
+//! - [`operator_state`]: non-keyed list state redistribution (even split, union).
 
+pub mod aggregate;
+pub mod backend;
 pub mod error;
 pub mod key_grouped;
+pub mod operator_state;
+pub mod state;
+pub mod table;
+pub mod timers;
+pub mod ttl;
 
+pub use aggregate::AggregateFunction;
+pub use backend::{KeyedStateBackend, Namespace, StateKey};
 pub use error::{Result, StateError};
 pub use key_grouped::KeyGroupedMap;
+pub use state::{AggregatingState, ListState, MapState, ReducingState, StateContext, ValueState};
+pub use table::StateTable;
+pub use timers::TimerQueue;
+pub use ttl::{StateTtlConfig, StateVisibility, TtlUpdateType};
 pub use weir_core::KeyGroupRange;

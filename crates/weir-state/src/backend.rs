@@ -1,0 +1,157 @@
+//! The heap keyed state backend: the current key, and the registered state tables.
+
+use crate::error::{Result, StateError};
+use crate::table::StateTable;
+use std::any::Any;
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::Arc;
+use weir_core::key_group::{key_group_for_key, KeyGroupRange};
+
+/// What a key must be to index keyed state.
+pub trait StateKey: Hash + Eq + Clone + Send + 'static {}
+impl<T: Hash + Eq + Clone + Send + 'static> StateKey for T {}
+
+/// What a namespace (e.g. a window) must be.
+pub trait Namespace: Hash + Eq + Clone + Send + 'static {}
+impl<T: Hash + Eq + Clone + Send + 'static> Namespace for T {}
+
+/// Index of a registered state in its backend.
+pub type StateId = usize;
+
+/// Milliseconds of processing time, for state TTL; replaceable in tests.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+trait ErasedTable: Send {
+    fn len(&self) -> usize;
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+}
+
+impl<K: StateKey, N: Namespace, V: Send + 'static> ErasedTable for StateTable<K, N, V> {
+    fn len(&self) -> usize {
+        StateTable::len(self)
+    }
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+struct Registered {
+    name: String,
+    table: Box<dyn ErasedTable>,
+}
+
+/// Keyed state of one operator subtask, on the heap.
+pub struct KeyedStateBackend<K> {
+    range: KeyGroupRange,
+    max_parallelism: u32,
+    key: Option<K>,
+    slot: usize,
+    states: Vec<Registered>,
+    by_name: HashMap<String, StateId>,
+    clock: Clock,
+}
+
+impl<K: StateKey> KeyedStateBackend<K> {
+    /// A backend for the key groups `range` out of `max_parallelism`.
+    pub fn new(range: KeyGroupRange, max_parallelism: u32) -> Self {
+        KeyedStateBackend {
+            range,
+            max_parallelism,
+            key: None,
+            slot: 0,
+            states: Vec::new(),
+            by_name: HashMap::new(),
+            clock: Arc::new(crate::ttl::wall_clock_ms),
+        }
+    }
+
+    /// Replaces the processing-time clock used for TTL.
+    pub fn set_clock(&mut self, clock: Clock) {
+        self.clock = clock;
+    }
+
+    /// Processing time in milliseconds.
+    pub fn now(&self) -> i64 {
+        (self.clock)()
+    }
+
+    /// Makes `key` the key that state accesses refer to.
+    #[inline]
+    pub fn set_current_key(&mut self, key: K) -> Result<()> {
+        let kg = key_group_for_key(&key, self.max_parallelism);
+        if !self.range.contains(kg) {
+            return Err(StateError::KeyGroupOutOfRange {
+                key_group: kg,
+                start: self.range.start,
+                end: self.range.end,
+            });
+        }
+        self.slot = (kg - self.range.start) as usize;
+        self.key = Some(key);
+        Ok(())
+    }
+
+    /// The current key.
+    #[inline]
+    pub fn current_key(&self) -> Result<&K> {
+        self.key.as_ref().ok_or(StateError::NoCurrentKey)
+    }
+
+    /// Registers a state table named `name` holding `V` per (key, `N`), or finds the one
+    /// registered before under that name (which must hold the same types).
+    pub fn register<N: Namespace, V: Send + 'static>(&mut self, name: &str) -> Result<StateId> {
+        if let Some(&id) = self.by_name.get(name) {
+            if self.states[id]
+                .table
+                .as_any_mut()
+                .downcast_mut::<StateTable<K, N, V>>()
+                .is_none()
+            {
+                return Err(StateError::TypeMismatch { name: name.into() });
+            }
+            return Ok(id);
+        }
+        let id = self.states.len();
+        self.states.push(Registered {
+            name: name.to_string(),
+            table: Box::new(StateTable::<K, N, V>::new(self.range)),
+        });
+        self.by_name.insert(name.to_string(), id);
+        Ok(id)
+    }
+
+    /// The table of state `id`, with the current key and its key-group slot.
+    #[inline]
+    pub fn table<N: Namespace, V: Send + 'static>(
+        &mut self,
+        id: StateId,
+    ) -> Result<(&mut StateTable<K, N, V>, &K, usize)> {
+        let key = self.key.as_ref().ok_or(StateError::NoCurrentKey)?;
+        let r = self.states.get_mut(id).ok_or(StateError::UnknownState(id))?;
+        let name = &r.name;
+        let table = r
+            .table
+            .as_any_mut()
+            .downcast_mut::<StateTable<K, N, V>>()
+            .ok_or_else(|| StateError::TypeMismatch { name: name.clone() })?;
+        Ok((table, key, self.slot))
+    }
+
+    /// Entries over all states: (key, namespace) pairs holding a value.
+    pub fn entries(&self) -> usize {
+        self.states.iter().map(|s| s.table.len()).sum()
+    }
+
+    /// Entries of the state called `name`.
+    pub fn entries_of(&self, name: &str) -> usize {
+        self.by_name
+            .get(name)
+            .map_or(0, |&id| self.states[id].table.len())
+    }
+
+    /// The key groups this backend holds.
+    pub fn key_group_range(&self) -> KeyGroupRange {
+        self.range
+    }
+}

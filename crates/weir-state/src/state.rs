@@ -1,0 +1,653 @@
+//! User-facing keyed state: typed handles (Flink's `ValueState`, `ListState`, `MapState`,
+//! `ReducingState`, `AggregatingState`) that read and write the state of the current key.
+//!
+//! A handle is created from its name (Flink's state descriptor) when the function is built,
+//! and used with the context a function is called with:
+//!
+//! ```ignore
+//! let count = ValueState::<u64>::new("count");
+//! // in process_element:
+//! let n = count.value(ctx)?.unwrap_or(0) + 1;
+//! count.update(ctx, n)?;
+//! ```
+//!
+//! The context supplies the backend, the current key and the namespace (a window for
+//! per-window state, `()` otherwise). A handle registers its table on first use and caches
+//! the table's id; each subtask works on its own clone.
+
+use crate::aggregate::AggregateFunction;
+use crate::backend::{KeyedStateBackend, Namespace, StateId, StateKey};
+use crate::error::Result;
+use crate::table::StateTable;
+use crate::ttl::{on_read, Read, StateTtlConfig, TtlValue};
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// What gives state handles access to the backend: the current key and a namespace.
+pub trait StateContext {
+    /// The key type.
+    type Key: StateKey;
+    /// The namespace type (`()` outside windows).
+    type Ns: Namespace;
+    /// The backend and the current namespace.
+    fn state_parts(&mut self) -> (&mut KeyedStateBackend<Self::Key>, &Self::Ns);
+}
+
+const UNSET: usize = usize::MAX;
+
+/// Name, TTL and cached registration of a state.
+struct Handle {
+    name: String,
+    ttl: Option<StateTtlConfig>,
+    id: AtomicUsize,
+}
+
+impl Clone for Handle {
+    fn clone(&self) -> Self {
+        // A clone may be used with another backend: resolve again.
+        Handle {
+            name: self.name.clone(),
+            ttl: self.ttl,
+            id: AtomicUsize::new(UNSET),
+        }
+    }
+}
+
+impl Handle {
+    fn new(name: &str) -> Self {
+        Handle {
+            name: name.to_string(),
+            ttl: None,
+            id: AtomicUsize::new(UNSET),
+        }
+    }
+
+    fn resolve<K: StateKey, N: Namespace, V: Send + 'static>(&self, be: &mut KeyedStateBackend<K>) -> Result<StateId> {
+        let id = self.id.load(Ordering::Relaxed);
+        if id != UNSET {
+            return Ok(id);
+        }
+        let id = be.register::<N, V>(&self.name)?;
+        self.id.store(id, Ordering::Relaxed);
+        Ok(id)
+    }
+
+    fn now<K: StateKey>(&self, be: &KeyedStateBackend<K>) -> i64 {
+        if self.ttl.is_some() {
+            be.now()
+        } else {
+            0
+        }
+    }
+}
+
+/// Opens the table of a handle for the context's current key and namespace.
+macro_rules! open {
+    ($h:expr, $ctx:expr, $v:ty) => {{
+        let (be, ns) = $ctx.state_parts();
+        let id = $h.resolve::<_, C::Ns, $v>(be)?;
+        let now = $h.now(be);
+        let (table, key, slot) = be.table::<C::Ns, $v>(id)?;
+        (table, key, slot, ns, now)
+    }};
+}
+
+/// Reads a TTL'd single value, applying expiry and refresh.
+fn read_value<K: StateKey, N: Namespace, V: Clone>(
+    cfg: Option<&StateTtlConfig>,
+    t: &mut StateTable<K, N, TtlValue<V>>,
+    slot: usize,
+    key: &K,
+    ns: &N,
+    now: i64,
+) -> Option<V> {
+    match on_read(cfg, t.get(slot, key, ns).map(|v| v.ts), now) {
+        Read::Missing => None,
+        Read::Valid { refresh } => t.get_mut(slot, key, ns).map(|v| {
+            if refresh {
+                v.ts = now;
+            }
+            v.value.clone()
+        }),
+        Read::ExpiredVisible => t.remove(slot, key, ns).map(|v| v.value),
+        Read::ExpiredHidden => {
+            t.remove(slot, key, ns);
+            None
+        }
+    }
+}
+
+/// One value per key (and namespace).
+pub struct ValueState<V> {
+    h: Handle,
+    _t: PhantomData<fn() -> V>,
+}
+
+impl<V> Clone for ValueState<V> {
+    fn clone(&self) -> Self {
+        ValueState {
+            h: self.h.clone(),
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<V: Clone + Send + 'static> ValueState<V> {
+    /// A value state called `name`.
+    pub fn new(name: &str) -> Self {
+        ValueState {
+            h: Handle::new(name),
+            _t: PhantomData,
+        }
+    }
+
+    /// With a time-to-live.
+    pub fn with_ttl(mut self, ttl: StateTtlConfig) -> Self {
+        self.h.ttl = Some(ttl);
+        self
+    }
+
+    /// The current key's value.
+    pub fn value<C: StateContext>(&self, ctx: &mut C) -> Result<Option<V>> {
+        let (t, k, slot, ns, now) = open!(self.h, ctx, TtlValue<V>);
+        Ok(read_value(self.h.ttl.as_ref(), t, slot, k, ns, now))
+    }
+
+    /// Sets the current key's value.
+    pub fn update<C: StateContext>(&self, ctx: &mut C, value: V) -> Result<()> {
+        let (t, k, slot, ns, now) = open!(self.h, ctx, TtlValue<V>);
+        t.insert(slot, k, ns, TtlValue { value, ts: now });
+        Ok(())
+    }
+
+    /// Removes the current key's value.
+    pub fn clear<C: StateContext>(&self, ctx: &mut C) -> Result<()> {
+        let (t, k, slot, ns, _) = open!(self.h, ctx, TtlValue<V>);
+        t.remove(slot, k, ns);
+        Ok(())
+    }
+}
+
+/// A list of values per key; with TTL every element expires on its own.
+pub struct ListState<V> {
+    h: Handle,
+    _t: PhantomData<fn() -> V>,
+}
+
+impl<V> Clone for ListState<V> {
+    fn clone(&self) -> Self {
+        ListState {
+            h: self.h.clone(),
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<V: Clone + Send + 'static> ListState<V> {
+    /// A list state called `name`.
+    pub fn new(name: &str) -> Self {
+        ListState {
+            h: Handle::new(name),
+            _t: PhantomData,
+        }
+    }
+
+    /// With a time-to-live per element.
+    pub fn with_ttl(mut self, ttl: StateTtlConfig) -> Self {
+        self.h.ttl = Some(ttl);
+        self
+    }
+
+    /// The current key's elements (empty if none).
+    pub fn get<C: StateContext>(&self, ctx: &mut C) -> Result<Vec<V>> {
+        let cfg = self.h.ttl;
+        let (t, k, slot, ns, now) = open!(self.h, ctx, Vec<TtlValue<V>>);
+        let Some(list) = t.get_mut(slot, k, ns) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::with_capacity(list.len());
+        if let Some(c) = cfg {
+            list.retain_mut(|e| match on_read(Some(&c), Some(e.ts), now) {
+                Read::Valid { refresh } => {
+                    if refresh {
+                        e.ts = now;
+                    }
+                    out.push(e.value.clone());
+                    true
+                }
+                Read::ExpiredVisible => {
+                    out.push(e.value.clone());
+                    false
+                }
+                _ => false,
+            });
+            if list.is_empty() {
+                t.remove(slot, k, ns);
+            }
+        } else {
+            out.extend(list.iter().map(|e| e.value.clone()));
+        }
+        Ok(out)
+    }
+
+    /// Appends an element.
+    pub fn add<C: StateContext>(&self, ctx: &mut C, value: V) -> Result<()> {
+        let (t, k, slot, ns, now) = open!(self.h, ctx, Vec<TtlValue<V>>);
+        t.get_or_insert_with(slot, k, ns, Vec::new)
+            .push(TtlValue { value, ts: now });
+        Ok(())
+    }
+
+    /// Appends elements.
+    pub fn add_all<C: StateContext>(&self, ctx: &mut C, values: Vec<V>) -> Result<()> {
+        if values.is_empty() {
+            return Ok(());
+        }
+        let (t, k, slot, ns, now) = open!(self.h, ctx, Vec<TtlValue<V>>);
+        t.get_or_insert_with(slot, k, ns, Vec::new)
+            .extend(values.into_iter().map(|value| TtlValue { value, ts: now }));
+        Ok(())
+    }
+
+    /// Replaces the elements (an empty list clears the state).
+    pub fn update<C: StateContext>(&self, ctx: &mut C, values: Vec<V>) -> Result<()> {
+        let (t, k, slot, ns, now) = open!(self.h, ctx, Vec<TtlValue<V>>);
+        if values.is_empty() {
+            t.remove(slot, k, ns);
+        } else {
+            t.insert(
+                slot,
+                k,
+                ns,
+                values.into_iter().map(|value| TtlValue { value, ts: now }).collect(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Removes the current key's elements.
+    pub fn clear<C: StateContext>(&self, ctx: &mut C) -> Result<()> {
+        let (t, k, slot, ns, _) = open!(self.h, ctx, Vec<TtlValue<V>>);
+        t.remove(slot, k, ns);
+        Ok(())
+    }
+}
+
+/// A map per key; with TTL every entry expires on its own.
+pub struct MapState<UK, UV> {
+    h: Handle,
+    _t: PhantomData<fn() -> (UK, UV)>,
+}
+
+impl<UK, UV> Clone for MapState<UK, UV> {
+    fn clone(&self) -> Self {
+        MapState {
+            h: self.h.clone(),
+            _t: PhantomData,
+        }
+    }
+}
+
+type UserMap<UK, UV> = HashMap<UK, TtlValue<UV>>;
+
+impl<UK: Hash + Eq + Clone + Send + 'static, UV: Clone + Send + 'static> MapState<UK, UV> {
+    /// A map state called `name`.
+    pub fn new(name: &str) -> Self {
+        MapState {
+            h: Handle::new(name),
+            _t: PhantomData,
+        }
+    }
+
+    /// With a time-to-live per entry.
+    pub fn with_ttl(mut self, ttl: StateTtlConfig) -> Self {
+        self.h.ttl = Some(ttl);
+        self
+    }
+
+    /// The value of `user_key`.
+    pub fn get<C: StateContext>(&self, ctx: &mut C, user_key: &UK) -> Result<Option<UV>> {
+        let cfg = self.h.ttl;
+        let (t, k, slot, ns, now) = open!(self.h, ctx, UserMap<UK, UV>);
+        let Some(map) = t.get_mut(slot, k, ns) else {
+            return Ok(None);
+        };
+        let r = match on_read(cfg.as_ref(), map.get(user_key).map(|e| e.ts), now) {
+            Read::Missing => None,
+            Read::Valid { refresh } => map.get_mut(user_key).map(|e| {
+                if refresh {
+                    e.ts = now;
+                }
+                e.value.clone()
+            }),
+            Read::ExpiredVisible => map.remove(user_key).map(|e| e.value),
+            Read::ExpiredHidden => {
+                map.remove(user_key);
+                None
+            }
+        };
+        if map.is_empty() {
+            t.remove(slot, k, ns);
+        }
+        Ok(r)
+    }
+
+    /// True if `user_key` has a (visible) value.
+    pub fn contains<C: StateContext>(&self, ctx: &mut C, user_key: &UK) -> Result<bool> {
+        Ok(self.get(ctx, user_key)?.is_some())
+    }
+
+    /// Sets the value of `user_key`.
+    pub fn put<C: StateContext>(&self, ctx: &mut C, user_key: UK, value: UV) -> Result<()> {
+        let (t, k, slot, ns, now) = open!(self.h, ctx, UserMap<UK, UV>);
+        t.get_or_insert_with(slot, k, ns, HashMap::new)
+            .insert(user_key, TtlValue { value, ts: now });
+        Ok(())
+    }
+
+    /// Removes `user_key`.
+    pub fn remove<C: StateContext>(&self, ctx: &mut C, user_key: &UK) -> Result<()> {
+        let (t, k, slot, ns, _) = open!(self.h, ctx, UserMap<UK, UV>);
+        if let Some(map) = t.get_mut(slot, k, ns) {
+            map.remove(user_key);
+            if map.is_empty() {
+                t.remove(slot, k, ns);
+            }
+        }
+        Ok(())
+    }
+
+    /// All visible entries (unordered).
+    pub fn entries<C: StateContext>(&self, ctx: &mut C) -> Result<Vec<(UK, UV)>> {
+        let cfg = self.h.ttl;
+        let (t, k, slot, ns, now) = open!(self.h, ctx, UserMap<UK, UV>);
+        let Some(map) = t.get_mut(slot, k, ns) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::with_capacity(map.len());
+        map.retain(|uk, e| match on_read(cfg.as_ref(), Some(e.ts), now) {
+            Read::Valid { refresh } => {
+                if refresh {
+                    e.ts = now;
+                }
+                out.push((uk.clone(), e.value.clone()));
+                true
+            }
+            Read::ExpiredVisible => {
+                out.push((uk.clone(), e.value.clone()));
+                false
+            }
+            _ => false,
+        });
+        if map.is_empty() {
+            t.remove(slot, k, ns);
+        }
+        Ok(out)
+    }
+
+    /// All visible keys.
+    pub fn keys<C: StateContext>(&self, ctx: &mut C) -> Result<Vec<UK>> {
+        Ok(self.entries(ctx)?.into_iter().map(|(k, _)| k).collect())
+    }
+
+    /// All visible values.
+    pub fn values<C: StateContext>(&self, ctx: &mut C) -> Result<Vec<UV>> {
+        Ok(self.entries(ctx)?.into_iter().map(|(_, v)| v).collect())
+    }
+
+    /// True if no entry is visible.
+    pub fn is_empty<C: StateContext>(&self, ctx: &mut C) -> Result<bool> {
+        Ok(self.entries(ctx)?.is_empty())
+    }
+
+    /// Removes every entry of the current key.
+    pub fn clear<C: StateContext>(&self, ctx: &mut C) -> Result<()> {
+        let (t, k, slot, ns, _) = open!(self.h, ctx, UserMap<UK, UV>);
+        t.remove(slot, k, ns);
+        Ok(())
+    }
+}
+
+/// A value per key that every added value is reduced into.
+pub struct ReducingState<V> {
+    h: Handle,
+    reduce: Arc<dyn Fn(V, V) -> V + Send + Sync>,
+}
+
+impl<V> Clone for ReducingState<V> {
+    fn clone(&self) -> Self {
+        ReducingState {
+            h: self.h.clone(),
+            reduce: self.reduce.clone(),
+        }
+    }
+}
+
+impl<V: Clone + Send + 'static> ReducingState<V> {
+    /// A reducing state called `name` combining values with `reduce`.
+    pub fn new(name: &str, reduce: impl Fn(V, V) -> V + Send + Sync + 'static) -> Self {
+        ReducingState {
+            h: Handle::new(name),
+            reduce: Arc::new(reduce),
+        }
+    }
+
+    /// With a time-to-live.
+    pub fn with_ttl(mut self, ttl: StateTtlConfig) -> Self {
+        self.h.ttl = Some(ttl);
+        self
+    }
+
+    /// The reduced value.
+    pub fn get<C: StateContext>(&self, ctx: &mut C) -> Result<Option<V>> {
+        let (t, k, slot, ns, now) = open!(self.h, ctx, TtlValue<V>);
+        Ok(read_value(self.h.ttl.as_ref(), t, slot, k, ns, now))
+    }
+
+    /// Reduces `value` into the state.
+    pub fn add<C: StateContext>(&self, ctx: &mut C, value: V) -> Result<()> {
+        let cfg = self.h.ttl;
+        let (t, k, slot, ns, now) = open!(self.h, ctx, TtlValue<V>);
+        let current = read_value(cfg.as_ref(), t, slot, k, ns, now);
+        let value = match current {
+            Some(old) => (self.reduce)(old, value),
+            None => value,
+        };
+        t.insert(slot, k, ns, TtlValue { value, ts: now });
+        Ok(())
+    }
+
+    /// Removes the value.
+    pub fn clear<C: StateContext>(&self, ctx: &mut C) -> Result<()> {
+        let (t, k, slot, ns, _) = open!(self.h, ctx, TtlValue<V>);
+        t.remove(slot, k, ns);
+        Ok(())
+    }
+}
+
+/// An accumulator per key that values are aggregated into.
+pub struct AggregatingState<IN, ACC, OUT> {
+    h: Handle,
+    agg: Arc<dyn AggregateFunction<IN, ACC, OUT>>,
+}
+
+impl<IN, ACC, OUT> Clone for AggregatingState<IN, ACC, OUT> {
+    fn clone(&self) -> Self {
+        AggregatingState {
+            h: self.h.clone(),
+            agg: self.agg.clone(),
+        }
+    }
+}
+
+impl<IN: 'static, ACC: Clone + Send + 'static, OUT: 'static> AggregatingState<IN, ACC, OUT> {
+    /// An aggregating state called `name` using `agg`.
+    pub fn new(name: &str, agg: impl AggregateFunction<IN, ACC, OUT>) -> Self {
+        AggregatingState {
+            h: Handle::new(name),
+            agg: Arc::new(agg),
+        }
+    }
+
+    /// With a time-to-live.
+    pub fn with_ttl(mut self, ttl: StateTtlConfig) -> Self {
+        self.h.ttl = Some(ttl);
+        self
+    }
+
+    /// The aggregate's current result.
+    pub fn get<C: StateContext>(&self, ctx: &mut C) -> Result<Option<OUT>> {
+        let (t, k, slot, ns, now) = open!(self.h, ctx, TtlValue<ACC>);
+        Ok(read_value(self.h.ttl.as_ref(), t, slot, k, ns, now).map(|acc| self.agg.get_result(&acc)))
+    }
+
+    /// Adds a value.
+    pub fn add<C: StateContext>(&self, ctx: &mut C, value: IN) -> Result<()> {
+        let cfg = self.h.ttl;
+        let (t, k, slot, ns, now) = open!(self.h, ctx, TtlValue<ACC>);
+        let mut acc = read_value(cfg.as_ref(), t, slot, k, ns, now).unwrap_or_else(|| self.agg.create_accumulator());
+        self.agg.add(value, &mut acc);
+        t.insert(slot, k, ns, TtlValue { value: acc, ts: now });
+        Ok(())
+    }
+
+    /// Removes the accumulator.
+    pub fn clear<C: StateContext>(&self, ctx: &mut C) -> Result<()> {
+        let (t, k, slot, ns, _) = open!(self.h, ctx, TtlValue<ACC>);
+        t.remove(slot, k, ns);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ttl::{StateVisibility, TtlUpdateType};
+    use std::sync::atomic::AtomicI64;
+    use std::time::Duration;
+    use weir_core::KeyGroupRange;
+
+    struct Ctx {
+        be: KeyedStateBackend<String>,
+        ns: i64,
+    }
+
+    impl StateContext for Ctx {
+        type Key = String;
+        type Ns = i64;
+        fn state_parts(&mut self) -> (&mut KeyedStateBackend<String>, &i64) {
+            (&mut self.be, &self.ns)
+        }
+    }
+
+    fn ctx() -> (Ctx, Arc<AtomicI64>) {
+        let clock = Arc::new(AtomicI64::new(1000));
+        let c = clock.clone();
+        let mut be = KeyedStateBackend::new(KeyGroupRange { start: 0, end: 128 }, 128);
+        be.set_clock(Arc::new(move || c.load(Ordering::Relaxed)));
+        (Ctx { be, ns: 0 }, clock)
+    }
+
+    #[test]
+    fn value_state_is_per_key_and_namespace() {
+        let (mut c, _) = ctx();
+        let s = ValueState::<u64>::new("v");
+        c.be.set_current_key("a".into()).unwrap();
+        assert_eq!(s.value(&mut c).unwrap(), None);
+        s.update(&mut c, 1).unwrap();
+        c.ns = 7;
+        s.update(&mut c, 2).unwrap();
+        c.be.set_current_key("b".into()).unwrap();
+        assert_eq!(s.value(&mut c).unwrap(), None);
+        c.be.set_current_key("a".into()).unwrap();
+        assert_eq!(s.value(&mut c).unwrap(), Some(2));
+        c.ns = 0;
+        assert_eq!(s.value(&mut c).unwrap(), Some(1));
+        s.clear(&mut c).unwrap();
+        assert_eq!(c.be.entries(), 1);
+        // The same name with another type is refused.
+        let err = ValueState::<String>::new("v").value(&mut c).unwrap_err();
+        assert!(err.to_string().contains("already registered"));
+    }
+
+    #[test]
+    fn ttl_expires_values_and_refreshes_per_update_type() {
+        let (mut c, clock) = ctx();
+        c.be.set_current_key("k".into()).unwrap();
+        let ttl = StateTtlConfig::new(Duration::from_millis(100));
+        let on_write = ValueState::<i32>::new("w").with_ttl(ttl);
+        let on_read = ValueState::<i32>::new("r").with_ttl(ttl.with_update_type(TtlUpdateType::OnReadAndWrite));
+        let visible = ValueState::<i32>::new("x").with_ttl(ttl.with_visibility(StateVisibility::ReturnExpiredIfNotCleanedUp));
+        on_write.update(&mut c, 1).unwrap();
+        on_read.update(&mut c, 2).unwrap();
+        visible.update(&mut c, 3).unwrap();
+        clock.store(1090, Ordering::Relaxed);
+        assert_eq!(on_write.value(&mut c).unwrap(), Some(1));
+        assert_eq!(on_read.value(&mut c).unwrap(), Some(2), "read refreshes to 1090");
+        clock.store(1100, Ordering::Relaxed);
+        assert_eq!(on_write.value(&mut c).unwrap(), None, "expired at ts + ttl");
+        assert_eq!(on_read.value(&mut c).unwrap(), Some(2));
+        assert_eq!(visible.value(&mut c).unwrap(), Some(3), "expired but visible once");
+        assert_eq!(visible.value(&mut c).unwrap(), None, "and cleaned up by that read");
+        clock.store(1199, Ordering::Relaxed);
+        assert_eq!(on_read.value(&mut c).unwrap(), Some(2), "refreshed again at 1100");
+        clock.store(1299, Ordering::Relaxed);
+        assert_eq!(on_read.value(&mut c).unwrap(), None);
+        assert_eq!(c.be.entries(), 0, "expired values are removed on read");
+    }
+
+    #[test]
+    fn list_map_reducing_aggregating() {
+        let (mut c, clock) = ctx();
+        c.be.set_current_key("k".into()).unwrap();
+        let l = ListState::<i32>::new("l").with_ttl(StateTtlConfig::new(Duration::from_millis(50)));
+        l.add(&mut c, 1).unwrap();
+        clock.store(1020, Ordering::Relaxed);
+        l.add_all(&mut c, vec![2, 3]).unwrap();
+        clock.store(1060, Ordering::Relaxed);
+        assert_eq!(l.get(&mut c).unwrap(), vec![2, 3], "elements expire one by one");
+        l.update(&mut c, vec![]).unwrap();
+        assert!(l.get(&mut c).unwrap().is_empty());
+
+        let m = MapState::<String, i32>::new("m");
+        m.put(&mut c, "x".into(), 1).unwrap();
+        m.put(&mut c, "y".into(), 2).unwrap();
+        assert_eq!(m.get(&mut c, &"x".into()).unwrap(), Some(1));
+        m.remove(&mut c, &"x".into()).unwrap();
+        assert!(!m.contains(&mut c, &"x".into()).unwrap());
+        assert_eq!(m.entries(&mut c).unwrap(), vec![("y".to_string(), 2)]);
+
+        let r = ReducingState::new("r", |a: i32, b: i32| a.max(b));
+        for v in [3, 9, 4] {
+            r.add(&mut c, v).unwrap();
+        }
+        assert_eq!(r.get(&mut c).unwrap(), Some(9));
+
+        struct Avg;
+        impl AggregateFunction<i32, (i64, i64), f64> for Avg {
+            fn create_accumulator(&self) -> (i64, i64) {
+                (0, 0)
+            }
+            fn add(&self, v: i32, acc: &mut (i64, i64)) {
+                acc.0 += v as i64;
+                acc.1 += 1;
+            }
+            fn get_result(&self, acc: &(i64, i64)) -> f64 {
+                acc.0 as f64 / acc.1 as f64
+            }
+            fn merge(&self, a: (i64, i64), b: (i64, i64)) -> (i64, i64) {
+                (a.0 + b.0, a.1 + b.1)
+            }
+        }
+        let a = AggregatingState::new("a", Avg);
+        for v in [1, 2, 6] {
+            a.add(&mut c, v).unwrap();
+        }
+        assert_eq!(a.get(&mut c).unwrap(), Some(3.0));
+        a.clear(&mut c).unwrap();
+        assert_eq!(a.get(&mut c).unwrap(), None);
+    }
+}
