@@ -139,6 +139,7 @@ fn key_by_sends_each_key_to_one_subtask() {
     let out = e
         .from_sequence(0, 999)
         .key_by(|x: &i64| x % 17)
+        .as_stream()
         .process(TagSubtask::default())
         .collect_values();
     e.execute("keyed").unwrap();

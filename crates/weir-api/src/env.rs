@@ -111,6 +111,13 @@ impl StreamExecutionEnvironment {
         self
     }
 
+    /// How often periodic watermark generators are asked for a watermark (default 200 ms;
+    /// zero turns periodic emission off).
+    pub fn set_auto_watermark_interval(&self, interval: Duration) -> &Self {
+        self.state.borrow_mut().config.auto_watermark_interval_ms = interval.as_millis() as u64;
+        self
+    }
+
     /// Runs jobs on `cluster` instead of a mini-cluster started per job.
     pub fn set_cluster(&self, cluster: Arc<MiniCluster>) -> &Self {
         self.state.borrow_mut().cluster = Some(cluster);
@@ -155,6 +162,17 @@ impl StreamExecutionEnvironment {
         } else {
             s
         }
+    }
+
+    /// Adds a source whose records get timestamps and watermarks from `strategy` right at
+    /// the source (the assigner runs chained to the source reader).
+    pub fn from_source_with_watermarks<T: Data, S: Source<T>>(
+        &self,
+        source: S,
+        strategy: crate::watermark::WatermarkStrategy<T>,
+        name: &str,
+    ) -> DataStream<T> {
+        self.from_source(source, name).assign_timestamps_and_watermarks(strategy)
     }
 
     /// The elements of `data`, in order, from a single subtask.

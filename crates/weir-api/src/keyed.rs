@@ -118,6 +118,25 @@ impl<T: Data, K: Data + Hash + Eq> KeyedStream<T, K> {
         )
     }
 
+    /// Runs a [`KeyedProcessFunction`](crate::keyed_process::KeyedProcessFunction) with
+    /// per-key state and timers.
+    pub fn process<O, P>(&self, f: P) -> DataStream<O>
+    where
+        O: Data,
+        P: crate::keyed_process::KeyedProcessFunction<K, T, O>,
+    {
+        let key_of = self.key_of.clone();
+        self.stream.one_input("KeyedProcess", NodeKind::Operator, move |info, out| {
+            let mut f = f.clone();
+            weir_runtime::operator::guarded(info, || {
+                f.open(&crate::functions::RuntimeContext::of(info))
+                    .map_err(|e| crate::functions::user_error(info, e))
+            })?;
+            let op = crate::keyed_process::KeyedProcessOp::new(f, key_of.clone(), info);
+            Ok(Box::new(OneInputLink::new(op, out, info.clone())))
+        })
+    }
+
     /// The keyed stream as a plain stream (still hash-partitioned towards its next operator).
     pub fn as_stream(&self) -> &DataStream<T> {
         &self.stream

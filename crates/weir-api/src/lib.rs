@@ -39,12 +39,15 @@ mod exchange;
 pub mod functions;
 pub mod graph;
 pub mod keyed;
+pub mod keyed_process;
 mod operators;
 mod runner;
 pub mod sink;
 pub mod source;
+pub mod timers;
 mod translate;
 mod types;
+pub mod watermark;
 
 pub use datastream::DataStream;
 pub use env::{JobClient, StreamExecutionEnvironment};
@@ -65,6 +68,13 @@ pub mod prelude {
         Collector, OutputTag, ProcessContext, ProcessFunction, RuntimeContext, UserError,
     };
     pub use crate::keyed::KeyedStream;
+    pub use crate::keyed_process::{KeyedContext, KeyedProcessFunction};
+    pub use crate::timers::TimeDomain;
+    pub use crate::watermark::{WatermarkGenerator, WatermarkOutput, WatermarkStrategy};
+    pub use weir_state::{
+        AggregateFunction, AggregatingState, ListState, MapState, ReducingState, StateTtlConfig, StateVisibility,
+        TtlUpdateType, ValueState,
+    };
     pub use crate::sink::{CollectedValues, Sink, SinkContext, SinkWriter};
     pub use crate::source::{Boundedness, Source, SourceContext};
     pub use crate::types::Data;

@@ -147,6 +147,7 @@ impl JobCode for CompiledJob {
                 parallelism: node.parallelism,
                 max_parallelism: node.max_parallelism,
                 processing_time: io.processing_time.clone(),
+                auto_watermark_interval_ms: graph.config.auto_watermark_interval_ms,
             };
             let is_head = op.node == head_node;
             match &node.code {

@@ -30,6 +30,9 @@ pub struct ExecutionConfig {
     pub floating_buffers_per_task: usize,
     /// Milliseconds a job waits for slots before it fails.
     pub slot_request_timeout_ms: u64,
+    /// Milliseconds between periodic watermark emissions (Flink's auto watermark interval);
+    /// 0 turns periodic emission off.
+    pub auto_watermark_interval_ms: u64,
 }
 
 impl Default for ExecutionConfig {
@@ -44,6 +47,7 @@ impl Default for ExecutionConfig {
             buffer_size: DEFAULT_BUFFER_SIZE,
             floating_buffers_per_task: 8,
             slot_request_timeout_ms: 10_000,
+            auto_watermark_interval_ms: 200,
         }
     }
 }

@@ -55,6 +55,8 @@ pub struct OperatorInfo {
     pub max_parallelism: u32,
     /// The task's processing-time callbacks.
     pub processing_time: crate::time::ProcessingTimeService,
+    /// The job's periodic watermark interval in ms (0: off).
+    pub auto_watermark_interval_ms: u64,
 }
 
 impl OperatorInfo {

@@ -92,6 +92,13 @@ impl<K: StateKey> KeyedStateBackend<K> {
         Ok(())
     }
 
+    /// The key-group slot (key group minus the range start) of the current key, for tables
+    /// an operator keeps outside the backend.
+    #[inline]
+    pub fn current_slot(&self) -> usize {
+        self.slot
+    }
+
     /// The current key.
     #[inline]
     pub fn current_key(&self) -> Result<&K> {
