@@ -47,6 +47,7 @@ pub mod source;
 pub mod timers;
 mod translate;
 mod types;
+pub mod window;
 pub mod watermark;
 
 pub use datastream::DataStream;
@@ -71,6 +72,18 @@ pub mod prelude {
     pub use crate::keyed_process::{KeyedContext, KeyedProcessFunction};
     pub use crate::timers::TimeDomain;
     pub use crate::watermark::{WatermarkGenerator, WatermarkOutput, WatermarkStrategy};
+    pub use crate::window::assigners::{
+        EventTimeSessionWindows, GlobalWindows, ProcessingTimeSessionWindows, SlidingEventTimeWindows,
+        SlidingProcessingTimeWindows, TumblingEventTimeWindows, TumblingProcessingTimeWindows, WindowAssigner,
+    };
+    pub use crate::window::evictors::{CountEvictor, Evictor, TimeEvictor, TimestampedValue};
+    pub use crate::window::functions::{ProcessWindowFunction, WindowContext};
+    pub use crate::window::stream::WindowedStream;
+    pub use crate::window::triggers::{
+        ContinuousEventTimeTrigger, ContinuousProcessingTimeTrigger, CountTrigger, EventTimeTrigger,
+        ProcessingTimeTrigger, PurgingTrigger, Trigger, TriggerContext, TriggerResult,
+    };
+    pub use crate::window::{GlobalWindow, TimeWindow, Window};
     pub use weir_state::{
         AggregateFunction, AggregatingState, ListState, MapState, ReducingState, StateTtlConfig, StateVisibility,
         TtlUpdateType, ValueState,

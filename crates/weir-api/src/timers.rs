@@ -58,9 +58,4 @@ impl<K: StateKey, N: Namespace> InternalTimers<K, N> {
     pub fn len(&self) -> usize {
         self.event.len() + self.processing.len()
     }
-
-    /// True if no timer is registered.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }

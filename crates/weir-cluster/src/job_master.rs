@@ -250,6 +250,7 @@ impl JobMaster {
                         });
                         e.records_in += m.records_in;
                         e.records_out += m.records_out;
+                        e.state_entries += m.state_entries;
                     }
                     if let TaskEnd::Failed(err) = state.end {
                         let v = graph.vertex(state.vertex);

@@ -59,6 +59,8 @@ pub struct OperatorSummary {
     pub records_in: u64,
     /// Records out (main output), over all subtasks.
     pub records_out: u64,
+    /// State entries (keyed state, windows, timers) held at the end, over all subtasks.
+    pub state_entries: u64,
 }
 
 /// What a finished job reports (Flink's `JobExecutionResult`).

@@ -83,6 +83,7 @@ impl<T: Send + 'static> SourceChainHead for SourceHead<T> {
             name: self.info.name.clone(),
             records_in: 0,
             records_out: self.out.records_out(),
+            state_entries: 0,
         });
         self.out.visit_metrics(v);
     }

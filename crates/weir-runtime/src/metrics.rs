@@ -14,6 +14,8 @@ pub struct OperatorMetrics {
     pub records_in: u64,
     /// Records the operator emitted on its main output.
     pub records_out: u64,
+    /// Keyed state, window and timer entries held when the metrics were taken.
+    pub state_entries: u64,
 }
 
 /// Receives the metrics of every operator of a chain.

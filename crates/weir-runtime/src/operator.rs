@@ -367,6 +367,11 @@ pub trait OneInputOperator<I, O>: Send {
     fn on_processing_time(&mut self, _now: i64, _out: &mut Outputs<O>) -> Result<()> {
         Ok(())
     }
+
+    /// Entries of keyed state, windows and timers the operator holds (a metric).
+    fn state_entries(&self) -> u64 {
+        0
+    }
 }
 
 /// An operator with one input inside a chain.
@@ -413,6 +418,7 @@ impl<I, O: 'static, Op: OneInputOperator<I, O>> OutputControl for OneInputLink<I
             name: self.info.name.clone(),
             records_in: self.records_in,
             records_out: self.out.records_out(),
+            state_entries: self.op.state_entries(),
         });
         self.out.visit_metrics(v);
     }
@@ -522,6 +528,7 @@ impl<A, B, O: 'static, Op: TwoInputOperator<A, B, O>> OutputControl for TwoInput
             name: self.info.name.clone(),
             records_in: self.records_in,
             records_out: self.out.records_out(),
+            state_entries: 0,
         });
         self.out.visit_metrics(v);
     }
