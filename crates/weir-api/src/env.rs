@@ -165,14 +165,21 @@ impl StreamExecutionEnvironment {
     }
 
     /// Adds a source whose records get timestamps and watermarks from `strategy` right at
-    /// the source (the assigner runs chained to the source reader).
+    /// the source: the assigner runs chained to the reader, with the source's parallelism,
+    /// so each source subtask generates the watermarks of what it reads.
     pub fn from_source_with_watermarks<T: Data, S: Source<T>>(
         &self,
         source: S,
         strategy: crate::watermark::WatermarkStrategy<T>,
         name: &str,
     ) -> DataStream<T> {
-        self.from_source(source, name).assign_timestamps_and_watermarks(strategy)
+        let non_parallel = !source.is_parallel();
+        let s = self.from_source(source, name).assign_timestamps_and_watermarks(strategy);
+        if non_parallel {
+            s.set_parallelism(1)
+        } else {
+            s
+        }
     }
 
     /// The elements of `data`, in order, from a single subtask.

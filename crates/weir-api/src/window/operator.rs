@@ -21,7 +21,7 @@ use crate::functions::{user_error, Collector, UserError};
 use crate::timers::InternalTimers;
 use std::marker::PhantomData;
 use weir_runtime::operator::{OneInputOperator, OperatorInfo, OutputControl, Outputs};
-use weir_runtime::{Result, RuntimeError, StreamRecord, Watermark};
+use weir_runtime::{Result, StreamRecord, Watermark};
 use weir_state::{AggregateFunction, KeyGroupRange, KeyedStateBackend, StateKey, StateTable};
 
 /// How a window keeps its contents and what it emits from them.
