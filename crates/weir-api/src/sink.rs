@@ -136,32 +136,20 @@ pub(crate) struct CollectSink<T> {
     pub target: CollectedValues<T>,
 }
 
+/// Publishes every record at once, so a client sees results of a job that never ends
+/// (the lock is uncontended but for the reader).
 struct CollectWriter<T> {
     target: CollectedValues<T>,
-    local: Vec<T>,
-}
-
-const COLLECT_BATCH: usize = 1024;
-
-impl<T: Send> CollectWriter<T> {
-    fn publish(&mut self) {
-        let mut v = self.target.values.lock().unwrap_or_else(|p| p.into_inner());
-        v.append(&mut self.local);
-    }
 }
 
 impl<T: Send> SinkWriter<T> for CollectWriter<T> {
     #[inline]
     fn write(&mut self, value: T, _: Option<i64>) -> Result<(), UserError> {
-        self.local.push(value);
-        if self.local.len() >= COLLECT_BATCH {
-            self.publish();
-        }
-        Ok(())
-    }
-
-    fn finish(&mut self) -> Result<(), UserError> {
-        self.publish();
+        self.target
+            .values
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(value);
         Ok(())
     }
 }
@@ -170,7 +158,6 @@ impl<T: Send + 'static> Sink<T> for CollectSink<T> {
     fn create_writer(&self, _: &SinkContext) -> Result<Box<dyn SinkWriter<T>>, UserError> {
         Ok(Box::new(CollectWriter {
             target: self.target.clone(),
-            local: Vec::new(),
         }))
     }
 }
