@@ -94,15 +94,23 @@ fn parse_line(line: &str, number: usize) -> Result<Option<Event>, String> {
     if fields.len() != 3 {
         return Err(format!("line {number}: expected 3 comma-separated fields (key,timestamp_ms,value), found {}: '{line}'", fields.len()));
     }
-    let ts: i64 = fields[1]
-        .parse()
-        .map_err(|_| format!("line {number}: timestamp '{}' is not a 64-bit integer", fields[1]))?;
+    let ts: i64 = fields[1].parse().map_err(|_| {
+        format!(
+            "line {number}: timestamp '{}' is not a 64-bit integer",
+            fields[1]
+        )
+    })?;
     if ts == i64::MIN {
-        return Err(format!("line {number}: timestamp {ts} is reserved (it means 'no timestamp')"));
+        return Err(format!(
+            "line {number}: timestamp {ts} is reserved (it means 'no timestamp')"
+        ));
     }
-    let value: i64 = fields[2]
-        .parse()
-        .map_err(|_| format!("line {number}: value '{}' is not a 64-bit integer", fields[2]))?;
+    let value: i64 = fields[2].parse().map_err(|_| {
+        format!(
+            "line {number}: value '{}' is not a 64-bit integer",
+            fields[2]
+        )
+    })?;
     Ok(Some(Event {
         key: fields[0].to_string(),
         ts,
@@ -128,7 +136,8 @@ impl Source<Event> for EventFile {
         false
     }
     fn create_reader(&self, _: &SourceContext) -> Result<Box<dyn SourceReader<Event>>, UserError> {
-        let f = std::fs::File::open(&self.0).map_err(|e| format!("cannot open '{}': {e}", self.0.display()))?;
+        let f = std::fs::File::open(&self.0)
+            .map_err(|e| format!("cannot open '{}': {e}", self.0.display()))?;
         Ok(Box::new(EventReader {
             lines: BufReader::new(f).lines(),
             number: 0,
@@ -138,14 +147,24 @@ impl Source<Event> for EventFile {
 }
 
 impl SourceReader<Event> for EventReader {
-    fn poll_next(&mut self, out: &mut SourceOutput<'_, Event>) -> weir::runtime::Result<PollStatus> {
+    fn poll_next(
+        &mut self,
+        out: &mut SourceOutput<'_, Event>,
+    ) -> weir::runtime::Result<PollStatus> {
         for _ in 0..1024 {
             let Some(line) = self.lines.next() else {
                 return Ok(PollStatus::Finished);
             };
             self.number += 1;
             let line = line.map_err(|e| {
-                weir::runtime::RuntimeError::io(format!("cannot read '{}' at line {}", self.path.display(), self.number), e)
+                weir::runtime::RuntimeError::io(
+                    format!(
+                        "cannot read '{}' at line {}",
+                        self.path.display(),
+                        self.number
+                    ),
+                    e,
+                )
             })?;
             match parse_line(&line, self.number) {
                 Ok(Some(e)) => out.collect(e)?,
@@ -232,21 +251,34 @@ pub fn run(args: &Args) -> Result<JobExecutionResult, ApiError> {
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(args.parallelism);
     let ooo = args.out_of_orderness as i64;
-    let strategy = WatermarkStrategy::for_generator(move || PerRecordWatermarks { max: i64::MIN, ooo })
-        .with_timestamp_assigner(|e: &Event, _| e.ts);
-    let events = env
-        .from_source_with_watermarks(EventFile(args.input.clone()), strategy, "Events");
+    let strategy =
+        WatermarkStrategy::for_generator(move || PerRecordWatermarks { max: i64::MIN, ooo })
+            .with_timestamp_assigner(|e: &Event, _| e.ts);
+    let events = env.from_source_with_watermarks(EventFile(args.input.clone()), strategy, "Events");
     let keyed = events.key_by(|e: &Event| e.key.clone());
     let late = OutputTag::<Event>::new("late");
     let firings = match args.window {
-        WindowSpec::Tumbling(size) => windowed(&keyed, TumblingEventTimeWindows::of_millis(size, 0), args, &late)
-            .aggregate_with_process(CountSum, FormatFiring),
-        WindowSpec::Sliding(size, slide) => {
-            windowed(&keyed, SlidingEventTimeWindows::of_millis(size, slide, 0), args, &late)
-                .aggregate_with_process(CountSum, FormatFiring)
-        }
-        WindowSpec::Session(gap) => windowed(&keyed, EventTimeSessionWindows::with_gap_millis(gap), args, &late)
-            .aggregate_with_process(CountSum, FormatFiring),
+        WindowSpec::Tumbling(size) => windowed(
+            &keyed,
+            TumblingEventTimeWindows::of_millis(size, 0),
+            args,
+            &late,
+        )
+        .aggregate_with_process(CountSum, FormatFiring),
+        WindowSpec::Sliding(size, slide) => windowed(
+            &keyed,
+            SlidingEventTimeWindows::of_millis(size, slide, 0),
+            args,
+            &late,
+        )
+        .aggregate_with_process(CountSum, FormatFiring),
+        WindowSpec::Session(gap) => windowed(
+            &keyed,
+            EventTimeSessionWindows::with_gap_millis(gap),
+            args,
+            &late,
+        )
+        .aggregate_with_process(CountSum, FormatFiring),
     };
     firings
         .write_as_text(&args.output, WriteMode::Overwrite)

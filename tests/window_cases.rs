@@ -31,13 +31,20 @@ fn flink_window_cases_are_reproduced() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let mut checked = 0;
-    for line in cases.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+    for line in cases
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
         let mut parts = line.split_whitespace();
         let name = parts.next().unwrap();
         let input = parts.next().unwrap();
         let out = tmp.path().join(format!("{name}.out"));
         let late = tmp.path().join(format!("{name}.late"));
-        let mut argv: Vec<String> = vec!["windows".into(), "--input".into(), dir.join(input).display().to_string()];
+        let mut argv: Vec<String> = vec![
+            "windows".into(),
+            "--input".into(),
+            dir.join(input).display().to_string(),
+        ];
         argv.extend(parts.map(String::from));
         argv.extend(["--output".into(), out.display().to_string()]);
         argv.extend(["--late-output".into(), late.display().to_string()]);
@@ -46,7 +53,11 @@ fn flink_window_cases_are_reproduced() {
         let expected_out = sorted_lines(&dir.join("expected").join(format!("{name}.out")));
         let expected_late = sorted_lines(&dir.join("expected").join(format!("{name}.late")));
         assert_eq!(sorted_lines(&out), expected_out, "case {name}: firings");
-        assert_eq!(sorted_lines(&late), expected_late, "case {name}: late records");
+        assert_eq!(
+            sorted_lines(&late),
+            expected_late,
+            "case {name}: late records"
+        );
         checked += 1;
     }
     assert!(checked >= 10, "only {checked} cases ran");
@@ -96,5 +107,16 @@ fn bad_lines_fail_with_their_line_number() {
     windows::run(&args).unwrap();
     assert_eq!(std::fs::read_to_string(out).unwrap(), "");
     // Bad window specs are argument errors.
-    assert!(windows::Args::try_parse_from(["w", "--input", "x", "--output", "y", "--window", "hopping:5", "--out-of-orderness", "0"]).is_err());
+    assert!(windows::Args::try_parse_from([
+        "w",
+        "--input",
+        "x",
+        "--output",
+        "y",
+        "--window",
+        "hopping:5",
+        "--out-of-orderness",
+        "0"
+    ])
+    .is_err());
 }

@@ -41,7 +41,12 @@ struct Win {
 
 /// The model: records in order, watermark after each, windows fire when the watermark
 /// passes their end, late records fire again or go to the late output.
-fn reference(records: &[(String, i64, i64)], kind: Kind, ooo: i64, lateness: i64) -> (Vec<String>, Vec<String>) {
+fn reference(
+    records: &[(String, i64, i64)],
+    kind: Kind,
+    ooo: i64,
+    lateness: i64,
+) -> (Vec<String>, Vec<String>) {
     let mut out = Vec::new();
     let mut late = Vec::new();
     let mut w = i64::MIN;
@@ -78,7 +83,12 @@ fn reference(records: &[(String, i64, i64)], kind: Kind, ooo: i64, lateness: i64
                     let idx = match wins.iter().position(|x| x.start == s && x.end == e) {
                         Some(i) => i,
                         None => {
-                            wins.push(Win { start: s, end: e, count: 0, sum: 0 });
+                            wins.push(Win {
+                                start: s,
+                                end: e,
+                                count: 0,
+                                sum: 0,
+                            });
                             wins.len() - 1
                         }
                     };
@@ -94,7 +104,12 @@ fn reference(records: &[(String, i64, i64)], kind: Kind, ooo: i64, lateness: i64
                 }
             }
             Kind::Session(gap) => {
-                let own = Win { start: *ts, end: ts + gap, count: 1, sum: *v };
+                let own = Win {
+                    start: *ts,
+                    end: ts + gap,
+                    count: 1,
+                    sum: *v,
+                };
                 let (touching, rest): (Vec<Win>, Vec<Win>) = std::mem::take(wins)
                     .into_iter()
                     .partition(|x| x.start <= own.end && x.end >= own.start);
@@ -172,7 +187,11 @@ fn run_case(seed: u64, kind: Kind, parallelism: i64) {
             1 | 2 => t - rng.below(15),
             _ => t,
         };
-        records.push((format!("k{}", rng.below(keys as u64)), ts, rng.below(2001) - 1000));
+        records.push((
+            format!("k{}", rng.below(keys as u64)),
+            ts,
+            rng.below(2001) - 1000,
+        ));
     }
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.csv");
@@ -209,13 +228,18 @@ fn run_case(seed: u64, kind: Kind, parallelism: i64) {
     windows::run(&args).unwrap();
     let (mut want_out, mut want_late) = reference(&records, kind, ooo, lateness);
     let read = |p: &std::path::Path| -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_to_string(p).unwrap().lines().map(String::from).collect();
+        let mut v: Vec<String> = std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect();
         v.sort();
         v
     };
     want_out.sort();
     want_late.sort();
-    let ctx = format!("seed {seed}, {spec}, ooo {ooo}, lateness {lateness}, parallelism {parallelism}");
+    let ctx =
+        format!("seed {seed}, {spec}, ooo {ooo}, lateness {lateness}, parallelism {parallelism}");
     assert_eq!(read(&out), want_out, "firings differ: {ctx}");
     assert_eq!(read(&late), want_late, "late records differ: {ctx}");
 }

@@ -182,11 +182,22 @@ impl<T: Data> DataStream<T> {
     /// Assigns event timestamps and emits watermarks as `strategy` says (Flink's
     /// `assignTimestampsAndWatermarks`). Upstream watermarks are replaced, except the final one
     /// at the end of input.
-    pub fn assign_timestamps_and_watermarks(&self, strategy: crate::watermark::WatermarkStrategy<T>) -> DataStream<T> {
-        self.one_input("Timestamps/Watermarks", NodeKind::Operator, move |info, out| {
-            let op = crate::watermark::TimestampsAndWatermarksOp::new(&strategy, info.auto_watermark_interval_ms, info);
-            Ok(Box::new(OneInputLink::new(op, out, info.clone())))
-        })
+    pub fn assign_timestamps_and_watermarks(
+        &self,
+        strategy: crate::watermark::WatermarkStrategy<T>,
+    ) -> DataStream<T> {
+        self.one_input(
+            "Timestamps/Watermarks",
+            NodeKind::Operator,
+            move |info, out| {
+                let op = crate::watermark::TimestampsAndWatermarksOp::new(
+                    &strategy,
+                    info.auto_watermark_interval_ms,
+                    info,
+                );
+                Ok(Box::new(OneInputLink::new(op, out, info.clone())))
+            },
+        )
     }
 
     /// Partitions the stream by key: equal keys go to the same subtask (by key group).

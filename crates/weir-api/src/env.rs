@@ -174,7 +174,9 @@ impl StreamExecutionEnvironment {
         name: &str,
     ) -> DataStream<T> {
         let non_parallel = !source.is_parallel();
-        let s = self.from_source(source, name).assign_timestamps_and_watermarks(strategy);
+        let s = self
+            .from_source(source, name)
+            .assign_timestamps_and_watermarks(strategy);
         if non_parallel {
             s.set_parallelism(1)
         } else {

@@ -126,15 +126,16 @@ impl<T: Data, K: Data + Hash + Eq> KeyedStream<T, K> {
         P: crate::keyed_process::KeyedProcessFunction<K, T, O>,
     {
         let key_of = self.key_of.clone();
-        self.stream.one_input("KeyedProcess", NodeKind::Operator, move |info, out| {
-            let mut f = f.clone();
-            weir_runtime::operator::guarded(info, || {
-                f.open(&crate::functions::RuntimeContext::of(info))
-                    .map_err(|e| crate::functions::user_error(info, e))
-            })?;
-            let op = crate::keyed_process::KeyedProcessOp::new(f, key_of.clone(), info);
-            Ok(Box::new(OneInputLink::new(op, out, info.clone())))
-        })
+        self.stream
+            .one_input("KeyedProcess", NodeKind::Operator, move |info, out| {
+                let mut f = f.clone();
+                weir_runtime::operator::guarded(info, || {
+                    f.open(&crate::functions::RuntimeContext::of(info))
+                        .map_err(|e| crate::functions::user_error(info, e))
+                })?;
+                let op = crate::keyed_process::KeyedProcessOp::new(f, key_of.clone(), info);
+                Ok(Box::new(OneInputLink::new(op, out, info.clone())))
+            })
     }
 
     /// The keyed stream as a plain stream (still hash-partitioned towards its next operator).

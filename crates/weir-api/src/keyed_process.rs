@@ -20,13 +20,21 @@ pub trait KeyedProcessFunction<K, I, O>: Clone + Send + Sync + 'static {
     }
 
     /// Called for each record; the context's key is the record's key.
-    fn process_element(&mut self, value: I, ctx: &mut KeyedContext<'_, K>, out: &mut Collector<'_, O>)
-        -> Result<(), UserError>;
+    fn process_element(
+        &mut self,
+        value: I,
+        ctx: &mut KeyedContext<'_, K>,
+        out: &mut Collector<'_, O>,
+    ) -> Result<(), UserError>;
 
     /// Called when a timer fires; the context's key is the timer's key and
     /// [`KeyedContext::time_domain`] says which clock fired.
-    fn on_timer(&mut self, _timestamp: i64, _ctx: &mut KeyedContext<'_, K>, _out: &mut Collector<'_, O>)
-        -> Result<(), UserError> {
+    fn on_timer(
+        &mut self,
+        _timestamp: i64,
+        _ctx: &mut KeyedContext<'_, K>,
+        _out: &mut Collector<'_, O>,
+    ) -> Result<(), UserError> {
         Ok(())
     }
 }
@@ -131,7 +139,8 @@ pub(crate) struct KeyedProcessOp<T, K, O, P> {
 
 impl<T, K: StateKey, O, P: KeyedProcessFunction<K, T, O>> KeyedProcessOp<T, K, O, P> {
     pub(crate) fn new(f: P, key_of: KeySelector<T, K>, info: &OperatorInfo) -> Self {
-        let range = KeyGroupRange::for_subtask(info.max_parallelism, info.parallelism, info.subtask);
+        let range =
+            KeyGroupRange::for_subtask(info.max_parallelism, info.parallelism, info.subtask);
         KeyedProcessOp {
             f,
             key_of,
@@ -171,7 +180,9 @@ impl<T, K: StateKey, O, P: KeyedProcessFunction<K, T, O>> KeyedProcessOp<T, K, O
     }
 }
 
-impl<T, K: StateKey, O, P: KeyedProcessFunction<K, T, O>> OneInputOperator<T, O> for KeyedProcessOp<T, K, O, P> {
+impl<T, K: StateKey, O, P: KeyedProcessFunction<K, T, O>> OneInputOperator<T, O>
+    for KeyedProcessOp<T, K, O, P>
+{
     fn process_element(&mut self, r: StreamRecord<T>, out: &mut Outputs<O>) -> Result<()> {
         let key = (self.key_of)(&r.value);
         self.backend
@@ -214,4 +225,3 @@ impl<T, K: StateKey, O, P: KeyedProcessFunction<K, T, O>> OneInputOperator<T, O>
         Ok(())
     }
 }
-

@@ -47,8 +47,8 @@ pub mod source;
 pub mod timers;
 mod translate;
 mod types;
-pub mod window;
 pub mod watermark;
+pub mod window;
 
 pub use datastream::DataStream;
 pub use env::{JobClient, StreamExecutionEnvironment};
@@ -70,27 +70,29 @@ pub mod prelude {
     };
     pub use crate::keyed::KeyedStream;
     pub use crate::keyed_process::{KeyedContext, KeyedProcessFunction};
+    pub use crate::sink::{CollectedValues, Sink, SinkContext, SinkWriter};
+    pub use crate::source::{Boundedness, Source, SourceContext};
     pub use crate::timers::TimeDomain;
+    pub use crate::types::Data;
     pub use crate::watermark::{WatermarkGenerator, WatermarkOutput, WatermarkStrategy};
     pub use crate::window::assigners::{
-        EventTimeSessionWindows, GlobalWindows, ProcessingTimeSessionWindows, SlidingEventTimeWindows,
-        SlidingProcessingTimeWindows, TumblingEventTimeWindows, TumblingProcessingTimeWindows, WindowAssigner,
+        EventTimeSessionWindows, GlobalWindows, ProcessingTimeSessionWindows,
+        SlidingEventTimeWindows, SlidingProcessingTimeWindows, TumblingEventTimeWindows,
+        TumblingProcessingTimeWindows, WindowAssigner,
     };
     pub use crate::window::evictors::{CountEvictor, Evictor, TimeEvictor, TimestampedValue};
     pub use crate::window::functions::{ProcessWindowFunction, WindowContext};
     pub use crate::window::stream::WindowedStream;
     pub use crate::window::triggers::{
-        ContinuousEventTimeTrigger, ContinuousProcessingTimeTrigger, CountTrigger, EventTimeTrigger,
-        ProcessingTimeTrigger, PurgingTrigger, Trigger, TriggerContext, TriggerResult,
+        ContinuousEventTimeTrigger, ContinuousProcessingTimeTrigger, CountTrigger,
+        EventTimeTrigger, ProcessingTimeTrigger, PurgingTrigger, Trigger, TriggerContext,
+        TriggerResult,
     };
     pub use crate::window::{GlobalWindow, TimeWindow, Window};
-    pub use weir_state::{
-        AggregateFunction, AggregatingState, ListState, MapState, ReducingState, StateTtlConfig, StateVisibility,
-        TtlUpdateType, ValueState,
-    };
-    pub use crate::sink::{CollectedValues, Sink, SinkContext, SinkWriter};
-    pub use crate::source::{Boundedness, Source, SourceContext};
-    pub use crate::types::Data;
     pub use weir_cluster::{JobExecutionResult, JobStatus, MiniCluster, MiniClusterConfig};
     pub use weir_runtime::source::{PollStatus, SourceOutput, SourceReader};
+    pub use weir_state::{
+        AggregateFunction, AggregatingState, ListState, MapState, ReducingState, StateTtlConfig,
+        StateVisibility, TtlUpdateType, ValueState,
+    };
 }

@@ -162,7 +162,10 @@ impl<T: 'static> WatermarkStrategy<T> {
 
     /// Takes each event's timestamp from `assigner(event, previous_timestamp)`; without an
     /// assigner, records keep the timestamp they have.
-    pub fn with_timestamp_assigner(mut self, assigner: impl Fn(&T, Option<i64>) -> i64 + Send + Sync + 'static) -> Self {
+    pub fn with_timestamp_assigner(
+        mut self,
+        assigner: impl Fn(&T, Option<i64>) -> i64 + Send + Sync + 'static,
+    ) -> Self {
         self.assigner = Some(Arc::new(assigner));
         self
     }
@@ -202,7 +205,11 @@ pub(crate) struct TimestampsAndWatermarksOp<T> {
 }
 
 impl<T> TimestampsAndWatermarksOp<T> {
-    pub(crate) fn new(strategy: &WatermarkStrategy<T>, interval_ms: u64, info: &OperatorInfo) -> Self
+    pub(crate) fn new(
+        strategy: &WatermarkStrategy<T>,
+        interval_ms: u64,
+        info: &OperatorInfo,
+    ) -> Self
     where
         T: 'static,
     {

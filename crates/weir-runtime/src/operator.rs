@@ -300,7 +300,9 @@ impl<T: Send> OutputControl for FanOut<T> {
         }
     }
     fn on_processing_time(&mut self, now: i64) -> Result<()> {
-        self.outs.iter_mut().try_for_each(|o| o.on_processing_time(now))
+        self.outs
+            .iter_mut()
+            .try_for_each(|o| o.on_processing_time(now))
     }
 }
 

@@ -196,7 +196,8 @@ impl Task {
                 match status {
                     PollStatus::MoreAvailable => {}
                     PollStatus::NothingAvailable => {
-                        let until = self.wake_at(next_flush, Some(Instant::now() + IDLE_SOURCE_WAIT));
+                        let until =
+                            self.wake_at(next_flush, Some(Instant::now() + IDLE_SOURCE_WAIT));
                         inbox.drain(until, &mut drained);
                         Self::run_mails(&mut drained)?;
                     }

@@ -36,7 +36,11 @@ impl Default for ProcessingTimeService {
 
 impl fmt::Debug for ProcessingTimeService {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ProcessingTimeService(next: {})", self.next.load(Ordering::Relaxed))
+        write!(
+            f,
+            "ProcessingTimeService(next: {})",
+            self.next.load(Ordering::Relaxed)
+        )
     }
 }
 

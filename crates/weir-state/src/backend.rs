@@ -135,7 +135,10 @@ impl<K: StateKey> KeyedStateBackend<K> {
         id: StateId,
     ) -> Result<(&mut StateTable<K, N, V>, &K, usize)> {
         let key = self.key.as_ref().ok_or(StateError::NoCurrentKey)?;
-        let r = self.states.get_mut(id).ok_or(StateError::UnknownState(id))?;
+        let r = self
+            .states
+            .get_mut(id)
+            .ok_or(StateError::UnknownState(id))?;
         let name = &r.name;
         let table = r
             .table

@@ -12,7 +12,11 @@ pub enum Redistribution {
 }
 
 /// Redistributes the per-subtask lists `states` to `parallelism` subtasks.
-pub fn redistribute<T: Clone>(states: Vec<Vec<T>>, parallelism: usize, mode: Redistribution) -> Vec<Vec<T>> {
+pub fn redistribute<T: Clone>(
+    states: Vec<Vec<T>>,
+    parallelism: usize,
+    mode: Redistribution,
+) -> Vec<Vec<T>> {
     let parallelism = parallelism.max(1);
     let all: Vec<T> = states.into_iter().flatten().collect();
     match mode {
@@ -40,7 +44,10 @@ mod tests {
         let even = redistribute(states.clone(), 2, Redistribution::EvenSplit);
         assert_eq!(even, vec![vec![1, 2, 3, 4], vec![5, 6, 7]]);
         let even = redistribute(states.clone(), 5, Redistribution::EvenSplit);
-        assert_eq!(even.iter().map(Vec::len).collect::<Vec<_>>(), vec![2, 2, 1, 1, 1]);
+        assert_eq!(
+            even.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![2, 2, 1, 1, 1]
+        );
         let union = redistribute(states, 2, Redistribution::Union);
         assert_eq!(union, vec![vec![1, 2, 3, 4, 5, 6, 7]; 2]);
     }

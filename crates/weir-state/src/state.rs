@@ -65,7 +65,10 @@ impl Handle {
         }
     }
 
-    fn resolve<K: StateKey, N: Namespace, V: Send + 'static>(&self, be: &mut KeyedStateBackend<K>) -> Result<StateId> {
+    fn resolve<K: StateKey, N: Namespace, V: Send + 'static>(
+        &self,
+        be: &mut KeyedStateBackend<K>,
+    ) -> Result<StateId> {
         let id = self.id.load(Ordering::Relaxed);
         if id != UNSET {
             return Ok(id);
@@ -262,7 +265,10 @@ impl<V: Clone + Send + 'static> ListState<V> {
                 slot,
                 k,
                 ns,
-                values.into_iter().map(|value| TtlValue { value, ts: now }).collect(),
+                values
+                    .into_iter()
+                    .map(|value| TtlValue { value, ts: now })
+                    .collect(),
             );
         }
         Ok(())
@@ -501,16 +507,26 @@ impl<IN: 'static, ACC: Clone + Send + 'static, OUT: 'static> AggregatingState<IN
     /// The aggregate's current result.
     pub fn get<C: StateContext>(&self, ctx: &mut C) -> Result<Option<OUT>> {
         let (t, k, slot, ns, now) = open!(self.h, ctx, TtlValue<ACC>);
-        Ok(read_value(self.h.ttl.as_ref(), t, slot, k, ns, now).map(|acc| self.agg.get_result(&acc)))
+        Ok(read_value(self.h.ttl.as_ref(), t, slot, k, ns, now)
+            .map(|acc| self.agg.get_result(&acc)))
     }
 
     /// Adds a value.
     pub fn add<C: StateContext>(&self, ctx: &mut C, value: IN) -> Result<()> {
         let cfg = self.h.ttl;
         let (t, k, slot, ns, now) = open!(self.h, ctx, TtlValue<ACC>);
-        let mut acc = read_value(cfg.as_ref(), t, slot, k, ns, now).unwrap_or_else(|| self.agg.create_accumulator());
+        let mut acc = read_value(cfg.as_ref(), t, slot, k, ns, now)
+            .unwrap_or_else(|| self.agg.create_accumulator());
         self.agg.add(value, &mut acc);
-        t.insert(slot, k, ns, TtlValue { value: acc, ts: now });
+        t.insert(
+            slot,
+            k,
+            ns,
+            TtlValue {
+                value: acc,
+                ts: now,
+            },
+        );
         Ok(())
     }
 
@@ -579,21 +595,39 @@ mod tests {
         c.be.set_current_key("k".into()).unwrap();
         let ttl = StateTtlConfig::new(Duration::from_millis(100));
         let on_write = ValueState::<i32>::new("w").with_ttl(ttl);
-        let on_read = ValueState::<i32>::new("r").with_ttl(ttl.with_update_type(TtlUpdateType::OnReadAndWrite));
-        let visible = ValueState::<i32>::new("x").with_ttl(ttl.with_visibility(StateVisibility::ReturnExpiredIfNotCleanedUp));
+        let on_read = ValueState::<i32>::new("r")
+            .with_ttl(ttl.with_update_type(TtlUpdateType::OnReadAndWrite));
+        let visible = ValueState::<i32>::new("x")
+            .with_ttl(ttl.with_visibility(StateVisibility::ReturnExpiredIfNotCleanedUp));
         on_write.update(&mut c, 1).unwrap();
         on_read.update(&mut c, 2).unwrap();
         visible.update(&mut c, 3).unwrap();
         clock.store(1090, Ordering::Relaxed);
         assert_eq!(on_write.value(&mut c).unwrap(), Some(1));
-        assert_eq!(on_read.value(&mut c).unwrap(), Some(2), "read refreshes to 1090");
+        assert_eq!(
+            on_read.value(&mut c).unwrap(),
+            Some(2),
+            "read refreshes to 1090"
+        );
         clock.store(1100, Ordering::Relaxed);
         assert_eq!(on_write.value(&mut c).unwrap(), None, "expired at ts + ttl");
         assert_eq!(on_read.value(&mut c).unwrap(), Some(2));
-        assert_eq!(visible.value(&mut c).unwrap(), Some(3), "expired but visible once");
-        assert_eq!(visible.value(&mut c).unwrap(), None, "and cleaned up by that read");
+        assert_eq!(
+            visible.value(&mut c).unwrap(),
+            Some(3),
+            "expired but visible once"
+        );
+        assert_eq!(
+            visible.value(&mut c).unwrap(),
+            None,
+            "and cleaned up by that read"
+        );
         clock.store(1199, Ordering::Relaxed);
-        assert_eq!(on_read.value(&mut c).unwrap(), Some(2), "refreshed again at 1100");
+        assert_eq!(
+            on_read.value(&mut c).unwrap(),
+            Some(2),
+            "refreshed again at 1100"
+        );
         clock.store(1299, Ordering::Relaxed);
         assert_eq!(on_read.value(&mut c).unwrap(), None);
         assert_eq!(c.be.entries(), 0, "expired values are removed on read");
@@ -608,7 +642,11 @@ mod tests {
         clock.store(1020, Ordering::Relaxed);
         l.add_all(&mut c, vec![2, 3]).unwrap();
         clock.store(1060, Ordering::Relaxed);
-        assert_eq!(l.get(&mut c).unwrap(), vec![2, 3], "elements expire one by one");
+        assert_eq!(
+            l.get(&mut c).unwrap(),
+            vec![2, 3],
+            "elements expire one by one"
+        );
         l.update(&mut c, vec![]).unwrap();
         assert!(l.get(&mut c).unwrap().is_empty());
 

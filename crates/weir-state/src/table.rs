@@ -60,7 +60,13 @@ impl<K: Hash + Eq + Clone, N: Hash + Eq + Clone, V> StateTable<K, N, V> {
 
     /// The value for update, inserted with `init` if absent.
     #[inline]
-    pub fn get_or_insert_with(&mut self, slot: usize, key: &K, ns: &N, init: impl FnOnce() -> V) -> &mut V {
+    pub fn get_or_insert_with(
+        &mut self,
+        slot: usize,
+        key: &K,
+        ns: &N,
+        init: impl FnOnce() -> V,
+    ) -> &mut V {
         let map = &mut self.groups[slot];
         if !map.contains_key(&Lookup(key, ns)) {
             map.insert((key.clone(), ns.clone()), init());
@@ -109,7 +115,10 @@ impl<K: Hash + Eq + Clone, N: Hash + Eq + Clone, V> StateTable<K, N, V> {
 
     /// Entries of key group `kg` (nothing if not owned).
     pub fn iter_key_group(&self, kg: u32) -> impl Iterator<Item = (&(K, N), &V)> {
-        let slot = self.range.contains(kg).then(|| (kg - self.range.start) as usize);
+        let slot = self
+            .range
+            .contains(kg)
+            .then(|| (kg - self.range.start) as usize);
         slot.into_iter().flat_map(move |s| self.groups[s].iter())
     }
 }
@@ -120,7 +129,8 @@ mod tests {
 
     #[test]
     fn entries_by_key_and_namespace() {
-        let mut t: StateTable<String, i64, u32> = StateTable::new(KeyGroupRange { start: 4, end: 8 });
+        let mut t: StateTable<String, i64, u32> =
+            StateTable::new(KeyGroupRange { start: 4, end: 8 });
         let k = "a".to_string();
         assert_eq!(t.insert(0, &k, &1, 10), None);
         assert_eq!(t.insert(0, &k, &2, 20), None);

@@ -98,7 +98,9 @@ pub(crate) fn on_read(cfg: Option<&StateTtlConfig>, ts: Option<i64>, now: i64) -
         Some(c) if !c.expired(ts, now) => Read::Valid {
             refresh: c.update_type == TtlUpdateType::OnReadAndWrite,
         },
-        Some(c) if c.visibility == StateVisibility::ReturnExpiredIfNotCleanedUp => Read::ExpiredVisible,
+        Some(c) if c.visibility == StateVisibility::ReturnExpiredIfNotCleanedUp => {
+            Read::ExpiredVisible
+        }
         Some(_) => Read::ExpiredHidden,
     }
 }

@@ -80,7 +80,10 @@ impl SlidingEventTimeWindows {
     }
     /// Windows of `size` ms every `slide` ms, shifted by `offset` ms.
     pub fn of_millis(size: i64, slide: i64, offset: i64) -> Self {
-        assert!(size > 0 && slide > 0, "a sliding window needs a positive size and slide");
+        assert!(
+            size > 0 && slide > 0,
+            "a sliding window needs a positive size and slide"
+        );
         SlidingEventTimeWindows {
             size,
             slide,
@@ -132,7 +135,9 @@ impl<T> Clone for SessionGap<T> {
 
 impl<T> Clone for EventTimeSessionWindows<T> {
     fn clone(&self) -> Self {
-        EventTimeSessionWindows { gap: self.gap.clone() }
+        EventTimeSessionWindows {
+            gap: self.gap.clone(),
+        }
     }
 }
 
@@ -223,7 +228,10 @@ impl SlidingProcessingTimeWindows {
     /// Windows of `size` every `slide` of wall-clock time.
     pub fn of(size: Duration, slide: Duration) -> Self {
         let (size, slide) = (millis(size), millis(slide));
-        assert!(size > 0 && slide > 0, "a sliding window needs a positive size and slide");
+        assert!(
+            size > 0 && slide > 0,
+            "a sliding window needs a positive size and slide"
+        );
         SlidingProcessingTimeWindows { size, slide }
     }
 }
@@ -303,13 +311,38 @@ mod tests {
     #[test]
     fn sliding_windows_with_and_without_gaps() {
         let mut out = Vec::new();
-        WindowAssigner::<(), _>::assign_windows(&SlidingEventTimeWindows::of_millis(10, 5, 0), &(), 12, 0, &mut out);
+        WindowAssigner::<(), _>::assign_windows(
+            &SlidingEventTimeWindows::of_millis(10, 5, 0),
+            &(),
+            12,
+            0,
+            &mut out,
+        );
         assert_eq!(out, vec![TimeWindow::new(10, 20), TimeWindow::new(5, 15)]);
         out.clear();
         // slide > size: 7 is in [5,10)? no: windows start at multiples of 10 with size 5.
-        WindowAssigner::<(), _>::assign_windows(&SlidingEventTimeWindows::of_millis(5, 10, 0), &(), 7, 0, &mut out);
+        WindowAssigner::<(), _>::assign_windows(
+            &SlidingEventTimeWindows::of_millis(5, 10, 0),
+            &(),
+            7,
+            0,
+            &mut out,
+        );
         assert!(out.is_empty());
-        WindowAssigner::<(), _>::assign_windows(&SlidingEventTimeWindows::of_millis(10, 4, 0), &(), -3, 0, &mut out);
-        assert_eq!(out, vec![TimeWindow::new(-4, 6), TimeWindow::new(-8, 2), TimeWindow::new(-12, -2)]);
+        WindowAssigner::<(), _>::assign_windows(
+            &SlidingEventTimeWindows::of_millis(10, 4, 0),
+            &(),
+            -3,
+            0,
+            &mut out,
+        );
+        assert_eq!(
+            out,
+            vec![
+                TimeWindow::new(-4, 6),
+                TimeWindow::new(-8, 2),
+                TimeWindow::new(-12, -2)
+            ]
+        );
     }
 }

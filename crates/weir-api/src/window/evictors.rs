@@ -30,11 +30,17 @@ pub struct CountEvictor {
 impl CountEvictor {
     /// Evicts before the function runs.
     pub fn of(max_count: usize) -> Self {
-        CountEvictor { max_count, after: false }
+        CountEvictor {
+            max_count,
+            after: false,
+        }
     }
     /// Evicts after the function ran.
     pub fn of_after(max_count: usize) -> Self {
-        CountEvictor { max_count, after: true }
+        CountEvictor {
+            max_count,
+            after: true,
+        }
     }
     fn evict<T>(&self, elements: &mut Vec<TimestampedValue<T>>) {
         if elements.len() > self.max_count {
@@ -87,7 +93,11 @@ impl TimeEvictor {
         if !elements.iter().any(|e| e.timestamp != i64::MIN) {
             return;
         }
-        let max = elements.iter().map(|e| e.timestamp).max().unwrap_or(i64::MIN);
+        let max = elements
+            .iter()
+            .map(|e| e.timestamp)
+            .max()
+            .unwrap_or(i64::MIN);
         let cutoff = max.saturating_sub(self.size);
         elements.retain(|e| e.timestamp > cutoff);
     }

@@ -11,8 +11,13 @@ use weir_state::{KeyedStateBackend, StateContext, StateKey};
 /// `reduce` or `aggregate`), with the window's metadata (Flink's `ProcessWindowFunction`).
 pub trait ProcessWindowFunction<IN, OUT, K, W>: Clone + Send + Sync + 'static {
     /// Emits results for one firing of `ctx.window()`.
-    fn process(&mut self, key: &K, ctx: &mut WindowContext<'_, K, W>, elements: Vec<IN>, out: &mut Collector<'_, OUT>)
-        -> Result<(), UserError>;
+    fn process(
+        &mut self,
+        key: &K,
+        ctx: &mut WindowContext<'_, K, W>,
+        elements: Vec<IN>,
+        out: &mut Collector<'_, OUT>,
+    ) -> Result<(), UserError>;
 
     /// The window is removed: clear per-window state used through `ctx.window_state()`.
     fn clear(&mut self, _ctx: &mut WindowContext<'_, K, W>) -> Result<(), UserError> {
@@ -25,8 +30,13 @@ pub trait ProcessWindowFunction<IN, OUT, K, W>: Clone + Send + Sync + 'static {
 pub struct PassThrough;
 
 impl<X: 'static, K: 'static, W: 'static> ProcessWindowFunction<X, X, K, W> for PassThrough {
-    fn process(&mut self, _: &K, _: &mut WindowContext<'_, K, W>, elements: Vec<X>, out: &mut Collector<'_, X>)
-        -> Result<(), UserError> {
+    fn process(
+        &mut self,
+        _: &K,
+        _: &mut WindowContext<'_, K, W>,
+        elements: Vec<X>,
+        out: &mut Collector<'_, X>,
+    ) -> Result<(), UserError> {
         for e in elements {
             out.collect(e);
         }

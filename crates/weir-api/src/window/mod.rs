@@ -108,7 +108,11 @@ mod tests {
 
     #[test]
     fn touching_windows_merge() {
-        let ws = [TimeWindow::new(0, 10), TimeWindow::new(10, 20), TimeWindow::new(25, 30)];
+        let ws = [
+            TimeWindow::new(0, 10),
+            TimeWindow::new(10, 20),
+            TimeWindow::new(25, 30),
+        ];
         let m = TimeWindow::merge_windows(&ws);
         assert_eq!(m, vec![(TimeWindow::new(0, 20), vec![ws[0], ws[1]])]);
     }

@@ -79,7 +79,14 @@ where
     fn has_contents(&self, acc: &Option<T>) -> bool {
         acc.is_some()
     }
-    fn fire(&mut self, acc: &mut Option<T>, key: &K, _: &W, ctx: &mut WindowContext<'_, K, W>, out: &mut Collector<'_, O>) -> Result<(), UserError> {
+    fn fire(
+        &mut self,
+        acc: &mut Option<T>,
+        key: &K,
+        _: &W,
+        ctx: &mut WindowContext<'_, K, W>,
+        out: &mut Collector<'_, O>,
+    ) -> Result<(), UserError> {
         match acc {
             Some(v) => self.function.process(key, ctx, vec![v.clone()], out),
             None => Ok(()),
@@ -117,7 +124,14 @@ where
     fn has_contents(&self, _: &ACC) -> bool {
         true
     }
-    fn fire(&mut self, acc: &mut ACC, key: &K, _: &W, ctx: &mut WindowContext<'_, K, W>, out: &mut Collector<'_, O>) -> Result<(), UserError> {
+    fn fire(
+        &mut self,
+        acc: &mut ACC,
+        key: &K,
+        _: &W,
+        ctx: &mut WindowContext<'_, K, W>,
+        out: &mut Collector<'_, O>,
+    ) -> Result<(), UserError> {
         let r = self.agg.get_result(acc);
         self.function.process(key, ctx, vec![r], out)
     }
@@ -151,7 +165,14 @@ where
     fn has_contents(&self, acc: &Self::Acc) -> bool {
         !acc.is_empty()
     }
-    fn fire(&mut self, acc: &mut Self::Acc, key: &K, window: &W, ctx: &mut WindowContext<'_, K, W>, out: &mut Collector<'_, O>) -> Result<(), UserError> {
+    fn fire(
+        &mut self,
+        acc: &mut Self::Acc,
+        key: &K,
+        window: &W,
+        ctx: &mut WindowContext<'_, K, W>,
+        out: &mut Collector<'_, O>,
+    ) -> Result<(), UserError> {
         if let Some(e) = &mut self.evictor {
             e.evict_before(acc, window);
         }
@@ -213,7 +234,8 @@ where
         late_tag: Option<String>,
         info: &OperatorInfo,
     ) -> Self {
-        let range = KeyGroupRange::for_subtask(info.max_parallelism, info.parallelism, info.subtask);
+        let range =
+            KeyGroupRange::for_subtask(info.max_parallelism, info.parallelism, info.subtask);
         WindowOperator {
             key_of,
             assigner,
@@ -286,7 +308,14 @@ where
     }
 
     /// Emits the contents of `state_window` as a firing of `window`.
-    fn emit(&mut self, key: &K, slot: usize, window: &W, state_window: &W, out: &mut Outputs<O>) -> Result<()> {
+    fn emit(
+        &mut self,
+        key: &K,
+        slot: usize,
+        window: &W,
+        state_window: &W,
+        out: &mut Outputs<O>,
+    ) -> Result<()> {
         let WindowOperator {
             table,
             contents,
@@ -323,10 +352,23 @@ where
 
     /// Removes everything of `window`: contents, trigger state and timers, the function's
     /// per-window state, and its merge bookkeeping.
-    fn clear_all_state(&mut self, key: &K, slot: usize, window: &W, state_window: &W, out: &mut Outputs<O>) -> Result<()> {
+    fn clear_all_state(
+        &mut self,
+        key: &K,
+        slot: usize,
+        window: &W,
+        state_window: &W,
+        out: &mut Outputs<O>,
+    ) -> Result<()> {
         self.table.remove(slot, key, state_window);
         {
-            let mut ctx = Self::trigger_ctx(&mut self.backend, &mut self.timers, window, self.watermark, &[]);
+            let mut ctx = Self::trigger_ctx(
+                &mut self.backend,
+                &mut self.timers,
+                window,
+                self.watermark,
+                &[],
+            );
             let r = self.trigger.clear(window, &mut ctx);
             r.map_err(|e| user_error(&self.info, e))?;
         }
@@ -356,7 +398,13 @@ where
 
     /// Adds `new` to the key's merging windows (Flink's `MergingWindowSet.addWindow` with the
     /// window operator's merge function); returns the window `new` ended up in.
-    fn add_merging_window(&mut self, mapping: &mut MergeMapping<W>, new: &W, key: &K, slot: usize) -> Result<W> {
+    fn add_merging_window(
+        &mut self,
+        mapping: &mut MergeMapping<W>,
+        new: &W,
+        key: &K,
+        slot: usize,
+    ) -> Result<W> {
         let mut all: Vec<W> = mapping.iter().map(|(w, _)| w.clone()).collect();
         all.push(new.clone());
         let results = self.assigner.merge_windows(&all);
@@ -369,9 +417,13 @@ where
                 merged.remove(p);
                 result_window = merge_result.clone();
             }
-            let Some(first) = merged.first() else { continue };
+            let Some(first) = merged.first() else {
+                continue;
+            };
             let Some(merged_state_window) = state_window_of(mapping, first) else {
-                return Err(self.info.error("internal error: merged window without state window"));
+                return Err(self
+                    .info
+                    .error("internal error: merged window without state window"));
             };
             let mut merged_state_windows = Vec::new();
             for m in &merged {
@@ -380,11 +432,21 @@ where
                 }
             }
             mapping.push((merge_result.clone(), merged_state_window.clone()));
-            if let Some(p) = merged_state_windows.iter().position(|s| *s == merged_state_window) {
+            if let Some(p) = merged_state_windows
+                .iter()
+                .position(|s| *s == merged_state_window)
+            {
                 merged_state_windows.remove(p);
             }
             if !(merged.contains(&merge_result) && merged.len() == 1) {
-                self.merge_windows(key, slot, &merge_result, &merged, &merged_state_window, merged_state_windows)?;
+                self.merge_windows(
+                    key,
+                    slot,
+                    &merge_result,
+                    &merged,
+                    &merged_state_window,
+                    merged_state_windows,
+                )?;
             }
         }
         if no_merges || (result_window == *new && !merged_new) {
@@ -393,21 +455,38 @@ where
         Ok(result_window)
     }
 
-    fn merge_windows(&mut self, key: &K, slot: usize, result: &W, merged: &[W], state_result: &W, merged_states: Vec<W>) -> Result<()> {
-        if self.assigner.is_event_time() && result.max_timestamp().saturating_add(self.allowed_lateness) <= self.watermark {
+    fn merge_windows(
+        &mut self,
+        key: &K,
+        slot: usize,
+        result: &W,
+        merged: &[W],
+        state_result: &W,
+        merged_states: Vec<W>,
+    ) -> Result<()> {
+        if self.assigner.is_event_time()
+            && result.max_timestamp().saturating_add(self.allowed_lateness) <= self.watermark
+        {
             return Err(self.info.error(format!(
                 "the end timestamp of an event-time window cannot become earlier than the current watermark by merging; current watermark: {}, window: {:?}",
                 self.watermark, result
             )));
         }
         {
-            let mut ctx = Self::trigger_ctx(&mut self.backend, &mut self.timers, result, self.watermark, merged);
+            let mut ctx = Self::trigger_ctx(
+                &mut self.backend,
+                &mut self.timers,
+                result,
+                self.watermark,
+                merged,
+            );
             let r = self.trigger.on_merge(result, &mut ctx);
             r.map_err(|e| user_error(&self.info, e))?;
         }
         for m in merged {
             {
-                let mut ctx = Self::trigger_ctx(&mut self.backend, &mut self.timers, m, self.watermark, &[]);
+                let mut ctx =
+                    Self::trigger_ctx(&mut self.backend, &mut self.timers, m, self.watermark, &[]);
                 let r = self.trigger.clear(m, &mut ctx);
                 r.map_err(|e| user_error(&self.info, e))?;
             }
@@ -428,13 +507,24 @@ where
         Ok(())
     }
 
-    fn on_timer(&mut self, event_time: bool, time: i64, key: K, window: W, out: &mut Outputs<O>) -> Result<()> {
+    fn on_timer(
+        &mut self,
+        event_time: bool,
+        time: i64,
+        key: K,
+        window: W,
+        out: &mut Outputs<O>,
+    ) -> Result<()> {
         self.backend
             .set_current_key(key.clone())
             .map_err(|e| self.info.error(e.to_string()))?;
         let slot = self.backend.current_slot();
         let state_window = if self.assigner.is_merging() {
-            match self.merging.get(slot, &key, &()).and_then(|m| state_window_of(m, &window)) {
+            match self
+                .merging
+                .get(slot, &key, &())
+                .and_then(|m| state_window_of(m, &window))
+            {
                 Some(s) => s,
                 // The window was merged into another one; its timers are stale.
                 None => return Ok(()),
@@ -443,7 +533,13 @@ where
             window.clone()
         };
         let result = {
-            let mut ctx = Self::trigger_ctx(&mut self.backend, &mut self.timers, &window, self.watermark, &[]);
+            let mut ctx = Self::trigger_ctx(
+                &mut self.backend,
+                &mut self.timers,
+                &window,
+                self.watermark,
+                &[],
+            );
             let r = if event_time {
                 self.trigger.on_event_time(time, &window, &mut ctx)
             } else {
@@ -497,7 +593,8 @@ where
         let now = self.timers.clock.now();
         let mut windows = std::mem::take(&mut self.scratch);
         windows.clear();
-        self.assigner.assign_windows(&r.value, ts, now, &mut windows);
+        self.assigner
+            .assign_windows(&r.value, ts, now, &mut windows);
         let n = windows.len();
         let mut value = Some(r.value);
         let mut skipped = true;
@@ -516,8 +613,10 @@ where
                         mapping.retain(|(a, _)| *a != actual);
                         return Ok(());
                     }
-                    let sw = state_window_of(&mapping, &actual)
-                        .ok_or_else(|| self.info.error("internal error: window without state window"))?;
+                    let sw = state_window_of(&mapping, &actual).ok_or_else(|| {
+                        self.info
+                            .error("internal error: window without state window")
+                    })?;
                     (actual, sw)
                 } else {
                     if self.is_window_late(w) {
@@ -526,15 +625,27 @@ where
                     (w.clone(), w.clone())
                 };
                 skipped = false;
-                let v = if i + 1 == n { value.take() } else { value.clone() };
+                let v = if i + 1 == n {
+                    value.take()
+                } else {
+                    value.clone()
+                };
                 let Some(v) = v else { return Ok(()) };
                 let result = {
-                    let mut ctx = Self::trigger_ctx(&mut self.backend, &mut self.timers, &actual, self.watermark, &[]);
+                    let mut ctx = Self::trigger_ctx(
+                        &mut self.backend,
+                        &mut self.timers,
+                        &actual,
+                        self.watermark,
+                        &[],
+                    );
                     let r = self.trigger.on_element(&v, ts, &actual, &mut ctx);
                     r.map_err(|e| user_error(&self.info, e))?
                 };
                 let contents = &mut self.contents;
-                let acc = self.table.get_or_insert_with(slot, &key, &state_window, || contents.create());
+                let acc = self
+                    .table
+                    .get_or_insert_with(slot, &key, &state_window, || contents.create());
                 contents.add(acc, v, ts);
                 if result.is_fire() {
                     self.emit(&key, slot, &actual, &state_window, out)?;

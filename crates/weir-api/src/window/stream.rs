@@ -3,7 +3,9 @@
 use super::assigners::WindowAssigner;
 use super::evictors::Evictor;
 use super::functions::{PassThrough, ProcessWindowFunction, WindowContext};
-use super::operator::{AggregateContents, ListContents, ReduceContents, WindowContents, WindowOperator};
+use super::operator::{
+    AggregateContents, ListContents, ReduceContents, WindowContents, WindowOperator,
+};
 use super::triggers::Trigger;
 use super::Window;
 use crate::datastream::DataStream;
@@ -30,7 +32,10 @@ pub struct WindowedStream<T, K, W, A> {
 
 impl<T: Data, K: Data + Hash + Eq> KeyedStream<T, K> {
     /// Groups each key's elements into the windows `assigner` gives them.
-    pub fn window<W: Window, A: WindowAssigner<T, W>>(&self, assigner: A) -> WindowedStream<T, K, W, A> {
+    pub fn window<W: Window, A: WindowAssigner<T, W>>(
+        &self,
+        assigner: A,
+    ) -> WindowedStream<T, K, W, A> {
         WindowedStream {
             keyed: self.clone(),
             assigner,
@@ -84,23 +89,25 @@ impl<T: Data, K: Data + Hash + Eq, W: Window, A: WindowAssigner<T, W>> WindowedS
             late_tag,
         } = self;
         let key_of = keyed.key_of.clone();
-        keyed.stream.one_input(name, NodeKind::Operator, move |info: &OperatorInfo, out| {
-            let trigger = match &trigger {
-                Some(t) => t.box_clone(),
-                None => assigner.default_trigger::<K>(),
-            };
-            let contents = make_contents(evictor.as_ref().map(|e| e.box_clone()));
-            let op = WindowOperator::new(
-                key_of.clone(),
-                assigner.clone(),
-                trigger,
-                contents,
-                allowed_lateness,
-                late_tag.clone(),
-                info,
-            );
-            Ok(Box::new(OneInputLink::new(op, out, info.clone())))
-        })
+        keyed
+            .stream
+            .one_input(name, NodeKind::Operator, move |info: &OperatorInfo, out| {
+                let trigger = match &trigger {
+                    Some(t) => t.box_clone(),
+                    None => assigner.default_trigger::<K>(),
+                };
+                let contents = make_contents(evictor.as_ref().map(|e| e.box_clone()));
+                let op = WindowOperator::new(
+                    key_of.clone(),
+                    assigner.clone(),
+                    trigger,
+                    contents,
+                    allowed_lateness,
+                    late_tag.clone(),
+                    info,
+                );
+                Ok(Box::new(OneInputLink::new(op, out, info.clone())))
+            })
     }
 
     /// Reduces each window's elements with `f`, incrementally; emits the result per firing.
@@ -187,7 +194,9 @@ impl<T: Data, K: Data + Hash + Eq, W: Window, A: WindowAssigner<T, W>> WindowedS
 /// An aggregate function shared by the subtasks.
 struct SharedAggregate<G>(Arc<G>);
 
-impl<IN, ACC, R, G: AggregateFunction<IN, ACC, R>> AggregateFunction<IN, ACC, R> for SharedAggregate<G> {
+impl<IN, ACC, R, G: AggregateFunction<IN, ACC, R>> AggregateFunction<IN, ACC, R>
+    for SharedAggregate<G>
+{
     fn create_accumulator(&self) -> ACC {
         self.0.create_accumulator()
     }
@@ -215,7 +224,13 @@ where
     F: FnMut(T, T) -> T + Clone + Send + Sync + 'static,
     P: ProcessWindowFunction<T, O, K, W>,
 {
-    fn process(&mut self, key: &K, ctx: &mut WindowContext<'_, K, W>, elements: Vec<T>, out: &mut Collector<'_, O>) -> Result<(), UserError> {
+    fn process(
+        &mut self,
+        key: &K,
+        ctx: &mut WindowContext<'_, K, W>,
+        elements: Vec<T>,
+        out: &mut Collector<'_, O>,
+    ) -> Result<(), UserError> {
         match elements.into_iter().reduce(&mut self.reduce) {
             Some(v) => self.function.process(key, ctx, vec![v], out),
             None => Ok(()),
@@ -243,7 +258,8 @@ impl<G, ACC, R, P: Clone> Clone for AggregatingFunction<G, ACC, R, P> {
     }
 }
 
-impl<T, R, O, K, W, G, ACC, P> ProcessWindowFunction<T, O, K, W> for AggregatingFunction<G, ACC, R, P>
+impl<T, R, O, K, W, G, ACC, P> ProcessWindowFunction<T, O, K, W>
+    for AggregatingFunction<G, ACC, R, P>
 where
     T: 'static,
     ACC: 'static,
@@ -251,7 +267,13 @@ where
     G: AggregateFunction<T, ACC, R>,
     P: ProcessWindowFunction<R, O, K, W>,
 {
-    fn process(&mut self, key: &K, ctx: &mut WindowContext<'_, K, W>, elements: Vec<T>, out: &mut Collector<'_, O>) -> Result<(), UserError> {
+    fn process(
+        &mut self,
+        key: &K,
+        ctx: &mut WindowContext<'_, K, W>,
+        elements: Vec<T>,
+        out: &mut Collector<'_, O>,
+    ) -> Result<(), UserError> {
         let mut acc = self.agg.create_accumulator();
         for e in elements {
             self.agg.add(e, &mut acc);

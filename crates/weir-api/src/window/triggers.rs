@@ -65,7 +65,8 @@ impl<K: StateKey, W: Window> TriggerContext<'_, K, W> {
     /// Calls `on_processing_time` for this key and window at processing time `time`.
     pub fn register_processing_time_timer(&mut self, time: i64) {
         let k = self.key();
-        self.timers.register_processing(time, k, self.window.clone());
+        self.timers
+            .register_processing(time, k, self.window.clone());
     }
 
     /// Deletes an event-time timer of this key and window.
@@ -87,7 +88,11 @@ impl<K: StateKey, W: Window> TriggerContext<'_, K, W> {
 
     /// Runs `f` with a context scoped to `window` (to read or clear another window's
     /// trigger state while merging).
-    pub fn with_window<R>(&mut self, window: &W, f: impl FnOnce(&mut TriggerContext<'_, K, W>) -> R) -> R {
+    pub fn with_window<R>(
+        &mut self,
+        window: &W,
+        f: impl FnOnce(&mut TriggerContext<'_, K, W>) -> R,
+    ) -> R {
         let mut ctx = TriggerContext {
             backend: &mut *self.backend,
             timers: &mut *self.timers,
@@ -110,20 +115,37 @@ impl<K: StateKey, W: Window> StateContext for TriggerContext<'_, K, W> {
 /// Decides when a window fires (Flink's `Trigger`). One instance per subtask.
 pub trait Trigger<T, K, W>: Send + Sync {
     /// An element was added to `window`.
-    fn on_element(&mut self, element: &T, timestamp: i64, window: &W, ctx: &mut TriggerContext<'_, K, W>)
-        -> Result<TriggerResult, UserError>;
+    fn on_element(
+        &mut self,
+        element: &T,
+        timestamp: i64,
+        window: &W,
+        ctx: &mut TriggerContext<'_, K, W>,
+    ) -> Result<TriggerResult, UserError>;
     /// An event-time timer of `window` fired.
-    fn on_event_time(&mut self, time: i64, window: &W, ctx: &mut TriggerContext<'_, K, W>)
-        -> Result<TriggerResult, UserError>;
+    fn on_event_time(
+        &mut self,
+        time: i64,
+        window: &W,
+        ctx: &mut TriggerContext<'_, K, W>,
+    ) -> Result<TriggerResult, UserError>;
     /// A processing-time timer of `window` fired.
-    fn on_processing_time(&mut self, time: i64, window: &W, ctx: &mut TriggerContext<'_, K, W>)
-        -> Result<TriggerResult, UserError>;
+    fn on_processing_time(
+        &mut self,
+        time: i64,
+        window: &W,
+        ctx: &mut TriggerContext<'_, K, W>,
+    ) -> Result<TriggerResult, UserError>;
     /// True if the trigger supports merging windows.
     fn can_merge(&self) -> bool {
         false
     }
     /// Windows were merged into `window` (see [`TriggerContext::merged_windows`]).
-    fn on_merge(&mut self, _window: &W, _ctx: &mut TriggerContext<'_, K, W>) -> Result<(), UserError> {
+    fn on_merge(
+        &mut self,
+        _window: &W,
+        _ctx: &mut TriggerContext<'_, K, W>,
+    ) -> Result<(), UserError> {
         Err("this trigger does not support merging windows".into())
     }
     /// The window is removed: delete its timers and state.
@@ -138,7 +160,13 @@ pub trait Trigger<T, K, W>: Send + Sync {
 pub struct EventTimeTrigger;
 
 impl<T, K: StateKey, W: Window> Trigger<T, K, W> for EventTimeTrigger {
-    fn on_element(&mut self, _: &T, _: i64, w: &W, ctx: &mut TriggerContext<'_, K, W>) -> Result<TriggerResult, UserError> {
+    fn on_element(
+        &mut self,
+        _: &T,
+        _: i64,
+        w: &W,
+        ctx: &mut TriggerContext<'_, K, W>,
+    ) -> Result<TriggerResult, UserError> {
         if w.max_timestamp() <= ctx.current_watermark() {
             Ok(TriggerResult::Fire)
         } else {
@@ -146,14 +174,24 @@ impl<T, K: StateKey, W: Window> Trigger<T, K, W> for EventTimeTrigger {
             Ok(TriggerResult::Continue)
         }
     }
-    fn on_event_time(&mut self, time: i64, w: &W, _: &mut TriggerContext<'_, K, W>) -> Result<TriggerResult, UserError> {
+    fn on_event_time(
+        &mut self,
+        time: i64,
+        w: &W,
+        _: &mut TriggerContext<'_, K, W>,
+    ) -> Result<TriggerResult, UserError> {
         Ok(if time == w.max_timestamp() {
             TriggerResult::Fire
         } else {
             TriggerResult::Continue
         })
     }
-    fn on_processing_time(&mut self, _: i64, _: &W, _: &mut TriggerContext<'_, K, W>) -> Result<TriggerResult, UserError> {
+    fn on_processing_time(
+        &mut self,
+        _: i64,
+        _: &W,
+        _: &mut TriggerContext<'_, K, W>,
+    ) -> Result<TriggerResult, UserError> {
         Ok(TriggerResult::Continue)
     }
     fn can_merge(&self) -> bool {
@@ -179,14 +217,30 @@ impl<T, K: StateKey, W: Window> Trigger<T, K, W> for EventTimeTrigger {
 pub struct ProcessingTimeTrigger;
 
 impl<T, K: StateKey, W: Window> Trigger<T, K, W> for ProcessingTimeTrigger {
-    fn on_element(&mut self, _: &T, _: i64, w: &W, ctx: &mut TriggerContext<'_, K, W>) -> Result<TriggerResult, UserError> {
+    fn on_element(
+        &mut self,
+        _: &T,
+        _: i64,
+        w: &W,
+        ctx: &mut TriggerContext<'_, K, W>,
+    ) -> Result<TriggerResult, UserError> {
         ctx.register_processing_time_timer(w.max_timestamp());
         Ok(TriggerResult::Continue)
     }
-    fn on_event_time(&mut self, _: i64, _: &W, _: &mut TriggerContext<'_, K, W>) -> Result<TriggerResult, UserError> {
+    fn on_event_time(
+        &mut self,
+        _: i64,
+        _: &W,
+        _: &mut TriggerContext<'_, K, W>,
+    ) -> Result<TriggerResult, UserError> {
         Ok(TriggerResult::Continue)
     }
-    fn on_processing_time(&mut self, _: i64, _: &W, _: &mut TriggerContext<'_, K, W>) -> Result<TriggerResult, UserError> {
+    fn on_processing_time(
+        &mut self,
+        _: i64,
+        _: &W,
+        _: &mut TriggerContext<'_, K, W>,
+    ) -> Result<TriggerResult, UserError> {
         Ok(TriggerResult::Fire)
     }
     fn can_merge(&self) -> bool {
@@ -212,13 +266,29 @@ impl<T, K: StateKey, W: Window> Trigger<T, K, W> for ProcessingTimeTrigger {
 pub struct NeverTrigger;
 
 impl<T, K: StateKey, W: Window> Trigger<T, K, W> for NeverTrigger {
-    fn on_element(&mut self, _: &T, _: i64, _: &W, _: &mut TriggerContext<'_, K, W>) -> Result<TriggerResult, UserError> {
+    fn on_element(
+        &mut self,
+        _: &T,
+        _: i64,
+        _: &W,
+        _: &mut TriggerContext<'_, K, W>,
+    ) -> Result<TriggerResult, UserError> {
         Ok(TriggerResult::Continue)
     }
-    fn on_event_time(&mut self, _: i64, _: &W, _: &mut TriggerContext<'_, K, W>) -> Result<TriggerResult, UserError> {
+    fn on_event_time(
+        &mut self,
+        _: i64,
+        _: &W,
+        _: &mut TriggerContext<'_, K, W>,
+    ) -> Result<TriggerResult, UserError> {
         Ok(TriggerResult::Continue)
     }
-    fn on_processing_time(&mut self, _: i64, _: &W, _: &mut TriggerContext<'_, K, W>) -> Result<TriggerResult, UserError> {
+    fn on_processing_time(
+        &mut self,
+        _: i64,
+        _: &W,
+        _: &mut TriggerContext<'_, K, W>,
+    ) -> Result<TriggerResult, UserError> {
         Ok(TriggerResult::Continue)
     }
     fn can_merge(&self) -> bool {
@@ -253,7 +323,13 @@ impl CountTrigger {
 }
 
 impl<T, K: StateKey, W: Window> Trigger<T, K, W> for CountTrigger {
-    fn on_element(&mut self, _: &T, _: i64, _: &W, ctx: &mut TriggerContext<'_, K, W>) -> Result<TriggerResult, UserError> {
+    fn on_element(
+        &mut self,
+        _: &T,
+        _: i64,
+        _: &W,
+        ctx: &mut TriggerContext<'_, K, W>,
+    ) -> Result<TriggerResult, UserError> {
         self.count.add(ctx, 1)?;
         if self.count.get(ctx)?.unwrap_or(0) >= self.max {
             self.count.clear(ctx)?;
@@ -261,10 +337,20 @@ impl<T, K: StateKey, W: Window> Trigger<T, K, W> for CountTrigger {
         }
         Ok(TriggerResult::Continue)
     }
-    fn on_event_time(&mut self, _: i64, _: &W, _: &mut TriggerContext<'_, K, W>) -> Result<TriggerResult, UserError> {
+    fn on_event_time(
+        &mut self,
+        _: i64,
+        _: &W,
+        _: &mut TriggerContext<'_, K, W>,
+    ) -> Result<TriggerResult, UserError> {
         Ok(TriggerResult::Continue)
     }
-    fn on_processing_time(&mut self, _: i64, _: &W, _: &mut TriggerContext<'_, K, W>) -> Result<TriggerResult, UserError> {
+    fn on_processing_time(
+        &mut self,
+        _: i64,
+        _: &W,
+        _: &mut TriggerContext<'_, K, W>,
+    ) -> Result<TriggerResult, UserError> {
         Ok(TriggerResult::Continue)
     }
     fn can_merge(&self) -> bool {
@@ -310,7 +396,12 @@ impl ContinuousEventTimeTrigger {
         }
     }
 
-    fn register_next<K: StateKey, W: Window>(&self, time: i64, w: &W, ctx: &mut TriggerContext<'_, K, W>) -> Result<(), UserError> {
+    fn register_next<K: StateKey, W: Window>(
+        &self,
+        time: i64,
+        w: &W,
+        ctx: &mut TriggerContext<'_, K, W>,
+    ) -> Result<(), UserError> {
         let next = time.saturating_add(self.interval).min(w.max_timestamp());
         self.fire_time.add(ctx, next)?;
         ctx.register_event_time_timer(next);
@@ -319,7 +410,13 @@ impl ContinuousEventTimeTrigger {
 }
 
 impl<T, K: StateKey, W: Window> Trigger<T, K, W> for ContinuousEventTimeTrigger {
-    fn on_element(&mut self, _: &T, ts: i64, w: &W, ctx: &mut TriggerContext<'_, K, W>) -> Result<TriggerResult, UserError> {
+    fn on_element(
+        &mut self,
+        _: &T,
+        ts: i64,
+        w: &W,
+        ctx: &mut TriggerContext<'_, K, W>,
+    ) -> Result<TriggerResult, UserError> {
         if w.max_timestamp() <= ctx.current_watermark() {
             return Ok(TriggerResult::Fire);
         }
@@ -329,7 +426,12 @@ impl<T, K: StateKey, W: Window> Trigger<T, K, W> for ContinuousEventTimeTrigger 
         }
         Ok(TriggerResult::Continue)
     }
-    fn on_event_time(&mut self, time: i64, w: &W, ctx: &mut TriggerContext<'_, K, W>) -> Result<TriggerResult, UserError> {
+    fn on_event_time(
+        &mut self,
+        time: i64,
+        w: &W,
+        ctx: &mut TriggerContext<'_, K, W>,
+    ) -> Result<TriggerResult, UserError> {
         if time == w.max_timestamp() {
             return Ok(TriggerResult::Fire);
         }
@@ -340,7 +442,12 @@ impl<T, K: StateKey, W: Window> Trigger<T, K, W> for ContinuousEventTimeTrigger 
         }
         Ok(TriggerResult::Continue)
     }
-    fn on_processing_time(&mut self, _: i64, _: &W, _: &mut TriggerContext<'_, K, W>) -> Result<TriggerResult, UserError> {
+    fn on_processing_time(
+        &mut self,
+        _: i64,
+        _: &W,
+        _: &mut TriggerContext<'_, K, W>,
+    ) -> Result<TriggerResult, UserError> {
         Ok(TriggerResult::Continue)
     }
     fn can_merge(&self) -> bool {
@@ -391,13 +498,21 @@ impl ContinuousProcessingTimeTrigger {
     pub fn of(interval: std::time::Duration) -> Self {
         ContinuousProcessingTimeTrigger {
             interval: (interval.as_millis() as i64).max(1),
-            fire_time: ReducingState::new("continuous-processing-fire-time", |a: i64, b: i64| a.min(b)),
+            fire_time: ReducingState::new("continuous-processing-fire-time", |a: i64, b: i64| {
+                a.min(b)
+            }),
         }
     }
 }
 
 impl<T, K: StateKey, W: Window> Trigger<T, K, W> for ContinuousProcessingTimeTrigger {
-    fn on_element(&mut self, _: &T, _: i64, w: &W, ctx: &mut TriggerContext<'_, K, W>) -> Result<TriggerResult, UserError> {
+    fn on_element(
+        &mut self,
+        _: &T,
+        _: i64,
+        w: &W,
+        ctx: &mut TriggerContext<'_, K, W>,
+    ) -> Result<TriggerResult, UserError> {
         if self.fire_time.get(ctx)?.is_none() {
             let now = ctx.current_processing_time();
             let next = (now - now.rem_euclid(self.interval) + self.interval).min(w.max_timestamp());
@@ -406,10 +521,20 @@ impl<T, K: StateKey, W: Window> Trigger<T, K, W> for ContinuousProcessingTimeTri
         }
         Ok(TriggerResult::Continue)
     }
-    fn on_event_time(&mut self, _: i64, _: &W, _: &mut TriggerContext<'_, K, W>) -> Result<TriggerResult, UserError> {
+    fn on_event_time(
+        &mut self,
+        _: i64,
+        _: &W,
+        _: &mut TriggerContext<'_, K, W>,
+    ) -> Result<TriggerResult, UserError> {
         Ok(TriggerResult::Continue)
     }
-    fn on_processing_time(&mut self, time: i64, w: &W, ctx: &mut TriggerContext<'_, K, W>) -> Result<TriggerResult, UserError> {
+    fn on_processing_time(
+        &mut self,
+        time: i64,
+        w: &W,
+        ctx: &mut TriggerContext<'_, K, W>,
+    ) -> Result<TriggerResult, UserError> {
         if self.fire_time.get(ctx)? == Some(time) {
             self.fire_time.clear(ctx)?;
             let next = time.saturating_add(self.interval).min(w.max_timestamp());
@@ -439,7 +564,9 @@ pub struct PurgingTrigger<T, K, W> {
 impl<T, K, W> PurgingTrigger<T, K, W> {
     /// Purges after each firing of `inner`.
     pub fn of(inner: impl Trigger<T, K, W> + 'static) -> Self {
-        PurgingTrigger { inner: Box::new(inner) }
+        PurgingTrigger {
+            inner: Box::new(inner),
+        }
     }
 }
 
@@ -452,13 +579,29 @@ fn purge(r: TriggerResult) -> TriggerResult {
 }
 
 impl<T: 'static, K: 'static, W: 'static> Trigger<T, K, W> for PurgingTrigger<T, K, W> {
-    fn on_element(&mut self, e: &T, ts: i64, w: &W, ctx: &mut TriggerContext<'_, K, W>) -> Result<TriggerResult, UserError> {
+    fn on_element(
+        &mut self,
+        e: &T,
+        ts: i64,
+        w: &W,
+        ctx: &mut TriggerContext<'_, K, W>,
+    ) -> Result<TriggerResult, UserError> {
         self.inner.on_element(e, ts, w, ctx).map(purge)
     }
-    fn on_event_time(&mut self, t: i64, w: &W, ctx: &mut TriggerContext<'_, K, W>) -> Result<TriggerResult, UserError> {
+    fn on_event_time(
+        &mut self,
+        t: i64,
+        w: &W,
+        ctx: &mut TriggerContext<'_, K, W>,
+    ) -> Result<TriggerResult, UserError> {
         self.inner.on_event_time(t, w, ctx).map(purge)
     }
-    fn on_processing_time(&mut self, t: i64, w: &W, ctx: &mut TriggerContext<'_, K, W>) -> Result<TriggerResult, UserError> {
+    fn on_processing_time(
+        &mut self,
+        t: i64,
+        w: &W,
+        ctx: &mut TriggerContext<'_, K, W>,
+    ) -> Result<TriggerResult, UserError> {
         self.inner.on_processing_time(t, w, ctx).map(purge)
     }
     fn can_merge(&self) -> bool {
