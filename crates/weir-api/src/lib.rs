@@ -31,6 +31,7 @@
 //! assert_eq!(finals["b"], 2);
 //! ```
 
+pub mod broadcast;
 pub mod connected;
 pub mod datastream;
 pub mod env;
@@ -38,6 +39,7 @@ pub mod error;
 mod exchange;
 pub mod functions;
 pub mod graph;
+pub mod join;
 pub mod keyed;
 pub mod keyed_process;
 mod operators;
@@ -61,6 +63,10 @@ pub use types::Data;
 
 /// Everything a job program usually needs.
 pub mod prelude {
+    pub use crate::broadcast::{
+        BroadcastContext, BroadcastProcessFunction, BroadcastStateDescriptor,
+        KeyedBroadcastProcessFunction, KeyedReadOnlyContext, ReadOnlyContext,
+    };
     pub use crate::connected::{CoProcessFunction, ConnectedStreams};
     pub use crate::datastream::DataStream;
     pub use crate::env::{JobClient, StreamExecutionEnvironment};
@@ -68,6 +74,7 @@ pub mod prelude {
     pub use crate::functions::{
         Collector, OutputTag, ProcessContext, ProcessFunction, RuntimeContext, UserError,
     };
+    pub use crate::join::{Either, JoinContext, ProcessJoinFunction};
     pub use crate::keyed::KeyedStream;
     pub use crate::keyed_process::{KeyedContext, KeyedProcessFunction};
     pub use crate::sink::{CollectedValues, Sink, SinkContext, SinkWriter};

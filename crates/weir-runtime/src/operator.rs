@@ -462,6 +462,10 @@ pub trait TwoInputOperator<A, B, O>: Send {
     fn on_processing_time(&mut self, _now: i64, _out: &mut Outputs<O>) -> Result<()> {
         Ok(())
     }
+    /// Entries of keyed state, buffers and timers the operator holds (a metric).
+    fn state_entries(&self) -> u64 {
+        0
+    }
 }
 
 /// A two-input operator at the head of its chain.
@@ -530,7 +534,7 @@ impl<A, B, O: 'static, Op: TwoInputOperator<A, B, O>> OutputControl for TwoInput
             name: self.info.name.clone(),
             records_in: self.records_in,
             records_out: self.out.records_out(),
-            state_entries: 0,
+            state_entries: self.op.state_entries(),
         });
         self.out.visit_metrics(v);
     }
