@@ -21,6 +21,9 @@ use weir_runtime::operator::{
 use weir_runtime::{Result, RuntimeError, StreamRecord, Watermark};
 use weir_state::{KeyGroupRange, KeyedStateBackend, StateContext, StateKey};
 
+/// Marks the element types an operator works on.
+type Marker<A, B, O> = PhantomData<fn() -> (A, B, O)>;
+
 /// Names the broadcast state and its key and value types.
 pub struct BroadcastStateDescriptor<UK, UV> {
     name: String,
@@ -441,7 +444,7 @@ struct BroadcastOp<A, B, O, UK, UV, F> {
     state: BroadcastState<UK, UV>,
     watermark: i64,
     info: OperatorInfo,
-    _t: PhantomData<fn() -> (A, B, O)>,
+    _t: Marker<A, B, O>,
 }
 
 impl<A, B, O, UK: Send + 'static, UV: Send + 'static, F> TwoInputOperator<A, B, O>
