@@ -486,3 +486,27 @@ fn late_data_goes_to_the_side_output_and_counts_match_a_reference() {
     c.sort();
     assert_eq!(c, vec![1, 1, 1]);
 }
+
+#[test]
+fn processing_time_windows_fire_while_the_job_runs() {
+    let e = env(2);
+    let counts = e
+        .from_source(Upto(50), "fifty then nothing")
+        .key_by(|v: &i64| v % 2)
+        .window(TumblingProcessingTimeWindows::of(Duration::from_millis(50)))
+        .reduce(|a, b| a + b)
+        .collect_values();
+    let client = e.execute_async("processing-time windows").unwrap();
+    let start = std::time::Instant::now();
+    // Each key's elements land in one or two windows (the source may straddle a boundary):
+    // wait until the window sums add up to the total.
+    while counts.len() < 2 && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    client.cancel().unwrap();
+    let _ = client.wait();
+    let sums = counts.take();
+    assert!(sums.len() >= 2, "{sums:?}");
+    assert_eq!(sums.iter().sum::<i64>(), (0..50).sum::<i64>());
+}

@@ -1,5 +1,5 @@
 //! The `windows` example reproduces Flink's own outputs on the hand-made cases in
-//! `../shared/semantics/window-cases/` (established by running Flink 2.3).
+//! `tests/data/flink-window-cases/` (established by running Flink 2.3).
 
 #[path = "../examples/windows.rs"]
 #[allow(dead_code)]
@@ -9,7 +9,7 @@ use clap::Parser;
 use std::path::{Path, PathBuf};
 
 fn cases_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/semantics/window-cases")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/flink-window-cases")
 }
 
 fn sorted_lines(p: &Path) -> Vec<String> {

@@ -50,16 +50,20 @@ struct PrintWriter {
     stderr: bool,
 }
 
+/// The line prefix of a print sink subtask, as Flink's `PrintSinkOutputWriter` makes it.
+fn print_prefix(identifier: Option<&str>, subtask: u32, parallelism: u32) -> String {
+    match (identifier, parallelism > 1) {
+        (Some(id), true) => format!("{id}:{}> ", subtask + 1),
+        (Some(id), false) => format!("{id}> "),
+        (None, true) => format!("{}> ", subtask + 1),
+        (None, false) => String::new(),
+    }
+}
+
 impl<T: std::fmt::Debug + Send + 'static> Sink<T> for PrintSink {
     fn create_writer(&self, ctx: &SinkContext) -> Result<Box<dyn SinkWriter<T>>, UserError> {
-        let prefix = match (&self.identifier, ctx.parallelism > 1) {
-            (Some(id), true) => format!("{id}:{}> ", ctx.subtask + 1),
-            (Some(id), false) => format!("{id}> "),
-            (None, true) => format!("{}> ", ctx.subtask + 1),
-            (None, false) => String::new(),
-        };
         Ok(Box::new(PrintWriter {
-            prefix,
+            prefix: print_prefix(self.identifier.as_deref(), ctx.subtask, ctx.parallelism),
             stderr: self.stderr,
         }))
     }
@@ -159,5 +163,18 @@ impl<T: Send + 'static> Sink<T> for CollectSink<T> {
         Ok(Box::new(CollectWriter {
             target: self.target.clone(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::print_prefix;
+
+    #[test]
+    fn print_prefixes_follow_flink() {
+        assert_eq!(print_prefix(None, 0, 1), "");
+        assert_eq!(print_prefix(None, 2, 4), "3> ");
+        assert_eq!(print_prefix(Some("out"), 0, 1), "out> ");
+        assert_eq!(print_prefix(Some("out"), 1, 2), "out:2> ");
     }
 }
