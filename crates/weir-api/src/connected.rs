@@ -2,13 +2,9 @@
 
 use crate::datastream::DataStream;
 use crate::functions::{user_error, Collector, ProcessContext, RuntimeContext, UserError};
-use crate::graph::{ChainingStrategy, NodeCode, NodeKind};
 use crate::operators::{CoFlatMapOp, CoMapOp, CoProcessOp};
-use crate::types::{unerase, Data, TypeOps};
-use std::sync::Arc;
-use weir_runtime::head::TwoInputHead;
-use weir_runtime::operator::{guarded, OperatorInfo, Outputs, TwoInputLink, TwoInputOperator};
-use weir_runtime::serializer::BincodeSerializer;
+use crate::types::Data;
+use weir_runtime::operator::{guarded, OperatorInfo, TwoInputOperator};
 use weir_runtime::Result as RtResult;
 
 /// A function over two connected streams (Flink's `CoProcessFunction`).
@@ -50,29 +46,7 @@ impl<A: Data, B: Data> ConnectedStreams<A, B> {
         Op: TwoInputOperator<A, B, O> + 'static,
         F: Fn(&OperatorInfo) -> RtResult<Op> + Send + Sync + 'static,
     {
-        let code = NodeCode::TwoInput(Arc::new(move |info, main, sides, channel_inputs, task| {
-            let outs = Outputs::new(unerase::<O>(main)?, sides);
-            let link = TwoInputLink::new(make(info)?, outs, info.clone());
-            Ok(Box::new(TwoInputHead::new(
-                channel_inputs,
-                (BincodeSerializer::<A>::new(), BincodeSerializer::<B>::new()),
-                link,
-                task,
-            )) as _)
-        }));
-        let mut inputs: Vec<_> = self.first.inputs.iter().map(|i| (0u8, i.clone())).collect();
-        inputs.extend(self.second.inputs.iter().map(|i| (1u8, i.clone())));
-        let env = self.first.env().clone();
-        let id = env.add_node(
-            name.to_string(),
-            NodeKind::Operator,
-            ChainingStrategy::Always,
-            code,
-            TypeOps::of::<O>(),
-            None,
-            &inputs,
-        );
-        DataStream::from_node(env, id)
+        crate::join::two_input_node(&self.first, &self.second, name, make)
     }
 
     /// One map function per input, with a common output type.
