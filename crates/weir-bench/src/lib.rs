@@ -1,0 +1,395 @@
+//! The shared benchmark workloads (`../shared/bench/WORKLOADS.md`) on Weir's DataStream API.
+//!
+//! [`bid`] is the deterministic generator; [`BidSource`] emits it in parallel (instance `k` of
+//! `P` emits `i = k, k+P, ...`) with monotonous event timestamps; [`run`] builds workload
+//! W0..W4 on the embedded mini-cluster and returns the row count and checksum that a counting
+//! sink computed, to be compared with the Flink anchor and `reference.py`. The jobs use the
+//! same engine paths as any user job: no special cases for the benchmark.
+
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use weir_api::functions::UserError;
+use weir_api::prelude::*;
+
+const SEED_BIDDER: u64 = 0x1000_0000_0000_0000;
+const SEED_PRICE: u64 = 0x2000_0000_0000_0000;
+const SEED_CHANNEL: u64 = 0x3000_0000_0000_0000;
+const SEED_URL: u64 = 0x4000_0000_0000_0000;
+const CHANNELS: [&str; 4] = ["Google", "Facebook", "Baidu", "Apple"];
+/// Event time of event 0 (2023-11-14T22:13:20Z).
+pub const BASE_TIME_MS: i64 = 1_700_000_000_000;
+
+/// The generator's mixing function.
+#[inline(always)]
+pub fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A Nexmark-style bid. The 4 channel and 1000 url strings are shared (`Arc<str>`), as the
+/// Flink generator shares its `String`s.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bid {
+    /// Auction id, 1000..=10999.
+    pub auction: i64,
+    /// Bidder id.
+    pub bidder: i64,
+    /// Price.
+    pub price: i64,
+    /// One of 4 channels.
+    pub channel: Arc<str>,
+    /// One of 1000 urls.
+    pub url: Arc<str>,
+    /// Event time, epoch ms.
+    pub date_time: i64,
+    /// Always empty.
+    pub extra: Arc<str>,
+}
+
+/// The shared strings of the generator.
+pub struct Strings {
+    channels: Vec<Arc<str>>,
+    urls: Vec<Arc<str>>,
+    empty: Arc<str>,
+}
+
+impl Default for Strings {
+    fn default() -> Self {
+        Strings {
+            channels: CHANNELS.iter().map(|c| Arc::from(*c)).collect(),
+            urls: (0..1000)
+                .map(|k| Arc::from(format!("https://www.nexmark.com/item/{k}")))
+                .collect(),
+            empty: Arc::from(""),
+        }
+    }
+}
+
+/// Event `i` of the stream.
+#[inline]
+pub fn bid(s: &Strings, i: u64) -> Bid {
+    Bid {
+        auction: 1000 + (splitmix64(i) % 10_000) as i64,
+        bidder: (splitmix64(i ^ SEED_BIDDER) % 100_000) as i64,
+        price: 100 + (splitmix64(i ^ SEED_PRICE) % 10_000_000) as i64,
+        channel: s.channels[(splitmix64(i ^ SEED_CHANNEL) % 4) as usize].clone(),
+        url: s.urls[(splitmix64(i ^ SEED_URL) % 1000) as usize].clone(),
+        date_time: BASE_TIME_MS + i as i64,
+        extra: s.empty.clone(),
+    }
+}
+
+/// The bounded, parallel, replayable bid source: instance `k` of `P` emits `i = k, k+P, ...`.
+pub struct BidSource {
+    events: u64,
+}
+
+impl BidSource {
+    /// The first `events` bids.
+    pub fn new(events: u64) -> Self {
+        BidSource { events }
+    }
+}
+
+struct BidReader {
+    strings: Strings,
+    next: u64,
+    step: u64,
+    end: u64,
+}
+
+impl Source<Bid> for BidSource {
+    fn boundedness(&self) -> Boundedness {
+        Boundedness::Bounded
+    }
+    fn create_reader(&self, ctx: &SourceContext) -> Result<Box<dyn SourceReader<Bid>>, UserError> {
+        Ok(Box::new(BidReader {
+            strings: Strings::default(),
+            next: ctx.subtask as u64,
+            step: ctx.parallelism as u64,
+            end: self.events,
+        }))
+    }
+}
+
+impl SourceReader<Bid> for BidReader {
+    fn poll_next(&mut self, out: &mut SourceOutput<'_, Bid>) -> weir_runtime::Result<PollStatus> {
+        for _ in 0..1024 {
+            if self.next >= self.end {
+                return Ok(PollStatus::Finished);
+            }
+            let b = bid(&self.strings, self.next);
+            let ts = b.date_time;
+            out.collect_with_timestamp(b, ts)?;
+            self.next += self.step;
+        }
+        Ok(PollStatus::MoreAvailable)
+    }
+}
+
+/// Rows and checksum a counting sink saw.
+#[derive(Clone, Default)]
+pub struct Tally {
+    rows: Arc<AtomicU64>,
+    checksum: Arc<AtomicI64>,
+}
+
+impl Tally {
+    /// Rows counted.
+    pub fn rows(&self) -> u64 {
+        self.rows.load(Ordering::Relaxed)
+    }
+    /// Wrapping sum of the per-row values.
+    pub fn checksum(&self) -> i64 {
+        self.checksum.load(Ordering::Relaxed)
+    }
+}
+
+/// A blackhole sink that counts rows and sums `value(row)`, per subtask, and adds its totals
+/// to the shared [`Tally`] at the end.
+pub struct CountingSink<F> {
+    tally: Tally,
+    value: F,
+}
+
+struct CountingWriter<F> {
+    tally: Tally,
+    value: F,
+    rows: u64,
+    sum: i64,
+}
+
+impl<T: 'static, F: Fn(&T) -> i64 + Clone + Send + Sync + 'static> Sink<T> for CountingSink<F> {
+    fn create_writer(&self, _: &SinkContext) -> Result<Box<dyn SinkWriter<T>>, UserError> {
+        Ok(Box::new(CountingWriter {
+            tally: self.tally.clone(),
+            value: self.value.clone(),
+            rows: 0,
+            sum: 0,
+        }))
+    }
+}
+
+impl<T, F: Fn(&T) -> i64 + Send> SinkWriter<T> for CountingWriter<F> {
+    #[inline]
+    fn write(&mut self, v: T, _: Option<i64>) -> Result<(), UserError> {
+        self.rows += 1;
+        self.sum = self.sum.wrapping_add((self.value)(&v));
+        Ok(())
+    }
+    fn finish(&mut self) -> Result<(), UserError> {
+        self.tally.rows.fetch_add(self.rows, Ordering::Relaxed);
+        let mut cur = self.tally.checksum.load(Ordering::Relaxed);
+        loop {
+            let new = cur.wrapping_add(self.sum);
+            match self.tally.checksum.compare_exchange(
+                cur,
+                new,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(c) => cur = c,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Count and max price of a window.
+struct CountMax;
+
+impl AggregateFunction<Bid, (i64, i64), (i64, i64)> for CountMax {
+    fn create_accumulator(&self) -> (i64, i64) {
+        (0, i64::MIN)
+    }
+    #[inline]
+    fn add(&self, b: Bid, acc: &mut (i64, i64)) {
+        acc.0 += 1;
+        acc.1 = acc.1.max(b.price);
+    }
+    fn get_result(&self, acc: &(i64, i64)) -> (i64, i64) {
+        *acc
+    }
+    fn merge(&self, a: (i64, i64), b: (i64, i64)) -> (i64, i64) {
+        (a.0 + b.0, a.1.max(b.1))
+    }
+}
+
+/// Count of a window.
+struct Count;
+
+impl AggregateFunction<Bid, i64, i64> for Count {
+    fn create_accumulator(&self) -> i64 {
+        0
+    }
+    #[inline]
+    fn add(&self, _: Bid, acc: &mut i64) {
+        *acc += 1;
+    }
+    fn get_result(&self, acc: &i64) -> i64 {
+        *acc
+    }
+    fn merge(&self, a: i64, b: i64) -> i64 {
+        a + b
+    }
+}
+
+/// Adds key and window bounds to W2's aggregate.
+#[derive(Clone)]
+struct W2Row;
+
+impl ProcessWindowFunction<(i64, i64), (i64, i64, i64, i64, i64), i64, TimeWindow> for W2Row {
+    fn process(
+        &mut self,
+        key: &i64,
+        ctx: &mut WindowContext<'_, i64, TimeWindow>,
+        r: Vec<(i64, i64)>,
+        out: &mut Collector<'_, (i64, i64, i64, i64, i64)>,
+    ) -> Result<(), UserError> {
+        let w = ctx.window();
+        for (cnt, max) in r {
+            out.collect((*key, w.start, w.end, cnt, max));
+        }
+        Ok(())
+    }
+}
+
+/// Adds key and window bounds to W3's count.
+#[derive(Clone)]
+struct W3Row;
+
+impl ProcessWindowFunction<i64, (i64, i64, i64, i64), i64, TimeWindow> for W3Row {
+    fn process(
+        &mut self,
+        key: &i64,
+        ctx: &mut WindowContext<'_, i64, TimeWindow>,
+        r: Vec<i64>,
+        out: &mut Collector<'_, (i64, i64, i64, i64)>,
+    ) -> Result<(), UserError> {
+        let w = ctx.window();
+        for cnt in r {
+            out.collect((*key, w.start, w.end, cnt));
+        }
+        Ok(())
+    }
+}
+
+/// A workload's outcome.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome {
+    /// Rows that reached the sink.
+    pub out_rows: u64,
+    /// Wrapping sum of the per-row values.
+    pub checksum: i64,
+    /// Wall time of the job.
+    pub seconds: f64,
+}
+
+/// Runs workload `name` (`W0`..`W4`) over `events` bids at `parallelism`.
+pub fn run(name: &str, events: u64, parallelism: i64) -> Result<Outcome, String> {
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(parallelism);
+    let bids = env.from_source_with_watermarks(
+        BidSource::new(events),
+        WatermarkStrategy::for_monotonous_timestamps(),
+        "bids",
+    );
+    let tally = Tally::default();
+    let t = tally.clone();
+    match name {
+        "W0" => {
+            bids.sink_to(
+                CountingSink {
+                    tally: t,
+                    value: |b: &Bid| b.price,
+                },
+                "counting",
+            );
+        }
+        "W1" => {
+            bids.map(|mut b: Bid| {
+                b.price = b.price * 908 / 1000;
+                b
+            })
+            .filter(|b: &Bid| b.auction % 123 == 0)
+            .sink_to(
+                CountingSink {
+                    tally: t,
+                    value: |b: &Bid| b.price,
+                },
+                "counting",
+            );
+        }
+        "W2" => {
+            bids.key_by(|b: &Bid| b.auction)
+                .window(TumblingEventTimeWindows::of(Duration::from_secs(10)))
+                .aggregate_with_process(CountMax, W2Row)
+                .sink_to(
+                    CountingSink {
+                        tally: t,
+                        value: |r: &(i64, i64, i64, i64, i64)| {
+                            r.0.wrapping_add(r.2).wrapping_add(r.3).wrapping_add(r.4)
+                        },
+                    },
+                    "counting",
+                );
+        }
+        "W3" => {
+            bids.key_by(|b: &Bid| b.auction)
+                .window(SlidingEventTimeWindows::of(
+                    Duration::from_secs(10),
+                    Duration::from_secs(2),
+                ))
+                .aggregate_with_process(Count, W3Row)
+                .sink_to(
+                    CountingSink {
+                        tally: t,
+                        value: |r: &(i64, i64, i64, i64)| r.0.wrapping_add(r.2).wrapping_add(r.3),
+                    },
+                    "counting",
+                );
+        }
+        "W4" => {
+            bids.flat_map(|b: Bid, out: &mut Collector<(String, i64)>| {
+                let line = format!("{} {}", b.channel, b.url);
+                for w in line.split(' ') {
+                    out.collect((w.to_string(), 1));
+                }
+            })
+            .key_by(|t: &(String, i64)| t.0.clone())
+            .reduce(|a, b| (a.0, a.1 + b.1))
+            .sink_to(
+                CountingSink {
+                    tally: t,
+                    value: |r: &(String, i64)| r.1,
+                },
+                "counting",
+            );
+        }
+        other => {
+            return Err(format!(
+                "unknown workload '{other}'; expected W0, W1, W2, W3 or W4"
+            ))
+        }
+    }
+    let start = Instant::now();
+    env.execute(name).map_err(|e| e.to_string())?;
+    Ok(Outcome {
+        out_rows: tally.rows(),
+        checksum: tally.checksum(),
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// The process's peak resident set size in MB (`VmHWM`), if the OS reports it.
+pub fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}

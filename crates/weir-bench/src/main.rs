@@ -1,0 +1,36 @@
+//! `weir-bench WORKLOAD EVENTS PARALLELISM`: runs one shared workload on the embedded
+//! mini-cluster and prints one line in the Flink anchor's format.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let usage = "usage: weir-bench WORKLOAD EVENTS PARALLELISM   (WORKLOAD: W0 W1 W2 W3 W4)";
+    if args.len() != 4 {
+        eprintln!("{usage}");
+        return ExitCode::from(2);
+    }
+    let workload = args[1].trim_end_matches("-ds");
+    let (Ok(events), Ok(parallelism)) = (args[2].parse::<u64>(), args[3].parse::<i64>()) else {
+        eprintln!("EVENTS and PARALLELISM must be numbers\n{usage}");
+        return ExitCode::from(2);
+    };
+    eprintln!("running {workload} over {events} events at parallelism {parallelism}");
+    match weir_bench::run(workload, events, parallelism) {
+        Ok(o) => {
+            let rss = weir_bench::peak_rss_mb().map_or("NA".to_string(), |m| format!("{m:.0}"));
+            println!(
+                "workload={workload} events={events} parallelism={parallelism} seconds={:.3} events_per_sec={:.0} peak_rss_mb={rss} out_rows={} checksum={}",
+                o.seconds,
+                events as f64 / o.seconds,
+                o.out_rows,
+                o.checksum
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
