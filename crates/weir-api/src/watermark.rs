@@ -264,6 +264,9 @@ impl<T: Send + 'static> OneInputOperator<T, T> for TimestampsAndWatermarksOp<T> 
         let mut wo = WatermarkOutput::default();
         self.generator.on_event(&r.value, ts, &mut wo);
         out.collect(StreamRecord::with_timestamp(r.value, ts))?;
+        if wo.watermark.is_none() && wo.idle.is_none() {
+            return Ok(());
+        }
         self.apply(wo, out)
     }
 

@@ -8,7 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::borrow::Cow;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use weir_api::functions::UserError;
 use weir_api::prelude::*;
@@ -30,8 +31,9 @@ pub fn splitmix64(x: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// A Nexmark-style bid. The 4 channel and 1000 url strings are shared (`Arc<str>`), as the
-/// Flink generator shares its `String`s.
+/// A Nexmark-style bid. The 4 channel and 1000 url strings are built once and borrowed
+/// (`Cow::Borrowed`), as the Flink generator shares its `String`s; a bid that crossed a
+/// network exchange owns its strings.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bid {
     /// Auction id, 1000..=10999.
@@ -41,30 +43,25 @@ pub struct Bid {
     /// Price.
     pub price: i64,
     /// One of 4 channels.
-    pub channel: Arc<str>,
+    pub channel: Cow<'static, str>,
     /// One of 1000 urls.
-    pub url: Arc<str>,
+    pub url: Cow<'static, str>,
     /// Event time, epoch ms.
     pub date_time: i64,
     /// Always empty.
-    pub extra: Arc<str>,
+    pub extra: Cow<'static, str>,
 }
 
-/// The shared strings of the generator.
+/// The shared strings of the generator, built once per process.
 pub struct Strings {
-    channels: Vec<Arc<str>>,
-    urls: Vec<Arc<str>>,
-    empty: Arc<str>,
+    urls: &'static [String],
 }
 
 impl Default for Strings {
     fn default() -> Self {
+        static URLS: OnceLock<Vec<String>> = OnceLock::new();
         Strings {
-            channels: CHANNELS.iter().map(|c| Arc::from(*c)).collect(),
-            urls: (0..1000)
-                .map(|k| Arc::from(format!("https://www.nexmark.com/item/{k}")))
-                .collect(),
-            empty: Arc::from(""),
+            urls: URLS.get_or_init(|| (0..1000).map(|k| format!("https://www.nexmark.com/item/{k}")).collect()),
         }
     }
 }
@@ -76,10 +73,10 @@ pub fn bid(s: &Strings, i: u64) -> Bid {
         auction: 1000 + (splitmix64(i) % 10_000) as i64,
         bidder: (splitmix64(i ^ SEED_BIDDER) % 100_000) as i64,
         price: 100 + (splitmix64(i ^ SEED_PRICE) % 10_000_000) as i64,
-        channel: s.channels[(splitmix64(i ^ SEED_CHANNEL) % 4) as usize].clone(),
-        url: s.urls[(splitmix64(i ^ SEED_URL) % 1000) as usize].clone(),
+        channel: Cow::Borrowed(CHANNELS[(splitmix64(i ^ SEED_CHANNEL) % 4) as usize]),
+        url: Cow::Borrowed(s.urls[(splitmix64(i ^ SEED_URL) % 1000) as usize].as_str()),
         date_time: BASE_TIME_MS + i as i64,
-        extra: s.empty.clone(),
+        extra: Cow::Borrowed(""),
     }
 }
 

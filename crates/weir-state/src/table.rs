@@ -5,12 +5,13 @@
 //! the key only once more (for the table itself). Lookups borrow the key and namespace; they
 //! are cloned only when a new entry is inserted.
 
-use hashbrown::{Equivalent, HashMap};
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use hashbrown::hash_table::Entry;
+use hashbrown::HashTable;
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use weir_core::key_group::StableHasher;
 use weir_core::KeyGroupRange;
 
-/// A borrowed (key, namespace) pair that hashes and compares like the owned tuple.
+/// A borrowed (key, namespace) pair that hashes like the owned tuple.
 struct Lookup<'a, K, N>(&'a K, &'a N);
 
 impl<K: Hash, N: Hash> Hash for Lookup<'_, K, N> {
@@ -21,18 +22,17 @@ impl<K: Hash, N: Hash> Hash for Lookup<'_, K, N> {
     }
 }
 
-impl<K: Eq, N: Eq> Equivalent<(K, N)> for Lookup<'_, K, N> {
-    fn equivalent(&self, other: &(K, N)) -> bool {
-        *self.0 == other.0 && *self.1 == other.1
-    }
+#[inline]
+fn hash_of<K: Hash, N: Hash>(key: &K, ns: &N) -> u64 {
+    BuildHasherDefault::<StableHasher>::default().hash_one(Lookup(key, ns))
 }
 
-type Map<K, N, V> = HashMap<(K, N), V, BuildHasherDefault<StableHasher>>;
+type Slot<K, N, V> = ((K, N), V);
 
 /// Values by (key, namespace), partitioned by key group.
 pub struct StateTable<K, N, V> {
     range: KeyGroupRange,
-    groups: Vec<Map<K, N, V>>,
+    groups: Vec<HashTable<Slot<K, N, V>>>,
     len: usize,
 }
 
@@ -41,7 +41,7 @@ impl<K: Hash + Eq + Clone, N: Hash + Eq + Clone, V> StateTable<K, N, V> {
     pub fn new(range: KeyGroupRange) -> Self {
         StateTable {
             range,
-            groups: (0..range.len()).map(|_| Map::default()).collect(),
+            groups: (0..range.len()).map(|_| HashTable::new()).collect(),
             len: 0,
         }
     }
@@ -49,53 +49,57 @@ impl<K: Hash + Eq + Clone, N: Hash + Eq + Clone, V> StateTable<K, N, V> {
     /// The value of (`key`, `ns`) in key-group slot `slot` (key group minus range start).
     #[inline]
     pub fn get(&self, slot: usize, key: &K, ns: &N) -> Option<&V> {
-        self.groups[slot].get(&Lookup(key, ns))
+        self.groups[slot]
+            .find(hash_of(key, ns), |e| e.0 .0 == *key && e.0 .1 == *ns)
+            .map(|e| &e.1)
     }
 
     /// The value for update.
     #[inline]
     pub fn get_mut(&mut self, slot: usize, key: &K, ns: &N) -> Option<&mut V> {
-        self.groups[slot].get_mut(&Lookup(key, ns))
+        self.groups[slot]
+            .find_mut(hash_of(key, ns), |e| e.0 .0 == *key && e.0 .1 == *ns)
+            .map(|e| &mut e.1)
     }
 
-    /// The value for update, inserted with `init` if absent.
+    /// The value for update, inserted with `init` if absent (one probe either way).
     #[inline]
-    pub fn get_or_insert_with(
-        &mut self,
-        slot: usize,
-        key: &K,
-        ns: &N,
-        init: impl FnOnce() -> V,
-    ) -> &mut V {
-        let map = &mut self.groups[slot];
-        if !map.contains_key(&Lookup(key, ns)) {
-            map.insert((key.clone(), ns.clone()), init());
-            self.len += 1;
+    pub fn get_or_insert_with(&mut self, slot: usize, key: &K, ns: &N, init: impl FnOnce() -> V) -> &mut V {
+        let hash = hash_of(key, ns);
+        match self.groups[slot].entry(hash, |e| e.0 .0 == *key && e.0 .1 == *ns, |e| hash_of(&e.0 .0, &e.0 .1)) {
+            Entry::Occupied(o) => &mut o.into_mut().1,
+            Entry::Vacant(v) => {
+                self.len += 1;
+                &mut v.insert(((key.clone(), ns.clone()), init())).into_mut().1
+            }
         }
-        map.get_mut(&Lookup(key, ns))
-            .expect("the entry was just inserted")
     }
 
     /// Sets the value; returns the previous one.
     #[inline]
     pub fn insert(&mut self, slot: usize, key: &K, ns: &N, value: V) -> Option<V> {
-        let map = &mut self.groups[slot];
-        if let Some(v) = map.get_mut(&Lookup(key, ns)) {
-            return Some(std::mem::replace(v, value));
+        let hash = hash_of(key, ns);
+        match self.groups[slot].entry(hash, |e| e.0 .0 == *key && e.0 .1 == *ns, |e| hash_of(&e.0 .0, &e.0 .1)) {
+            Entry::Occupied(mut o) => Some(std::mem::replace(&mut o.get_mut().1, value)),
+            Entry::Vacant(v) => {
+                self.len += 1;
+                v.insert(((key.clone(), ns.clone()), value));
+                None
+            }
         }
-        map.insert((key.clone(), ns.clone()), value);
-        self.len += 1;
-        None
     }
 
     /// Removes the value.
     #[inline]
     pub fn remove(&mut self, slot: usize, key: &K, ns: &N) -> Option<V> {
-        let v = self.groups[slot].remove(&Lookup(key, ns));
-        if v.is_some() {
-            self.len -= 1;
+        let found = self.groups[slot].find_entry(hash_of(key, ns), |e| e.0 .0 == *key && e.0 .1 == *ns);
+        match found {
+            Ok(o) => {
+                self.len -= 1;
+                Some(o.remove().0 .1)
+            }
+            Err(_) => None,
         }
-        v
     }
 
     /// Number of (key, namespace) entries.
@@ -115,11 +119,9 @@ impl<K: Hash + Eq + Clone, N: Hash + Eq + Clone, V> StateTable<K, N, V> {
 
     /// Entries of key group `kg` (nothing if not owned).
     pub fn iter_key_group(&self, kg: u32) -> impl Iterator<Item = (&(K, N), &V)> {
-        let slot = self
-            .range
-            .contains(kg)
-            .then(|| (kg - self.range.start) as usize);
-        slot.into_iter().flat_map(move |s| self.groups[s].iter())
+        let slot = self.range.contains(kg).then(|| (kg - self.range.start) as usize);
+        slot.into_iter()
+            .flat_map(move |s| self.groups[s].iter().map(|e| (&e.0, &e.1)))
     }
 }
 

@@ -1,12 +1,25 @@
 //! Timers of a keyed operator: (timestamp, key, namespace) triples, deduplicated, deletable,
 //! fired in timestamp order (Flink's `InternalTimerService` queues).
+//!
+//! Timers are grouped by timestamp; many keys usually share one (every key's window ends at
+//! the same time). When the earliest timestamp is due, its whole group becomes the firing
+//! batch and is handed out one timer at a time; timers deleted or registered again for that
+//! timestamp while it fires are honoured through the batch's set.
 
-use std::collections::{BTreeMap, HashSet};
-use std::hash::Hash;
+use hashbrown::HashSet;
+use std::collections::BTreeMap;
+use std::hash::{BuildHasherDefault, Hash};
+use weir_core::key_group::StableHasher;
+
+type Set<T> = HashSet<T, BuildHasherDefault<StableHasher>>;
 
 /// A queue of timers for one time domain.
 pub struct TimerQueue<K, N> {
-    by_time: BTreeMap<i64, HashSet<(K, N)>>,
+    by_time: BTreeMap<i64, Set<(K, N)>>,
+    /// The timestamp being fired, its remaining timers (a set for lookups) and their order.
+    batch_time: i64,
+    batch: Set<(K, N)>,
+    batch_order: Vec<(K, N)>,
     len: usize,
 }
 
@@ -14,6 +27,9 @@ impl<K, N> Default for TimerQueue<K, N> {
     fn default() -> Self {
         TimerQueue {
             by_time: BTreeMap::new(),
+            batch_time: i64::MIN,
+            batch: Set::default(),
+            batch_order: Vec::new(),
             len: 0,
         }
     }
@@ -23,7 +39,11 @@ impl<K: Hash + Eq + Clone, N: Hash + Eq + Clone> TimerQueue<K, N> {
     /// Registers a timer; a timer for the same time, key and namespace exists only once.
     /// Returns true if it is new.
     pub fn register(&mut self, time: i64, key: K, ns: N) -> bool {
-        let new = self.by_time.entry(time).or_default().insert((key, ns));
+        let kn = (key, ns);
+        if time == self.batch_time && self.batch.contains(&kn) {
+            return false;
+        }
+        let new = self.by_time.entry(time).or_default().insert(kn);
         if new {
             self.len += 1;
         }
@@ -32,11 +52,16 @@ impl<K: Hash + Eq + Clone, N: Hash + Eq + Clone> TimerQueue<K, N> {
 
     /// Deletes a timer; returns true if it existed.
     pub fn delete(&mut self, time: i64, key: &K, ns: &N) -> bool {
+        // The sets hold owned pairs; a clone of the probe is the simple way to look one up.
+        let kn = (key.clone(), ns.clone());
+        if time == self.batch_time && self.batch.remove(&kn) {
+            self.len -= 1;
+            return true;
+        }
         let Some(set) = self.by_time.get_mut(&time) else {
             return false;
         };
-        // The set holds owned pairs; a clone of the probe is the simple way to look it up.
-        let removed = set.remove(&(key.clone(), ns.clone()));
+        let removed = set.remove(&kn);
         if set.is_empty() {
             self.by_time.remove(&time);
         }
@@ -48,29 +73,52 @@ impl<K: Hash + Eq + Clone, N: Hash + Eq + Clone> TimerQueue<K, N> {
 
     /// The earliest timer's time.
     pub fn peek(&self) -> Option<i64> {
-        self.by_time.keys().next().copied()
+        let pending = self.by_time.keys().next().copied();
+        if self.batch.is_empty() {
+            pending
+        } else {
+            Some(pending.map_or(self.batch_time, |p| p.min(self.batch_time)))
+        }
     }
 
     /// Removes and returns the earliest timer if its time is at most `up_to`.
     pub fn pop_due(&mut self, up_to: i64) -> Option<(i64, K, N)> {
-        let mut entry = self.by_time.first_entry()?;
-        let time = *entry.key();
-        if time > up_to {
-            return None;
+        loop {
+            // A group registered earlier than the current batch (while it fired) goes first.
+            if let Some((&t, _)) = self.by_time.first_key_value() {
+                if t <= up_to && (self.batch.is_empty() || t < self.batch_time) {
+                    if !self.batch.is_empty() {
+                        // Put the rest of the current batch back: it fires after.
+                        let rest = std::mem::take(&mut self.batch);
+                        self.by_time.entry(self.batch_time).or_default().extend(rest);
+                        self.batch_order.clear();
+                    }
+                    let (t, set) = self.by_time.pop_first()?;
+                    self.batch_time = t;
+                    self.batch_order.extend(set.iter().cloned());
+                    self.batch = set;
+                }
+            }
+            if self.batch.is_empty() || self.batch_time > up_to {
+                return None;
+            }
+            match self.batch_order.pop() {
+                Some(kn) => {
+                    if self.batch.remove(&kn) {
+                        self.len -= 1;
+                        if self.batch.is_empty() {
+                            self.batch_order.clear();
+                        }
+                        return Some((self.batch_time, kn.0, kn.1));
+                    }
+                    // Deleted while the batch fired.
+                }
+                None => {
+                    // Only re-registered timers remain, without order: take them in any order.
+                    self.batch_order.extend(self.batch.iter().cloned());
+                }
+            }
         }
-        let set = entry.get_mut();
-        let item = set.iter().next().cloned();
-        let out = item.map(|kn| {
-            set.remove(&kn);
-            (time, kn.0, kn.1)
-        });
-        if set.is_empty() {
-            entry.remove();
-        }
-        if out.is_some() {
-            self.len -= 1;
-        }
-        out
     }
 
     /// Number of timers.
@@ -109,5 +157,31 @@ mod tests {
         assert_eq!(q.pop_due(29), None);
         assert_eq!(q.pop_due(i64::MAX), Some((30, "a", ())));
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn changes_while_a_batch_fires() {
+        let mut q: TimerQueue<u32, ()> = TimerQueue::default();
+        for k in 0..5 {
+            q.register(10, k, ());
+        }
+        let (_, first, _) = q.pop_due(100).unwrap();
+        // Delete another timer of the batch, re-register the fired one, add an earlier one.
+        let other = (0..5).find(|k| *k != first).unwrap();
+        assert!(q.delete(10, &other, &()));
+        assert!(q.register(10, first, ()), "a fired timer can be registered again");
+        assert!(!q.register(10, first, ()));
+        q.register(5, 99, ());
+        assert_eq!(q.pop_due(100).map(|t| (t.0, t.1)), Some((5, 99)), "earlier timers first");
+        let mut rest = Vec::new();
+        while let Some((t, k, _)) = q.pop_due(100) {
+            rest.push((t, k));
+        }
+        rest.sort();
+        let mut want: Vec<(i64, u32)> = (0..5).filter(|k| *k != other).map(|k| (10, k)).collect();
+        want.sort();
+        assert_eq!(rest, want);
+        assert!(q.is_empty());
+        assert_eq!(q.peek(), None);
     }
 }

@@ -590,7 +590,8 @@ where
             .set_current_key(key.clone())
             .map_err(|e| self.info.error(e.to_string()))?;
         let slot = self.backend.current_slot();
-        let now = self.timers.clock.now();
+        // Only processing-time assigners need the clock (a system call per record otherwise).
+        let now = if event_time { i64::MIN } else { self.timers.clock.now() };
         let mut windows = std::mem::take(&mut self.scratch);
         windows.clear();
         self.assigner
