@@ -7,8 +7,8 @@
 //! same engine paths as any user job: no special cases for the benchmark.
 
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use weir_api::functions::UserError;
@@ -61,7 +61,11 @@ impl Default for Strings {
     fn default() -> Self {
         static URLS: OnceLock<Vec<String>> = OnceLock::new();
         Strings {
-            urls: URLS.get_or_init(|| (0..1000).map(|k| format!("https://www.nexmark.com/item/{k}")).collect()),
+            urls: URLS.get_or_init(|| {
+                (0..1000)
+                    .map(|k| format!("https://www.nexmark.com/item/{k}"))
+                    .collect()
+            }),
         }
     }
 }

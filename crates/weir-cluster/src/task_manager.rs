@@ -7,14 +7,13 @@ use crate::gateway::{
 use crate::shuffle::LocalShuffle;
 use crate::wiring::{input_channels, output_targets};
 use std::collections::HashMap;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use weir_core::{JobId, VertexId};
 use weir_runtime::buffer::BufferPool;
 use weir_runtime::deploy::{OutputEdgeIo, TaskIo};
-use weir_runtime::error::panic_message;
 use weir_runtime::inbox::ChannelSender;
+use weir_runtime::operator::catch_user_panic;
 use weir_runtime::task::{Task, TaskCanceller};
 use weir_runtime::time::ProcessingTimeService;
 use weir_runtime::RuntimeError;
@@ -120,15 +119,13 @@ impl TaskExecutorGateway for TaskManager {
                 tracing::debug!(task = %task_name, "task started");
                 // The operators are built on the task's own thread, so that user code in
                 // constructors and `open` runs where the task runs and its panics fail the task.
-                let built = catch_unwind(AssertUnwindSafe(|| {
-                    d.code.instantiate(&d.graph, d.vertex, io)
-                }))
-                .unwrap_or_else(|p| {
-                    Err(RuntimeError::Other(format!(
-                        "building task '{task_name}' panicked: {}",
-                        panic_message(p.as_ref())
-                    )))
-                });
+                let built = catch_user_panic(|| d.code.instantiate(&d.graph, d.vertex, io))
+                    .map_err(|e| match e {
+                        RuntimeError::Other(m) => {
+                            RuntimeError::Other(format!("building task '{task_name}': {m}"))
+                        }
+                        e => e,
+                    });
                 let (end, metrics, backpressured_ms) = match built {
                     Ok(head) => {
                         let outcome = Task::new(

@@ -12,6 +12,7 @@ use crate::element::{StreamRecord, Watermark, WatermarkStatus};
 use crate::error::{panic_message, Result, RuntimeError};
 use crate::metrics::{MetricsVisitor, OperatorMetrics};
 use std::any::Any;
+use std::cell::RefCell;
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -70,17 +71,58 @@ impl OperatorInfo {
     }
 }
 
-/// Runs user code, turning a panic into [`RuntimeError::UserPanic`] naming the operator.
-/// Nested links catch innermost first, so the panic is blamed on the right operator.
+thread_local! {
+    /// The operator in whose user code the current panic started, innermost first.
+    static PANICKED_IN: RefCell<Option<(String, u32)>> = const { RefCell::new(None) };
+}
+
+/// Marks a call into an operator; if a panic unwinds through it, the innermost marked
+/// operator is remembered for the error.
+struct PanicScope<'a>(&'a OperatorInfo);
+
+impl Drop for PanicScope<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        // `panicking()` is one relaxed load of a global counter while nothing panics.
+        if std::thread::panicking() {
+            PANICKED_IN.with(|p| {
+                let mut p = p.borrow_mut();
+                if p.is_none() {
+                    *p = Some((self.0.name.clone(), self.0.subtask));
+                }
+            });
+        }
+    }
+}
+
+/// Runs user code of the operator `info`. A panic is not caught here (that would cost a copy
+/// of every record per chain link): it unwinds to the task's [`catch_user_panic`], which turns
+/// it into [`RuntimeError::UserPanic`] naming the innermost operator it went through.
 #[inline]
 pub fn guarded<R>(info: &OperatorInfo, f: impl FnOnce() -> Result<R>) -> Result<R> {
+    let _scope = PanicScope(info);
+    f()
+}
+
+/// Runs `f`, turning a panic into [`RuntimeError::UserPanic`] for the operator it started in
+/// (or a plain error if it started outside any operator).
+pub fn catch_user_panic<R>(f: impl FnOnce() -> Result<R>) -> Result<R> {
+    PANICKED_IN.with(|p| p.borrow_mut().take());
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => r,
-        Err(payload) => Err(RuntimeError::UserPanic {
-            operator: info.name.clone(),
-            subtask: info.subtask,
-            message: panic_message(payload.as_ref()),
-        }),
+        Err(payload) => {
+            let message = panic_message(payload.as_ref());
+            Err(match PANICKED_IN.with(|p| p.borrow_mut().take()) {
+                Some((operator, subtask)) => RuntimeError::UserPanic {
+                    operator,
+                    subtask,
+                    message,
+                },
+                None => {
+                    RuntimeError::Other(format!("a task panicked outside user code: {message}"))
+                }
+            })
+        }
     }
 }
 
@@ -608,7 +650,9 @@ mod tests {
             link.collect(StreamRecord::new(i)).unwrap();
         }
         assert_eq!(*got.lock().unwrap(), vec![2, 4, 6]);
-        let err = link.collect(StreamRecord::new(13)).unwrap_err().to_string();
+        let err = catch_user_panic(|| link.collect(StreamRecord::new(13)))
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("'Double'") && err.contains("subtask 1") && err.contains("unlucky 13"),
             "{err}"

@@ -5,13 +5,13 @@
 //! the thread sleeps on its [`TaskInbox`] until data, a mail or the next buffer-timeout flush.
 
 use crate::buffer::BufferPool;
-use crate::error::{panic_message, Result, RuntimeError};
+use crate::error::{Result, RuntimeError};
 use crate::head::{InputChainHead, SourceChainHead};
 use crate::inbox::{ChannelEvent, ChannelMessage, Drained, TaskInbox};
 use crate::metrics::OperatorMetrics;
+use crate::operator::catch_user_panic;
 use crate::source::PollStatus;
 use crate::time::{now_ms, ProcessingTimeService};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -108,13 +108,10 @@ impl Task {
     /// Runs the task to its end on the calling thread.
     pub fn run(mut self) -> TaskOutcome {
         let name = self.name.clone();
-        let result = match catch_unwind(AssertUnwindSafe(|| self.run_loop())) {
-            Ok(r) => r,
-            Err(p) => Err(RuntimeError::Other(format!(
-                "task '{name}' panicked: {}",
-                panic_message(p.as_ref())
-            ))),
-        };
+        let result = catch_user_panic(|| self.run_loop()).map_err(|e| match e {
+            RuntimeError::Other(m) => RuntimeError::Other(format!("task '{name}': {m}")),
+            e => e,
+        });
         let result = match (&mut self.head, result) {
             (ChainHead::Source(s), Ok(())) => s.close(),
             (ChainHead::Source(s), Err(e)) => {

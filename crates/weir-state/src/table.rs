@@ -64,9 +64,19 @@ impl<K: Hash + Eq + Clone, N: Hash + Eq + Clone, V> StateTable<K, N, V> {
 
     /// The value for update, inserted with `init` if absent (one probe either way).
     #[inline]
-    pub fn get_or_insert_with(&mut self, slot: usize, key: &K, ns: &N, init: impl FnOnce() -> V) -> &mut V {
+    pub fn get_or_insert_with(
+        &mut self,
+        slot: usize,
+        key: &K,
+        ns: &N,
+        init: impl FnOnce() -> V,
+    ) -> &mut V {
         let hash = hash_of(key, ns);
-        match self.groups[slot].entry(hash, |e| e.0 .0 == *key && e.0 .1 == *ns, |e| hash_of(&e.0 .0, &e.0 .1)) {
+        match self.groups[slot].entry(
+            hash,
+            |e| e.0 .0 == *key && e.0 .1 == *ns,
+            |e| hash_of(&e.0 .0, &e.0 .1),
+        ) {
             Entry::Occupied(o) => &mut o.into_mut().1,
             Entry::Vacant(v) => {
                 self.len += 1;
@@ -79,7 +89,11 @@ impl<K: Hash + Eq + Clone, N: Hash + Eq + Clone, V> StateTable<K, N, V> {
     #[inline]
     pub fn insert(&mut self, slot: usize, key: &K, ns: &N, value: V) -> Option<V> {
         let hash = hash_of(key, ns);
-        match self.groups[slot].entry(hash, |e| e.0 .0 == *key && e.0 .1 == *ns, |e| hash_of(&e.0 .0, &e.0 .1)) {
+        match self.groups[slot].entry(
+            hash,
+            |e| e.0 .0 == *key && e.0 .1 == *ns,
+            |e| hash_of(&e.0 .0, &e.0 .1),
+        ) {
             Entry::Occupied(mut o) => Some(std::mem::replace(&mut o.get_mut().1, value)),
             Entry::Vacant(v) => {
                 self.len += 1;
@@ -92,7 +106,8 @@ impl<K: Hash + Eq + Clone, N: Hash + Eq + Clone, V> StateTable<K, N, V> {
     /// Removes the value.
     #[inline]
     pub fn remove(&mut self, slot: usize, key: &K, ns: &N) -> Option<V> {
-        let found = self.groups[slot].find_entry(hash_of(key, ns), |e| e.0 .0 == *key && e.0 .1 == *ns);
+        let found =
+            self.groups[slot].find_entry(hash_of(key, ns), |e| e.0 .0 == *key && e.0 .1 == *ns);
         match found {
             Ok(o) => {
                 self.len -= 1;
@@ -119,7 +134,10 @@ impl<K: Hash + Eq + Clone, N: Hash + Eq + Clone, V> StateTable<K, N, V> {
 
     /// Entries of key group `kg` (nothing if not owned).
     pub fn iter_key_group(&self, kg: u32) -> impl Iterator<Item = (&(K, N), &V)> {
-        let slot = self.range.contains(kg).then(|| (kg - self.range.start) as usize);
+        let slot = self
+            .range
+            .contains(kg)
+            .then(|| (kg - self.range.start) as usize);
         slot.into_iter()
             .flat_map(move |s| self.groups[s].iter().map(|e| (&e.0, &e.1)))
     }

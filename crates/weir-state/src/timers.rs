@@ -90,7 +90,10 @@ impl<K: Hash + Eq + Clone, N: Hash + Eq + Clone> TimerQueue<K, N> {
                     if !self.batch.is_empty() {
                         // Put the rest of the current batch back: it fires after.
                         let rest = std::mem::take(&mut self.batch);
-                        self.by_time.entry(self.batch_time).or_default().extend(rest);
+                        self.by_time
+                            .entry(self.batch_time)
+                            .or_default()
+                            .extend(rest);
                         self.batch_order.clear();
                     }
                     let (t, set) = self.by_time.pop_first()?;
@@ -169,10 +172,17 @@ mod tests {
         // Delete another timer of the batch, re-register the fired one, add an earlier one.
         let other = (0..5).find(|k| *k != first).unwrap();
         assert!(q.delete(10, &other, &()));
-        assert!(q.register(10, first, ()), "a fired timer can be registered again");
+        assert!(
+            q.register(10, first, ()),
+            "a fired timer can be registered again"
+        );
         assert!(!q.register(10, first, ()));
         q.register(5, 99, ());
-        assert_eq!(q.pop_due(100).map(|t| (t.0, t.1)), Some((5, 99)), "earlier timers first");
+        assert_eq!(
+            q.pop_due(100).map(|t| (t.0, t.1)),
+            Some((5, 99)),
+            "earlier timers first"
+        );
         let mut rest = Vec::new();
         while let Some((t, k, _)) = q.pop_due(100) {
             rest.push((t, k));

@@ -591,7 +591,11 @@ where
             .map_err(|e| self.info.error(e.to_string()))?;
         let slot = self.backend.current_slot();
         // Only processing-time assigners need the clock (a system call per record otherwise).
-        let now = if event_time { i64::MIN } else { self.timers.clock.now() };
+        let now = if event_time {
+            i64::MIN
+        } else {
+            self.timers.clock.now()
+        };
         let mut windows = std::mem::take(&mut self.scratch);
         windows.clear();
         self.assigner
