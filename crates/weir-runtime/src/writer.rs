@@ -83,6 +83,30 @@ impl ChannelBuffers {
         Ok(())
     }
 
+    /// Lets `write` append one complete frame directly to `channel`'s open buffer (no copy
+    /// through a scratch buffer). A buffer that reaches the size limit is sent; it may end up
+    /// slightly larger than the limit by the last frame, which keeps frames whole.
+    #[inline]
+    pub fn write_frame(
+        &mut self,
+        channel: usize,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<()>,
+    ) -> Result<()> {
+        let buf = match &mut self.open[channel] {
+            Some(b) => b,
+            slot => slot.insert(self.pool.request()?),
+        };
+        let start = buf.len();
+        if let Err(e) = write(buf) {
+            buf.truncate(start);
+            return Err(e);
+        }
+        if buf.len() >= self.limit || self.flush_always {
+            self.send(channel)?;
+        }
+        Ok(())
+    }
+
     /// Appends a frame to every channel.
     pub fn append_all(&mut self, frame: &[u8]) -> Result<()> {
         for c in 0..self.senders.len() {

@@ -1,18 +1,19 @@
 //! A hash map partitioned by key group: the heap backend's storage for one keyed state.
 
 use crate::error::{Result, StateError};
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash};
-use weir_core::key_group::{key_group_for_hash, stable_hash, StableHasher};
+use hashbrown::hash_table::Entry;
+use hashbrown::HashTable;
+use std::hash::Hash;
+use weir_core::key_group::{key_group_for_hash, stable_hash};
 use weir_core::KeyGroupRange;
 
-type Table<K, V> = HashMap<K, V, BuildHasherDefault<StableHasher>>;
-
-/// Values by key, stored in one table per key group of the owning subtask's range.
+/// Values by key, stored in one table per key group of the owning subtask's range. A key's
+/// stable hash is computed once per access and serves both for its key group and as the
+/// table hash.
 pub struct KeyGroupedMap<K, V> {
     range: KeyGroupRange,
     max_parallelism: u32,
-    groups: Vec<Table<K, V>>,
+    groups: Vec<HashTable<(u64, K, V)>>,
     len: usize,
 }
 
@@ -22,7 +23,7 @@ impl<K: Hash + Eq, V> KeyGroupedMap<K, V> {
         KeyGroupedMap {
             range,
             max_parallelism,
-            groups: (0..range.len()).map(|_| Table::default()).collect(),
+            groups: (0..range.len()).map(|_| HashTable::new()).collect(),
             len: 0,
         }
     }
@@ -33,10 +34,13 @@ impl<K: Hash + Eq, V> KeyGroupedMap<K, V> {
         key_group_for_hash(stable_hash(key), self.max_parallelism)
     }
 
+    /// The key's hash and key-group slot.
     #[inline]
-    fn slot(&self, kg: u32) -> Result<usize> {
+    fn locate(&self, key: &K) -> Result<(u64, usize)> {
+        let hash = stable_hash(key);
+        let kg = key_group_for_hash(hash, self.max_parallelism);
         if self.range.contains(kg) {
-            Ok((kg - self.range.start) as usize)
+            Ok((hash, (kg - self.range.start) as usize))
         } else {
             Err(StateError::KeyGroupOutOfRange {
                 key_group: kg,
@@ -49,50 +53,64 @@ impl<K: Hash + Eq, V> KeyGroupedMap<K, V> {
     /// The value of `key`, if any.
     #[inline]
     pub fn get(&self, key: &K) -> Result<Option<&V>> {
-        let s = self.slot(self.key_group_of(key))?;
-        Ok(self.groups[s].get(key))
+        let (h, s) = self.locate(key)?;
+        Ok(self.groups[s]
+            .find(h, |e| e.0 == h && e.1 == *key)
+            .map(|e| &e.2))
     }
 
     /// The value of `key` for update, if any.
     #[inline]
     pub fn get_mut(&mut self, key: &K) -> Result<Option<&mut V>> {
-        let s = self.slot(self.key_group_of(key))?;
-        Ok(self.groups[s].get_mut(key))
+        let (h, s) = self.locate(key)?;
+        Ok(self.groups[s]
+            .find_mut(h, |e| e.0 == h && e.1 == *key)
+            .map(|e| &mut e.2))
     }
 
-    /// The value of `key` for update, inserted with `init` if absent.
+    /// The value of `key` for update, inserted with `init` if absent (one probe).
     #[inline]
     pub fn get_or_insert_with(&mut self, key: K, init: impl FnOnce() -> V) -> Result<&mut V> {
-        let s = self.slot(self.key_group_of(&key))?;
-        use std::collections::hash_map::Entry;
-        Ok(match self.groups[s].entry(key) {
-            Entry::Occupied(o) => o.into_mut(),
-            Entry::Vacant(v) => {
-                self.len += 1;
-                v.insert(init())
-            }
-        })
+        let (h, s) = self.locate(&key)?;
+        Ok(
+            match self.groups[s].entry(h, |e| e.0 == h && e.1 == key, |e| e.0) {
+                Entry::Occupied(o) => &mut o.into_mut().2,
+                Entry::Vacant(v) => {
+                    self.len += 1;
+                    &mut v.insert((h, key, init())).into_mut().2
+                }
+            },
+        )
     }
 
     /// Sets the value of `key`; returns the previous one.
     #[inline]
     pub fn insert(&mut self, key: K, value: V) -> Result<Option<V>> {
-        let s = self.slot(self.key_group_of(&key))?;
-        let old = self.groups[s].insert(key, value);
-        if old.is_none() {
-            self.len += 1;
-        }
-        Ok(old)
+        let (h, s) = self.locate(&key)?;
+        Ok(
+            match self.groups[s].entry(h, |e| e.0 == h && e.1 == key, |e| e.0) {
+                Entry::Occupied(mut o) => Some(std::mem::replace(&mut o.get_mut().2, value)),
+                Entry::Vacant(v) => {
+                    self.len += 1;
+                    v.insert((h, key, value));
+                    None
+                }
+            },
+        )
     }
 
     /// Removes the value of `key`.
     pub fn remove(&mut self, key: &K) -> Result<Option<V>> {
-        let s = self.slot(self.key_group_of(key))?;
-        let old = self.groups[s].remove(key);
-        if old.is_some() {
-            self.len -= 1;
-        }
-        Ok(old)
+        let (h, s) = self.locate(key)?;
+        Ok(
+            match self.groups[s].find_entry(h, |e| e.0 == h && e.1 == *key) {
+                Ok(o) => {
+                    self.len -= 1;
+                    Some(o.remove().0 .2)
+                }
+                Err(_) => None,
+            },
+        )
     }
 
     /// Number of keys with a value.
@@ -107,10 +125,12 @@ impl<K: Hash + Eq, V> KeyGroupedMap<K, V> {
 
     /// The entries of key group `kg` (empty if not owned).
     pub fn iter_key_group(&self, kg: u32) -> impl Iterator<Item = (&K, &V)> {
-        self.slot(kg)
-            .ok()
-            .into_iter()
-            .flat_map(move |s| self.groups[s].iter())
+        let slot = self
+            .range
+            .contains(kg)
+            .then(|| (kg - self.range.start) as usize);
+        slot.into_iter()
+            .flat_map(move |s| self.groups[s].iter().map(|e| (&e.1, &e.2)))
     }
 
     /// The key groups this map holds.
