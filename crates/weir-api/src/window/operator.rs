@@ -648,17 +648,24 @@ where
                     r.map_err(|e| user_error(&self.info, e))?
                 };
                 let contents = &mut self.contents;
+                let entries = self.table.len();
                 let acc = self
                     .table
                     .get_or_insert_with(slot, &key, &state_window, || contents.create());
                 contents.add(acc, v, ts);
+                let created = self.table.len() > entries;
                 if result.is_fire() {
                     self.emit(&key, slot, &actual, &state_window, out)?;
                 }
                 if result.is_purge() {
                     self.table.remove(slot, &key, &state_window);
                 }
-                self.register_cleanup_timer(&key, &actual);
+                // Flink registers the cleanup timer for every element; it is the same timer
+                // each time, so registering it when the window's contents appear is enough
+                // (merging moves timers between windows, so merging assigners always register).
+                if created || merging {
+                    self.register_cleanup_timer(&key, &actual);
+                }
                 Ok(())
             })();
             if step.is_err() {
