@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Runs the shared workloads W0-W4 on Weir and on Apache Flink 2.3 (the anchor in
+# ../shared/bench/flink), one after the other on this machine, plus the single-core limit
+# loops, and writes a Markdown table of Weir/Flink throughput and memory ratios.
+#
+# usage: bench/compare.sh [EVENTS]            (default 20000000)
+# env:   WEIR_SHARED_BENCH  the shared bench folder (default: <repo>/../shared/bench)
+#        BENCH_WORKLOADS    subset, e.g. "W2 W3" (default "W0 W1 W2 W3 W4")
+#        BENCH_PARS         parallelisms (default "1 2")
+#        REPEATS            runs per engine and workload, alternating Weir and Flink (default 1)
+#        BENCH_HEAP         Flink's heap (default 1g, its leanest sane setting)
+#        OUT                where the table goes (default bench/RESULTS.md)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+SHARED="${WEIR_SHARED_BENCH:-$ROOT/../shared/bench}"
+EVENTS="${1:-20000000}"
+WORKLOADS="${BENCH_WORKLOADS:-W0 W1 W2 W3 W4}"
+PARS="${BENCH_PARS:-1 2}"
+REPEATS="${REPEATS:-1}"
+OUT="${OUT:-$ROOT/bench/RESULTS.md}"
+export BENCH_HEAP="${BENCH_HEAP:-1g}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/weir-target}"
+LIMIT_TARGET="${LIMIT_TARGET:-$HOME/.cache/limit-target}"
+
+[ -d "$SHARED" ] || { echo "compare: shared bench folder not found at $SHARED (set WEIR_SHARED_BENCH)" >&2; exit 2; }
+
+echo "compare: building weir-bench and the limit loops" >&2
+(cd "$ROOT" && cargo build --release -q -p weir-bench)
+CARGO_TARGET_DIR="$LIMIT_TARGET" cargo build --release -q --manifest-path "$SHARED/limit/Cargo.toml"
+WEIR="$CARGO_TARGET_DIR/release/weir-bench"
+LIMIT="$(find "$LIMIT_TARGET/release" -maxdepth 1 -type f -executable -name '*limit*' | head -n1)"
+"$SHARED/flink/setup.sh" >/dev/null
+
+RAW="$(mktemp)"
+trap 'rm -f "$RAW"' EXIT
+for p in $PARS; do
+  for w in $WORKLOADS; do
+    for rep in $(seq 1 "$REPEATS"); do
+      echo "compare: $w p=$p run $rep: weir" >&2
+      if line="$("$WEIR" "$w" "$EVENTS" "$p" 2>/dev/null)"; then echo "engine=weir $line" >>"$RAW"; else echo "compare: weir $w p=$p failed" >&2; fi
+      echo "compare: $w p=$p run $rep: flink" >&2
+      # Two runs in one JVM: the second (warm, after JIT) is the one reported.
+      if line="$("$SHARED/flink/run.sh" "$w-ds" "$EVENTS" "$p" 2 2>/dev/null | tail -n1)"; then echo "engine=flink $line" >>"$RAW"; else echo "compare: flink $w p=$p failed" >&2; fi
+    done
+  done
+done
+if [ -n "$LIMIT" ]; then
+  for w in $WORKLOADS; do
+    echo "compare: $w limit" >&2
+    "$LIMIT" "$w" "$EVENTS" | sed 's/^/engine=limit /' >>"$RAW" || true
+  done
+fi
+
+CPU="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+python3 - "$RAW" "$OUT" "$EVENTS" "$(nproc)" "$CPU" "$BENCH_HEAP" "$REPEATS" <<'PY'
+import statistics, sys, datetime
+raw, out, events, cores, cpu, heap, repeats = sys.argv[1:8]
+rows = []
+for line in open(raw):
+    kv = dict(p.split("=", 1) for p in line.split() if "=" in p)
+    rows.append(kv)
+def pick(engine, w, p):
+    return [r for r in rows if r.get("engine") == engine and r["workload"].split("-")[0] == w and r.get("parallelism") == p]
+def med(rs, key):
+    vals = [float(r[key]) for r in rs if r.get(key) not in (None, "NA")]
+    return statistics.median(vals) if vals else None
+ws = sorted({r["workload"].split("-")[0] for r in rows if r.get("engine") == "weir"})
+ps = sorted({r["parallelism"] for r in rows if r.get("engine") == "weir"})
+lines = []
+lines.append(f"| workload | P | Weir events/s | Flink events/s | throughput Weir/Flink | Weir peak RSS MB | Flink peak RSS MB | memory Weir/Flink | Weir / single-core limit | out_rows, checksum equal |")
+lines.append("|---|---|---|---|---|---|---|---|---|---|")
+for w in ws:
+    limit = pick("limit", w, "1")
+    lim = med(limit, "events_per_sec")
+    for p in ps:
+        a, b = pick("weir", w, p), pick("flink", w, p)
+        ae, be = med(a, "events_per_sec"), med(b, "events_per_sec")
+        am, bm = med(a, "peak_rss_mb"), med(b, "peak_rss_mb")
+        same = "yes" if a and b and all((x["out_rows"], x["checksum"]) == (b[0]["out_rows"], b[0]["checksum"]) for x in a + b) else "NO"
+        f = lambda v: "-" if v is None else (f"{v/1e6:.2f} M" if v > 1e5 else f"{v:.0f}")
+        ratio = f"{ae/be:.2f}x" if ae and be else "-"
+        mratio = f"{am/bm:.3f}" if am and bm else "-"
+        frac = f"{ae/lim:.0%}" if (p == "1" and ae and lim) else ""
+        lines.append(f"| {w} | {p} | {f(ae)} | {f(be)} | {ratio} | {am if am is None else round(am)} | {bm if bm is None else round(bm)} | {mratio} | {frac} | {same} |")
+now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+doc = f"""# Weir vs Apache Flink 2.3: the shared workloads
+
+Measured {now} with `bench/compare.sh {events}` on this machine: {cores} cores ({cpu}).
+Weir: `weir-bench W P` (release build, embedded mini-cluster). Flink: `../shared/bench/flink/run.sh W-ds EVENTS P 2`
+(DataStream API, one JVM, `BENCH_HEAP={heap}`, the second, warm run of the JVM). Runs alternate Weir and Flink,
+{repeats} per engine; medians. Limit: the single-threaded loop of `../shared/bench/limit` (p = 1 only).
+events/s = EVENTS / job seconds; peak RSS of the whole process.
+
+{chr(10).join(lines)}
+
+Raw lines:
+
+```
+{open(raw).read().rstrip()}
+```
+"""
+open(out, "w").write(doc)
+print(doc)
+PY
