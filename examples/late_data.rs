@@ -95,7 +95,7 @@ impl AggregateFunction<Reading, (f64, u64), (f64, u64)> for Average {
     fn create_accumulator(&self) -> (f64, u64) {
         (0.0, 0)
     }
-    fn add(&self, r: Reading, acc: &mut (f64, u64)) {
+    fn add(&self, r: &Reading, acc: &mut (f64, u64)) {
         acc.0 += r.2;
         acc.1 += 1;
     }

@@ -202,7 +202,7 @@ impl AggregateFunction<Event, (i64, i64), (i64, i64)> for CountSum {
     fn create_accumulator(&self) -> (i64, i64) {
         (0, 0)
     }
-    fn add(&self, e: Event, acc: &mut (i64, i64)) {
+    fn add(&self, e: &Event, acc: &mut (i64, i64)) {
         acc.0 += 1;
         acc.1 = acc.1.wrapping_add(e.value);
     }

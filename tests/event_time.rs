@@ -351,7 +351,7 @@ impl AggregateFunction<(String, i64, i64), i64, i64> for CountAgg {
     fn create_accumulator(&self) -> i64 {
         0
     }
-    fn add(&self, _: (String, i64, i64), acc: &mut i64) {
+    fn add(&self, _: &(String, i64, i64), acc: &mut i64) {
         *acc += 1;
     }
     fn get_result(&self, acc: &i64) -> i64 {

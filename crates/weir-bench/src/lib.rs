@@ -209,7 +209,7 @@ impl AggregateFunction<Bid, (i64, i64), (i64, i64)> for CountMax {
         (0, i64::MIN)
     }
     #[inline]
-    fn add(&self, b: Bid, acc: &mut (i64, i64)) {
+    fn add(&self, b: &Bid, acc: &mut (i64, i64)) {
         acc.0 += 1;
         acc.1 = acc.1.max(b.price);
     }
@@ -229,7 +229,7 @@ impl AggregateFunction<Bid, i64, i64> for Count {
         0
     }
     #[inline]
-    fn add(&self, _: Bid, acc: &mut i64) {
+    fn add(&self, _: &Bid, acc: &mut i64) {
         *acc += 1;
     }
     fn get_result(&self, acc: &i64) -> i64 {

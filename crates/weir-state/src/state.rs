@@ -517,7 +517,7 @@ impl<IN: 'static, ACC: Clone + Send + 'static, OUT: 'static> AggregatingState<IN
         let (t, k, slot, ns, now) = open!(self.h, ctx, TtlValue<ACC>);
         let mut acc = read_value(cfg.as_ref(), t, slot, k, ns, now)
             .unwrap_or_else(|| self.agg.create_accumulator());
-        self.agg.add(value, &mut acc);
+        self.agg.add(&value, &mut acc);
         t.insert(
             slot,
             k,
@@ -669,8 +669,8 @@ mod tests {
             fn create_accumulator(&self) -> (i64, i64) {
                 (0, 0)
             }
-            fn add(&self, v: i32, acc: &mut (i64, i64)) {
-                acc.0 += v as i64;
+            fn add(&self, v: &i32, acc: &mut (i64, i64)) {
+                acc.0 += *v as i64;
                 acc.1 += 1;
             }
             fn get_result(&self, acc: &(i64, i64)) -> f64 {

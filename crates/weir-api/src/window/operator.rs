@@ -30,8 +30,20 @@ pub(crate) trait WindowContents<T, K, W, O>: Send {
     type Acc: Send + 'static;
     /// Empty contents.
     fn create(&self) -> Self::Acc;
-    /// Adds an element.
+    /// Adds an element the contents keep (or consume).
     fn add(&mut self, acc: &mut Self::Acc, value: T, timestamp: i64);
+    /// True if the contents only read elements ([`add_ref`](Self::add_ref)), so an element in
+    /// several windows needs no copies.
+    fn adds_by_ref(&self) -> bool {
+        false
+    }
+    /// Adds an element by reference; contents that keep elements copy it.
+    fn add_ref(&mut self, acc: &mut Self::Acc, value: &T, timestamp: i64)
+    where
+        T: Clone,
+    {
+        self.add(acc, value.clone(), timestamp)
+    }
     /// Merges `other` into `into` (merging windows).
     fn merge(&mut self, into: &mut Self::Acc, other: Self::Acc);
     /// False if there is nothing to emit.
@@ -115,6 +127,15 @@ where
         self.agg.create_accumulator()
     }
     fn add(&mut self, acc: &mut ACC, value: T, _: i64) {
+        self.agg.add(&value, acc);
+    }
+    fn adds_by_ref(&self) -> bool {
+        true
+    }
+    fn add_ref(&mut self, acc: &mut ACC, value: &T, _: i64)
+    where
+        T: Clone,
+    {
         self.agg.add(value, acc);
     }
     fn merge(&mut self, into: &mut ACC, other: ACC) {
@@ -630,12 +651,19 @@ where
                     (w.clone(), w.clone())
                 };
                 skipped = false;
-                let v = if i + 1 == n {
+                // Contents that only read elements get a reference; the others a copy per
+                // window but the last, which gets the element itself.
+                let by_ref = self.contents.adds_by_ref();
+                let owned = if by_ref {
+                    None
+                } else if i + 1 == n {
                     value.take()
                 } else {
                     value.clone()
                 };
-                let Some(v) = v else { return Ok(()) };
+                let Some(elem) = owned.as_ref().or(value.as_ref()) else {
+                    return Ok(());
+                };
                 let result = {
                     let mut ctx = Self::trigger_ctx(
                         &mut self.backend,
@@ -644,7 +672,7 @@ where
                         self.watermark,
                         &[],
                     );
-                    let r = self.trigger.on_element(&v, ts, &actual, &mut ctx);
+                    let r = self.trigger.on_element(elem, ts, &actual, &mut ctx);
                     r.map_err(|e| user_error(&self.info, e))?
                 };
                 let contents = &mut self.contents;
@@ -652,7 +680,14 @@ where
                 let acc = self
                     .table
                     .get_or_insert_with(slot, &key, &state_window, || contents.create());
-                contents.add(acc, v, ts);
+                match owned {
+                    Some(v) => contents.add(acc, v, ts),
+                    None => {
+                        if let Some(r) = value.as_ref() {
+                            contents.add_ref(acc, r, ts)
+                        }
+                    }
+                }
                 let created = self.table.len() > entries;
                 if result.is_fire() {
                     self.emit(&key, slot, &actual, &state_window, out)?;

@@ -200,7 +200,7 @@ impl<IN, ACC, R, G: AggregateFunction<IN, ACC, R>> AggregateFunction<IN, ACC, R>
     fn create_accumulator(&self) -> ACC {
         self.0.create_accumulator()
     }
-    fn add(&self, value: IN, acc: &mut ACC) {
+    fn add(&self, value: &IN, acc: &mut ACC) {
         self.0.add(value, acc)
     }
     fn get_result(&self, acc: &ACC) -> R {
@@ -276,7 +276,7 @@ where
     ) -> Result<(), UserError> {
         let mut acc = self.agg.create_accumulator();
         for e in elements {
-            self.agg.add(e, &mut acc);
+            self.agg.add(&e, &mut acc);
         }
         let r = self.agg.get_result(&acc);
         self.function.process(key, ctx, vec![r], out)
