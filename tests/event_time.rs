@@ -510,3 +510,22 @@ fn processing_time_windows_fire_while_the_job_runs() {
     assert!(sums.len() >= 2, "{sums:?}");
     assert_eq!(sums.iter().sum::<i64>(), (0..50).sum::<i64>());
 }
+
+#[test]
+fn a_non_positive_dynamic_session_gap_fails_the_job() {
+    let e = env(1);
+    e.from_source_with_watermarks(
+        weir::api::source::CollectionSource::new(vec![ev("a", 5, 0)]),
+        WatermarkStrategy::for_monotonous_timestamps()
+            .with_timestamp_assigner(|t: &(String, i64, i64), _| t.1),
+        "events",
+    )
+    .key_by(|t: &(String, i64, i64)| t.0.clone())
+    .window(EventTimeSessionWindows::with_dynamic_gap(
+        |t: &(String, i64, i64)| t.2,
+    ))
+    .reduce(|a, _| a)
+    .discard();
+    let msg = e.execute("bad gap").unwrap_err().to_string();
+    assert!(msg.contains("session gaps must be positive"), "{msg}");
+}

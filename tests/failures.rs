@@ -202,3 +202,41 @@ fn jobs_wait_for_slots_held_by_another_job() {
     );
     assert_eq!(c.running_tasks(), 0);
 }
+
+/// A source whose `close` panics.
+struct PanicOnClose;
+
+struct PanicOnCloseReader;
+
+impl Source<i64> for PanicOnClose {
+    fn boundedness(&self) -> Boundedness {
+        Boundedness::Bounded
+    }
+    fn create_reader(&self, _: &SourceContext) -> Result<Box<dyn SourceReader<i64>>, UserError> {
+        Ok(Box::new(PanicOnCloseReader))
+    }
+}
+
+impl SourceReader<i64> for PanicOnCloseReader {
+    fn poll_next(&mut self, out: &mut SourceOutput<'_, i64>) -> weir::runtime::Result<PollStatus> {
+        out.collect(1)?;
+        Ok(PollStatus::Finished)
+    }
+    fn close(&mut self) -> weir::runtime::Result<()> {
+        panic!("close failed");
+    }
+}
+
+#[test]
+fn a_panic_while_closing_a_source_fails_the_job_instead_of_hanging() {
+    let c = cluster(2);
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2).set_cluster(c.clone());
+    env.from_source(PanicOnClose, "closing").discard();
+    let msg = env.execute("close panic").unwrap_err().to_string();
+    assert!(
+        msg.contains("close failed") && msg.contains("Source: closing"),
+        "{msg}"
+    );
+    assert_eq!(c.running_tasks(), 0);
+}

@@ -162,7 +162,13 @@ impl DerefMut for Buffer {
 impl Drop for Buffer {
     fn drop(&mut self) {
         if let Some(pool) = self.pool.take() {
-            let data = std::mem::take(&mut self.data);
+            let mut data = std::mem::take(&mut self.data);
+            // A frame written whole into a buffer can grow it past the buffer size; keep the
+            // pool's memory bound by giving the excess back.
+            if data.capacity() > 2 * pool.buffer_size {
+                data.clear();
+                data.shrink_to(pool.buffer_size);
+            }
             let mut st = pool.lock();
             if data.capacity() >= pool.buffer_size {
                 st.free.push(data);

@@ -112,10 +112,11 @@ impl Task {
             RuntimeError::Other(m) => RuntimeError::Other(format!("task '{name}': {m}")),
             e => e,
         });
+        // Closing runs user code too: a panic there must fail the task, not kill its thread.
         let result = match (&mut self.head, result) {
-            (ChainHead::Source(s), Ok(())) => s.close(),
+            (ChainHead::Source(s), Ok(())) => catch_user_panic(|| s.close()),
             (ChainHead::Source(s), Err(e)) => {
-                let _ = s.close();
+                let _ = catch_user_panic(|| s.close());
                 Err(e)
             }
             (_, r) => r,

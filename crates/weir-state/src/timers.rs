@@ -56,6 +56,9 @@ impl<K: Hash + Eq + Clone, N: Hash + Eq + Clone> TimerQueue<K, N> {
         let kn = (key.clone(), ns.clone());
         if time == self.batch_time && self.batch.remove(&kn) {
             self.len -= 1;
+            if self.batch.is_empty() {
+                self.batch_order.clear();
+            }
             return true;
         }
         let Some(set) = self.by_time.get_mut(&time) else {

@@ -20,7 +20,7 @@ use crate::exchange::KeySelector;
 use crate::functions::{user_error, Collector, UserError};
 use crate::timers::InternalTimers;
 use std::marker::PhantomData;
-use weir_runtime::operator::{OneInputOperator, OperatorInfo, OutputControl, Outputs};
+use weir_runtime::operator::{Discard, OneInputOperator, OperatorInfo, OutputControl, Outputs};
 use weir_runtime::{Result, StreamRecord, Watermark};
 use weir_state::{AggregateFunction, KeyGroupRange, KeyedStateBackend, StateKey, StateTable};
 
@@ -512,6 +512,21 @@ where
                 r.map_err(|e| user_error(&self.info, e))?;
             }
             self.delete_cleanup_timer(key, m);
+            // A merged-away window's per-window user state has no window left to belong to.
+            if m != result {
+                let mut none: Outputs<O> = Outputs::new(Box::new(Discard::default()), Vec::new());
+                let (_, sides) = none.split();
+                let mut ctx = WindowContext {
+                    backend: &mut self.backend,
+                    window: m,
+                    watermark: self.watermark,
+                    clock: &self.timers.clock,
+                    sides,
+                    error: None,
+                };
+                let r = self.contents.clear(&mut ctx);
+                r.map_err(|e| user_error(&self.info, e))?;
+            }
         }
         let mut acc = self.table.remove(slot, key, state_result);
         for s in merged_states {
@@ -621,6 +636,16 @@ where
         windows.clear();
         self.assigner
             .assign_windows(&r.value, ts, now, &mut windows);
+        if let Some(w) = windows
+            .iter()
+            .find(|w| event_time && w.max_timestamp() < ts)
+        {
+            let msg = format!(
+                "the window assigner put an element with timestamp {ts} into {w:?}, which ends before it; session gaps must be positive"
+            );
+            self.scratch = windows;
+            return Err(self.info.error(msg));
+        }
         let n = windows.len();
         let mut value = Some(r.value);
         let mut skipped = true;
@@ -676,7 +701,6 @@ where
                     r.map_err(|e| user_error(&self.info, e))?
                 };
                 let contents = &mut self.contents;
-                let entries = self.table.len();
                 let acc = self
                     .table
                     .get_or_insert_with(slot, &key, &state_window, || contents.create());
@@ -688,18 +712,15 @@ where
                         }
                     }
                 }
-                let created = self.table.len() > entries;
+                // For every element, as Flink does: a trigger may have deleted the timer (it
+                // shares (time, key, window) with the trigger's own timer when the allowed
+                // lateness is 0); registering an existing timer is one lookup.
+                self.register_cleanup_timer(&key, &actual);
                 if result.is_fire() {
                     self.emit(&key, slot, &actual, &state_window, out)?;
                 }
                 if result.is_purge() {
                     self.table.remove(slot, &key, &state_window);
-                }
-                // Flink registers the cleanup timer for every element; it is the same timer
-                // each time, so registering it when the window's contents appear is enough
-                // (merging moves timers between windows, so merging assigners always register).
-                if created || merging {
-                    self.register_cleanup_timer(&key, &actual);
                 }
                 Ok(())
             })();

@@ -49,7 +49,15 @@ impl<T: Data, K: Data + Hash + Eq> KeyedStream<T, K> {
 
 impl<T: Data, K: Data + Hash + Eq, W: Window, A: WindowAssigner<T, W>> WindowedStream<T, K, W, A> {
     /// Replaces the assigner's default trigger.
+    ///
+    /// # Panics
+    /// If the assigner merges windows (sessions) and the trigger cannot merge, as Flink
+    /// rejects it.
     pub fn trigger(mut self, trigger: impl Trigger<T, K, W> + 'static) -> Self {
+        assert!(
+            !self.assigner.is_merging() || trigger.can_merge(),
+            "a merging window assigner (sessions) needs a trigger that can merge windows"
+        );
         self.trigger = Some(Arc::new(trigger));
         self
     }

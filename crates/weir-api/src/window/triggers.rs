@@ -529,6 +529,27 @@ impl<T, K: StateKey, W: Window> Trigger<T, K, W> for ContinuousProcessingTimeTri
     ) -> Result<TriggerResult, UserError> {
         Ok(TriggerResult::Continue)
     }
+    fn can_merge(&self) -> bool {
+        true
+    }
+    fn on_merge(&mut self, _: &W, ctx: &mut TriggerContext<'_, K, W>) -> Result<(), UserError> {
+        let merged = ctx.merged_windows().to_vec();
+        let mut earliest: Option<i64> = None;
+        for m in &merged {
+            if let Some(t) = ctx.with_window(m, |c| -> Result<Option<i64>, UserError> {
+                let t = self.fire_time.get(c)?;
+                self.fire_time.clear(c)?;
+                Ok(t)
+            })? {
+                earliest = Some(earliest.map_or(t, |e: i64| e.min(t)));
+            }
+        }
+        if let Some(t) = earliest {
+            self.fire_time.add(ctx, t)?;
+            ctx.register_processing_time_timer(t);
+        }
+        Ok(())
+    }
     fn on_processing_time(
         &mut self,
         time: i64,
