@@ -47,6 +47,11 @@ pub struct Args {
     /// Parallelism of the window operator.
     #[arg(long, default_value_t = 1)]
     pub parallelism: i64,
+    /// Set the event-time trigger explicitly (it is the default). This runs the general
+    /// window operator instead of the one specialised for the default trigger; both must
+    /// give the same output.
+    #[arg(long)]
+    pub explicit_trigger: bool,
 }
 
 /// The window of the job.
@@ -240,10 +245,15 @@ fn windowed<W: Window, A: WindowAssigner<Event, W>>(
     args: &Args,
     late: &OutputTag<Event>,
 ) -> WindowedStream<Event, String, W, A> {
-    keyed
+    let w = keyed
         .window(assigner)
         .allowed_lateness(Duration::from_millis(args.allowed_lateness))
-        .side_output_late_data(late)
+        .side_output_late_data(late);
+    if args.explicit_trigger {
+        w.trigger(EventTimeTrigger)
+    } else {
+        w
+    }
 }
 
 /// Builds and runs the job.

@@ -48,16 +48,20 @@ fn flink_window_cases_are_reproduced() {
         argv.extend(parts.map(String::from));
         argv.extend(["--output".into(), out.display().to_string()]);
         argv.extend(["--late-output".into(), late.display().to_string()]);
-        let args = windows::Args::try_parse_from(&argv).unwrap();
-        windows::run(&args).unwrap_or_else(|e| panic!("case {name}: {e}"));
         let expected_out = sorted_lines(&dir.join("expected").join(format!("{name}.out")));
         let expected_late = sorted_lines(&dir.join("expected").join(format!("{name}.late")));
-        assert_eq!(sorted_lines(&out), expected_out, "case {name}: firings");
-        assert_eq!(
-            sorted_lines(&late),
-            expected_late,
-            "case {name}: late records"
-        );
+        // The default trigger (specialised operator) and the explicit one (general operator).
+        for explicit in [false, true] {
+            let mut argv = argv.clone();
+            if explicit {
+                argv.push("--explicit-trigger".into());
+            }
+            let args = windows::Args::try_parse_from(&argv).unwrap();
+            windows::run(&args).unwrap_or_else(|e| panic!("case {name}: {e}"));
+            let ctx = format!("case {name} (explicit trigger {explicit})");
+            assert_eq!(sorted_lines(&out), expected_out, "{ctx}: firings");
+            assert_eq!(sorted_lines(&late), expected_late, "{ctx}: late records");
+        }
         checked += 1;
     }
     assert!(checked >= 10, "only {checked} cases ran");

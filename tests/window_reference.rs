@@ -172,7 +172,7 @@ fn reference(
     (out, late)
 }
 
-fn run_case(seed: u64, kind: Kind, parallelism: i64) {
+fn run_case(seed: u64, kind: Kind, parallelism: i64, explicit_trigger: bool) {
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let n = 200 + rng.below(300) as usize;
     let keys = 1 + rng.below(5);
@@ -207,23 +207,27 @@ fn run_case(seed: u64, kind: Kind, parallelism: i64) {
     };
     let out = dir.path().join("out.csv");
     let late = dir.path().join("late.csv");
-    let args = windows::Args::try_parse_from([
-        "windows".to_string(),
-        "--input".into(),
-        input.display().to_string(),
-        "--output".into(),
-        out.display().to_string(),
-        "--late-output".into(),
-        late.display().to_string(),
-        "--window".into(),
-        spec.clone(),
-        "--out-of-orderness".into(),
-        ooo.to_string(),
-        "--allowed-lateness".into(),
-        lateness.to_string(),
-        "--parallelism".into(),
-        parallelism.to_string(),
-    ])
+    let args = windows::Args::try_parse_from(
+        [
+            "windows".to_string(),
+            "--input".into(),
+            input.display().to_string(),
+            "--output".into(),
+            out.display().to_string(),
+            "--late-output".into(),
+            late.display().to_string(),
+            "--window".into(),
+            spec.clone(),
+            "--out-of-orderness".into(),
+            ooo.to_string(),
+            "--allowed-lateness".into(),
+            lateness.to_string(),
+            "--parallelism".into(),
+            parallelism.to_string(),
+        ]
+        .into_iter()
+        .chain(explicit_trigger.then(|| "--explicit-trigger".to_string())),
+    )
     .unwrap();
     windows::run(&args).unwrap();
     let (mut want_out, mut want_late) = reference(&records, kind, ooo, lateness);
@@ -248,7 +252,9 @@ fn run_case(seed: u64, kind: Kind, parallelism: i64) {
 fn tumbling_windows_match_the_model() {
     for seed in 0..12 {
         for p in [1, 3] {
-            run_case(seed, Kind::Tumbling(5 + (seed as i64 % 4) * 7), p);
+            for explicit in [false, true] {
+                run_case(seed, Kind::Tumbling(5 + (seed as i64 % 4) * 7), p, explicit);
+            }
         }
     }
 }
@@ -258,7 +264,9 @@ fn sliding_windows_match_the_model() {
     for seed in 0..12 {
         let (size, slide) = [(10, 5), (15, 4), (5, 10), (12, 12)][seed as usize % 4];
         for p in [1, 3] {
-            run_case(100 + seed, Kind::Sliding(size, slide), p);
+            for explicit in [false, true] {
+                run_case(100 + seed, Kind::Sliding(size, slide), p, explicit);
+            }
         }
     }
 }
@@ -267,7 +275,7 @@ fn sliding_windows_match_the_model() {
 fn session_windows_match_the_model() {
     for seed in 0..12 {
         for p in [1, 3] {
-            run_case(200 + seed, Kind::Session(3 + seed as i64 % 6), p);
+            run_case(200 + seed, Kind::Session(3 + seed as i64 % 6), p, true);
         }
     }
 }

@@ -11,6 +11,7 @@
 
 pub mod assigners;
 pub mod evictors;
+mod fast;
 pub mod functions;
 pub(crate) mod operator;
 pub mod stream;

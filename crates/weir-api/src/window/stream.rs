@@ -2,6 +2,7 @@
 
 use super::assigners::WindowAssigner;
 use super::evictors::Evictor;
+use super::fast::EventTimeWindowOperator;
 use super::functions::{PassThrough, ProcessWindowFunction, WindowContext};
 use super::operator::{
     AggregateContents, ListContents, ReduceContents, WindowContents, WindowOperator,
@@ -97,6 +98,29 @@ impl<T: Data, K: Data + Hash + Eq, W: Window, A: WindowAssigner<T, W>> WindowedS
             late_tag,
         } = self;
         let key_of = keyed.key_of.clone();
+        // The common case (event time, no merging, default trigger, no evictor) runs on the
+        // window-major operator; everything else on the general one.
+        if assigner.is_event_time()
+            && !assigner.is_merging()
+            && trigger.is_none()
+            && evictor.is_none()
+        {
+            return keyed.stream.one_input(
+                name,
+                NodeKind::Operator,
+                move |info: &OperatorInfo, out| {
+                    let op = EventTimeWindowOperator::new(
+                        key_of.clone(),
+                        assigner.clone(),
+                        make_contents(None),
+                        allowed_lateness,
+                        late_tag.clone(),
+                        info,
+                    );
+                    Ok(Box::new(OneInputLink::new(op, out, info.clone())))
+                },
+            );
+        }
         keyed
             .stream
             .one_input(name, NodeKind::Operator, move |info: &OperatorInfo, out| {
