@@ -119,6 +119,9 @@ pub struct WatermarkStrategy<T> {
     generator: GeneratorFactory<T>,
     assigner: Option<TimestampAssigner<T>>,
     idleness: Option<Duration>,
+    /// Set for the built-in bounded out-of-orderness generator, which the operator runs
+    /// inline (no virtual call per record).
+    bounded: Option<Duration>,
 }
 
 impl<T> Clone for WatermarkStrategy<T> {
@@ -127,6 +130,7 @@ impl<T> Clone for WatermarkStrategy<T> {
             generator: self.generator.clone(),
             assigner: self.assigner.clone(),
             idleness: self.idleness,
+            bounded: self.bounded,
         }
     }
 }
@@ -139,7 +143,9 @@ impl<T: 'static> WatermarkStrategy<T> {
 
     /// Timestamps are at most `max_out_of_orderness` late.
     pub fn for_bounded_out_of_orderness(max_out_of_orderness: Duration) -> Self {
-        Self::for_generator(move || BoundedOutOfOrderness::new(max_out_of_orderness))
+        let mut s = Self::for_generator(move || BoundedOutOfOrderness::new(max_out_of_orderness));
+        s.bounded = Some(max_out_of_orderness);
+        s
     }
 
     /// A custom generator, created per subtask by `factory`.
@@ -152,6 +158,7 @@ impl<T: 'static> WatermarkStrategy<T> {
             generator: Arc::new(move || Box::new(factory())),
             assigner: None,
             idleness: None,
+            bounded: None,
         }
     }
 
@@ -176,7 +183,14 @@ impl<T: 'static> WatermarkStrategy<T> {
         self
     }
 
-    pub(crate) fn create_generator(&self) -> Box<dyn WatermarkGenerator<T>> {
+    pub(crate) fn create_generator(&self) -> Generator<T> {
+        match (self.bounded, self.idleness) {
+            (Some(ooo), None) => Generator::Bounded(BoundedOutOfOrderness::new(ooo)),
+            _ => Generator::Dynamic(self.create_dynamic_generator()),
+        }
+    }
+
+    fn create_dynamic_generator(&self) -> Box<dyn WatermarkGenerator<T>> {
         let inner = (self.generator)();
         match self.idleness {
             None => inner,
@@ -191,12 +205,18 @@ impl<T: 'static> WatermarkStrategy<T> {
     }
 }
 
+/// A generator as the operator runs it: the built-in one inline, others behind a pointer.
+pub(crate) enum Generator<T> {
+    Bounded(BoundedOutOfOrderness),
+    Dynamic(Box<dyn WatermarkGenerator<T>>),
+}
+
 /// Assigns timestamps and emits the generator's watermarks (Flink's
 /// `TimestampsAndWatermarksOperator`). Watermarks from upstream are dropped, except the
 /// final one at the end of input.
 pub(crate) struct TimestampsAndWatermarksOp<T> {
     pub assigner: Option<TimestampAssigner<T>>,
-    pub generator: Box<dyn WatermarkGenerator<T>>,
+    pub generator: Generator<T>,
     pub interval_ms: i64,
     pub next_periodic: i64,
     pub current: i64,
@@ -261,8 +281,15 @@ impl<T: Send + 'static> OneInputOperator<T, T> for TimestampsAndWatermarksOp<T> 
             Some(a) => a(&r.value, r.timestamp),
             None => r.timestamp.unwrap_or(i64::MIN),
         };
+        let g = match &mut self.generator {
+            Generator::Bounded(b) => {
+                b.max_timestamp = b.max_timestamp.max(ts);
+                return out.collect(StreamRecord::with_timestamp(r.value, ts));
+            }
+            Generator::Dynamic(g) => g,
+        };
         let mut wo = WatermarkOutput::default();
-        self.generator.on_event(&r.value, ts, &mut wo);
+        g.on_event(&r.value, ts, &mut wo);
         out.collect(StreamRecord::with_timestamp(r.value, ts))?;
         if wo.watermark.is_none() && wo.idle.is_none() {
             return Ok(());
@@ -288,7 +315,10 @@ impl<T: Send + 'static> OneInputOperator<T, T> for TimestampsAndWatermarksOp<T> 
         }
         if now >= self.next_periodic {
             let mut wo = WatermarkOutput::default();
-            self.generator.on_periodic_emit(&mut wo);
+            match &mut self.generator {
+                Generator::Bounded(b) => WatermarkGenerator::<T>::on_periodic_emit(b, &mut wo),
+                Generator::Dynamic(g) => g.on_periodic_emit(&mut wo),
+            }
             self.apply(wo, out)?;
             self.next_periodic = now + self.interval_ms;
         }
