@@ -13,11 +13,9 @@
 //! group in memory; a snapshot (issue 4) splits them by computing each key's group.
 
 use super::assigners::WindowAssigner;
-use super::functions::WindowContext;
-use super::operator::WindowContents;
+use super::operator::{clear_window, fire_window, FnEnv, WindowContents};
 use super::Window;
 use crate::exchange::KeySelector;
-use crate::functions::{user_error, Collector};
 use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
@@ -91,44 +89,6 @@ where
 
     fn cleanup_time(&self, w: &W) -> i64 {
         w.max_timestamp().saturating_add(self.allowed_lateness)
-    }
-
-    /// Runs the window function for `key` in `window`.
-    #[allow(clippy::too_many_arguments)]
-    fn fire(
-        contents: &mut C,
-        backend: &mut KeyedStateBackend<K>,
-        clock: &ProcessingTimeService,
-        info: &OperatorInfo,
-        watermark: i64,
-        key: &K,
-        window: &W,
-        acc: &mut C::Acc,
-        out: &mut Outputs<O>,
-    ) -> Result<()> {
-        if !contents.has_contents(acc) {
-            return Ok(());
-        }
-        backend
-            .set_current_key(key.clone())
-            .map_err(|e| info.error(e.to_string()))?;
-        let (main, sides) = out.split();
-        let mut c = Collector::new(main, Some(window.max_timestamp()));
-        let mut ctx = WindowContext {
-            backend,
-            window,
-            watermark,
-            clock,
-            sides,
-            error: None,
-        };
-        let r = contents.fire(acc, key, window, &mut ctx, &mut c);
-        let err = ctx.error.take();
-        r.map_err(|e| user_error(info, e))?;
-        if let Some(e) = err {
-            return Err(e);
-        }
-        c.finish()
     }
 }
 
@@ -209,9 +169,19 @@ where
             }
             // The default trigger fires a window the watermark already passed at once.
             if w.max_timestamp() <= watermark {
-                if let Err(e) =
-                    Self::fire(contents, backend, clock, info, watermark, &key, w, acc, out)
-                {
+                let fired = backend
+                    .set_current_key(key.clone())
+                    .map_err(|e| info.error(e.to_string()))
+                    .and_then(|()| {
+                        let env = FnEnv {
+                            backend,
+                            clock,
+                            watermark,
+                            info,
+                        };
+                        fire_window(contents, env, &key, w, acc, out)
+                    });
+                if let Err(e) = fired {
                     outcome = Err(e);
                     break;
                 }
@@ -248,7 +218,16 @@ where
             }
             entry.fired = true;
             for (key, acc) in entry.keys.iter_mut() {
-                Self::fire(contents, backend, clock, info, wm.0, key, w, acc, out)?;
+                backend
+                    .set_current_key(key.clone())
+                    .map_err(|e| info.error(e.to_string()))?;
+                let env = FnEnv {
+                    backend,
+                    clock,
+                    watermark: wm.0,
+                    info,
+                };
+                fire_window(contents, env, key, w, acc, out)?;
             }
         }
         // Cleanup: windows past their end plus the allowed lateness are forgotten, with the
@@ -263,21 +242,13 @@ where
                 backend
                     .set_current_key(key)
                     .map_err(|e| info.error(e.to_string()))?;
-                let mut none: Outputs<O> = Outputs::new(
-                    Box::new(weir_runtime::operator::Discard::default()),
-                    Vec::new(),
-                );
-                let (_, sides) = none.split();
-                let mut ctx = WindowContext {
+                let env = FnEnv {
                     backend,
-                    window: &w,
-                    watermark: wm.0,
                     clock,
-                    sides,
-                    error: None,
+                    watermark: wm.0,
+                    info,
                 };
-                let r = contents.clear(&mut ctx);
-                r.map_err(|e| user_error(info, e))?;
+                clear_window(contents, env, &w, out)?;
             }
         }
         out.emit_watermark(wm)

@@ -21,6 +21,7 @@ use crate::functions::{user_error, Collector, UserError};
 use crate::timers::InternalTimers;
 use std::marker::PhantomData;
 use weir_runtime::operator::{Discard, OneInputOperator, OperatorInfo, OutputControl, Outputs};
+use weir_runtime::time::ProcessingTimeService;
 use weir_runtime::{Result, StreamRecord, Watermark};
 use weir_state::{AggregateFunction, KeyGroupRange, KeyedStateBackend, StateKey, StateTable};
 
@@ -217,6 +218,67 @@ fn state_window_of<W: PartialEq + Clone>(mapping: &MergeMapping<W>, w: &W) -> Op
     mapping.iter().find(|(a, _)| a == w).map(|(_, s)| s.clone())
 }
 
+/// What window functions run with: the operator's state backend (with the current key
+/// set), clock, watermark and identity.
+pub(crate) struct FnEnv<'a, K> {
+    pub backend: &'a mut KeyedStateBackend<K>,
+    pub clock: &'a ProcessingTimeService,
+    pub watermark: i64,
+    pub info: &'a OperatorInfo,
+}
+
+/// Runs the window function for one firing of `window` with the contents `acc`; results
+/// carry the window's max timestamp.
+pub(crate) fn fire_window<T, K: StateKey, W: Window, O, C: WindowContents<T, K, W, O>>(
+    contents: &mut C,
+    env: FnEnv<'_, K>,
+    key: &K,
+    window: &W,
+    acc: &mut C::Acc,
+    out: &mut Outputs<O>,
+) -> Result<()> {
+    if !contents.has_contents(acc) {
+        return Ok(());
+    }
+    let (main, sides) = out.split();
+    let mut c = Collector::new(main, Some(window.max_timestamp()));
+    let mut ctx = WindowContext {
+        backend: env.backend,
+        window,
+        watermark: env.watermark,
+        clock: env.clock,
+        sides,
+        error: None,
+    };
+    let r = contents.fire(acc, key, window, &mut ctx, &mut c);
+    let err = ctx.error.take();
+    r.map_err(|e| user_error(env.info, e))?;
+    if let Some(e) = err {
+        return Err(e);
+    }
+    c.finish()
+}
+
+/// Lets the window function clear its per-window state of `window` (the window is gone).
+pub(crate) fn clear_window<T, K: StateKey, W: Window, O, C: WindowContents<T, K, W, O>>(
+    contents: &mut C,
+    env: FnEnv<'_, K>,
+    window: &W,
+    out: &mut Outputs<O>,
+) -> Result<()> {
+    let (_, sides) = out.split();
+    let mut ctx = WindowContext {
+        backend: env.backend,
+        window,
+        watermark: env.watermark,
+        clock: env.clock,
+        sides,
+        error: None,
+    };
+    let r = contents.clear(&mut ctx);
+    r.map_err(|e| user_error(env.info, e))
+}
+
 /// The window operator.
 pub(crate) struct WindowOperator<T, K, W, O, A, C: WindowContents<T, K, W, O>> {
     pub key_of: KeySelector<T, K>,
@@ -349,26 +411,13 @@ where
         let Some(acc) = table.get_mut(slot, key, state_window) else {
             return Ok(());
         };
-        if !contents.has_contents(acc) {
-            return Ok(());
-        }
-        let (main, sides) = out.split();
-        let mut c = Collector::new(main, Some(window.max_timestamp()));
-        let mut ctx = WindowContext {
+        let env = FnEnv {
             backend,
-            window,
-            watermark: *watermark,
             clock: &timers.clock,
-            sides,
-            error: None,
+            watermark: *watermark,
+            info,
         };
-        let r = contents.fire(acc, key, window, &mut ctx, &mut c);
-        let err = ctx.error.take();
-        r.map_err(|e| user_error(info, e))?;
-        if let Some(e) = err {
-            return Err(e);
-        }
-        c.finish()
+        fire_window(contents, env, key, window, acc, out)
     }
 
     /// Removes everything of `window`: contents, trigger state and timers, the function's
@@ -393,19 +442,13 @@ where
             let r = self.trigger.clear(window, &mut ctx);
             r.map_err(|e| user_error(&self.info, e))?;
         }
-        {
-            let (_, sides) = out.split();
-            let mut ctx = WindowContext {
-                backend: &mut self.backend,
-                window,
-                watermark: self.watermark,
-                clock: &self.timers.clock,
-                sides,
-                error: None,
-            };
-            let r = self.contents.clear(&mut ctx);
-            r.map_err(|e| user_error(&self.info, e))?;
-        }
+        let env = FnEnv {
+            backend: &mut self.backend,
+            clock: &self.timers.clock,
+            watermark: self.watermark,
+            info: &self.info,
+        };
+        clear_window(&mut self.contents, env, window, out)?;
         if self.assigner.is_merging() {
             if let Some(m) = self.merging.get_mut(slot, key, &()) {
                 m.retain(|(a, _)| a != window);
@@ -515,17 +558,13 @@ where
             // A merged-away window's per-window user state has no window left to belong to.
             if m != result {
                 let mut none: Outputs<O> = Outputs::new(Box::new(Discard::default()), Vec::new());
-                let (_, sides) = none.split();
-                let mut ctx = WindowContext {
+                let env = FnEnv {
                     backend: &mut self.backend,
-                    window: m,
-                    watermark: self.watermark,
                     clock: &self.timers.clock,
-                    sides,
-                    error: None,
+                    watermark: self.watermark,
+                    info: &self.info,
                 };
-                let r = self.contents.clear(&mut ctx);
-                r.map_err(|e| user_error(&self.info, e))?;
+                clear_window(&mut self.contents, env, m, &mut none)?;
             }
         }
         let mut acc = self.table.remove(slot, key, state_result);
