@@ -49,6 +49,9 @@ pub(crate) struct EventTimeWindowOperator<T, K, W, O, A, C: WindowContents<T, K,
     watermark: i64,
     info: OperatorInfo,
     scratch: Vec<W>,
+    /// Emptied maps of windows that were cleaned up, reused for new windows: a new window
+    /// then needs no rehashing and no fresh pages as it fills.
+    spare: Vec<KeyMap<K, C::Acc>>,
     _o: PhantomData<fn() -> O>,
 }
 
@@ -83,6 +86,7 @@ where
             watermark: i64::MIN,
             info: info.clone(),
             scratch: Vec::new(),
+            spare: Vec::new(),
             _o: PhantomData,
         }
     }
@@ -138,12 +142,13 @@ where
                 backend,
                 clock,
                 info,
+                spare,
                 ..
             } = self;
             let entry = live
                 .entry((w.max_timestamp(), w.clone()))
                 .or_insert_with(|| WindowEntry {
-                    keys: KeyMap::default(),
+                    keys: spare.pop().unwrap_or_default(),
                     fired: w.max_timestamp() <= watermark,
                 });
             let acc = match entry.keys.get_mut(&key) {
@@ -206,6 +211,7 @@ where
             clock,
             info,
             allowed_lateness,
+            spare,
             ..
         } = self;
         // On-time firings, in the order of the windows' ends.
@@ -237,8 +243,8 @@ where
             if max_ts.saturating_add(*allowed_lateness) > wm.0 {
                 break;
             }
-            let ((_, w), entry) = first.remove_entry();
-            for key in entry.keys.into_keys() {
+            let ((_, w), mut entry) = first.remove_entry();
+            for (key, _) in entry.keys.drain() {
                 backend
                     .set_current_key(key)
                     .map_err(|e| info.error(e.to_string()))?;
@@ -249,6 +255,9 @@ where
                     info,
                 };
                 clear_window(contents, env, &w, out)?;
+            }
+            if spare.len() < 4 {
+                spare.push(entry.keys);
             }
         }
         out.emit_watermark(wm)
