@@ -321,8 +321,8 @@ impl<T: Data> DataStream<T> {
         DataStreamSink { inner: s }
     }
 
-    /// Prints every element (its `Debug` form) to standard output, prefixed with `N> `
-    /// (subtask N) when the sink runs in parallel.
+    /// Prints every element to standard output (strings as they are, other values in their
+    /// `Debug` form), prefixed with `N> ` (subtask N) when the sink runs in parallel.
     pub fn print(&self) -> DataStreamSink
     where
         T: std::fmt::Debug,

@@ -30,7 +30,8 @@ pub trait SinkWriter<T>: Send {
     }
 }
 
-/// Prints each record on standard output (or error), one per line. With parallelism above
+/// Prints each record on standard output (or error), one per line: strings as they are,
+/// other values in their `Debug` form. With parallelism above
 /// 1 each line starts with `N> ` where N is the subtask index + 1; with an identifier,
 /// `identifier:N> ` (or `identifier> ` at parallelism 1), as Flink's `PrintSink` does.
 pub struct PrintSink {
@@ -69,12 +70,19 @@ impl<T: std::fmt::Debug + Send + 'static> Sink<T> for PrintSink {
     }
 }
 
-impl<T: std::fmt::Debug> SinkWriter<T> for PrintWriter {
+impl<T: std::fmt::Debug + 'static> SinkWriter<T> for PrintWriter {
     fn write(&mut self, value: T, _: Option<i64>) -> Result<(), UserError> {
+        // Strings print as they are (as Flink prints a String's toString); everything else
+        // in its Debug form.
+        let any = &value as &dyn std::any::Any;
+        let text = match any.downcast_ref::<String>() {
+            Some(s) => std::borrow::Cow::Borrowed(s.as_str()),
+            None => std::borrow::Cow::Owned(format!("{value:?}")),
+        };
         let r = if self.stderr {
-            writeln!(std::io::stderr().lock(), "{}{:?}", self.prefix, value)
+            writeln!(std::io::stderr().lock(), "{}{text}", self.prefix)
         } else {
-            writeln!(std::io::stdout().lock(), "{}{:?}", self.prefix, value)
+            writeln!(std::io::stdout().lock(), "{}{text}", self.prefix)
         };
         r.map_err(|e| format!("cannot print to standard output: {e}").into())
     }
