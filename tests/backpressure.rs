@@ -6,6 +6,25 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use weir::prelude::*;
 
+/// A sink that takes 200 µs per record and counts what it consumed.
+struct SlowSink(&'static AtomicU64);
+
+struct SlowWriter(&'static AtomicU64);
+
+impl Sink<i64> for SlowSink {
+    fn create_writer(&self, _: &SinkContext) -> Result<Box<dyn SinkWriter<i64>>, UserError> {
+        Ok(Box::new(SlowWriter(self.0)))
+    }
+}
+
+impl SinkWriter<i64> for SlowWriter {
+    fn write(&mut self, _: i64, _: Option<i64>) -> Result<(), UserError> {
+        std::thread::sleep(Duration::from_micros(200));
+        self.0.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
 #[test]
 fn slow_sink_throttles_fast_source_and_memory_stays_bounded() {
     static EMITTED: AtomicU64 = AtomicU64::new(0);
@@ -23,18 +42,13 @@ fn slow_sink_throttles_fast_source_and_memory_stays_bounded() {
         },
         Boundedness::Unbounded,
     )
-    .map(|x: i64| {
-        std::thread::sleep(Duration::from_micros(200));
-        CONSUMED.fetch_add(1, Ordering::Relaxed);
-        x
-    })
-    .name("Slow Map")
-    .discard();
+    .sink_to(SlowSink(&CONSUMED), "slow sink");
     let client = env.execute_async("backpressure").unwrap();
-    // Each of the two tasks in between has a pool of 2 per channel + 2 floating buffers of
-    // 1 KiB, ~78 records each, and a source poll emits up to 1024 records before the next
-    // check: far less than what an unthrottled source emits in a second (millions).
-    let bound = 2 * 4 * 80 + 2 * 1024 + 4096;
+    // The source task's pool holds 2 per channel + 2 floating buffers of 1 KiB (~78 records
+    // each), the sink holds at most what it drained from its inbox, and a source poll emits
+    // up to 1024 records: a few thousand records in flight, far less than an unthrottled
+    // source emits in a second (millions).
+    let bound = 4 * 80 + 2 * 1024 + 4096;
     let mut max_gap = 0;
     for _ in 0..10 {
         std::thread::sleep(Duration::from_millis(100));
