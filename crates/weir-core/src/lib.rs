@@ -1,5 +1,5 @@
 //! The vocabulary every Weir layer shares: identifiers, key groups, execution configuration
-//! and the [`JobGraph`](job_graph::JobGraph) as plain, serialisable data.
+//! and the [`JobGraph`] as plain, serialisable data.
 //!
 //! This crate is deliberately small: no threads, no I/O, no user code. Everything here can
 //! cross a process boundary.

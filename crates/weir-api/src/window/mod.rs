@@ -7,7 +7,8 @@
 //!   purging, custom).
 //! - [`evictors`]: which elements are removed before or after a firing.
 //! - [`stream::WindowedStream`]: the API.
-//! - [`operator`]: the window operator itself (Flink's `WindowOperator`).
+//! - `operator` and `fast`: the window operators (Flink's `WindowOperator`, and a window-major
+//!   one for event-time windows with the default trigger).
 
 pub mod assigners;
 pub mod evictors;
