@@ -482,6 +482,8 @@ where
                 result_window = merge_result.clone();
             }
             let Some(first) = merged.first() else {
+                // A group of only the new window: it stands alone under the merge result.
+                mapping.push((merge_result.clone(), merge_result));
                 continue;
             };
             let Some(merged_state_window) = state_window_of(mapping, first) else {
