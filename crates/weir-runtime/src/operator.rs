@@ -104,9 +104,23 @@ pub fn guarded<R>(info: &OperatorInfo, f: impl FnOnce() -> Result<R>) -> Result<
     f()
 }
 
+/// Makes every panic start with a clean attribution, so a panic that user code caught itself
+/// cannot be blamed for a later one. The previous hook (printing the message) still runs.
+fn install_panic_hook() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let _ = PANICKED_IN.try_with(|p| p.borrow_mut().take());
+            previous(info);
+        }));
+    });
+}
+
 /// Runs `f`, turning a panic into [`RuntimeError::UserPanic`] for the operator it started in
 /// (or a plain error if it started outside any operator).
 pub fn catch_user_panic<R>(f: impl FnOnce() -> Result<R>) -> Result<R> {
+    install_panic_hook();
     PANICKED_IN.with(|p| p.borrow_mut().take());
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => r,
@@ -660,5 +674,28 @@ mod tests {
         let mut seen = Vec::new();
         link.visit_metrics(&mut |m| seen.push((m.records_in, m.records_out)));
         assert_eq!(seen, vec![(4, 3)]);
+    }
+
+    #[test]
+    fn a_panic_caught_by_user_code_is_not_blamed_later() {
+        let info = OperatorInfo {
+            name: "Catcher".into(),
+            ..Default::default()
+        };
+        // Within one task: user code catches a panic that went through an operator scope,
+        // then a panic happens outside any operator.
+        let err = catch_user_panic(|| -> Result<()> {
+            let caught = std::panic::catch_unwind(|| {
+                let _ = guarded(&info, || -> Result<()> { panic!("inner") });
+            });
+            assert!(caught.is_err());
+            panic!("runtime bug")
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            !err.contains("Catcher") && err.contains("runtime bug"),
+            "{err}"
+        );
     }
 }
