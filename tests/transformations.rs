@@ -375,8 +375,12 @@ fn unbounded_job_can_be_cancelled() {
         .map(|x: i64| x + 1)
         .discard();
     let client = e.execute_async("forever").unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    let start = std::time::Instant::now();
+    while client.status().unwrap() != JobStatus::Running && start.elapsed().as_secs() < 10 {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     assert_eq!(client.status().unwrap(), JobStatus::Running);
+    std::thread::sleep(std::time::Duration::from_millis(100));
     client.cancel().unwrap();
     let err = client.wait().unwrap_err();
     assert!(err.to_string().contains("was cancelled"), "{err}");
