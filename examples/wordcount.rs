@@ -21,7 +21,7 @@ pub struct Args {
     /// Input file or directory; may be given several times.
     #[arg(long)]
     pub input: Vec<PathBuf>,
-    /// Output file (one per subtask in a directory when the sink runs in parallel).
+    /// Output file (a single file at any parallelism).
     #[arg(long)]
     pub output: Option<PathBuf>,
     /// Parallelism of every operator.
@@ -100,6 +100,8 @@ pub fn run(args: &Args) -> Result<JobExecutionResult, ApiError> {
         Some(path) => {
             counts
                 .write_as_text(path, WriteMode::Overwrite)
+                // One output file whatever the parallelism of the counting.
+                .set_parallelism(1)
                 .name("Counts File");
         }
         None => {

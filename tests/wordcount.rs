@@ -99,6 +99,7 @@ fn word_count_is_identical_across_parallelism_and_chaining() {
                 disable_chaining,
             };
             let r = wordcount::run(&args).unwrap();
+            assert!(out.is_file(), "one output file at any parallelism");
             assert_eq!(
                 read_output(&out),
                 expected,
