@@ -102,6 +102,31 @@ impl<UK, UV> BroadcastContext<'_, UK, UV> {
     }
 }
 
+/// Runs the broadcast side of either broadcast operator: `f` may update the state and emit.
+fn on_broadcast_element<B, O, UK, UV>(
+    state: &mut BroadcastState<UK, UV>,
+    watermark: i64,
+    info: &OperatorInfo,
+    r: StreamRecord<B>,
+    out: &mut Outputs<O>,
+    f: impl FnOnce(B, &mut BroadcastContext<'_, UK, UV>, &mut Collector<'_, O>) -> Result<(), UserError>,
+) -> Result<()> {
+    let (main, sides) = out.split();
+    let mut c = Collector::new(main, r.timestamp);
+    let mut ctx = BroadcastContext {
+        state,
+        sides,
+        timestamp: r.timestamp,
+        watermark,
+        error: None,
+    };
+    let res = f(r.value, &mut ctx, &mut c);
+    let err = ctx.error.take();
+    res.map_err(|e| user_error(info, e))?;
+    err.map_or(Ok(()), Err)?;
+    c.finish()
+}
+
 /// What the keyed side may do: read the broadcast state, use keyed state and timers, emit.
 pub struct KeyedReadOnlyContext<'a, K, UK, UV> {
     state: &'a BroadcastState<UK, UV>,
@@ -306,20 +331,15 @@ where
     }
 
     fn process_element2(&mut self, r: StreamRecord<B>, out: &mut Outputs<O>) -> Result<()> {
-        let (main, sides) = out.split();
-        let mut c = Collector::new(main, r.timestamp);
-        let mut ctx = BroadcastContext {
-            state: &mut self.state,
-            sides,
-            timestamp: r.timestamp,
-            watermark: self.watermark,
-            error: None,
-        };
-        let res = self.f.process_broadcast_element(r.value, &mut ctx, &mut c);
-        let err = ctx.error.take();
-        res.map_err(|e| user_error(&self.info, e))?;
-        err.map_or(Ok(()), Err)?;
-        c.finish()
+        let f = &mut self.f;
+        on_broadcast_element(
+            &mut self.state,
+            self.watermark,
+            &self.info,
+            r,
+            out,
+            |v, ctx, c| f.process_broadcast_element(v, ctx, c),
+        )
     }
 
     fn process_watermark(&mut self, wm: Watermark, out: &mut Outputs<O>) -> Result<()> {
@@ -466,20 +486,15 @@ where
     }
 
     fn process_element2(&mut self, r: StreamRecord<B>, out: &mut Outputs<O>) -> Result<()> {
-        let (main, sides) = out.split();
-        let mut c = Collector::new(main, r.timestamp);
-        let mut ctx = BroadcastContext {
-            state: &mut self.state,
-            sides,
-            timestamp: r.timestamp,
-            watermark: self.watermark,
-            error: None,
-        };
-        let res = self.f.process_broadcast_element(r.value, &mut ctx, &mut c);
-        let err = ctx.error.take();
-        res.map_err(|e| user_error(&self.info, e))?;
-        err.map_or(Ok(()), Err)?;
-        c.finish()
+        let f = &mut self.f;
+        on_broadcast_element(
+            &mut self.state,
+            self.watermark,
+            &self.info,
+            r,
+            out,
+            |v, ctx, c| f.process_broadcast_element(v, ctx, c),
+        )
     }
 
     fn process_watermark(&mut self, wm: Watermark, out: &mut Outputs<O>) -> Result<()> {

@@ -406,6 +406,50 @@ impl<T> Output<T> for Discard<T> {
     }
 }
 
+/// Keeps every record's value in a shared vector: the end of a chain for embedding a
+/// runtime piece in a program or a test. Control elements are ignored.
+pub struct CollectingOutput<T> {
+    values: std::sync::Arc<std::sync::Mutex<Vec<T>>>,
+}
+
+impl<T> CollectingOutput<T> {
+    /// An output and the vector it fills.
+    pub fn new() -> (Self, std::sync::Arc<std::sync::Mutex<Vec<T>>>) {
+        let values = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        (
+            CollectingOutput {
+                values: values.clone(),
+            },
+            values,
+        )
+    }
+}
+
+impl<T: Send> OutputControl for CollectingOutput<T> {
+    fn emit_watermark(&mut self, _: Watermark) -> Result<()> {
+        Ok(())
+    }
+    fn emit_watermark_status(&mut self, _: WatermarkStatus) -> Result<()> {
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
+    fn finish(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl<T: Send> Output<T> for CollectingOutput<T> {
+    fn collect(&mut self, r: StreamRecord<T>) -> Result<()> {
+        self.values
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(r.value);
+        Ok(())
+    }
+}
+
 /// The logic of an operator with one input.
 pub trait OneInputOperator<I, O>: Send {
     /// One record arrived.
@@ -605,28 +649,6 @@ impl<A, B, O: 'static, Op: TwoInputOperator<A, B, O>> OutputControl for TwoInput
 mod tests {
     use super::*;
 
-    struct Collect(std::sync::Arc<std::sync::Mutex<Vec<i64>>>);
-    impl OutputControl for Collect {
-        fn emit_watermark(&mut self, _: Watermark) -> Result<()> {
-            Ok(())
-        }
-        fn emit_watermark_status(&mut self, _: WatermarkStatus) -> Result<()> {
-            Ok(())
-        }
-        fn flush(&mut self) -> Result<()> {
-            Ok(())
-        }
-        fn finish(&mut self) -> Result<()> {
-            Ok(())
-        }
-    }
-    impl Output<i64> for Collect {
-        fn collect(&mut self, r: StreamRecord<i64>) -> Result<()> {
-            self.0.lock().unwrap().push(r.value);
-            Ok(())
-        }
-    }
-
     struct Double;
     impl OneInputOperator<i64, i64> for Double {
         fn process_element(&mut self, r: StreamRecord<i64>, out: &mut Outputs<i64>) -> Result<()> {
@@ -640,7 +662,7 @@ mod tests {
 
     #[test]
     fn link_counts_routes_side_outputs_and_names_panics() {
-        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (collect, got) = CollectingOutput::new();
         let info = OperatorInfo {
             node: 3,
             name: "Double".into(),
@@ -652,7 +674,7 @@ mod tests {
         let mut link = OneInputLink::new(
             Double,
             Outputs::new(
-                Box::new(Collect(got.clone())),
+                Box::new(collect),
                 vec![(
                     "odd".to_string(),
                     Box::new(TypedSideOutput::<bool>(Box::new(Discard::default()))),

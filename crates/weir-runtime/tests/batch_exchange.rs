@@ -12,12 +12,12 @@ use weir_runtime::batch::{ArrowIpcSerializer, BatchHashWriter};
 use weir_runtime::buffer::BufferPool;
 use weir_runtime::head::{OneInputHead, SourceHead};
 use weir_runtime::inbox::{ChannelSender, TaskInbox};
-use weir_runtime::operator::{OperatorInfo, Output, OutputControl, Outputs};
+use weir_runtime::operator::{CollectingOutput, OperatorInfo, Outputs};
 use weir_runtime::source::{PollStatus, SourceOutput, SourceReader};
 use weir_runtime::task::{ChainHead, Task};
 use weir_runtime::time::ProcessingTimeService;
 use weir_runtime::writer::ChannelBuffers;
-use weir_runtime::{Result, StreamRecord, Watermark, WatermarkStatus};
+use weir_runtime::Result;
 
 const MAX_PARALLELISM: u32 = 128;
 const CONSUMERS: usize = 3;
@@ -56,49 +56,25 @@ impl SourceReader<RecordBatch> for BatchSource {
     }
 }
 
-/// Keeps what reaches a consumer.
-struct Gather(Arc<Mutex<Vec<RecordBatch>>>);
-
-impl OutputControl for Gather {
-    fn emit_watermark(&mut self, _: Watermark) -> Result<()> {
-        Ok(())
-    }
-    fn emit_watermark_status(&mut self, _: WatermarkStatus) -> Result<()> {
-        Ok(())
-    }
-    fn flush(&mut self) -> Result<()> {
-        Ok(())
-    }
-    fn finish(&mut self) -> Result<()> {
-        Ok(())
-    }
-}
-
-impl Output<RecordBatch> for Gather {
-    fn collect(&mut self, r: StreamRecord<RecordBatch>) -> Result<()> {
-        self.0.lock().unwrap().push(r.value);
-        Ok(())
-    }
-}
-
 #[test]
 fn record_batches_are_split_by_key_across_a_hash_exchange() {
     let producers = 2;
     let inboxes: Vec<Arc<TaskInbox>> = (0..CONSUMERS).map(|_| TaskInbox::new()).collect();
-    let gathered: Vec<Arc<Mutex<Vec<RecordBatch>>>> =
-        (0..CONSUMERS).map(|_| Arc::default()).collect();
+    let mut gathered: Vec<Arc<Mutex<Vec<RecordBatch>>>> = Vec::new();
     let mut threads = Vec::new();
-    for c in 0..CONSUMERS {
+    for (c, inbox) in inboxes.iter().enumerate() {
+        let (sink, got) = CollectingOutput::new();
+        gathered.push(got);
         let head = OneInputHead::new(
             producers,
             ArrowIpcSerializer::new(schema()),
-            Box::new(Gather(gathered[c].clone())),
+            Box::new(sink),
             format!("consumer {c}"),
         );
         let task = Task::new(
             format!("consumer ({}/{CONSUMERS})", c + 1),
             ChainHead::Input(Box::new(head)),
-            inboxes[c].clone(),
+            inbox.clone(),
             BufferPool::new(4, 32 * 1024),
             100,
             ProcessingTimeService::default(),

@@ -241,31 +241,9 @@ mod tests {
     }
 
     fn drain(r: &mut dyn SourceReader<String>) -> Vec<String> {
-        use weir_runtime::operator::{Output, OutputControl, Outputs};
-        use weir_runtime::{StreamRecord, Watermark, WatermarkStatus};
-        struct Sink(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
-        impl OutputControl for Sink {
-            fn emit_watermark(&mut self, _: Watermark) -> Result<()> {
-                Ok(())
-            }
-            fn emit_watermark_status(&mut self, _: WatermarkStatus) -> Result<()> {
-                Ok(())
-            }
-            fn flush(&mut self) -> Result<()> {
-                Ok(())
-            }
-            fn finish(&mut self) -> Result<()> {
-                Ok(())
-            }
-        }
-        impl Output<String> for Sink {
-            fn collect(&mut self, r: StreamRecord<String>) -> Result<()> {
-                self.0.lock().unwrap().push(r.value);
-                Ok(())
-            }
-        }
-        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let mut outs = Outputs::new(Box::new(Sink(got.clone())), Vec::new());
+        use weir_runtime::operator::{CollectingOutput, Outputs};
+        let (sink, got) = CollectingOutput::new();
+        let mut outs = Outputs::new(Box::new(sink), Vec::new());
         while r.poll_next(&mut SourceOutput::new(&mut outs)).unwrap() != PollStatus::Finished {}
         let v = got.lock().unwrap().clone();
         v
