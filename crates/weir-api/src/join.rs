@@ -184,7 +184,7 @@ where
     DataStream::from_node(env, id)
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 enum Side {
     Left,
     Right,

@@ -1,5 +1,6 @@
 //! Execution settings that travel with a job.
 
+use crate::checkpoint_config::{CheckpointConfig, RestartStrategy, RestoreSettings};
 use serde::{Deserialize, Serialize};
 
 /// Default size of one network buffer: 32 KiB, as in Flink.
@@ -11,7 +12,7 @@ pub const DEFAULT_BUFFER_TIMEOUT_MS: i64 = 100;
 /// How a job runs: the settings the environment collected, carried by the [`JobGraph`].
 ///
 /// [`JobGraph`]: crate::JobGraph
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ExecutionConfig {
     /// Parallelism of operators that do not set their own.
     pub parallelism: u32,
@@ -33,6 +34,24 @@ pub struct ExecutionConfig {
     /// Milliseconds between periodic watermark emissions (Flink's auto watermark interval);
     /// 0 turns periodic emission off.
     pub auto_watermark_interval_ms: u64,
+    /// Periodic checkpoints (off unless an interval is set).
+    pub checkpoint: CheckpointConfig,
+    /// What happens when a task fails; `None` picks Flink's default: no restart without
+    /// checkpoints, exponential delay with them.
+    pub restart_strategy: Option<RestartStrategy>,
+    /// A savepoint or checkpoint to start from.
+    pub restore: Option<RestoreSettings>,
+}
+
+impl ExecutionConfig {
+    /// The restart strategy in effect.
+    pub fn effective_restart_strategy(&self) -> RestartStrategy {
+        match &self.restart_strategy {
+            Some(s) => s.clone(),
+            None if self.checkpoint.enabled() => RestartStrategy::flink_default_with_checkpoints(),
+            None => RestartStrategy::None,
+        }
+    }
 }
 
 impl Default for ExecutionConfig {
@@ -48,6 +67,9 @@ impl Default for ExecutionConfig {
             floating_buffers_per_task: 8,
             slot_request_timeout_ms: 10_000,
             auto_watermark_interval_ms: 200,
+            checkpoint: CheckpointConfig::default(),
+            restart_strategy: None,
+            restore: None,
         }
     }
 }

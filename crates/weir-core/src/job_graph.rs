@@ -106,7 +106,7 @@ pub struct JobEdge {
 }
 
 /// A whole job as data: vertices, edges and configuration.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JobGraph {
     /// The job's name.
     pub name: String,

@@ -4,6 +4,7 @@
 //! This crate is deliberately small: no threads, no I/O, no user code. Everything here can
 //! cross a process boundary.
 
+pub mod checkpoint_config;
 pub mod config;
 pub mod error;
 pub mod ids;
@@ -11,6 +12,9 @@ pub mod job_graph;
 pub mod key_group;
 pub mod time;
 
+pub use checkpoint_config::{
+    CheckpointConfig, CheckpointingMode, RestartStrategy, RestoreSettings,
+};
 pub use config::ExecutionConfig;
 pub use error::{CoreError, Result};
 pub use ids::{JobId, NodeId, VertexId};

@@ -1,20 +1,30 @@
 //! The heap keyed state backend: the current key, and the registered state tables.
 
 use crate::error::{Result, StateError};
+use crate::snapshot::{decode, encode, OperatorSubtaskState, RestoredState};
 use crate::table::StateTable;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use std::any::Any;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Arc;
 use weir_core::key_group::{key_group_for_key, KeyGroupRange};
 
-/// What a key must be to index keyed state.
-pub trait StateKey: Hash + Eq + Clone + Send + 'static {}
-impl<T: Hash + Eq + Clone + Send + 'static> StateKey for T {}
+/// What a key must be to index keyed state: hashable, and serialisable for snapshots.
+pub trait StateKey: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static {}
+impl<T: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static> StateKey for T {}
 
 /// What a namespace (e.g. a window) must be.
-pub trait Namespace: Hash + Eq + Clone + Send + 'static {}
-impl<T: Hash + Eq + Clone + Send + 'static> Namespace for T {}
+pub trait Namespace: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static {}
+impl<T: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static> Namespace for T {}
+
+/// What a state value must be: sendable between threads and serialisable for snapshots.
+pub trait StateValue: Send + Serialize + DeserializeOwned + 'static {}
+impl<T: Send + Serialize + DeserializeOwned + 'static> StateValue for T {}
+
+/// Prefix of the snapshot sections that hold registered states.
+const SECTION_PREFIX: &str = "state/";
 
 /// Index of a registered state in its backend.
 pub type StateId = usize;
@@ -25,14 +35,39 @@ pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 trait ErasedTable: Send {
     fn len(&self) -> usize;
     fn as_any_mut(&mut self) -> &mut dyn Any;
+    fn snapshot_key_group(&self, kg: u32, name: &str) -> Result<Option<Vec<u8>>>;
+    fn restore_key_group(&mut self, kg: u32, bytes: &[u8], name: &str) -> Result<()>;
 }
 
-impl<K: StateKey, N: Namespace, V: Send + 'static> ErasedTable for StateTable<K, N, V> {
+impl<K: StateKey, N: Namespace, V: StateValue> ErasedTable for StateTable<K, N, V> {
     fn len(&self) -> usize {
         StateTable::len(self)
     }
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
+    }
+    fn snapshot_key_group(&self, kg: u32, name: &str) -> Result<Option<Vec<u8>>> {
+        let entries: Vec<(&(K, N), &V)> = self.iter_key_group(kg).collect();
+        if entries.is_empty() {
+            return Ok(None);
+        }
+        encode(name, &entries).map(Some)
+    }
+    fn restore_key_group(&mut self, kg: u32, bytes: &[u8], name: &str) -> Result<()> {
+        let entries: Vec<((K, N), V)> = decode(name, bytes)?;
+        let range = self.key_group_range();
+        if !range.contains(kg) {
+            return Err(StateError::KeyGroupOutOfRange {
+                key_group: kg,
+                start: range.start,
+                end: range.end,
+            });
+        }
+        let slot = (kg - range.start) as usize;
+        for ((k, n), v) in entries {
+            self.insert(slot, &k, &n, v);
+        }
+        Ok(())
     }
 }
 
@@ -50,6 +85,9 @@ pub struct KeyedStateBackend<K> {
     states: Vec<Registered>,
     by_name: HashMap<String, StateId>,
     clock: Clock,
+    /// Restored sections of states not registered yet (their types are known on
+    /// registration): state name -> (key group, bytes).
+    pending: HashMap<String, Vec<(u32, Vec<u8>)>>,
 }
 
 impl<K: StateKey> KeyedStateBackend<K> {
@@ -63,6 +101,7 @@ impl<K: StateKey> KeyedStateBackend<K> {
             states: Vec::new(),
             by_name: HashMap::new(),
             clock: Arc::new(crate::ttl::wall_clock_ms),
+            pending: HashMap::new(),
         }
     }
 
@@ -107,7 +146,7 @@ impl<K: StateKey> KeyedStateBackend<K> {
 
     /// Registers a state table named `name` holding `V` per (key, `N`), or finds the one
     /// registered before under that name (which must hold the same types).
-    pub fn register<N: Namespace, V: Send + 'static>(&mut self, name: &str) -> Result<StateId> {
+    pub fn register<N: Namespace, V: StateValue>(&mut self, name: &str) -> Result<StateId> {
         if let Some(&id) = self.by_name.get(name) {
             if self.states[id]
                 .table
@@ -120,9 +159,13 @@ impl<K: StateKey> KeyedStateBackend<K> {
             return Ok(id);
         }
         let id = self.states.len();
+        let mut table = StateTable::<K, N, V>::new(self.range);
+        for (kg, bytes) in self.pending.remove(name).unwrap_or_default() {
+            ErasedTable::restore_key_group(&mut table, kg, &bytes, name)?;
+        }
         self.states.push(Registered {
             name: name.to_string(),
-            table: Box::new(StateTable::<K, N, V>::new(self.range)),
+            table: Box::new(table),
         });
         self.by_name.insert(name.to_string(), id);
         Ok(id)
@@ -130,7 +173,7 @@ impl<K: StateKey> KeyedStateBackend<K> {
 
     /// The table of state `id`, with the current key and its key-group slot.
     #[inline]
-    pub fn table<N: Namespace, V: Send + 'static>(
+    pub fn table<N: Namespace, V: StateValue>(
         &mut self,
         id: StateId,
     ) -> Result<(&mut StateTable<K, N, V>, &K, usize)> {
@@ -163,5 +206,49 @@ impl<K: StateKey> KeyedStateBackend<K> {
     /// The key groups this backend holds.
     pub fn key_group_range(&self) -> KeyGroupRange {
         self.range
+    }
+
+    /// The number of key groups of the job (the max parallelism).
+    pub fn max_parallelism(&self) -> u32 {
+        self.max_parallelism
+    }
+
+    /// Writes every state per key group into `out` (sections `state/<name>`), including
+    /// restored state of names no function has used since the restore.
+    pub fn snapshot(&self, out: &mut OperatorSubtaskState) -> Result<()> {
+        for r in &self.states {
+            let section = format!("{SECTION_PREFIX}{}", r.name);
+            for kg in self.range.start..self.range.end {
+                if let Some(bytes) = r.table.snapshot_key_group(kg, &r.name)? {
+                    out.add_section(kg, &section, bytes);
+                }
+            }
+        }
+        for (name, groups) in &self.pending {
+            let section = format!("{SECTION_PREFIX}{name}");
+            for (kg, bytes) in groups {
+                out.add_section(*kg, &section, bytes.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads the `state/<name>` sections of `restored`. States registered already are
+    /// filled at once; the others when they are registered.
+    pub fn restore(&mut self, restored: &RestoredState) -> Result<()> {
+        for (kg, section, bytes) in restored.all_sections() {
+            let Some(name) = section.strip_prefix(SECTION_PREFIX) else {
+                continue;
+            };
+            match self.by_name.get(name) {
+                Some(&id) => self.states[id].table.restore_key_group(kg, bytes, name)?,
+                None => self
+                    .pending
+                    .entry(name.to_string())
+                    .or_default()
+                    .push((kg, bytes.to_vec())),
+            }
+        }
+        Ok(())
     }
 }

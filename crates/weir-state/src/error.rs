@@ -28,6 +28,35 @@ pub enum StateError {
     /// An unknown state id.
     #[error("no state with id {0} is registered")]
     UnknownState(usize),
+    /// State could not be encoded for a snapshot, or decoded from one.
+    #[error("cannot {action} state '{what}': {message}")]
+    Codec {
+        /// "encode" or "decode".
+        action: &'static str,
+        /// Which state.
+        what: String,
+        /// The codec's message.
+        message: String,
+    },
+    /// A snapshot file is damaged: wrong header, checksum or length.
+    #[error("checkpoint file '{path}' is corrupt: {message}")]
+    Corrupt {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// Reading or writing checkpoint storage failed.
+    #[error("checkpoint storage '{location}': {message}")]
+    Storage {
+        /// The file or directory.
+        location: String,
+        /// The storage's message.
+        message: String,
+    },
+    /// A snapshot cannot be restored into this job.
+    #[error("cannot restore: {0}")]
+    Restore(String),
 }
 
 /// Result with [`StateError`].

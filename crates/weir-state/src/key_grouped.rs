@@ -1,8 +1,11 @@
 //! A hash map partitioned by key group: the heap backend's storage for one keyed state.
 
 use crate::error::{Result, StateError};
+use crate::snapshot::{decode, encode, OperatorSubtaskState, RestoredState};
 use hashbrown::hash_table::Entry;
 use hashbrown::HashTable;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use std::hash::Hash;
 use weir_core::key_group::{key_group_for_hash, stable_hash};
 use weir_core::KeyGroupRange;
@@ -136,6 +139,32 @@ impl<K: Hash + Eq, V> KeyGroupedMap<K, V> {
     /// The key groups this map holds.
     pub fn key_group_range(&self) -> KeyGroupRange {
         self.range
+    }
+}
+
+impl<K: Hash + Eq + Serialize + DeserializeOwned, V: Serialize + DeserializeOwned>
+    KeyGroupedMap<K, V>
+{
+    /// Writes the entries per key group into `out`, as sections called `section`.
+    pub fn snapshot(&self, section: &str, out: &mut OperatorSubtaskState) -> Result<()> {
+        for kg in self.range.start..self.range.end {
+            let entries: Vec<(&K, &V)> = self.iter_key_group(kg).collect();
+            if !entries.is_empty() {
+                out.add_section(kg, section, encode(section, &entries)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Inserts the entries of the sections called `section` in `restored`.
+    pub fn restore(&mut self, section: &str, restored: &RestoredState) -> Result<()> {
+        for (_, bytes) in restored.sections(section) {
+            let entries: Vec<(K, V)> = decode(section, bytes)?;
+            for (k, v) in entries {
+                self.insert(k, v)?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -16,7 +16,7 @@
 //! the table's id; each subtask works on its own clone.
 
 use crate::aggregate::AggregateFunction;
-use crate::backend::{KeyedStateBackend, Namespace, StateId, StateKey};
+use crate::backend::{KeyedStateBackend, Namespace, StateId, StateKey, StateValue};
 use crate::error::Result;
 use crate::table::StateTable;
 use crate::ttl::{on_read, Read, StateTtlConfig, TtlValue};
@@ -65,7 +65,7 @@ impl Handle {
         }
     }
 
-    fn resolve<K: StateKey, N: Namespace, V: Send + 'static>(
+    fn resolve<K: StateKey, N: Namespace, V: crate::backend::StateValue>(
         &self,
         be: &mut KeyedStateBackend<K>,
     ) -> Result<StateId> {
@@ -138,7 +138,7 @@ impl<V> Clone for ValueState<V> {
     }
 }
 
-impl<V: Clone + Send + 'static> ValueState<V> {
+impl<V: Clone + StateValue> ValueState<V> {
     /// A value state called `name`.
     pub fn new(name: &str) -> Self {
         ValueState {
@@ -189,7 +189,7 @@ impl<V> Clone for ListState<V> {
     }
 }
 
-impl<V: Clone + Send + 'static> ListState<V> {
+impl<V: Clone + StateValue> ListState<V> {
     /// A list state called `name`.
     pub fn new(name: &str) -> Self {
         ListState {
@@ -299,7 +299,7 @@ impl<UK, UV> Clone for MapState<UK, UV> {
 
 type UserMap<UK, UV> = HashMap<UK, TtlValue<UV>>;
 
-impl<UK: Hash + Eq + Clone + Send + 'static, UV: Clone + Send + 'static> MapState<UK, UV> {
+impl<UK: Hash + Eq + Clone + StateValue, UV: Clone + StateValue> MapState<UK, UV> {
     /// A map state called `name`.
     pub fn new(name: &str) -> Self {
         MapState {
@@ -432,7 +432,7 @@ impl<V> Clone for ReducingState<V> {
     }
 }
 
-impl<V: Clone + Send + 'static> ReducingState<V> {
+impl<V: Clone + StateValue> ReducingState<V> {
     /// A reducing state called `name` combining values with `reduce`.
     pub fn new(name: &str, reduce: impl Fn(V, V) -> V + Send + Sync + 'static) -> Self {
         ReducingState {
@@ -489,7 +489,7 @@ impl<IN, ACC, OUT> Clone for AggregatingState<IN, ACC, OUT> {
     }
 }
 
-impl<IN: 'static, ACC: Clone + Send + 'static, OUT: 'static> AggregatingState<IN, ACC, OUT> {
+impl<IN: 'static, ACC: Clone + StateValue, OUT: 'static> AggregatingState<IN, ACC, OUT> {
     /// An aggregating state called `name` using `agg`.
     pub fn new(name: &str, agg: impl AggregateFunction<IN, ACC, OUT>) -> Self {
         AggregatingState {
@@ -565,6 +565,59 @@ mod tests {
         let mut be = KeyedStateBackend::new(KeyGroupRange { start: 0, end: 128 }, 128);
         be.set_clock(Arc::new(move || c.load(Ordering::Relaxed)));
         (Ctx { be, ns: 0 }, clock)
+    }
+
+    #[test]
+    fn snapshot_restores_at_another_parallelism() {
+        use crate::snapshot::{OperatorSubtaskState, RestoredState};
+        let (mut c, _) = ctx();
+        let count = ValueState::<u64>::new("count");
+        let seen = MapState::<String, i32>::new("seen");
+        let lists = ListState::<i64>::new("list");
+        for i in 0..200u64 {
+            c.be.set_current_key(format!("k{i}")).unwrap();
+            count.update(&mut c, i).unwrap();
+            seen.put(&mut c, "x".into(), i as i32).unwrap();
+            if i % 3 == 0 {
+                lists.add(&mut c, i as i64).unwrap();
+            }
+        }
+        let mut snap = OperatorSubtaskState::default();
+        c.be.snapshot(&mut snap).unwrap();
+        // Restore into two subtasks that split the key groups, then read everything back.
+        let mut found = 0;
+        for sub in 0..2 {
+            let range = KeyGroupRange::for_subtask(128, 2, sub);
+            let mut r = RestoredState::default();
+            r.absorb_keyed(&snap, range);
+            let mut be = KeyedStateBackend::<String>::new(range, 128);
+            be.restore(&r).unwrap();
+            let mut c2 = Ctx { be, ns: 0 };
+            // Handles cache their registration per backend: each backend uses its own clones.
+            let (count, seen, lists) = (count.clone(), seen.clone(), lists.clone());
+            for i in 0..200u64 {
+                let k = format!("k{i}");
+                if c2.be.set_current_key(k).is_err() {
+                    continue;
+                }
+                found += 1;
+                assert_eq!(count.value(&mut c2).unwrap(), Some(i));
+                assert_eq!(seen.get(&mut c2, &"x".to_string()).unwrap(), Some(i as i32));
+                let want: Vec<i64> = if i % 3 == 0 { vec![i as i64] } else { vec![] };
+                assert_eq!(lists.get(&mut c2).unwrap(), want);
+            }
+            // A second snapshot keeps state no handle touched since the restore.
+            let mut again = OperatorSubtaskState::default();
+            let mut be = KeyedStateBackend::<String>::new(range, 128);
+            be.restore(&r).unwrap();
+            be.snapshot(&mut again).unwrap();
+            assert_eq!(again.size(), {
+                let mut only = OperatorSubtaskState::default();
+                c2.be.snapshot(&mut only).unwrap();
+                only.size()
+            });
+        }
+        assert_eq!(found, 200);
     }
 
     #[test]

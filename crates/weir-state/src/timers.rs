@@ -6,10 +6,14 @@
 //! batch and is handed out one timer at a time; timers deleted or registered again for that
 //! timestamp while it fires are honoured through the batch's set.
 
+use crate::error::Result;
+use crate::snapshot::{decode, encode, OperatorSubtaskState, RestoredState};
 use hashbrown::HashSet;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::hash::{BuildHasherDefault, Hash};
-use weir_core::key_group::StableHasher;
+use weir_core::key_group::{key_group_for_key, StableHasher};
 
 type Set<T> = HashSet<T, BuildHasherDefault<StableHasher>>;
 
@@ -135,6 +139,52 @@ impl<K: Hash + Eq + Clone, N: Hash + Eq + Clone> TimerQueue<K, N> {
     /// True if no timer is registered.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Every registered timer, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (i64, &K, &N)> {
+        let batch = self.batch.iter().map(|kn| (self.batch_time, &kn.0, &kn.1));
+        self.by_time
+            .iter()
+            .flat_map(|(t, set)| set.iter().map(move |kn| (*t, &kn.0, &kn.1)))
+            .chain(batch)
+    }
+}
+
+impl<K, N> TimerQueue<K, N>
+where
+    K: Hash + Eq + Clone + Serialize + DeserializeOwned,
+    N: Hash + Eq + Clone + Serialize + DeserializeOwned,
+{
+    /// Writes the timers into `out` per key group, as sections called `section`.
+    pub fn snapshot(
+        &self,
+        section: &str,
+        max_parallelism: u32,
+        out: &mut OperatorSubtaskState,
+    ) -> Result<()> {
+        let mut per_kg: BTreeMap<u32, Vec<(i64, &K, &N)>> = BTreeMap::new();
+        for (t, k, n) in self.iter() {
+            per_kg
+                .entry(key_group_for_key(k, max_parallelism))
+                .or_default()
+                .push((t, k, n));
+        }
+        for (kg, timers) in per_kg {
+            out.add_section(kg, section, encode(section, &timers)?);
+        }
+        Ok(())
+    }
+
+    /// Registers the timers of the sections called `section` in `restored`.
+    pub fn restore(&mut self, section: &str, restored: &RestoredState) -> Result<()> {
+        for (_, bytes) in restored.sections(section) {
+            let timers: Vec<(i64, K, N)> = decode(section, bytes)?;
+            for (t, k, n) in timers {
+                self.register(t, k, n);
+            }
+        }
+        Ok(())
     }
 }
 

@@ -62,7 +62,7 @@ impl StateTtlConfig {
 }
 
 /// A stored value with its last-access time.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TtlValue<V> {
     /// The value.
     pub value: V,

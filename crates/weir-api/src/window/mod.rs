@@ -23,7 +23,9 @@ use std::fmt::Debug;
 use std::hash::Hash;
 
 /// A window: a group of elements that is evaluated together.
-pub trait Window: Clone + Hash + Eq + Ord + Send + Sync + Debug + 'static {
+pub trait Window:
+    Clone + Hash + Eq + Ord + Send + Sync + Debug + Serialize + serde::de::DeserializeOwned + 'static
+{
     /// The largest timestamp that belongs to the window.
     fn max_timestamp(&self) -> i64;
 }
