@@ -125,7 +125,7 @@ impl<T: Data> DataStream<T> {
                 MapOp(f.clone()),
                 out,
                 info.clone(),
-            )))
+            )?))
         })
     }
 
@@ -140,7 +140,7 @@ impl<T: Data> DataStream<T> {
                 FlatMapOp(f.clone()),
                 out,
                 info.clone(),
-            )))
+            )?))
         })
     }
 
@@ -154,7 +154,7 @@ impl<T: Data> DataStream<T> {
                 FilterOp(f.clone()),
                 out,
                 info.clone(),
-            )))
+            )?))
         })
     }
 
@@ -175,7 +175,7 @@ impl<T: Data> DataStream<T> {
                 info: info.clone(),
                 watermark: i64::MIN,
             };
-            Ok(Box::new(OneInputLink::new(op, out, info.clone())))
+            Ok(Box::new(OneInputLink::new(op, out, info.clone())?))
         })
     }
 
@@ -195,7 +195,7 @@ impl<T: Data> DataStream<T> {
                     info.auto_watermark_interval_ms,
                     info,
                 );
-                Ok(Box::new(OneInputLink::new(op, out, info.clone())))
+                Ok(Box::new(OneInputLink::new(op, out, info.clone())?))
             },
         )
     }
@@ -315,7 +315,7 @@ impl<T: Data> DataStream<T> {
                     writer,
                     info: info.clone(),
                 };
-                Ok(Box::new(OneInputLink::new(op, out, info.clone())))
+                Ok(Box::new(OneInputLink::new(op, out, info.clone())?))
             },
         );
         DataStreamSink { inner: s }

@@ -161,9 +161,10 @@ where
 {
     let code = NodeCode::TwoInput(Arc::new(move |info, main, sides, channel_inputs, task| {
         let outs = Outputs::new(unerase::<O>(main)?, sides);
-        let link = TwoInputLink::new(make(info)?, outs, info.clone());
+        let link = TwoInputLink::new(make(info)?, outs, info.clone())?;
         Ok(Box::new(TwoInputHead::new(
             channel_inputs,
+            info.checkpoint_mode,
             (BincodeSerializer::<A>::new(), BincodeSerializer::<B>::new()),
             link,
             task,

@@ -34,7 +34,7 @@ impl<T: Data, K: Data + Hash + Eq> KeyedStream<T, K> {
         self.stream
             .one_input(name, NodeKind::Operator, move |info, out| {
                 let op = KeyedReduceOp::new(key_of.clone(), f.clone(), info);
-                Ok(Box::new(OneInputLink::new(op, out, info.clone())))
+                Ok(Box::new(OneInputLink::new(op, out, info.clone())?))
             })
     }
 
@@ -134,7 +134,7 @@ impl<T: Data, K: Data + Hash + Eq> KeyedStream<T, K> {
                         .map_err(|e| crate::functions::user_error(info, e))
                 })?;
                 let op = crate::keyed_process::KeyedProcessOp::new(f, key_of.clone(), info);
-                Ok(Box::new(OneInputLink::new(op, out, info.clone())))
+                Ok(Box::new(OneInputLink::new(op, out, info.clone())?))
             })
     }
 

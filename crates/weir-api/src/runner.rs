@@ -148,6 +148,9 @@ impl JobCode for CompiledJob {
                 max_parallelism: node.max_parallelism,
                 processing_time: io.processing_time.clone(),
                 auto_watermark_interval_ms: graph.config.auto_watermark_interval_ms,
+                uid: op.uid.clone(),
+                restored: io.restored.get(&op.uid).cloned(),
+                checkpoint_mode: io.checkpoint_mode,
             };
             let is_head = op.node == head_node;
             match &node.code {
@@ -169,6 +172,7 @@ impl JobCode for CompiledJob {
                         return Ok(ChainHead::Input((ty.input_head)(
                             input,
                             io.inputs.len(),
+                            io.checkpoint_mode,
                             task_name,
                         )?));
                     }

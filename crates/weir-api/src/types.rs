@@ -45,7 +45,12 @@ pub(crate) struct TypeOps {
     /// Wraps outputs as a side output slot.
     pub side_slot: fn(ErasedOutput) -> Result<Box<dyn SideOutputSlot>>,
     /// A network input head that decodes this type into `chain`.
-    pub input_head: fn(ErasedOutput, usize, String) -> Result<Box<dyn InputChainHead>>,
+    pub input_head: fn(
+        ErasedOutput,
+        usize,
+        weir_core::CheckpointingMode,
+        String,
+    ) -> Result<Box<dyn InputChainHead>>,
     /// A network writer for a partitioner that needs no user code.
     pub plain_writer: fn(PartitionerKind, WriterSetup) -> Result<ErasedOutput>,
 }
@@ -67,9 +72,10 @@ impl TypeOps {
             },
             discard: || erase::<T>(Box::new(Discard::<T>::default())),
             side_slot: |o| Ok(Box::new(TypedSideOutput::<T>(unerase::<T>(o)?))),
-            input_head: |chain, channels, task| {
+            input_head: |chain, channels, mode, task| {
                 Ok(Box::new(OneInputHead::new(
                     channels,
+                    mode,
                     BincodeSerializer::<T>::new(),
                     unerase::<T>(chain)?,
                     task,

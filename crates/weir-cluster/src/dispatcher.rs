@@ -1,10 +1,11 @@
 //! The Dispatcher: accepts jobs, starts a JobMaster for each, and answers for their status
 //! and results.
 
+use crate::coordinator::CheckpointStatsCell;
 use crate::error::{ClusterError, Result};
 use crate::gateway::{DispatcherGateway, JobMasterGateway, ResourceManagerGateway};
 use crate::job_master::{self, JobMasterHandle, JobMasterParams, StatusCell};
-use crate::result::{JobExecutionResult, JobStatus};
+use crate::result::{CheckpointHistory, JobExecutionResult, JobStatus};
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex};
 use weir_core::{JobGraph, JobId};
@@ -19,6 +20,7 @@ struct ResultCell {
 struct JobEntry {
     name: String,
     status: StatusCell,
+    checkpoints: CheckpointStatsCell,
     master: Arc<JobMasterHandle>,
     result: Arc<ResultCell>,
 }
@@ -58,6 +60,7 @@ impl DispatcherGateway for Dispatcher {
         let name = graph.name.clone();
         tracing::info!(job = %job, name = %name, "job submitted");
         let status: StatusCell = Arc::new(Mutex::new(JobStatus::Created));
+        let checkpoints: CheckpointStatsCell = Arc::new(Mutex::new(CheckpointHistory::default()));
         let result = Arc::new(ResultCell::default());
         let cell = result.clone();
         let on_end = self.on_job_end.clone();
@@ -68,6 +71,7 @@ impl DispatcherGateway for Dispatcher {
                 code,
                 resource_manager: self.resource_manager.clone(),
                 status: status.clone(),
+                checkpoint_stats: checkpoints.clone(),
             },
             move |r| {
                 on_end(job);
@@ -80,6 +84,7 @@ impl DispatcherGateway for Dispatcher {
             JobEntry {
                 name,
                 status,
+                checkpoints,
                 master,
                 result,
             },
@@ -89,6 +94,15 @@ impl DispatcherGateway for Dispatcher {
 
     fn job_status(&self, job: JobId) -> Result<JobStatus> {
         self.with_job(job, |e| *e.status.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn checkpoint_stats(&self, job: JobId) -> Result<CheckpointHistory> {
+        self.with_job(job, |e| {
+            e.checkpoints
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+        })
     }
 
     fn cancel_job(&self, job: JobId) -> Result<()> {

@@ -46,6 +46,14 @@ pub enum ClusterError {
         /// What went wrong.
         message: String,
     },
+    /// Checkpoints failed more often than the job tolerates.
+    #[error("job {job}: {message}")]
+    Checkpointing {
+        /// The job.
+        job: JobId,
+        /// What failed.
+        message: String,
+    },
     /// The job id is not known to the dispatcher.
     #[error("unknown job {0}")]
     UnknownJob(JobId),

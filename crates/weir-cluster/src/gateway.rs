@@ -5,13 +5,25 @@
 //! where a method says it waits.
 
 use crate::error::Result;
-use crate::result::{JobExecutionResult, JobStatus};
+use crate::result::{CheckpointHistory, JobExecutionResult, JobStatus};
 use std::sync::Arc;
 use std::time::Duration;
 use weir_core::{JobGraph, JobId, VertexId};
+use weir_runtime::checkpoint::CheckpointResponder;
 use weir_runtime::deploy::JobCode;
+use weir_runtime::inbox::TaskControl;
 use weir_runtime::metrics::OperatorMetrics;
 use weir_runtime::RuntimeError;
+use weir_state::SnapshotMetadata;
+
+/// A snapshot a deployment restores from: its directory and its metadata.
+#[derive(Clone, Debug)]
+pub struct RestorePoint {
+    /// The snapshot's directory (path or URL).
+    pub location: String,
+    /// Its `_metadata`.
+    pub metadata: Arc<SnapshotMetadata>,
+}
 
 /// Identifies a TaskManager.
 pub type TaskManagerId = String;
@@ -75,6 +87,13 @@ pub struct TaskDeployment {
     pub code: Arc<dyn JobCode>,
     /// Where the task reports its end.
     pub job_master: Arc<dyn JobMasterGateway>,
+    /// Where the task reports checkpoints; `None` outside checkpointing.
+    pub checkpoints: Option<Arc<dyn CheckpointResponder>>,
+    /// The execution attempt (0 first, +1 per restart): tasks of different attempts never
+    /// exchange data.
+    pub attempt: u32,
+    /// The snapshot to restore state from.
+    pub restore: Option<RestorePoint>,
 }
 
 /// A TaskManager's task-facing interface (Flink's `TaskExecutorGateway`).
@@ -83,6 +102,14 @@ pub trait TaskExecutorGateway: Send + Sync {
     fn submit_task(&self, deployment: TaskDeployment) -> Result<()>;
     /// Cancels every task of `job` on this TaskManager.
     fn cancel_job_tasks(&self, job: JobId);
+    /// Delivers a control request to a running task; false if it is not running here.
+    fn send_task_control(
+        &self,
+        job: JobId,
+        vertex: VertexId,
+        subtask: u32,
+        control: TaskControl,
+    ) -> bool;
     /// Tasks whose thread is still alive.
     fn running_tasks(&self) -> usize;
 }
@@ -112,6 +139,8 @@ pub struct TaskExecutionState {
     pub metrics: Vec<OperatorMetrics>,
     /// Time its writers waited for buffers, in ms.
     pub backpressured_ms: u64,
+    /// The execution attempt the task belonged to.
+    pub attempt: u32,
 }
 
 /// A JobMaster, as tasks and the Dispatcher see it.
@@ -128,6 +157,8 @@ pub trait DispatcherGateway: Send + Sync {
     fn submit_job(&self, graph: JobGraph, code: Arc<dyn JobCode>) -> Result<JobId>;
     /// The job's current status.
     fn job_status(&self, job: JobId) -> Result<JobStatus>;
+    /// The job's checkpoint counts and history so far.
+    fn checkpoint_stats(&self, job: JobId) -> Result<CheckpointHistory>;
     /// Asks the job to cancel; returns at once.
     fn cancel_job(&self, job: JobId) -> Result<()>;
     /// Waits until the job ends and returns its result.

@@ -1,22 +1,34 @@
 //! The JobMaster: runs one job. It allocates slots, places subtasks with slot sharing,
-//! deploys them, and follows them to the end. The first task failure fails the job: every
-//! other task is cancelled and the job's error names the failed task and its cause.
+//! deploys them, runs the checkpoint coordinator, and follows the tasks to the end.
 //!
-//! Restart strategies and the checkpoint coordinator live here once they exist; for now a
-//! failure is final.
+//! A task failure cancels every other task of the execution attempt. The restart strategy
+//! then decides: fail the job, or wait and deploy a new attempt that restores every task
+//! from the latest completed checkpoint (sources replay from their checkpointed positions).
+//! A checkpoint that cannot be restored (a damaged file) is dropped and the one before it
+//! is used, where one exists.
+//!
+//! The end of a job is a protocol too: a task whose input ended finishes its chain and
+//! reports it; when every task did, the JobMaster sends the final notice, on which
+//! two-phase-commit sinks commit what they prepared at the end, and the tasks end.
 
+use crate::coordinator::{CheckpointCoordinator, CheckpointStatsCell, TaskDirectory};
 use crate::error::{ClusterError, Result};
 use crate::gateway::{
-    AllocatedSlot, JobMasterGateway, ResourceManagerGateway, TaskDeployment, TaskEnd,
+    AllocatedSlot, JobMasterGateway, ResourceManagerGateway, RestorePoint, TaskDeployment, TaskEnd,
     TaskExecutionState, TaskExecutorGateway,
 };
+use crate::restart::RestartBackoff;
 use crate::result::{JobExecutionResult, JobStatus, OperatorSummary};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use weir_core::{JobGraph, JobId};
+use weir_core::{JobGraph, JobId, VertexId};
+use weir_runtime::checkpoint::{CheckpointAck, CheckpointNotice, CheckpointResponder};
 use weir_runtime::deploy::JobCode;
+use weir_runtime::inbox::TaskControl;
+use weir_runtime::RuntimeError;
+use weir_state::{CheckpointStorage, SnapshotMetadata};
 
 /// How long a failing or cancelling job waits for its tasks to stop before it gives up on
 /// them (a task stuck in user code that never returns).
@@ -25,6 +37,9 @@ const CANCEL_WAIT: Duration = Duration::from_secs(30);
 enum Msg {
     Task(TaskExecutionState),
     Cancel,
+    Ack(u32, CheckpointAck),
+    Decline(u32, u64, String),
+    FinishedInput(u32, VertexId, u32),
 }
 
 /// The handle tasks and the Dispatcher use to talk to a JobMaster.
@@ -32,16 +47,43 @@ pub struct JobMasterHandle {
     tx: Mutex<Sender<Msg>>,
 }
 
-impl JobMasterGateway for JobMasterHandle {
-    fn update_task_execution_state(&self, state: TaskExecutionState) {
+impl JobMasterHandle {
+    fn send(&self, m: Msg) {
         let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner());
         // If the JobMaster is gone the job already ended; nothing to tell.
-        let _ = tx.send(Msg::Task(state));
+        let _ = tx.send(m);
+    }
+}
+
+impl JobMasterGateway for JobMasterHandle {
+    fn update_task_execution_state(&self, state: TaskExecutionState) {
+        self.send(Msg::Task(state));
     }
 
     fn cancel(&self) {
-        let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = tx.send(Msg::Cancel);
+        self.send(Msg::Cancel);
+    }
+}
+
+/// The checkpoint responder of one execution attempt: reports are tagged with the attempt,
+/// so late reports of an earlier attempt are ignored.
+struct AttemptResponder {
+    handle: Arc<JobMasterHandle>,
+    attempt: u32,
+}
+
+impl CheckpointResponder for AttemptResponder {
+    fn acknowledge(&self, ack: CheckpointAck) {
+        self.handle.send(Msg::Ack(self.attempt, ack));
+    }
+    fn decline(&self, checkpoint_id: u64, vertex: VertexId, subtask: u32, reason: String) {
+        tracing::debug!(checkpoint_id, vertex = vertex.0, subtask, %reason, "declined");
+        self.handle
+            .send(Msg::Decline(self.attempt, checkpoint_id, reason));
+    }
+    fn finished_input(&self, vertex: VertexId, subtask: u32) {
+        self.handle
+            .send(Msg::FinishedInput(self.attempt, vertex, subtask));
     }
 }
 
@@ -60,6 +102,8 @@ pub struct JobMasterParams {
     pub resource_manager: Arc<dyn ResourceManagerGateway>,
     /// Where the status is published.
     pub status: StatusCell,
+    /// Where checkpoint statistics are published.
+    pub checkpoint_stats: CheckpointStatsCell,
 }
 
 /// Starts a JobMaster thread; `done` receives the job's result.
@@ -69,15 +113,15 @@ pub fn spawn(
 ) -> Result<Arc<JobMasterHandle>> {
     let (tx, rx) = channel();
     let handle = Arc::new(JobMasterHandle { tx: Mutex::new(tx) });
-    let gateway: Arc<dyn JobMasterGateway> = handle.clone();
     let job = params.job;
+    let h = handle.clone();
     std::thread::Builder::new()
         .name(format!("jobmaster-{}", &job.to_string()[..8]))
         .spawn(move || {
             let result = JobMaster {
                 params,
                 rx,
-                gateway,
+                handle: h,
             }
             .run();
             done(result)
@@ -89,10 +133,62 @@ pub fn spawn(
     Ok(handle)
 }
 
+/// How one execution attempt ended.
+enum AttemptEnd {
+    Finished,
+    Cancelled,
+    Failed(ClusterError),
+}
+
+/// Counters summed over the tasks of an attempt.
+#[derive(Default)]
+struct Totals {
+    operators: BTreeMap<u32, OperatorSummary>,
+    backpressured_ms: u64,
+}
+
 struct JobMaster {
     params: JobMasterParams,
     rx: Receiver<Msg>,
-    gateway: Arc<dyn JobMasterGateway>,
+    handle: Arc<JobMasterHandle>,
+}
+
+/// Reads the savepoint or checkpoint a job is configured to start from, and checks that
+/// its state belongs to the job's operators.
+fn initial_restore(job: JobId, graph: &JobGraph) -> Result<Option<RestorePoint>> {
+    let Some(r) = &graph.config.restore else {
+        return Ok(None);
+    };
+    let fail = |message: String| ClusterError::Deployment { job, message };
+    let storage = CheckpointStorage::open(&r.path)
+        .map_err(|e| fail(format!("cannot open savepoint '{}': {e}", r.path)))?;
+    let metadata = SnapshotMetadata::read(&storage)
+        .map_err(|e| fail(format!("cannot read savepoint '{}': {e}", r.path)))?;
+    let uids: HashSet<&str> = graph
+        .vertices
+        .iter()
+        .flat_map(|v| v.operators.iter().map(|o| o.uid.as_str()))
+        .collect();
+    let unknown: Vec<String> = metadata
+        .operators
+        .iter()
+        .filter(|(uid, _)| !uids.contains(uid.as_str()))
+        .map(|(uid, m)| format!("'{uid}' ({})", m.name))
+        .collect();
+    if !unknown.is_empty() && !r.allow_non_restored_state {
+        return Err(fail(format!(
+            "savepoint '{}' holds state of operators that are not in this job: {}; give those operators the same uid as before, or allow non-restored state to drop it",
+            r.path,
+            unknown.join(", ")
+        )));
+    }
+    for u in &unknown {
+        tracing::warn!(job = %job, operator = %u, "state in the savepoint is not restored: no operator has its uid");
+    }
+    Ok(Some(RestorePoint {
+        location: storage.root().display().to_string(),
+        metadata: Arc::new(metadata),
+    }))
 }
 
 impl JobMaster {
@@ -157,10 +253,122 @@ impl JobMaster {
         result
     }
 
+    /// Runs attempts until the job finishes, is cancelled, or may not restart any more.
     fn execute(&self, slots: &[AllocatedSlot]) -> Result<JobExecutionResult> {
         let p = &self.params;
-        let graph = &p.graph;
         let start = Instant::now();
+        let mut coord =
+            CheckpointCoordinator::new(p.job, p.graph.clone(), p.checkpoint_stats.clone())
+                .map_err(|e| ClusterError::Deployment {
+                    job: p.job,
+                    message: format!("cannot open checkpoint storage: {e}"),
+                })?;
+        let initial = initial_restore(p.job, &p.graph)?;
+        let mut restore = initial.clone();
+        let mut backoff = RestartBackoff::new(p.graph.config.effective_restart_strategy());
+        let mut attempt = 0u32;
+        let totals = loop {
+            if let Some(r) = &restore {
+                coord.continue_after(r.metadata.checkpoint_id);
+                let (id, loc) = (r.metadata.checkpoint_id, r.location.clone());
+                p.checkpoint_stats
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .restored_from = Some((id, loc));
+                tracing::info!(job = %p.job, checkpoint = id, location = %r.location, "restoring state");
+            }
+            let mut totals = Totals::default();
+            let end = self.run_attempt(attempt, slots, restore.clone(), &mut coord, &mut totals);
+            coord.abort_all("the execution attempt ended");
+            let err = match end {
+                AttemptEnd::Finished => break totals,
+                AttemptEnd::Cancelled => {
+                    coord.shutdown(false);
+                    return Err(ClusterError::Cancelled(p.job));
+                }
+                AttemptEnd::Failed(e) => e,
+            };
+            // A checkpoint that cannot be read is dropped; an earlier one is used instead.
+            if let Some(RuntimeError::Restore { checkpoint_id, .. }) = err.task_error() {
+                let from_coordinator = restore
+                    .as_ref()
+                    .is_some_and(|r| r.metadata.checkpoint_id == *checkpoint_id)
+                    && initial
+                        .as_ref()
+                        .is_none_or(|i| i.metadata.checkpoint_id != *checkpoint_id);
+                if !from_coordinator {
+                    coord.shutdown(false);
+                    return Err(err);
+                }
+                tracing::error!(job = %p.job, checkpoint = checkpoint_id, error = %err, "checkpoint cannot be restored; falling back to an earlier one");
+                coord.discard(*checkpoint_id);
+                if coord.latest().is_none() && initial.is_none() {
+                    coord.shutdown(false);
+                    return Err(ClusterError::Deployment {
+                        job: p.job,
+                        message: format!(
+                            "no complete checkpoint can be restored (the last one failed: {err}); starting over would replay output that was already committed"
+                        ),
+                    });
+                }
+            }
+            let Some(delay) = backoff.on_failure(Instant::now()) else {
+                coord.shutdown(false);
+                return Err(err);
+            };
+            tracing::warn!(job = %p.job, error = %err, delay_ms = delay.as_millis() as u64, restarts = backoff.restarts(), "restarting the job");
+            self.set_status(JobStatus::Restarting);
+            if self.wait_or_cancel(delay) {
+                coord.shutdown(false);
+                return Err(ClusterError::Cancelled(p.job));
+            }
+            restore = coord.latest().or_else(|| initial.clone());
+            attempt += 1;
+        };
+        coord.shutdown(true);
+        let checkpoints = p
+            .checkpoint_stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        Ok(JobExecutionResult {
+            job_id: p.job,
+            job_name: p.graph.name.clone(),
+            net_runtime: start.elapsed(),
+            operators: totals.operators.into_values().collect(),
+            backpressured_ms: totals.backpressured_ms,
+            restarts: backoff.restarts(),
+            checkpoints,
+        })
+    }
+
+    /// Sleeps `delay` while draining stale messages; true if the job was cancelled.
+    fn wait_or_cancel(&self, delay: Duration) -> bool {
+        let until = Instant::now() + delay;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            match self.rx.recv_timeout(left) {
+                Ok(Msg::Cancel) => return true,
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) => return false,
+                Err(RecvTimeoutError::Disconnected) => return true,
+            }
+        }
+    }
+
+    fn run_attempt(
+        &self,
+        attempt: u32,
+        slots: &[AllocatedSlot],
+        restore: Option<RestorePoint>,
+        coord: &mut CheckpointCoordinator,
+        totals: &mut Totals,
+    ) -> AttemptEnd {
+        let p = &self.params;
+        let graph = &p.graph;
         // Slot sharing: group g gets a contiguous run of slots; subtask i of every vertex in
         // the group goes to the group's slot i.
         let mut group_base: BTreeMap<&str, (usize, u32)> = BTreeMap::new();
@@ -173,9 +381,14 @@ impl JobMaster {
             *base = next;
             next += *width as usize;
         }
+        let responder: Arc<dyn CheckpointResponder> = Arc::new(AttemptResponder {
+            handle: self.handle.clone(),
+            attempt,
+        });
+        let job_master: Arc<dyn JobMasterGateway> = self.handle.clone();
         let mut gateways: Vec<Arc<dyn TaskExecutorGateway>> = Vec::new();
-        let mut total = 0;
-        let mut deploy_error = None;
+        let mut directory = TaskDirectory::default();
+        let mut failure: Option<ClusterError> = None;
         'deploy: for v in &graph.vertices {
             let base = group_base[v.slot_sharing_group.as_str()].0;
             for s in 0..v.parallelism {
@@ -189,47 +402,79 @@ impl JobMaster {
                     vertex: v.id,
                     subtask: s,
                     code: p.code.clone(),
-                    job_master: self.gateway.clone(),
+                    job_master: job_master.clone(),
+                    checkpoints: Some(responder.clone()),
+                    attempt,
+                    restore: restore.clone(),
                 };
                 if let Err(e) = slot.gateway.submit_task(d) {
-                    deploy_error = Some(e);
+                    failure = Some(e);
                     break 'deploy;
                 }
-                total += 1;
+                directory
+                    .tasks
+                    .push((slot.gateway.clone(), v.id, s, v.is_source));
             }
         }
+        let total = directory.tasks.len();
         self.set_status(JobStatus::Running);
+        coord.start_attempt(total);
 
-        let mut failure: Option<ClusterError> = deploy_error;
         let mut cancelled = false;
         let cancel_all = |gws: &[Arc<dyn TaskExecutorGateway>]| {
             for g in gws {
                 g.cancel_job_tasks(p.job);
             }
         };
+        let mut stop_deadline: Option<Instant> = None;
         if failure.is_some() {
             self.set_status(JobStatus::Failing);
             cancel_all(&gateways);
+            stop_deadline = Some(Instant::now() + CANCEL_WAIT);
         }
         let mut ended = 0;
-        let mut metrics: BTreeMap<u32, OperatorSummary> = BTreeMap::new();
-        let mut backpressured_ms = 0;
-        let mut stop_deadline: Option<Instant> = None;
+        let mut finished_input = 0;
+        macro_rules! fail {
+            ($e:expr) => {{
+                if failure.is_none() && !cancelled {
+                    failure = Some($e);
+                    self.set_status(JobStatus::Failing);
+                    cancel_all(&gateways);
+                    stop_deadline = Some(Instant::now() + CANCEL_WAIT);
+                }
+            }};
+        }
         while ended < total {
-            let msg = match stop_deadline {
+            let deadline = match stop_deadline {
+                Some(d) => Some(d),
+                None => coord.next_deadline(),
+            };
+            let msg = match deadline {
                 None => self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
                 Some(d) => self
                     .rx
                     .recv_timeout(d.saturating_duration_since(Instant::now())),
             };
             let msg = match msg {
-                Ok(m) => m,
-                Err(RecvTimeoutError::Timeout) => {
+                Ok(m) => Some(m),
+                Err(RecvTimeoutError::Timeout) if stop_deadline.is_some() => {
                     tracing::warn!(job = %p.job, "{} tasks did not stop within {:?}; giving up on them", total - ended, CANCEL_WAIT);
                     break;
                 }
+                Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => break,
             };
+            if failure.is_none() && !cancelled {
+                let now = Instant::now();
+                if let Err(e) = coord.check_timeouts(now, &directory) {
+                    fail!(ClusterError::Checkpointing {
+                        job: p.job,
+                        message: e.0
+                    });
+                }
+                coord.maybe_trigger(now, &directory);
+            }
+            let Some(msg) = msg else { continue };
             match msg {
                 Msg::Cancel => {
                     if failure.is_none() && !cancelled {
@@ -239,15 +484,51 @@ impl JobMaster {
                         stop_deadline = Some(Instant::now() + CANCEL_WAIT);
                     }
                 }
+                Msg::Ack(a, ack) if a == attempt && failure.is_none() && !cancelled => {
+                    if let Err(e) = coord.on_ack(ack, &directory) {
+                        fail!(ClusterError::Checkpointing {
+                            job: p.job,
+                            message: e.0
+                        });
+                    }
+                }
+                Msg::Decline(a, id, reason) if a == attempt && failure.is_none() && !cancelled => {
+                    if let Err(e) = coord.on_decline(id, reason, &directory) {
+                        fail!(ClusterError::Checkpointing {
+                            job: p.job,
+                            message: e.0
+                        });
+                    }
+                }
+                Msg::FinishedInput(a, v, s) if a == attempt => {
+                    tracing::debug!(job = %p.job, vertex = v.0, subtask = s, "task finished its input");
+                    coord.stop(&directory);
+                    finished_input += 1;
+                    if finished_input == total && failure.is_none() && !cancelled {
+                        for (gw, v, s, _) in &directory.tasks {
+                            gw.send_task_control(
+                                p.job,
+                                *v,
+                                *s,
+                                TaskControl::Notify(CheckpointNotice::Final),
+                            );
+                        }
+                    }
+                }
+                Msg::Ack(..) | Msg::Decline(..) | Msg::FinishedInput(..) => {}
+                Msg::Task(state) if state.attempt != attempt => {}
                 Msg::Task(state) => {
                     ended += 1;
-                    backpressured_ms += state.backpressured_ms;
+                    totals.backpressured_ms += state.backpressured_ms;
                     for m in state.metrics {
-                        let e = metrics.entry(m.node).or_insert_with(|| OperatorSummary {
-                            node: m.node,
-                            name: m.name.clone(),
-                            ..Default::default()
-                        });
+                        let e = totals
+                            .operators
+                            .entry(m.node)
+                            .or_insert_with(|| OperatorSummary {
+                                node: m.node,
+                                name: m.name.clone(),
+                                ..Default::default()
+                            });
                         e.records_in += m.records_in;
                         e.records_out += m.records_out;
                         e.state_entries += m.state_entries;
@@ -255,33 +536,22 @@ impl JobMaster {
                     if let TaskEnd::Failed(err) = state.end {
                         let v = graph.vertex(state.vertex);
                         tracing::error!(job = %p.job, task = %v.name, subtask = state.subtask, error = %err, "task failed");
-                        if failure.is_none() && !cancelled {
-                            failure = Some(ClusterError::TaskFailed {
-                                task: v.name.clone(),
-                                subtask: state.subtask,
-                                parallelism: v.parallelism,
-                                source: Arc::new(err),
-                            });
-                            self.set_status(JobStatus::Failing);
-                            cancel_all(&gateways);
-                            stop_deadline = Some(Instant::now() + CANCEL_WAIT);
-                        }
+                        fail!(ClusterError::TaskFailed {
+                            task: v.name.clone(),
+                            subtask: state.subtask,
+                            parallelism: v.parallelism,
+                            source: Arc::new(err),
+                        });
                     }
                 }
             }
         }
         if let Some(f) = failure {
-            return Err(f);
+            return AttemptEnd::Failed(f);
         }
         if cancelled {
-            return Err(ClusterError::Cancelled(p.job));
+            return AttemptEnd::Cancelled;
         }
-        Ok(JobExecutionResult {
-            job_id: p.job,
-            job_name: graph.name.clone(),
-            net_runtime: start.elapsed(),
-            operators: metrics.into_values().collect(),
-            backpressured_ms,
-        })
+        AttemptEnd::Finished
     }
 }

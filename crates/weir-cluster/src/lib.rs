@@ -3,19 +3,22 @@
 //! - [`ResourceManager`]: registry of TaskManagers and their slots; hands slots to jobs.
 //! - [`TaskManager`]: a number of slots; deploys and runs tasks, one thread each.
 //! - [`Dispatcher`]: accepts jobs, starts one JobMaster per job, keeps their status.
-//! - [`job_master`]: schedules one job's subtasks onto slots with slot sharing, watches them,
-//!   fails the job (cancelling every task) on the first task failure.
+//! - [`job_master`]: schedules one job's subtasks onto slots with slot sharing, runs the
+//!   [`coordinator`] of checkpoints, and on a task failure cancels every task and restarts
+//!   from the latest checkpoint as the [`restart`] strategy allows.
 //! - [`MiniCluster`]: all of them in one process, the default for examples and tests.
 //!
 //! The roles talk only through the gateway traits in [`gateway`], so that the networked
 //! cluster can implement them over RPC without changing the roles themselves.
 
+pub mod coordinator;
 pub mod dispatcher;
 pub mod error;
 pub mod gateway;
 pub mod job_master;
 pub mod mini_cluster;
 pub mod resource_manager;
+pub mod restart;
 pub mod result;
 pub mod shuffle;
 pub mod task_manager;
@@ -28,5 +31,8 @@ pub use gateway::{
 };
 pub use mini_cluster::{MiniCluster, MiniClusterConfig};
 pub use resource_manager::ResourceManager;
-pub use result::{JobExecutionResult, JobStatus, OperatorSummary};
+pub use result::{
+    CheckpointHistory, CheckpointStats, CheckpointStatus, JobExecutionResult, JobStatus,
+    OperatorSummary,
+};
 pub use task_manager::TaskManager;

@@ -22,6 +22,8 @@ pub enum JobStatus {
     Canceled,
     /// Every task finished.
     Finished,
+    /// A task failed; the job waits for its restart delay and restores from a checkpoint.
+    Restarting,
 }
 
 impl JobStatus {
@@ -44,6 +46,7 @@ impl fmt::Display for JobStatus {
             JobStatus::Cancelling => "CANCELLING",
             JobStatus::Canceled => "CANCELED",
             JobStatus::Finished => "FINISHED",
+            JobStatus::Restarting => "RESTARTING",
         })
     }
 }
@@ -76,6 +79,82 @@ pub struct JobExecutionResult {
     pub operators: Vec<OperatorSummary>,
     /// Total time writers waited for buffers because consumers were slower, in ms.
     pub backpressured_ms: u64,
+    /// Restarts after task failures.
+    pub restarts: u32,
+    /// Checkpoint statistics.
+    pub checkpoints: CheckpointHistory,
+}
+
+/// How a checkpoint ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CheckpointStatus {
+    /// Its metadata is written.
+    Completed,
+    /// It was aborted, with the reason.
+    Failed(String),
+}
+
+/// The state size of one operator in a checkpoint.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorCheckpointStats {
+    /// Operator uid.
+    pub uid: String,
+    /// Operator name.
+    pub name: String,
+    /// Bytes of state over all subtasks.
+    pub size_bytes: u64,
+}
+
+/// Statistics of one checkpoint (Flink's checkpoint history entries).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointStats {
+    /// Checkpoint id.
+    pub id: u64,
+    /// Checkpoint or savepoint.
+    pub savepoint: bool,
+    /// How it ended.
+    pub status: CheckpointStatus,
+    /// Trigger time, ms since the epoch.
+    pub trigger_timestamp_ms: i64,
+    /// Milliseconds from the trigger to completion (or abort).
+    pub duration_ms: u64,
+    /// Bytes of state written.
+    pub size_bytes: u64,
+    /// Longest barrier alignment of a task, in ms.
+    pub alignment_ms: u64,
+    /// Longest synchronous (processing-stalling) part of a task's snapshot, in ms.
+    pub sync_ms: u64,
+    /// Longest background upload of a task, in ms.
+    pub async_ms: u64,
+    /// Where it is stored, if complete.
+    pub location: Option<String>,
+    /// Per-operator state sizes.
+    pub operators: Vec<OperatorCheckpointStats>,
+}
+
+/// Counts and history of a job's checkpoints.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointHistory {
+    /// Checkpoints triggered.
+    pub triggered: u64,
+    /// Checkpoints completed.
+    pub completed: u64,
+    /// Checkpoints that failed or were aborted.
+    pub failed: u64,
+    /// Every checkpoint that ended, oldest first.
+    pub history: Vec<CheckpointStats>,
+    /// The checkpoint or savepoint the job last restored from: (id, location).
+    pub restored_from: Option<(u64, String)>,
+}
+
+impl CheckpointHistory {
+    /// The latest completed checkpoint.
+    pub fn latest_completed(&self) -> Option<&CheckpointStats> {
+        self.history
+            .iter()
+            .rev()
+            .find(|c| c.status == CheckpointStatus::Completed)
+    }
 }
 
 impl JobExecutionResult {

@@ -12,14 +12,24 @@ use weir_runtime::inbox::TaskInbox;
 /// Inboxes of all subtasks of all jobs in this process.
 #[derive(Default)]
 pub struct LocalShuffle {
-    inboxes: Mutex<HashMap<(JobId, VertexId, u32), Arc<TaskInbox>>>,
+    inboxes: Mutex<HashMap<(JobId, u32, VertexId, u32), Arc<TaskInbox>>>,
 }
 
 impl LocalShuffle {
-    /// The inbox of subtask `subtask` of `vertex` of `job`.
-    pub fn inbox(&self, job: JobId, vertex: VertexId, subtask: u32) -> Arc<TaskInbox> {
+    /// The inbox of subtask `subtask` of `vertex` of execution attempt `attempt` of `job`.
+    /// Each attempt (restart) gets fresh inboxes; those of earlier attempts are dropped.
+    pub fn inbox(
+        &self,
+        job: JobId,
+        attempt: u32,
+        vertex: VertexId,
+        subtask: u32,
+    ) -> Arc<TaskInbox> {
         let mut map = self.inboxes.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry((job, vertex, subtask)).or_default().clone()
+        map.retain(|k, _| k.0 != job || k.1 >= attempt);
+        map.entry((job, attempt, vertex, subtask))
+            .or_default()
+            .clone()
     }
 
     /// Forgets every inbox of `job` (it ended).

@@ -2,7 +2,7 @@
 
 use crate::error::{ClusterError, Result};
 use crate::gateway::{
-    TaskDeployment, TaskEnd, TaskExecutionState, TaskExecutorGateway, TaskManagerId,
+    RestorePoint, TaskDeployment, TaskEnd, TaskExecutionState, TaskExecutorGateway, TaskManagerId,
 };
 use crate::shuffle::LocalShuffle;
 use crate::wiring::{input_channels, output_targets};
@@ -12,17 +12,46 @@ use std::sync::{Arc, Mutex};
 use weir_core::{JobId, VertexId};
 use weir_runtime::buffer::BufferPool;
 use weir_runtime::deploy::{OutputEdgeIo, TaskIo};
-use weir_runtime::inbox::ChannelSender;
+use weir_runtime::inbox::{ChannelSender, TaskControl, TaskInbox};
 use weir_runtime::operator::catch_user_panic;
-use weir_runtime::task::{Task, TaskCanceller};
+use weir_runtime::task::{Task, TaskCanceller, TaskCheckpointing};
 use weir_runtime::time::ProcessingTimeService;
 use weir_runtime::RuntimeError;
+use weir_state::{CheckpointStorage, RestoredState, SnapshotReader};
 
 /// A running subtask: job, vertex and subtask index.
 type TaskKey = (JobId, VertexId, u32);
 
-/// Cancel handles of the running tasks.
-type RunningTasks = Arc<Mutex<HashMap<TaskKey, TaskCanceller>>>;
+/// A running task's handles: its attempt, its canceller and its inbox.
+type RunningTask = (u32, TaskCanceller, Arc<TaskInbox>);
+
+/// Handles of the running tasks.
+type RunningTasks = Arc<Mutex<HashMap<TaskKey, RunningTask>>>;
+
+/// Reads the state of every operator of the deployed vertex from the snapshot `r`.
+fn restore_task_state(
+    d: &TaskDeployment,
+    r: &RestorePoint,
+) -> std::result::Result<HashMap<String, Arc<RestoredState>>, RuntimeError> {
+    let id = r.metadata.checkpoint_id;
+    let fail = |source| RuntimeError::Restore {
+        checkpoint_id: id,
+        source,
+    };
+    let v = d.graph.vertex(d.vertex);
+    let storage = CheckpointStorage::open(&r.location).map_err(fail)?;
+    let mut reader = SnapshotReader::new(storage, r.metadata.clone());
+    let mut out = HashMap::new();
+    for op in &v.operators {
+        if let Some(st) = reader
+            .restore_operator(&op.uid, d.subtask, v.parallelism, v.max_parallelism)
+            .map_err(fail)?
+        {
+            out.insert(op.uid.clone(), Arc::new(st));
+        }
+    }
+    Ok(out)
+}
 
 /// A TaskManager with a fixed number of slots.
 pub struct TaskManager {
@@ -71,7 +100,10 @@ impl TaskManager {
             let senders: Vec<ChannelSender> = output_targets(graph, i, d.subtask)
                 .into_iter()
                 .map(|(consumer, channel)| {
-                    ChannelSender::new(self.shuffle.inbox(d.job, e.target, consumer), channel)
+                    ChannelSender::new(
+                        self.shuffle.inbox(d.job, d.attempt, e.target, consumer),
+                        channel,
+                    )
                 })
                 .collect();
             channels_out += senders.len();
@@ -91,6 +123,8 @@ impl TaskManager {
             ),
             flush_always: cfg.buffer_timeout_ms == 0,
             processing_time: ProcessingTimeService::default(),
+            checkpoint_mode: cfg.checkpoint.mode,
+            restored: HashMap::new(),
         }
     }
 }
@@ -99,15 +133,23 @@ impl TaskExecutorGateway for TaskManager {
     fn submit_task(&self, d: TaskDeployment) -> Result<()> {
         let vertex = d.graph.vertex(d.vertex);
         let task_name = format!("{} ({}/{})", vertex.name, d.subtask + 1, vertex.parallelism);
-        let io = self.build_io(&d);
+        let mut io = self.build_io(&d);
         let pool = io.pool.clone();
         let processing_time = io.processing_time.clone();
-        let inbox = self.shuffle.inbox(d.job, d.vertex, d.subtask);
+        let inbox = self.shuffle.inbox(d.job, d.attempt, d.vertex, d.subtask);
         let key = (d.job, d.vertex, d.subtask);
+        let attempt = d.attempt;
         self.running
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(key, TaskCanceller::new(inbox.clone(), pool.clone()));
+            .insert(
+                key,
+                (
+                    attempt,
+                    TaskCanceller::new(inbox.clone(), pool.clone()),
+                    inbox.clone(),
+                ),
+            );
         let live = self.live_threads.clone();
         let running = self.running.clone();
         live.fetch_add(1, Ordering::SeqCst);
@@ -119,24 +161,35 @@ impl TaskExecutorGateway for TaskManager {
                 tracing::debug!(task = %task_name, "task started");
                 // The operators are built on the task's own thread, so that user code in
                 // constructors and `open` runs where the task runs and its panics fail the task.
-                let built = catch_user_panic(|| d.code.instantiate(&d.graph, d.vertex, io))
-                    .map_err(|e| match e {
-                        RuntimeError::Other(m) => {
-                            RuntimeError::Other(format!("building task '{task_name}': {m}"))
-                        }
-                        e => e,
-                    });
+                let built = match &d.restore {
+                    Some(r) => restore_task_state(&d, r).map(|m| io.restored = m),
+                    None => Ok(()),
+                }
+                .and_then(|()| catch_user_panic(|| d.code.instantiate(&d.graph, d.vertex, io)))
+                .map_err(|e| match e {
+                    RuntimeError::Other(m) => {
+                        RuntimeError::Other(format!("building task '{task_name}': {m}"))
+                    }
+                    e => e,
+                });
                 let (end, metrics, backpressured_ms) = match built {
                     Ok(head) => {
-                        let outcome = Task::new(
+                        let mut task = Task::new(
                             task_name.clone(),
                             head,
                             inbox,
                             pool,
                             d.graph.config.buffer_timeout_ms,
                             processing_time,
-                        )
-                        .run();
+                        );
+                        if let Some(responder) = d.checkpoints.clone() {
+                            task = task.with_checkpointing(TaskCheckpointing {
+                                responder,
+                                vertex: d.vertex,
+                                subtask: d.subtask,
+                            });
+                        }
+                        let outcome = task.run();
                         let end = match outcome.result {
                             Ok(()) => TaskEnd::Finished,
                             Err(RuntimeError::Cancelled) => TaskEnd::Canceled,
@@ -151,10 +204,12 @@ impl TaskExecutorGateway for TaskManager {
                     }
                 };
                 tracing::debug!(task = %task_name, ?end, "task ended");
-                running
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&key);
+                {
+                    let mut running = running.lock().unwrap_or_else(|p| p.into_inner());
+                    if running.get(&key).is_some_and(|r| r.0 == attempt) {
+                        running.remove(&key);
+                    }
+                }
                 live.fetch_sub(1, Ordering::SeqCst);
                 d.job_master
                     .update_task_execution_state(TaskExecutionState {
@@ -164,6 +219,7 @@ impl TaskExecutorGateway for TaskManager {
                         end,
                         metrics,
                         backpressured_ms,
+                        attempt,
                     });
             });
         if let Err(e) = spawned {
@@ -178,10 +234,27 @@ impl TaskExecutorGateway for TaskManager {
 
     fn cancel_job_tasks(&self, job: JobId) {
         let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        for (k, c) in running.iter() {
+        for (k, (_, c, _)) in running.iter() {
             if k.0 == job {
                 c.cancel();
             }
+        }
+    }
+
+    fn send_task_control(
+        &self,
+        job: JobId,
+        vertex: VertexId,
+        subtask: u32,
+        control: TaskControl,
+    ) -> bool {
+        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        match running.get(&(job, vertex, subtask)) {
+            Some((_, _, inbox)) => {
+                inbox.send_control(control);
+                true
+            }
+            None => false,
         }
     }
 

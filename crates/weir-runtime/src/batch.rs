@@ -169,6 +169,16 @@ impl OutputControl for BatchHashWriter {
     fn finish(&mut self) -> Result<()> {
         self.channels.finish()
     }
+    fn checkpoint(
+        &mut self,
+        barrier: &crate::checkpoint::CheckpointBarrier,
+        _: &mut weir_state::TaskStateSnapshot,
+    ) -> Result<()> {
+        self.channels.broadcast_barrier(barrier)
+    }
+    fn notify_checkpoint(&mut self, _: crate::checkpoint::CheckpointNotice) -> Result<()> {
+        Ok(())
+    }
 }
 
 impl Output<RecordBatch> for BatchHashWriter {

@@ -42,6 +42,10 @@ pub struct TaskIo {
     pub flush_always: bool,
     /// The task's processing-time callbacks, shared by its operators.
     pub processing_time: crate::time::ProcessingTimeService,
+    /// How input heads align checkpoint barriers.
+    pub checkpoint_mode: weir_core::CheckpointingMode,
+    /// The state each operator (by uid) starts from, when the job is restored.
+    pub restored: std::collections::HashMap<String, std::sync::Arc<weir_state::RestoredState>>,
 }
 
 impl TaskIo {

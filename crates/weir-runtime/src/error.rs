@@ -45,6 +45,24 @@ pub enum RuntimeError {
         /// What went wrong.
         message: String,
     },
+    /// Keyed or operator state failed (access, snapshot or storage).
+    #[error("{context}: {source}")]
+    State {
+        /// Which operator or task, doing what.
+        context: String,
+        /// The state layer's error.
+        #[source]
+        source: weir_state::StateError,
+    },
+    /// A task could not restore its state from checkpoint `checkpoint_id`.
+    #[error("restoring from checkpoint {checkpoint_id} failed: {source}")]
+    Restore {
+        /// The checkpoint (or savepoint) id.
+        checkpoint_id: u64,
+        /// Why.
+        #[source]
+        source: weir_state::StateError,
+    },
     /// Any other failure, with its context.
     #[error("{0}")]
     Other(String),
@@ -54,6 +72,14 @@ impl RuntimeError {
     /// An I/O error with the context it happened in.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         RuntimeError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// A state error with the context it happened in.
+    pub fn state(context: impl Into<String>, source: weir_state::StateError) -> Self {
+        RuntimeError::State {
             context: context.into(),
             source,
         }

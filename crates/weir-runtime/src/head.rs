@@ -1,17 +1,22 @@
 //! Chain heads: what a task's mailbox loop drives. A source head polls a reader; an input
 //! head decodes buffers from the input channels, merges watermarks with a
-//! [`WatermarkValve`], and pushes into the chain.
+//! [`WatermarkValve`], aligns checkpoint barriers with a [`BarrierAligner`], and pushes into
+//! the chain.
 
+use crate::checkpoint::{BarrierAligner, CheckpointBarrier, CheckpointNotice};
 use crate::element::{StreamRecord, Watermark};
 use crate::error::{Result, RuntimeError};
+use crate::inbox::{ChannelEvent, ChannelMessage};
 use crate::metrics::{MetricsVisitor, OperatorMetrics};
 use crate::operator::{
     guarded, OperatorInfo, Output, OutputControl, Outputs, TwoInputLink, TwoInputOperator,
 };
 use crate::reader::{ChannelDecoder, Frame};
 use crate::serializer::TypeSerializer;
-use crate::source::{PollStatus, SourceOutput, SourceReader};
+use crate::source::{PollStatus, SourceOutput, SourceReader, SOURCE_SPLITS_STATE};
 use crate::valve::{ValveOutput, WatermarkValve};
+use weir_core::CheckpointingMode;
+use weir_state::{OperatorSubtaskState, TaskStateSnapshot};
 
 /// The head of a source task.
 pub trait SourceChainHead: Send {
@@ -27,18 +32,45 @@ pub trait SourceChainHead: Send {
     fn close(&mut self) -> Result<()>;
     /// Processing time reached `now`.
     fn on_processing_time(&mut self, now: i64) -> Result<()>;
+    /// Snapshots the reader's position and the chain, and sends the barrier downstream.
+    fn checkpoint(
+        &mut self,
+        barrier: &CheckpointBarrier,
+        snapshot: &mut TaskStateSnapshot,
+    ) -> Result<()>;
+    /// A checkpoint completed or was aborted.
+    fn notify_checkpoint(&mut self, notice: CheckpointNotice) -> Result<()>;
 }
 
 /// The head of a task with network inputs.
 pub trait InputChainHead: Send {
     /// Number of input channels.
     fn num_channels(&self) -> usize;
-    /// A buffer arrived on `channel`.
-    fn on_buffer(&mut self, channel: usize, data: &[u8]) -> Result<()>;
-    /// `channel`'s producer finished.
-    fn on_channel_end(&mut self, channel: usize) -> Result<()>;
+    /// A message arrived on `channel`. Returns a barrier when the task must take a
+    /// checkpoint now (its barrier arrived on every input); the task then calls
+    /// [`Self::checkpoint`] and [`Self::resume`].
+    fn on_message(
+        &mut self,
+        channel: usize,
+        message: ChannelMessage,
+    ) -> Result<Option<CheckpointBarrier>>;
+    /// Processes what alignment held back, until the next checkpoint is due (returned) or
+    /// nothing is left.
+    fn resume(&mut self) -> Result<Option<CheckpointBarrier>>;
+    /// True once every channel ended and nothing is held back.
+    fn input_ended(&self) -> bool;
     /// Every channel ended: finish the chain.
     fn end_of_input(&mut self) -> Result<()>;
+    /// Snapshots the chain and sends the barrier downstream.
+    fn checkpoint(
+        &mut self,
+        barrier: &CheckpointBarrier,
+        snapshot: &mut TaskStateSnapshot,
+    ) -> Result<()>;
+    /// A checkpoint completed or was aborted (an aborted one also ends its alignment).
+    fn notify_checkpoint(&mut self, notice: CheckpointNotice) -> Result<()>;
+    /// Milliseconds the last barrier alignment took.
+    fn last_alignment_ms(&self) -> u64;
     /// Sends partly filled buffers.
     fn flush(&mut self) -> Result<()>;
     /// Reports per-operator counters.
@@ -96,6 +128,22 @@ impl<T: Send + 'static> SourceChainHead for SourceHead<T> {
     fn on_processing_time(&mut self, now: i64) -> Result<()> {
         self.out.on_processing_time(now)
     }
+
+    fn checkpoint(&mut self, b: &CheckpointBarrier, snap: &mut TaskStateSnapshot) -> Result<()> {
+        let reader = &mut self.reader;
+        let splits = guarded(&self.info, || reader.snapshot_state(b.id))
+            .map_err(|e| self.info.error(format!("cannot snapshot the source: {e}")))?;
+        let mut st = OperatorSubtaskState::default();
+        st.add_list(SOURCE_SPLITS_STATE, splits);
+        snap.operators.insert(self.info.uid.clone(), st);
+        self.out.checkpoint(b, snap)
+    }
+
+    fn notify_checkpoint(&mut self, n: CheckpointNotice) -> Result<()> {
+        let reader = &mut self.reader;
+        guarded(&self.info, || reader.notify_checkpoint(n))?;
+        self.out.notify_checkpoint(n)
+    }
 }
 
 fn forward_valve(out: &mut dyn OutputControl, o: ValveOutput) -> Result<()> {
@@ -109,21 +157,92 @@ fn forward_valve(out: &mut dyn OutputControl, o: ValveOutput) -> Result<()> {
 pub struct OneInputHead<T, S> {
     decoders: Vec<ChannelDecoder>,
     valve: WatermarkValve,
+    aligner: BarrierAligner,
     serializer: S,
     chain: Box<dyn Output<T>>,
     task: String,
 }
 
 impl<T, S> OneInputHead<T, S> {
-    /// A head over `channels` input channels; `task` names the task in errors.
-    pub fn new(channels: usize, serializer: S, chain: Box<dyn Output<T>>, task: String) -> Self {
+    /// A head over `channels` input channels aligning barriers in `mode`; `task` names the
+    /// task in errors.
+    pub fn new(
+        channels: usize,
+        mode: CheckpointingMode,
+        serializer: S,
+        chain: Box<dyn Output<T>>,
+        task: String,
+    ) -> Self {
         OneInputHead {
             decoders: (0..channels).map(|_| ChannelDecoder::default()).collect(),
             valve: WatermarkValve::new(channels),
+            aligner: BarrierAligner::new(channels, mode),
             serializer,
             chain,
             task,
         }
+    }
+}
+
+impl<T: 'static, S: TypeSerializer<T>> OneInputHead<T, S> {
+    fn process(&mut self, ch: usize, msg: ChannelMessage) -> Result<Option<CheckpointBarrier>> {
+        let data = match msg {
+            ChannelMessage::Buffer(buf) => buf,
+            ChannelMessage::Event(ChannelEvent::EndOfPartition) => {
+                if self.decoders[ch].has_partial() {
+                    return Err(RuntimeError::Other(format!(
+                        "input channel {ch} of '{}' ended in the middle of a record",
+                        self.task
+                    )));
+                }
+                if let Some(o) = self.valve.channel_ended(ch) {
+                    forward_valve(self.chain.as_mut(), o)?;
+                }
+                return Ok(self.aligner.on_end(ch));
+            }
+        };
+        let OneInputHead {
+            decoders,
+            valve,
+            serializer,
+            chain,
+            task,
+            ..
+        } = self;
+        let mut barrier = None;
+        decoders[ch]
+            .decode(&data, |frame| {
+                if barrier.is_some() {
+                    return Err(frame_after_barrier());
+                }
+                match frame {
+                    Frame::Record(timestamp, bytes) => chain.collect(StreamRecord {
+                        value: serializer.deserialize(bytes)?,
+                        timestamp,
+                    }),
+                    Frame::Watermark(w) => match valve.input_watermark(ch, w) {
+                        Some(o) => forward_valve(chain.as_mut(), o),
+                        None => Ok(()),
+                    },
+                    Frame::Status(s) => valve
+                        .input_status(ch, s)
+                        .into_iter()
+                        .try_for_each(|o| forward_valve(chain.as_mut(), o)),
+                    Frame::Barrier(b) => {
+                        barrier = Some(b);
+                        Ok(())
+                    }
+                }
+            })
+            .map_err(|e| with_channel_context(e, task, ch))?;
+        Ok(barrier.and_then(|b| self.aligner.on_barrier(ch, b)))
+    }
+}
+
+fn frame_after_barrier() -> RuntimeError {
+    RuntimeError::Codec {
+        context: "corrupt frame on an input channel".into(),
+        message: "a frame follows a checkpoint barrier in the same buffer".into(),
     }
 }
 
@@ -132,43 +251,25 @@ impl<T: 'static, S: TypeSerializer<T>> InputChainHead for OneInputHead<T, S> {
         self.decoders.len()
     }
 
-    fn on_buffer(&mut self, ch: usize, data: &[u8]) -> Result<()> {
-        let OneInputHead {
-            decoders,
-            valve,
-            serializer,
-            chain,
-            task,
-        } = self;
-        decoders[ch]
-            .decode(data, |frame| match frame {
-                Frame::Record(timestamp, bytes) => chain.collect(StreamRecord {
-                    value: serializer.deserialize(bytes)?,
-                    timestamp,
-                }),
-                Frame::Watermark(w) => match valve.input_watermark(ch, w) {
-                    Some(o) => forward_valve(chain.as_mut(), o),
-                    None => Ok(()),
-                },
-                Frame::Status(s) => valve
-                    .input_status(ch, s)
-                    .into_iter()
-                    .try_for_each(|o| forward_valve(chain.as_mut(), o)),
-            })
-            .map_err(|e| with_channel_context(e, task, ch))
+    fn on_message(&mut self, ch: usize, msg: ChannelMessage) -> Result<Option<CheckpointBarrier>> {
+        if self.aligner.holds(ch) {
+            self.aligner.hold(ch, msg);
+            return Ok(None);
+        }
+        self.process(ch, msg)
     }
 
-    fn on_channel_end(&mut self, ch: usize) -> Result<()> {
-        if self.decoders[ch].has_partial() {
-            return Err(RuntimeError::Other(format!(
-                "input channel {ch} of '{}' ended in the middle of a record",
-                self.task
-            )));
+    fn resume(&mut self) -> Result<Option<CheckpointBarrier>> {
+        while let Some((ch, msg)) = self.aligner.next_held() {
+            if let Some(b) = self.process(ch, msg)? {
+                return Ok(Some(b));
+            }
         }
-        match self.valve.channel_ended(ch) {
-            Some(o) => forward_valve(self.chain.as_mut(), o),
-            None => Ok(()),
-        }
+        Ok(None)
+    }
+
+    fn input_ended(&self) -> bool {
+        self.aligner.all_ended()
     }
 
     fn end_of_input(&mut self) -> Result<()> {
@@ -185,6 +286,21 @@ impl<T: 'static, S: TypeSerializer<T>> InputChainHead for OneInputHead<T, S> {
 
     fn on_processing_time(&mut self, now: i64) -> Result<()> {
         self.chain.on_processing_time(now)
+    }
+
+    fn checkpoint(&mut self, b: &CheckpointBarrier, snap: &mut TaskStateSnapshot) -> Result<()> {
+        self.chain.checkpoint(b, snap)
+    }
+
+    fn notify_checkpoint(&mut self, n: CheckpointNotice) -> Result<()> {
+        if let CheckpointNotice::Aborted(id) = n {
+            self.aligner.abort(id);
+        }
+        self.chain.notify_checkpoint(n)
+    }
+
+    fn last_alignment_ms(&self) -> u64 {
+        self.aligner.last_alignment_ms()
     }
 }
 
@@ -205,15 +321,18 @@ pub struct TwoInputHead<A, SA, B, SB, O, Op> {
     channel_inputs: Vec<u8>,
     open_channels: [usize; 2],
     valve: WatermarkValve,
+    aligner: BarrierAligner,
     serializers: (SA, SB),
     link: TwoInputLink<A, B, O, Op>,
     task: String,
 }
 
 impl<A, SA, B, SB, O: 'static, Op: TwoInputOperator<A, B, O>> TwoInputHead<A, SA, B, SB, O, Op> {
-    /// A head for `link` over channels whose inputs are `channel_inputs`.
+    /// A head for `link` over channels whose inputs are `channel_inputs`, aligning barriers
+    /// in `mode`.
     pub fn new(
         channel_inputs: Vec<u8>,
+        mode: CheckpointingMode,
         serializers: (SA, SB),
         link: TwoInputLink<A, B, O, Op>,
         task: String,
@@ -228,10 +347,79 @@ impl<A, SA, B, SB, O: 'static, Op: TwoInputOperator<A, B, O>> TwoInputHead<A, SA
             channel_inputs,
             open_channels,
             valve: WatermarkValve::new(n),
+            aligner: BarrierAligner::new(n, mode),
             serializers,
             link,
             task,
         }
+    }
+}
+
+impl<A, SA, B, SB, O, Op> TwoInputHead<A, SA, B, SB, O, Op>
+where
+    A: 'static,
+    B: 'static,
+    O: 'static,
+    SA: TypeSerializer<A>,
+    SB: TypeSerializer<B>,
+    Op: TwoInputOperator<A, B, O>,
+{
+    fn process(&mut self, ch: usize, msg: ChannelMessage) -> Result<Option<CheckpointBarrier>> {
+        let data = match msg {
+            ChannelMessage::Buffer(buf) => buf,
+            ChannelMessage::Event(ChannelEvent::EndOfPartition) => {
+                let input = self.channel_inputs[ch] as usize & 1;
+                self.open_channels[input] -= 1;
+                if let Some(o) = self.valve.channel_ended(ch) {
+                    forward_valve(&mut self.link, o)?;
+                }
+                if self.open_channels[input] == 0 {
+                    self.link.end_input(input)?;
+                }
+                return Ok(self.aligner.on_end(ch));
+            }
+        };
+        let TwoInputHead {
+            decoders,
+            channel_inputs,
+            valve,
+            serializers,
+            link,
+            task,
+            ..
+        } = self;
+        let first = channel_inputs[ch] == 0;
+        let mut barrier = None;
+        decoders[ch]
+            .decode(&data, |frame| {
+                if barrier.is_some() {
+                    return Err(frame_after_barrier());
+                }
+                match frame {
+                    Frame::Record(timestamp, bytes) if first => link.process1(StreamRecord {
+                        value: serializers.0.deserialize(bytes)?,
+                        timestamp,
+                    }),
+                    Frame::Record(timestamp, bytes) => link.process2(StreamRecord {
+                        value: serializers.1.deserialize(bytes)?,
+                        timestamp,
+                    }),
+                    Frame::Watermark(w) => match valve.input_watermark(ch, w) {
+                        Some(o) => forward_valve(link, o),
+                        None => Ok(()),
+                    },
+                    Frame::Status(s) => valve
+                        .input_status(ch, s)
+                        .into_iter()
+                        .try_for_each(|o| forward_valve(link, o)),
+                    Frame::Barrier(b) => {
+                        barrier = Some(b);
+                        Ok(())
+                    }
+                }
+            })
+            .map_err(|e| with_channel_context(e, task, ch))?;
+        Ok(barrier.and_then(|b| self.aligner.on_barrier(ch, b)))
     }
 }
 
@@ -248,49 +436,25 @@ where
         self.decoders.len()
     }
 
-    fn on_buffer(&mut self, ch: usize, data: &[u8]) -> Result<()> {
-        let TwoInputHead {
-            decoders,
-            channel_inputs,
-            valve,
-            serializers,
-            link,
-            task,
-            ..
-        } = self;
-        let first = channel_inputs[ch] == 0;
-        decoders[ch]
-            .decode(data, |frame| match frame {
-                Frame::Record(timestamp, bytes) if first => link.process1(StreamRecord {
-                    value: serializers.0.deserialize(bytes)?,
-                    timestamp,
-                }),
-                Frame::Record(timestamp, bytes) => link.process2(StreamRecord {
-                    value: serializers.1.deserialize(bytes)?,
-                    timestamp,
-                }),
-                Frame::Watermark(w) => match valve.input_watermark(ch, w) {
-                    Some(o) => forward_valve(link, o),
-                    None => Ok(()),
-                },
-                Frame::Status(s) => valve
-                    .input_status(ch, s)
-                    .into_iter()
-                    .try_for_each(|o| forward_valve(link, o)),
-            })
-            .map_err(|e| with_channel_context(e, task, ch))
+    fn on_message(&mut self, ch: usize, msg: ChannelMessage) -> Result<Option<CheckpointBarrier>> {
+        if self.aligner.holds(ch) {
+            self.aligner.hold(ch, msg);
+            return Ok(None);
+        }
+        self.process(ch, msg)
     }
 
-    fn on_channel_end(&mut self, ch: usize) -> Result<()> {
-        let input = self.channel_inputs[ch] as usize & 1;
-        self.open_channels[input] -= 1;
-        if let Some(o) = self.valve.channel_ended(ch) {
-            forward_valve(&mut self.link, o)?;
+    fn resume(&mut self) -> Result<Option<CheckpointBarrier>> {
+        while let Some((ch, msg)) = self.aligner.next_held() {
+            if let Some(b) = self.process(ch, msg)? {
+                return Ok(Some(b));
+            }
         }
-        if self.open_channels[input] == 0 {
-            self.link.end_input(input)?;
-        }
-        Ok(())
+        Ok(None)
+    }
+
+    fn input_ended(&self) -> bool {
+        self.aligner.all_ended()
     }
 
     fn end_of_input(&mut self) -> Result<()> {
@@ -307,5 +471,20 @@ where
 
     fn on_processing_time(&mut self, now: i64) -> Result<()> {
         self.link.on_processing_time(now)
+    }
+
+    fn checkpoint(&mut self, b: &CheckpointBarrier, snap: &mut TaskStateSnapshot) -> Result<()> {
+        self.link.checkpoint(b, snap)
+    }
+
+    fn notify_checkpoint(&mut self, n: CheckpointNotice) -> Result<()> {
+        if let CheckpointNotice::Aborted(id) = n {
+            self.aligner.abort(id);
+        }
+        self.link.notify_checkpoint(n)
+    }
+
+    fn last_alignment_ms(&self) -> u64 {
+        self.aligner.last_alignment_ms()
     }
 }

@@ -6,6 +6,7 @@
 //! buffer taken from some producer's bounded pool.
 
 use crate::buffer::Buffer;
+use crate::checkpoint::{CheckpointBarrier, CheckpointNotice};
 use crate::error::{Result, RuntimeError};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,10 +31,20 @@ pub enum ChannelMessage {
 /// An action to run on the task thread between records (Flink's mailbox "letters").
 pub type Mail = Box<dyn FnOnce() -> Result<()> + Send>;
 
+/// A request of the JobMaster to a running task, handled between records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TaskControl {
+    /// A source task takes a checkpoint and sends this barrier downstream.
+    TriggerCheckpoint(CheckpointBarrier),
+    /// A checkpoint completed or was aborted.
+    Notify(CheckpointNotice),
+}
+
 #[derive(Default)]
 struct InboxState {
     inputs: VecDeque<(u32, ChannelMessage)>,
     mails: VecDeque<Mail>,
+    controls: VecDeque<TaskControl>,
     cancelled: bool,
 }
 
@@ -52,6 +63,8 @@ pub struct Drained {
     pub inputs: VecDeque<(u32, ChannelMessage)>,
     /// Mails in arrival order.
     pub mails: VecDeque<Mail>,
+    /// Control requests in arrival order.
+    pub controls: VecDeque<TaskControl>,
     /// The task must stop.
     pub cancelled: bool,
 }
@@ -90,6 +103,15 @@ impl TaskInbox {
         self.wake.notify_one();
     }
 
+    /// Delivers a control request.
+    pub fn send_control(&self, control: TaskControl) {
+        let mut st = self.lock();
+        st.controls.push_back(control);
+        self.has_mail.store(true, Ordering::Release);
+        drop(st);
+        self.wake.notify_one();
+    }
+
     /// Marks the task cancelled and wakes it. Later pushes fail.
     pub fn cancel(&self) {
         let mut st = self.lock();
@@ -111,7 +133,11 @@ impl TaskInbox {
     pub fn drain(&self, deadline: Option<Instant>, into: &mut Drained) {
         let mut st = self.lock();
         loop {
-            if st.cancelled || !st.inputs.is_empty() || !st.mails.is_empty() {
+            if st.cancelled
+                || !st.inputs.is_empty()
+                || !st.mails.is_empty()
+                || !st.controls.is_empty()
+            {
                 break;
             }
             match deadline {
@@ -131,6 +157,7 @@ impl TaskInbox {
         }
         std::mem::swap(&mut st.inputs, &mut into.inputs);
         std::mem::swap(&mut st.mails, &mut into.mails);
+        into.controls.extend(st.controls.drain(..));
         into.cancelled = st.cancelled;
         self.has_mail.store(st.cancelled, Ordering::Release);
     }

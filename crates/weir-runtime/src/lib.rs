@@ -12,6 +12,7 @@
 
 pub mod batch;
 pub mod buffer;
+pub mod checkpoint;
 pub mod deploy;
 pub mod element;
 pub mod error;

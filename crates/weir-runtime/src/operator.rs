@@ -8,6 +8,7 @@
 //! capture that names the operator and subtask, and propagation of watermarks and end of
 //! input.
 
+use crate::checkpoint::{CheckpointBarrier, CheckpointNotice};
 use crate::element::{StreamRecord, Watermark, WatermarkStatus};
 use crate::error::{panic_message, Result, RuntimeError};
 use crate::metrics::{MetricsVisitor, OperatorMetrics};
@@ -15,6 +16,7 @@ use std::any::Any;
 use std::cell::RefCell;
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use weir_state::{OperatorSubtaskState, RestoredState, TaskStateSnapshot};
 
 /// The element-type independent part of an operator input: control elements.
 pub trait OutputControl: Send {
@@ -32,6 +34,15 @@ pub trait OutputControl: Send {
     fn on_processing_time(&mut self, _now: i64) -> Result<()> {
         Ok(())
     }
+    /// Checkpoint `barrier`: every operator from here to the end of the chain adds its state
+    /// to `snapshot`, and network writers send the barrier on.
+    fn checkpoint(
+        &mut self,
+        barrier: &CheckpointBarrier,
+        snapshot: &mut TaskStateSnapshot,
+    ) -> Result<()>;
+    /// Tells every operator from here on that a checkpoint completed or was aborted.
+    fn notify_checkpoint(&mut self, notice: CheckpointNotice) -> Result<()>;
 }
 
 /// Where an operator's records go: the next operator of the chain, a network writer, or
@@ -58,6 +69,12 @@ pub struct OperatorInfo {
     pub processing_time: crate::time::ProcessingTimeService,
     /// The job's periodic watermark interval in ms (0: off).
     pub auto_watermark_interval_ms: u64,
+    /// The operator's stable id: its state in checkpoints is filed under it.
+    pub uid: String,
+    /// The state this subtask starts from, when the job is restored.
+    pub restored: Option<std::sync::Arc<RestoredState>>,
+    /// How the task's input head aligns checkpoint barriers.
+    pub checkpoint_mode: weir_core::CheckpointingMode,
 }
 
 impl OperatorInfo {
@@ -167,6 +184,12 @@ impl<S: 'static> OutputControl for TypedSideOutput<S> {
     }
     fn on_processing_time(&mut self, now: i64) -> Result<()> {
         self.0.on_processing_time(now)
+    }
+    fn checkpoint(&mut self, b: &CheckpointBarrier, s: &mut TaskStateSnapshot) -> Result<()> {
+        self.0.checkpoint(b, s)
+    }
+    fn notify_checkpoint(&mut self, n: CheckpointNotice) -> Result<()> {
+        self.0.notify_checkpoint(n)
     }
 }
 
@@ -314,6 +337,20 @@ impl<O> OutputControl for Outputs<O> {
         }
         Ok(())
     }
+    fn checkpoint(&mut self, b: &CheckpointBarrier, snap: &mut TaskStateSnapshot) -> Result<()> {
+        self.main.checkpoint(b, snap)?;
+        for (_, s) in &mut self.sides {
+            s.checkpoint(b, snap)?;
+        }
+        Ok(())
+    }
+    fn notify_checkpoint(&mut self, n: CheckpointNotice) -> Result<()> {
+        self.main.notify_checkpoint(n)?;
+        for (_, s) in &mut self.sides {
+            s.notify_checkpoint(n)?;
+        }
+        Ok(())
+    }
 }
 
 impl<O: Send> Output<O> for Outputs<O> {
@@ -360,6 +397,14 @@ impl<T: Send> OutputControl for FanOut<T> {
             .iter_mut()
             .try_for_each(|o| o.on_processing_time(now))
     }
+    fn checkpoint(&mut self, b: &CheckpointBarrier, snap: &mut TaskStateSnapshot) -> Result<()> {
+        self.outs.iter_mut().try_for_each(|o| o.checkpoint(b, snap))
+    }
+    fn notify_checkpoint(&mut self, n: CheckpointNotice) -> Result<()> {
+        self.outs
+            .iter_mut()
+            .try_for_each(|o| o.notify_checkpoint(n))
+    }
 }
 
 impl<T: Clone + Send> Output<T> for FanOut<T> {
@@ -395,6 +440,12 @@ impl<T> OutputControl for Discard<T> {
         Ok(())
     }
     fn finish(&mut self) -> Result<()> {
+        Ok(())
+    }
+    fn checkpoint(&mut self, _: &CheckpointBarrier, _: &mut TaskStateSnapshot) -> Result<()> {
+        Ok(())
+    }
+    fn notify_checkpoint(&mut self, _: CheckpointNotice) -> Result<()> {
         Ok(())
     }
 }
@@ -438,6 +489,12 @@ impl<T: Send> OutputControl for CollectingOutput<T> {
     fn finish(&mut self) -> Result<()> {
         Ok(())
     }
+    fn checkpoint(&mut self, _: &CheckpointBarrier, _: &mut TaskStateSnapshot) -> Result<()> {
+        Ok(())
+    }
+    fn notify_checkpoint(&mut self, _: CheckpointNotice) -> Result<()> {
+        Ok(())
+    }
 }
 
 impl<T: Send> Output<T> for CollectingOutput<T> {
@@ -474,6 +531,30 @@ pub trait OneInputOperator<I, O>: Send {
     fn state_entries(&self) -> u64 {
         0
     }
+
+    /// Adds the operator's state to a checkpoint. Operators that hold state must write all
+    /// of it here (keyed state per key group); the default is for stateless operators.
+    fn snapshot_state(
+        &mut self,
+        _barrier: &CheckpointBarrier,
+        _state: &mut OperatorSubtaskState,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    /// Loads the state of a restored job; called once, before the first record.
+    fn initialize_state(&mut self, _restored: &RestoredState) -> Result<()> {
+        Ok(())
+    }
+
+    /// A checkpoint completed or was aborted (two-phase-commit sinks commit or roll back).
+    fn notify_checkpoint(
+        &mut self,
+        _notice: CheckpointNotice,
+        _out: &mut Outputs<O>,
+    ) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// An operator with one input inside a chain.
@@ -486,15 +567,18 @@ pub struct OneInputLink<I, O, Op> {
 }
 
 impl<I, O: 'static, Op: OneInputOperator<I, O>> OneInputLink<I, O, Op> {
-    /// Links `op` to its outputs.
-    pub fn new(op: Op, out: Outputs<O>, info: OperatorInfo) -> Self {
-        OneInputLink {
+    /// Links `op` to its outputs; a restored job's state (in `info`) is loaded into it.
+    pub fn new(mut op: Op, out: Outputs<O>, info: OperatorInfo) -> Result<Self> {
+        if let Some(r) = info.restored.clone() {
+            guarded(&info, || op.initialize_state(&r))?;
+        }
+        Ok(OneInputLink {
             op,
             out,
             info,
             records_in: 0,
             _i: PhantomData,
-        }
+        })
     }
 }
 
@@ -528,6 +612,20 @@ impl<I, O: 'static, Op: OneInputOperator<I, O>> OutputControl for OneInputLink<I
         let (op, out) = (&mut self.op, &mut self.out);
         guarded(&self.info, || op.on_processing_time(now, out))?;
         self.out.on_processing_time(now)
+    }
+    fn checkpoint(&mut self, b: &CheckpointBarrier, snap: &mut TaskStateSnapshot) -> Result<()> {
+        let mut st = OperatorSubtaskState::default();
+        let op = &mut self.op;
+        guarded(&self.info, || op.snapshot_state(b, &mut st))?;
+        if !st.is_empty() {
+            snap.operators.insert(self.info.uid.clone(), st);
+        }
+        self.out.checkpoint(b, snap)
+    }
+    fn notify_checkpoint(&mut self, n: CheckpointNotice) -> Result<()> {
+        let (op, out) = (&mut self.op, &mut self.out);
+        guarded(&self.info, || op.notify_checkpoint(n, out))?;
+        self.out.notify_checkpoint(n)
     }
 }
 
@@ -566,6 +664,30 @@ pub trait TwoInputOperator<A, B, O>: Send {
     fn state_entries(&self) -> u64 {
         0
     }
+
+    /// Adds the operator's state to a checkpoint. Operators that hold state must write all
+    /// of it here (keyed state per key group); the default is for stateless operators.
+    fn snapshot_state(
+        &mut self,
+        _barrier: &CheckpointBarrier,
+        _state: &mut OperatorSubtaskState,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    /// Loads the state of a restored job; called once, before the first record.
+    fn initialize_state(&mut self, _restored: &RestoredState) -> Result<()> {
+        Ok(())
+    }
+
+    /// A checkpoint completed or was aborted (two-phase-commit sinks commit or roll back).
+    fn notify_checkpoint(
+        &mut self,
+        _notice: CheckpointNotice,
+        _out: &mut Outputs<O>,
+    ) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// A two-input operator at the head of its chain.
@@ -578,15 +700,18 @@ pub struct TwoInputLink<A, B, O, Op> {
 }
 
 impl<A, B, O: 'static, Op: TwoInputOperator<A, B, O>> TwoInputLink<A, B, O, Op> {
-    /// Links `op` to its outputs.
-    pub fn new(op: Op, out: Outputs<O>, info: OperatorInfo) -> Self {
-        TwoInputLink {
+    /// Links `op` to its outputs; a restored job's state (in `info`) is loaded into it.
+    pub fn new(mut op: Op, out: Outputs<O>, info: OperatorInfo) -> Result<Self> {
+        if let Some(r) = info.restored.clone() {
+            guarded(&info, || op.initialize_state(&r))?;
+        }
+        Ok(TwoInputLink {
             op,
             out,
             info,
             records_in: 0,
             _i: PhantomData,
-        }
+        })
     }
 
     /// A record on the first input.
@@ -643,6 +768,20 @@ impl<A, B, O: 'static, Op: TwoInputOperator<A, B, O>> OutputControl for TwoInput
         guarded(&self.info, || op.on_processing_time(now, out))?;
         self.out.on_processing_time(now)
     }
+    fn checkpoint(&mut self, b: &CheckpointBarrier, snap: &mut TaskStateSnapshot) -> Result<()> {
+        let mut st = OperatorSubtaskState::default();
+        let op = &mut self.op;
+        guarded(&self.info, || op.snapshot_state(b, &mut st))?;
+        if !st.is_empty() {
+            snap.operators.insert(self.info.uid.clone(), st);
+        }
+        self.out.checkpoint(b, snap)
+    }
+    fn notify_checkpoint(&mut self, n: CheckpointNotice) -> Result<()> {
+        let (op, out) = (&mut self.op, &mut self.out);
+        guarded(&self.info, || op.notify_checkpoint(n, out))?;
+        self.out.notify_checkpoint(n)
+    }
 }
 
 #[cfg(test)]
@@ -681,7 +820,8 @@ mod tests {
                 )],
             ),
             info,
-        );
+        )
+        .unwrap();
         for i in 1..=3 {
             link.collect(StreamRecord::new(i)).unwrap();
         }

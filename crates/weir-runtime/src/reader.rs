@@ -1,9 +1,10 @@
 //! The consuming side of the exchange: frames decoded from buffers, per input channel,
 //! including frames that span buffers.
 
+use crate::checkpoint::CheckpointBarrier;
 use crate::element::{Watermark, WatermarkStatus};
 use crate::error::{Result, RuntimeError};
-use crate::writer::{TAG_ACTIVE, TAG_IDLE, TAG_RECORD, TAG_RECORD_TS, TAG_WATERMARK};
+use crate::writer::{TAG_ACTIVE, TAG_BARRIER, TAG_IDLE, TAG_RECORD, TAG_RECORD_TS, TAG_WATERMARK};
 
 /// One decoded frame, borrowing its payload from the buffer.
 #[derive(Debug, PartialEq, Eq)]
@@ -14,6 +15,8 @@ pub enum Frame<'a> {
     Watermark(Watermark),
     /// A watermark status change.
     Status(WatermarkStatus),
+    /// A checkpoint barrier (always the last frame of its buffer).
+    Barrier(CheckpointBarrier),
 }
 
 fn parse(frame: &[u8]) -> Result<Frame<'_>> {
@@ -35,6 +38,9 @@ fn parse(frame: &[u8]) -> Result<Frame<'_>> {
         TAG_WATERMARK => Ok(Frame::Watermark(Watermark(read_i64(rest)?))),
         TAG_IDLE => Ok(Frame::Status(WatermarkStatus::Idle)),
         TAG_ACTIVE => Ok(Frame::Status(WatermarkStatus::Active)),
+        TAG_BARRIER => bincode::deserialize(rest)
+            .map(Frame::Barrier)
+            .map_err(|e| bad(&format!("bad checkpoint barrier: {e}"))),
         t => Err(bad(&format!("unknown tag {t}"))),
     }
 }
@@ -134,7 +140,7 @@ mod tests {
                     match fr {
                         Frame::Record(ts, p) => got.push((ts, p.to_vec())),
                         Frame::Watermark(_) => wms += 1,
-                        Frame::Status(_) => {}
+                        Frame::Status(_) | Frame::Barrier(_) => {}
                     }
                     Ok(())
                 })

@@ -4,8 +4,9 @@
 //! between two polls the task runs its mails, flushes buffers and, later, injects checkpoint
 //! barriers.
 
+use crate::checkpoint::CheckpointNotice;
 use crate::element::{StreamRecord, Watermark};
-use crate::error::Result;
+use crate::error::{Result, RuntimeError};
 use crate::operator::{OutputControl, Outputs};
 
 /// What a poll achieved.
@@ -28,7 +29,26 @@ pub trait SourceReader<T>: Send {
     fn close(&mut self) -> Result<()> {
         Ok(())
     }
+
+    /// The reader's position for a checkpoint: one element per split it reads (e.g. a file
+    /// and offset, or the next index of a sequence). A restored job hands these to the new
+    /// readers, split evenly if the parallelism changed, and they resume there.
+    ///
+    /// A reader that cannot say where it is fails the checkpoint with this default.
+    fn snapshot_state(&mut self, _checkpoint_id: u64) -> Result<Vec<Vec<u8>>> {
+        Err(RuntimeError::Other(
+            "this source does not record its read position, so the job cannot take checkpoints; implement SourceReader::snapshot_state".into(),
+        ))
+    }
+
+    /// A checkpoint completed or was aborted.
+    fn notify_checkpoint(&mut self, _notice: CheckpointNotice) -> Result<()> {
+        Ok(())
+    }
 }
+
+/// The list state under which a source's split positions are stored.
+pub const SOURCE_SPLITS_STATE: &str = "source-splits";
 
 /// Where a [`SourceReader`] emits: the first operator of the source's chain.
 pub struct SourceOutput<'a, T> {

@@ -3,17 +3,42 @@
 //! The loop alternates between the default action (poll the source, or process the input
 //! buffers that arrived) and the mailbox (mails, cancellation). When there is nothing to do
 //! the thread sleeps on its [`TaskInbox`] until data, a mail or the next buffer-timeout flush.
+//!
+//! Checkpoints happen on the same thread: a source task when the JobMaster's trigger
+//! arrives, a task with inputs when its head aligned the barrier. The chain's state is
+//! serialised in place (processing waits for that copy only) and written to storage in the
+//! background; the acknowledgement goes to the JobMaster when the write is done.
+//!
+//! When its input ended, a task finishes its chain and then waits for the JobMaster's final
+//! notice ([`CheckpointNotice::Final`]): it comes once every task of the job finished, so a
+//! two-phase-commit sink commits its last data only when no failure can replay it.
 
 use crate::buffer::BufferPool;
+use crate::checkpoint::{
+    CheckpointAck, CheckpointBarrier, CheckpointNotice, CheckpointResponder, OperatorStateSize,
+};
 use crate::error::{Result, RuntimeError};
 use crate::head::{InputChainHead, SourceChainHead};
-use crate::inbox::{ChannelEvent, ChannelMessage, Drained, TaskInbox};
+use crate::inbox::{Drained, TaskControl, TaskInbox};
 use crate::metrics::OperatorMetrics;
 use crate::operator::catch_user_panic;
 use crate::source::PollStatus;
 use crate::time::{now_ms, ProcessingTimeService};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use weir_core::VertexId;
+use weir_state::{CheckpointStorage, TaskStateSnapshot};
+
+/// How a task takes part in checkpoints: who it reports to, and as which subtask.
+#[derive(Clone)]
+pub struct TaskCheckpointing {
+    /// The JobMaster's checkpoint coordinator.
+    pub responder: Arc<dyn CheckpointResponder>,
+    /// The task's vertex.
+    pub vertex: VertexId,
+    /// The task's subtask index.
+    pub subtask: u32,
+}
 
 /// How long a source that has nothing to emit waits before it is polled again (unless a
 /// mail arrives first).
@@ -66,6 +91,7 @@ pub struct Task {
     pool: BufferPool,
     buffer_timeout: Option<Duration>,
     processing_time: ProcessingTimeService,
+    checkpointing: Option<TaskCheckpointing>,
 }
 
 impl Task {
@@ -89,7 +115,14 @@ impl Task {
             pool,
             buffer_timeout,
             processing_time,
+            checkpointing: None,
         }
+    }
+
+    /// Lets the task take part in checkpoints and the end-of-job protocol.
+    pub fn with_checkpointing(mut self, checkpointing: TaskCheckpointing) -> Self {
+        self.checkpointing = Some(checkpointing);
+        self
     }
 
     /// The task's display name.
@@ -147,6 +180,87 @@ impl Task {
         Ok(())
     }
 
+    /// Takes checkpoint `barrier` of the chain behind `head` (the closure snapshots the
+    /// chain and sends the barrier on), then stores the snapshot in the background and
+    /// acknowledges it.
+    fn take_checkpoint(
+        checkpointing: &Option<TaskCheckpointing>,
+        name: &str,
+        barrier: &CheckpointBarrier,
+        alignment_ms: u64,
+        snapshot_chain: impl FnOnce(&mut TaskStateSnapshot) -> Result<()>,
+    ) -> Result<()> {
+        let start = Instant::now();
+        let mut snap = TaskStateSnapshot::default();
+        snapshot_chain(&mut snap)?;
+        let Some(cp) = checkpointing else {
+            // A task outside checkpointing (an embedded test) only forwards barriers.
+            return Ok(());
+        };
+        let operators: Vec<OperatorStateSize> = snap
+            .operators
+            .iter()
+            .map(|(uid, st)| OperatorStateSize {
+                uid: uid.clone(),
+                bytes: st.size(),
+            })
+            .collect();
+        let mut ack = CheckpointAck {
+            checkpoint_id: barrier.id,
+            vertex: cp.vertex,
+            subtask: cp.subtask,
+            file: None,
+            operators,
+            alignment_ms,
+            sync_ms: 0,
+            async_ms: 0,
+        };
+        if snap.operators.is_empty() {
+            ack.sync_ms = start.elapsed().as_millis() as u64;
+            cp.responder.acknowledge(ack);
+            return Ok(());
+        }
+        let decline = |reason: String| {
+            tracing::warn!(task = %name, checkpoint = barrier.id, %reason, "checkpoint declined");
+            cp.responder
+                .decline(barrier.id, cp.vertex, cp.subtask, reason)
+        };
+        let bytes = match snap.to_file_bytes() {
+            Ok(b) => b,
+            Err(e) => {
+                decline(format!("task '{name}' cannot encode its state: {e}"));
+                return Ok(());
+            }
+        };
+        ack.sync_ms = start.elapsed().as_millis() as u64;
+        let storage = match CheckpointStorage::open(&barrier.target) {
+            Ok(s) => s,
+            Err(e) => {
+                decline(format!("task '{name}': {e}"));
+                return Ok(());
+            }
+        };
+        let file = format!("v{}-s{}.state", cp.vertex.0, cp.subtask);
+        let responder = cp.responder.clone();
+        let (id, vertex, subtask) = (barrier.id, cp.vertex, cp.subtask);
+        let task = name.to_string();
+        let upload_start = Instant::now();
+        storage.put_async(file.clone(), bytes, move |r| match r {
+            Ok(size) => {
+                ack.file = Some((file, size));
+                ack.async_ms = upload_start.elapsed().as_millis() as u64;
+                responder.acknowledge(ack);
+            }
+            Err(e) => responder.decline(
+                id,
+                vertex,
+                subtask,
+                format!("task '{task}' cannot store its state: {e}"),
+            ),
+        });
+        Ok(())
+    }
+
     /// The instant until which the task may sleep: the next flush or timer, whichever is
     /// first, and never later than `cap`.
     fn wake_at(&self, next_flush: Option<Instant>, cap: Option<Instant>) -> Option<Instant> {
@@ -157,12 +271,54 @@ impl Task {
         [next_flush, cap, timer].into_iter().flatten().min()
     }
 
+    /// After the input ended: report it, then wait for the final notice (or cancellation),
+    /// passing on checkpoint notices that arrive meanwhile.
+    fn await_end_of_job(&mut self) -> Result<()> {
+        let Some(cp) = &self.checkpointing else {
+            return Ok(());
+        };
+        cp.responder.finished_input(cp.vertex, cp.subtask);
+        let mut drained = Drained::default();
+        loop {
+            self.inbox.drain(None, &mut drained);
+            Self::run_mails(&mut drained)?;
+            while let Some(c) = drained.controls.pop_front() {
+                match c {
+                    TaskControl::TriggerCheckpoint(b) => {
+                        cp.responder.decline(
+                            b.id,
+                            cp.vertex,
+                            cp.subtask,
+                            "the task already finished its input".into(),
+                        );
+                    }
+                    TaskControl::Notify(n) => {
+                        match &mut self.head {
+                            ChainHead::Source(h) => h.notify_checkpoint(n)?,
+                            ChainHead::Input(h) => h.notify_checkpoint(n)?,
+                        }
+                        if n == CheckpointNotice::Final {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     fn run_loop(&mut self) -> Result<()> {
+        self.run_input()?;
+        self.await_end_of_job()
+    }
+
+    fn run_input(&mut self) -> Result<()> {
         let mut drained = Drained::default();
         let timeout = self.buffer_timeout;
         let mut next_flush = timeout.map(|t| Instant::now() + t);
         let inbox = self.inbox.clone();
         let pts = self.processing_time.clone();
+        let name = self.name.clone();
+        let checkpointing = self.checkpointing.clone();
         // Timers and flushes, checked after every step of the default action.
         macro_rules! housekeeping {
             ($head:expr) => {{
@@ -181,40 +337,53 @@ impl Task {
                 }
             }};
         }
+        // Control requests: checkpoint triggers (sources) and notices.
+        macro_rules! controls {
+            ($head:expr, $is_source:expr) => {{
+                while let Some(c) = drained.controls.pop_front() {
+                    match c {
+                        TaskControl::TriggerCheckpoint(b) if $is_source => {
+                            Self::take_checkpoint(&checkpointing, &name, &b, 0, |snap| {
+                                $head.checkpoint(&b, snap)
+                            })?;
+                        }
+                        TaskControl::TriggerCheckpoint(b) => {
+                            tracing::warn!(task = %name, checkpoint = b.id, "a task with inputs ignores a checkpoint trigger");
+                        }
+                        TaskControl::Notify(n) => $head.notify_checkpoint(n)?,
+                    }
+                }
+            }};
+        }
         if let ChainHead::Source(_) = &self.head {
             loop {
                 if inbox.has_mail() {
                     inbox.drain(Some(Instant::now()), &mut drained);
                     Self::run_mails(&mut drained)?;
+                    let ChainHead::Source(src) = &mut self.head else {
+                        unreachable!("checked above")
+                    };
+                    controls!(src, true);
                 }
                 let status = match &mut self.head {
                     ChainHead::Source(src) => src.poll()?,
                     ChainHead::Input(_) => unreachable!("checked above"),
                 };
-                match status {
-                    PollStatus::MoreAvailable => {}
-                    PollStatus::NothingAvailable => {
-                        let until =
-                            self.wake_at(next_flush, Some(Instant::now() + IDLE_SOURCE_WAIT));
-                        inbox.drain(until, &mut drained);
-                        Self::run_mails(&mut drained)?;
-                    }
-                    PollStatus::Finished => {}
+                if status == PollStatus::NothingAvailable {
+                    let until = self.wake_at(next_flush, Some(Instant::now() + IDLE_SOURCE_WAIT));
+                    inbox.drain(until, &mut drained);
+                    Self::run_mails(&mut drained)?;
                 }
                 let ChainHead::Source(src) = &mut self.head else {
                     unreachable!("checked above")
                 };
+                controls!(src, true);
                 if status == PollStatus::Finished {
                     return src.end_of_input();
                 }
                 housekeeping!(src);
             }
         }
-        let channels = match &self.head {
-            ChainHead::Input(h) => h.num_channels(),
-            ChainHead::Source(_) => 0,
-        };
-        let mut ended = 0;
         loop {
             let until = self.wake_at(next_flush, None);
             inbox.drain(until, &mut drained);
@@ -222,16 +391,18 @@ impl Task {
             let ChainHead::Input(head) = &mut self.head else {
                 unreachable!("sources return above")
             };
+            controls!(head, false);
             while let Some((ch, msg)) = drained.inputs.pop_front() {
-                match msg {
-                    ChannelMessage::Buffer(buf) => head.on_buffer(ch as usize, &buf)?,
-                    ChannelMessage::Event(ChannelEvent::EndOfPartition) => {
-                        head.on_channel_end(ch as usize)?;
-                        ended += 1;
-                    }
+                let mut due = head.on_message(ch as usize, msg)?;
+                while let Some(b) = due {
+                    let alignment_ms = head.last_alignment_ms();
+                    Self::take_checkpoint(&checkpointing, &name, &b, alignment_ms, |snap| {
+                        head.checkpoint(&b, snap)
+                    })?;
+                    due = head.resume()?;
                 }
             }
-            if ended >= channels {
+            if head.input_ended() {
                 return head.end_of_input();
             }
             housekeeping!(head);

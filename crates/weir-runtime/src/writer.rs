@@ -7,6 +7,7 @@
 //! dispatch and no allocation.
 
 use crate::buffer::{Buffer, BufferPool};
+use crate::checkpoint::{CheckpointBarrier, CheckpointNotice};
 use crate::element::{StreamRecord, Watermark, WatermarkStatus};
 use crate::error::{Result, RuntimeError};
 use crate::inbox::{ChannelEvent, ChannelMessage, ChannelSender};
@@ -25,6 +26,8 @@ pub const TAG_WATERMARK: u8 = 2;
 pub const TAG_IDLE: u8 = 3;
 /// Frame tag: watermark status active.
 pub const TAG_ACTIVE: u8 = 4;
+/// Frame tag: checkpoint barrier (bincode of [`CheckpointBarrier`]).
+pub const TAG_BARRIER: u8 = 5;
 
 /// Per-channel open buffers of one output edge, and the senders to the consumers.
 pub struct ChannelBuffers {
@@ -132,6 +135,14 @@ impl ChannelBuffers {
         Ok(())
     }
 
+    /// Sends a checkpoint barrier on every channel, after everything written before it; each
+    /// channel's buffer is sent at once, so the barrier is the last frame of its buffer.
+    pub fn broadcast_barrier(&mut self, barrier: &CheckpointBarrier) -> Result<()> {
+        let frame = barrier_frame(barrier)?;
+        self.append_all(&frame)?;
+        self.flush()
+    }
+
     /// Flushes and tells every consumer that this producer is done. Idempotent.
     pub fn finish(&mut self) -> Result<()> {
         if self.finished {
@@ -181,6 +192,17 @@ pub fn watermark_frame(wm: Watermark) -> [u8; 13] {
     f
 }
 
+/// A complete checkpoint barrier frame.
+pub fn barrier_frame(barrier: &CheckpointBarrier) -> Result<Vec<u8>> {
+    let mut f = vec![0, 0, 0, 0, TAG_BARRIER];
+    bincode::serialize_into(&mut f, barrier).map_err(|e| RuntimeError::Codec {
+        context: "cannot encode a checkpoint barrier".into(),
+        message: e.to_string(),
+    })?;
+    end_frame(&mut f)?;
+    Ok(f)
+}
+
 /// A complete watermark status frame.
 pub fn status_frame(status: WatermarkStatus) -> [u8; 5] {
     let tag = match status {
@@ -228,6 +250,18 @@ impl<T: Send, S: TypeSerializer<T>, P: ChannelSelector<T>> OutputControl for Rec
 
     fn finish(&mut self) -> Result<()> {
         self.channels.finish()
+    }
+
+    fn checkpoint(
+        &mut self,
+        barrier: &CheckpointBarrier,
+        _: &mut weir_state::TaskStateSnapshot,
+    ) -> Result<()> {
+        self.channels.broadcast_barrier(barrier)
+    }
+
+    fn notify_checkpoint(&mut self, _: CheckpointNotice) -> Result<()> {
+        Ok(())
     }
 }
 

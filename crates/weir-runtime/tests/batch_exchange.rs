@@ -67,6 +67,7 @@ fn record_batches_are_split_by_key_across_a_hash_exchange() {
         gathered.push(got);
         let head = OneInputHead::new(
             producers,
+            weir_core::CheckpointingMode::ExactlyOnce,
             ArrowIpcSerializer::new(schema()),
             Box::new(sink),
             format!("consumer {c}"),

@@ -69,24 +69,25 @@ pub struct SnapshotMetadata {
 }
 
 impl SnapshotMetadata {
-    /// Reads `<dir>/_metadata`.
-    pub fn read(storage: &CheckpointStorage, dir: &str) -> Result<Self> {
-        let rel = format!("{dir}/{METADATA_FILE}");
-        let bytes = storage.get(&rel)?;
+    /// Reads the `_metadata` of the snapshot directory `storage`.
+    pub fn read(storage: &CheckpointStorage) -> Result<Self> {
+        let rel = METADATA_FILE;
+        let bytes = storage.get(rel)?;
         serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
-            path: storage.display(&rel),
+            path: storage.display(rel),
             message: format!("unreadable metadata: {e}"),
         })
     }
 
-    /// Writes `<dir>/_metadata` atomically: the snapshot exists from this moment on.
-    pub fn write(&self, storage: &CheckpointStorage, dir: &str) -> Result<()> {
+    /// Writes the `_metadata` of the snapshot directory `storage`, atomically: the snapshot
+    /// exists from this moment on.
+    pub fn write(&self, storage: &CheckpointStorage) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(self).map_err(|e| StateError::Codec {
             action: "encode",
             what: "checkpoint metadata".into(),
             message: e.to_string(),
         })?;
-        storage.put(&format!("{dir}/{METADATA_FILE}"), bytes)
+        storage.put(METADATA_FILE, bytes)
     }
 
     /// Total bytes of state files.
@@ -101,17 +102,15 @@ impl SnapshotMetadata {
 /// Reads a snapshot's state files for the subtasks of a restored job, each file once.
 pub struct SnapshotReader {
     storage: Arc<CheckpointStorage>,
-    dir: String,
     meta: Arc<SnapshotMetadata>,
     files: HashMap<String, Arc<TaskStateSnapshot>>,
 }
 
 impl SnapshotReader {
-    /// A reader of the snapshot in `dir` described by `meta`.
-    pub fn new(storage: Arc<CheckpointStorage>, dir: String, meta: Arc<SnapshotMetadata>) -> Self {
+    /// A reader of the snapshot directory `storage`, described by `meta`.
+    pub fn new(storage: Arc<CheckpointStorage>, meta: Arc<SnapshotMetadata>) -> Self {
         SnapshotReader {
             storage,
-            dir,
             meta,
             files: HashMap::new(),
         }
@@ -121,10 +120,9 @@ impl SnapshotReader {
         if let Some(f) = self.files.get(name) {
             return Ok(f.clone());
         }
-        let rel = format!("{}/{name}", self.dir);
-        let bytes = self.storage.get(&rel)?;
+        let bytes = self.storage.get(name)?;
         let snap = Arc::new(TaskStateSnapshot::from_file_bytes(
-            &self.storage.display(&rel),
+            &self.storage.display(name),
             &bytes,
         )?);
         self.files.insert(name.to_string(), snap.clone());

@@ -19,11 +19,31 @@ use std::sync::Arc;
 /// Name of the metadata file in a checkpoint or savepoint directory.
 pub const METADATA_FILE: &str = "_metadata";
 
-/// Where checkpoints and savepoints are stored.
+/// The process's I/O runtime for checkpoint storage, started on first use.
+fn io_runtime() -> Result<&'static tokio::runtime::Runtime> {
+    static RT: std::sync::OnceLock<std::result::Result<tokio::runtime::Runtime, String>> =
+        std::sync::OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .max_blocking_threads(4)
+            .thread_name("weir-ckpt-io")
+            .build()
+            .map_err(|e| e.to_string())
+    })
+    .as_ref()
+    .map_err(|e| StateError::Storage {
+        location: "checkpoint I/O runtime".into(),
+        message: format!("cannot start it: {e}"),
+    })
+}
+
+/// A directory of checkpoint storage: a job's checkpoint root, one checkpoint, or a
+/// savepoint. Paths given to its methods are relative to it.
 pub struct CheckpointStorage {
     store: Arc<dyn ObjectStore>,
     root: std::path::PathBuf,
-    rt: tokio::runtime::Runtime,
+    rt: &'static tokio::runtime::Runtime,
 }
 
 impl std::fmt::Debug for CheckpointStorage {
@@ -63,12 +83,7 @@ impl CheckpointStorage {
         let root = root.canonicalize().map_err(|e| storage_err(location, e))?;
         let store =
             LocalFileSystem::new_with_prefix(&root).map_err(|e| storage_err(location, e))?;
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .max_blocking_threads(2)
-            .thread_name("weir-ckpt-io")
-            .build()
-            .map_err(|e| storage_err(location, format!("cannot start the I/O runtime: {e}")))?;
+        let rt = io_runtime()?;
         Ok(Arc::new(CheckpointStorage {
             store: Arc::new(store),
             root,
@@ -79,6 +94,11 @@ impl CheckpointStorage {
     /// The root directory.
     pub fn root(&self) -> &std::path::Path {
         &self.root
+    }
+
+    /// The location of the directory `rel` below this one, for [`Self::open`].
+    pub fn location_of(&self, rel: &str) -> String {
+        self.root.join(rel).display().to_string()
     }
 
     /// The full local path of `rel`, for messages.

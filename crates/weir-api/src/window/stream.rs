@@ -117,7 +117,7 @@ impl<T: Data, K: Data + Hash + Eq, W: Window, A: WindowAssigner<T, W>> WindowedS
                         late_tag.clone(),
                         info,
                     );
-                    Ok(Box::new(OneInputLink::new(op, out, info.clone())))
+                    Ok(Box::new(OneInputLink::new(op, out, info.clone())?))
                 },
             );
         }
@@ -138,7 +138,7 @@ impl<T: Data, K: Data + Hash + Eq, W: Window, A: WindowAssigner<T, W>> WindowedS
                     late_tag.clone(),
                     info,
                 );
-                Ok(Box::new(OneInputLink::new(op, out, info.clone())))
+                Ok(Box::new(OneInputLink::new(op, out, info.clone())?))
             })
     }
 

@@ -1,0 +1,486 @@
+//! The checkpoint coordinator of a JobMaster (Flink's `CheckpointCoordinator`).
+//!
+//! It triggers checkpoints periodically at the source tasks (respecting the minimum pause
+//! and the number of concurrent checkpoints), collects every task's acknowledgement, and
+//! completes a checkpoint by writing its `_metadata` atomically. Then it tells every task
+//! (two-phase-commit sinks commit), deletes checkpoints beyond the number retained, and
+//! subsumes older pending ones. A decline, a storage failure or a timeout aborts a
+//! checkpoint; more failures in a row than tolerated fail the job.
+//!
+//! Checkpoints are triggered only while every task is running: once a task finished its
+//! input, pending checkpoints are aborted (without counting as failures) and the job ends
+//! through the final notice instead (see `weir_runtime::task`).
+
+use crate::gateway::{RestorePoint, TaskExecutorGateway};
+use crate::result::{
+    CheckpointHistory, CheckpointStats, CheckpointStatus, OperatorCheckpointStats,
+};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use weir_core::{CheckpointConfig, JobGraph, JobId, VertexId};
+use weir_runtime::checkpoint::{CheckpointAck, CheckpointBarrier, CheckpointNotice};
+use weir_runtime::inbox::TaskControl;
+use weir_state::metadata::{OperatorStateMeta, SubtaskStateHandle};
+use weir_state::{CheckpointStorage, KeyGroupRange, SnapshotKind, SnapshotMetadata};
+
+/// The deployed tasks of one execution attempt, for sending controls.
+#[derive(Default)]
+pub struct TaskDirectory {
+    /// (TaskManager, vertex, subtask, is a source).
+    pub tasks: Vec<(Arc<dyn TaskExecutorGateway>, VertexId, u32, bool)>,
+}
+
+impl TaskDirectory {
+    fn send_all(&self, job: JobId, control: &TaskControl) {
+        for (gw, v, s, _) in &self.tasks {
+            gw.send_task_control(job, *v, *s, control.clone());
+        }
+    }
+}
+
+/// Shared, observable checkpoint statistics of a job.
+pub type CheckpointStatsCell = Arc<Mutex<CheckpointHistory>>;
+
+struct Pending {
+    barrier: CheckpointBarrier,
+    started: Instant,
+    acks: HashMap<(VertexId, u32), CheckpointAck>,
+    location: String,
+}
+
+/// A completed checkpoint the job can restore from.
+#[derive(Clone)]
+struct Completed {
+    id: u64,
+    point: RestorePoint,
+}
+
+/// A checkpoint failure beyond what the job tolerates.
+#[derive(Debug)]
+pub struct TooManyFailures(pub String);
+
+/// Coordinates the checkpoints of one job over all its execution attempts.
+pub struct CheckpointCoordinator {
+    job: JobId,
+    graph: Arc<JobGraph>,
+    cfg: CheckpointConfig,
+    root: Option<Arc<CheckpointStorage>>,
+    root_location: String,
+    next_id: u64,
+    pending: BTreeMap<u64, Pending>,
+    completed: VecDeque<Completed>,
+    last_trigger: Option<Instant>,
+    last_end: Option<Instant>,
+    consecutive_failures: u32,
+    stopped: bool,
+    expected_acks: usize,
+    stats: CheckpointStatsCell,
+}
+
+fn now_epoch_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl CheckpointCoordinator {
+    /// A coordinator for `job`; storage is opened when checkpointing is on. Fails if the
+    /// storage cannot be opened.
+    pub fn new(
+        job: JobId,
+        graph: Arc<JobGraph>,
+        stats: CheckpointStatsCell,
+    ) -> Result<Self, weir_state::StateError> {
+        let cfg = graph.config.checkpoint.clone();
+        let (root, root_location) = if cfg.enabled() {
+            let base = match &cfg.storage {
+                Some(s) => weir_state::storage::local_path(s)?,
+                None => std::env::temp_dir().join("weir-checkpoints"),
+            };
+            let loc = base.join(job.to_string()).display().to_string();
+            (Some(CheckpointStorage::open(&loc)?), loc)
+        } else {
+            (None, String::new())
+        };
+        Ok(CheckpointCoordinator {
+            job,
+            graph,
+            cfg,
+            root,
+            root_location,
+            next_id: 1,
+            pending: BTreeMap::new(),
+            completed: VecDeque::new(),
+            last_trigger: None,
+            last_end: None,
+            consecutive_failures: 0,
+            stopped: false,
+            expected_acks: 0,
+            stats,
+        })
+    }
+
+    /// True if periodic checkpoints are on.
+    pub fn enabled(&self) -> bool {
+        self.root.is_some()
+    }
+
+    /// The directory of this job's checkpoints.
+    pub fn location(&self) -> &str {
+        &self.root_location
+    }
+
+    fn update_stats(&self, f: impl FnOnce(&mut CheckpointHistory)) {
+        f(&mut self.stats.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// A new execution attempt with `tasks` deployed; checkpoints of the previous attempt
+    /// were aborted by [`Self::abort_all`].
+    pub fn start_attempt(&mut self, total_tasks: usize) {
+        self.expected_acks = total_tasks;
+        self.stopped = false;
+        self.last_trigger = Some(Instant::now());
+    }
+
+    /// Checkpoint ids continue after `id` (a restored checkpoint or savepoint).
+    pub fn continue_after(&mut self, id: u64) {
+        self.next_id = self.next_id.max(id + 1);
+    }
+
+    /// When the next trigger is due, if checkpoints may be triggered.
+    pub fn next_trigger(&self) -> Option<Instant> {
+        if !self.enabled() || self.stopped {
+            return None;
+        }
+        let interval = Duration::from_millis(self.cfg.interval_ms);
+        let by_interval = self
+            .last_trigger
+            .map_or_else(Instant::now, |t| t + interval);
+        let by_pause = self
+            .last_end
+            .map(|t| t + Duration::from_millis(self.cfg.min_pause_ms));
+        Some(by_pause.map_or(by_interval, |p| p.max(by_interval)))
+    }
+
+    /// The earliest time something must happen: a trigger or a timeout.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let timeout = Duration::from_millis(self.cfg.timeout_ms);
+        let expiry = self.pending.values().map(|p| p.started + timeout).min();
+        [self.next_trigger(), expiry].into_iter().flatten().min()
+    }
+
+    /// Triggers a checkpoint if one is due and allowed.
+    pub fn maybe_trigger(&mut self, now: Instant, tasks: &TaskDirectory) {
+        let Some(due) = self.next_trigger() else {
+            return;
+        };
+        if now < due || self.pending.len() >= self.cfg.max_concurrent.max(1) as usize {
+            return;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.last_trigger = Some(now);
+        let location = format!("{}/chk-{id}", self.root_location);
+        let barrier = CheckpointBarrier {
+            id,
+            timestamp: now_epoch_ms(),
+            kind: SnapshotKind::Checkpoint,
+            target: location.clone(),
+        };
+        tracing::info!(job = %self.job, checkpoint = id, "triggering checkpoint");
+        self.update_stats(|s| s.triggered += 1);
+        for (gw, v, s, is_source) in &tasks.tasks {
+            if *is_source {
+                gw.send_task_control(
+                    self.job,
+                    *v,
+                    *s,
+                    TaskControl::TriggerCheckpoint(barrier.clone()),
+                );
+            }
+        }
+        self.pending.insert(
+            id,
+            Pending {
+                barrier,
+                started: now,
+                acks: HashMap::new(),
+                location,
+            },
+        );
+    }
+
+    /// A task acknowledged; completes the checkpoint when every task did.
+    pub fn on_ack(
+        &mut self,
+        ack: CheckpointAck,
+        tasks: &TaskDirectory,
+    ) -> Result<(), TooManyFailures> {
+        let id = ack.checkpoint_id;
+        let Some(p) = self.pending.get_mut(&id) else {
+            return Ok(());
+        };
+        p.acks.insert((ack.vertex, ack.subtask), ack);
+        if p.acks.len() < self.expected_acks {
+            return Ok(());
+        }
+        let Some(p) = self.pending.remove(&id) else {
+            return Ok(());
+        };
+        match self.complete(&p) {
+            Ok(stats) => {
+                tracing::info!(job = %self.job, checkpoint = id, bytes = stats.size_bytes, duration_ms = stats.duration_ms, "checkpoint complete");
+                self.consecutive_failures = 0;
+                self.last_end = Some(Instant::now());
+                self.update_stats(|s| {
+                    s.completed += 1;
+                    s.history.push(stats);
+                });
+                tasks.send_all(
+                    self.job,
+                    &TaskControl::Notify(CheckpointNotice::Complete(id)),
+                );
+                // Older pending checkpoints are subsumed.
+                let older: Vec<u64> = self.pending.range(..id).map(|(k, _)| *k).collect();
+                for o in older {
+                    self.abort(o, "subsumed by a newer completed checkpoint", false, tasks);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let reason = format!("cannot complete checkpoint {id}: {e}");
+                self.record_failure(&p, &reason, tasks);
+                self.count_failure(reason)
+            }
+        }
+    }
+
+    fn complete(&mut self, p: &Pending) -> Result<CheckpointStats, weir_state::StateError> {
+        let g = &self.graph;
+        let mut operators: BTreeMap<String, OperatorStateMeta> = BTreeMap::new();
+        let mut op_sizes: Vec<OperatorCheckpointStats> = Vec::new();
+        let (mut align, mut sync, mut asyn, mut size) = (0, 0, 0, 0);
+        for v in &g.vertices {
+            for op in &v.operators {
+                let mut meta = OperatorStateMeta {
+                    name: op.name.clone(),
+                    parallelism: v.parallelism,
+                    max_parallelism: v.max_parallelism,
+                    subtasks: Vec::new(),
+                };
+                let mut bytes = 0;
+                for s in 0..v.parallelism {
+                    let Some(ack) = p.acks.get(&(v.id, s)) else {
+                        continue;
+                    };
+                    let Some(st) = ack.operators.iter().find(|o| o.uid == op.uid) else {
+                        continue;
+                    };
+                    let Some((file, file_size)) = &ack.file else {
+                        continue;
+                    };
+                    bytes += st.bytes;
+                    let range = KeyGroupRange::for_subtask(v.max_parallelism, v.parallelism, s);
+                    meta.subtasks.push(SubtaskStateHandle {
+                        subtask: s,
+                        file: file.clone(),
+                        size: *file_size,
+                        key_group_start: range.start,
+                        key_group_end: range.end,
+                    });
+                }
+                if !meta.subtasks.is_empty() {
+                    operators.insert(op.uid.clone(), meta);
+                    op_sizes.push(OperatorCheckpointStats {
+                        uid: op.uid.clone(),
+                        name: op.name.clone(),
+                        size_bytes: bytes,
+                    });
+                }
+            }
+        }
+        let mut files_seen = std::collections::HashSet::new();
+        for ack in p.acks.values() {
+            align = align.max(ack.alignment_ms);
+            sync = sync.max(ack.sync_ms);
+            asyn = asyn.max(ack.async_ms);
+            if let Some((f, s)) = &ack.file {
+                if files_seen.insert(f.clone()) {
+                    size += s;
+                }
+            }
+        }
+        let meta = SnapshotMetadata {
+            job_id: self.job.to_string(),
+            job_name: g.name.clone(),
+            checkpoint_id: p.barrier.id,
+            timestamp_ms: p.barrier.timestamp,
+            kind: p.barrier.kind,
+            operators,
+        };
+        let storage = CheckpointStorage::open(&p.location)?;
+        meta.write(&storage)?;
+        self.completed.push_back(Completed {
+            id: p.barrier.id,
+            point: RestorePoint {
+                location: p.location.clone(),
+                metadata: Arc::new(meta),
+            },
+        });
+        while self.completed.len() > self.cfg.retained.max(1) as usize {
+            if let Some(old) = self.completed.pop_front() {
+                self.delete_dir(&format!("chk-{}", old.id));
+            }
+        }
+        Ok(CheckpointStats {
+            id: p.barrier.id,
+            savepoint: p.barrier.kind == SnapshotKind::Savepoint,
+            status: CheckpointStatus::Completed,
+            trigger_timestamp_ms: p.barrier.timestamp,
+            duration_ms: p.started.elapsed().as_millis() as u64,
+            size_bytes: size,
+            alignment_ms: align,
+            sync_ms: sync,
+            async_ms: asyn,
+            location: Some(p.location.clone()),
+            operators: op_sizes,
+        })
+    }
+
+    fn delete_dir(&self, rel: &str) {
+        if let Some(root) = &self.root {
+            if let Err(e) = root.delete_dir(rel) {
+                tracing::warn!(job = %self.job, dir = rel, error = %e, "cannot delete a checkpoint directory");
+            }
+        }
+    }
+
+    fn record_failure(&mut self, p: &Pending, reason: &str, tasks: &TaskDirectory) {
+        let id = p.barrier.id;
+        tracing::warn!(job = %self.job, checkpoint = id, %reason, "checkpoint aborted");
+        tasks.send_all(
+            self.job,
+            &TaskControl::Notify(CheckpointNotice::Aborted(id)),
+        );
+        self.delete_dir(&format!("chk-{id}"));
+        self.last_end = Some(Instant::now());
+        let stats = CheckpointStats {
+            id,
+            savepoint: p.barrier.kind == SnapshotKind::Savepoint,
+            status: CheckpointStatus::Failed(reason.to_string()),
+            trigger_timestamp_ms: p.barrier.timestamp,
+            duration_ms: p.started.elapsed().as_millis() as u64,
+            size_bytes: 0,
+            alignment_ms: 0,
+            sync_ms: 0,
+            async_ms: 0,
+            location: None,
+            operators: Vec::new(),
+        };
+        self.update_stats(|s| {
+            s.failed += 1;
+            s.history.push(stats);
+        });
+    }
+
+    fn count_failure(&mut self, reason: String) -> Result<(), TooManyFailures> {
+        self.consecutive_failures += 1;
+        if self.consecutive_failures > self.cfg.tolerable_failures {
+            return Err(TooManyFailures(format!(
+                "{} checkpoint failure(s) in a row exceed the tolerable {} (last: {reason}); raise the tolerable checkpoint failures or fix the cause",
+                self.consecutive_failures, self.cfg.tolerable_failures
+            )));
+        }
+        Ok(())
+    }
+
+    fn abort(
+        &mut self,
+        id: u64,
+        reason: &str,
+        counts: bool,
+        tasks: &TaskDirectory,
+    ) -> Option<String> {
+        let p = self.pending.remove(&id)?;
+        self.record_failure(&p, reason, tasks);
+        counts.then(|| reason.to_string())
+    }
+
+    /// A task declined checkpoint `id`.
+    pub fn on_decline(
+        &mut self,
+        id: u64,
+        reason: String,
+        tasks: &TaskDirectory,
+    ) -> Result<(), TooManyFailures> {
+        match self.abort(id, &reason, true, tasks) {
+            Some(r) => self.count_failure(r),
+            None => Ok(()),
+        }
+    }
+
+    /// Aborts pending checkpoints older than the timeout.
+    pub fn check_timeouts(
+        &mut self,
+        now: Instant,
+        tasks: &TaskDirectory,
+    ) -> Result<(), TooManyFailures> {
+        let timeout = Duration::from_millis(self.cfg.timeout_ms);
+        let expired: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| now.duration_since(p.started) >= timeout)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            let reason = format!("checkpoint {id} expired after {} ms", self.cfg.timeout_ms);
+            if let Some(r) = self.abort(id, &reason, true, tasks) {
+                self.count_failure(r)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A task finished its input: no more checkpoints in this attempt.
+    pub fn stop(&mut self, tasks: &TaskDirectory) {
+        if self.stopped {
+            return;
+        }
+        self.stopped = true;
+        let ids: Vec<u64> = self.pending.keys().copied().collect();
+        for id in ids {
+            self.abort(id, "a task finished its input", false, tasks);
+        }
+    }
+
+    /// The attempt ended (failed or cancelled): pending checkpoints can never complete.
+    pub fn abort_all(&mut self, reason: &str) {
+        let ids: Vec<u64> = self.pending.keys().copied().collect();
+        let none = TaskDirectory::default();
+        for id in ids {
+            self.abort(id, reason, false, &none);
+        }
+        self.consecutive_failures = 0;
+    }
+
+    /// The latest completed checkpoint, to restore from after a failure.
+    pub fn latest(&self) -> Option<RestorePoint> {
+        self.completed.back().map(|c| c.point.clone())
+    }
+
+    /// Forgets checkpoint `id` (it could not be restored); an earlier one becomes the latest.
+    pub fn discard(&mut self, id: u64) {
+        self.completed.retain(|c| c.id != id);
+    }
+
+    /// Deletes the job's checkpoints when it ended for good, keeping the last completed
+    /// ones (as Flink's retained checkpoints on cancellation or failure are kept).
+    pub fn shutdown(&mut self, finished: bool) {
+        self.abort_all("the job ended");
+        if finished {
+            tracing::debug!(job = %self.job, location = %self.root_location, "job finished; its retained checkpoints stay");
+        }
+    }
+}
