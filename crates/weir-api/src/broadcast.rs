@@ -256,8 +256,8 @@ where
     A: Data,
     K: Data + Hash + Eq,
     B: Data,
-    UK: Hash + Eq + Send + 'static,
-    UV: Send + 'static,
+    UK: Hash + Eq + Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
+    UV: Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
 {
     /// Runs `f` on both streams.
     pub fn process<O: Data, F: KeyedBroadcastProcessFunction<K, A, B, O, UK, UV>>(
@@ -302,8 +302,8 @@ struct KeyedBroadcastOp<A, K, B, O, UK, UV, F> {
 impl<A, K, B, O, UK, UV, F> TwoInputOperator<A, B, O> for KeyedBroadcastOp<A, K, B, O, UK, UV, F>
 where
     K: StateKey,
-    UK: Send + 'static,
-    UV: Send + 'static,
+    UK: Hash + Eq + Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
+    UV: Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
     F: KeyedBroadcastProcessFunction<K, A, B, O, UK, UV>,
 {
     fn process_element1(&mut self, r: StreamRecord<A>, out: &mut Outputs<O>) -> Result<()> {
@@ -372,6 +372,20 @@ where
     fn state_entries(&self) -> u64 {
         (self.state.len() + self.backend.entries() + self.timers.len()) as u64
     }
+
+    fn snapshot_state(
+        &mut self,
+        _: &weir_runtime::checkpoint::CheckpointBarrier,
+        st: &mut weir_state::OperatorSubtaskState,
+    ) -> Result<()> {
+        snapshot_broadcast(&self.info, &self.state, st)?;
+        crate::timers::snapshot_keyed(&self.info, &self.backend, &self.timers, st)
+    }
+
+    fn initialize_state(&mut self, restored: &weir_state::RestoredState) -> Result<()> {
+        restore_broadcast(&self.info, &mut self.state, restored)?;
+        crate::timers::restore_keyed(&self.info, &mut self.backend, &mut self.timers, restored)
+    }
 }
 
 /// What the non-broadcast side of a [`BroadcastProcessFunction`] may do.
@@ -438,8 +452,12 @@ impl<A: Data> DataStream<A> {
     }
 }
 
-impl<A: Data, B: Data, UK: Hash + Eq + Send + 'static, UV: Send + 'static>
-    BroadcastConnectedStream<A, B, UK, UV>
+impl<
+        A: Data,
+        B: Data,
+        UK: Hash + Eq + Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
+        UV: Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
+    > BroadcastConnectedStream<A, B, UK, UV>
 {
     /// Runs `f` on both streams.
     pub fn process<O: Data, F: BroadcastProcessFunction<A, B, O, UK, UV>>(
@@ -467,8 +485,14 @@ struct BroadcastOp<A, B, O, UK, UV, F> {
     _t: Marker<A, B, O>,
 }
 
-impl<A, B, O, UK: Send + 'static, UV: Send + 'static, F> TwoInputOperator<A, B, O>
-    for BroadcastOp<A, B, O, UK, UV, F>
+impl<
+        A,
+        B,
+        O,
+        UK: Hash + Eq + Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
+        UV: Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
+        F,
+    > TwoInputOperator<A, B, O> for BroadcastOp<A, B, O, UK, UV, F>
 where
     F: BroadcastProcessFunction<A, B, O, UK, UV>,
 {
@@ -505,4 +529,49 @@ where
     fn state_entries(&self) -> u64 {
         self.state.len() as u64
     }
+
+    fn snapshot_state(
+        &mut self,
+        _: &weir_runtime::checkpoint::CheckpointBarrier,
+        st: &mut weir_state::OperatorSubtaskState,
+    ) -> Result<()> {
+        snapshot_broadcast(&self.info, &self.state, st)
+    }
+
+    fn initialize_state(&mut self, restored: &weir_state::RestoredState) -> Result<()> {
+        restore_broadcast(&self.info, &mut self.state, restored)
+    }
+}
+
+/// Union list state under which every subtask stores its (identical) broadcast state.
+const BROADCAST_STATE: &str = "broadcast";
+
+/// Writes the broadcast state: each subtask writes its whole copy, as Flink does.
+fn snapshot_broadcast<UK: Hash + Eq + serde::Serialize, UV: serde::Serialize>(
+    info: &OperatorInfo,
+    state: &BroadcastState<UK, UV>,
+    st: &mut weir_state::OperatorSubtaskState,
+) -> Result<()> {
+    let entries: Vec<(&UK, &UV)> = state.iter().collect();
+    let bytes = weir_state::snapshot::encode(BROADCAST_STATE, &entries)
+        .map_err(|e| crate::timers::state_error(info, "snapshot", e))?;
+    st.add_union(BROADCAST_STATE, vec![bytes]);
+    Ok(())
+}
+
+/// Loads the broadcast state from one of the copies (they are all equal).
+fn restore_broadcast<
+    UK: Hash + Eq + serde::de::DeserializeOwned,
+    UV: serde::de::DeserializeOwned,
+>(
+    info: &OperatorInfo,
+    state: &mut BroadcastState<UK, UV>,
+    restored: &weir_state::RestoredState,
+) -> Result<()> {
+    if let Some(bytes) = restored.union(BROADCAST_STATE).first() {
+        let entries: Vec<(UK, UV)> = weir_state::snapshot::decode(BROADCAST_STATE, bytes)
+            .map_err(|e| crate::timers::state_error(info, "restore", e))?;
+        state.extend(entries);
+    }
+    Ok(())
 }

@@ -306,6 +306,10 @@ impl<T: Data> DataStream<T> {
                 let ctx = SinkContext {
                     subtask: info.subtask,
                     parallelism: info.parallelism,
+                    restored_state: info
+                        .restored
+                        .as_ref()
+                        .map(|r| r.list(crate::sink::SINK_WRITER_STATE).to_vec()),
                 };
                 let writer = guarded(info, || {
                     sink.create_writer(&ctx)

@@ -118,6 +118,56 @@ impl StreamExecutionEnvironment {
         self
     }
 
+    /// Takes a checkpoint every `interval`, exactly-once (Flink's `enableCheckpointing`).
+    /// Checkpoints go to a directory under the system's temporary directory unless
+    /// [`Self::set_checkpoint_storage`] names one.
+    pub fn enable_checkpointing(&self, interval: Duration) -> &Self {
+        self.state.borrow_mut().config.checkpoint.interval_ms = interval.as_millis().max(1) as u64;
+        self
+    }
+
+    /// Barrier alignment: exactly-once (default) or at-least-once.
+    pub fn set_checkpointing_mode(&self, mode: weir_core::CheckpointingMode) -> &Self {
+        self.state.borrow_mut().config.checkpoint.mode = mode;
+        self
+    }
+
+    /// Where checkpoints go: a directory or `file://` URL; each job writes below it in a
+    /// directory named after its id.
+    pub fn set_checkpoint_storage(&self, location: impl Into<String>) -> &Self {
+        self.state.borrow_mut().config.checkpoint.storage = Some(location.into());
+        self
+    }
+
+    /// Changes any checkpoint setting (timeout, minimum pause, concurrent checkpoints,
+    /// tolerable failures, retained checkpoints).
+    pub fn configure_checkpoints(&self, f: impl FnOnce(&mut weir_core::CheckpointConfig)) -> &Self {
+        f(&mut self.state.borrow_mut().config.checkpoint);
+        self
+    }
+
+    /// What happens when a task fails (default: no restart without checkpoints,
+    /// exponential delay with them).
+    pub fn set_restart_strategy(&self, strategy: weir_core::RestartStrategy) -> &Self {
+        self.state.borrow_mut().config.restart_strategy = Some(strategy);
+        self
+    }
+
+    /// Starts the job from a savepoint or retained checkpoint directory (Flink's
+    /// `-s <path>`). State for operators whose uid is not in the job is an error unless
+    /// `allow_non_restored_state`.
+    pub fn restore_from_savepoint(
+        &self,
+        path: impl Into<String>,
+        allow_non_restored_state: bool,
+    ) -> &Self {
+        self.state.borrow_mut().config.restore = Some(weir_core::RestoreSettings {
+            path: path.into(),
+            allow_non_restored_state,
+        });
+        self
+    }
+
     /// Runs jobs on `cluster` instead of a mini-cluster started per job.
     pub fn set_cluster(&self, cluster: Arc<MiniCluster>) -> &Self {
         self.state.borrow_mut().cluster = Some(cluster);
@@ -137,6 +187,10 @@ impl StreamExecutionEnvironment {
             let ctx = SourceContext {
                 subtask: info.subtask,
                 parallelism: info.parallelism,
+                restored_splits: info
+                    .restored
+                    .as_ref()
+                    .map(|r| r.list(weir_runtime::source::SOURCE_SPLITS_STATE).to_vec()),
             };
             let reader = weir_runtime::operator::guarded(info, || {
                 source

@@ -276,8 +276,8 @@ impl<A: Clone, B: Clone, K: StateKey, O, F: ProcessJoinFunction<A, B, O>>
 
 impl<A, B, K, O, F> TwoInputOperator<A, B, O> for IntervalJoinOp<A, B, K, O, F>
 where
-    A: Clone + Send + 'static,
-    B: Clone + Send + 'static,
+    A: Clone + Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
+    B: Clone + Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
     K: StateKey,
     F: ProcessJoinFunction<A, B, O>,
 {
@@ -391,6 +391,24 @@ where
 
     fn state_entries(&self) -> u64 {
         (self.left.len() + self.right.len() + self.timers.len()) as u64
+    }
+
+    fn snapshot_state(
+        &mut self,
+        _: &weir_runtime::checkpoint::CheckpointBarrier,
+        st: &mut weir_state::OperatorSubtaskState,
+    ) -> Result<()> {
+        let err = |e| crate::timers::state_error(&self.info, "snapshot", e);
+        self.left.snapshot("join/left", st).map_err(err)?;
+        self.right.snapshot("join/right", st).map_err(err)?;
+        self.timers.snapshot(self.max_parallelism, st).map_err(err)
+    }
+
+    fn initialize_state(&mut self, restored: &weir_state::RestoredState) -> Result<()> {
+        let err = |e| crate::timers::state_error(&self.info, "restore", e);
+        self.left.restore("join/left", restored).map_err(err)?;
+        self.right.restore("join/right", restored).map_err(err)?;
+        self.timers.restore(restored).map_err(err)
     }
 }
 

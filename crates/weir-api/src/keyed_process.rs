@@ -224,4 +224,20 @@ impl<T, K: StateKey, O, P: KeyedProcessFunction<K, T, O>> OneInputOperator<T, O>
         self.timers.request_next_processing();
         Ok(())
     }
+
+    fn state_entries(&self) -> u64 {
+        (self.backend.entries() + self.timers.len()) as u64
+    }
+
+    fn snapshot_state(
+        &mut self,
+        _: &weir_runtime::checkpoint::CheckpointBarrier,
+        st: &mut weir_state::OperatorSubtaskState,
+    ) -> Result<()> {
+        crate::timers::snapshot_keyed(&self.info, &self.backend, &self.timers, st)
+    }
+
+    fn initialize_state(&mut self, restored: &weir_state::RestoredState) -> Result<()> {
+        crate::timers::restore_keyed(&self.info, &mut self.backend, &mut self.timers, restored)
+    }
 }

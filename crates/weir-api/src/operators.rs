@@ -120,8 +120,8 @@ impl<T, K: Hash + Eq, F> KeyedReduceOp<T, K, F> {
 
 impl<T, K, F> OneInputOperator<T, T> for KeyedReduceOp<T, K, F>
 where
-    T: Clone + Send,
-    K: Hash + Eq + Send,
+    T: Clone + Send + serde::Serialize + serde::de::DeserializeOwned,
+    K: Hash + Eq + Send + serde::Serialize + serde::de::DeserializeOwned,
     F: FnMut(T, T) -> T + Send,
 {
     #[inline]
@@ -145,7 +145,26 @@ where
     fn state_entries(&self) -> u64 {
         self.state.len() as u64
     }
+
+    fn snapshot_state(
+        &mut self,
+        _: &weir_runtime::checkpoint::CheckpointBarrier,
+        st: &mut weir_state::OperatorSubtaskState,
+    ) -> Result<()> {
+        self.state.snapshot(REDUCE_STATE, st).map_err(|e| {
+            weir_runtime::RuntimeError::state(format!("operator '{}'", self.info.name), e)
+        })
+    }
+
+    fn initialize_state(&mut self, restored: &weir_state::RestoredState) -> Result<()> {
+        self.state.restore(REDUCE_STATE, restored).map_err(|e| {
+            weir_runtime::RuntimeError::state(format!("operator '{}'", self.info.name), e)
+        })
+    }
 }
+
+/// The snapshot section of a keyed reduce's values.
+const REDUCE_STATE: &str = "reduce";
 
 /// A sink: hands each record to a [`SinkWriter`].
 pub(crate) struct SinkOp<T> {
@@ -163,6 +182,31 @@ impl<T: Send> OneInputOperator<T, ()> for SinkOp<T> {
 
     fn finish(&mut self, _: &mut Outputs<()>) -> Result<()> {
         self.writer.finish().map_err(|e| user_error(&self.info, e))
+    }
+
+    fn snapshot_state(
+        &mut self,
+        b: &weir_runtime::checkpoint::CheckpointBarrier,
+        st: &mut weir_state::OperatorSubtaskState,
+    ) -> Result<()> {
+        let state = self
+            .writer
+            .snapshot_state(b.id)
+            .map_err(|e| user_error(&self.info, e))?;
+        if !state.is_empty() {
+            st.add_list(crate::sink::SINK_WRITER_STATE, state);
+        }
+        Ok(())
+    }
+
+    fn notify_checkpoint(
+        &mut self,
+        notice: weir_runtime::checkpoint::CheckpointNotice,
+        _: &mut Outputs<()>,
+    ) -> Result<()> {
+        self.writer
+            .notify_checkpoint(notice)
+            .map_err(|e| user_error(&self.info, e))
     }
 }
 

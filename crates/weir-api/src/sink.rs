@@ -11,6 +11,10 @@ pub struct SinkContext {
     pub subtask: u32,
     /// Number of sink subtasks.
     pub parallelism: u32,
+    /// When the job is restored: this subtask's share of what writers returned from
+    /// [`SinkWriter::snapshot_state`] (e.g. files prepared for commit), split evenly if the
+    /// parallelism changed. `None` on a fresh start.
+    pub restored_state: Option<Vec<Vec<u8>>>,
 }
 
 /// A destination for records: creates one writer per subtask (Flink's `Sink`).
@@ -28,7 +32,25 @@ pub trait SinkWriter<T>: Send {
     fn finish(&mut self) -> Result<(), UserError> {
         Ok(())
     }
+
+    /// A checkpoint barrier passed: prepare what was written since the last checkpoint
+    /// for commit (the first phase of a two-phase commit) and return the writer's state,
+    /// e.g. the prepared files. Writers without state return nothing (the default).
+    fn snapshot_state(&mut self, _checkpoint_id: u64) -> Result<Vec<Vec<u8>>, UserError> {
+        Ok(Vec::new())
+    }
+
+    /// A checkpoint completed (commit what was prepared up to it), was aborted, or the job
+    /// ended ([`CheckpointNotice::Final`]: commit everything prepared).
+    fn notify_checkpoint(&mut self, _notice: CheckpointNotice) -> Result<(), UserError> {
+        Ok(())
+    }
 }
+
+pub use weir_runtime::checkpoint::CheckpointNotice;
+
+/// The list state under which a sink writer's state is stored.
+pub(crate) const SINK_WRITER_STATE: &str = "sink-writer";
 
 /// Prints each record on standard output (or error), one per line: strings as they are,
 /// other values in their `Debug` form. With parallelism above

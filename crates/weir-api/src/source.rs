@@ -22,6 +22,36 @@ pub struct SourceContext {
     pub subtask: u32,
     /// Number of reader subtasks.
     pub parallelism: u32,
+    /// When the job is restored from a checkpoint: the split positions this reader resumes
+    /// from (what readers returned from `SourceReader::snapshot_state`, split evenly over
+    /// the subtasks if the parallelism changed). `None` on a fresh start.
+    pub restored_splits: Option<Vec<Vec<u8>>>,
+}
+
+impl SourceContext {
+    /// Decodes the restored split positions written with [`encode_split`].
+    pub fn decode_restored<S: serde::de::DeserializeOwned>(&self) -> Result<Option<Vec<S>>> {
+        self.restored_splits
+            .as_ref()
+            .map(|splits| splits.iter().map(|b| decode_split(b)).collect())
+            .transpose()
+    }
+}
+
+/// Encodes a split position for `SourceReader::snapshot_state`.
+pub fn encode_split<S: serde::Serialize>(split: &S) -> Result<Vec<u8>> {
+    bincode::serialize(split).map_err(|e| weir_runtime::RuntimeError::Codec {
+        context: "cannot encode a source position".into(),
+        message: e.to_string(),
+    })
+}
+
+/// Decodes a split position written by [`encode_split`].
+pub fn decode_split<S: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<S> {
+    bincode::deserialize(bytes).map_err(|e| weir_runtime::RuntimeError::Codec {
+        context: "cannot decode a restored source position".into(),
+        message: e.to_string(),
+    })
 }
 
 /// A source of records: creates one reader per subtask (Flink's `Source`).
@@ -77,6 +107,10 @@ impl<T: Clone + Send + Sync + 'static> SourceReader<T> for CollectionReader<T> {
             PollStatus::MoreAvailable
         })
     }
+
+    fn snapshot_state(&mut self, _: u64) -> Result<Vec<Vec<u8>>> {
+        Ok(vec![encode_split(&(self.next as u64))?])
+    }
 }
 
 impl<T: Clone + Send + Sync + 'static> Source<T> for CollectionSource<T> {
@@ -86,10 +120,14 @@ impl<T: Clone + Send + Sync + 'static> Source<T> for CollectionSource<T> {
     fn is_parallel(&self) -> bool {
         false
     }
-    fn create_reader(&self, _: &SourceContext) -> Result<Box<dyn SourceReader<T>>, UserError> {
+    fn create_reader(&self, ctx: &SourceContext) -> Result<Box<dyn SourceReader<T>>, UserError> {
+        let next = match ctx.decode_restored::<u64>()? {
+            Some(v) => v.into_iter().max().unwrap_or(self.data.len() as u64) as usize,
+            None => 0,
+        };
         Ok(Box::new(CollectionReader {
             data: self.data.clone(),
-            next: 0,
+            next: next.min(self.data.len()),
         }))
     }
 }
@@ -111,7 +149,12 @@ impl<F> IteratorSource<F> {
     }
 }
 
-struct IteratorReader<I>(I);
+/// Reads an iterator; its position is the number of items taken, and a restored reader
+/// skips that many of a fresh iterator (the factory must yield the same items again).
+struct IteratorReader<I> {
+    iter: I,
+    taken: u64,
+}
 
 impl<T, I: Iterator<Item = T> + Send> SourceReader<T> for IteratorReader<I>
 where
@@ -119,12 +162,19 @@ where
 {
     fn poll_next(&mut self, out: &mut SourceOutput<'_, T>) -> Result<PollStatus> {
         for _ in 0..BATCH {
-            match self.0.next() {
-                Some(v) => out.collect(v)?,
+            match self.iter.next() {
+                Some(v) => {
+                    self.taken += 1;
+                    out.collect(v)?
+                }
                 None => return Ok(PollStatus::Finished),
             }
         }
         Ok(PollStatus::MoreAvailable)
+    }
+
+    fn snapshot_state(&mut self, _: u64) -> Result<Vec<Vec<u8>>> {
+        Ok(vec![encode_split(&self.taken)?])
     }
 }
 
@@ -140,8 +190,18 @@ where
     fn is_parallel(&self) -> bool {
         false
     }
-    fn create_reader(&self, _: &SourceContext) -> Result<Box<dyn SourceReader<T>>, UserError> {
-        Ok(Box::new(IteratorReader((self.factory)())))
+    fn create_reader(&self, ctx: &SourceContext) -> Result<Box<dyn SourceReader<T>>, UserError> {
+        let skip = ctx
+            .decode_restored::<u64>()?
+            .and_then(|v| v.into_iter().max())
+            .unwrap_or(0);
+        let mut iter = (self.factory)();
+        for _ in 0..skip {
+            if iter.next().is_none() {
+                break;
+            }
+        }
+        Ok(Box::new(IteratorReader { iter, taken: skip }))
     }
 }
 
@@ -173,24 +233,35 @@ impl SequenceSource {
     }
 }
 
+/// Reads ranges of the sequence, each as (next number, numbers left); the ranges are its
+/// splits, so a restored job at another parallelism spreads them over its readers.
 struct SequenceReader {
-    next: i64,
-    left: u64,
+    splits: std::collections::VecDeque<(i64, u64)>,
 }
 
 impl SourceReader<i64> for SequenceReader {
     fn poll_next(&mut self, out: &mut SourceOutput<'_, i64>) -> Result<PollStatus> {
-        let n = self.left.min(BATCH as u64);
+        let Some((next, left)) = self.splits.front_mut() else {
+            return Ok(PollStatus::Finished);
+        };
+        let n = (*left).min(BATCH as u64);
         for _ in 0..n {
-            out.collect(self.next)?;
-            self.next = self.next.wrapping_add(1);
+            out.collect(*next)?;
+            *next = next.wrapping_add(1);
         }
-        self.left -= n;
-        Ok(if self.left == 0 {
+        *left -= n;
+        if *left == 0 {
+            self.splits.pop_front();
+        }
+        Ok(if self.splits.is_empty() {
             PollStatus::Finished
         } else {
             PollStatus::MoreAvailable
         })
+    }
+
+    fn snapshot_state(&mut self, _: u64) -> Result<Vec<Vec<u8>>> {
+        self.splits.iter().map(encode_split).collect()
     }
 }
 
@@ -199,8 +270,14 @@ impl Source<i64> for SequenceSource {
         Boundedness::Bounded
     }
     fn create_reader(&self, ctx: &SourceContext) -> Result<Box<dyn SourceReader<i64>>, UserError> {
-        let (next, left) = self.split(ctx.subtask, ctx.parallelism);
-        Ok(Box::new(SequenceReader { next, left }))
+        let splits = match ctx.decode_restored::<(i64, u64)>()? {
+            Some(s) => s.into_iter().collect(),
+            None => {
+                let (next, left) = self.split(ctx.subtask, ctx.parallelism);
+                std::iter::once((next, left)).filter(|s| s.1 > 0).collect()
+            }
+        };
+        Ok(Box::new(SequenceReader { splits }))
     }
 }
 

@@ -58,4 +58,70 @@ impl<K: StateKey, N: Namespace> InternalTimers<K, N> {
     pub fn len(&self) -> usize {
         self.event.len() + self.processing.len()
     }
+
+    /// Writes both timer queues into a snapshot, per key group.
+    pub fn snapshot(
+        &self,
+        max_parallelism: u32,
+        st: &mut weir_state::OperatorSubtaskState,
+    ) -> weir_state::Result<()> {
+        self.event.snapshot(EVENT_TIMERS, max_parallelism, st)?;
+        self.processing
+            .snapshot(PROCESSING_TIMERS, max_parallelism, st)
+    }
+
+    /// Registers the timers of a restored snapshot; processing-time timers that are due
+    /// fire at the task's next processing-time callback.
+    pub fn restore(&mut self, restored: &weir_state::RestoredState) -> weir_state::Result<()> {
+        self.event.restore(EVENT_TIMERS, restored)?;
+        self.processing.restore(PROCESSING_TIMERS, restored)?;
+        self.request_next_processing();
+        Ok(())
+    }
+}
+
+/// Snapshot section of event-time timers.
+const EVENT_TIMERS: &str = "timers/event";
+/// Snapshot section of processing-time timers.
+const PROCESSING_TIMERS: &str = "timers/processing";
+
+/// Writes a keyed operator's state and timers into its snapshot.
+pub(crate) fn snapshot_keyed<K: StateKey, N: Namespace>(
+    info: &weir_runtime::operator::OperatorInfo,
+    backend: &weir_state::KeyedStateBackend<K>,
+    timers: &InternalTimers<K, N>,
+    st: &mut weir_state::OperatorSubtaskState,
+) -> weir_runtime::Result<()> {
+    backend
+        .snapshot(st)
+        .and_then(|()| timers.snapshot(info.max_parallelism, st))
+        .map_err(|e| state_error(info, "snapshot", e))
+}
+
+/// Loads a keyed operator's state and timers from a restored snapshot.
+pub(crate) fn restore_keyed<K: StateKey, N: Namespace>(
+    info: &weir_runtime::operator::OperatorInfo,
+    backend: &mut weir_state::KeyedStateBackend<K>,
+    timers: &mut InternalTimers<K, N>,
+    restored: &weir_state::RestoredState,
+) -> weir_runtime::Result<()> {
+    backend
+        .restore(restored)
+        .and_then(|()| timers.restore(restored))
+        .map_err(|e| state_error(info, "restore", e))
+}
+
+/// A state error of operator `info`, doing `what`.
+pub(crate) fn state_error(
+    info: &weir_runtime::operator::OperatorInfo,
+    what: &str,
+    e: weir_state::StateError,
+) -> weir_runtime::RuntimeError {
+    weir_runtime::RuntimeError::state(
+        format!(
+            "cannot {what} the state of operator '{}' (subtask {})",
+            info.name, info.subtask
+        ),
+        e,
+    )
 }

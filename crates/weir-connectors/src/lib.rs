@@ -14,7 +14,7 @@ pub mod socket;
 
 /// Extension traits with Flink's shortcuts.
 pub mod prelude {
-    pub use crate::file::{TextFileSink, TextFileSource, WriteMode};
+    pub use crate::file::{FileSink, TextFileSink, TextFileSource, WriteMode};
     pub use crate::socket::SocketTextSource;
     pub use crate::{EnvConnectorsExt, StreamConnectorsExt};
 }

@@ -105,4 +105,10 @@ impl SourceReader<String> for SocketReader {
             )),
         }
     }
+
+    /// A socket cannot be re-read: it has no position to store, and a restored job reads
+    /// on from a new connection (at-most-once for this source, as Flink's socket source).
+    fn snapshot_state(&mut self, _: u64) -> Result<Vec<Vec<u8>>> {
+        Ok(Vec::new())
+    }
 }

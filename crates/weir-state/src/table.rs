@@ -143,6 +143,51 @@ impl<K: Hash + Eq + Clone, N: Hash + Eq + Clone, V> StateTable<K, N, V> {
     }
 }
 
+impl<K, N, V> StateTable<K, N, V>
+where
+    K: Hash + Eq + Clone + serde::Serialize + serde::de::DeserializeOwned,
+    N: Hash + Eq + Clone + serde::Serialize + serde::de::DeserializeOwned,
+    V: serde::Serialize + serde::de::DeserializeOwned,
+{
+    /// Writes the entries per key group into `out`, as sections called `section`.
+    pub fn snapshot(
+        &self,
+        section: &str,
+        out: &mut crate::snapshot::OperatorSubtaskState,
+    ) -> crate::Result<()> {
+        for kg in self.range.start..self.range.end {
+            let entries: Vec<(&(K, N), &V)> = self.iter_key_group(kg).collect();
+            if !entries.is_empty() {
+                out.add_section(kg, section, crate::snapshot::encode(section, &entries)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Inserts the entries of the sections called `section` in `restored`.
+    pub fn restore(
+        &mut self,
+        section: &str,
+        restored: &crate::snapshot::RestoredState,
+    ) -> crate::Result<()> {
+        for (kg, bytes) in restored.sections(section) {
+            if !self.range.contains(kg) {
+                return Err(crate::StateError::KeyGroupOutOfRange {
+                    key_group: kg,
+                    start: self.range.start,
+                    end: self.range.end,
+                });
+            }
+            let slot = (kg - self.range.start) as usize;
+            let entries: Vec<((K, N), V)> = crate::snapshot::decode(section, bytes)?;
+            for ((k, n), v) in entries {
+                self.insert(slot, &k, &n, v);
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,7 @@
 //! `Evictor`). A window with an evictor keeps all its elements.
 
 /// An element with its timestamp, as evictors see it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TimestampedValue<T> {
     /// The element.
     pub value: T,

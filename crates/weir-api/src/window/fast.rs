@@ -13,6 +13,7 @@
 //! group in memory; a snapshot (issue 4) splits them by computing each key's group.
 
 use super::assigners::WindowAssigner;
+use super::operator::WINDOW_CONTENTS;
 use super::operator::{clear_window, fire_window, FnEnv, WindowContents};
 use super::Window;
 use crate::exchange::KeySelector;
@@ -266,4 +267,70 @@ where
     fn state_entries(&self) -> u64 {
         (self.windows.values().map(|e| e.keys.len()).sum::<usize>() + self.backend.entries()) as u64
     }
+
+    /// Writes the contents per key group in the general window operator's layout (section
+    /// `window/contents`, entries ((key, window), contents)), plus the windows that already
+    /// fired, so a snapshot restores into either operator.
+    fn snapshot_state(
+        &mut self,
+        _: &weir_runtime::checkpoint::CheckpointBarrier,
+        st: &mut weir_state::OperatorSubtaskState,
+    ) -> Result<()> {
+        let maxp = self.info.max_parallelism;
+        type Entries<'a, K, W, A> = Vec<((&'a K, &'a W), &'a A)>;
+        let mut per_kg: BTreeMap<u32, Entries<'_, K, W, C::Acc>> = BTreeMap::new();
+        let mut fired: BTreeMap<u32, Vec<&W>> = BTreeMap::new();
+        for ((_, w), entry) in &self.windows {
+            for (k, acc) in &entry.keys {
+                let kg = weir_core::key_group::key_group_for_key(k, maxp);
+                per_kg.entry(kg).or_default().push(((k, w), acc));
+                if entry.fired {
+                    let f = fired.entry(kg).or_default();
+                    if f.last() != Some(&w) {
+                        f.push(w);
+                    }
+                }
+            }
+        }
+        let err = |e| crate::timers::state_error(&self.info, "snapshot", e);
+        for (kg, entries) in per_kg {
+            let bytes = weir_state::snapshot::encode(WINDOW_CONTENTS, &entries).map_err(err)?;
+            st.add_section(kg, WINDOW_CONTENTS, bytes);
+        }
+        for (kg, ws) in fired {
+            let bytes = weir_state::snapshot::encode(FIRED_WINDOWS, &ws).map_err(err)?;
+            st.add_section(kg, FIRED_WINDOWS, bytes);
+        }
+        self.backend.snapshot(st).map_err(err)
+    }
+
+    fn initialize_state(&mut self, restored: &weir_state::RestoredState) -> Result<()> {
+        let err = |e| crate::timers::state_error(&self.info, "restore", e);
+        for (_, bytes) in restored.sections(WINDOW_CONTENTS) {
+            let entries: Vec<((K, W), C::Acc)> =
+                weir_state::snapshot::decode(WINDOW_CONTENTS, bytes).map_err(err)?;
+            for ((k, w), acc) in entries {
+                self.windows
+                    .entry((w.max_timestamp(), w))
+                    .or_insert_with(|| WindowEntry {
+                        keys: KeyMap::default(),
+                        fired: false,
+                    })
+                    .keys
+                    .insert(k, acc);
+            }
+        }
+        for (_, bytes) in restored.sections(FIRED_WINDOWS) {
+            let ws: Vec<W> = weir_state::snapshot::decode(FIRED_WINDOWS, bytes).map_err(err)?;
+            for w in ws {
+                if let Some(e) = self.windows.get_mut(&(w.max_timestamp(), w)) {
+                    e.fired = true;
+                }
+            }
+        }
+        self.backend.restore(restored).map_err(err)
+    }
 }
+
+/// Snapshot section of the windows that fired already (kept for allowed lateness).
+const FIRED_WINDOWS: &str = "window/fired";

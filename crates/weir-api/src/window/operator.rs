@@ -28,7 +28,7 @@ use weir_state::{AggregateFunction, KeyGroupRange, KeyedStateBackend, StateKey, 
 /// How a window keeps its contents and what it emits from them.
 pub(crate) trait WindowContents<T, K, W, O>: Send {
     /// The stored contents of one (key, window).
-    type Acc: Send + 'static;
+    type Acc: Send + serde::Serialize + serde::de::DeserializeOwned + 'static;
     /// Empty contents.
     fn create(&self) -> Self::Acc;
     /// Adds an element the contents keep (or consume).
@@ -70,7 +70,7 @@ pub(crate) struct ReduceContents<F, P> {
 
 impl<T, K, W, O, F, P> WindowContents<T, K, W, O> for ReduceContents<F, P>
 where
-    T: Clone + Send + 'static,
+    T: Clone + Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
     F: FnMut(T, T) -> T + Send,
     P: ProcessWindowFunction<T, O, K, W>,
 {
@@ -120,7 +120,7 @@ pub(crate) struct AggregateContents<AGG, ACC, R, P> {
 impl<T, K, W, O, AGG, ACC, R, P> WindowContents<T, K, W, O> for AggregateContents<AGG, ACC, R, P>
 where
     AGG: AggregateFunction<T, ACC, R>,
-    ACC: Send + 'static,
+    ACC: Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
     P: ProcessWindowFunction<R, O, K, W>,
 {
     type Acc = ACC;
@@ -170,7 +170,7 @@ pub(crate) struct ListContents<T, W, P> {
 
 impl<T, K, W, O, P> WindowContents<T, K, W, O> for ListContents<T, W, P>
 where
-    T: Clone + Send + 'static,
+    T: Clone + Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
     W: Send + 'static,
     P: ProcessWindowFunction<T, O, K, W>,
 {
@@ -805,7 +805,32 @@ where
     fn state_entries(&self) -> u64 {
         self.state_size() as u64
     }
+
+    fn snapshot_state(
+        &mut self,
+        _: &weir_runtime::checkpoint::CheckpointBarrier,
+        st: &mut weir_state::OperatorSubtaskState,
+    ) -> Result<()> {
+        self.table
+            .snapshot(WINDOW_CONTENTS, st)
+            .and_then(|()| self.merging.snapshot(MERGING_WINDOWS, st))
+            .map_err(|e| crate::timers::state_error(&self.info, "snapshot", e))?;
+        crate::timers::snapshot_keyed(&self.info, &self.backend, &self.timers, st)
+    }
+
+    fn initialize_state(&mut self, restored: &weir_state::RestoredState) -> Result<()> {
+        self.table
+            .restore(WINDOW_CONTENTS, restored)
+            .and_then(|()| self.merging.restore(MERGING_WINDOWS, restored))
+            .map_err(|e| crate::timers::state_error(&self.info, "restore", e))?;
+        crate::timers::restore_keyed(&self.info, &mut self.backend, &mut self.timers, restored)
+    }
 }
+
+/// Snapshot section of the window contents per (key, window).
+pub(crate) const WINDOW_CONTENTS: &str = "window/contents";
+/// Snapshot section of the merging-window sets per key.
+const MERGING_WINDOWS: &str = "window/merging";
 
 impl<T, K, W, O, A, C: WindowContents<T, K, W, O>> WindowOperator<T, K, W, O, A, C> {
     /// Late records dropped because no side output was set.

@@ -10,7 +10,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use weir_api::functions::UserError;
-use weir_api::source::{Boundedness, Source, SourceContext};
+use weir_api::source::{encode_split, Boundedness, Source, SourceContext};
 use weir_runtime::source::{PollStatus, SourceOutput, SourceReader};
 use weir_runtime::{Result, RuntimeError};
 
@@ -113,19 +113,46 @@ impl Source<String> for TextFileSource {
         &self,
         ctx: &SourceContext,
     ) -> Result<Box<dyn SourceReader<String>>, UserError> {
-        let mine: Vec<FileSplit> = self
-            .splits()?
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| *i as u32 % ctx.parallelism == ctx.subtask)
-            .map(|(_, s)| s)
-            .collect();
+        let mine: Vec<PendingSplit> = match ctx.decode_restored::<SplitState>()? {
+            Some(restored) => restored
+                .into_iter()
+                .map(|(path, start, end, at_line_start)| PendingSplit {
+                    split: FileSplit {
+                        path: PathBuf::from(path),
+                        start,
+                        end,
+                    },
+                    at_line_start,
+                })
+                .collect(),
+            None => self
+                .splits()?
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| *i as u32 % ctx.parallelism == ctx.subtask)
+                .map(|(_, split)| PendingSplit {
+                    at_line_start: split.start == 0,
+                    split,
+                })
+                .collect(),
+        };
         Ok(Box::new(TextFileReader {
             splits: mine.into_iter().rev().collect(),
             current: None,
             line: Vec::new(),
         }))
     }
+}
+
+/// A split's checkpointed position: path, next byte, end, and whether the next byte starts
+/// a line (a split read from its middle) or the line it is in belongs to the split before.
+type SplitState = (String, u64, u64, bool);
+
+/// A split not opened yet.
+struct PendingSplit {
+    split: FileSplit,
+    /// `split.start` begins a line of this split (no partial line to skip).
+    at_line_start: bool,
 }
 
 struct OpenSplit {
@@ -137,18 +164,23 @@ struct OpenSplit {
 
 struct TextFileReader {
     /// Splits still to read, last first.
-    splits: Vec<FileSplit>,
+    splits: Vec<PendingSplit>,
     current: Option<OpenSplit>,
     line: Vec<u8>,
 }
 
 impl TextFileReader {
-    fn open(split: FileSplit) -> Result<OpenSplit> {
+    fn open(pending: PendingSplit) -> Result<OpenSplit> {
+        let split = pending.split;
         let ctx = |what: &str| format!("cannot {what} '{}'", split.path.display());
         let file = File::open(&split.path).map_err(|e| RuntimeError::io(ctx("open"), e))?;
         let mut reader = BufReader::with_capacity(64 * 1024, file);
         let mut pos = split.start;
-        if split.start > 0 {
+        if pending.at_line_start {
+            reader
+                .seek(SeekFrom::Start(split.start))
+                .map_err(|e| RuntimeError::io(ctx("seek in"), e))?;
+        } else {
             // Skip the line that started in the previous split.
             reader
                 .seek(SeekFrom::Start(split.start - 1))
@@ -198,6 +230,31 @@ impl SourceReader<String> for TextFileReader {
         }
         Ok(PollStatus::MoreAvailable)
     }
+
+    fn snapshot_state(&mut self, _: u64) -> Result<Vec<Vec<u8>>> {
+        let state = |split: &FileSplit, start: u64, at_line_start: bool| -> SplitState {
+            (
+                split.path.display().to_string(),
+                start,
+                split.end,
+                at_line_start,
+            )
+        };
+        let mut out = Vec::new();
+        if let Some(c) = &self.current {
+            if c.pos < c.split.end {
+                out.push(encode_split(&state(&c.split, c.pos, true))?);
+            }
+        }
+        for p in self.splits.iter().rev() {
+            out.push(encode_split(&state(
+                &p.split,
+                p.split.start,
+                p.at_line_start,
+            ))?);
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]
@@ -228,6 +285,7 @@ mod tests {
                 for s in 0..p {
                     let mut r = src
                         .create_reader(&SourceContext {
+                            restored_splits: None,
                             subtask: s,
                             parallelism: p,
                         })
@@ -254,6 +312,7 @@ mod tests {
         let src = TextFileSource::new(vec![PathBuf::from("/no/such/weir-input.txt")]);
         let err = src
             .create_reader(&SourceContext {
+                restored_splits: None,
                 subtask: 0,
                 parallelism: 1,
             })
