@@ -77,8 +77,8 @@ pub mod prelude {
     pub use crate::join::{Either, JoinContext, ProcessJoinFunction};
     pub use crate::keyed::KeyedStream;
     pub use crate::keyed_process::{KeyedContext, KeyedProcessFunction};
-    pub use crate::sink::{CollectedValues, Sink, SinkContext, SinkWriter};
-    pub use crate::source::{Boundedness, Source, SourceContext};
+    pub use crate::sink::{CheckpointNotice, CollectedValues, Sink, SinkContext, SinkWriter};
+    pub use crate::source::{decode_split, encode_split, Boundedness, Source, SourceContext};
     pub use crate::timers::TimeDomain;
     pub use crate::types::Data;
     pub use crate::watermark::{WatermarkGenerator, WatermarkOutput, WatermarkStrategy};
@@ -96,7 +96,11 @@ pub mod prelude {
         TriggerResult,
     };
     pub use crate::window::{GlobalWindow, TimeWindow, Window};
-    pub use weir_cluster::{JobExecutionResult, JobStatus, MiniCluster, MiniClusterConfig};
+    pub use weir_cluster::{
+        CheckpointHistory, CheckpointStats, CheckpointStatus, JobExecutionResult, JobStatus,
+        MiniCluster, MiniClusterConfig,
+    };
+    pub use weir_core::{CheckpointingMode, RestartStrategy};
     pub use weir_runtime::source::{PollStatus, SourceOutput, SourceReader};
     pub use weir_state::{
         AggregateFunction, AggregatingState, ListState, MapState, ReducingState, StateTtlConfig,

@@ -28,6 +28,9 @@ pub enum CoreError {
     /// The graph cannot be built as described.
     #[error("invalid job graph: {0}")]
     InvalidGraph(String),
+    /// A setting has a value the job cannot run with.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
 }
 
 /// Result with [`CoreError`].

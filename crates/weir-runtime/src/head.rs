@@ -3,7 +3,7 @@
 //! [`WatermarkValve`], aligns checkpoint barriers with a [`BarrierAligner`], and pushes into
 //! the chain.
 
-use crate::checkpoint::{BarrierAligner, CheckpointBarrier, CheckpointNotice};
+use crate::checkpoint::{BarrierAligner, CheckpointBarrier, CheckpointNotice, Held};
 use crate::element::{StreamRecord, Watermark};
 use crate::error::{Result, RuntimeError};
 use crate::inbox::{ChannelEvent, ChannelMessage};
@@ -185,10 +185,10 @@ impl<T, S> OneInputHead<T, S> {
 }
 
 impl<T: 'static, S: TypeSerializer<T>> OneInputHead<T, S> {
-    fn process(&mut self, ch: usize, msg: ChannelMessage) -> Result<Option<CheckpointBarrier>> {
+    fn process(&mut self, ch: usize, msg: Input<'_>) -> Result<Option<CheckpointBarrier>> {
         let data = match msg {
-            ChannelMessage::Buffer(buf) => buf,
-            ChannelMessage::Event(ChannelEvent::EndOfPartition) => {
+            Input::Data(buf) => buf,
+            Input::End => {
                 if self.decoders[ch].has_partial() {
                     return Err(RuntimeError::Other(format!(
                         "input channel {ch} of '{}' ended in the middle of a record",
@@ -211,7 +211,7 @@ impl<T: 'static, S: TypeSerializer<T>> OneInputHead<T, S> {
         } = self;
         let mut barrier = None;
         decoders[ch]
-            .decode(&data, |frame| {
+            .decode(data, |frame| {
                 if barrier.is_some() {
                     return Err(frame_after_barrier());
                 }
@@ -239,6 +239,12 @@ impl<T: 'static, S: TypeSerializer<T>> OneInputHead<T, S> {
     }
 }
 
+/// What an input head processes: the bytes of a buffer, or the end of a channel.
+enum Input<'a> {
+    Data(&'a [u8]),
+    End,
+}
+
 fn frame_after_barrier() -> RuntimeError {
     RuntimeError::Codec {
         context: "corrupt frame on an input channel".into(),
@@ -256,12 +262,19 @@ impl<T: 'static, S: TypeSerializer<T>> InputChainHead for OneInputHead<T, S> {
             self.aligner.hold(ch, msg);
             return Ok(None);
         }
-        self.process(ch, msg)
+        match &msg {
+            ChannelMessage::Buffer(buf) => self.process(ch, Input::Data(buf)),
+            ChannelMessage::Event(ChannelEvent::EndOfPartition) => self.process(ch, Input::End),
+        }
     }
 
     fn resume(&mut self) -> Result<Option<CheckpointBarrier>> {
-        while let Some((ch, msg)) = self.aligner.next_held() {
-            if let Some(b) = self.process(ch, msg)? {
+        while let Some((ch, held)) = self.aligner.next_held() {
+            let input = match &held {
+                Held::Data(d) => Input::Data(d),
+                Held::End => Input::End,
+            };
+            if let Some(b) = self.process(ch, input)? {
                 return Ok(Some(b));
             }
         }
@@ -364,10 +377,10 @@ where
     SB: TypeSerializer<B>,
     Op: TwoInputOperator<A, B, O>,
 {
-    fn process(&mut self, ch: usize, msg: ChannelMessage) -> Result<Option<CheckpointBarrier>> {
+    fn process(&mut self, ch: usize, msg: Input<'_>) -> Result<Option<CheckpointBarrier>> {
         let data = match msg {
-            ChannelMessage::Buffer(buf) => buf,
-            ChannelMessage::Event(ChannelEvent::EndOfPartition) => {
+            Input::Data(buf) => buf,
+            Input::End => {
                 let input = self.channel_inputs[ch] as usize & 1;
                 self.open_channels[input] -= 1;
                 if let Some(o) = self.valve.channel_ended(ch) {
@@ -391,7 +404,7 @@ where
         let first = channel_inputs[ch] == 0;
         let mut barrier = None;
         decoders[ch]
-            .decode(&data, |frame| {
+            .decode(data, |frame| {
                 if barrier.is_some() {
                     return Err(frame_after_barrier());
                 }
@@ -441,12 +454,19 @@ where
             self.aligner.hold(ch, msg);
             return Ok(None);
         }
-        self.process(ch, msg)
+        match &msg {
+            ChannelMessage::Buffer(buf) => self.process(ch, Input::Data(buf)),
+            ChannelMessage::Event(ChannelEvent::EndOfPartition) => self.process(ch, Input::End),
+        }
     }
 
     fn resume(&mut self) -> Result<Option<CheckpointBarrier>> {
-        while let Some((ch, msg)) = self.aligner.next_held() {
-            if let Some(b) = self.process(ch, msg)? {
+        while let Some((ch, held)) = self.aligner.next_held() {
+            let input = match &held {
+                Held::Data(d) => Input::Data(d),
+                Held::End => Input::End,
+            };
+            if let Some(b) = self.process(ch, input)? {
                 return Ok(Some(b));
             }
         }

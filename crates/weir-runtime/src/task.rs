@@ -392,16 +392,24 @@ impl Task {
                 unreachable!("sources return above")
             };
             controls!(head, false);
-            while let Some((ch, msg)) = drained.inputs.pop_front() {
-                let mut due = head.on_message(ch as usize, msg)?;
-                while let Some(b) = due {
-                    let alignment_ms = head.last_alignment_ms();
-                    Self::take_checkpoint(&checkpointing, &name, &b, alignment_ms, |snap| {
-                        head.checkpoint(&b, snap)
-                    })?;
-                    due = head.resume()?;
-                }
+            // Checkpoints due now, then what alignment held back.
+            macro_rules! checkpoints {
+                ($due:expr) => {{
+                    let mut due = $due;
+                    while let Some(b) = due {
+                        let alignment_ms = head.last_alignment_ms();
+                        Self::take_checkpoint(&checkpointing, &name, &b, alignment_ms, |snap| {
+                            head.checkpoint(&b, snap)
+                        })?;
+                        due = head.resume()?;
+                    }
+                }};
             }
+            while let Some((ch, msg)) = drained.inputs.pop_front() {
+                checkpoints!(head.on_message(ch as usize, msg)?);
+            }
+            // An aborted alignment releases what it held.
+            checkpoints!(head.resume()?);
             if head.input_ended() {
                 return head.end_of_input();
             }

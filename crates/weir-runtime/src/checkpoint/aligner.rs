@@ -9,12 +9,27 @@
 //! A barrier of a newer checkpoint while an older one is still aligning abandons the older
 //! one (it can no longer complete; the coordinator expires it). Barriers of checkpoints
 //! already taken or abandoned are ignored.
+//!
+//! Held-back data is copied out of the producer's buffer, which goes back to its pool at
+//! once. Keeping the buffers would let a blocked channel stall its producer, and through a
+//! shared upstream task the very input whose barrier the alignment waits for: a deadlock.
+//! (Flink avoids it by letting barriers overtake a backpressured output; Weir's barriers
+//! travel in the buffers, so the aligner releases them instead, and memory grows with the
+//! data that arrives during an alignment.)
 
 use crate::checkpoint::CheckpointBarrier;
-use crate::inbox::ChannelMessage;
+use crate::inbox::{ChannelEvent, ChannelMessage};
 use std::collections::VecDeque;
 use std::time::Instant;
 use weir_core::CheckpointingMode;
+
+/// A message held back by alignment, owned by the consumer.
+pub enum Held {
+    /// The bytes of a buffer.
+    Data(Vec<u8>),
+    /// The channel ended.
+    End,
+}
 
 /// Alignment state of one task's input channels.
 pub struct BarrierAligner {
@@ -23,7 +38,7 @@ pub struct BarrierAligner {
     ended: Vec<bool>,
     pending: Option<(CheckpointBarrier, Instant)>,
     last_seen: u64,
-    held: VecDeque<(usize, ChannelMessage)>,
+    held: VecDeque<(usize, Held)>,
     held_per_channel: Vec<usize>,
     last_alignment_ms: u64,
 }
@@ -50,14 +65,19 @@ impl BarrierAligner {
         (self.exactly_once && self.got[ch]) || self.held_per_channel[ch] > 0
     }
 
-    /// Keeps a message of `ch` for later.
+    /// Keeps a message of `ch` for later; a buffer's bytes are copied and the buffer is
+    /// released to its producer.
     pub fn hold(&mut self, ch: usize, msg: ChannelMessage) {
+        let held = match msg {
+            ChannelMessage::Buffer(buf) => Held::Data(buf.to_vec()),
+            ChannelMessage::Event(ChannelEvent::EndOfPartition) => Held::End,
+        };
         self.held_per_channel[ch] += 1;
-        self.held.push_back((ch, msg));
+        self.held.push_back((ch, held));
     }
 
     /// The oldest held message whose channel is not blocked, to be processed now.
-    pub fn next_held(&mut self) -> Option<(usize, ChannelMessage)> {
+    pub fn next_held(&mut self) -> Option<(usize, Held)> {
         let i = self
             .held
             .iter()
@@ -140,7 +160,6 @@ impl BarrierAligner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inbox::ChannelEvent;
     use weir_state::SnapshotKind;
 
     fn barrier(id: u64) -> CheckpointBarrier {

@@ -10,7 +10,7 @@
 
 pub mod aligner;
 
-pub use aligner::BarrierAligner;
+pub use aligner::{BarrierAligner, Held};
 
 use serde::{Deserialize, Serialize};
 use weir_core::VertexId;

@@ -1,0 +1,287 @@
+//! Exactly-once output across injected failures: a keyed running sum and event-time window
+//! counts, written through the two-phase-commit file sink, while the job panics on purpose
+//! and recovers from its checkpoints.
+//!
+//! ```text
+//! cargo run --release --example exactly_once -- --events N --parallelism P \
+//!     --checkpoint-interval-ms I --state-backend heap --fail-at N1,N2,... --output-dir DIR
+//! ```
+//!
+//! Events are `i = 0..N` with key `i % 1000`, value `i` and event time `i` ms. Source
+//! subtask `s` of `P` emits, in increasing `i`, the events whose key satisfies
+//! `key % P == s`, so every key's events arrive in order; its position (the next `i`) is
+//! checkpointed. The job writes `sum,key,i,running_sum` for every event and
+//! `win,key,window_start,count` for every 1-second tumbling event-time window, through the
+//! exactly-once file sink into DIR: finished part files are visible, in-progress and pending
+//! ones are hidden (their names start with `.`).
+//!
+//! Each `--fail-at` value makes the source subtask that reaches that event panic, once per
+//! process, and only after a checkpoint completed, so the job must restore and replay. The
+//! finished files then hold exactly the lines of a run without failures.
+
+use clap::Parser;
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use weir::prelude::*;
+
+/// Command line of the example.
+#[derive(Parser, Debug, Clone)]
+#[command(about = "Exactly-once output across failures with Weir")]
+pub struct Args {
+    /// Number of events.
+    #[arg(long)]
+    pub events: u64,
+    /// Parallelism of every operator.
+    #[arg(long, default_value_t = 2)]
+    pub parallelism: u32,
+    /// Milliseconds between checkpoints.
+    #[arg(long, default_value_t = 500)]
+    pub checkpoint_interval_ms: u64,
+    /// Keyed state backend: `heap`.
+    #[arg(long, default_value = "heap")]
+    pub state_backend: String,
+    /// Events at which the job panics once (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub fail_at: Vec<u64>,
+    /// Where the finished part files go.
+    #[arg(long)]
+    pub output_dir: PathBuf,
+    /// Where checkpoints go (default: a directory under the system's temporary directory).
+    #[arg(long)]
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Milliseconds between two polls of a source subtask (slows the job down so that
+    /// checkpoints happen during it; 0: as fast as possible).
+    #[arg(long, default_value_t = 1)]
+    pub poll_pause_ms: u64,
+}
+
+/// One event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// `i % 1000`.
+    pub key: u64,
+    /// `i`.
+    pub i: u64,
+}
+
+/// Failures still to inject in this process: `--fail-at` values not reached yet.
+type FailPoints = Arc<Mutex<HashSet<u64>>>;
+
+/// The event source: subtask `s` of `p` reads the keys `k` with `k % p == s`.
+struct EventSource {
+    events: u64,
+    fail_at: FailPoints,
+    pause: Duration,
+}
+
+/// A reader's position: the next `i` to look at.
+struct EventReader {
+    next: u64,
+    events: u64,
+    subtask: u64,
+    parallelism: u64,
+    fail_at: FailPoints,
+    checkpointed: bool,
+    pause: Duration,
+}
+
+impl Source<Event> for EventSource {
+    fn boundedness(&self) -> Boundedness {
+        Boundedness::Bounded
+    }
+
+    fn create_reader(
+        &self,
+        ctx: &SourceContext,
+    ) -> Result<Box<dyn SourceReader<Event>>, UserError> {
+        let restored = ctx.decode_restored::<u64>()?;
+        Ok(Box::new(EventReader {
+            next: restored
+                .as_ref()
+                .and_then(|r| r.first().copied())
+                .unwrap_or(0),
+            events: self.events,
+            subtask: ctx.subtask as u64,
+            parallelism: ctx.parallelism as u64,
+            fail_at: self.fail_at.clone(),
+            checkpointed: restored.is_some(),
+            pause: self.pause,
+        }))
+    }
+}
+
+impl EventReader {
+    fn mine(&self, i: u64) -> bool {
+        (i % 1000) % self.parallelism == self.subtask
+    }
+}
+
+impl SourceReader<Event> for EventReader {
+    fn poll_next(
+        &mut self,
+        out: &mut SourceOutput<'_, Event>,
+    ) -> weir::runtime::Result<PollStatus> {
+        if !self.pause.is_zero() {
+            std::thread::sleep(self.pause);
+        }
+        let mut emitted = 0;
+        while self.next < self.events && emitted < 256 {
+            let i = self.next;
+            if self.mine(i) {
+                let due = self
+                    .fail_at
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .contains(&i);
+                if due {
+                    if !self.checkpointed {
+                        // Fail only once a checkpoint exists, so the job must recover.
+                        return Ok(PollStatus::NothingAvailable);
+                    }
+                    self.fail_at
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&i);
+                    panic!("injected failure at event {i}");
+                }
+                out.collect_with_timestamp(Event { key: i % 1000, i }, i as i64)?;
+                emitted += 1;
+            }
+            self.next += 1;
+        }
+        Ok(if self.next >= self.events {
+            PollStatus::Finished
+        } else {
+            PollStatus::MoreAvailable
+        })
+    }
+
+    fn snapshot_state(&mut self, _: u64) -> weir::runtime::Result<Vec<Vec<u8>>> {
+        Ok(vec![encode_split(&self.next)?])
+    }
+
+    fn notify_checkpoint(&mut self, notice: CheckpointNotice) -> weir::runtime::Result<()> {
+        if let CheckpointNotice::Complete(_) = notice {
+            self.checkpointed = true;
+        }
+        Ok(())
+    }
+}
+
+/// Counts the elements of a window.
+struct Count;
+
+impl AggregateFunction<Event, u64, u64> for Count {
+    fn create_accumulator(&self) -> u64 {
+        0
+    }
+    fn add(&self, _: &Event, acc: &mut u64) {
+        *acc += 1;
+    }
+    fn get_result(&self, acc: &u64) -> u64 {
+        *acc
+    }
+    fn merge(&self, a: u64, b: u64) -> u64 {
+        a + b
+    }
+}
+
+/// Formats a window's count.
+#[derive(Clone)]
+struct FormatWindow;
+
+impl ProcessWindowFunction<u64, String, u64, TimeWindow> for FormatWindow {
+    fn process(
+        &mut self,
+        key: &u64,
+        ctx: &mut WindowContext<'_, u64, TimeWindow>,
+        counts: Vec<u64>,
+        out: &mut Collector<'_, String>,
+    ) -> Result<(), UserError> {
+        let start = ctx.window().start;
+        for c in counts {
+            out.collect(format!("win,{key},{start},{c}"));
+        }
+        Ok(())
+    }
+}
+
+/// Builds and runs the job.
+pub fn run(args: &Args) -> Result<JobExecutionResult, ApiError> {
+    if args.state_backend != "heap" {
+        return Err(ApiError::InvalidProgram(
+            weir::core::CoreError::InvalidConfig(format!(
+                "unknown state backend '{}': this build has the 'heap' backend",
+                args.state_backend
+            )),
+        ));
+    }
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(args.parallelism as i64);
+    env.enable_checkpointing(Duration::from_millis(args.checkpoint_interval_ms.max(1)));
+    if let Some(dir) = &args.checkpoint_dir {
+        env.set_checkpoint_storage(dir.display().to_string());
+    }
+    env.set_restart_strategy(RestartStrategy::FixedDelay {
+        attempts: args.fail_at.len() as u32 + 3,
+        delay_ms: 100,
+    });
+    let source = EventSource {
+        events: args.events,
+        fail_at: Arc::new(Mutex::new(args.fail_at.iter().copied().collect())),
+        pause: Duration::from_millis(args.poll_pause_ms),
+    };
+    let events = env
+        .from_source_with_watermarks(
+            source,
+            WatermarkStrategy::for_monotonous_timestamps(),
+            "Events",
+        )
+        .uid("events");
+    let keyed = events.key_by(|e: &Event| e.key);
+    let sums = keyed
+        .map(|e: Event| (e.key, e.i, e.i))
+        .uid("to-sum")
+        .key_by(|t: &(u64, u64, u64)| t.0)
+        .reduce(|acc, t| (acc.0, t.1, acc.2 + t.2))
+        .uid("running-sum")
+        .map(|(k, i, s)| format!("sum,{k},{i},{s}"))
+        .uid("format-sum");
+    let windows = keyed
+        .window(TumblingEventTimeWindows::of(Duration::from_secs(1)))
+        .aggregate_with_process(Count, FormatWindow)
+        .uid("window-count");
+    sums.union(&[&windows])
+        .sink_to(
+            FileSink::for_row_format(&args.output_dir),
+            "Exactly-once files",
+        )
+        .uid("files");
+    env.execute("Exactly once")
+}
+
+#[allow(dead_code)]
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    let args = Args::parse();
+    match run(&args) {
+        Ok(r) => {
+            let c = &r.checkpoints;
+            println!(
+                "finished in {:?}: {} restarts, {} checkpoints completed ({} failed)",
+                r.net_runtime, r.restarts, c.completed, c.failed
+            );
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    }
+}
