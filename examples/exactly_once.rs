@@ -18,6 +18,10 @@
 //! Each `--fail-at` value makes the source subtask that reaches that event panic, once per
 //! process, and only after a checkpoint completed, so the job must restore and replay. The
 //! finished files then hold exactly the lines of a run without failures.
+//!
+//! `--savepoint DIR` starts the job from a savepoint (taken with stop-with-savepoint, for
+//! example at another parallelism): the source's splits (one residue class of keys each)
+//! are spread over the new source subtasks, keyed state over the new key-group ranges.
 
 use clap::Parser;
 use serde::{Deserialize, Serialize};
@@ -56,6 +60,19 @@ pub struct Args {
     /// checkpoints happen during it; 0: as fast as possible).
     #[arg(long, default_value_t = 1)]
     pub poll_pause_ms: u64,
+    /// Start from this savepoint (or retained checkpoint) directory.
+    #[arg(long)]
+    pub savepoint: Option<String>,
+    /// Start even if the savepoint holds state of operators this job does not have.
+    #[arg(long)]
+    pub allow_non_restored_state: bool,
+    /// Completed checkpoints kept (recovery falls back to an older one if the latest
+    /// cannot be read).
+    #[arg(long, default_value_t = 2)]
+    pub retained_checkpoints: u32,
+    /// Milliseconds between a failure and the restart.
+    #[arg(long, default_value_t = 100)]
+    pub restart_delay_ms: u64,
 }
 
 /// One event.
@@ -67,22 +84,36 @@ pub struct Event {
     pub i: u64,
 }
 
-/// Failures still to inject in this process: `--fail-at` values not reached yet.
-type FailPoints = Arc<Mutex<HashSet<u64>>>;
+/// Failures still to inject in this process: `--fail-at` values not reached yet, and
+/// whether the next event of any source subtask fails (a hook for tests that fail a
+/// running job at a moment of their choosing).
+#[derive(Default)]
+pub struct Failures {
+    /// Events that fail once.
+    pub at: HashSet<u64>,
+    /// The next event fails.
+    pub next: bool,
+}
 
-/// The event source: subtask `s` of `p` reads the keys `k` with `k % p == s`.
+/// Shared by every source reader of the process, across restarts.
+pub type FailPoints = Arc<Mutex<Failures>>;
+
+/// The event source. Its splits are residue classes of keys: split `(m, r)` holds the
+/// events whose key `k` has `k % m == r`. A fresh job of parallelism `p` gives subtask `s`
+/// the split `(p, s)`; a restored job spreads the checkpointed splits over its subtasks.
 struct EventSource {
     events: u64,
     fail_at: FailPoints,
     pause: Duration,
 }
 
-/// A reader's position: the next `i` to look at.
+/// A split and its position: (modulus, residue, next `i` to look at).
+type Split = (u64, u64, u64);
+
+/// Reads its splits in step, in increasing `i`, so its timestamps never decrease.
 struct EventReader {
-    next: u64,
+    splits: Vec<Split>,
     events: u64,
-    subtask: u64,
-    parallelism: u64,
     fail_at: FailPoints,
     checkpointed: bool,
     pause: Duration,
@@ -97,25 +128,17 @@ impl Source<Event> for EventSource {
         &self,
         ctx: &SourceContext,
     ) -> Result<Box<dyn SourceReader<Event>>, UserError> {
-        let restored = ctx.decode_restored::<u64>()?;
+        let restored = ctx.decode_restored::<Split>()?;
+        let checkpointed = restored.is_some();
+        let splits =
+            restored.unwrap_or_else(|| vec![(ctx.parallelism as u64, ctx.subtask as u64, 0)]);
         Ok(Box::new(EventReader {
-            next: restored
-                .as_ref()
-                .and_then(|r| r.first().copied())
-                .unwrap_or(0),
+            splits,
             events: self.events,
-            subtask: ctx.subtask as u64,
-            parallelism: ctx.parallelism as u64,
             fail_at: self.fail_at.clone(),
-            checkpointed: restored.is_some(),
+            checkpointed,
             pause: self.pause,
         }))
-    }
-}
-
-impl EventReader {
-    fn mine(&self, i: u64) -> bool {
-        (i % 1000) % self.parallelism == self.subtask
     }
 }
 
@@ -128,31 +151,40 @@ impl SourceReader<Event> for EventReader {
             std::thread::sleep(self.pause);
         }
         let mut emitted = 0;
-        while self.next < self.events && emitted < 256 {
-            let i = self.next;
-            if self.mine(i) {
-                let due = self
-                    .fail_at
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .contains(&i);
-                if due {
+        while emitted < 256 {
+            let Some(i) = self.splits.iter().map(|s| s.2).min() else {
+                break;
+            };
+            if i >= self.events {
+                break;
+            }
+            let key = i % 1000;
+            let owned = self
+                .splits
+                .iter()
+                .any(|&(m, r, next)| next <= i && key % m == r);
+            if owned {
+                let mut f = self.fail_at.lock().unwrap_or_else(|p| p.into_inner());
+                if f.next || f.at.contains(&i) {
                     if !self.checkpointed {
                         // Fail only once a checkpoint exists, so the job must recover.
                         return Ok(PollStatus::NothingAvailable);
                     }
-                    self.fail_at
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(&i);
+                    f.at.remove(&i);
+                    f.next = false;
+                    drop(f);
                     panic!("injected failure at event {i}");
                 }
-                out.collect_with_timestamp(Event { key: i % 1000, i }, i as i64)?;
+                drop(f);
+                out.collect_with_timestamp(Event { key, i }, i as i64)?;
                 emitted += 1;
             }
-            self.next += 1;
+            for s in self.splits.iter_mut().filter(|s| s.2 <= i) {
+                s.2 = i + 1;
+            }
         }
-        Ok(if self.next >= self.events {
+        let done = self.splits.iter().all(|s| s.2 >= self.events);
+        Ok(if done {
             PollStatus::Finished
         } else {
             PollStatus::MoreAvailable
@@ -160,7 +192,7 @@ impl SourceReader<Event> for EventReader {
     }
 
     fn snapshot_state(&mut self, _: u64) -> weir::runtime::Result<Vec<Vec<u8>>> {
-        Ok(vec![encode_split(&self.next)?])
+        self.splits.iter().map(encode_split).collect()
     }
 
     fn notify_checkpoint(&mut self, notice: CheckpointNotice) -> weir::runtime::Result<()> {
@@ -211,6 +243,11 @@ impl ProcessWindowFunction<u64, String, u64, TimeWindow> for FormatWindow {
 
 /// Builds and runs the job.
 pub fn run(args: &Args) -> Result<JobExecutionResult, ApiError> {
+    build(args)?.0.execute("Exactly once")
+}
+
+/// Builds the job on a new environment; the failure points stay reachable for tests.
+pub fn build(args: &Args) -> Result<(StreamExecutionEnvironment, FailPoints), ApiError> {
     if args.state_backend != "heap" {
         return Err(ApiError::InvalidProgram(
             weir::core::CoreError::InvalidConfig(format!(
@@ -225,22 +262,28 @@ pub fn run(args: &Args) -> Result<JobExecutionResult, ApiError> {
     if let Some(dir) = &args.checkpoint_dir {
         env.set_checkpoint_storage(dir.display().to_string());
     }
+    if let Some(sp) = &args.savepoint {
+        env.restore_from_savepoint(sp.clone(), args.allow_non_restored_state);
+    }
+    env.configure_checkpoints(|c| c.retained = args.retained_checkpoints.max(1));
     env.set_restart_strategy(RestartStrategy::FixedDelay {
         attempts: args.fail_at.len() as u32 + 3,
-        delay_ms: 100,
+        delay_ms: args.restart_delay_ms,
     });
+    let failures: FailPoints = Arc::new(Mutex::new(Failures {
+        at: args.fail_at.iter().copied().collect(),
+        next: false,
+    }));
     let source = EventSource {
         events: args.events,
-        fail_at: Arc::new(Mutex::new(args.fail_at.iter().copied().collect())),
+        fail_at: failures.clone(),
         pause: Duration::from_millis(args.poll_pause_ms),
     };
     let events = env
-        .from_source_with_watermarks(
-            source,
-            WatermarkStrategy::for_monotonous_timestamps(),
-            "Events",
-        )
-        .uid("events");
+        .from_source(source, "Events")
+        .uid("events")
+        .assign_timestamps_and_watermarks(WatermarkStrategy::for_monotonous_timestamps())
+        .uid("timestamps");
     let keyed = events.key_by(|e: &Event| e.key);
     let sums = keyed
         .map(|e: Event| (e.key, e.i, e.i))
@@ -260,7 +303,7 @@ pub fn run(args: &Args) -> Result<JobExecutionResult, ApiError> {
             "Exactly-once files",
         )
         .uid("files");
-    env.execute("Exactly once")
+    Ok((env, failures))
 }
 
 #[allow(dead_code)]

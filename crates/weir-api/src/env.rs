@@ -379,6 +379,29 @@ impl JobClient {
         Ok(self.dispatcher.cancel_job(self.job)?)
     }
 
+    /// Takes a savepoint into a new directory below `target_dir` and waits for it; the
+    /// job goes on. Returns the savepoint's directory, to start a job from with
+    /// [`StreamExecutionEnvironment::restore_from_savepoint`].
+    pub fn trigger_savepoint(&self, target_dir: impl Into<String>) -> Result<String> {
+        Ok(self
+            .dispatcher
+            .trigger_savepoint(self.job, target_dir.into(), false)?)
+    }
+
+    /// Takes a savepoint, then stops the job: sources end right after the savepoint
+    /// barrier, without the final watermark, and the job finishes (Flink's
+    /// stop-with-savepoint). Returns the savepoint's directory.
+    pub fn stop_with_savepoint(&self, target_dir: impl Into<String>) -> Result<String> {
+        Ok(self
+            .dispatcher
+            .trigger_savepoint(self.job, target_dir.into(), true)?)
+    }
+
+    /// The job's checkpoint counts and history so far.
+    pub fn checkpoint_stats(&self) -> Result<weir_cluster::CheckpointHistory> {
+        Ok(self.dispatcher.checkpoint_stats(self.job)?)
+    }
+
     /// Waits for the job to end.
     pub fn wait(&self) -> Result<JobExecutionResult> {
         self.dispatcher

@@ -48,10 +48,14 @@ pub fn encode_split<S: serde::Serialize>(split: &S) -> Result<Vec<u8>> {
 
 /// Decodes a split position written by [`encode_split`].
 pub fn decode_split<S: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<S> {
-    bincode::deserialize(bytes).map_err(|e| weir_runtime::RuntimeError::Codec {
-        context: "cannot decode a restored source position".into(),
-        message: e.to_string(),
-    })
+    use bincode::Options;
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .deserialize(bytes)
+        .map_err(|e| weir_runtime::RuntimeError::Codec {
+            context: "cannot decode a restored source position".into(),
+            message: e.to_string(),
+        })
 }
 
 /// A source of records: creates one reader per subtask (Flink's `Source`).

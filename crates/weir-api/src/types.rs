@@ -35,6 +35,15 @@ pub(crate) fn unerase<T: 'static>(o: ErasedOutput) -> Result<Box<dyn Output<T>>>
     })
 }
 
+/// Builds the input head of a chain: its chain, channel count, barrier alignment mode and
+/// task name.
+pub(crate) type InputHeadBuilder = fn(
+    ErasedOutput,
+    usize,
+    weir_core::CheckpointingMode,
+    String,
+) -> Result<Box<dyn InputChainHead>>;
+
 /// Operations on outputs of one element type, with the type erased.
 #[derive(Clone, Copy)]
 pub(crate) struct TypeOps {
@@ -45,12 +54,7 @@ pub(crate) struct TypeOps {
     /// Wraps outputs as a side output slot.
     pub side_slot: fn(ErasedOutput) -> Result<Box<dyn SideOutputSlot>>,
     /// A network input head that decodes this type into `chain`.
-    pub input_head: fn(
-        ErasedOutput,
-        usize,
-        weir_core::CheckpointingMode,
-        String,
-    ) -> Result<Box<dyn InputChainHead>>,
+    pub input_head: InputHeadBuilder,
     /// A network writer for a partitioner that needs no user code.
     pub plain_writer: fn(PartitionerKind, WriterSetup) -> Result<ErasedOutput>,
 }

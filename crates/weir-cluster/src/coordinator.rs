@@ -11,7 +11,7 @@
 //! input, pending checkpoints are aborted (without counting as failures) and the job ends
 //! through the final notice instead (see `weir_runtime::task`).
 
-use crate::gateway::{RestorePoint, TaskExecutorGateway};
+use crate::gateway::{RestorePoint, SavepointReply, TaskExecutorGateway};
 use crate::result::{
     CheckpointHistory, CheckpointStats, CheckpointStatus, OperatorCheckpointStats,
 };
@@ -47,6 +47,10 @@ struct Pending {
     started: Instant,
     acks: HashMap<(VertexId, u32), CheckpointAck>,
     location: String,
+    /// For a savepoint: who waits for it.
+    reply: Option<SavepointReply>,
+    /// A stop-with-savepoint: the job ends after it.
+    stop: bool,
 }
 
 /// A completed checkpoint the job can restore from.
@@ -151,7 +155,10 @@ impl CheckpointCoordinator {
 
     /// When the next trigger is due, if checkpoints may be triggered.
     pub fn next_trigger(&self) -> Option<Instant> {
-        if !self.enabled() || self.stopped {
+        // No periodic checkpoints while a stop-with-savepoint is under way: the sources
+        // stopped at its barrier, and nothing after it may be committed.
+        let stopping = self.pending.values().any(|p| p.stop);
+        if !self.enabled() || self.stopped || stopping {
             return None;
         }
         let interval = Duration::from_millis(self.cfg.interval_ms);
@@ -176,7 +183,8 @@ impl CheckpointCoordinator {
         let Some(due) = self.next_trigger() else {
             return;
         };
-        if now < due || self.pending.len() >= self.cfg.max_concurrent.max(1) as usize {
+        let running = self.pending.values().filter(|p| p.reply.is_none()).count();
+        if now < due || running >= self.cfg.max_concurrent.max(1) as usize {
             return;
         }
         let id = self.next_id;
@@ -208,6 +216,73 @@ impl CheckpointCoordinator {
                 started: now,
                 acks: HashMap::new(),
                 location,
+                reply: None,
+                stop: false,
+            },
+        );
+    }
+
+    /// Takes a savepoint into a new directory below `target_dir` (outside the periodic
+    /// schedule and its limits); with `stop` the sources end after it. `reply` gets the
+    /// savepoint's directory once its metadata is written, or the reason it failed.
+    pub fn trigger_savepoint(
+        &mut self,
+        target_dir: &str,
+        stop: bool,
+        reply: SavepointReply,
+        tasks: &TaskDirectory,
+    ) {
+        if self.stopped {
+            let _ = reply.send(Err(crate::ClusterError::Savepoint {
+                job: self.job,
+                message: "the job is finishing; a savepoint needs every task running".into(),
+            }));
+            return;
+        }
+        let base = match weir_state::storage::local_path(target_dir) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = reply.send(Err(crate::ClusterError::Savepoint {
+                    job: self.job,
+                    message: e.to_string(),
+                }));
+                return;
+            }
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        let job = self.job.to_string();
+        let location = base
+            .join(format!("savepoint-{}-{id}", &job[..6]))
+            .display()
+            .to_string();
+        let barrier = CheckpointBarrier {
+            id,
+            timestamp: now_epoch_ms(),
+            kind: SnapshotKind::Savepoint,
+            target: location.clone(),
+        };
+        tracing::info!(job = %self.job, savepoint = id, stop, location = %location, "triggering savepoint");
+        self.update_stats(|s| s.triggered += 1);
+        for (gw, v, s, is_source) in &tasks.tasks {
+            if *is_source {
+                let control = if stop {
+                    TaskControl::StopWithSavepoint(barrier.clone())
+                } else {
+                    TaskControl::TriggerCheckpoint(barrier.clone())
+                };
+                gw.send_task_control(self.job, *v, *s, control);
+            }
+        }
+        self.pending.insert(
+            id,
+            Pending {
+                barrier,
+                started: Instant::now(),
+                acks: HashMap::new(),
+                location,
+                reply: Some(reply),
+                stop,
             },
         );
     }
@@ -230,6 +305,23 @@ impl CheckpointCoordinator {
             return Ok(());
         };
         match self.complete(&p) {
+            Ok(stats) if p.reply.is_some() => {
+                tracing::info!(job = %self.job, savepoint = id, location = %p.location, "savepoint complete");
+                // After a stop-with-savepoint the job only ends: no more checkpoints.
+                self.stopped |= p.stop;
+                self.update_stats(|s| {
+                    s.completed += 1;
+                    s.history.push(stats);
+                });
+                tasks.send_all(
+                    self.job,
+                    &TaskControl::Notify(CheckpointNotice::Complete(id)),
+                );
+                if let Some(r) = &p.reply {
+                    let _ = r.send(Ok(p.location.clone()));
+                }
+                Ok(())
+            }
             Ok(stats) => {
                 tracing::info!(job = %self.job, checkpoint = id, bytes = stats.size_bytes, duration_ms = stats.duration_ms, "checkpoint complete");
                 self.consecutive_failures = 0;
@@ -252,6 +344,9 @@ impl CheckpointCoordinator {
             Err(e) => {
                 let reason = format!("cannot complete checkpoint {id}: {e}");
                 self.record_failure(&p, &reason, tasks);
+                if p.reply.is_some() {
+                    return Ok(());
+                }
                 self.count_failure(reason)
             }
         }
@@ -322,17 +417,8 @@ impl CheckpointCoordinator {
         };
         let storage = CheckpointStorage::open(&p.location)?;
         meta.write(&storage)?;
-        self.completed.push_back(Completed {
-            id: p.barrier.id,
-            point: RestorePoint {
-                location: p.location.clone(),
-                metadata: Arc::new(meta),
-            },
-        });
-        while self.completed.len() > self.cfg.retained.max(1) as usize {
-            if let Some(old) = self.completed.pop_front() {
-                self.delete_dir(&format!("chk-{}", old.id));
-            }
+        if p.reply.is_none() {
+            self.remember(p, meta);
         }
         Ok(CheckpointStats {
             id: p.barrier.id,
@@ -347,6 +433,22 @@ impl CheckpointCoordinator {
             location: Some(p.location.clone()),
             operators: op_sizes,
         })
+    }
+
+    /// Keeps a completed checkpoint for recovery and deletes those beyond the retained.
+    fn remember(&mut self, p: &Pending, meta: SnapshotMetadata) {
+        self.completed.push_back(Completed {
+            id: p.barrier.id,
+            point: RestorePoint {
+                location: p.location.clone(),
+                metadata: Arc::new(meta),
+            },
+        });
+        while self.completed.len() > self.cfg.retained.max(1) as usize {
+            if let Some(old) = self.completed.pop_front() {
+                self.delete_dir(&format!("chk-{}", old.id));
+            }
+        }
     }
 
     fn delete_dir(&self, rel: &str) {

@@ -105,6 +105,14 @@ impl DispatcherGateway for Dispatcher {
         })
     }
 
+    fn trigger_savepoint(&self, job: JobId, target_dir: String, stop: bool) -> Result<String> {
+        let master = self.with_job(job, |e| e.master.clone())?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        master.trigger_savepoint(target_dir, stop, tx);
+        rx.recv()
+            .map_err(|_| ClusterError::Unreachable(format!("the JobMaster of job {job}")))?
+    }
+
     fn cancel_job(&self, job: JobId) -> Result<()> {
         self.with_job(job, |e| e.master.cancel())
     }

@@ -54,6 +54,14 @@ pub enum ClusterError {
         /// What failed.
         message: String,
     },
+    /// A savepoint could not be taken.
+    #[error("savepoint of job {job} failed: {message}")]
+    Savepoint {
+        /// The job.
+        job: JobId,
+        /// Why.
+        message: String,
+    },
     /// The job id is not known to the dispatcher.
     #[error("unknown job {0}")]
     UnknownJob(JobId),

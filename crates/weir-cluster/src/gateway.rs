@@ -149,7 +149,13 @@ pub trait JobMasterGateway: Send + Sync {
     fn update_task_execution_state(&self, state: TaskExecutionState);
     /// The user asked to cancel the job.
     fn cancel(&self);
+    /// Takes a savepoint into a new directory below `target_dir`; with `stop` the sources
+    /// end right after it (stop-with-savepoint). `reply` gets the savepoint's directory.
+    fn trigger_savepoint(&self, target_dir: String, stop: bool, reply: SavepointReply);
 }
+
+/// Where the outcome of a savepoint request goes: its directory, or why it failed.
+pub type SavepointReply = std::sync::mpsc::Sender<Result<String>>;
 
 /// The Dispatcher, as clients see it.
 pub trait DispatcherGateway: Send + Sync {
@@ -159,6 +165,9 @@ pub trait DispatcherGateway: Send + Sync {
     fn job_status(&self, job: JobId) -> Result<JobStatus>;
     /// The job's checkpoint counts and history so far.
     fn checkpoint_stats(&self, job: JobId) -> Result<CheckpointHistory>;
+    /// Takes a savepoint of a running job into a new directory below `target_dir` and
+    /// waits for it; with `stop` the job then ends. Returns the savepoint's directory.
+    fn trigger_savepoint(&self, job: JobId, target_dir: String, stop: bool) -> Result<String>;
     /// Asks the job to cancel; returns at once.
     fn cancel_job(&self, job: JobId) -> Result<()>;
     /// Waits until the job ends and returns its result.

@@ -14,8 +14,8 @@
 use crate::coordinator::{CheckpointCoordinator, CheckpointStatsCell, TaskDirectory};
 use crate::error::{ClusterError, Result};
 use crate::gateway::{
-    AllocatedSlot, JobMasterGateway, ResourceManagerGateway, RestorePoint, TaskDeployment, TaskEnd,
-    TaskExecutionState, TaskExecutorGateway,
+    AllocatedSlot, JobMasterGateway, ResourceManagerGateway, RestorePoint, SavepointReply,
+    TaskDeployment, TaskEnd, TaskExecutionState, TaskExecutorGateway,
 };
 use crate::restart::RestartBackoff;
 use crate::result::{JobExecutionResult, JobStatus, OperatorSummary};
@@ -40,6 +40,7 @@ enum Msg {
     Ack(u32, CheckpointAck),
     Decline(u32, u64, String),
     FinishedInput(u32, VertexId, u32),
+    Savepoint(String, bool, SavepointReply),
 }
 
 /// The handle tasks and the Dispatcher use to talk to a JobMaster.
@@ -62,6 +63,10 @@ impl JobMasterGateway for JobMasterHandle {
 
     fn cancel(&self) {
         self.send(Msg::Cancel);
+    }
+
+    fn trigger_savepoint(&self, target_dir: String, stop: bool, reply: SavepointReply) {
+        self.send(Msg::Savepoint(target_dir, stop, reply));
     }
 }
 
@@ -352,6 +357,12 @@ impl JobMaster {
             }
             match self.rx.recv_timeout(left) {
                 Ok(Msg::Cancel) => return true,
+                Ok(Msg::Savepoint(_, _, reply)) => {
+                    let _ = reply.send(Err(ClusterError::Savepoint {
+                        job: self.params.job,
+                        message: "the job is restarting".into(),
+                    }));
+                }
                 Ok(_) => {}
                 Err(RecvTimeoutError::Timeout) => return false,
                 Err(RecvTimeoutError::Disconnected) => return true,
@@ -513,6 +524,16 @@ impl JobMaster {
                                 TaskControl::Notify(CheckpointNotice::Final),
                             );
                         }
+                    }
+                }
+                Msg::Savepoint(dir, stop, reply) => {
+                    if failure.is_some() || cancelled {
+                        let _ = reply.send(Err(ClusterError::Savepoint {
+                            job: p.job,
+                            message: "the job is failing or being cancelled".into(),
+                        }));
+                    } else {
+                        coord.trigger_savepoint(&dir, stop, reply, &directory);
                     }
                 }
                 Msg::Ack(..) | Msg::Decline(..) | Msg::FinishedInput(..) => {}

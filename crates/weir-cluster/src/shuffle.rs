@@ -12,8 +12,11 @@ use weir_runtime::inbox::TaskInbox;
 /// Inboxes of all subtasks of all jobs in this process.
 #[derive(Default)]
 pub struct LocalShuffle {
-    inboxes: Mutex<HashMap<(JobId, u32, VertexId, u32), Arc<TaskInbox>>>,
+    inboxes: Mutex<HashMap<InboxKey, Arc<TaskInbox>>>,
 }
+
+/// Job, execution attempt, vertex and subtask of an inbox.
+type InboxKey = (JobId, u32, VertexId, u32);
 
 impl LocalShuffle {
     /// The inbox of subtask `subtask` of `vertex` of execution attempt `attempt` of `job`.

@@ -169,6 +169,9 @@ impl OutputControl for BatchHashWriter {
     fn finish(&mut self) -> Result<()> {
         self.channels.finish()
     }
+    fn stop(&mut self) -> Result<()> {
+        self.channels.stop()
+    }
     fn checkpoint(
         &mut self,
         barrier: &crate::checkpoint::CheckpointBarrier,

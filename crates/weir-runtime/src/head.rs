@@ -24,6 +24,9 @@ pub trait SourceChainHead: Send {
     fn poll(&mut self) -> Result<PollStatus>;
     /// The reader is exhausted: final watermark, then finish the chain.
     fn end_of_input(&mut self) -> Result<()>;
+    /// The source stops after a savepoint: finish the chain without the final watermark,
+    /// so that event-time state stays as the savepoint holds it.
+    fn stop(&mut self) -> Result<()>;
     /// Sends partly filled buffers.
     fn flush(&mut self) -> Result<()>;
     /// Reports per-operator counters.
@@ -105,6 +108,10 @@ impl<T: Send + 'static> SourceChainHead for SourceHead<T> {
         self.out.finish()
     }
 
+    fn stop(&mut self) -> Result<()> {
+        self.out.stop()
+    }
+
     fn flush(&mut self) -> Result<()> {
         self.out.flush()
     }
@@ -161,6 +168,8 @@ pub struct OneInputHead<T, S> {
     serializer: S,
     chain: Box<dyn Output<T>>,
     task: String,
+    /// An input stopped after a savepoint: the chain stops instead of finishing.
+    stopped: bool,
 }
 
 impl<T, S> OneInputHead<T, S> {
@@ -180,6 +189,7 @@ impl<T, S> OneInputHead<T, S> {
             serializer,
             chain,
             task,
+            stopped: false,
         }
     }
 }
@@ -188,14 +198,17 @@ impl<T: 'static, S: TypeSerializer<T>> OneInputHead<T, S> {
     fn process(&mut self, ch: usize, msg: Input<'_>) -> Result<Option<CheckpointBarrier>> {
         let data = match msg {
             Input::Data(buf) => buf,
-            Input::End => {
+            Input::End(stopped) => {
                 if self.decoders[ch].has_partial() {
                     return Err(RuntimeError::Other(format!(
                         "input channel {ch} of '{}' ended in the middle of a record",
                         self.task
                     )));
                 }
-                if let Some(o) = self.valve.channel_ended(ch) {
+                if stopped {
+                    self.stopped = true;
+                    self.valve.channel_stopped(ch);
+                } else if let Some(o) = self.valve.channel_ended(ch) {
                     forward_valve(self.chain.as_mut(), o)?;
                 }
                 return Ok(self.aligner.on_end(ch));
@@ -239,10 +252,11 @@ impl<T: 'static, S: TypeSerializer<T>> OneInputHead<T, S> {
     }
 }
 
-/// What an input head processes: the bytes of a buffer, or the end of a channel.
+/// What an input head processes: the bytes of a buffer, or the end of a channel (`true`:
+/// stopped after a savepoint, without draining).
 enum Input<'a> {
     Data(&'a [u8]),
-    End,
+    End(bool),
 }
 
 fn frame_after_barrier() -> RuntimeError {
@@ -264,7 +278,10 @@ impl<T: 'static, S: TypeSerializer<T>> InputChainHead for OneInputHead<T, S> {
         }
         match &msg {
             ChannelMessage::Buffer(buf) => self.process(ch, Input::Data(buf)),
-            ChannelMessage::Event(ChannelEvent::EndOfPartition) => self.process(ch, Input::End),
+            ChannelMessage::Event(ChannelEvent::EndOfPartition) => {
+                self.process(ch, Input::End(false))
+            }
+            ChannelMessage::Event(ChannelEvent::Stopped) => self.process(ch, Input::End(true)),
         }
     }
 
@@ -272,7 +289,7 @@ impl<T: 'static, S: TypeSerializer<T>> InputChainHead for OneInputHead<T, S> {
         while let Some((ch, held)) = self.aligner.next_held() {
             let input = match &held {
                 Held::Data(d) => Input::Data(d),
-                Held::End => Input::End,
+                Held::End(stopped) => Input::End(*stopped),
             };
             if let Some(b) = self.process(ch, input)? {
                 return Ok(Some(b));
@@ -286,7 +303,11 @@ impl<T: 'static, S: TypeSerializer<T>> InputChainHead for OneInputHead<T, S> {
     }
 
     fn end_of_input(&mut self) -> Result<()> {
-        self.chain.finish()
+        if self.stopped {
+            self.chain.stop()
+        } else {
+            self.chain.finish()
+        }
     }
 
     fn flush(&mut self) -> Result<()> {
@@ -338,6 +359,8 @@ pub struct TwoInputHead<A, SA, B, SB, O, Op> {
     serializers: (SA, SB),
     link: TwoInputLink<A, B, O, Op>,
     task: String,
+    /// An input stopped after a savepoint: the operator stops instead of finishing.
+    stopped: bool,
 }
 
 impl<A, SA, B, SB, O: 'static, Op: TwoInputOperator<A, B, O>> TwoInputHead<A, SA, B, SB, O, Op> {
@@ -364,6 +387,7 @@ impl<A, SA, B, SB, O: 'static, Op: TwoInputOperator<A, B, O>> TwoInputHead<A, SA
             serializers,
             link,
             task,
+            stopped: false,
         }
     }
 }
@@ -380,13 +404,16 @@ where
     fn process(&mut self, ch: usize, msg: Input<'_>) -> Result<Option<CheckpointBarrier>> {
         let data = match msg {
             Input::Data(buf) => buf,
-            Input::End => {
+            Input::End(stopped) => {
                 let input = self.channel_inputs[ch] as usize & 1;
                 self.open_channels[input] -= 1;
-                if let Some(o) = self.valve.channel_ended(ch) {
+                if stopped {
+                    self.stopped = true;
+                    self.valve.channel_stopped(ch);
+                } else if let Some(o) = self.valve.channel_ended(ch) {
                     forward_valve(&mut self.link, o)?;
                 }
-                if self.open_channels[input] == 0 {
+                if self.open_channels[input] == 0 && !self.stopped {
                     self.link.end_input(input)?;
                 }
                 return Ok(self.aligner.on_end(ch));
@@ -456,7 +483,10 @@ where
         }
         match &msg {
             ChannelMessage::Buffer(buf) => self.process(ch, Input::Data(buf)),
-            ChannelMessage::Event(ChannelEvent::EndOfPartition) => self.process(ch, Input::End),
+            ChannelMessage::Event(ChannelEvent::EndOfPartition) => {
+                self.process(ch, Input::End(false))
+            }
+            ChannelMessage::Event(ChannelEvent::Stopped) => self.process(ch, Input::End(true)),
         }
     }
 
@@ -464,7 +494,7 @@ where
         while let Some((ch, held)) = self.aligner.next_held() {
             let input = match &held {
                 Held::Data(d) => Input::Data(d),
-                Held::End => Input::End,
+                Held::End(stopped) => Input::End(*stopped),
             };
             if let Some(b) = self.process(ch, input)? {
                 return Ok(Some(b));
@@ -478,7 +508,11 @@ where
     }
 
     fn end_of_input(&mut self) -> Result<()> {
-        self.link.finish()
+        if self.stopped {
+            self.link.stop()
+        } else {
+            self.link.finish()
+        }
     }
 
     fn flush(&mut self) -> Result<()> {

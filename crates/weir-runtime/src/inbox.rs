@@ -18,6 +18,9 @@ use std::time::Instant;
 pub enum ChannelEvent {
     /// The producer subtask finished; no more data on this channel.
     EndOfPartition,
+    /// The producer stopped after a savepoint without draining: no more data, and no
+    /// event-time progress either (windows are not fired by the end of this channel).
+    Stopped,
 }
 
 /// What travels on one input channel.
@@ -36,6 +39,9 @@ pub type Mail = Box<dyn FnOnce() -> Result<()> + Send>;
 pub enum TaskControl {
     /// A source task takes a checkpoint and sends this barrier downstream.
     TriggerCheckpoint(CheckpointBarrier),
+    /// A source task takes this savepoint, then emits nothing more: it ends its input once
+    /// the savepoint completed (and goes on if it was aborted). Stop-with-savepoint.
+    StopWithSavepoint(CheckpointBarrier),
     /// A checkpoint completed or was aborted.
     Notify(CheckpointNotice),
 }

@@ -28,6 +28,9 @@ pub trait OutputControl: Send {
     fn flush(&mut self) -> Result<()>;
     /// End of input: finish this operator and everything after it.
     fn finish(&mut self) -> Result<()>;
+    /// The job stops after a savepoint without draining: operators are not finished (their
+    /// state stays as the savepoint holds it); network writers tell consumers to stop too.
+    fn stop(&mut self) -> Result<()>;
     /// Report the record counters of every operator from here to the end of the chain.
     fn visit_metrics(&self, _visitor: MetricsVisitor<'_>) {}
     /// Processing time reached `now`: operators fire their due processing-time timers.
@@ -179,6 +182,9 @@ impl<S: 'static> OutputControl for TypedSideOutput<S> {
     fn finish(&mut self) -> Result<()> {
         self.0.finish()
     }
+    fn stop(&mut self) -> Result<()> {
+        self.0.stop()
+    }
     fn visit_metrics(&self, v: MetricsVisitor<'_>) {
         self.0.visit_metrics(v)
     }
@@ -324,6 +330,13 @@ impl<O> OutputControl for Outputs<O> {
         }
         Ok(())
     }
+    fn stop(&mut self) -> Result<()> {
+        self.main.stop()?;
+        for (_, s) in &mut self.sides {
+            s.stop()?;
+        }
+        Ok(())
+    }
     fn visit_metrics(&self, v: MetricsVisitor<'_>) {
         self.main.visit_metrics(v);
         for (_, s) in &self.sides {
@@ -387,6 +400,9 @@ impl<T: Send> OutputControl for FanOut<T> {
     fn finish(&mut self) -> Result<()> {
         self.outs.iter_mut().try_for_each(|o| o.finish())
     }
+    fn stop(&mut self) -> Result<()> {
+        self.outs.iter_mut().try_for_each(|o| o.stop())
+    }
     fn visit_metrics(&self, v: MetricsVisitor<'_>) {
         for o in &self.outs {
             o.visit_metrics(v);
@@ -442,6 +458,9 @@ impl<T> OutputControl for Discard<T> {
     fn finish(&mut self) -> Result<()> {
         Ok(())
     }
+    fn stop(&mut self) -> Result<()> {
+        Ok(())
+    }
     fn checkpoint(&mut self, _: &CheckpointBarrier, _: &mut TaskStateSnapshot) -> Result<()> {
         Ok(())
     }
@@ -487,6 +506,9 @@ impl<T: Send> OutputControl for CollectingOutput<T> {
         Ok(())
     }
     fn finish(&mut self) -> Result<()> {
+        Ok(())
+    }
+    fn stop(&mut self) -> Result<()> {
         Ok(())
     }
     fn checkpoint(&mut self, _: &CheckpointBarrier, _: &mut TaskStateSnapshot) -> Result<()> {
@@ -597,6 +619,9 @@ impl<I, O: 'static, Op: OneInputOperator<I, O>> OutputControl for OneInputLink<I
         let (op, out) = (&mut self.op, &mut self.out);
         guarded(&self.info, || op.finish(out))?;
         self.out.finish()
+    }
+    fn stop(&mut self) -> Result<()> {
+        self.out.stop()
     }
     fn visit_metrics(&self, v: MetricsVisitor<'_>) {
         v(&OperatorMetrics {
@@ -752,6 +777,9 @@ impl<A, B, O: 'static, Op: TwoInputOperator<A, B, O>> OutputControl for TwoInput
         let (op, out) = (&mut self.op, &mut self.out);
         guarded(&self.info, || op.finish(out))?;
         self.out.finish()
+    }
+    fn stop(&mut self) -> Result<()> {
+        self.out.stop()
     }
     fn visit_metrics(&self, v: MetricsVisitor<'_>) {
         v(&OperatorMetrics {

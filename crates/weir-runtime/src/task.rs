@@ -284,7 +284,7 @@ impl Task {
             Self::run_mails(&mut drained)?;
             while let Some(c) = drained.controls.pop_front() {
                 match c {
-                    TaskControl::TriggerCheckpoint(b) => {
+                    TaskControl::TriggerCheckpoint(b) | TaskControl::StopWithSavepoint(b) => {
                         cp.responder.decline(
                             b.id,
                             cp.vertex,
@@ -337,6 +337,9 @@ impl Task {
                 }
             }};
         }
+        // Stop-with-savepoint: the savepoint a source waits for before it ends.
+        let mut stopping: Option<u64> = None;
+        let mut stop_now = false;
         // Control requests: checkpoint triggers (sources) and notices.
         macro_rules! controls {
             ($head:expr, $is_source:expr) => {{
@@ -347,23 +350,58 @@ impl Task {
                                 $head.checkpoint(&b, snap)
                             })?;
                         }
-                        TaskControl::TriggerCheckpoint(b) => {
+                        TaskControl::StopWithSavepoint(b) if $is_source => {
+                            Self::take_checkpoint(&checkpointing, &name, &b, 0, |snap| {
+                                $head.checkpoint(&b, snap)
+                            })?;
+                            stopping = Some(b.id);
+                        }
+                        TaskControl::TriggerCheckpoint(b) | TaskControl::StopWithSavepoint(b) => {
                             tracing::warn!(task = %name, checkpoint = b.id, "a task with inputs ignores a checkpoint trigger");
                         }
-                        TaskControl::Notify(n) => $head.notify_checkpoint(n)?,
+                        TaskControl::Notify(n) => {
+                            $head.notify_checkpoint(n)?;
+                            // Input heads never stop: their assignments go unread.
+                            #[allow(unused_assignments)]
+                            match (n, stopping) {
+                                (CheckpointNotice::Complete(id), Some(s)) if id >= s => stop_now = true,
+                                (CheckpointNotice::Aborted(id), Some(s)) if id == s => stopping = None,
+                                _ => {}
+                            }
+                        }
                     }
                 }
             }};
         }
         if let ChainHead::Source(_) = &self.head {
             loop {
-                if inbox.has_mail() {
-                    inbox.drain(Some(Instant::now()), &mut drained);
+                if inbox.has_mail() || stopping.is_some() {
+                    // While stopping, nothing is polled: wait for the savepoint's outcome.
+                    let until = match stopping {
+                        Some(_) => self.wake_at(next_flush, None),
+                        None => Some(Instant::now()),
+                    };
+                    inbox.drain(until, &mut drained);
                     Self::run_mails(&mut drained)?;
                     let ChainHead::Source(src) = &mut self.head else {
                         unreachable!("checked above")
                     };
                     controls!(src, true);
+                    if stop_now {
+                        tracing::info!(task = %name, "stopped after a savepoint");
+                        return src.stop();
+                    }
+                    if stopping.is_some() {
+                        // Nothing may be emitted after the savepoint's barrier: no timers,
+                        // only the flush of what was written before it.
+                        if let (Some(t), Some(due)) = (timeout, next_flush) {
+                            if Instant::now() >= due {
+                                src.flush()?;
+                                next_flush = Some(Instant::now() + t);
+                            }
+                        }
+                        continue;
+                    }
                 }
                 let status = match &mut self.head {
                     ChainHead::Source(src) => src.poll()?,
@@ -378,6 +416,9 @@ impl Task {
                     unreachable!("checked above")
                 };
                 controls!(src, true);
+                if stopping.is_some() {
+                    continue;
+                }
                 if status == PollStatus::Finished {
                     return src.end_of_input();
                 }

@@ -106,6 +106,14 @@ impl WatermarkValve {
         self.new_min()
     }
 
+    /// `channel` stopped after a savepoint: it no longer holds the watermark back, but does
+    /// not advance it either (when every channel stopped, event time stands still).
+    pub fn channel_stopped(&mut self, channel: usize) {
+        let ch = &mut self.channels[channel];
+        ch.idle = true;
+        ch.aligned = false;
+    }
+
     fn new_min(&mut self) -> Option<ValveOutput> {
         let min = self
             .channels

@@ -145,12 +145,21 @@ impl ChannelBuffers {
 
     /// Flushes and tells every consumer that this producer is done. Idempotent.
     pub fn finish(&mut self) -> Result<()> {
+        self.end(ChannelEvent::EndOfPartition)
+    }
+
+    /// Flushes and tells every consumer that this producer stopped after a savepoint.
+    pub fn stop(&mut self) -> Result<()> {
+        self.end(ChannelEvent::Stopped)
+    }
+
+    fn end(&mut self, event: ChannelEvent) -> Result<()> {
         if self.finished {
             return Ok(());
         }
         self.flush()?;
         for s in &self.senders {
-            s.send(ChannelMessage::Event(ChannelEvent::EndOfPartition))?;
+            s.send(ChannelMessage::Event(event.clone()))?;
         }
         self.finished = true;
         Ok(())
@@ -250,6 +259,10 @@ impl<T: Send, S: TypeSerializer<T>, P: ChannelSelector<T>> OutputControl for Rec
 
     fn finish(&mut self) -> Result<()> {
         self.channels.finish()
+    }
+
+    fn stop(&mut self) -> Result<()> {
+        self.channels.stop()
     }
 
     fn checkpoint(

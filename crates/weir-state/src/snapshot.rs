@@ -39,13 +39,18 @@ pub fn encode<T: Serialize + ?Sized>(what: &str, value: &T) -> Result<Vec<u8>> {
     })
 }
 
-/// Decodes a value written by [`encode`].
+/// Decodes a value written by [`encode`]; bytes left over are an error (a value of another
+/// type that happens to decode from a prefix is not taken for this one).
 pub fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T> {
-    bincode::deserialize(bytes).map_err(|e| StateError::Codec {
-        action: "decode",
-        what: what.to_string(),
-        message: e.to_string(),
-    })
+    use bincode::Options;
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .deserialize(bytes)
+        .map_err(|e| StateError::Codec {
+            action: "decode",
+            what: what.to_string(),
+            message: e.to_string(),
+        })
 }
 
 impl OperatorSubtaskState {

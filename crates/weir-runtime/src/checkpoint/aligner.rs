@@ -27,8 +27,8 @@ use weir_core::CheckpointingMode;
 pub enum Held {
     /// The bytes of a buffer.
     Data(Vec<u8>),
-    /// The channel ended.
-    End,
+    /// The channel ended (`true`: it stopped after a savepoint).
+    End(bool),
 }
 
 /// Alignment state of one task's input channels.
@@ -70,7 +70,8 @@ impl BarrierAligner {
     pub fn hold(&mut self, ch: usize, msg: ChannelMessage) {
         let held = match msg {
             ChannelMessage::Buffer(buf) => Held::Data(buf.to_vec()),
-            ChannelMessage::Event(ChannelEvent::EndOfPartition) => Held::End,
+            ChannelMessage::Event(ChannelEvent::EndOfPartition) => Held::End(false),
+            ChannelMessage::Event(ChannelEvent::Stopped) => Held::End(true),
         };
         self.held_per_channel[ch] += 1;
         self.held.push_back((ch, held));
