@@ -108,11 +108,19 @@ impl Source<Bid> for BidSource {
         Boundedness::Bounded
     }
     fn create_reader(&self, ctx: &SourceContext) -> Result<Box<dyn SourceReader<Bid>>, UserError> {
+        // A restored reader resumes its stride; the bench restores at the same parallelism.
+        let (next, step, end) = match ctx.decode_restored::<(u64, u64, u64)>()? {
+            Some(s) => s
+                .into_iter()
+                .next()
+                .unwrap_or((self.events, 1, self.events)),
+            None => (ctx.subtask as u64, ctx.parallelism as u64, self.events),
+        };
         Ok(Box::new(BidReader {
             strings: Strings::default(),
-            next: ctx.subtask as u64,
-            step: ctx.parallelism as u64,
-            end: self.events,
+            next,
+            step,
+            end,
         }))
     }
 }
@@ -129,6 +137,10 @@ impl SourceReader<Bid> for BidReader {
             self.next += self.step;
         }
         Ok(PollStatus::MoreAvailable)
+    }
+
+    fn snapshot_state(&mut self, _: u64) -> weir_runtime::Result<Vec<Vec<u8>>> {
+        Ok(vec![encode_split(&(self.next, self.step, self.end))?])
     }
 }
 
@@ -289,12 +301,36 @@ pub struct Outcome {
     pub checksum: i64,
     /// Wall time of the job.
     pub seconds: f64,
+    /// Checkpoints completed.
+    pub checkpoints: u64,
 }
 
-/// Runs workload `name` (`W0`..`W4`) over `events` bids at `parallelism`.
+/// Checkpoint interval of the `W2c` workload unless `WEIR_BENCH_CHECKPOINT_MS` says
+/// otherwise: 10 s, as the benchmark issue defines it.
+pub const W2C_CHECKPOINT_INTERVAL_MS: u64 = 10_000;
+
+/// Runs workload `name` (`W0`..`W4`, or `W2c`: W2 with exactly-once checkpoints on the heap
+/// backend) over `events` bids at `parallelism`.
 pub fn run(name: &str, events: u64, parallelism: i64) -> Result<Outcome, String> {
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(parallelism);
+    let name = match name {
+        "W2c" => {
+            let interval = std::env::var("WEIR_BENCH_CHECKPOINT_MS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(W2C_CHECKPOINT_INTERVAL_MS);
+            env.enable_checkpointing(Duration::from_millis(interval));
+            env.set_checkpoint_storage(
+                std::env::temp_dir()
+                    .join("weir-bench-checkpoints")
+                    .display()
+                    .to_string(),
+            );
+            "W2"
+        }
+        n => n,
+    };
     let bids = env.from_source_with_watermarks(
         BidSource::new(events),
         WatermarkStrategy::for_monotonous_timestamps(),
@@ -379,11 +415,12 @@ pub fn run(name: &str, events: u64, parallelism: i64) -> Result<Outcome, String>
         }
     }
     let start = Instant::now();
-    env.execute(name).map_err(|e| e.to_string())?;
+    let result = env.execute(name).map_err(|e| e.to_string())?;
     Ok(Outcome {
         out_rows: tally.rows(),
         checksum: tally.checksum(),
         seconds: start.elapsed().as_secs_f64(),
+        checkpoints: result.checkpoints.completed,
     })
 }
 

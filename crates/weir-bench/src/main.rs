@@ -11,7 +11,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: weir-bench WORKLOAD EVENTS PARALLELISM   (WORKLOAD: W0 W1 W2 W3 W4)";
+    let usage = "usage: weir-bench WORKLOAD EVENTS PARALLELISM   (WORKLOAD: W0 W1 W2 W3 W4, or W2c: W2 with checkpoints)";
     if args.len() != 4 {
         eprintln!("{usage}");
         return ExitCode::from(2);
@@ -24,6 +24,9 @@ fn main() -> ExitCode {
     eprintln!("running {workload} over {events} events at parallelism {parallelism}");
     match weir_bench::run(workload, events, parallelism) {
         Ok(o) => {
+            if o.checkpoints > 0 {
+                eprintln!("{} checkpoints completed", o.checkpoints);
+            }
             let rss = weir_bench::peak_rss_mb().map_or("NA".to_string(), |m| format!("{m:.0}"));
             println!(
                 "workload={workload} events={events} parallelism={parallelism} seconds={:.3} events_per_sec={:.0} peak_rss_mb={rss} out_rows={} checksum={}",
