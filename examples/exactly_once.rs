@@ -73,6 +73,16 @@ pub struct Args {
     /// Milliseconds between a failure and the restart.
     #[arg(long, default_value_t = 100)]
     pub restart_delay_ms: u64,
+    /// Unaligned checkpoints: snapshot at the first barrier, store the in-flight data.
+    #[arg(long)]
+    pub unaligned: bool,
+    /// With `--unaligned`: align first, switch to unaligned after this many ms (0: never
+    /// align).
+    #[arg(long, default_value_t = 0)]
+    pub aligned_timeout_ms: u64,
+    /// At-least-once barriers (never aligned): output may repeat after a failure.
+    #[arg(long)]
+    pub at_least_once: bool,
 }
 
 /// One event.
@@ -265,7 +275,14 @@ pub fn build(args: &Args) -> Result<(StreamExecutionEnvironment, FailPoints), Ap
     if let Some(sp) = &args.savepoint {
         env.restore_from_savepoint(sp.clone(), args.allow_non_restored_state);
     }
-    env.configure_checkpoints(|c| c.retained = args.retained_checkpoints.max(1));
+    env.configure_checkpoints(|c| {
+        c.retained = args.retained_checkpoints.max(1);
+        c.unaligned = args.unaligned;
+        c.aligned_timeout_ms = args.aligned_timeout_ms;
+        if args.at_least_once {
+            c.mode = CheckpointingMode::AtLeastOnce;
+        }
+    });
     env.set_restart_strategy(RestartStrategy::FixedDelay {
         attempts: args.fail_at.len() as u32 + 3,
         delay_ms: args.restart_delay_ms,

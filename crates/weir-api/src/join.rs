@@ -164,7 +164,7 @@ where
         let link = TwoInputLink::new(make(info)?, outs, info.clone())?;
         Ok(Box::new(TwoInputHead::new(
             channel_inputs,
-            info.checkpoint_mode,
+            info.alignment,
             (BincodeSerializer::<A>::new(), BincodeSerializer::<B>::new()),
             link,
             task,

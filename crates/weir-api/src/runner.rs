@@ -150,7 +150,7 @@ impl JobCode for CompiledJob {
                 auto_watermark_interval_ms: graph.config.auto_watermark_interval_ms,
                 uid: op.uid.clone(),
                 restored: io.restored.get(&op.uid).cloned(),
-                checkpoint_mode: io.checkpoint_mode,
+                alignment: io.alignment,
             };
             let is_head = op.node == head_node;
             match &node.code {
@@ -172,7 +172,7 @@ impl JobCode for CompiledJob {
                         return Ok(ChainHead::Input((ty.input_head)(
                             input,
                             io.inputs.len(),
-                            io.checkpoint_mode,
+                            io.alignment,
                             task_name,
                         )?));
                     }

@@ -37,12 +37,8 @@ pub(crate) fn unerase<T: 'static>(o: ErasedOutput) -> Result<Box<dyn Output<T>>>
 
 /// Builds the input head of a chain: its chain, channel count, barrier alignment mode and
 /// task name.
-pub(crate) type InputHeadBuilder = fn(
-    ErasedOutput,
-    usize,
-    weir_core::CheckpointingMode,
-    String,
-) -> Result<Box<dyn InputChainHead>>;
+pub(crate) type InputHeadBuilder =
+    fn(ErasedOutput, usize, weir_core::BarrierAlignment, String) -> Result<Box<dyn InputChainHead>>;
 
 /// Operations on outputs of one element type, with the type erased.
 #[derive(Clone, Copy)]

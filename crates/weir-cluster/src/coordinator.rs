@@ -7,9 +7,10 @@
 //! subsumes older pending ones. A decline, a storage failure or a timeout aborts a
 //! checkpoint; more failures in a row than tolerated fail the job.
 //!
-//! Checkpoints are triggered only while every task is running: once a task finished its
-//! input, pending checkpoints are aborted (without counting as failures) and the job ends
-//! through the final notice instead (see `weir_runtime::task`).
+//! Checkpoints go on after some tasks finished their input: a finished task is asked
+//! directly for every checkpoint whose barrier it did not see, and answers with its final
+//! state (FLIP-147's checkpoints after tasks finished). Once every task finished, the job
+//! ends through the final notice (see `weir_runtime::task`).
 
 use crate::gateway::{RestorePoint, SavepointReply, TaskExecutorGateway};
 use crate::result::{
@@ -19,7 +20,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use weir_core::{CheckpointConfig, JobGraph, JobId, VertexId};
-use weir_runtime::checkpoint::{CheckpointAck, CheckpointBarrier, CheckpointNotice};
+use weir_runtime::checkpoint::{in_flight_uid, CheckpointAck, CheckpointBarrier, CheckpointNotice};
 use weir_runtime::inbox::TaskControl;
 use weir_state::metadata::{OperatorStateMeta, SubtaskStateHandle};
 use weir_state::{CheckpointStorage, KeyGroupRange, SnapshotKind, SnapshotMetadata};
@@ -79,6 +80,8 @@ pub struct CheckpointCoordinator {
     consecutive_failures: u32,
     stopped: bool,
     expected_acks: usize,
+    /// Tasks of the current attempt that finished their input.
+    finished: std::collections::HashSet<(VertexId, u32)>,
     stats: CheckpointStatsCell,
 }
 
@@ -122,6 +125,7 @@ impl CheckpointCoordinator {
             consecutive_failures: 0,
             stopped: false,
             expected_acks: 0,
+            finished: Default::default(),
             stats,
         })
     }
@@ -145,6 +149,7 @@ impl CheckpointCoordinator {
     pub fn start_attempt(&mut self, total_tasks: usize) {
         self.expected_acks = total_tasks;
         self.stopped = false;
+        self.finished.clear();
         self.last_trigger = Some(Instant::now());
     }
 
@@ -200,7 +205,7 @@ impl CheckpointCoordinator {
         tracing::info!(job = %self.job, checkpoint = id, "triggering checkpoint");
         self.update_stats(|s| s.triggered += 1);
         for (gw, v, s, is_source) in &tasks.tasks {
-            if *is_source {
+            if *is_source || self.finished.contains(&(*v, *s)) {
                 gw.send_task_control(
                     self.job,
                     *v,
@@ -265,7 +270,7 @@ impl CheckpointCoordinator {
         tracing::info!(job = %self.job, savepoint = id, stop, location = %location, "triggering savepoint");
         self.update_stats(|s| s.triggered += 1);
         for (gw, v, s, is_source) in &tasks.tasks {
-            if *is_source {
+            if *is_source || self.finished.contains(&(*v, *s)) {
                 let control = if stop {
                     TaskControl::StopWithSavepoint(barrier.clone())
                 } else {
@@ -358,9 +363,19 @@ impl CheckpointCoordinator {
         let mut op_sizes: Vec<OperatorCheckpointStats> = Vec::new();
         let (mut align, mut sync, mut asyn, mut size) = (0, 0, 0, 0);
         for v in &g.vertices {
-            for op in &v.operators {
+            // The operators' state, and the vertex's in-flight data of unaligned checkpoints.
+            let in_flight = (
+                in_flight_uid(v.id),
+                format!("in-flight data of '{}'", v.name),
+            );
+            let states = v
+                .operators
+                .iter()
+                .map(|op| (op.uid.clone(), op.name.clone()))
+                .chain([in_flight]);
+            for (uid, name) in states {
                 let mut meta = OperatorStateMeta {
-                    name: op.name.clone(),
+                    name: name.clone(),
                     parallelism: v.parallelism,
                     max_parallelism: v.max_parallelism,
                     subtasks: Vec::new(),
@@ -370,7 +385,7 @@ impl CheckpointCoordinator {
                     let Some(ack) = p.acks.get(&(v.id, s)) else {
                         continue;
                     };
-                    let Some(st) = ack.operators.iter().find(|o| o.uid == op.uid) else {
+                    let Some(st) = ack.operators.iter().find(|o| o.uid == uid) else {
                         continue;
                     };
                     let Some((file, file_size)) = &ack.file else {
@@ -387,10 +402,10 @@ impl CheckpointCoordinator {
                     });
                 }
                 if !meta.subtasks.is_empty() {
-                    operators.insert(op.uid.clone(), meta);
+                    operators.insert(uid.clone(), meta);
                     op_sizes.push(OperatorCheckpointStats {
-                        uid: op.uid.clone(),
-                        name: op.name.clone(),
+                        uid,
+                        name,
                         size_bytes: bytes,
                     });
                 }
@@ -545,7 +560,35 @@ impl CheckpointCoordinator {
         Ok(())
     }
 
-    /// A task finished its input: no more checkpoints in this attempt.
+    /// Task (`vertex`, `subtask`) finished its input: it is asked for the pending
+    /// checkpoints it has not acknowledged, and for later ones directly. When every task
+    /// finished, checkpointing stops.
+    pub fn task_finished(&mut self, vertex: VertexId, subtask: u32, tasks: &TaskDirectory) {
+        self.finished.insert((vertex, subtask));
+        if self.finished.len() >= self.expected_acks {
+            self.stop(tasks);
+            return;
+        }
+        let Some((gw, ..)) = tasks
+            .tasks
+            .iter()
+            .find(|(_, v, s, _)| *v == vertex && *s == subtask)
+        else {
+            return;
+        };
+        for p in self.pending.values() {
+            if !p.acks.contains_key(&(vertex, subtask)) {
+                gw.send_task_control(
+                    self.job,
+                    vertex,
+                    subtask,
+                    TaskControl::TriggerCheckpoint(p.barrier.clone()),
+                );
+            }
+        }
+    }
+
+    /// Every task finished its input: no more checkpoints in this attempt.
     pub fn stop(&mut self, tasks: &TaskDirectory) {
         if self.stopped {
             return;

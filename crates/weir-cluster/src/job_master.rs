@@ -169,10 +169,16 @@ fn initial_restore(job: JobId, graph: &JobGraph) -> Result<Option<RestorePoint>>
         .map_err(|e| fail(format!("cannot open savepoint '{}': {e}", r.path)))?;
     let metadata = SnapshotMetadata::read(&storage)
         .map_err(|e| fail(format!("cannot read savepoint '{}': {e}", r.path)))?;
+    let in_flight: Vec<String> = graph
+        .vertices
+        .iter()
+        .map(|v| weir_runtime::checkpoint::in_flight_uid(v.id))
+        .collect();
     let uids: HashSet<&str> = graph
         .vertices
         .iter()
         .flat_map(|v| v.operators.iter().map(|o| o.uid.as_str()))
+        .chain(in_flight.iter().map(String::as_str))
         .collect();
     let unknown: Vec<String> = metadata
         .operators
@@ -513,7 +519,7 @@ impl JobMaster {
                 }
                 Msg::FinishedInput(a, v, s) if a == attempt => {
                     tracing::debug!(job = %p.job, vertex = v.0, subtask = s, "task finished its input");
-                    coord.stop(&directory);
+                    coord.task_finished(v, s, &directory);
                     finished_input += 1;
                     if finished_input == total && failure.is_none() && !cancelled {
                         for (gw, v, s, _) in &directory.tasks {

@@ -11,10 +11,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use weir_core::{JobId, VertexId};
 use weir_runtime::buffer::BufferPool;
+use weir_runtime::checkpoint::{in_flight_uid, InFlightChannel, IN_FLIGHT_STATE};
 use weir_runtime::deploy::{OutputEdgeIo, TaskIo};
 use weir_runtime::inbox::{ChannelSender, TaskControl, TaskInbox};
 use weir_runtime::operator::catch_user_panic;
-use weir_runtime::task::{Task, TaskCanceller, TaskCheckpointing};
+use weir_runtime::task::{ChainHead, Task, TaskCanceller, TaskCheckpointing};
 use weir_runtime::time::ProcessingTimeService;
 use weir_runtime::RuntimeError;
 use weir_state::{CheckpointStorage, RestoredState, SnapshotReader};
@@ -27,6 +28,40 @@ type RunningTask = (u32, TaskCanceller, Arc<TaskInbox>);
 
 /// Handles of the running tasks.
 type RunningTasks = Arc<Mutex<HashMap<TaskKey, RunningTask>>>;
+
+/// Restored in-flight data: (input channel, encoded frames).
+type InFlightData = Vec<(usize, Vec<u8>)>;
+
+/// Takes the in-flight data of an unaligned checkpoint out of the restored state and checks
+/// that this subtask recorded it (same parallelism, same channels).
+fn restored_in_flight(
+    d: &TaskDeployment,
+    r: &RestorePoint,
+    restored: &mut HashMap<String, Arc<RestoredState>>,
+) -> std::result::Result<Option<InFlightData>, RuntimeError> {
+    let Some(st) = restored.remove(&in_flight_uid(d.vertex)) else {
+        return Ok(None);
+    };
+    let v = d.graph.vertex(d.vertex);
+    let channels = input_channels(&d.graph, d.vertex, d.subtask).len() as u32;
+    let fail = |message: String| RuntimeError::Restore {
+        checkpoint_id: r.metadata.checkpoint_id,
+        source: weir_state::StateError::Restore(message),
+    };
+    let mut out = Vec::new();
+    for bytes in st.list(IN_FLIGHT_STATE) {
+        let c: InFlightChannel = bincode::deserialize(bytes)
+            .map_err(|e| fail(format!("unreadable in-flight data: {e}")))?;
+        if c.subtask != d.subtask || c.parallelism != v.parallelism || c.channels != channels {
+            return Err(fail(format!(
+                "task '{}' was checkpointed unaligned, with in-flight data, at parallelism {} and {} input channels; it now has parallelism {} and {channels} channels. Unaligned checkpoints restore only unchanged; rescale from a savepoint (always aligned)",
+                v.name, c.parallelism, c.channels, v.parallelism
+            )));
+        }
+        out.push((c.channel as usize, c.data));
+    }
+    Ok(Some(out))
+}
 
 /// Reads the state of every operator of the deployed vertex from the snapshot `r`.
 fn restore_task_state(
@@ -42,12 +77,14 @@ fn restore_task_state(
     let storage = CheckpointStorage::open(&r.location).map_err(fail)?;
     let mut reader = SnapshotReader::new(storage, r.metadata.clone());
     let mut out = HashMap::new();
-    for op in &v.operators {
+    let in_flight = in_flight_uid(d.vertex);
+    let uids = v.operators.iter().map(|op| &op.uid).chain([&in_flight]);
+    for uid in uids {
         if let Some(st) = reader
-            .restore_operator(&op.uid, d.subtask, v.parallelism, v.max_parallelism)
+            .restore_operator(uid, d.subtask, v.parallelism, v.max_parallelism)
             .map_err(fail)?
         {
-            out.insert(op.uid.clone(), Arc::new(st));
+            out.insert(uid.clone(), Arc::new(st));
         }
     }
     Ok(out)
@@ -123,7 +160,7 @@ impl TaskManager {
             ),
             flush_always: cfg.buffer_timeout_ms == 0,
             processing_time: ProcessingTimeService::default(),
-            checkpoint_mode: cfg.checkpoint.mode,
+            alignment: cfg.checkpoint.alignment(),
             restored: HashMap::new(),
         }
     }
@@ -161,11 +198,28 @@ impl TaskExecutorGateway for TaskManager {
                 tracing::debug!(task = %task_name, "task started");
                 // The operators are built on the task's own thread, so that user code in
                 // constructors and `open` runs where the task runs and its panics fail the task.
+                let mut in_flight = None;
                 let built = match &d.restore {
-                    Some(r) => restore_task_state(&d, r).map(|m| io.restored = m),
+                    Some(r) => restore_task_state(&d, r).and_then(|mut m| {
+                        in_flight = restored_in_flight(&d, r, &mut m)?;
+                        io.restored = m;
+                        Ok(())
+                    }),
                     None => Ok(()),
                 }
                 .and_then(|()| catch_user_panic(|| d.code.instantiate(&d.graph, d.vertex, io)))
+                .and_then(|mut head| {
+                    match (in_flight.take(), &mut head) {
+                        (None, _) => {}
+                        (Some(data), ChainHead::Input(h)) => h.preload_in_flight(data),
+                        (Some(_), ChainHead::Source(_)) => {
+                            return Err(RuntimeError::Other(
+                                "in-flight data was restored for a source task".into(),
+                            ))
+                        }
+                    }
+                    Ok(head)
+                })
                 .map_err(|e| match e {
                     RuntimeError::Other(m) => {
                         RuntimeError::Other(format!("building task '{task_name}': {m}"))
@@ -187,6 +241,8 @@ impl TaskExecutorGateway for TaskManager {
                                 responder,
                                 vertex: d.vertex,
                                 subtask: d.subtask,
+                                parallelism: d.graph.vertex(d.vertex).parallelism,
+                                last_snapshot: Default::default(),
                             });
                         }
                         let outcome = task.run();

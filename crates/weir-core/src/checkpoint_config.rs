@@ -37,6 +37,14 @@ pub struct CheckpointConfig {
     /// Where checkpoints go: a local directory path, or a URL (`file:///...`). `None`: a
     /// directory under the system's temporary directory, named after the job.
     pub storage: Option<String>,
+    /// Unaligned checkpoints: a task snapshots at the first barrier instead of waiting for
+    /// all of them, and the data still arriving before the other barriers is stored with
+    /// the checkpoint (exactly-once mode only; savepoints are always aligned).
+    pub unaligned: bool,
+    /// With `unaligned`: start aligned and switch to unaligned once an alignment took this
+    /// many milliseconds (0: unaligned from the start), as Flink's aligned checkpoint
+    /// timeout.
+    pub aligned_timeout_ms: u64,
 }
 
 impl Default for CheckpointConfig {
@@ -50,6 +58,8 @@ impl Default for CheckpointConfig {
             tolerable_failures: 0,
             retained: 1,
             storage: None,
+            unaligned: false,
+            aligned_timeout_ms: 0,
         }
     }
 }
@@ -58,6 +68,36 @@ impl CheckpointConfig {
     /// True if periodic checkpoints are on.
     pub fn enabled(&self) -> bool {
         self.interval_ms > 0
+    }
+
+    /// How tasks align barriers under this configuration.
+    pub fn alignment(&self) -> BarrierAlignment {
+        BarrierAlignment {
+            mode: self.mode,
+            unaligned: self.unaligned && self.mode == CheckpointingMode::ExactlyOnce,
+            aligned_timeout_ms: self.aligned_timeout_ms,
+        }
+    }
+}
+
+/// How a task with inputs handles checkpoint barriers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BarrierAlignment {
+    /// Exactly-once (align) or at-least-once (count).
+    pub mode: CheckpointingMode,
+    /// Snapshot at the first barrier and store the in-flight data (exactly-once only).
+    pub unaligned: bool,
+    /// Milliseconds of aligning before switching to unaligned (0: unaligned at once).
+    pub aligned_timeout_ms: u64,
+}
+
+impl From<CheckpointingMode> for BarrierAlignment {
+    fn from(mode: CheckpointingMode) -> Self {
+        BarrierAlignment {
+            mode,
+            unaligned: false,
+            aligned_timeout_ms: 0,
+        }
     }
 }
 

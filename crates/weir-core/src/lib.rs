@@ -13,7 +13,7 @@ pub mod key_group;
 pub mod time;
 
 pub use checkpoint_config::{
-    CheckpointConfig, CheckpointingMode, RestartStrategy, RestoreSettings,
+    BarrierAlignment, CheckpointConfig, CheckpointingMode, RestartStrategy, RestoreSettings,
 };
 pub use config::ExecutionConfig;
 pub use error::{CoreError, Result};

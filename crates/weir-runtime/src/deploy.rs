@@ -43,7 +43,7 @@ pub struct TaskIo {
     /// The task's processing-time callbacks, shared by its operators.
     pub processing_time: crate::time::ProcessingTimeService,
     /// How input heads align checkpoint barriers.
-    pub checkpoint_mode: weir_core::CheckpointingMode,
+    pub alignment: weir_core::BarrierAlignment,
     /// The state each operator (by uid) starts from, when the job is restored.
     pub restored: std::collections::HashMap<String, std::sync::Arc<weir_state::RestoredState>>,
 }

@@ -3,7 +3,7 @@
 //! [`WatermarkValve`], aligns checkpoint barriers with a [`BarrierAligner`], and pushes into
 //! the chain.
 
-use crate::checkpoint::{BarrierAligner, CheckpointBarrier, CheckpointNotice, Held};
+use crate::checkpoint::{BarrierAction, BarrierAligner, CheckpointBarrier, CheckpointNotice, Held};
 use crate::element::{StreamRecord, Watermark};
 use crate::error::{Result, RuntimeError};
 use crate::inbox::{ChannelEvent, ChannelMessage};
@@ -15,7 +15,7 @@ use crate::reader::{ChannelDecoder, Frame};
 use crate::serializer::TypeSerializer;
 use crate::source::{PollStatus, SourceOutput, SourceReader, SOURCE_SPLITS_STATE};
 use crate::valve::{ValveOutput, WatermarkValve};
-use weir_core::CheckpointingMode;
+use weir_core::BarrierAlignment;
 use weir_state::{OperatorSubtaskState, TaskStateSnapshot};
 
 /// The head of a source task.
@@ -49,17 +49,25 @@ pub trait SourceChainHead: Send {
 pub trait InputChainHead: Send {
     /// Number of input channels.
     fn num_channels(&self) -> usize;
-    /// A message arrived on `channel`. Returns a barrier when the task must take a
-    /// checkpoint now (its barrier arrived on every input); the task then calls
-    /// [`Self::checkpoint`] and [`Self::resume`].
+    /// A message arrived on `channel`. Returns what the task must do about a checkpoint
+    /// now (snapshot, or store recorded in-flight data); after it, the task calls
+    /// [`Self::resume`].
     fn on_message(
         &mut self,
         channel: usize,
         message: ChannelMessage,
-    ) -> Result<Option<CheckpointBarrier>>;
-    /// Processes what alignment held back, until the next checkpoint is due (returned) or
+    ) -> Result<Option<BarrierAction>>;
+    /// Processes what alignment held back, until the next checkpoint action (returned) or
     /// nothing is left.
-    fn resume(&mut self) -> Result<Option<CheckpointBarrier>>;
+    fn resume(&mut self) -> Result<Option<BarrierAction>>;
+    /// Switches a checkpoint whose alignment timed out to unaligned.
+    fn check_alignment_timeout(&mut self) -> Option<BarrierAction>;
+    /// When the pending alignment times out.
+    fn alignment_timeout_at(&self) -> Option<std::time::Instant>;
+    /// Restored in-flight data, per channel, processed before any live input.
+    fn preload_in_flight(&mut self, data: Vec<(usize, Vec<u8>)>);
+    /// The highest checkpoint id the JobMaster aborted so far.
+    fn last_aborted(&self) -> u64;
     /// True once every channel ended and nothing is held back.
     fn input_ended(&self) -> bool;
     /// Every channel ended: finish the chain.
@@ -177,7 +185,7 @@ impl<T, S> OneInputHead<T, S> {
     /// task in errors.
     pub fn new(
         channels: usize,
-        mode: CheckpointingMode,
+        mode: BarrierAlignment,
         serializer: S,
         chain: Box<dyn Output<T>>,
         task: String,
@@ -195,9 +203,14 @@ impl<T, S> OneInputHead<T, S> {
 }
 
 impl<T: 'static, S: TypeSerializer<T>> OneInputHead<T, S> {
-    fn process(&mut self, ch: usize, msg: Input<'_>) -> Result<Option<CheckpointBarrier>> {
+    fn process(&mut self, ch: usize, msg: Input<'_>) -> Result<Option<BarrierAction>> {
         let data = match msg {
-            Input::Data(buf) => buf,
+            Input::Data(buf) => {
+                if self.aligner.recording(ch) {
+                    self.aligner.record(ch, buf);
+                }
+                buf
+            }
             Input::End(stopped) => {
                 if self.decoders[ch].has_partial() {
                     return Err(RuntimeError::Other(format!(
@@ -248,7 +261,14 @@ impl<T: 'static, S: TypeSerializer<T>> OneInputHead<T, S> {
                 }
             })
             .map_err(|e| with_channel_context(e, task, ch))?;
-        Ok(barrier.and_then(|b| self.aligner.on_barrier(ch, b)))
+        let Some(b) = barrier else {
+            return Ok(None);
+        };
+        let len = crate::writer::barrier_frame(&b)?.len();
+        let decoders = &self.decoders;
+        Ok(self
+            .aligner
+            .on_barrier(ch, b, len, &|c| decoders[c].partial().to_vec()))
     }
 }
 
@@ -271,7 +291,7 @@ impl<T: 'static, S: TypeSerializer<T>> InputChainHead for OneInputHead<T, S> {
         self.decoders.len()
     }
 
-    fn on_message(&mut self, ch: usize, msg: ChannelMessage) -> Result<Option<CheckpointBarrier>> {
+    fn on_message(&mut self, ch: usize, msg: ChannelMessage) -> Result<Option<BarrierAction>> {
         if self.aligner.holds(ch) {
             self.aligner.hold(ch, msg);
             return Ok(None);
@@ -285,7 +305,7 @@ impl<T: 'static, S: TypeSerializer<T>> InputChainHead for OneInputHead<T, S> {
         }
     }
 
-    fn resume(&mut self) -> Result<Option<CheckpointBarrier>> {
+    fn resume(&mut self) -> Result<Option<BarrierAction>> {
         while let Some((ch, held)) = self.aligner.next_held() {
             let input = match &held {
                 Held::Data(d) => Input::Data(d),
@@ -333,6 +353,26 @@ impl<T: 'static, S: TypeSerializer<T>> InputChainHead for OneInputHead<T, S> {
         self.chain.notify_checkpoint(n)
     }
 
+    fn check_alignment_timeout(&mut self) -> Option<BarrierAction> {
+        let decoders = &self.decoders;
+        self.aligner
+            .check_timeout(&|c| decoders[c].partial().to_vec())
+    }
+
+    fn alignment_timeout_at(&self) -> Option<std::time::Instant> {
+        self.aligner.timeout_at()
+    }
+
+    fn preload_in_flight(&mut self, data: Vec<(usize, Vec<u8>)>) {
+        for (ch, bytes) in data {
+            self.aligner.preload(ch, bytes);
+        }
+    }
+
+    fn last_aborted(&self) -> u64 {
+        self.aligner.last_aborted()
+    }
+
     fn last_alignment_ms(&self) -> u64 {
         self.aligner.last_alignment_ms()
     }
@@ -368,7 +408,7 @@ impl<A, SA, B, SB, O: 'static, Op: TwoInputOperator<A, B, O>> TwoInputHead<A, SA
     /// in `mode`.
     pub fn new(
         channel_inputs: Vec<u8>,
-        mode: CheckpointingMode,
+        mode: BarrierAlignment,
         serializers: (SA, SB),
         link: TwoInputLink<A, B, O, Op>,
         task: String,
@@ -401,9 +441,14 @@ where
     SB: TypeSerializer<B>,
     Op: TwoInputOperator<A, B, O>,
 {
-    fn process(&mut self, ch: usize, msg: Input<'_>) -> Result<Option<CheckpointBarrier>> {
+    fn process(&mut self, ch: usize, msg: Input<'_>) -> Result<Option<BarrierAction>> {
         let data = match msg {
-            Input::Data(buf) => buf,
+            Input::Data(buf) => {
+                if self.aligner.recording(ch) {
+                    self.aligner.record(ch, buf);
+                }
+                buf
+            }
             Input::End(stopped) => {
                 let input = self.channel_inputs[ch] as usize & 1;
                 self.open_channels[input] -= 1;
@@ -459,7 +504,14 @@ where
                 }
             })
             .map_err(|e| with_channel_context(e, task, ch))?;
-        Ok(barrier.and_then(|b| self.aligner.on_barrier(ch, b)))
+        let Some(b) = barrier else {
+            return Ok(None);
+        };
+        let len = crate::writer::barrier_frame(&b)?.len();
+        let decoders = &self.decoders;
+        Ok(self
+            .aligner
+            .on_barrier(ch, b, len, &|c| decoders[c].partial().to_vec()))
     }
 }
 
@@ -476,7 +528,7 @@ where
         self.decoders.len()
     }
 
-    fn on_message(&mut self, ch: usize, msg: ChannelMessage) -> Result<Option<CheckpointBarrier>> {
+    fn on_message(&mut self, ch: usize, msg: ChannelMessage) -> Result<Option<BarrierAction>> {
         if self.aligner.holds(ch) {
             self.aligner.hold(ch, msg);
             return Ok(None);
@@ -490,7 +542,7 @@ where
         }
     }
 
-    fn resume(&mut self) -> Result<Option<CheckpointBarrier>> {
+    fn resume(&mut self) -> Result<Option<BarrierAction>> {
         while let Some((ch, held)) = self.aligner.next_held() {
             let input = match &held {
                 Held::Data(d) => Input::Data(d),
@@ -536,6 +588,26 @@ where
             self.aligner.abort(id);
         }
         self.link.notify_checkpoint(n)
+    }
+
+    fn check_alignment_timeout(&mut self) -> Option<BarrierAction> {
+        let decoders = &self.decoders;
+        self.aligner
+            .check_timeout(&|c| decoders[c].partial().to_vec())
+    }
+
+    fn alignment_timeout_at(&self) -> Option<std::time::Instant> {
+        self.aligner.timeout_at()
+    }
+
+    fn preload_in_flight(&mut self, data: Vec<(usize, Vec<u8>)>) {
+        for (ch, bytes) in data {
+            self.aligner.preload(ch, bytes);
+        }
+    }
+
+    fn last_aborted(&self) -> u64 {
+        self.aligner.last_aborted()
     }
 
     fn last_alignment_ms(&self) -> u64 {

@@ -77,7 +77,7 @@ pub struct OperatorInfo {
     /// The state this subtask starts from, when the job is restored.
     pub restored: Option<std::sync::Arc<RestoredState>>,
     /// How the task's input head aligns checkpoint barriers.
-    pub checkpoint_mode: weir_core::CheckpointingMode,
+    pub alignment: weir_core::BarrierAlignment,
 }
 
 impl OperatorInfo {

@@ -108,6 +108,11 @@ impl ChannelDecoder {
     pub fn has_partial(&self) -> bool {
         !self.partial.is_empty()
     }
+
+    /// The bytes of a frame begun in an earlier buffer and not finished yet.
+    pub fn partial(&self) -> &[u8] {
+        &self.partial
+    }
 }
 
 #[cfg(test)]

@@ -11,11 +11,15 @@
 //!
 //! When its input ended, a task finishes its chain and then waits for the JobMaster's final
 //! notice ([`CheckpointNotice::Final`]): it comes once every task of the job finished, so a
-//! two-phase-commit sink commits its last data only when no failure can replay it.
+//! two-phase-commit sink commits its last data only when no failure can replay it. While it
+//! waits, it still takes part in checkpoints: asked for one whose barrier it never saw (its
+//! input ended first), it snapshots its final state, so the rest of the job keeps
+//! checkpointing after some sources finished (as Flink does since FLIP-147).
 
 use crate::buffer::BufferPool;
 use crate::checkpoint::{
-    CheckpointAck, CheckpointBarrier, CheckpointNotice, CheckpointResponder, OperatorStateSize,
+    in_flight_uid, BarrierAction, CheckpointAck, CheckpointBarrier, CheckpointNotice,
+    CheckpointResponder, InFlightChannel, OperatorStateSize, IN_FLIGHT_STATE,
 };
 use crate::error::{Result, RuntimeError};
 use crate::head::{InputChainHead, SourceChainHead};
@@ -38,6 +42,10 @@ pub struct TaskCheckpointing {
     pub vertex: VertexId,
     /// The task's subtask index.
     pub subtask: u32,
+    /// The vertex's parallelism.
+    pub parallelism: u32,
+    /// The highest checkpoint id the task took a snapshot for.
+    pub last_snapshot: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// How long a source that has nothing to emit waits before it is polled again (unless a
@@ -192,10 +200,62 @@ impl Task {
     ) -> Result<()> {
         let start = Instant::now();
         let mut snap = TaskStateSnapshot::default();
+        if let Some(cp) = checkpointing {
+            cp.last_snapshot
+                .fetch_max(barrier.id, std::sync::atomic::Ordering::Relaxed);
+        }
         snapshot_chain(&mut snap)?;
+        Self::store_snapshot(checkpointing, name, barrier, alignment_ms, start, snap);
+        Ok(())
+    }
+
+    /// Adds the recorded in-flight data of an unaligned checkpoint to its snapshot.
+    fn add_in_flight(
+        checkpointing: &Option<TaskCheckpointing>,
+        channels: usize,
+        data: Vec<(usize, Vec<u8>)>,
+        snap: &mut TaskStateSnapshot,
+    ) -> Result<()> {
+        let Some(cp) = checkpointing else {
+            return Ok(());
+        };
+        let elements = data
+            .into_iter()
+            .map(|(ch, data)| {
+                bincode::serialize(&InFlightChannel {
+                    subtask: cp.subtask,
+                    parallelism: cp.parallelism,
+                    channels: channels as u32,
+                    channel: ch as u32,
+                    data,
+                })
+                .map_err(|e| RuntimeError::Codec {
+                    context: "cannot encode in-flight data".into(),
+                    message: e.to_string(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if !elements.is_empty() {
+            snap.operators
+                .entry(in_flight_uid(cp.vertex))
+                .or_default()
+                .add_list(IN_FLIGHT_STATE, elements);
+        }
+        Ok(())
+    }
+
+    /// Stores a taken snapshot in the background and acknowledges it (or declines).
+    fn store_snapshot(
+        checkpointing: &Option<TaskCheckpointing>,
+        name: &str,
+        barrier: &CheckpointBarrier,
+        alignment_ms: u64,
+        start: Instant,
+        snap: TaskStateSnapshot,
+    ) {
         let Some(cp) = checkpointing else {
             // A task outside checkpointing (an embedded test) only forwards barriers.
-            return Ok(());
+            return;
         };
         let operators: Vec<OperatorStateSize> = snap
             .operators
@@ -218,7 +278,7 @@ impl Task {
         if snap.operators.is_empty() {
             ack.sync_ms = start.elapsed().as_millis() as u64;
             cp.responder.acknowledge(ack);
-            return Ok(());
+            return;
         }
         let decline = |reason: String| {
             tracing::warn!(task = %name, checkpoint = barrier.id, %reason, "checkpoint declined");
@@ -229,7 +289,7 @@ impl Task {
             Ok(b) => b,
             Err(e) => {
                 decline(format!("task '{name}' cannot encode its state: {e}"));
-                return Ok(());
+                return;
             }
         };
         ack.sync_ms = start.elapsed().as_millis() as u64;
@@ -237,7 +297,7 @@ impl Task {
             Ok(s) => s,
             Err(e) => {
                 decline(format!("task '{name}': {e}"));
-                return Ok(());
+                return;
             }
         };
         let file = format!("v{}-s{}.state", cp.vertex.0, cp.subtask);
@@ -258,7 +318,6 @@ impl Task {
                 format!("task '{task}' cannot store its state: {e}"),
             ),
         });
-        Ok(())
     }
 
     /// The instant until which the task may sleep: the next flush or timer, whichever is
@@ -274,7 +333,7 @@ impl Task {
     /// After the input ended: report it, then wait for the final notice (or cancellation),
     /// passing on checkpoint notices that arrive meanwhile.
     fn await_end_of_job(&mut self) -> Result<()> {
-        let Some(cp) = &self.checkpointing else {
+        let Some(cp) = self.checkpointing.clone() else {
             return Ok(());
         };
         cp.responder.finished_input(cp.vertex, cp.subtask);
@@ -285,12 +344,25 @@ impl Task {
             while let Some(c) = drained.controls.pop_front() {
                 match c {
                     TaskControl::TriggerCheckpoint(b) | TaskControl::StopWithSavepoint(b) => {
-                        cp.responder.decline(
-                            b.id,
-                            cp.vertex,
-                            cp.subtask,
-                            "the task already finished its input".into(),
-                        );
+                        // A checkpoint this task has not seen the barrier of: its input ended
+                        // before, so its final state belongs to it. (One it took already is
+                        // on its way to the JobMaster.)
+                        let last = cp.last_snapshot.load(std::sync::atomic::Ordering::Relaxed);
+                        if b.id > last {
+                            let name = self.name.clone();
+                            let checkpointing = self.checkpointing.clone();
+                            let head = &mut self.head;
+                            Self::take_checkpoint(
+                                &checkpointing,
+                                &name,
+                                &b,
+                                0,
+                                |snap| match head {
+                                    ChainHead::Source(h) => h.checkpoint(&b, snap),
+                                    ChainHead::Input(h) => h.checkpoint(&b, snap),
+                                },
+                            )?;
+                        }
                     }
                     TaskControl::Notify(n) => {
                         match &mut self.head {
@@ -425,23 +497,73 @@ impl Task {
                 housekeeping!(src);
             }
         }
+        // An unaligned checkpoint whose snapshot is taken and whose in-flight data is still
+        // being recorded: (barrier, snapshot, start, alignment ms).
+        let mut in_flight: Option<(CheckpointBarrier, TaskStateSnapshot, Instant, u64)> = None;
         loop {
-            let until = self.wake_at(next_flush, None);
+            let timeout_at = match &self.head {
+                ChainHead::Input(h) => h.alignment_timeout_at(),
+                ChainHead::Source(_) => None,
+            };
+            let until = self.wake_at(next_flush, timeout_at);
             inbox.drain(until, &mut drained);
             Self::run_mails(&mut drained)?;
             let ChainHead::Input(head) = &mut self.head else {
                 unreachable!("sources return above")
             };
             controls!(head, false);
-            // Checkpoints due now, then what alignment held back.
+            if let Some((b, ..)) = &in_flight {
+                // An aborted or subsumed unaligned checkpoint is forgotten.
+                if head.last_aborted() >= b.id {
+                    in_flight = None;
+                }
+            }
+            // Checkpoint actions due now, then what alignment held back.
             macro_rules! checkpoints {
                 ($due:expr) => {{
                     let mut due = $due;
-                    while let Some(b) = due {
-                        let alignment_ms = head.last_alignment_ms();
-                        Self::take_checkpoint(&checkpointing, &name, &b, alignment_ms, |snap| {
-                            head.checkpoint(&b, snap)
-                        })?;
+                    while let Some(action) = due {
+                        match action {
+                            BarrierAction::Snapshot(b) => {
+                                let alignment_ms = head.last_alignment_ms();
+                                Self::take_checkpoint(
+                                    &checkpointing,
+                                    &name,
+                                    &b,
+                                    alignment_ms,
+                                    |snap| head.checkpoint(&b, snap),
+                                )?;
+                            }
+                            BarrierAction::SnapshotUnaligned(b) => {
+                                if let Some(cp) = &checkpointing {
+                                    cp.last_snapshot
+                                        .fetch_max(b.id, std::sync::atomic::Ordering::Relaxed);
+                                }
+                                let start = Instant::now();
+                                let mut snap = TaskStateSnapshot::default();
+                                head.checkpoint(&b, &mut snap)?;
+                                in_flight = Some((b, snap, start, head.last_alignment_ms()));
+                            }
+                            BarrierAction::InFlightComplete(id, data) => match in_flight.take() {
+                                Some((b, mut snap, start, alignment_ms)) if b.id == id => {
+                                    Self::add_in_flight(
+                                        &checkpointing,
+                                        head.num_channels(),
+                                        data,
+                                        &mut snap,
+                                    )?;
+                                    Self::store_snapshot(
+                                        &checkpointing,
+                                        &name,
+                                        &b,
+                                        alignment_ms,
+                                        start,
+                                        snap,
+                                    );
+                                }
+                                other => in_flight = other,
+                            },
+                        }
                         due = head.resume()?;
                     }
                 }};
@@ -449,6 +571,7 @@ impl Task {
             while let Some((ch, msg)) = drained.inputs.pop_front() {
                 checkpoints!(head.on_message(ch as usize, msg)?);
             }
+            checkpoints!(head.check_alignment_timeout());
             // An aborted alignment releases what it held.
             checkpoints!(head.resume()?);
             if head.input_ended() {

@@ -138,6 +138,10 @@ impl ChannelBuffers {
     /// Sends a checkpoint barrier on every channel, after everything written before it; each
     /// channel's buffer is sent at once, so the barrier is the last frame of its buffer.
     pub fn broadcast_barrier(&mut self, barrier: &CheckpointBarrier) -> Result<()> {
+        if self.finished {
+            // A finished task snapshots its final state; its consumers saw its end.
+            return Ok(());
+        }
         let frame = barrier_frame(barrier)?;
         self.append_all(&frame)?;
         self.flush()

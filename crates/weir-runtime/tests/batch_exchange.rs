@@ -67,7 +67,7 @@ fn record_batches_are_split_by_key_across_a_hash_exchange() {
         gathered.push(got);
         let head = OneInputHead::new(
             producers,
-            weir_core::CheckpointingMode::ExactlyOnce,
+            weir_core::CheckpointingMode::ExactlyOnce.into(),
             ArrowIpcSerializer::new(schema()),
             Box::new(sink),
             format!("consumer {c}"),

@@ -1,12 +1,19 @@
-//! Barrier alignment over a task's input channels (Flink's barrier handlers).
+//! Barrier handling over a task's input channels (Flink's barrier handlers).
 //!
-//! Exactly-once: once a channel delivered the barrier of the pending checkpoint, what comes
-//! after it on that channel is held back until every other channel delivered it too (or
-//! ended); then the task snapshots and the held messages are processed, in their order.
-//! At-least-once: barriers are only counted; nothing is held back, so records after a
-//! barrier may be part of the state before the snapshot, and are replayed after a recovery.
+//! - Aligned (exactly-once): once a channel delivered the barrier of the pending checkpoint,
+//!   what comes after it on that channel is held back until every other channel delivered
+//!   it too (or ended); then the task snapshots and the held messages are processed, in
+//!   their order.
+//! - At-least-once: barriers are only counted; nothing is held back, so records after a
+//!   barrier may be part of the state before the snapshot, and are replayed after a
+//!   recovery.
+//! - Unaligned: the task snapshots at the first barrier and blocks nothing. What the other
+//!   channels deliver until their barriers arrive is processed *and* recorded: it is the
+//!   in-flight data of the checkpoint, stored with it and replayed first on restore. With
+//!   an aligned timeout, a checkpoint starts aligned and switches to unaligned when the
+//!   alignment takes longer. Savepoints are always aligned.
 //!
-//! A barrier of a newer checkpoint while an older one is still aligning abandons the older
+//! A barrier of a newer checkpoint while an older one is still pending abandons the older
 //! one (it can no longer complete; the coordinator expires it). Barriers of checkpoints
 //! already taken or abandoned are ignored.
 //!
@@ -20,8 +27,9 @@
 use crate::checkpoint::CheckpointBarrier;
 use crate::inbox::{ChannelEvent, ChannelMessage};
 use std::collections::VecDeque;
-use std::time::Instant;
-use weir_core::CheckpointingMode;
+use std::time::{Duration, Instant};
+use weir_core::{BarrierAlignment, CheckpointingMode};
+use weir_state::SnapshotKind;
 
 /// A message held back by alignment, owned by the consumer.
 pub enum Held {
@@ -31,38 +39,71 @@ pub enum Held {
     End(bool),
 }
 
+/// What the task must do after a barrier (or a channel's end) was handled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BarrierAction {
+    /// Snapshot now; everything before the barrier on every channel was processed.
+    Snapshot(CheckpointBarrier),
+    /// Snapshot now, unaligned: some channels still deliver data from before their barrier;
+    /// it is recorded and handed over with [`BarrierAction::InFlightComplete`].
+    SnapshotUnaligned(CheckpointBarrier),
+    /// Every barrier of unaligned checkpoint `id` arrived: the in-flight data per channel.
+    InFlightComplete(u64, Vec<(usize, Vec<u8>)>),
+}
+
 /// Alignment state of one task's input channels.
 pub struct BarrierAligner {
     exactly_once: bool,
+    unaligned: bool,
+    aligned_timeout: Option<Duration>,
     got: Vec<bool>,
     ended: Vec<bool>,
     pending: Option<(CheckpointBarrier, Instant)>,
+    /// The unaligned checkpoint being recorded, and per channel its in-flight data (`None`
+    /// once the channel's barrier arrived).
+    recording: Option<(u64, Vec<Option<Vec<u8>>>)>,
     last_seen: u64,
+    /// Recorded in-flight data of channels whose barrier arrived, for the checkpoint being
+    /// recorded.
+    in_flight: Vec<(usize, Vec<u8>)>,
     held: VecDeque<(usize, Held)>,
     held_per_channel: Vec<usize>,
     last_alignment_ms: u64,
+    last_aborted: u64,
 }
 
 impl BarrierAligner {
     /// An aligner for `channels` input channels.
-    pub fn new(channels: usize, mode: CheckpointingMode) -> Self {
+    pub fn new(channels: usize, alignment: impl Into<BarrierAlignment>) -> Self {
+        let a = alignment.into();
+        let exactly_once = a.mode == CheckpointingMode::ExactlyOnce;
         BarrierAligner {
-            exactly_once: mode == CheckpointingMode::ExactlyOnce,
+            exactly_once,
+            unaligned: exactly_once && a.unaligned,
+            aligned_timeout: (a.aligned_timeout_ms > 0)
+                .then(|| Duration::from_millis(a.aligned_timeout_ms)),
             got: vec![false; channels],
             ended: vec![false; channels],
             pending: None,
+            recording: None,
+            in_flight: Vec::new(),
             last_seen: 0,
             held: VecDeque::new(),
             held_per_channel: vec![0; channels],
             last_alignment_ms: 0,
+            last_aborted: 0,
         }
+    }
+
+    fn blocks(&self, ch: usize) -> bool {
+        self.exactly_once && self.got[ch] && self.pending.is_some()
     }
 
     /// True if a message on `ch` must wait: the channel is blocked by alignment, or older
     /// messages of it are still held.
     #[inline]
     pub fn holds(&self, ch: usize) -> bool {
-        (self.exactly_once && self.got[ch]) || self.held_per_channel[ch] > 0
+        self.held_per_channel[ch] > 0 || self.blocks(ch)
     }
 
     /// Keeps a message of `ch` for later; a buffer's bytes are copied and the buffer is
@@ -77,12 +118,15 @@ impl BarrierAligner {
         self.held.push_back((ch, held));
     }
 
+    /// Queues restored in-flight data of `ch`, to be processed before anything live.
+    pub fn preload(&mut self, ch: usize, data: Vec<u8>) {
+        self.held_per_channel[ch] += 1;
+        self.held.push_back((ch, Held::Data(data)));
+    }
+
     /// The oldest held message whose channel is not blocked, to be processed now.
     pub fn next_held(&mut self) -> Option<(usize, Held)> {
-        let i = self
-            .held
-            .iter()
-            .position(|(ch, _)| !(self.exactly_once && self.got[*ch]))?;
+        let i = self.held.iter().position(|(ch, _)| !self.blocks(*ch))?;
         let (ch, msg) = self.held.remove(i)?;
         self.held_per_channel[ch] -= 1;
         // Later messages of the same channel stay behind this one: they are only eligible
@@ -95,20 +139,90 @@ impl BarrierAligner {
         !self.held.is_empty()
     }
 
-    fn complete_if_aligned(&mut self) -> Option<CheckpointBarrier> {
-        let aligned = self.got.iter().zip(&self.ended).all(|(g, e)| *g || *e);
-        if !aligned {
-            return None;
+    /// True if `ch`'s data is in-flight data of an unaligned checkpoint, to be recorded.
+    #[inline]
+    pub fn recording(&self, ch: usize) -> bool {
+        matches!(&self.recording, Some((_, r)) if r[ch].is_some())
+    }
+
+    /// Records data of `ch` that arrived before its barrier (see [`Self::recording`]).
+    pub fn record(&mut self, ch: usize, data: &[u8]) {
+        if let Some((_, r)) = &mut self.recording {
+            if let Some(buf) = &mut r[ch] {
+                buf.extend_from_slice(data);
+            }
         }
+    }
+
+    fn all_arrived(&self) -> bool {
+        self.got.iter().zip(&self.ended).all(|(g, e)| *g || *e)
+    }
+
+    fn reset(&mut self) -> Option<CheckpointBarrier> {
         let (b, started) = self.pending.take()?;
         self.last_alignment_ms = started.elapsed().as_millis() as u64;
         self.got.iter_mut().for_each(|g| *g = false);
         Some(b)
     }
 
-    /// A barrier arrived on `ch`. Returns the barrier when the checkpoint is due: it arrived
-    /// on every channel that has not ended.
-    pub fn on_barrier(&mut self, ch: usize, b: CheckpointBarrier) -> Option<CheckpointBarrier> {
+    /// Starts recording the in-flight data of `b` on every channel whose barrier has not
+    /// arrived; `partial` gives the bytes of a frame a channel's decoder holds unfinished.
+    fn go_unaligned(
+        &mut self,
+        b: CheckpointBarrier,
+        partial: &dyn Fn(usize) -> Vec<u8>,
+    ) -> BarrierAction {
+        let channels = (0..self.got.len())
+            .map(|ch| (!self.got[ch] && !self.ended[ch]).then(|| partial(ch)))
+            .collect();
+        self.recording = Some((b.id, channels));
+        // Nothing is blocked any more: what the channels that delivered the barrier hold
+        // comes after the snapshot and is processed normally.
+        self.pending = None;
+        BarrierAction::SnapshotUnaligned(b)
+    }
+
+    fn finish_recording(&mut self) -> Option<BarrierAction> {
+        let (_, r) = self.recording.as_ref()?;
+        if r.iter().any(Option::is_some) {
+            return None;
+        }
+        let (id, _) = self.recording.take()?;
+        let data = std::mem::take(&mut self.in_flight);
+        Some(BarrierAction::InFlightComplete(id, data))
+    }
+
+    /// A barrier arrived on `ch`. `barrier_len` is the size of its frame (recorded data
+    /// ends before it); `partial` gives a channel decoder's unfinished frame.
+    pub fn on_barrier(
+        &mut self,
+        ch: usize,
+        b: CheckpointBarrier,
+        barrier_len: usize,
+        partial: &dyn Fn(usize) -> Vec<u8>,
+    ) -> Option<BarrierAction> {
+        if let Some((id, r)) = &mut self.recording {
+            if b.id == *id {
+                if let Some(mut data) = r[ch].take() {
+                    data.truncate(data.len().saturating_sub(barrier_len));
+                    if !data.is_empty() {
+                        self.in_flight.push((ch, data));
+                    }
+                }
+                return self.finish_recording();
+            }
+            if b.id > *id {
+                tracing::debug!(
+                    abandoned = *id,
+                    newer = b.id,
+                    "a newer barrier arrived while in-flight data was recorded"
+                );
+                self.recording = None;
+                self.in_flight.clear();
+            } else {
+                return None;
+            }
+        }
         match &self.pending {
             Some((p, _)) if b.id < p.id => return None,
             Some((p, _)) if b.id > p.id => {
@@ -124,27 +238,93 @@ impl BarrierAligner {
             None if b.id <= self.last_seen => return None,
             None => {}
         }
-        if self.pending.is_none() {
+        let first = self.pending.is_none();
+        if first {
             self.last_seen = b.id;
-            self.pending = Some((b, Instant::now()));
+            self.pending = Some((b.clone(), Instant::now()));
         }
         self.got[ch] = true;
-        self.complete_if_aligned()
+        let unaligned_now =
+            self.unaligned && b.kind == SnapshotKind::Checkpoint && self.aligned_timeout.is_none();
+        if self.all_arrived() {
+            return self.reset().map(BarrierAction::Snapshot);
+        }
+        if first && unaligned_now {
+            self.last_alignment_ms = 0;
+            self.got.iter_mut().for_each(|g| *g = false);
+            self.got[ch] = true;
+            let action = self.go_unaligned(b, partial);
+            self.got.iter_mut().for_each(|g| *g = false);
+            return Some(action);
+        }
+        None
+    }
+
+    /// If an aligned checkpoint has waited longer than the aligned timeout, switches it to
+    /// unaligned (call it regularly).
+    pub fn check_timeout(&mut self, partial: &dyn Fn(usize) -> Vec<u8>) -> Option<BarrierAction> {
+        let timeout = self.aligned_timeout?;
+        if !self.unaligned {
+            return None;
+        }
+        let (b, started) = self.pending.as_ref()?;
+        if b.kind != SnapshotKind::Checkpoint || started.elapsed() < timeout {
+            return None;
+        }
+        let b = b.clone();
+        self.last_alignment_ms = started.elapsed().as_millis() as u64;
+        tracing::debug!(
+            checkpoint = b.id,
+            "alignment timed out; switching to an unaligned checkpoint"
+        );
+        let action = self.go_unaligned(b, partial);
+        self.got.iter_mut().for_each(|g| *g = false);
+        Some(action)
+    }
+
+    /// When the pending alignment times out, if it can.
+    pub fn timeout_at(&self) -> Option<Instant> {
+        let timeout = self.aligned_timeout?;
+        if !self.unaligned {
+            return None;
+        }
+        self.pending.as_ref().map(|(_, s)| *s + timeout)
     }
 
     /// Channel `ch` ended; it no longer holds back a pending checkpoint.
-    pub fn on_end(&mut self, ch: usize) -> Option<CheckpointBarrier> {
+    pub fn on_end(&mut self, ch: usize) -> Option<BarrierAction> {
         self.ended[ch] = true;
-        self.complete_if_aligned()
+        if let Some((_, r)) = &mut self.recording {
+            if let Some(data) = r[ch].take() {
+                if !data.is_empty() {
+                    self.in_flight.push((ch, data));
+                }
+            }
+            return self.finish_recording();
+        }
+        if self.pending.is_some() && self.all_arrived() {
+            return self.reset().map(BarrierAction::Snapshot);
+        }
+        None
     }
 
-    /// The coordinator aborted checkpoint `id`: stop aligning it.
+    /// The coordinator aborted checkpoint `id`: stop aligning or recording it.
     pub fn abort(&mut self, id: u64) {
         if matches!(&self.pending, Some((p, _)) if p.id <= id) {
             self.pending = None;
             self.got.iter_mut().for_each(|g| *g = false);
         }
+        if matches!(&self.recording, Some((r, _)) if *r <= id) {
+            self.recording = None;
+            self.in_flight.clear();
+        }
         self.last_seen = self.last_seen.max(id);
+        self.last_aborted = self.last_aborted.max(id);
+    }
+
+    /// The highest checkpoint id aborted so far.
+    pub fn last_aborted(&self) -> u64 {
+        self.last_aborted
     }
 
     /// Milliseconds the last completed alignment took.
@@ -161,7 +341,6 @@ impl BarrierAligner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use weir_state::SnapshotKind;
 
     fn barrier(id: u64) -> CheckpointBarrier {
         CheckpointBarrier {
@@ -176,42 +355,109 @@ mod tests {
         ChannelMessage::Event(ChannelEvent::EndOfPartition)
     }
 
+    fn none(_: usize) -> Vec<u8> {
+        Vec::new()
+    }
+
+    fn snap(id: u64) -> Option<BarrierAction> {
+        Some(BarrierAction::Snapshot(barrier(id)))
+    }
+
     #[test]
     fn exactly_once_blocks_until_aligned_and_keeps_order() {
         let mut a = BarrierAligner::new(3, CheckpointingMode::ExactlyOnce);
-        assert_eq!(a.on_barrier(0, barrier(1)), None);
+        assert_eq!(a.on_barrier(0, barrier(1), 0, &none), None);
         assert!(a.holds(0) && !a.holds(1));
         a.hold(0, end());
         assert_eq!(a.on_end(2), None, "channel 1 still missing");
         assert!(a.next_held().is_none(), "channel 0 is blocked");
-        assert_eq!(a.on_barrier(1, barrier(1)), Some(barrier(1)));
+        assert_eq!(a.on_barrier(1, barrier(1), 0, &none), snap(1));
         assert!(!a.holds(1));
         assert!(a.holds(0), "held messages of channel 0 go first");
         let (ch, _) = a.next_held().unwrap();
         assert_eq!(ch, 0);
         assert!(!a.holds(0));
         // A stale barrier is ignored.
-        assert_eq!(a.on_barrier(1, barrier(1)), None);
+        assert_eq!(a.on_barrier(1, barrier(1), 0, &none), None);
         assert!(!a.holds(1));
     }
 
     #[test]
     fn newer_barrier_abandons_older_and_abort_releases() {
         let mut a = BarrierAligner::new(2, CheckpointingMode::ExactlyOnce);
-        a.on_barrier(0, barrier(1));
-        assert_eq!(a.on_barrier(1, barrier(2)), None);
+        a.on_barrier(0, barrier(1), 0, &none);
+        assert_eq!(a.on_barrier(1, barrier(2), 0, &none), None);
         assert!(!a.holds(0), "checkpoint 1 was abandoned");
         assert!(a.holds(1));
         a.abort(2);
         assert!(!a.holds(1));
-        assert_eq!(a.on_barrier(0, barrier(2)), None, "aborted ids are stale");
+        assert_eq!(
+            a.on_barrier(0, barrier(2), 0, &none),
+            None,
+            "aborted ids are stale"
+        );
     }
 
     #[test]
     fn at_least_once_never_blocks() {
         let mut a = BarrierAligner::new(2, CheckpointingMode::AtLeastOnce);
-        assert_eq!(a.on_barrier(0, barrier(1)), None);
+        assert_eq!(a.on_barrier(0, barrier(1), 0, &none), None);
         assert!(!a.holds(0));
-        assert_eq!(a.on_barrier(1, barrier(1)), Some(barrier(1)));
+        assert_eq!(a.on_barrier(1, barrier(1), 0, &none), snap(1));
+    }
+
+    fn unaligned(timeout_ms: u64) -> BarrierAlignment {
+        BarrierAlignment {
+            mode: CheckpointingMode::ExactlyOnce,
+            unaligned: true,
+            aligned_timeout_ms: timeout_ms,
+        }
+    }
+
+    #[test]
+    fn unaligned_snapshots_at_once_and_records_in_flight_data() {
+        let mut a = BarrierAligner::new(3, unaligned(0));
+        let partial = |ch: usize| if ch == 1 { vec![9] } else { Vec::new() };
+        assert_eq!(
+            a.on_barrier(0, barrier(1), 0, &partial),
+            Some(BarrierAction::SnapshotUnaligned(barrier(1)))
+        );
+        assert!(!a.holds(0), "nothing is blocked");
+        assert!(!a.recording(0) && a.recording(1) && a.recording(2));
+        a.record(1, &[1, 2, 3, 7, 7]);
+        a.record(2, &[4]);
+        assert_eq!(a.on_end(2), None);
+        // Channel 1's barrier frame (2 bytes here) ends its recording.
+        assert_eq!(
+            a.on_barrier(1, barrier(1), 2, &partial),
+            Some(BarrierAction::InFlightComplete(
+                1,
+                vec![(2, vec![4]), (1, vec![9, 1, 2, 3])]
+            ))
+        );
+        assert!(!a.recording(1));
+    }
+
+    #[test]
+    fn aligned_timeout_switches_to_unaligned() {
+        let mut a = BarrierAligner::new(2, unaligned(1));
+        assert_eq!(a.on_barrier(0, barrier(1), 0, &none), None);
+        assert!(a.holds(0), "aligned first");
+        a.hold(0, ChannelMessage::Event(ChannelEvent::EndOfPartition));
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(
+            a.check_timeout(&none),
+            Some(BarrierAction::SnapshotUnaligned(barrier(1)))
+        );
+        assert!(
+            a.next_held().is_some(),
+            "held data is released after the switch"
+        );
+        assert!(a.recording(1));
+        a.record(1, &[5]);
+        assert_eq!(
+            a.on_barrier(1, barrier(1), 0, &none),
+            Some(BarrierAction::InFlightComplete(1, vec![(1, vec![5])]))
+        );
     }
 }

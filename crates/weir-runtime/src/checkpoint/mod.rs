@@ -10,7 +10,7 @@
 
 pub mod aligner;
 
-pub use aligner::{BarrierAligner, Held};
+pub use aligner::{BarrierAction, BarrierAligner, Held};
 
 use serde::{Deserialize, Serialize};
 use weir_core::VertexId;
@@ -27,6 +27,31 @@ pub struct CheckpointBarrier {
     pub kind: SnapshotKind,
     /// Directory (path or URL) the snapshot files go to.
     pub target: String,
+}
+
+/// The state name under which a task stores the in-flight data of an unaligned
+/// checkpoint: one element per input channel (see [`InFlightChannel`]).
+pub const IN_FLIGHT_STATE: &str = "channels";
+
+/// The pseudo operator uid under which the in-flight data of vertex `vertex` is stored.
+pub fn in_flight_uid(vertex: VertexId) -> String {
+    format!("__in-flight/v{}", vertex.0)
+}
+
+/// The in-flight data of one input channel in an unaligned checkpoint. It can only be
+/// restored by the same subtask of the same parallelism with the same channels.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InFlightChannel {
+    /// The subtask that recorded it.
+    pub subtask: u32,
+    /// Its parallelism.
+    pub parallelism: u32,
+    /// Its number of input channels.
+    pub channels: u32,
+    /// The channel.
+    pub channel: u32,
+    /// Encoded frames that arrived before the channel's barrier, after the snapshot.
+    pub data: Vec<u8>,
 }
 
 /// What a task hears about a checkpoint after its barrier passed.
