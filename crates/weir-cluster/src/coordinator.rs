@@ -80,6 +80,7 @@ pub struct CheckpointCoordinator {
     consecutive_failures: u32,
     stopped: bool,
     expected_acks: usize,
+    metrics: Arc<crate::metrics::ClusterMetrics>,
     /// Tasks of the current attempt that finished their input.
     finished: std::collections::HashSet<(VertexId, u32)>,
     stats: CheckpointStatsCell,
@@ -99,6 +100,7 @@ impl CheckpointCoordinator {
         job: JobId,
         graph: Arc<JobGraph>,
         stats: CheckpointStatsCell,
+        metrics: Arc<crate::metrics::ClusterMetrics>,
     ) -> Result<Self, weir_state::StateError> {
         let cfg = graph.config.checkpoint.clone();
         let (root, root_location) = if cfg.enabled() {
@@ -125,6 +127,7 @@ impl CheckpointCoordinator {
             consecutive_failures: 0,
             stopped: false,
             expected_acks: 0,
+            metrics,
             finished: Default::default(),
             stats,
         })
@@ -142,6 +145,19 @@ impl CheckpointCoordinator {
 
     fn update_stats(&self, f: impl FnOnce(&mut CheckpointHistory)) {
         f(&mut self.stats.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Records a checkpoint that ended, in the history and the metrics registry.
+    fn record_end(&self, stats: CheckpointStats) {
+        self.metrics
+            .checkpoint_ended(&self.job.to_string(), &self.graph.name, &stats);
+        self.update_stats(|s| {
+            match stats.status {
+                CheckpointStatus::Completed => s.completed += 1,
+                CheckpointStatus::Failed(_) => s.failed += 1,
+            }
+            s.history.push(stats);
+        });
     }
 
     /// A new execution attempt with `tasks` deployed; checkpoints of the previous attempt
@@ -314,10 +330,7 @@ impl CheckpointCoordinator {
                 tracing::info!(job = %self.job, savepoint = id, location = %p.location, "savepoint complete");
                 // After a stop-with-savepoint the job only ends: no more checkpoints.
                 self.stopped |= p.stop;
-                self.update_stats(|s| {
-                    s.completed += 1;
-                    s.history.push(stats);
-                });
+                self.record_end(stats);
                 tasks.send_all(
                     self.job,
                     &TaskControl::Notify(CheckpointNotice::Complete(id)),
@@ -331,10 +344,7 @@ impl CheckpointCoordinator {
                 tracing::info!(job = %self.job, checkpoint = id, bytes = stats.size_bytes, duration_ms = stats.duration_ms, "checkpoint complete");
                 self.consecutive_failures = 0;
                 self.last_end = Some(Instant::now());
-                self.update_stats(|s| {
-                    s.completed += 1;
-                    s.history.push(stats);
-                });
+                self.record_end(stats);
                 tasks.send_all(
                     self.job,
                     &TaskControl::Notify(CheckpointNotice::Complete(id)),
@@ -496,10 +506,7 @@ impl CheckpointCoordinator {
             location: None,
             operators: Vec::new(),
         };
-        self.update_stats(|s| {
-            s.failed += 1;
-            s.history.push(stats);
-        });
+        self.record_end(stats);
     }
 
     fn count_failure(&mut self, reason: String) -> Result<(), TooManyFailures> {

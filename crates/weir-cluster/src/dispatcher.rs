@@ -31,18 +31,21 @@ pub type JobEndHook = Arc<dyn Fn(JobId) + Send + Sync>;
 /// Accepts and tracks jobs.
 pub struct Dispatcher {
     resource_manager: Arc<dyn ResourceManagerGateway>,
+    metrics: Arc<crate::metrics::ClusterMetrics>,
     jobs: Mutex<HashMap<JobId, JobEntry>>,
     on_job_end: JobEndHook,
 }
 
 impl Dispatcher {
-    /// A Dispatcher that schedules on `resource_manager`'s slots.
+    /// A Dispatcher that schedules on `resource_manager`'s slots and reports to `metrics`.
     pub fn new(
         resource_manager: Arc<dyn ResourceManagerGateway>,
         on_job_end: JobEndHook,
+        metrics: Arc<crate::metrics::ClusterMetrics>,
     ) -> Arc<Self> {
         Arc::new(Dispatcher {
             resource_manager,
+            metrics,
             jobs: Mutex::new(HashMap::new()),
             on_job_end,
         })
@@ -72,6 +75,7 @@ impl DispatcherGateway for Dispatcher {
                 resource_manager: self.resource_manager.clone(),
                 status: status.clone(),
                 checkpoint_stats: checkpoints.clone(),
+                metrics: self.metrics.clone(),
             },
             move |r| {
                 on_end(job);

@@ -109,6 +109,8 @@ pub struct JobMasterParams {
     pub status: StatusCell,
     /// Where checkpoint statistics are published.
     pub checkpoint_stats: CheckpointStatsCell,
+    /// The cluster's metrics registry.
+    pub metrics: Arc<crate::metrics::ClusterMetrics>,
 }
 
 /// Starts a JobMaster thread; `done` receives the job's result.
@@ -268,12 +270,16 @@ impl JobMaster {
     fn execute(&self, slots: &[AllocatedSlot]) -> Result<JobExecutionResult> {
         let p = &self.params;
         let start = Instant::now();
-        let mut coord =
-            CheckpointCoordinator::new(p.job, p.graph.clone(), p.checkpoint_stats.clone())
-                .map_err(|e| ClusterError::Deployment {
-                    job: p.job,
-                    message: format!("cannot open checkpoint storage: {e}"),
-                })?;
+        let mut coord = CheckpointCoordinator::new(
+            p.job,
+            p.graph.clone(),
+            p.checkpoint_stats.clone(),
+            p.metrics.clone(),
+        )
+        .map_err(|e| ClusterError::Deployment {
+            job: p.job,
+            message: format!("cannot open checkpoint storage: {e}"),
+        })?;
         let initial = initial_restore(p.job, &p.graph)?;
         let mut restore = initial.clone();
         let mut backoff = RestartBackoff::new(p.graph.config.effective_restart_strategy());
@@ -329,6 +335,7 @@ impl JobMaster {
             };
             tracing::warn!(job = %p.job, error = %err, delay_ms = delay.as_millis() as u64, restarts = backoff.restarts(), "restarting the job");
             self.set_status(JobStatus::Restarting);
+            p.metrics.restarted(&p.job.to_string(), &p.graph.name);
             if self.wait_or_cancel(delay) {
                 coord.shutdown(false);
                 return Err(ClusterError::Cancelled(p.job));

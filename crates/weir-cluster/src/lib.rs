@@ -16,6 +16,7 @@ pub mod dispatcher;
 pub mod error;
 pub mod gateway;
 pub mod job_master;
+pub mod metrics;
 pub mod mini_cluster;
 pub mod resource_manager;
 pub mod restart;
@@ -29,6 +30,7 @@ pub use error::{ClusterError, Result};
 pub use gateway::{
     DispatcherGateway, JobMasterGateway, ResourceManagerGateway, TaskExecutorGateway,
 };
+pub use metrics::ClusterMetrics;
 pub use mini_cluster::{MiniCluster, MiniClusterConfig};
 pub use resource_manager::ResourceManager;
 pub use result::{

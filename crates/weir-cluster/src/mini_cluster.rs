@@ -3,6 +3,7 @@
 
 use crate::dispatcher::Dispatcher;
 use crate::gateway::{DispatcherGateway, ResourceManagerGateway, SlotReport, TaskExecutorGateway};
+use crate::metrics::ClusterMetrics;
 use crate::resource_manager::ResourceManager;
 use crate::shuffle::LocalShuffle;
 use crate::task_manager::TaskManager;
@@ -28,6 +29,7 @@ impl Default for MiniClusterConfig {
 
 /// JobManager roles and TaskManagers in this process.
 pub struct MiniCluster {
+    metrics: Arc<ClusterMetrics>,
     resource_manager: Arc<ResourceManager>,
     dispatcher: Arc<Dispatcher>,
     task_managers: Vec<Arc<TaskManager>>,
@@ -53,8 +55,11 @@ impl MiniCluster {
         }
         let rm: Arc<dyn ResourceManagerGateway> = resource_manager.clone();
         let s = shuffle.clone();
-        let dispatcher = Dispatcher::new(rm, Arc::new(move |job| s.release_job(job)));
+        let metrics = Arc::new(ClusterMetrics::default());
+        let dispatcher =
+            Dispatcher::new(rm, Arc::new(move |job| s.release_job(job)), metrics.clone());
         Arc::new(MiniCluster {
+            metrics,
             resource_manager,
             dispatcher,
             task_managers,
@@ -64,6 +69,11 @@ impl MiniCluster {
     /// The Dispatcher, where jobs are submitted.
     pub fn dispatcher(&self) -> Arc<dyn DispatcherGateway> {
         self.dispatcher.clone()
+    }
+
+    /// The cluster's metrics (checkpoints, restarts), for scraping.
+    pub fn metrics(&self) -> &Arc<ClusterMetrics> {
+        &self.metrics
     }
 
     /// Slot counts.
