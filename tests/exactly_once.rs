@@ -7,46 +7,13 @@
 #[allow(dead_code)]
 mod exactly_once;
 
+mod common;
+
+use common::{committed, reference};
 use exactly_once::{build, Args};
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use weir::prelude::*;
-
-/// The lines a run without failures writes, sorted.
-fn reference(events: u64) -> Vec<String> {
-    let mut lines = Vec::new();
-    let mut sums: BTreeMap<u64, u64> = BTreeMap::new();
-    let mut windows: BTreeMap<(u64, u64), u64> = BTreeMap::new();
-    for i in 0..events {
-        let key = i % 1000;
-        let s = sums.entry(key).or_default();
-        *s += i;
-        lines.push(format!("sum,{key},{i},{s}"));
-        *windows.entry((key, i / 1000 * 1000)).or_default() += 1;
-    }
-    for ((key, start), count) in windows {
-        lines.push(format!("win,{key},{start},{count}"));
-    }
-    lines.sort();
-    lines
-}
-
-/// The lines of the finished (visible) part files, sorted; duplicates stay.
-fn committed(dir: &Path) -> Vec<String> {
-    let mut lines = Vec::new();
-    for e in std::fs::read_dir(dir).expect("output directory") {
-        let e = e.expect("entry");
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') {
-            continue;
-        }
-        let text = std::fs::read_to_string(e.path()).expect("part file");
-        lines.extend(text.lines().map(String::from));
-    }
-    lines.sort();
-    lines
-}
 
 fn args(events: u64, parallelism: u32, out: &Path, ckpt: &Path) -> Args {
     Args {
@@ -126,6 +93,17 @@ fn failures_at_random_events_change_nothing() {
         assert!(result.restarts >= 1, "no failure happened: {:?}", a.fail_at);
         assert!(result.checkpoints.completed >= 1);
         assert_same(&committed(&a.output_dir), &want);
+        // Only the retained completed checkpoints stay, each with its metadata.
+        let job_dir = tmp.path().join("ck").join(result.job_id.to_string());
+        let dirs: Vec<_> = std::fs::read_dir(&job_dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert!(!dirs.is_empty() && dirs.len() <= 2, "{dirs:?}");
+        assert!(
+            dirs.iter().all(|d| d.join("_metadata").exists()),
+            "{dirs:?}"
+        );
     }
 }
 

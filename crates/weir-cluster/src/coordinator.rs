@@ -23,6 +23,7 @@ use weir_core::{CheckpointConfig, JobGraph, JobId, VertexId};
 use weir_runtime::checkpoint::{in_flight_uid, CheckpointAck, CheckpointBarrier, CheckpointNotice};
 use weir_runtime::inbox::TaskControl;
 use weir_state::metadata::{OperatorStateMeta, SubtaskStateHandle};
+use weir_state::storage::join_location;
 use weir_state::{CheckpointStorage, KeyGroupRange, SnapshotKind, SnapshotMetadata};
 
 /// The deployed tasks of one execution attempt, for sending controls.
@@ -105,11 +106,15 @@ impl CheckpointCoordinator {
         let cfg = graph.config.checkpoint.clone();
         let (root, root_location) = if cfg.enabled() {
             let base = match &cfg.storage {
-                Some(s) => weir_state::storage::local_path(s)?,
-                None => std::env::temp_dir().join("weir-checkpoints"),
+                Some(s) => s.clone(),
+                None => std::env::temp_dir()
+                    .join("weir-checkpoints")
+                    .display()
+                    .to_string(),
             };
-            let loc = base.join(job.to_string()).display().to_string();
-            (Some(CheckpointStorage::open(&loc)?), loc)
+            let storage = CheckpointStorage::open(&join_location(&base, &job.to_string()))?;
+            let loc = storage.location().to_string();
+            (Some(storage), loc)
         } else {
             (None, String::new())
         };
@@ -211,7 +216,7 @@ impl CheckpointCoordinator {
         let id = self.next_id;
         self.next_id += 1;
         self.last_trigger = Some(now);
-        let location = format!("{}/chk-{id}", self.root_location);
+        let location = join_location(&self.root_location, &format!("chk-{id}"));
         let barrier = CheckpointBarrier {
             id,
             timestamp: now_epoch_ms(),
@@ -260,23 +265,10 @@ impl CheckpointCoordinator {
             }));
             return;
         }
-        let base = match weir_state::storage::local_path(target_dir) {
-            Ok(p) => p,
-            Err(e) => {
-                let _ = reply.send(Err(crate::ClusterError::Savepoint {
-                    job: self.job,
-                    message: e.to_string(),
-                }));
-                return;
-            }
-        };
         let id = self.next_id;
         self.next_id += 1;
         let job = self.job.to_string();
-        let location = base
-            .join(format!("savepoint-{}-{id}", &job[..6]))
-            .display()
-            .to_string();
+        let location = join_location(target_dir, &format!("savepoint-{}-{id}", &job[..6]));
         let barrier = CheckpointBarrier {
             id,
             timestamp: now_epoch_ms(),
@@ -631,8 +623,33 @@ impl CheckpointCoordinator {
     /// ones (as Flink's retained checkpoints on cancellation or failure are kept).
     pub fn shutdown(&mut self, finished: bool) {
         self.abort_all("the job ended");
+        self.delete_incomplete();
         if finished {
             tracing::debug!(job = %self.job, location = %self.root_location, "job finished; its retained checkpoints stay");
+        }
+    }
+
+    /// Deletes checkpoint directories that are not retained completed checkpoints: aborted
+    /// ones, and files an upload finished after its checkpoint was aborted.
+    fn delete_incomplete(&self) {
+        let Some(root) = &self.root else {
+            return;
+        };
+        if !weir_state::storage::wait_for_uploads(Duration::from_secs(10)) {
+            tracing::warn!(job = %self.job, "uploads still running; incomplete checkpoints may stay behind");
+        }
+        let dirs = match root.list_dirs("") {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(job = %self.job, error = %e, "cannot list checkpoints");
+                return;
+            }
+        };
+        for d in dirs {
+            let id = d.strip_prefix("chk-").and_then(|n| n.parse::<u64>().ok());
+            if id.is_some_and(|id| !self.completed.iter().any(|c| c.id == id)) {
+                self.delete_dir(&d);
+            }
         }
     }
 }

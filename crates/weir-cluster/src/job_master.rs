@@ -199,7 +199,7 @@ fn initial_restore(job: JobId, graph: &JobGraph) -> Result<Option<RestorePoint>>
         tracing::warn!(job = %job, operator = %u, "state in the savepoint is not restored: no operator has its uid");
     }
     Ok(Some(RestorePoint {
-        location: storage.root().display().to_string(),
+        location: storage.location().to_string(),
         metadata: Arc::new(metadata),
     }))
 }

@@ -1,16 +1,24 @@
-//! Checkpoint storage through the `object_store` crate: a local directory by default.
+//! Checkpoint storage through the `object_store` crate: a local directory by default,
+//! S3-compatible object stores by URL.
 //!
 //! Layout (as Flink's): `<root>/<job-id>/chk-<n>/` holds one state file per task and the
 //! checkpoint's `_metadata`; a savepoint is a self-contained directory of the same shape.
 //! File names in the metadata are relative to the checkpoint's directory, so a savepoint can
-//! be moved. A checkpoint exists only once `_metadata` is written, and the store writes it
-//! atomically (the local store writes a staging file and renames it).
+//! be moved. A checkpoint exists only once `_metadata` is written, and both stores write it
+//! atomically (the local store writes a staging file and renames it; an object store makes
+//! an object visible only when its upload completed).
 //!
-//! Uploads run on a small tokio runtime owned by the storage, so a task hands its snapshot
+//! Locations are local paths, `file://` URLs, or `s3://bucket/prefix` URLs. S3 credentials,
+//! region and endpoint come from the usual `AWS_*` environment variables
+//! (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT_URL` for an
+//! S3-compatible service, `AWS_ALLOW_HTTP=true` for a plain-HTTP endpoint).
+//!
+//! Uploads run on a small tokio runtime shared by the process, so a task hands its snapshot
 //! bytes over and goes on processing records.
 
 use crate::error::{Result, StateError};
 use futures::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjPath;
 use object_store::{ObjectStore, PutPayload};
@@ -27,6 +35,7 @@ fn io_runtime() -> Result<&'static tokio::runtime::Runtime> {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .max_blocking_threads(4)
+            .enable_all()
             .thread_name("weir-ckpt-io")
             .build()
             .map_err(|e| e.to_string())
@@ -38,34 +47,48 @@ fn io_runtime() -> Result<&'static tokio::runtime::Runtime> {
     })
 }
 
+/// Background uploads not finished yet, over the process.
+static UPLOADS_IN_FLIGHT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Waits until no background upload is in flight, or `timeout` passed; true if none is.
+pub fn wait_for_uploads(timeout: std::time::Duration) -> bool {
+    let start = std::time::Instant::now();
+    while UPLOADS_IN_FLIGHT.load(std::sync::atomic::Ordering::Acquire) > 0 {
+        if start.elapsed() >= timeout {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    true
+}
+
 /// A directory of checkpoint storage: a job's checkpoint root, one checkpoint, or a
 /// savepoint. Paths given to its methods are relative to it.
 pub struct CheckpointStorage {
     store: Arc<dyn ObjectStore>,
-    root: std::path::PathBuf,
+    /// The directory within the store.
+    prefix: ObjPath,
+    /// The location as the user wrote it (normalised), for messages and sub-locations.
+    location: String,
+    /// The local directory, for a local store.
+    local: Option<std::path::PathBuf>,
     rt: &'static tokio::runtime::Runtime,
 }
 
 impl std::fmt::Debug for CheckpointStorage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "CheckpointStorage({})", self.root.display())
+        write!(f, "CheckpointStorage({})", self.location)
     }
 }
 
-/// Turns a location (a path or a `file://` URL) into a local directory path.
-pub fn local_path(location: &str) -> Result<std::path::PathBuf> {
-    if let Some(p) = location.strip_prefix("file://") {
-        return Ok(std::path::PathBuf::from(p));
+/// The location `name` below `base` (a path or URL).
+pub fn join_location(base: &str, name: &str) -> String {
+    if base.contains("://") && !base.starts_with("file://") {
+        format!("{}/{name}", base.trim_end_matches('/'))
+    } else {
+        let base = base.strip_prefix("file://").unwrap_or(base);
+        std::path::Path::new(base).join(name).display().to_string()
     }
-    if let Some((scheme, _)) = location.split_once("://") {
-        return Err(StateError::Storage {
-            location: location.to_string(),
-            message: format!(
-                "the '{scheme}' scheme is not available in this build; use a local directory or a file:// URL"
-            ),
-        });
-    }
-    Ok(std::path::PathBuf::from(location))
 }
 
 fn storage_err(location: &str, e: impl std::fmt::Display) -> StateError {
@@ -76,38 +99,72 @@ fn storage_err(location: &str, e: impl std::fmt::Display) -> StateError {
 }
 
 impl CheckpointStorage {
-    /// Opens (creating it if needed) the storage at `location`, a directory or `file://` URL.
+    /// Opens the storage at `location`: a directory (created if needed), a `file://` URL,
+    /// or an `s3://bucket/prefix` URL.
     pub fn open(location: &str) -> Result<Arc<Self>> {
-        let root = local_path(location)?;
-        std::fs::create_dir_all(&root).map_err(|e| storage_err(location, e))?;
-        let root = root.canonicalize().map_err(|e| storage_err(location, e))?;
+        let rt = io_runtime()?;
+        if let Some(rest) = location.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(storage_err(location, "the URL names no bucket"));
+            }
+            let store = AmazonS3Builder::from_env()
+                .with_bucket_name(bucket)
+                .build()
+                .map_err(|e| storage_err(location, e))?;
+            let prefix = ObjPath::parse(prefix).map_err(|e| storage_err(location, e))?;
+            return Ok(Arc::new(CheckpointStorage {
+                store: Arc::new(store),
+                prefix,
+                location: location.trim_end_matches('/').to_string(),
+                local: None,
+                rt,
+            }));
+        }
+        let path = match location.strip_prefix("file://") {
+            Some(p) => p,
+            None if location.contains("://") => {
+                let scheme = location.split("://").next().unwrap_or_default();
+                return Err(storage_err(
+                    location,
+                    format!("the '{scheme}' scheme is not supported; use a local directory, a file:// URL or an s3:// URL"),
+                ));
+            }
+            None => location,
+        };
+        std::fs::create_dir_all(path).map_err(|e| storage_err(location, e))?;
+        let root = std::path::Path::new(path)
+            .canonicalize()
+            .map_err(|e| storage_err(location, e))?;
         let store =
             LocalFileSystem::new_with_prefix(&root).map_err(|e| storage_err(location, e))?;
-        let rt = io_runtime()?;
         Ok(Arc::new(CheckpointStorage {
             store: Arc::new(store),
-            root,
+            prefix: ObjPath::default(),
+            location: root.display().to_string(),
+            local: Some(root),
             rt,
         }))
     }
 
-    /// The root directory.
-    pub fn root(&self) -> &std::path::Path {
-        &self.root
+    /// The location of this directory (a path or URL), for [`Self::open`].
+    pub fn location(&self) -> &str {
+        &self.location
     }
 
     /// The location of the directory `rel` below this one, for [`Self::open`].
     pub fn location_of(&self, rel: &str) -> String {
-        self.root.join(rel).display().to_string()
+        join_location(&self.location, rel)
     }
 
-    /// The full local path of `rel`, for messages.
+    /// The full location of `rel`, for messages.
     pub fn display(&self, rel: &str) -> String {
-        self.root.join(rel).display().to_string()
+        self.location_of(rel)
     }
 
     fn obj(&self, rel: &str) -> Result<ObjPath> {
-        ObjPath::parse(rel).map_err(|e| storage_err(&self.display(rel), e))
+        let rel = ObjPath::parse(rel).map_err(|e| storage_err(&self.display(rel), e))?;
+        Ok(self.prefix.parts().chain(rel.parts()).collect())
     }
 
     /// Writes `bytes` to `rel` in the background; `done` gets the size written or the error.
@@ -118,6 +175,7 @@ impl CheckpointStorage {
         done: impl FnOnce(Result<u64>) + Send + 'static,
     ) {
         let this = self.clone();
+        UPLOADS_IN_FLIGHT.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         self.rt.spawn(async move {
             let len = bytes.len() as u64;
             let r = match this.obj(&rel) {
@@ -129,6 +187,7 @@ impl CheckpointStorage {
                     .map_err(|e| storage_err(&this.display(&rel), e)),
                 Err(e) => Err(e),
             };
+            UPLOADS_IN_FLIGHT.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
             done(r)
         });
     }
@@ -174,8 +233,10 @@ impl CheckpointStorage {
                 Ok::<_, object_store::Error>(())
             })
             .map_err(|e| storage_err(&self.display(rel), e))?;
-        // The object store removes files; empty local directories stay behind otherwise.
-        let _ = std::fs::remove_dir_all(self.root.join(rel));
+        if let Some(root) = &self.local {
+            // The object store removes files; empty local directories stay behind otherwise.
+            let _ = std::fs::remove_dir_all(root.join(rel));
+        }
         Ok(())
     }
 
@@ -215,7 +276,11 @@ mod tests {
         assert!(!s.exists("job/chk-1/a.state"));
         assert!(s.get("job/chk-1/a.state").is_err());
         assert_eq!(s.list_dirs("job").unwrap(), vec!["chk-2"]);
-        let e = CheckpointStorage::open("s3://bucket/x").unwrap_err();
-        assert!(e.to_string().contains("'s3' scheme"), "{e}");
+        // A sub-location opens as a storage of its own.
+        let sub = CheckpointStorage::open(&s.location_of("job/chk-2")).unwrap();
+        assert_eq!(sub.get("b.state").unwrap(), vec![7; 10]);
+        let e = CheckpointStorage::open("gs://bucket/x").unwrap_err();
+        assert!(e.to_string().contains("'gs' scheme"), "{e}");
+        assert_eq!(join_location("s3://b/p/", "chk-1"), "s3://b/p/chk-1");
     }
 }

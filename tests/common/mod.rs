@@ -1,0 +1,40 @@
+//! Shared checks of the exactly-once tests: the reference output of the `exactly_once`
+//! example's job, and the lines its file sink committed.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The lines a run without failures writes, sorted.
+pub fn reference(events: u64) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut sums: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut windows: BTreeMap<(u64, u64), u64> = BTreeMap::new();
+    for i in 0..events {
+        let key = i % 1000;
+        let s = sums.entry(key).or_default();
+        *s += i;
+        lines.push(format!("sum,{key},{i},{s}"));
+        *windows.entry((key, i / 1000 * 1000)).or_default() += 1;
+    }
+    for ((key, start), count) in windows {
+        lines.push(format!("win,{key},{start},{count}"));
+    }
+    lines.sort();
+    lines
+}
+
+/// The lines of the finished (visible) part files, sorted; duplicates stay.
+pub fn committed(dir: &Path) -> Vec<String> {
+    let mut lines = Vec::new();
+    for e in std::fs::read_dir(dir).expect("output directory") {
+        let e = e.expect("entry");
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        let text = std::fs::read_to_string(e.path()).expect("part file");
+        lines.extend(text.lines().map(String::from));
+    }
+    lines.sort();
+    lines
+}
