@@ -83,6 +83,9 @@ pub struct Args {
     /// At-least-once barriers (never aligned): output may repeat after a failure.
     #[arg(long)]
     pub at_least_once: bool,
+    /// Set the (default) event-time trigger explicitly: runs the general window operator.
+    #[arg(long)]
+    pub explicit_trigger: bool,
 }
 
 /// One event.
@@ -310,8 +313,15 @@ pub fn build(args: &Args) -> Result<(StreamExecutionEnvironment, FailPoints), Ap
         .uid("running-sum")
         .map(|(k, i, s)| format!("sum,{k},{i},{s}"))
         .uid("format-sum");
-    let windows = keyed
-        .window(TumblingEventTimeWindows::of(Duration::from_secs(1)))
+    let windowed = keyed.window(TumblingEventTimeWindows::of(Duration::from_secs(1)));
+    // The explicit default trigger runs the general window operator instead of the one
+    // specialised for it; their snapshots are interchangeable.
+    let windowed = if args.explicit_trigger {
+        windowed.trigger(EventTimeTrigger)
+    } else {
+        windowed
+    };
+    let windows = windowed
         .aggregate_with_process(Count, FormatWindow)
         .uid("window-count");
     sums.union(&[&windows])

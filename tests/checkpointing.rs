@@ -26,6 +26,7 @@ fn args(events: u64, parallelism: u32, dir: &Path) -> exactly_once::Args {
         unaligned: false,
         aligned_timeout_ms: 0,
         at_least_once: false,
+        explicit_trigger: false,
     }
 }
 

@@ -32,6 +32,7 @@ fn args(events: u64, parallelism: u32, out: &Path, ckpt: &Path) -> Args {
         unaligned: false,
         aligned_timeout_ms: 0,
         at_least_once: false,
+        explicit_trigger: false,
     }
 }
 
@@ -191,6 +192,31 @@ fn stop_with_savepoint_and_restore_at_another_parallelism() {
         "no checkpoint after a source finished"
     );
     assert_same(&committed(&out), &reference(events));
+}
+
+#[test]
+fn window_snapshots_move_between_the_two_window_operators() {
+    let events = 80_000;
+    for fast_first in [true, false] {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("out");
+        let mut a = args(events, 2, &out, &tmp.path().join("ck"));
+        a.explicit_trigger = !fast_first;
+        let (env, _) = build(&a).unwrap();
+        let client = env.execute_async("Exactly once").unwrap();
+        while client.checkpoint_stats().unwrap().completed < 1 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let sp = client
+            .stop_with_savepoint(tmp.path().join("sp").display().to_string())
+            .unwrap();
+        client.wait().unwrap();
+        let mut b = args(events, 2, &out, &tmp.path().join("ck2"));
+        b.explicit_trigger = fast_first;
+        b.savepoint = Some(sp);
+        exactly_once::run(&b).unwrap();
+        assert_same(&committed(&out), &reference(events));
+    }
 }
 
 #[test]

@@ -94,6 +94,7 @@ fn checkpoints_in_s3_recover_exactly_once() {
         unaligned: false,
         aligned_timeout_ms: 0,
         at_least_once: false,
+        explicit_trigger: false,
     };
     let result = exactly_once::run(&a).unwrap();
     assert!(result.restarts >= 1);

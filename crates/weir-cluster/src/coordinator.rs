@@ -82,6 +82,10 @@ pub struct CheckpointCoordinator {
     stopped: bool,
     expected_acks: usize,
     metrics: Arc<crate::metrics::ClusterMetrics>,
+    /// The checkpoint taken once every task finished, and whether the job may now end
+    /// (that checkpoint ended, or there is none to take).
+    final_checkpoint: Option<u64>,
+    final_ready: bool,
     /// Tasks of the current attempt that finished their input.
     finished: std::collections::HashSet<(VertexId, u32)>,
     stats: CheckpointStatsCell,
@@ -133,6 +137,8 @@ impl CheckpointCoordinator {
             stopped: false,
             expected_acks: 0,
             metrics,
+            final_checkpoint: None,
+            final_ready: false,
             finished: Default::default(),
             stats,
         })
@@ -153,7 +159,13 @@ impl CheckpointCoordinator {
     }
 
     /// Records a checkpoint that ended, in the history and the metrics registry.
-    fn record_end(&self, stats: CheckpointStats) {
+    fn record_end(&mut self, stats: CheckpointStats) {
+        if self.final_checkpoint == Some(stats.id) {
+            if let CheckpointStatus::Failed(reason) = &stats.status {
+                tracing::warn!(job = %self.job, checkpoint = stats.id, %reason, "the final checkpoint failed; the job ends without it");
+            }
+            self.final_ready = true;
+        }
         self.metrics
             .checkpoint_ended(&self.job.to_string(), &self.graph.name, &stats);
         self.update_stats(|s| {
@@ -171,6 +183,8 @@ impl CheckpointCoordinator {
         self.expected_acks = total_tasks;
         self.stopped = false;
         self.finished.clear();
+        self.final_checkpoint = None;
+        self.final_ready = false;
         self.last_trigger = Some(Instant::now());
     }
 
@@ -213,6 +227,11 @@ impl CheckpointCoordinator {
         if now < due || running >= self.cfg.max_concurrent.max(1) as usize {
             return;
         }
+        self.start_checkpoint(now, tasks);
+    }
+
+    /// Triggers checkpoint number `next_id` at the sources and the finished tasks.
+    fn start_checkpoint(&mut self, now: Instant, tasks: &TaskDirectory) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
         self.last_trigger = Some(now);
@@ -246,6 +265,7 @@ impl CheckpointCoordinator {
                 stop: false,
             },
         );
+        id
     }
 
     /// Takes a savepoint into a new directory below `target_dir` (outside the periodic
@@ -320,13 +340,18 @@ impl CheckpointCoordinator {
         match self.complete(&p) {
             Ok(stats) if p.reply.is_some() => {
                 tracing::info!(job = %self.job, savepoint = id, location = %p.location, "savepoint complete");
-                // After a stop-with-savepoint the job only ends: no more checkpoints.
+                // After a stop-with-savepoint the job only ends: no more checkpoints. Its
+                // completion is announced (sources stop on it, sinks commit), so it is also
+                // what a failure before the end restores from. A savepoint that leaves the job
+                // running commits nothing (as in Flink since 1.15): recovery never uses it.
                 self.stopped |= p.stop;
                 self.record_end(stats);
-                tasks.send_all(
-                    self.job,
-                    &TaskControl::Notify(CheckpointNotice::Complete(id)),
-                );
+                if p.stop {
+                    tasks.send_all(
+                        self.job,
+                        &TaskControl::Notify(CheckpointNotice::Complete(id)),
+                    );
+                }
                 if let Some(r) = &p.reply {
                     let _ = r.send(Ok(p.location.clone()));
                 }
@@ -341,8 +366,13 @@ impl CheckpointCoordinator {
                     self.job,
                     &TaskControl::Notify(CheckpointNotice::Complete(id)),
                 );
-                // Older pending checkpoints are subsumed.
-                let older: Vec<u64> = self.pending.range(..id).map(|(k, _)| *k).collect();
+                // Older pending checkpoints are subsumed (savepoints go on).
+                let older: Vec<u64> = self
+                    .pending
+                    .range(..id)
+                    .filter(|(_, p)| p.reply.is_none())
+                    .map(|(k, _)| *k)
+                    .collect();
                 for o in older {
                     self.abort(o, "subsumed by a newer completed checkpoint", false, tasks);
                 }
@@ -394,7 +424,13 @@ impl CheckpointCoordinator {
                         continue;
                     };
                     bytes += st.bytes;
-                    let range = KeyGroupRange::for_subtask(v.max_parallelism, v.parallelism, s);
+                    // Only keyed state has key groups; other state restores at any max
+                    // parallelism.
+                    let range = if st.keyed {
+                        KeyGroupRange::for_subtask(v.max_parallelism, v.parallelism, s)
+                    } else {
+                        KeyGroupRange { start: 0, end: 0 }
+                    };
                     meta.subtasks.push(SubtaskStateHandle {
                         subtask: s,
                         file: file.clone(),
@@ -434,7 +470,7 @@ impl CheckpointCoordinator {
         };
         let storage = CheckpointStorage::open(&p.location)?;
         meta.write(&storage)?;
-        if p.reply.is_none() {
+        if p.reply.is_none() || p.stop {
             self.remember(p, meta);
         }
         Ok(CheckpointStats {
@@ -463,7 +499,10 @@ impl CheckpointCoordinator {
         });
         while self.completed.len() > self.cfg.retained.max(1) as usize {
             if let Some(old) = self.completed.pop_front() {
-                self.delete_dir(&format!("chk-{}", old.id));
+                // Savepoints belong to the user: only checkpoints are deleted.
+                if old.point.metadata.kind == SnapshotKind::Checkpoint {
+                    self.delete_dir(&format!("chk-{}", old.id));
+                }
             }
         }
     }
@@ -565,7 +604,15 @@ impl CheckpointCoordinator {
     pub fn task_finished(&mut self, vertex: VertexId, subtask: u32, tasks: &TaskDirectory) {
         self.finished.insert((vertex, subtask));
         if self.finished.len() >= self.expected_acks {
-            self.stop(tasks);
+            if self.enabled() && !self.stopped {
+                // A last checkpoint of the finished job: a failure from now on restores
+                // every task as finished, so nothing committed at the end is replayed.
+                self.stopped = true;
+                self.final_checkpoint = Some(self.start_checkpoint(Instant::now(), tasks));
+            } else {
+                self.stop(tasks);
+                self.final_ready = true;
+            }
             return;
         }
         let Some((gw, ..)) = tasks
@@ -585,6 +632,11 @@ impl CheckpointCoordinator {
                 );
             }
         }
+    }
+
+    /// True once the job may end: every task finished and the final checkpoint ended.
+    pub fn final_ready(&self) -> bool {
+        self.final_ready
     }
 
     /// Every task finished its input: no more checkpoints in this attempt.

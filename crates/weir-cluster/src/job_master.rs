@@ -317,7 +317,7 @@ impl JobMaster {
                     coord.shutdown(false);
                     return Err(err);
                 }
-                tracing::error!(job = %p.job, checkpoint = checkpoint_id, error = %err, "checkpoint cannot be restored; falling back to an earlier one");
+                tracing::error!(job = %p.job, checkpoint = checkpoint_id, error = %err, "checkpoint cannot be restored; falling back to an earlier one (output committed after that one is written again)");
                 coord.discard(*checkpoint_id);
                 if coord.latest().is_none() && initial.is_none() {
                     coord.shutdown(false);
@@ -457,7 +457,7 @@ impl JobMaster {
             stop_deadline = Some(Instant::now() + CANCEL_WAIT);
         }
         let mut ended = 0;
-        let mut finished_input = 0;
+        let mut final_sent = false;
         macro_rules! fail {
             ($e:expr) => {{
                 if failure.is_none() && !cancelled {
@@ -527,17 +527,6 @@ impl JobMaster {
                 Msg::FinishedInput(a, v, s) if a == attempt => {
                     tracing::debug!(job = %p.job, vertex = v.0, subtask = s, "task finished its input");
                     coord.task_finished(v, s, &directory);
-                    finished_input += 1;
-                    if finished_input == total && failure.is_none() && !cancelled {
-                        for (gw, v, s, _) in &directory.tasks {
-                            gw.send_task_control(
-                                p.job,
-                                *v,
-                                *s,
-                                TaskControl::Notify(CheckpointNotice::Final),
-                            );
-                        }
-                    }
                 }
                 Msg::Savepoint(dir, stop, reply) => {
                     if failure.is_some() || cancelled {
@@ -577,6 +566,18 @@ impl JobMaster {
                             source: Arc::new(err),
                         });
                     }
+                }
+            }
+            if !final_sent && failure.is_none() && !cancelled && coord.final_ready() {
+                // Every task finished and the final checkpoint ended: commit and end.
+                final_sent = true;
+                for (gw, v, s, _) in &directory.tasks {
+                    gw.send_task_control(
+                        p.job,
+                        *v,
+                        *s,
+                        TaskControl::Notify(CheckpointNotice::Final),
+                    );
                 }
             }
         }

@@ -52,6 +52,12 @@ fn restored_in_flight(
     for bytes in st.list(IN_FLIGHT_STATE) {
         let c: InFlightChannel = bincode::deserialize(bytes)
             .map_err(|e| fail(format!("unreadable in-flight data: {e}")))?;
+        if c.channel >= channels {
+            return Err(fail(format!(
+                "in-flight data names input channel {} of {channels}",
+                c.channel
+            )));
+        }
         if c.subtask != d.subtask || c.parallelism != v.parallelism || c.channels != channels {
             return Err(fail(format!(
                 "task '{}' was checkpointed unaligned, with in-flight data, at parallelism {} and {} input channels; it now has parallelism {} and {channels} channels. Unaligned checkpoints restore only unchanged; rescale from a savepoint (always aligned)",
@@ -209,6 +215,9 @@ impl TaskExecutorGateway for TaskManager {
                 }
                 .and_then(|()| catch_user_panic(|| d.code.instantiate(&d.graph, d.vertex, io)))
                 .and_then(|mut head| {
+                    if let (Some(r), ChainHead::Input(h)) = (&d.restore, &mut head) {
+                        h.restored_from(r.metadata.checkpoint_id);
+                    }
                     match (in_flight.take(), &mut head) {
                         (None, _) => {}
                         (Some(data), ChainHead::Input(h)) => h.preload_in_flight(data),

@@ -66,8 +66,10 @@ pub trait InputChainHead: Send {
     fn alignment_timeout_at(&self) -> Option<std::time::Instant>;
     /// Restored in-flight data, per channel, processed before any live input.
     fn preload_in_flight(&mut self, data: Vec<(usize, Vec<u8>)>);
-    /// The highest checkpoint id the JobMaster aborted so far.
-    fn last_aborted(&self) -> u64;
+    /// True if the JobMaster aborted checkpoint `id`.
+    fn is_aborted(&self, id: u64) -> bool;
+    /// The task was restored from checkpoint `id`; older barriers are stale.
+    fn restored_from(&mut self, id: u64);
     /// True once every channel ended and nothing is held back.
     fn input_ended(&self) -> bool;
     /// Every channel ended: finish the chain.
@@ -369,8 +371,12 @@ impl<T: 'static, S: TypeSerializer<T>> InputChainHead for OneInputHead<T, S> {
         }
     }
 
-    fn last_aborted(&self) -> u64 {
-        self.aligner.last_aborted()
+    fn is_aborted(&self, id: u64) -> bool {
+        self.aligner.is_aborted(id)
+    }
+
+    fn restored_from(&mut self, id: u64) {
+        self.aligner.restored_from(id)
     }
 
     fn last_alignment_ms(&self) -> u64 {
@@ -606,8 +612,12 @@ where
         }
     }
 
-    fn last_aborted(&self) -> u64 {
-        self.aligner.last_aborted()
+    fn is_aborted(&self, id: u64) -> bool {
+        self.aligner.is_aborted(id)
+    }
+
+    fn restored_from(&mut self, id: u64) {
+        self.aligner.restored_from(id)
     }
 
     fn last_alignment_ms(&self) -> u64 {

@@ -263,6 +263,7 @@ impl Task {
             .map(|(uid, st)| OperatorStateSize {
                 uid: uid.clone(),
                 bytes: st.size(),
+                keyed: !st.key_groups.is_empty(),
             })
             .collect();
         let mut ack = CheckpointAck {
@@ -450,7 +451,8 @@ impl Task {
                 if inbox.has_mail() || stopping.is_some() {
                     // While stopping, nothing is polled: wait for the savepoint's outcome.
                     let until = match stopping {
-                        Some(_) => self.wake_at(next_flush, None),
+                        // Timers do not run while stopping: only flushes wake the task.
+                        Some(_) => next_flush,
                         None => Some(Instant::now()),
                     };
                     inbox.drain(until, &mut drained);
@@ -513,8 +515,8 @@ impl Task {
             };
             controls!(head, false);
             if let Some((b, ..)) = &in_flight {
-                // An aborted or subsumed unaligned checkpoint is forgotten.
-                if head.last_aborted() >= b.id {
+                // An aborted unaligned checkpoint is forgotten.
+                if head.is_aborted(b.id) {
                     in_flight = None;
                 }
             }

@@ -179,6 +179,20 @@ impl SnapshotReader {
                 per_old[h.subtask as usize] = elems.clone();
             }
         }
+        // Union state is every subtask's elements, also at an unchanged parallelism.
+        if same_parallelism && !out.unions.is_empty() {
+            for h in op.subtasks.iter().filter(|h| h.subtask != subtask) {
+                let file = self.file(&h.file)?;
+                if let Some(state) = file.operators.get(uid) {
+                    for (name, elems) in &state.unions {
+                        out.unions
+                            .entry(name.clone())
+                            .or_default()
+                            .extend(elems.iter().cloned());
+                    }
+                }
+            }
+        }
         for (name, per_old) in lists_by_old {
             let mine = if same_parallelism {
                 per_old

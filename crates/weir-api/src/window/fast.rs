@@ -269,8 +269,9 @@ where
     }
 
     /// Writes the contents per key group in the general window operator's layout (section
-    /// `window/contents`, entries ((key, window), contents)), plus the windows that already
-    /// fired, so a snapshot restores into either operator.
+    /// `window/contents`, entries ((key, window), contents)) with the event-time timers that
+    /// operator would hold (firing at the window's end unless it fired, cleanup after the
+    /// allowed lateness), so a snapshot restores into either operator.
     fn snapshot_state(
         &mut self,
         _: &weir_runtime::checkpoint::CheckpointBarrier,
@@ -279,16 +280,18 @@ where
         let maxp = self.info.max_parallelism;
         type Entries<'a, K, W, A> = Vec<((&'a K, &'a W), &'a A)>;
         let mut per_kg: BTreeMap<u32, Entries<'_, K, W, C::Acc>> = BTreeMap::new();
-        let mut fired: BTreeMap<u32, Vec<&W>> = BTreeMap::new();
-        for ((_, w), entry) in &self.windows {
+        let mut timers: BTreeMap<u32, Vec<(i64, &K, &W)>> = BTreeMap::new();
+        for ((max_ts, w), entry) in &self.windows {
+            let cleanup = max_ts.saturating_add(self.allowed_lateness);
             for (k, acc) in &entry.keys {
                 let kg = weir_core::key_group::key_group_for_key(k, maxp);
                 per_kg.entry(kg).or_default().push(((k, w), acc));
-                if entry.fired {
-                    let f = fired.entry(kg).or_default();
-                    if f.last() != Some(&w) {
-                        f.push(w);
-                    }
+                let t = timers.entry(kg).or_default();
+                if !entry.fired {
+                    t.push((*max_ts, k, w));
+                }
+                if cleanup != *max_ts || entry.fired {
+                    t.push((cleanup, k, w));
                 }
             }
         }
@@ -297,40 +300,43 @@ where
             let bytes = weir_state::snapshot::encode(WINDOW_CONTENTS, &entries).map_err(err)?;
             st.add_section(kg, WINDOW_CONTENTS, bytes);
         }
-        for (kg, ws) in fired {
-            let bytes = weir_state::snapshot::encode(FIRED_WINDOWS, &ws).map_err(err)?;
-            st.add_section(kg, FIRED_WINDOWS, bytes);
+        for (kg, t) in timers {
+            let bytes = weir_state::snapshot::encode(EVENT_TIMERS, &t).map_err(err)?;
+            st.add_section(kg, EVENT_TIMERS, bytes);
         }
         self.backend.snapshot(st).map_err(err)
     }
 
+    /// Restores contents in the general operator's layout; a window whose firing timer is
+    /// gone has fired already (it is only kept for allowed lateness).
     fn initialize_state(&mut self, restored: &weir_state::RestoredState) -> Result<()> {
         let err = |e| crate::timers::state_error(&self.info, "restore", e);
+        let mut firing: std::collections::HashSet<(i64, K, W)> = Default::default();
+        for (_, bytes) in restored.sections(EVENT_TIMERS) {
+            let t: Vec<(i64, K, W)> =
+                weir_state::snapshot::decode(EVENT_TIMERS, bytes).map_err(err)?;
+            firing.extend(t);
+        }
         for (_, bytes) in restored.sections(WINDOW_CONTENTS) {
             let entries: Vec<((K, W), C::Acc)> =
                 weir_state::snapshot::decode(WINDOW_CONTENTS, bytes).map_err(err)?;
             for ((k, w), acc) in entries {
-                self.windows
-                    .entry((w.max_timestamp(), w))
+                let max_ts = w.max_timestamp();
+                let fired = !firing.contains(&(max_ts, k.clone(), w.clone()));
+                let entry = self
+                    .windows
+                    .entry((max_ts, w))
                     .or_insert_with(|| WindowEntry {
                         keys: KeyMap::default(),
-                        fired: false,
-                    })
-                    .keys
-                    .insert(k, acc);
-            }
-        }
-        for (_, bytes) in restored.sections(FIRED_WINDOWS) {
-            let ws: Vec<W> = weir_state::snapshot::decode(FIRED_WINDOWS, bytes).map_err(err)?;
-            for w in ws {
-                if let Some(e) = self.windows.get_mut(&(w.max_timestamp(), w)) {
-                    e.fired = true;
-                }
+                        fired,
+                    });
+                entry.fired &= fired;
+                entry.keys.insert(k, acc);
             }
         }
         self.backend.restore(restored).map_err(err)
     }
 }
 
-/// Snapshot section of the windows that fired already (kept for allowed lateness).
-const FIRED_WINDOWS: &str = "window/fired";
+/// The general operator's snapshot section of event-time timers.
+const EVENT_TIMERS: &str = "timers/event";

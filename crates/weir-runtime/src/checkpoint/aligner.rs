@@ -69,7 +69,8 @@ pub struct BarrierAligner {
     held: VecDeque<(usize, Held)>,
     held_per_channel: Vec<usize>,
     last_alignment_ms: u64,
-    last_aborted: u64,
+    /// Checkpoints the JobMaster aborted: their barriers are ignored from then on.
+    aborted: std::collections::BTreeSet<u64>,
 }
 
 impl BarrierAligner {
@@ -91,7 +92,7 @@ impl BarrierAligner {
             held: VecDeque::new(),
             held_per_channel: vec![0; channels],
             last_alignment_ms: 0,
-            last_aborted: 0,
+            aborted: Default::default(),
         }
     }
 
@@ -202,6 +203,17 @@ impl BarrierAligner {
         partial: &dyn Fn(usize) -> Vec<u8>,
     ) -> Option<BarrierAction> {
         if let Some((id, r)) = &mut self.recording {
+            // Another checkpoint's barrier is no record: it leaves the recorded data.
+            if b.id != *id {
+                if let Some(data) = &mut r[ch] {
+                    data.truncate(data.len().saturating_sub(barrier_len));
+                }
+            }
+        }
+        if self.aborted.contains(&b.id) {
+            return None;
+        }
+        if let Some((id, r)) = &mut self.recording {
             if b.id == *id {
                 if let Some(mut data) = r[ch].take() {
                     data.truncate(data.len().saturating_sub(barrier_len));
@@ -282,13 +294,16 @@ impl BarrierAligner {
         Some(action)
     }
 
-    /// When the pending alignment times out, if it can.
+    /// When the pending alignment times out, if it can (savepoints are always aligned).
     pub fn timeout_at(&self) -> Option<Instant> {
         let timeout = self.aligned_timeout?;
         if !self.unaligned {
             return None;
         }
-        self.pending.as_ref().map(|(_, s)| *s + timeout)
+        match &self.pending {
+            Some((b, s)) if b.kind == SnapshotKind::Checkpoint => Some(*s + timeout),
+            _ => None,
+        }
     }
 
     /// Channel `ch` ended; it no longer holds back a pending checkpoint.
@@ -308,23 +323,32 @@ impl BarrierAligner {
         None
     }
 
-    /// The coordinator aborted checkpoint `id`: stop aligning or recording it.
+    /// The coordinator aborted checkpoint `id`: stop aligning or recording it, and ignore
+    /// its barriers from now on. Other checkpoints go on.
     pub fn abort(&mut self, id: u64) {
-        if matches!(&self.pending, Some((p, _)) if p.id <= id) {
+        if matches!(&self.pending, Some((p, _)) if p.id == id) {
             self.pending = None;
             self.got.iter_mut().for_each(|g| *g = false);
         }
-        if matches!(&self.recording, Some((r, _)) if *r <= id) {
+        if matches!(&self.recording, Some((r, _)) if *r == id) {
             self.recording = None;
             self.in_flight.clear();
         }
-        self.last_seen = self.last_seen.max(id);
-        self.last_aborted = self.last_aborted.max(id);
+        self.aborted.insert(id);
+        // Ids far below what this task has seen cannot come back.
+        let keep_from = self.last_seen.saturating_sub(64);
+        self.aborted = self.aborted.split_off(&keep_from);
     }
 
-    /// The highest checkpoint id aborted so far.
-    pub fn last_aborted(&self) -> u64 {
-        self.last_aborted
+    /// True if the JobMaster aborted checkpoint `id`.
+    pub fn is_aborted(&self, id: u64) -> bool {
+        self.aborted.contains(&id)
+    }
+
+    /// The task was restored from checkpoint `id`: barriers up to it are stale (they may be
+    /// in restored in-flight data).
+    pub fn restored_from(&mut self, id: u64) {
+        self.last_seen = self.last_seen.max(id);
     }
 
     /// Milliseconds the last completed alignment took.

@@ -73,6 +73,8 @@ pub struct OperatorStateSize {
     pub uid: String,
     /// Bytes of state.
     pub bytes: u64,
+    /// True if it holds keyed state (per key group).
+    pub keyed: bool,
 }
 
 /// A task's report that its snapshot for a checkpoint is stored.
