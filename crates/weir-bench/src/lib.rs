@@ -6,6 +6,8 @@
 //! sink computed, to be compared with the Flink anchor and `reference.py`. The jobs use the
 //! same engine paths as any user job: no special cases for the benchmark.
 
+pub mod nexmark;
+
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};

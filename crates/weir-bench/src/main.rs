@@ -11,7 +11,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: weir-bench WORKLOAD EVENTS PARALLELISM   (WORKLOAD: W0 W1 W2 W3 W4, or W2c: W2 with checkpoints)";
+    let usage = "usage: weir-bench WORKLOAD EVENTS PARALLELISM   (WORKLOAD: W0 W1 W2 W3 W4, W2c: W2 with checkpoints, or a Nexmark query q0 q1 q2 q3 q4 q5 q7 q8)";
     if args.len() != 4 {
         eprintln!("{usage}");
         return ExitCode::from(2);
@@ -22,6 +22,24 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     eprintln!("running {workload} over {events} events at parallelism {parallelism}");
+    if workload.starts_with('q') {
+        return match weir_bench::nexmark::run(workload, events, parallelism, false) {
+            Ok(o) => {
+                let rss = weir_bench::peak_rss_mb().map_or("NA".to_string(), |m| format!("{m:.0}"));
+                println!(
+                    "workload=nexmark-{workload} events={events} parallelism={parallelism} seconds={:.3} events_per_sec={:.0} peak_rss_mb={rss} out_rows={} checksum=NA",
+                    o.seconds,
+                    events as f64 / o.seconds,
+                    o.rows
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match weir_bench::run(workload, events, parallelism) {
         Ok(o) => {
             if o.checkpoints > 0 {

@@ -10,6 +10,7 @@
 //! `write_as_text`) to the environment and to streams.
 
 pub mod file;
+pub mod nexmark;
 pub mod socket;
 
 /// Extension traits with Flink's shortcuts.
