@@ -10,6 +10,11 @@
 #        REPEATS            runs per engine and workload, alternating Weir and Flink (default 1)
 #        BENCH_HEAP         Flink's heap (default 1g, its leanest sane setting)
 #        OUT                where the table goes (default bench/RESULTS.md)
+#        NEXMARK_QUERIES    Nexmark queries run on Weir alone (default "q0 q1 q2 q3 q4 q5 q7 q8";
+#                           "" skips them); NEXMARK_EVENTS their events (default EVENTS)
+#
+# With W2 among the workloads, W2c (W2 with exactly-once checkpoints every 10 s, and every 1 s)
+# runs too, for the cost of checkpointing.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -45,6 +50,22 @@ for p in $PARS; do
     done
   done
 done
+if [[ " $WORKLOADS " == *" W2 "* ]]; then
+  for p in $PARS; do
+    for interval in 10000 1000; do
+      echo "compare: W2c p=$p checkpoints every $interval ms" >&2
+      if line="$(WEIR_BENCH_CHECKPOINT_MS=$interval "$WEIR" W2c "$EVENTS" "$p" 2>/dev/null)"; then
+        echo "engine=weir-ckpt interval_ms=$interval $line" >>"$RAW"
+      fi
+    done
+  done
+fi
+for q in ${NEXMARK_QUERIES-q0 q1 q2 q3 q4 q5 q7 q8}; do
+  for p in $PARS; do
+    echo "compare: nexmark $q p=$p" >&2
+    if line="$("$WEIR" "$q" "${NEXMARK_EVENTS:-$EVENTS}" "$p" 2>/dev/null)"; then echo "engine=weir $line" >>"$RAW"; fi
+  done
+done
 if [ -n "$LIMIT" ]; then
   for w in $WORKLOADS; do
     echo "compare: $w limit" >&2
@@ -65,7 +86,7 @@ def pick(engine, w, p):
 def med(rs, key):
     vals = [float(r[key]) for r in rs if r.get(key) not in (None, "NA")]
     return statistics.median(vals) if vals else None
-ws = sorted({r["workload"].split("-")[0] for r in rows if r.get("engine") == "weir"})
+ws = sorted({r["workload"].split("-")[0] for r in rows if r.get("engine") == "weir" and not r["workload"].startswith("nexmark")})
 ps = sorted({r["parallelism"] for r in rows if r.get("engine") == "weir"})
 lines = []
 lines.append(f"| workload | P | Weir events/s | Flink events/s | throughput Weir/Flink | Weir peak RSS MB | Flink peak RSS MB | memory Weir/Flink | Weir / single-core limit | out_rows, checksum equal |")
@@ -83,6 +104,22 @@ for w in ws:
         mratio = f"{am/bm:.3f}" if am and bm else "-"
         frac = f"{ae/lim:.0%}" if (p == "1" and ae and lim) else ""
         lines.append(f"| {w} | {p} | {f(ae)} | {f(be)} | {ratio} | {am if am is None else round(am)} | {bm if bm is None else round(bm)} | {mratio} | {frac} | {same} |")
+ck = []
+for p in ps:
+    base = med(pick("weir", "W2", p), "events_per_sec")
+    for interval in ("10000", "1000"):
+        rs = [r for r in rows if r.get("engine") == "weir-ckpt" and r.get("interval_ms") == interval and r.get("parallelism") == p]
+        v = med(rs, "events_per_sec")
+        if v and base:
+            ck.append(f"| W2c | {p} | {int(interval)//1000} s | {v/1e6:.2f} M | {base/1e6:.2f} M | {v/base:.2f} |")
+ck_table = ""
+if ck:
+    ck_table = "\n\nCheckpointing cost (exactly-once, heap backend, `weir-bench W2c`; `WEIR_BENCH_CHECKPOINT_MS` sets the interval):\n\n| workload | P | interval | events/s with checkpoints | W2 events/s | ratio |\n|---|---|---|---|---|---|\n" + "\n".join(ck)
+nx = [r for r in rows if r.get("engine") == "weir" and r["workload"].startswith("nexmark")]
+nx_table = ""
+if nx:
+    nx_lines = [f"| {r['workload'][8:]} | {r['parallelism']} | {r['events']} | {float(r['events_per_sec'])/1e6:.2f} M | {r['peak_rss_mb']} | {r['out_rows']} |" for r in nx]
+    nx_table = "\n\nNexmark on Weir alone (`weir-bench qN EVENTS P`; the anchor has no Nexmark runner):\n\n| query | P | events | events/s | peak RSS MB | out_rows |\n|---|---|---|---|---|---|\n" + "\n".join(nx_lines)
 now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 doc = f"""# Weir vs Apache Flink 2.3: the shared workloads
 
@@ -92,7 +129,7 @@ Weir: `weir-bench W P` (release build, embedded mini-cluster). Flink: `../shared
 {repeats} per engine; medians. Limit: the single-threaded loop of `../shared/bench/limit` (p = 1 only).
 events/s = EVENTS / job seconds; peak RSS of the whole process.
 
-{chr(10).join(lines)}
+{chr(10).join(lines)}{ck_table}{nx_table}
 
 Raw lines:
 

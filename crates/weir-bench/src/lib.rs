@@ -305,6 +305,10 @@ pub struct Outcome {
     pub seconds: f64,
     /// Checkpoints completed.
     pub checkpoints: u64,
+    /// Longest synchronous part of a task's snapshot over all checkpoints, ms.
+    pub checkpoint_sync_ms: u64,
+    /// Largest checkpoint, bytes.
+    pub checkpoint_bytes: u64,
 }
 
 /// Checkpoint interval of the `W2c` workload unless `WEIR_BENCH_CHECKPOINT_MS` says
@@ -423,6 +427,20 @@ pub fn run(name: &str, events: u64, parallelism: i64) -> Result<Outcome, String>
         checksum: tally.checksum(),
         seconds: start.elapsed().as_secs_f64(),
         checkpoints: result.checkpoints.completed,
+        checkpoint_sync_ms: result
+            .checkpoints
+            .history
+            .iter()
+            .map(|c| c.sync_ms)
+            .max()
+            .unwrap_or(0),
+        checkpoint_bytes: result
+            .checkpoints
+            .history
+            .iter()
+            .map(|c| c.size_bytes)
+            .max()
+            .unwrap_or(0),
     })
 }
 

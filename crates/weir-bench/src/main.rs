@@ -43,7 +43,10 @@ fn main() -> ExitCode {
     match weir_bench::run(workload, events, parallelism) {
         Ok(o) => {
             if o.checkpoints > 0 {
-                eprintln!("{} checkpoints completed", o.checkpoints);
+                eprintln!(
+                    "{} checkpoints completed; largest {} bytes; longest synchronous snapshot {} ms",
+                    o.checkpoints, o.checkpoint_bytes, o.checkpoint_sync_ms
+                );
             }
             let rss = weir_bench::peak_rss_mb().map_or("NA".to_string(), |m| format!("{m:.0}"));
             println!(
