@@ -5,41 +5,37 @@
 #[allow(dead_code)]
 mod exactly_once;
 
+mod common;
+
 use std::path::Path;
 use std::time::Duration;
 use weir::prelude::*;
 
 fn args(events: u64, parallelism: u32, dir: &Path) -> exactly_once::Args {
-    exactly_once::Args {
+    let mut a = common::example_args(
         events,
         parallelism,
-        checkpoint_interval_ms: 20,
-        state_backend: "heap".into(),
-        fail_at: Vec::new(),
-        output_dir: dir.join("out"),
-        checkpoint_dir: Some(dir.join("ck")),
-        poll_pause_ms: 1,
-        savepoint: None,
-        allow_non_restored_state: false,
-        retained_checkpoints: 1,
-        restart_delay_ms: 10,
-        unaligned: false,
-        aligned_timeout_ms: 0,
-        at_least_once: false,
-        explicit_trigger: false,
-    }
+        &dir.join("out"),
+        &dir.join("ck").display().to_string(),
+    );
+    a.checkpoint_interval_ms = 20;
+    a.retained_checkpoints = 1;
+    a.restart_delay_ms = 10;
+    a
 }
 
-/// A source of `0..n` whose snapshots take `snapshot_ms` (a slow state copy).
+/// A source of `0..n` whose first `slow` snapshots take `snapshot_ms` (a slow state copy).
 struct SlowSnapshots {
     n: u64,
     snapshot_ms: u64,
+    slow: u32,
 }
 
 struct SlowReader {
     next: u64,
     n: u64,
     snapshot_ms: u64,
+    slow: u32,
 }
 
 impl Source<u64> for SlowSnapshots {
@@ -57,6 +53,7 @@ impl Source<u64> for SlowSnapshots {
             next: next.unwrap_or(0),
             n: self.n,
             snapshot_ms: self.snapshot_ms,
+            slow: self.slow,
         }))
     }
 }
@@ -74,7 +71,10 @@ impl SourceReader<u64> for SlowReader {
         Ok(PollStatus::MoreAvailable)
     }
     fn snapshot_state(&mut self, _: u64) -> weir::runtime::Result<Vec<Vec<u8>>> {
-        std::thread::sleep(Duration::from_millis(self.snapshot_ms));
+        if self.slow > 0 {
+            self.slow -= 1;
+            std::thread::sleep(Duration::from_millis(self.snapshot_ms));
+        }
         Ok(vec![encode_split(&self.next)?])
     }
 }
@@ -93,6 +93,7 @@ fn slow_job(tolerable: u32, dir: &Path) -> Result<JobExecutionResult, ApiError> 
         SlowSnapshots {
             n: 1500,
             snapshot_ms: 30,
+            slow: 2,
         },
         "slow",
     )
@@ -111,9 +112,11 @@ fn expired_checkpoints_fail_the_job_beyond_the_tolerable_count() {
         "{err}"
     );
     let tmp = tempfile::tempdir().unwrap();
+    // Tolerated: the job goes on, and the checkpoints after the slow ones complete (at the
+    // latest the final one, which is taken again until it completes).
     let r = slow_job(1000, tmp.path()).unwrap();
-    assert_eq!(r.checkpoints.completed, 0);
-    assert!(r.checkpoints.failed >= 1);
+    assert!(r.checkpoints.completed >= 1);
+    assert!(r.checkpoints.failed >= 2);
     let failure = &r.checkpoints.history[0].status;
     assert!(
         matches!(failure, CheckpointStatus::Failed(m) if m.contains("expired")),
@@ -203,6 +206,11 @@ fn checkpoint_metrics_reach_the_registry() {
     env.set_cluster(cluster.clone());
     let r = env.execute("Metered").unwrap();
     assert!(r.checkpoints.completed >= 1);
+    // The job ends with its final checkpoint, taken once every task finished.
+    assert_eq!(
+        r.checkpoints.history.last().map(|c| &c.status),
+        Some(&CheckpointStatus::Completed)
+    );
     let last = r.checkpoints.latest_completed().unwrap();
     assert!(last.size_bytes > 0);
     assert!(last

@@ -16,24 +16,7 @@ use std::time::{Duration, Instant};
 use weir::prelude::*;
 
 fn args(events: u64, parallelism: u32, out: &Path, ckpt: &Path) -> Args {
-    Args {
-        events,
-        parallelism,
-        checkpoint_interval_ms: 50,
-        state_backend: "heap".into(),
-        fail_at: Vec::new(),
-        output_dir: out.to_path_buf(),
-        checkpoint_dir: Some(ckpt.to_path_buf()),
-        poll_pause_ms: 1,
-        savepoint: None,
-        allow_non_restored_state: false,
-        retained_checkpoints: 2,
-        restart_delay_ms: 20,
-        unaligned: false,
-        aligned_timeout_ms: 0,
-        at_least_once: false,
-        explicit_trigger: false,
-    }
+    common::example_args(events, parallelism, out, &ckpt.display().to_string())
 }
 
 /// A small deterministic generator for failure points.
@@ -202,6 +185,7 @@ fn window_snapshots_move_between_the_two_window_operators() {
         let out = tmp.path().join("out");
         let mut a = args(events, 2, &out, &tmp.path().join("ck"));
         a.explicit_trigger = !fast_first;
+        a.poll_pause_ms = 2;
         let (env, _) = build(&a).unwrap();
         let client = env.execute_async("Exactly once").unwrap();
         while client.checkpoint_stats().unwrap().completed < 1 {
@@ -211,6 +195,12 @@ fn window_snapshots_move_between_the_two_window_operators() {
             .stop_with_savepoint(tmp.path().join("sp").display().to_string())
             .unwrap();
         client.wait().unwrap();
+        // The savepoint holds open windows: the migration is exercised.
+        let meta = std::fs::read_to_string(Path::new(&sp).join("_metadata")).unwrap();
+        assert!(
+            meta.contains("\"window-count\""),
+            "no window state in the savepoint"
+        );
         let mut b = args(events, 2, &out, &tmp.path().join("ck2"));
         b.explicit_trigger = fast_first;
         b.savepoint = Some(sp);

@@ -78,24 +78,8 @@ fn checkpoints_in_s3_recover_exactly_once() {
 
     let events = 60_000;
     let tmp = tempfile::tempdir().unwrap();
-    let a = exactly_once::Args {
-        events,
-        parallelism: 2,
-        checkpoint_interval_ms: 50,
-        state_backend: "heap".into(),
-        fail_at: vec![25_000, 45_001],
-        output_dir: tmp.path().join("out"),
-        checkpoint_dir: Some("s3://weir/checkpoints".into()),
-        poll_pause_ms: 1,
-        savepoint: None,
-        allow_non_restored_state: false,
-        retained_checkpoints: 2,
-        restart_delay_ms: 20,
-        unaligned: false,
-        aligned_timeout_ms: 0,
-        at_least_once: false,
-        explicit_trigger: false,
-    };
+    let mut a = common::example_args(events, 2, &tmp.path().join("out"), "s3://weir/checkpoints");
+    a.fail_at = vec![25_000, 45_001];
     let result = exactly_once::run(&a).unwrap();
     assert!(result.restarts >= 1);
     let (_, from) = result.checkpoints.restored_from.clone().unwrap();

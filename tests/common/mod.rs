@@ -1,5 +1,8 @@
-//! Shared checks of the exactly-once tests: the reference output of the `exactly_once`
-//! example's job, and the lines its file sink committed.
+//! Shared pieces of the exactly-once tests: the `exactly_once` example's arguments, the
+//! reference output of its job, and the lines its file sink committed.
+
+// Each test crate uses a part of these helpers.
+#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -37,4 +40,34 @@ pub fn committed(dir: &Path) -> Vec<String> {
     }
     lines.sort();
     lines
+}
+
+/// The example's arguments as its command line gives them, with checkpoints every 50 ms into
+/// `ckpt`, two retained, and 20 ms between a failure and the restart.
+pub fn example_args(
+    events: u64,
+    parallelism: u32,
+    out: &Path,
+    ckpt: &str,
+) -> crate::exactly_once::Args {
+    use clap::Parser;
+    crate::exactly_once::Args::parse_from([
+        "exactly_once",
+        "--events",
+        &events.to_string(),
+        "--parallelism",
+        &parallelism.to_string(),
+        "--checkpoint-interval-ms",
+        "50",
+        "--state-backend",
+        "heap",
+        "--output-dir",
+        &out.display().to_string(),
+        "--checkpoint-dir",
+        ckpt,
+        "--retained-checkpoints",
+        "2",
+        "--restart-delay-ms",
+        "20",
+    ])
 }

@@ -86,6 +86,10 @@ pub struct CheckpointCoordinator {
     /// (that checkpoint ended, or there is none to take).
     final_checkpoint: Option<u64>,
     final_ready: bool,
+    /// Every task finished: a final checkpoint is needed before the job may end.
+    final_wanted: bool,
+    /// A stop-with-savepoint completed: the job only ends now (over all attempts).
+    stopped_at: Option<u64>,
     /// Tasks of the current attempt that finished their input.
     finished: std::collections::HashSet<(VertexId, u32)>,
     stats: CheckpointStatsCell,
@@ -139,6 +143,8 @@ impl CheckpointCoordinator {
             metrics,
             final_checkpoint: None,
             final_ready: false,
+            final_wanted: false,
+            stopped_at: None,
             finished: Default::default(),
             stats,
         })
@@ -161,10 +167,13 @@ impl CheckpointCoordinator {
     /// Records a checkpoint that ended, in the history and the metrics registry.
     fn record_end(&mut self, stats: CheckpointStats) {
         if self.final_checkpoint == Some(stats.id) {
-            if let CheckpointStatus::Failed(reason) = &stats.status {
-                tracing::warn!(job = %self.job, checkpoint = stats.id, %reason, "the final checkpoint failed; the job ends without it");
+            self.final_checkpoint = None;
+            match &stats.status {
+                CheckpointStatus::Completed => self.final_ready = true,
+                CheckpointStatus::Failed(reason) => {
+                    tracing::warn!(job = %self.job, checkpoint = stats.id, %reason, "the final checkpoint failed; it is taken again");
+                }
             }
-            self.final_ready = true;
         }
         self.metrics
             .checkpoint_ended(&self.job.to_string(), &self.graph.name, &stats);
@@ -185,6 +194,7 @@ impl CheckpointCoordinator {
         self.finished.clear();
         self.final_checkpoint = None;
         self.final_ready = false;
+        self.final_wanted = false;
         self.last_trigger = Some(Instant::now());
     }
 
@@ -195,6 +205,14 @@ impl CheckpointCoordinator {
 
     /// When the next trigger is due, if checkpoints may be triggered.
     pub fn next_trigger(&self) -> Option<Instant> {
+        if self.final_wanted {
+            // The final checkpoint failed: take it again after the minimum pause.
+            if self.final_ready || self.final_checkpoint.is_some() {
+                return None;
+            }
+            let pause = Duration::from_millis(self.cfg.min_pause_ms);
+            return Some(self.last_end.map_or_else(Instant::now, |t| t + pause));
+        }
         // No periodic checkpoints while a stop-with-savepoint is under way: the sources
         // stopped at its barrier, and nothing after it may be committed.
         let stopping = self.pending.values().any(|p| p.stop);
@@ -227,7 +245,10 @@ impl CheckpointCoordinator {
         if now < due || running >= self.cfg.max_concurrent.max(1) as usize {
             return;
         }
-        self.start_checkpoint(now, tasks);
+        let id = self.start_checkpoint(now, tasks);
+        if self.final_wanted {
+            self.final_checkpoint = Some(id);
+        }
     }
 
     /// Triggers checkpoint number `next_id` at the sources and the finished tasks.
@@ -345,6 +366,9 @@ impl CheckpointCoordinator {
                 // what a failure before the end restores from. A savepoint that leaves the job
                 // running commits nothing (as in Flink since 1.15): recovery never uses it.
                 self.stopped |= p.stop;
+                if p.stop {
+                    self.stopped_at = Some(id);
+                }
                 self.record_end(stats);
                 if p.stop {
                     tasks.send_all(
@@ -411,6 +435,7 @@ impl CheckpointCoordinator {
                     parallelism: v.parallelism,
                     max_parallelism: v.max_parallelism,
                     subtasks: Vec::new(),
+                    has_union_state: false,
                 };
                 let mut bytes = 0;
                 for s in 0..v.parallelism {
@@ -424,6 +449,7 @@ impl CheckpointCoordinator {
                         continue;
                     };
                     bytes += st.bytes;
+                    meta.has_union_state |= st.union;
                     // Only keyed state has key groups; other state restores at any max
                     // parallelism.
                     let range = if st.keyed {
@@ -603,52 +629,44 @@ impl CheckpointCoordinator {
     /// finished, checkpointing stops.
     pub fn task_finished(&mut self, vertex: VertexId, subtask: u32, tasks: &TaskDirectory) {
         self.finished.insert((vertex, subtask));
-        if self.finished.len() >= self.expected_acks {
-            if self.enabled() && !self.stopped {
-                // A last checkpoint of the finished job: a failure from now on restores
-                // every task as finished, so nothing committed at the end is replayed.
-                self.stopped = true;
-                self.final_checkpoint = Some(self.start_checkpoint(Instant::now(), tasks));
-            } else {
-                self.stop(tasks);
-                self.final_ready = true;
-            }
-            return;
-        }
-        let Some((gw, ..)) = tasks
+        if let Some((gw, ..)) = tasks
             .tasks
             .iter()
             .find(|(_, v, s, _)| *v == vertex && *s == subtask)
-        else {
-            return;
-        };
-        for p in self.pending.values() {
-            if !p.acks.contains_key(&(vertex, subtask)) {
-                gw.send_task_control(
-                    self.job,
-                    vertex,
-                    subtask,
-                    TaskControl::TriggerCheckpoint(p.barrier.clone()),
-                );
+        {
+            for p in self.pending.values() {
+                if !p.acks.contains_key(&(vertex, subtask)) {
+                    gw.send_task_control(
+                        self.job,
+                        vertex,
+                        subtask,
+                        TaskControl::TriggerCheckpoint(p.barrier.clone()),
+                    );
+                }
             }
         }
+        if self.finished.len() >= self.expected_acks {
+            if self.enabled() && !self.stopped {
+                // A last checkpoint of the finished job: a failure from now on restores
+                // every task as finished, so nothing committed at the end is replayed. It
+                // is taken again until one completes.
+                self.stopped = true;
+                self.final_wanted = true;
+                self.final_checkpoint = Some(self.start_checkpoint(Instant::now(), tasks));
+            } else {
+                self.final_ready = true;
+            }
+        }
+    }
+
+    /// The stop-with-savepoint that completed, if one did: the job must not run on.
+    pub fn stopped_at_savepoint(&self) -> Option<u64> {
+        self.stopped_at
     }
 
     /// True once the job may end: every task finished and the final checkpoint ended.
     pub fn final_ready(&self) -> bool {
         self.final_ready
-    }
-
-    /// Every task finished its input: no more checkpoints in this attempt.
-    pub fn stop(&mut self, tasks: &TaskDirectory) {
-        if self.stopped {
-            return;
-        }
-        self.stopped = true;
-        let ids: Vec<u64> = self.pending.keys().copied().collect();
-        for id in ids {
-            self.abort(id, "a task finished its input", false, tasks);
-        }
     }
 
     /// The attempt ended (failed or cancelled): pending checkpoints can never complete.

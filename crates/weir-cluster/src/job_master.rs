@@ -329,6 +329,12 @@ impl JobMaster {
                     });
                 }
             }
+            if let Some(id) = coord.stopped_at_savepoint() {
+                // The user stopped the job with savepoint `id`; restarting would run it on.
+                tracing::error!(job = %p.job, savepoint = id, error = %err, "a task failed after the stop-with-savepoint completed; the job ends failed (the savepoint is complete)");
+                coord.shutdown(false);
+                return Err(err);
+            }
             let Some(delay) = backoff.on_failure(Instant::now()) else {
                 coord.shutdown(false);
                 return Err(err);
@@ -458,6 +464,22 @@ impl JobMaster {
         }
         let mut ended = 0;
         let mut final_sent = false;
+        // Every task finished and the final checkpoint completed: commit and end.
+        macro_rules! send_final_if_ready {
+            () => {
+                if !final_sent && failure.is_none() && !cancelled && coord.final_ready() {
+                    final_sent = true;
+                    for (gw, v, s, _) in &directory.tasks {
+                        gw.send_task_control(
+                            p.job,
+                            *v,
+                            *s,
+                            TaskControl::Notify(CheckpointNotice::Final),
+                        );
+                    }
+                }
+            };
+        }
         macro_rules! fail {
             ($e:expr) => {{
                 if failure.is_none() && !cancelled {
@@ -498,6 +520,7 @@ impl JobMaster {
                 }
                 coord.maybe_trigger(now, &directory);
             }
+            send_final_if_ready!();
             let Some(msg) = msg else { continue };
             match msg {
                 Msg::Cancel => {
@@ -568,18 +591,7 @@ impl JobMaster {
                     }
                 }
             }
-            if !final_sent && failure.is_none() && !cancelled && coord.final_ready() {
-                // Every task finished and the final checkpoint ended: commit and end.
-                final_sent = true;
-                for (gw, v, s, _) in &directory.tasks {
-                    gw.send_task_control(
-                        p.job,
-                        *v,
-                        *s,
-                        TaskControl::Notify(CheckpointNotice::Final),
-                    );
-                }
-            }
+            send_final_if_ready!();
         }
         if let Some(f) = failure {
             return AttemptEnd::Failed(f);

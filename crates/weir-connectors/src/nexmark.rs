@@ -50,8 +50,9 @@ const CITIES: [&str; 10] = [
     "Cheyenne",
 ];
 const STATES: [&str; 6] = ["AZ", "CA", "ID", "OR", "WA", "WY"];
-/// Event time of event number 0.
-pub const BASE_TIME_MS: i64 = 1_700_000_000_000;
+/// Event time of event number 0: deliberately not on a 10 s boundary, so windows start and
+/// end inside the stream.
+pub const BASE_TIME_MS: i64 = 1_700_000_003_217;
 
 /// Generator settings (Flink's `NexmarkConfiguration`, the fields this generator uses).
 #[derive(Clone, Debug, PartialEq)]
@@ -71,6 +72,12 @@ pub struct NexmarkConfig {
 }
 
 impl NexmarkConfig {
+    /// The same settings at `rate` events per second of event time.
+    pub fn with_rate(mut self, rate: u64) -> Self {
+        self.event_rate = rate.max(1);
+        self
+    }
+
     /// The Flink suite's defaults for `events` events at its benchmark rate of 10 M/s.
     pub fn new(events: u64) -> Self {
         NexmarkConfig {
@@ -526,10 +533,15 @@ mod tests {
             events[1234],
             "a pure function of the number"
         );
-        // Two generators cover the same ids and event-time span as one.
-        let halves = GeneratorSplit::split(&cfg, 2);
+        // Two generators cover the same ids and event-time span as one: each spaces its
+        // events twice as far apart (here 1 ms apart for one generator at 1000 events/s).
+        let slow = NexmarkConfig::new(10_000).with_rate(1000);
+        let one = GeneratorSplit::split(&slow, 1)[0];
+        let halves = GeneratorSplit::split(&slow, 2);
         assert_eq!(halves[0].count + halves[1].count, 10_000);
-        let last = generate(&cfg, &halves[0], halves[0].count - 1).date_time();
-        assert!((last - events[9_999].date_time()).abs() <= 1, "{last}");
+        let t = |g: &GeneratorSplit, n| generate(&slow, g, n).date_time();
+        assert_eq!(t(&one, 1) - t(&one, 0), 1);
+        assert_eq!(t(&halves[1], 1) - t(&halves[1], 0), 2);
+        assert_eq!(t(&halves[0], 4_999), t(&one, 9_999) + 1);
     }
 }

@@ -170,6 +170,67 @@ fn forward_valve(out: &mut dyn OutputControl, o: ValveOutput) -> Result<()> {
     }
 }
 
+/// The methods of [`InputChainHead`] that both input heads share: they only use the head's
+/// `aligner`, `decoders` and `process`.
+macro_rules! gated_input_methods {
+    () => {
+        fn on_message(&mut self, ch: usize, msg: ChannelMessage) -> Result<Option<BarrierAction>> {
+            if self.aligner.holds(ch) {
+                self.aligner.hold(ch, msg);
+                return Ok(None);
+            }
+            match &msg {
+                ChannelMessage::Buffer(buf) => self.process(ch, Input::Data(buf)),
+                ChannelMessage::Event(ChannelEvent::EndOfPartition) => {
+                    self.process(ch, Input::End(false))
+                }
+                ChannelMessage::Event(ChannelEvent::Stopped) => self.process(ch, Input::End(true)),
+            }
+        }
+
+        fn resume(&mut self) -> Result<Option<BarrierAction>> {
+            while let Some((ch, held)) = self.aligner.next_held() {
+                let input = match &held {
+                    Held::Data(d) => Input::Data(d),
+                    Held::End(stopped) => Input::End(*stopped),
+                };
+                if let Some(b) = self.process(ch, input)? {
+                    return Ok(Some(b));
+                }
+            }
+            Ok(None)
+        }
+
+        fn check_alignment_timeout(&mut self) -> Option<BarrierAction> {
+            let decoders = &self.decoders;
+            self.aligner
+                .check_timeout(&|c| decoders[c].partial().to_vec())
+        }
+
+        fn alignment_timeout_at(&self) -> Option<std::time::Instant> {
+            self.aligner.timeout_at()
+        }
+
+        fn preload_in_flight(&mut self, data: Vec<(usize, Vec<u8>)>) {
+            for (ch, bytes) in data {
+                self.aligner.preload(ch, bytes);
+            }
+        }
+
+        fn is_aborted(&self, id: u64) -> bool {
+            self.aligner.is_aborted(id)
+        }
+
+        fn restored_from(&mut self, id: u64) {
+            self.aligner.restored_from(id)
+        }
+
+        fn last_alignment_ms(&self) -> u64 {
+            self.aligner.last_alignment_ms()
+        }
+    };
+}
+
 /// A one-input chain fed by network channels carrying elements of type `T`.
 pub struct OneInputHead<T, S> {
     decoders: Vec<ChannelDecoder>,
@@ -289,35 +350,10 @@ fn frame_after_barrier() -> RuntimeError {
 }
 
 impl<T: 'static, S: TypeSerializer<T>> InputChainHead for OneInputHead<T, S> {
+    gated_input_methods!();
+
     fn num_channels(&self) -> usize {
         self.decoders.len()
-    }
-
-    fn on_message(&mut self, ch: usize, msg: ChannelMessage) -> Result<Option<BarrierAction>> {
-        if self.aligner.holds(ch) {
-            self.aligner.hold(ch, msg);
-            return Ok(None);
-        }
-        match &msg {
-            ChannelMessage::Buffer(buf) => self.process(ch, Input::Data(buf)),
-            ChannelMessage::Event(ChannelEvent::EndOfPartition) => {
-                self.process(ch, Input::End(false))
-            }
-            ChannelMessage::Event(ChannelEvent::Stopped) => self.process(ch, Input::End(true)),
-        }
-    }
-
-    fn resume(&mut self) -> Result<Option<BarrierAction>> {
-        while let Some((ch, held)) = self.aligner.next_held() {
-            let input = match &held {
-                Held::Data(d) => Input::Data(d),
-                Held::End(stopped) => Input::End(*stopped),
-            };
-            if let Some(b) = self.process(ch, input)? {
-                return Ok(Some(b));
-            }
-        }
-        Ok(None)
     }
 
     fn input_ended(&self) -> bool {
@@ -353,34 +389,6 @@ impl<T: 'static, S: TypeSerializer<T>> InputChainHead for OneInputHead<T, S> {
             self.aligner.abort(id);
         }
         self.chain.notify_checkpoint(n)
-    }
-
-    fn check_alignment_timeout(&mut self) -> Option<BarrierAction> {
-        let decoders = &self.decoders;
-        self.aligner
-            .check_timeout(&|c| decoders[c].partial().to_vec())
-    }
-
-    fn alignment_timeout_at(&self) -> Option<std::time::Instant> {
-        self.aligner.timeout_at()
-    }
-
-    fn preload_in_flight(&mut self, data: Vec<(usize, Vec<u8>)>) {
-        for (ch, bytes) in data {
-            self.aligner.preload(ch, bytes);
-        }
-    }
-
-    fn is_aborted(&self, id: u64) -> bool {
-        self.aligner.is_aborted(id)
-    }
-
-    fn restored_from(&mut self, id: u64) {
-        self.aligner.restored_from(id)
-    }
-
-    fn last_alignment_ms(&self) -> u64 {
-        self.aligner.last_alignment_ms()
     }
 }
 
@@ -530,35 +538,10 @@ where
     SB: TypeSerializer<B>,
     Op: TwoInputOperator<A, B, O>,
 {
+    gated_input_methods!();
+
     fn num_channels(&self) -> usize {
         self.decoders.len()
-    }
-
-    fn on_message(&mut self, ch: usize, msg: ChannelMessage) -> Result<Option<BarrierAction>> {
-        if self.aligner.holds(ch) {
-            self.aligner.hold(ch, msg);
-            return Ok(None);
-        }
-        match &msg {
-            ChannelMessage::Buffer(buf) => self.process(ch, Input::Data(buf)),
-            ChannelMessage::Event(ChannelEvent::EndOfPartition) => {
-                self.process(ch, Input::End(false))
-            }
-            ChannelMessage::Event(ChannelEvent::Stopped) => self.process(ch, Input::End(true)),
-        }
-    }
-
-    fn resume(&mut self) -> Result<Option<BarrierAction>> {
-        while let Some((ch, held)) = self.aligner.next_held() {
-            let input = match &held {
-                Held::Data(d) => Input::Data(d),
-                Held::End(stopped) => Input::End(*stopped),
-            };
-            if let Some(b) = self.process(ch, input)? {
-                return Ok(Some(b));
-            }
-        }
-        Ok(None)
     }
 
     fn input_ended(&self) -> bool {
@@ -594,33 +577,5 @@ where
             self.aligner.abort(id);
         }
         self.link.notify_checkpoint(n)
-    }
-
-    fn check_alignment_timeout(&mut self) -> Option<BarrierAction> {
-        let decoders = &self.decoders;
-        self.aligner
-            .check_timeout(&|c| decoders[c].partial().to_vec())
-    }
-
-    fn alignment_timeout_at(&self) -> Option<std::time::Instant> {
-        self.aligner.timeout_at()
-    }
-
-    fn preload_in_flight(&mut self, data: Vec<(usize, Vec<u8>)>) {
-        for (ch, bytes) in data {
-            self.aligner.preload(ch, bytes);
-        }
-    }
-
-    fn is_aborted(&self, id: u64) -> bool {
-        self.aligner.is_aborted(id)
-    }
-
-    fn restored_from(&mut self, id: u64) {
-        self.aligner.restored_from(id)
-    }
-
-    fn last_alignment_ms(&self) -> u64 {
-        self.aligner.last_alignment_ms()
     }
 }

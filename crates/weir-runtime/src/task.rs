@@ -264,6 +264,7 @@ impl Task {
                 uid: uid.clone(),
                 bytes: st.size(),
                 keyed: !st.key_groups.is_empty(),
+                union: !st.unions.is_empty(),
             })
             .collect();
         let mut ack = CheckpointAck {

@@ -49,6 +49,9 @@ pub struct OperatorStateMeta {
     pub max_parallelism: u32,
     /// Subtasks that wrote state.
     pub subtasks: Vec<SubtaskStateHandle>,
+    /// Some subtask wrote union list state (every new subtask reads every file for it).
+    #[serde(default)]
+    pub has_union_state: bool,
 }
 
 /// The `_metadata` of a checkpoint or savepoint.
@@ -180,7 +183,7 @@ impl SnapshotReader {
             }
         }
         // Union state is every subtask's elements, also at an unchanged parallelism.
-        if same_parallelism && !out.unions.is_empty() {
+        if same_parallelism && op.has_union_state {
             for h in op.subtasks.iter().filter(|h| h.subtask != subtask) {
                 let file = self.file(&h.file)?;
                 if let Some(state) = file.operators.get(uid) {

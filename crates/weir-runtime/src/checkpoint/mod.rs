@@ -75,6 +75,8 @@ pub struct OperatorStateSize {
     pub bytes: u64,
     /// True if it holds keyed state (per key group).
     pub keyed: bool,
+    /// True if it holds union list state.
+    pub union: bool,
 }
 
 /// A task's report that its snapshot for a checkpoint is stored.
