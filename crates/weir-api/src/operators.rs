@@ -120,8 +120,8 @@ impl<T, K: Hash + Eq, F> KeyedReduceOp<T, K, F> {
 
 impl<T, K, F> OneInputOperator<T, T> for KeyedReduceOp<T, K, F>
 where
-    T: Clone + Send + serde::Serialize + serde::de::DeserializeOwned,
-    K: Hash + Eq + Send + serde::Serialize + serde::de::DeserializeOwned,
+    T: Clone + Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
+    K: Hash + Eq + Clone + Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
     F: FnMut(T, T) -> T + Send,
 {
     #[inline]

@@ -244,61 +244,42 @@ impl Task {
         Ok(())
     }
 
-    /// Stores a taken snapshot in the background and acknowledges it (or declines).
+    /// Stores a taken snapshot in the background and acknowledges it (or declines). The
+    /// snapshot's deferred parts are encoded there too, so processing waited only for the
+    /// copies the operators took.
     fn store_snapshot(
         checkpointing: &Option<TaskCheckpointing>,
         name: &str,
         barrier: &CheckpointBarrier,
         alignment_ms: u64,
         start: Instant,
-        snap: TaskStateSnapshot,
+        mut snap: TaskStateSnapshot,
     ) {
         let Some(cp) = checkpointing else {
             // A task outside checkpointing (an embedded test) only forwards barriers.
             return;
         };
-        let operators: Vec<OperatorStateSize> = snap
-            .operators
-            .iter()
-            .map(|(uid, st)| OperatorStateSize {
-                uid: uid.clone(),
-                bytes: st.size(),
-                keyed: !st.key_groups.is_empty(),
-                union: !st.unions.is_empty(),
-            })
-            .collect();
         let mut ack = CheckpointAck {
             checkpoint_id: barrier.id,
             vertex: cp.vertex,
             subtask: cp.subtask,
             file: None,
-            operators,
+            operators: Vec::new(),
             alignment_ms,
-            sync_ms: 0,
+            sync_ms: start.elapsed().as_millis() as u64,
             async_ms: 0,
         };
         if snap.operators.is_empty() {
-            ack.sync_ms = start.elapsed().as_millis() as u64;
             cp.responder.acknowledge(ack);
             return;
         }
-        let decline = |reason: String| {
-            tracing::warn!(task = %name, checkpoint = barrier.id, %reason, "checkpoint declined");
-            cp.responder
-                .decline(barrier.id, cp.vertex, cp.subtask, reason)
-        };
-        let bytes = match snap.to_file_bytes() {
-            Ok(b) => b,
-            Err(e) => {
-                decline(format!("task '{name}' cannot encode its state: {e}"));
-                return;
-            }
-        };
-        ack.sync_ms = start.elapsed().as_millis() as u64;
         let storage = match CheckpointStorage::open(&barrier.target) {
             Ok(s) => s,
             Err(e) => {
-                decline(format!("task '{name}': {e}"));
+                let reason = format!("task '{name}': {e}");
+                tracing::warn!(task = %name, checkpoint = barrier.id, %reason, "checkpoint declined");
+                cp.responder
+                    .decline(barrier.id, cp.vertex, cp.subtask, reason);
                 return;
             }
         };
@@ -307,19 +288,40 @@ impl Task {
         let (id, vertex, subtask) = (barrier.id, cp.vertex, cp.subtask);
         let task = name.to_string();
         let upload_start = Instant::now();
-        storage.put_async(file.clone(), bytes, move |r| match r {
-            Ok(size) => {
-                ack.file = Some((file, size));
-                ack.async_ms = upload_start.elapsed().as_millis() as u64;
-                responder.acknowledge(ack);
-            }
-            Err(e) => responder.decline(
-                id,
-                vertex,
-                subtask,
-                format!("task '{task}' cannot store its state: {e}"),
-            ),
-        });
+        let sizes = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let measured = sizes.clone();
+        storage.put_async_with(
+            file.clone(),
+            move || {
+                snap.resolve()?;
+                let s: Vec<OperatorStateSize> = snap
+                    .operators
+                    .iter()
+                    .map(|(uid, st)| OperatorStateSize {
+                        uid: uid.clone(),
+                        bytes: st.size(),
+                        keyed: !st.key_groups.is_empty(),
+                        union: !st.unions.is_empty(),
+                    })
+                    .collect();
+                *measured.lock().unwrap_or_else(|p| p.into_inner()) = s;
+                snap.to_file_bytes()
+            },
+            move |r| match r {
+                Ok(size) => {
+                    ack.operators =
+                        std::mem::take(&mut *sizes.lock().unwrap_or_else(|p| p.into_inner()));
+                    ack.file = Some((file, size));
+                    ack.async_ms = upload_start.elapsed().as_millis() as u64;
+                    responder.acknowledge(ack);
+                }
+                Err(e) => {
+                    let reason = format!("task '{task}' cannot store its state: {e}");
+                    tracing::warn!(task = %task, checkpoint = id, %reason, "checkpoint declined");
+                    responder.decline(id, vertex, subtask, reason)
+                }
+            },
+        );
     }
 
     /// The instant until which the task may sleep: the next flush or timer, whichever is

@@ -35,23 +35,26 @@ pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 trait ErasedTable: Send {
     fn len(&self) -> usize;
     fn as_any_mut(&mut self) -> &mut dyn Any;
-    fn snapshot_key_group(&self, kg: u32, name: &str) -> Result<Option<Vec<u8>>>;
+    /// Copies the table now; the part encodes the copy later as sections called `section`.
+    fn snapshot_deferred(&self, section: String) -> crate::snapshot::DeferredPart;
     fn restore_key_group(&mut self, kg: u32, bytes: &[u8], name: &str) -> Result<()>;
 }
 
-impl<K: StateKey, N: Namespace, V: StateValue> ErasedTable for StateTable<K, N, V> {
+impl<K: StateKey, N: Namespace, V: StateValue + Clone> ErasedTable for StateTable<K, N, V> {
     fn len(&self) -> usize {
         StateTable::len(self)
     }
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
     }
-    fn snapshot_key_group(&self, kg: u32, name: &str) -> Result<Option<Vec<u8>>> {
-        let entries: Vec<(&(K, N), &V)> = self.iter_key_group(kg).collect();
-        if entries.is_empty() {
-            return Ok(None);
-        }
-        encode(name, &entries).map(Some)
+    fn snapshot_deferred(&self, section: String) -> crate::snapshot::DeferredPart {
+        let copy = self.copy_entries();
+        Box::new(move |st| {
+            for (kg, entries) in copy {
+                st.add_section(kg, &section, encode(&section, &entries)?);
+            }
+            Ok(())
+        })
     }
     fn restore_key_group(&mut self, kg: u32, bytes: &[u8], name: &str) -> Result<()> {
         let entries: Vec<((K, N), V)> = decode(name, bytes)?;
@@ -146,7 +149,7 @@ impl<K: StateKey> KeyedStateBackend<K> {
 
     /// Registers a state table named `name` holding `V` per (key, `N`), or finds the one
     /// registered before under that name (which must hold the same types).
-    pub fn register<N: Namespace, V: StateValue>(&mut self, name: &str) -> Result<StateId> {
+    pub fn register<N: Namespace, V: StateValue + Clone>(&mut self, name: &str) -> Result<StateId> {
         if let Some(&id) = self.by_name.get(name) {
             if self.states[id]
                 .table
@@ -213,16 +216,15 @@ impl<K: StateKey> KeyedStateBackend<K> {
         self.max_parallelism
     }
 
-    /// Writes every state per key group into `out` (sections `state/<name>`), including
-    /// restored state of names no function has used since the restore.
+    /// Adds every state per key group to `out` (sections `state/<name>`), including
+    /// restored state of names no function has used since the restore: copies now, encoded
+    /// later.
     pub fn snapshot(&self, out: &mut OperatorSubtaskState) -> Result<()> {
         for r in &self.states {
-            let section = format!("{SECTION_PREFIX}{}", r.name);
-            for kg in self.range.start..self.range.end {
-                if let Some(bytes) = r.table.snapshot_key_group(kg, &r.name)? {
-                    out.add_section(kg, &section, bytes);
-                }
-            }
+            out.defer(
+                r.table
+                    .snapshot_deferred(format!("{SECTION_PREFIX}{}", r.name)),
+            );
         }
         for (name, groups) in &self.pending {
             let section = format!("{SECTION_PREFIX}{name}");

@@ -142,17 +142,31 @@ impl<K: Hash + Eq, V> KeyGroupedMap<K, V> {
     }
 }
 
-impl<K: Hash + Eq + Serialize + DeserializeOwned, V: Serialize + DeserializeOwned>
-    KeyGroupedMap<K, V>
+impl<K, V> KeyGroupedMap<K, V>
+where
+    K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
+    V: Clone + Send + Serialize + DeserializeOwned + 'static,
 {
-    /// Writes the entries per key group into `out`, as sections called `section`.
+    /// Adds the entries to `out` per key group, as sections called `section`: a copy is
+    /// taken now and encoded later (see [`OperatorSubtaskState::defer`]).
     pub fn snapshot(&self, section: &str, out: &mut OperatorSubtaskState) -> Result<()> {
-        for kg in self.range.start..self.range.end {
-            let entries: Vec<(&K, &V)> = self.iter_key_group(kg).collect();
-            if !entries.is_empty() {
-                out.add_section(kg, section, encode(section, &entries)?);
+        let copy: Vec<(u32, Vec<(K, V)>)> = (self.range.start..self.range.end)
+            .map(|kg| {
+                let entries: Vec<(K, V)> = self
+                    .iter_key_group(kg)
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                (kg, entries)
+            })
+            .filter(|(_, e)| !e.is_empty())
+            .collect();
+        let section = section.to_string();
+        out.defer(Box::new(move |st| {
+            for (kg, entries) in copy {
+                st.add_section(kg, &section, encode(&section, &entries)?);
             }
-        }
+            Ok(())
+        }));
         Ok(())
     }
 

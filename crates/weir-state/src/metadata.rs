@@ -11,6 +11,7 @@ use crate::snapshot::{RestoredState, TaskStateSnapshot};
 use crate::storage::{CheckpointStorage, METADATA_FILE};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 use std::sync::Arc;
 use weir_core::KeyGroupRange;
 
@@ -106,7 +107,7 @@ impl SnapshotMetadata {
 pub struct SnapshotReader {
     storage: Arc<CheckpointStorage>,
     meta: Arc<SnapshotMetadata>,
-    files: HashMap<String, Arc<TaskStateSnapshot>>,
+    files: HashMap<String, Rc<TaskStateSnapshot>>,
 }
 
 impl SnapshotReader {
@@ -119,12 +120,12 @@ impl SnapshotReader {
         }
     }
 
-    fn file(&mut self, name: &str) -> Result<Arc<TaskStateSnapshot>> {
+    fn file(&mut self, name: &str) -> Result<Rc<TaskStateSnapshot>> {
         if let Some(f) = self.files.get(name) {
             return Ok(f.clone());
         }
         let bytes = self.storage.get(name)?;
-        let snap = Arc::new(TaskStateSnapshot::from_file_bytes(
+        let snap = Rc::new(TaskStateSnapshot::from_file_bytes(
             &self.storage.display(name),
             &bytes,
         )?);

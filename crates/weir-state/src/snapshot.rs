@@ -9,6 +9,10 @@
 //! A task's snapshot is one file: a header (magic, version, CRC-32 and length of the
 //! payload) followed by the bincode payload, so that a truncated or damaged file is detected
 //! before anything is restored from it.
+//!
+//! Processing stalls only for a copy: state structures add *deferred* parts, closures that
+//! own a copy of the structure taken at the barrier and encode it later, on the storage's
+//! background threads ([`TaskStateSnapshot::resolve`]).
 
 use crate::error::{Result, StateError};
 use serde::de::DeserializeOwned;
@@ -19,8 +23,22 @@ use weir_core::KeyGroupRange;
 /// Named pieces of one key group's state.
 pub type KeyGroupSections = Vec<(String, Vec<u8>)>;
 
+/// A part of a snapshot still to be encoded: it owns a copy of the state and writes it into
+/// the operator's snapshot when run.
+pub type DeferredPart = Box<dyn FnOnce(&mut OperatorSubtaskState) -> Result<()> + Send>;
+
+/// The deferred parts of an operator's snapshot (not part of the file).
+#[derive(Default)]
+pub struct Deferred(Vec<DeferredPart>);
+
+impl std::fmt::Debug for Deferred {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} deferred parts", self.0.len())
+    }
+}
+
 /// The state of one operator subtask in a checkpoint.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct OperatorSubtaskState {
     /// Keyed state by key group.
     pub key_groups: BTreeMap<u32, KeyGroupSections>,
@@ -28,6 +46,9 @@ pub struct OperatorSubtaskState {
     pub lists: BTreeMap<String, Vec<Vec<u8>>>,
     /// Union list state: every subtask gets every element on restore.
     pub unions: BTreeMap<String, Vec<Vec<u8>>>,
+    /// Copies of state to encode later, off the task thread.
+    #[serde(skip)]
+    pub deferred: Deferred,
 }
 
 /// Encodes `value` with bincode, naming `what` in errors.
@@ -78,9 +99,25 @@ impl OperatorSubtaskState {
             .extend(elements);
     }
 
-    /// True if nothing was written.
+    /// Adds a part to encode later (see the module doc).
+    pub fn defer(&mut self, part: DeferredPart) {
+        self.deferred.0.push(part);
+    }
+
+    /// Encodes the deferred parts.
+    pub fn resolve(&mut self) -> Result<()> {
+        for part in std::mem::take(&mut self.deferred.0) {
+            part(self)?;
+        }
+        Ok(())
+    }
+
+    /// True if nothing was written (or deferred).
     pub fn is_empty(&self) -> bool {
-        self.key_groups.is_empty() && self.lists.is_empty() && self.unions.is_empty()
+        self.key_groups.is_empty()
+            && self.lists.is_empty()
+            && self.unions.is_empty()
+            && self.deferred.0.is_empty()
     }
 
     /// Bytes of state, roughly: the sum of section and element sizes.
@@ -101,7 +138,7 @@ impl OperatorSubtaskState {
 }
 
 /// The snapshot of one task: the states of its chained operators, by operator uid.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct TaskStateSnapshot {
     /// Operator uid -> state. Operators without state are absent.
     pub operators: BTreeMap<String, OperatorSubtaskState>,
@@ -111,7 +148,16 @@ const MAGIC: &[u8; 8] = b"WEIRSNP1";
 const HEADER: usize = 8 + 4 + 8;
 
 impl TaskStateSnapshot {
-    /// The file bytes: header and payload.
+    /// Encodes every operator's deferred parts; operators left without state are dropped.
+    pub fn resolve(&mut self) -> Result<()> {
+        for st in self.operators.values_mut() {
+            st.resolve()?;
+        }
+        self.operators.retain(|_, st| !st.is_empty());
+        Ok(())
+    }
+
+    /// The file bytes: header and payload (resolve first).
     pub fn to_file_bytes(&self) -> Result<Vec<u8>> {
         let payload = encode("task snapshot", self)?;
         let mut out = Vec::with_capacity(HEADER + payload.len());

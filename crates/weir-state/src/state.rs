@@ -65,7 +65,7 @@ impl Handle {
         }
     }
 
-    fn resolve<K: StateKey, N: Namespace, V: crate::backend::StateValue>(
+    fn resolve<K: StateKey, N: Namespace, V: crate::backend::StateValue + Clone>(
         &self,
         be: &mut KeyedStateBackend<K>,
     ) -> Result<StateId> {
@@ -584,6 +584,7 @@ mod tests {
         }
         let mut snap = OperatorSubtaskState::default();
         c.be.snapshot(&mut snap).unwrap();
+        snap.resolve().unwrap();
         // Restore into two subtasks that split the key groups, then read everything back.
         let mut found = 0;
         for sub in 0..2 {
@@ -611,9 +612,11 @@ mod tests {
             let mut be = KeyedStateBackend::<String>::new(range, 128);
             be.restore(&r).unwrap();
             be.snapshot(&mut again).unwrap();
+            again.resolve().unwrap();
             assert_eq!(again.size(), {
                 let mut only = OperatorSubtaskState::default();
                 c2.be.snapshot(&mut only).unwrap();
+                only.resolve().unwrap();
                 only.size()
             });
         }

@@ -192,6 +192,40 @@ impl CheckpointStorage {
         });
     }
 
+    /// Writes to `rel`, in the background, the bytes `produce` makes there (on a blocking
+    /// thread: encoding a snapshot is CPU work); `done` gets the size written or the error.
+    pub fn put_async_with(
+        self: &Arc<Self>,
+        rel: String,
+        produce: impl FnOnce() -> Result<Vec<u8>> + Send + 'static,
+        done: impl FnOnce(Result<u64>) + Send + 'static,
+    ) {
+        let this = self.clone();
+        UPLOADS_IN_FLIGHT.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.rt.spawn(async move {
+            let bytes = match tokio::task::spawn_blocking(produce).await {
+                Ok(r) => r,
+                Err(e) => Err(storage_err(
+                    &this.display(&rel),
+                    format!("encoding the snapshot failed: {e}"),
+                )),
+            };
+            let r = match (bytes, this.obj(&rel)) {
+                (Ok(bytes), Ok(p)) => {
+                    let len = bytes.len() as u64;
+                    this.store
+                        .put(&p, PutPayload::from(bytes))
+                        .await
+                        .map(|_| len)
+                        .map_err(|e| storage_err(&this.display(&rel), e))
+                }
+                (Err(e), _) | (_, Err(e)) => Err(e),
+            };
+            UPLOADS_IN_FLIGHT.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+            done(r)
+        });
+    }
+
     /// Writes `bytes` to `rel` and waits; the write is atomic (all or nothing).
     pub fn put(&self, rel: &str, bytes: Vec<u8>) -> Result<()> {
         let p = self.obj(rel)?;

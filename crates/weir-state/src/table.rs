@@ -29,6 +29,9 @@ fn hash_of<K: Hash, N: Hash>(key: &K, ns: &N) -> u64 {
 
 type Slot<K, N, V> = ((K, N), V);
 
+/// Owned entries per key group, as a snapshot copies them.
+pub type KeyGroupEntries<K, N, V> = Vec<(u32, Vec<((K, N), V)>)>;
+
 /// Values by (key, namespace), partitioned by key group.
 pub struct StateTable<K, N, V> {
     range: KeyGroupRange,
@@ -145,22 +148,39 @@ impl<K: Hash + Eq + Clone, N: Hash + Eq + Clone, V> StateTable<K, N, V> {
 
 impl<K, N, V> StateTable<K, N, V>
 where
-    K: Hash + Eq + Clone + serde::Serialize + serde::de::DeserializeOwned,
-    N: Hash + Eq + Clone + serde::Serialize + serde::de::DeserializeOwned,
-    V: serde::Serialize + serde::de::DeserializeOwned,
+    K: Hash + Eq + Clone + Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
+    N: Hash + Eq + Clone + Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
+    V: Clone + Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
 {
-    /// Writes the entries per key group into `out`, as sections called `section`.
+    /// A copy of the entries per key group, as [`Self::snapshot`] encodes them.
+    pub fn copy_entries(&self) -> KeyGroupEntries<K, N, V> {
+        (self.range.start..self.range.end)
+            .map(|kg| {
+                let entries: Vec<((K, N), V)> = self
+                    .iter_key_group(kg)
+                    .map(|(kn, v)| (kn.clone(), v.clone()))
+                    .collect();
+                (kg, entries)
+            })
+            .filter(|(_, e)| !e.is_empty())
+            .collect()
+    }
+
+    /// Adds the entries to `out` per key group, as sections called `section`: a copy is
+    /// taken now and encoded later.
     pub fn snapshot(
         &self,
         section: &str,
         out: &mut crate::snapshot::OperatorSubtaskState,
     ) -> crate::Result<()> {
-        for kg in self.range.start..self.range.end {
-            let entries: Vec<(&(K, N), &V)> = self.iter_key_group(kg).collect();
-            if !entries.is_empty() {
-                out.add_section(kg, section, crate::snapshot::encode(section, &entries)?);
+        let copy = self.copy_entries();
+        let section = section.to_string();
+        out.defer(Box::new(move |st| {
+            for (kg, entries) in copy {
+                st.add_section(kg, &section, crate::snapshot::encode(&section, &entries)?);
             }
-        }
+            Ok(())
+        }));
         Ok(())
     }
 

@@ -153,26 +153,31 @@ impl<K: Hash + Eq + Clone, N: Hash + Eq + Clone> TimerQueue<K, N> {
 
 impl<K, N> TimerQueue<K, N>
 where
-    K: Hash + Eq + Clone + Serialize + DeserializeOwned,
-    N: Hash + Eq + Clone + Serialize + DeserializeOwned,
+    K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
+    N: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
 {
-    /// Writes the timers into `out` per key group, as sections called `section`.
+    /// Adds the timers to `out` per key group, as sections called `section`: copied now,
+    /// encoded later.
     pub fn snapshot(
         &self,
         section: &str,
         max_parallelism: u32,
         out: &mut OperatorSubtaskState,
     ) -> Result<()> {
-        let mut per_kg: BTreeMap<u32, Vec<(i64, &K, &N)>> = BTreeMap::new();
+        let mut per_kg: BTreeMap<u32, Vec<(i64, K, N)>> = BTreeMap::new();
         for (t, k, n) in self.iter() {
             per_kg
                 .entry(key_group_for_key(k, max_parallelism))
                 .or_default()
-                .push((t, k, n));
+                .push((t, k.clone(), n.clone()));
         }
-        for (kg, timers) in per_kg {
-            out.add_section(kg, section, encode(section, &timers)?);
-        }
+        let section = section.to_string();
+        out.defer(Box::new(move |st| {
+            for (kg, timers) in per_kg {
+                st.add_section(kg, &section, encode(&section, &timers)?);
+            }
+            Ok(())
+        }));
         Ok(())
     }
 

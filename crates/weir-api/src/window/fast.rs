@@ -30,6 +30,7 @@ use weir_state::{KeyGroupRange, KeyedStateBackend, StateKey};
 type KeyMap<K, V> = HashMap<K, V, BuildHasherDefault<StableHasher>>;
 
 /// One window's contents per key.
+#[derive(Clone)]
 struct WindowEntry<K, Acc> {
     keys: KeyMap<K, Acc>,
     /// The watermark passed the window's end: later elements fire at once.
@@ -278,32 +279,39 @@ where
         st: &mut weir_state::OperatorSubtaskState,
     ) -> Result<()> {
         let maxp = self.info.max_parallelism;
-        type Entries<'a, K, W, A> = Vec<((&'a K, &'a W), &'a A)>;
-        let mut per_kg: BTreeMap<u32, Entries<'_, K, W, C::Acc>> = BTreeMap::new();
-        let mut timers: BTreeMap<u32, Vec<(i64, &K, &W)>> = BTreeMap::new();
-        for ((max_ts, w), entry) in &self.windows {
-            let cleanup = max_ts.saturating_add(self.allowed_lateness);
-            for (k, acc) in &entry.keys {
-                let kg = weir_core::key_group::key_group_for_key(k, maxp);
-                per_kg.entry(kg).or_default().push(((k, w), acc));
-                let t = timers.entry(kg).or_default();
-                if !entry.fired {
-                    t.push((*max_ts, k, w));
-                }
-                if cleanup != *max_ts || entry.fired {
-                    t.push((cleanup, k, w));
+        let lateness = self.allowed_lateness;
+        // A copy now (for plain keys and accumulators the hash tables copy as memory),
+        // grouped by key group and encoded later, off the task thread.
+        let windows = self.windows.clone();
+        st.defer(Box::new(move |st| {
+            type Entries<'a, K, W, A> = Vec<((&'a K, &'a W), &'a A)>;
+            let mut per_kg: BTreeMap<u32, Entries<'_, K, W, C::Acc>> = BTreeMap::new();
+            let mut timers: BTreeMap<u32, Vec<(i64, &K, &W)>> = BTreeMap::new();
+            for ((max_ts, w), entry) in &windows {
+                let cleanup = max_ts.saturating_add(lateness);
+                for (k, acc) in &entry.keys {
+                    let kg = weir_core::key_group::key_group_for_key(k, maxp);
+                    per_kg.entry(kg).or_default().push(((k, w), acc));
+                    let t = timers.entry(kg).or_default();
+                    if !entry.fired {
+                        t.push((*max_ts, k, w));
+                    }
+                    if cleanup != *max_ts || entry.fired {
+                        t.push((cleanup, k, w));
+                    }
                 }
             }
-        }
+            for (kg, entries) in per_kg {
+                let bytes = weir_state::snapshot::encode(WINDOW_CONTENTS, &entries)?;
+                st.add_section(kg, WINDOW_CONTENTS, bytes);
+            }
+            for (kg, t) in timers {
+                let bytes = weir_state::snapshot::encode(EVENT_TIMERS, &t)?;
+                st.add_section(kg, EVENT_TIMERS, bytes);
+            }
+            Ok(())
+        }));
         let err = |e| crate::timers::state_error(&self.info, "snapshot", e);
-        for (kg, entries) in per_kg {
-            let bytes = weir_state::snapshot::encode(WINDOW_CONTENTS, &entries).map_err(err)?;
-            st.add_section(kg, WINDOW_CONTENTS, bytes);
-        }
-        for (kg, t) in timers {
-            let bytes = weir_state::snapshot::encode(EVENT_TIMERS, &t).map_err(err)?;
-            st.add_section(kg, EVENT_TIMERS, bytes);
-        }
         self.backend.snapshot(st).map_err(err)
     }
 

@@ -28,7 +28,8 @@ use weir_state::{AggregateFunction, KeyGroupRange, KeyedStateBackend, StateKey, 
 /// How a window keeps its contents and what it emits from them.
 pub(crate) trait WindowContents<T, K, W, O>: Send {
     /// The stored contents of one (key, window).
-    type Acc: Send + serde::Serialize + serde::de::DeserializeOwned + 'static;
+    /// Contents are copied when a snapshot is taken (and encoded later), hence `Clone`.
+    type Acc: Clone + Send + serde::Serialize + serde::de::DeserializeOwned + 'static;
     /// Empty contents.
     fn create(&self) -> Self::Acc;
     /// Adds an element the contents keep (or consume).
@@ -120,7 +121,7 @@ pub(crate) struct AggregateContents<AGG, ACC, R, P> {
 impl<T, K, W, O, AGG, ACC, R, P> WindowContents<T, K, W, O> for AggregateContents<AGG, ACC, R, P>
 where
     AGG: AggregateFunction<T, ACC, R>,
-    ACC: Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
+    ACC: Clone + Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
     P: ProcessWindowFunction<R, O, K, W>,
 {
     type Acc = ACC;

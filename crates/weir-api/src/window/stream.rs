@@ -176,7 +176,7 @@ impl<T: Data, K: Data + Hash + Eq, W: Window, A: WindowAssigner<T, W>> WindowedS
     pub fn aggregate<ACC, R, G>(self, agg: G) -> DataStream<R>
     where
         R: Data,
-        ACC: Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
+        ACC: Clone + Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
         G: AggregateFunction<T, ACC, R>,
     {
         self.aggregate_with_process(agg, PassThrough)
@@ -188,7 +188,7 @@ impl<T: Data, K: Data + Hash + Eq, W: Window, A: WindowAssigner<T, W>> WindowedS
     where
         O: Data,
         R: Send + 'static,
-        ACC: Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
+        ACC: Clone + Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
         G: AggregateFunction<T, ACC, R>,
         P: ProcessWindowFunction<R, O, K, W>,
     {
