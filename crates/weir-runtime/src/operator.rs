@@ -579,6 +579,64 @@ pub trait OneInputOperator<I, O>: Send {
     }
 }
 
+/// The [`OutputControl`] methods both operator links share: they use the link's `op`,
+/// `out`, `info` and `records_in`.
+macro_rules! link_control_methods {
+    () => {
+        fn emit_watermark(&mut self, wm: Watermark) -> Result<()> {
+            let (op, out) = (&mut self.op, &mut self.out);
+            guarded(&self.info, || op.process_watermark(wm, out))
+        }
+        fn emit_watermark_status(&mut self, st: WatermarkStatus) -> Result<()> {
+            self.out.emit_watermark_status(st)
+        }
+        fn flush(&mut self) -> Result<()> {
+            self.out.flush()
+        }
+        fn finish(&mut self) -> Result<()> {
+            let (op, out) = (&mut self.op, &mut self.out);
+            guarded(&self.info, || op.finish(out))?;
+            self.out.finish()
+        }
+        fn stop(&mut self) -> Result<()> {
+            self.out.stop()
+        }
+        fn visit_metrics(&self, v: MetricsVisitor<'_>) {
+            v(&OperatorMetrics {
+                node: self.info.node,
+                name: self.info.name.clone(),
+                records_in: self.records_in,
+                records_out: self.out.records_out(),
+                state_entries: self.op.state_entries(),
+            });
+            self.out.visit_metrics(v);
+        }
+        fn on_processing_time(&mut self, now: i64) -> Result<()> {
+            let (op, out) = (&mut self.op, &mut self.out);
+            guarded(&self.info, || op.on_processing_time(now, out))?;
+            self.out.on_processing_time(now)
+        }
+        fn checkpoint(
+            &mut self,
+            b: &CheckpointBarrier,
+            snap: &mut TaskStateSnapshot,
+        ) -> Result<()> {
+            let mut st = OperatorSubtaskState::default();
+            let op = &mut self.op;
+            guarded(&self.info, || op.snapshot_state(b, &mut st))?;
+            if !st.is_empty() {
+                snap.operators.insert(self.info.uid.clone(), st);
+            }
+            self.out.checkpoint(b, snap)
+        }
+        fn notify_checkpoint(&mut self, n: CheckpointNotice) -> Result<()> {
+            let (op, out) = (&mut self.op, &mut self.out);
+            guarded(&self.info, || op.notify_checkpoint(n, out))?;
+            self.out.notify_checkpoint(n)
+        }
+    };
+}
+
 /// An operator with one input inside a chain.
 pub struct OneInputLink<I, O, Op> {
     op: Op,
@@ -605,53 +663,7 @@ impl<I, O: 'static, Op: OneInputOperator<I, O>> OneInputLink<I, O, Op> {
 }
 
 impl<I, O: 'static, Op: OneInputOperator<I, O>> OutputControl for OneInputLink<I, O, Op> {
-    fn emit_watermark(&mut self, wm: Watermark) -> Result<()> {
-        let (op, out) = (&mut self.op, &mut self.out);
-        guarded(&self.info, || op.process_watermark(wm, out))
-    }
-    fn emit_watermark_status(&mut self, st: WatermarkStatus) -> Result<()> {
-        self.out.emit_watermark_status(st)
-    }
-    fn flush(&mut self) -> Result<()> {
-        self.out.flush()
-    }
-    fn finish(&mut self) -> Result<()> {
-        let (op, out) = (&mut self.op, &mut self.out);
-        guarded(&self.info, || op.finish(out))?;
-        self.out.finish()
-    }
-    fn stop(&mut self) -> Result<()> {
-        self.out.stop()
-    }
-    fn visit_metrics(&self, v: MetricsVisitor<'_>) {
-        v(&OperatorMetrics {
-            node: self.info.node,
-            name: self.info.name.clone(),
-            records_in: self.records_in,
-            records_out: self.out.records_out(),
-            state_entries: self.op.state_entries(),
-        });
-        self.out.visit_metrics(v);
-    }
-    fn on_processing_time(&mut self, now: i64) -> Result<()> {
-        let (op, out) = (&mut self.op, &mut self.out);
-        guarded(&self.info, || op.on_processing_time(now, out))?;
-        self.out.on_processing_time(now)
-    }
-    fn checkpoint(&mut self, b: &CheckpointBarrier, snap: &mut TaskStateSnapshot) -> Result<()> {
-        let mut st = OperatorSubtaskState::default();
-        let op = &mut self.op;
-        guarded(&self.info, || op.snapshot_state(b, &mut st))?;
-        if !st.is_empty() {
-            snap.operators.insert(self.info.uid.clone(), st);
-        }
-        self.out.checkpoint(b, snap)
-    }
-    fn notify_checkpoint(&mut self, n: CheckpointNotice) -> Result<()> {
-        let (op, out) = (&mut self.op, &mut self.out);
-        guarded(&self.info, || op.notify_checkpoint(n, out))?;
-        self.out.notify_checkpoint(n)
-    }
+    link_control_methods!();
 }
 
 impl<I, O: 'static, Op: OneInputOperator<I, O>> Output<I> for OneInputLink<I, O, Op> {
@@ -763,53 +775,7 @@ impl<A, B, O: 'static, Op: TwoInputOperator<A, B, O>> TwoInputLink<A, B, O, Op> 
 }
 
 impl<A, B, O: 'static, Op: TwoInputOperator<A, B, O>> OutputControl for TwoInputLink<A, B, O, Op> {
-    fn emit_watermark(&mut self, wm: Watermark) -> Result<()> {
-        let (op, out) = (&mut self.op, &mut self.out);
-        guarded(&self.info, || op.process_watermark(wm, out))
-    }
-    fn emit_watermark_status(&mut self, st: WatermarkStatus) -> Result<()> {
-        self.out.emit_watermark_status(st)
-    }
-    fn flush(&mut self) -> Result<()> {
-        self.out.flush()
-    }
-    fn finish(&mut self) -> Result<()> {
-        let (op, out) = (&mut self.op, &mut self.out);
-        guarded(&self.info, || op.finish(out))?;
-        self.out.finish()
-    }
-    fn stop(&mut self) -> Result<()> {
-        self.out.stop()
-    }
-    fn visit_metrics(&self, v: MetricsVisitor<'_>) {
-        v(&OperatorMetrics {
-            node: self.info.node,
-            name: self.info.name.clone(),
-            records_in: self.records_in,
-            records_out: self.out.records_out(),
-            state_entries: self.op.state_entries(),
-        });
-        self.out.visit_metrics(v);
-    }
-    fn on_processing_time(&mut self, now: i64) -> Result<()> {
-        let (op, out) = (&mut self.op, &mut self.out);
-        guarded(&self.info, || op.on_processing_time(now, out))?;
-        self.out.on_processing_time(now)
-    }
-    fn checkpoint(&mut self, b: &CheckpointBarrier, snap: &mut TaskStateSnapshot) -> Result<()> {
-        let mut st = OperatorSubtaskState::default();
-        let op = &mut self.op;
-        guarded(&self.info, || op.snapshot_state(b, &mut st))?;
-        if !st.is_empty() {
-            snap.operators.insert(self.info.uid.clone(), st);
-        }
-        self.out.checkpoint(b, snap)
-    }
-    fn notify_checkpoint(&mut self, n: CheckpointNotice) -> Result<()> {
-        let (op, out) = (&mut self.op, &mut self.out);
-        guarded(&self.info, || op.notify_checkpoint(n, out))?;
-        self.out.notify_checkpoint(n)
-    }
+    link_control_methods!();
 }
 
 #[cfg(test)]
