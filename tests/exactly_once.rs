@@ -142,7 +142,8 @@ fn stop_with_savepoint_and_restore_at_another_parallelism() {
     let events = 80_000;
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
-    let a = args(events, 2, &out, &tmp.path().join("ck"));
+    let mut a = args(events, 2, &out, &tmp.path().join("ck"));
+    a.poll_pause_ms = 2;
     let (env, _) = build(&a).unwrap();
     let client = env.execute_async("Exactly once").unwrap();
     let start = Instant::now();
@@ -213,7 +214,9 @@ fn window_snapshots_move_between_the_two_window_operators() {
 fn a_savepoint_with_unknown_state_is_rejected_unless_allowed() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
-    let (env, _) = build(&args(40_000, 1, &out, &tmp.path().join("ck"))).unwrap();
+    let mut a = args(80_000, 1, &out, &tmp.path().join("ck"));
+    a.poll_pause_ms = 2;
+    let (env, _) = build(&a).unwrap();
     let client = env.execute_async("Exactly once").unwrap();
     while client.checkpoint_stats().unwrap().completed < 1 {
         std::thread::sleep(Duration::from_millis(10));

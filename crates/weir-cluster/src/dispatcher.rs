@@ -113,8 +113,10 @@ impl DispatcherGateway for Dispatcher {
         let master = self.with_job(job, |e| e.master.clone())?;
         let (tx, rx) = std::sync::mpsc::channel();
         master.trigger_savepoint(target_dir, stop, tx);
-        rx.recv()
-            .map_err(|_| ClusterError::Unreachable(format!("the JobMaster of job {job}")))?
+        rx.recv().map_err(|_| ClusterError::Savepoint {
+            job,
+            message: "the job ended before the savepoint was taken".into(),
+        })?
     }
 
     fn cancel_job(&self, job: JobId) -> Result<()> {
