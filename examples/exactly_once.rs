@@ -104,8 +104,10 @@ pub struct Event {
 pub struct Failures {
     /// Events that fail once.
     pub at: HashSet<u64>,
-    /// The next event fails.
+    /// The next event fails, once the reader saw `next_after` checkpoints complete.
     pub next: bool,
+    /// See `next`.
+    pub next_after: u32,
 }
 
 /// Shared by every source reader of the process, across restarts.
@@ -129,6 +131,8 @@ struct EventReader {
     events: u64,
     fail_at: FailPoints,
     checkpointed: bool,
+    /// Checkpoints this reader saw complete.
+    completed: u32,
     pause: Duration,
 }
 
@@ -150,6 +154,7 @@ impl Source<Event> for EventSource {
             events: self.events,
             fail_at: self.fail_at.clone(),
             checkpointed,
+            completed: 0,
             pause: self.pause,
         }))
     }
@@ -178,7 +183,8 @@ impl SourceReader<Event> for EventReader {
                 .any(|&(m, r, next)| next <= i && key % m == r);
             if owned {
                 let mut f = self.fail_at.lock().unwrap_or_else(|p| p.into_inner());
-                if f.next || f.at.contains(&i) {
+                let next_due = f.next && self.completed >= f.next_after;
+                if next_due || f.at.contains(&i) {
                     if !self.checkpointed {
                         // Fail only once a checkpoint exists, so the job must recover.
                         return Ok(PollStatus::NothingAvailable);
@@ -211,6 +217,7 @@ impl SourceReader<Event> for EventReader {
     fn notify_checkpoint(&mut self, notice: CheckpointNotice) -> weir::runtime::Result<()> {
         if let CheckpointNotice::Complete(_) = notice {
             self.checkpointed = true;
+            self.completed += 1;
         }
         Ok(())
     }
@@ -293,6 +300,7 @@ pub fn build(args: &Args) -> Result<(StreamExecutionEnvironment, FailPoints), Ap
     let failures: FailPoints = Arc::new(Mutex::new(Failures {
         at: args.fail_at.iter().copied().collect(),
         next: false,
+        next_after: 0,
     }));
     let source = EventSource {
         events: args.events,

@@ -253,19 +253,10 @@ fn a_savepoint_with_unknown_state_is_rejected_unless_allowed() {
     assert!(err.contains("restored source position"), "{err}");
 }
 
-/// Waits until the job restarts after an injected failure, then damages the state files
-/// of its latest completed checkpoint before the restart reads them.
-fn fail_and_damage_latest(
-    client: &JobClient,
-    failures: &exactly_once::FailPoints,
-    truncate: bool,
-) -> u64 {
+/// Waits until the job restarts after its injected failure (set up before it started), then
+/// damages the state files of its latest completed checkpoint before the restart reads them.
+fn fail_and_damage_latest(client: &JobClient, truncate: bool) -> u64 {
     let start = Instant::now();
-    while client.checkpoint_stats().unwrap().completed < 3 {
-        assert!(start.elapsed() < Duration::from_secs(30), "no checkpoints");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    failures.lock().unwrap().next = true;
     while client.status().unwrap() != JobStatus::Restarting {
         assert!(start.elapsed() < Duration::from_secs(30), "no restart");
         std::thread::sleep(Duration::from_millis(1));
@@ -301,10 +292,16 @@ fn a_damaged_checkpoint_falls_back_to_the_one_before() {
     let out = tmp.path().join("out");
     let mut a = args(events, 2, &out, &tmp.path().join("ck"));
     a.restart_delay_ms = 300;
-    a.poll_pause_ms = 2;
+    a.poll_pause_ms = 4;
     let (env, failures) = build(&a).unwrap();
+    // The first source event after three completed checkpoints fails.
+    {
+        let mut f = failures.lock().unwrap();
+        f.next = true;
+        f.next_after = 3;
+    }
     let client = env.execute_async("Exactly once").unwrap();
-    let damaged = fail_and_damage_latest(&client, &failures, false);
+    let damaged = fail_and_damage_latest(&client, false);
     let result = client.wait().unwrap();
     let (restored, _) = result.checkpoints.restored_from.clone().unwrap();
     assert!(
@@ -325,11 +322,16 @@ fn without_an_intact_checkpoint_the_job_fails_clearly() {
     let out = tmp.path().join("out");
     let mut a = args(120_000, 1, &out, &tmp.path().join("ck"));
     a.restart_delay_ms = 300;
-    a.poll_pause_ms = 2;
+    a.poll_pause_ms = 4;
     a.retained_checkpoints = 1;
     let (env, failures) = build(&a).unwrap();
+    {
+        let mut f = failures.lock().unwrap();
+        f.next = true;
+        f.next_after = 3;
+    }
     let client = env.execute_async("Exactly once").unwrap();
-    fail_and_damage_latest(&client, &failures, true);
+    fail_and_damage_latest(&client, true);
     let err = client.wait().unwrap_err().to_string();
     assert!(
         err.contains("no complete checkpoint can be restored") && err.contains("truncated"),
