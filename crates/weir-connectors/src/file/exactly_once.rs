@@ -22,8 +22,9 @@
 //! job's final notice. Commits are renames, and committing a file twice is a no-op, so a
 //! commit can be retried.
 //!
-//! Left behind: hidden files of failed attempts are not deleted (a restored subtask cannot
-//! tell which of them another subtask still has to commit when the parallelism changed).
+//! A restored writer deletes the in-progress files earlier attempts of its subtask index
+//! left. Left behind: pending files of checkpoints that never completed (a restored subtask
+//! cannot tell which pending files another subtask still has to commit after a rescale).
 
 use serde::{Deserialize, Serialize};
 use std::collections::hash_map::RandomState;
@@ -160,6 +161,30 @@ fn commit_file(dir: &Path, name: &str) -> Result<(), UserError> {
     }
 }
 
+/// After a restore, deletes the in-progress files an earlier attempt of subtask `subtask`
+/// left: no checkpoint refers to an in-progress file (a restored writer always starts a new
+/// one), and files of other subtask indexes are left to their own subtask, which may be
+/// writing them now.
+fn delete_abandoned(dir: &Path, prefix: &str, subtask: u32) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mine = format!("-{subtask}-");
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let abandoned = name
+            .strip_prefix(&format!(".{prefix}-"))
+            .and_then(|rest| rest.strip_suffix(".inprogress"))
+            // `<run>-<subtask>-<n>`: the run is 16 hex digits.
+            .is_some_and(|rest| rest.get(16..).is_some_and(|tail| tail.starts_with(&mine)));
+        if abandoned {
+            if let Err(err) = std::fs::remove_file(e.path()) {
+                tracing::warn!(file = %e.path().display(), error = %err, "cannot delete an abandoned in-progress file");
+            }
+        }
+    }
+}
+
 impl<T: Display + Send + 'static> Sink<T> for FileSink {
     fn create_writer(&self, ctx: &SinkContext) -> Result<Box<dyn SinkWriter<T>>, UserError> {
         std::fs::create_dir_all(&self.dir).map_err(|e| io_err("create", &self.dir, e))?;
@@ -168,6 +193,9 @@ impl<T: Display + Send + 'static> Sink<T> for FileSink {
             let p: Pending = bincode::deserialize(bytes)
                 .map_err(|e| format!("file sink: unreadable restored state: {e}"))?;
             commit_file(&self.dir, &p.name)?;
+        }
+        if ctx.restored_state.is_some() {
+            delete_abandoned(&self.dir, &self.prefix, ctx.subtask);
         }
         let run = format!(
             "{:016x}",
@@ -296,8 +324,14 @@ mod tests {
             "1\n"
         );
         drop(w2);
-        // Restoring twice (a second failure) commits nothing new.
+        // Restoring twice (a second failure) commits nothing new, and the in-progress file
+        // the first attempt left is gone.
         let _w3 = Sink::<i32>::create_writer(&sink, &ctx(Some(state))).unwrap();
-        assert_eq!(files(dir.path()).0.len(), 1);
+        let (visible, hidden) = files(dir.path());
+        assert_eq!(visible.len(), 1);
+        assert!(
+            hidden.iter().all(|h| !h.ends_with(".inprogress")),
+            "{hidden:?}"
+        );
     }
 }
