@@ -689,14 +689,11 @@ impl CheckpointCoordinator {
         self.completed.retain(|c| c.id != id);
     }
 
-    /// Deletes the job's checkpoints when it ended for good, keeping the last completed
-    /// ones (as Flink's retained checkpoints on cancellation or failure are kept).
-    pub fn shutdown(&mut self, finished: bool) {
+    /// The job ended for good: aborts pending checkpoints and deletes incomplete ones; the
+    /// retained completed checkpoints stay (as Flink's retained checkpoints).
+    pub fn shutdown(&mut self) {
         self.abort_all("the job ended");
         self.delete_incomplete();
-        if finished {
-            tracing::debug!(job = %self.job, location = %self.root_location, "job finished; its retained checkpoints stay");
-        }
     }
 
     /// Deletes checkpoint directories that are not retained completed checkpoints: aborted

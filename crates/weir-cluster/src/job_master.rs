@@ -300,7 +300,7 @@ impl JobMaster {
             let err = match end {
                 AttemptEnd::Finished => break totals,
                 AttemptEnd::Cancelled => {
-                    coord.shutdown(false);
+                    coord.shutdown();
                     return Err(ClusterError::Cancelled(p.job));
                 }
                 AttemptEnd::Failed(e) => e,
@@ -314,13 +314,13 @@ impl JobMaster {
                         .as_ref()
                         .is_none_or(|i| i.metadata.checkpoint_id != *checkpoint_id);
                 if !from_coordinator {
-                    coord.shutdown(false);
+                    coord.shutdown();
                     return Err(err);
                 }
                 tracing::error!(job = %p.job, checkpoint = checkpoint_id, error = %err, "checkpoint cannot be restored; falling back to an earlier one (output committed after that one is written again)");
                 coord.discard(*checkpoint_id);
                 if coord.latest().is_none() && initial.is_none() {
-                    coord.shutdown(false);
+                    coord.shutdown();
                     return Err(ClusterError::Deployment {
                         job: p.job,
                         message: format!(
@@ -332,24 +332,24 @@ impl JobMaster {
             if let Some(id) = coord.stopped_at_savepoint() {
                 // The user stopped the job with savepoint `id`; restarting would run it on.
                 tracing::error!(job = %p.job, savepoint = id, error = %err, "a task failed after the stop-with-savepoint completed; the job ends failed (the savepoint is complete)");
-                coord.shutdown(false);
+                coord.shutdown();
                 return Err(err);
             }
             let Some(delay) = backoff.on_failure(Instant::now()) else {
-                coord.shutdown(false);
+                coord.shutdown();
                 return Err(err);
             };
             tracing::warn!(job = %p.job, error = %err, delay_ms = delay.as_millis() as u64, restarts = backoff.restarts(), "restarting the job");
             self.set_status(JobStatus::Restarting);
             p.metrics.restarted(&p.job.to_string(), &p.graph.name);
             if self.wait_or_cancel(delay) {
-                coord.shutdown(false);
+                coord.shutdown();
                 return Err(ClusterError::Cancelled(p.job));
             }
             restore = coord.latest().or_else(|| initial.clone());
             attempt += 1;
         };
-        coord.shutdown(true);
+        coord.shutdown();
         let checkpoints = p
             .checkpoint_stats
             .lock()

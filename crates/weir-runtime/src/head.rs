@@ -170,6 +170,48 @@ fn forward_valve(out: &mut dyn OutputControl, o: ValveOutput) -> Result<()> {
     }
 }
 
+/// Handles a frame of channel `ch` that is not a record (records are the caller's):
+/// watermarks and status changes go through the valve to `out`; a barrier, which ends its
+/// buffer, is kept in `barrier` for [`barrier_arrived`].
+fn control_frame(
+    valve: &mut WatermarkValve,
+    out: &mut dyn OutputControl,
+    ch: usize,
+    frame: Frame<'_>,
+    barrier: &mut Option<CheckpointBarrier>,
+) -> Result<()> {
+    match frame {
+        Frame::Record(..) => Ok(()),
+        Frame::Watermark(w) => match valve.input_watermark(ch, w) {
+            Some(o) => forward_valve(out, o),
+            None => Ok(()),
+        },
+        Frame::Status(s) => valve
+            .input_status(ch, s)
+            .into_iter()
+            .try_for_each(|o| forward_valve(out, o)),
+        Frame::Barrier(b) => {
+            *barrier = Some(b);
+            Ok(())
+        }
+    }
+}
+
+/// A buffer of channel `ch` was decoded; if it ended with a barrier, the aligner says what
+/// the task must do.
+fn barrier_arrived(
+    aligner: &mut BarrierAligner,
+    decoders: &[ChannelDecoder],
+    ch: usize,
+    barrier: Option<CheckpointBarrier>,
+) -> Result<Option<BarrierAction>> {
+    let Some(b) = barrier else {
+        return Ok(None);
+    };
+    let len = crate::writer::barrier_frame_len(&b)?;
+    Ok(aligner.on_barrier(ch, b, len, &|c| decoders[c].partial().to_vec()))
+}
+
 /// The methods of [`InputChainHead`] that both input heads share: they only use the head's
 /// `aligner`, `decoders` and `process`.
 macro_rules! gated_input_methods {
@@ -309,29 +351,11 @@ impl<T: 'static, S: TypeSerializer<T>> OneInputHead<T, S> {
                         value: serializer.deserialize(bytes)?,
                         timestamp,
                     }),
-                    Frame::Watermark(w) => match valve.input_watermark(ch, w) {
-                        Some(o) => forward_valve(chain.as_mut(), o),
-                        None => Ok(()),
-                    },
-                    Frame::Status(s) => valve
-                        .input_status(ch, s)
-                        .into_iter()
-                        .try_for_each(|o| forward_valve(chain.as_mut(), o)),
-                    Frame::Barrier(b) => {
-                        barrier = Some(b);
-                        Ok(())
-                    }
+                    other => control_frame(valve, chain.as_mut(), ch, other, &mut barrier),
                 }
             })
             .map_err(|e| with_channel_context(e, task, ch))?;
-        let Some(b) = barrier else {
-            return Ok(None);
-        };
-        let len = crate::writer::barrier_frame(&b)?.len();
-        let decoders = &self.decoders;
-        Ok(self
-            .aligner
-            .on_barrier(ch, b, len, &|c| decoders[c].partial().to_vec()))
+        barrier_arrived(&mut self.aligner, &self.decoders, ch, barrier)
     }
 }
 
@@ -503,29 +527,11 @@ where
                         value: serializers.1.deserialize(bytes)?,
                         timestamp,
                     }),
-                    Frame::Watermark(w) => match valve.input_watermark(ch, w) {
-                        Some(o) => forward_valve(link, o),
-                        None => Ok(()),
-                    },
-                    Frame::Status(s) => valve
-                        .input_status(ch, s)
-                        .into_iter()
-                        .try_for_each(|o| forward_valve(link, o)),
-                    Frame::Barrier(b) => {
-                        barrier = Some(b);
-                        Ok(())
-                    }
+                    other => control_frame(valve, link, ch, other, &mut barrier),
                 }
             })
             .map_err(|e| with_channel_context(e, task, ch))?;
-        let Some(b) = barrier else {
-            return Ok(None);
-        };
-        let len = crate::writer::barrier_frame(&b)?.len();
-        let decoders = &self.decoders;
-        Ok(self
-            .aligner
-            .on_barrier(ch, b, len, &|c| decoders[c].partial().to_vec()))
+        barrier_arrived(&mut self.aligner, &self.decoders, ch, barrier)
     }
 }
 

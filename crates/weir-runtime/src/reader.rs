@@ -158,6 +158,28 @@ mod tests {
     }
 
     #[test]
+    fn a_barrier_frame_has_the_size_it_is_said_to_have() {
+        let b = crate::checkpoint::CheckpointBarrier {
+            id: 7,
+            timestamp: 123,
+            kind: weir_state::SnapshotKind::Savepoint,
+            target: "s3://bucket/sp".into(),
+        };
+        let frame = crate::writer::barrier_frame(&b).unwrap();
+        assert_eq!(crate::writer::barrier_frame_len(&b).unwrap(), frame.len());
+        let mut got = None;
+        ChannelDecoder::default()
+            .decode(&frame, |f| {
+                if let Frame::Barrier(x) = f {
+                    got = Some(x);
+                }
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(got, Some(b));
+    }
+
+    #[test]
     fn corrupt_tag_is_an_error() {
         let mut d = ChannelDecoder::default();
         let err = d.decode(&[1, 0, 0, 0, 99], |_| Ok(())).unwrap_err();

@@ -288,13 +288,11 @@ impl Task {
         let (id, vertex, subtask) = (barrier.id, cp.vertex, cp.subtask);
         let task = name.to_string();
         let upload_start = Instant::now();
-        let sizes = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let measured = sizes.clone();
-        storage.put_async_with(
+        storage.put_async(
             file.clone(),
             move || {
                 snap.resolve()?;
-                let s: Vec<OperatorStateSize> = snap
+                let sizes: Vec<OperatorStateSize> = snap
                     .operators
                     .iter()
                     .map(|(uid, st)| OperatorStateSize {
@@ -304,13 +302,11 @@ impl Task {
                         union: !st.unions.is_empty(),
                     })
                     .collect();
-                *measured.lock().unwrap_or_else(|p| p.into_inner()) = s;
-                snap.to_file_bytes()
+                Ok((snap.to_file_bytes()?, sizes))
             },
             move |r| match r {
-                Ok(size) => {
-                    ack.operators =
-                        std::mem::take(&mut *sizes.lock().unwrap_or_else(|p| p.into_inner()));
+                Ok((size, sizes)) => {
+                    ack.operators = sizes;
                     ack.file = Some((file, size));
                     ack.async_ms = upload_start.elapsed().as_millis() as u64;
                     responder.acknowledge(ack);

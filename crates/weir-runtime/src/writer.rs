@@ -216,6 +216,15 @@ pub fn barrier_frame(barrier: &CheckpointBarrier) -> Result<Vec<u8>> {
     Ok(f)
 }
 
+/// The size of `barrier`'s frame, length prefix included, without encoding it.
+pub fn barrier_frame_len(barrier: &CheckpointBarrier) -> Result<usize> {
+    let payload = bincode::serialized_size(barrier).map_err(|e| RuntimeError::Codec {
+        context: "cannot size a checkpoint barrier".into(),
+        message: e.to_string(),
+    })?;
+    Ok(4 + 1 + payload as usize)
+}
+
 /// A complete watermark status frame.
 pub fn status_frame(status: WatermarkStatus) -> [u8; 5] {
     let tag = match status {

@@ -1,7 +1,7 @@
 //! The heap keyed state backend: the current key, and the registered state tables.
 
 use crate::error::{Result, StateError};
-use crate::snapshot::{decode, encode, OperatorSubtaskState, RestoredState};
+use crate::snapshot::{decode, OperatorSubtaskState, RestoredState};
 use crate::table::StateTable;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -48,13 +48,7 @@ impl<K: StateKey, N: Namespace, V: StateValue + Clone> ErasedTable for StateTabl
         self
     }
     fn snapshot_deferred(&self, section: String) -> crate::snapshot::DeferredPart {
-        let copy = self.copy_entries();
-        Box::new(move |st| {
-            for (kg, entries) in copy {
-                st.add_section(kg, &section, encode(&section, &entries)?);
-            }
-            Ok(())
-        })
+        crate::snapshot::defer_sections(section, self.copy_entries())
     }
     fn restore_key_group(&mut self, kg: u32, bytes: &[u8], name: &str) -> Result<()> {
         let entries: Vec<((K, N), V)> = decode(name, bytes)?;

@@ -1,7 +1,7 @@
 //! A hash map partitioned by key group: the heap backend's storage for one keyed state.
 
 use crate::error::{Result, StateError};
-use crate::snapshot::{decode, encode, OperatorSubtaskState, RestoredState};
+use crate::snapshot::{decode, defer_sections, OperatorSubtaskState, RestoredState};
 use hashbrown::hash_table::Entry;
 use hashbrown::HashTable;
 use serde::de::DeserializeOwned;
@@ -160,13 +160,7 @@ where
             })
             .filter(|(_, e)| !e.is_empty())
             .collect();
-        let section = section.to_string();
-        out.defer(Box::new(move |st| {
-            for (kg, entries) in copy {
-                st.add_section(kg, &section, encode(&section, &entries)?);
-            }
-            Ok(())
-        }));
+        out.defer(defer_sections(section.to_string(), copy));
         Ok(())
     }
 

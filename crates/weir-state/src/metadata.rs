@@ -78,7 +78,7 @@ impl SnapshotMetadata {
         let rel = METADATA_FILE;
         let bytes = storage.get(rel)?;
         serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
-            path: storage.display(rel),
+            path: storage.location_of(rel),
             message: format!("unreadable metadata: {e}"),
         })
     }
@@ -126,7 +126,7 @@ impl SnapshotReader {
         }
         let bytes = self.storage.get(name)?;
         let snap = Rc::new(TaskStateSnapshot::from_file_bytes(
-            &self.storage.display(name),
+            &self.storage.location_of(name),
             &bytes,
         )?);
         self.files.insert(name.to_string(), snap.clone());
@@ -212,10 +212,5 @@ impl SnapshotReader {
             out.lists.insert(name, mine);
         }
         Ok(Some(out))
-    }
-
-    /// The snapshot's metadata.
-    pub fn metadata(&self) -> &SnapshotMetadata {
-        &self.meta
     }
 }

@@ -27,6 +27,19 @@ pub type KeyGroupSections = Vec<(String, Vec<u8>)>;
 /// the operator's snapshot when run.
 pub type DeferredPart = Box<dyn FnOnce(&mut OperatorSubtaskState) -> Result<()> + Send>;
 
+/// A deferred part that encodes `per_kg` (a copy taken now) as sections called `section`.
+pub fn defer_sections<E: Serialize + Send + 'static>(
+    section: String,
+    per_kg: Vec<(u32, E)>,
+) -> DeferredPart {
+    Box::new(move |st| {
+        for (kg, entries) in per_kg {
+            st.add_section(kg, &section, encode(&section, &entries)?);
+        }
+        Ok(())
+    })
+}
+
 /// The deferred parts of an operator's snapshot (not part of the file).
 #[derive(Default)]
 pub struct Deferred(Vec<DeferredPart>);

@@ -157,67 +157,39 @@ impl CheckpointStorage {
         join_location(&self.location, rel)
     }
 
-    /// The full location of `rel`, for messages.
-    pub fn display(&self, rel: &str) -> String {
-        self.location_of(rel)
-    }
-
     fn obj(&self, rel: &str) -> Result<ObjPath> {
-        let rel = ObjPath::parse(rel).map_err(|e| storage_err(&self.display(rel), e))?;
+        let rel = ObjPath::parse(rel).map_err(|e| storage_err(&self.location_of(rel), e))?;
         Ok(self.prefix.parts().chain(rel.parts()).collect())
     }
 
-    /// Writes `bytes` to `rel` in the background; `done` gets the size written or the error.
-    pub fn put_async(
+    /// Writes to `rel`, in the background, the bytes `produce` makes (on a blocking thread:
+    /// encoding a snapshot is CPU work); `done` gets the size written with what `produce`
+    /// returned besides the bytes, or the error.
+    pub fn put_async<X: Send + 'static>(
         self: &Arc<Self>,
         rel: String,
-        bytes: Vec<u8>,
-        done: impl FnOnce(Result<u64>) + Send + 'static,
+        produce: impl FnOnce() -> Result<(Vec<u8>, X)> + Send + 'static,
+        done: impl FnOnce(Result<(u64, X)>) + Send + 'static,
     ) {
         let this = self.clone();
         UPLOADS_IN_FLIGHT.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         self.rt.spawn(async move {
-            let len = bytes.len() as u64;
-            let r = match this.obj(&rel) {
-                Ok(p) => this
-                    .store
-                    .put(&p, PutPayload::from(bytes))
-                    .await
-                    .map(|_| len)
-                    .map_err(|e| storage_err(&this.display(&rel), e)),
-                Err(e) => Err(e),
-            };
-            UPLOADS_IN_FLIGHT.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-            done(r)
-        });
-    }
-
-    /// Writes to `rel`, in the background, the bytes `produce` makes there (on a blocking
-    /// thread: encoding a snapshot is CPU work); `done` gets the size written or the error.
-    pub fn put_async_with(
-        self: &Arc<Self>,
-        rel: String,
-        produce: impl FnOnce() -> Result<Vec<u8>> + Send + 'static,
-        done: impl FnOnce(Result<u64>) + Send + 'static,
-    ) {
-        let this = self.clone();
-        UPLOADS_IN_FLIGHT.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        self.rt.spawn(async move {
-            let bytes = match tokio::task::spawn_blocking(produce).await {
-                Ok(r) => r,
-                Err(e) => Err(storage_err(
-                    &this.display(&rel),
-                    format!("encoding the snapshot failed: {e}"),
-                )),
-            };
-            let r = match (bytes, this.obj(&rel)) {
-                (Ok(bytes), Ok(p)) => {
+            let produced = tokio::task::spawn_blocking(produce)
+                .await
+                .unwrap_or_else(|e| {
+                    Err(storage_err(
+                        &this.location_of(&rel),
+                        format!("encoding the snapshot failed: {e}"),
+                    ))
+                });
+            let r = match (produced, this.obj(&rel)) {
+                (Ok((bytes, extra)), Ok(p)) => {
                     let len = bytes.len() as u64;
                     this.store
                         .put(&p, PutPayload::from(bytes))
                         .await
-                        .map(|_| len)
-                        .map_err(|e| storage_err(&this.display(&rel), e))
+                        .map(|_| (len, extra))
+                        .map_err(|e| storage_err(&this.location_of(&rel), e))
                 }
                 (Err(e), _) | (_, Err(e)) => Err(e),
             };
@@ -232,7 +204,7 @@ impl CheckpointStorage {
         self.rt
             .block_on(self.store.put(&p, PutPayload::from(bytes)))
             .map(|_| ())
-            .map_err(|e| storage_err(&self.display(rel), e))
+            .map_err(|e| storage_err(&self.location_of(rel), e))
     }
 
     /// Reads the whole file `rel`.
@@ -244,7 +216,7 @@ impl CheckpointStorage {
                 r.bytes().await
             })
             .map(|b| b.to_vec())
-            .map_err(|e| storage_err(&self.display(rel), e))
+            .map_err(|e| storage_err(&self.location_of(rel), e))
     }
 
     /// True if `rel` exists.
@@ -266,7 +238,7 @@ impl CheckpointStorage {
                 }
                 Ok::<_, object_store::Error>(())
             })
-            .map_err(|e| storage_err(&self.display(rel), e))?;
+            .map_err(|e| storage_err(&self.location_of(rel), e))?;
         if let Some(root) = &self.local {
             // The object store removes files; empty local directories stay behind otherwise.
             let _ = std::fs::remove_dir_all(root.join(rel));
@@ -280,7 +252,7 @@ impl CheckpointStorage {
         let r = self
             .rt
             .block_on(self.store.list_with_delimiter(Some(&p)))
-            .map_err(|e| storage_err(&self.display(rel), e))?;
+            .map_err(|e| storage_err(&self.location_of(rel), e))?;
         Ok(r.common_prefixes
             .into_iter()
             .filter_map(|p| p.filename().map(str::to_string))
@@ -298,10 +270,12 @@ mod tests {
         let s = CheckpointStorage::open(dir.path().to_str().unwrap()).unwrap();
         s.put("job/chk-1/a.state", b"hello".to_vec()).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
-        s.put_async("job/chk-2/b.state".into(), vec![7; 10], move |r| {
-            tx.send(r).unwrap()
-        });
-        assert_eq!(rx.recv().unwrap().unwrap(), 10);
+        s.put_async(
+            "job/chk-2/b.state".into(),
+            || Ok((vec![7; 10], "extra")),
+            move |r| tx.send(r).unwrap(),
+        );
+        assert_eq!(rx.recv().unwrap().unwrap(), (10, "extra"));
         assert_eq!(s.get("job/chk-1/a.state").unwrap(), b"hello");
         let mut dirs = s.list_dirs("job").unwrap();
         dirs.sort();

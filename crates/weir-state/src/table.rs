@@ -173,14 +173,10 @@ where
         section: &str,
         out: &mut crate::snapshot::OperatorSubtaskState,
     ) -> crate::Result<()> {
-        let copy = self.copy_entries();
-        let section = section.to_string();
-        out.defer(Box::new(move |st| {
-            for (kg, entries) in copy {
-                st.add_section(kg, &section, crate::snapshot::encode(&section, &entries)?);
-            }
-            Ok(())
-        }));
+        out.defer(crate::snapshot::defer_sections(
+            section.to_string(),
+            self.copy_entries(),
+        ));
         Ok(())
     }
 

@@ -7,7 +7,7 @@
 //! timestamp while it fires are honoured through the batch's set.
 
 use crate::error::Result;
-use crate::snapshot::{decode, encode, OperatorSubtaskState, RestoredState};
+use crate::snapshot::{decode, defer_sections, OperatorSubtaskState, RestoredState};
 use hashbrown::HashSet;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -171,13 +171,10 @@ where
                 .or_default()
                 .push((t, k.clone(), n.clone()));
         }
-        let section = section.to_string();
-        out.defer(Box::new(move |st| {
-            for (kg, timers) in per_kg {
-                st.add_section(kg, &section, encode(&section, &timers)?);
-            }
-            Ok(())
-        }));
+        out.defer(defer_sections(
+            section.to_string(),
+            per_kg.into_iter().collect(),
+        ));
         Ok(())
     }
 

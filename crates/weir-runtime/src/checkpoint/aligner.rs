@@ -135,11 +135,6 @@ impl BarrierAligner {
         Some((ch, msg))
     }
 
-    /// True if messages are held back.
-    pub fn has_held(&self) -> bool {
-        !self.held.is_empty()
-    }
-
     /// True if `ch`'s data is in-flight data of an unaligned checkpoint, to be recorded.
     #[inline]
     pub fn recording(&self, ch: usize) -> bool {
