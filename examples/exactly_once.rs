@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --release --example exactly_once -- --events N --parallelism P \
-//!     --checkpoint-interval-ms I --state-backend heap --fail-at N1,N2,... --output-dir DIR
+//!     --checkpoint-interval-ms I --state-backend heap|rocksdb --fail-at N1,N2,... --output-dir DIR
 //! ```
 //!
 //! Events are `i = 0..N` with key `i % 1000`, value `i` and event time `i` ms. Source
@@ -44,9 +44,16 @@ pub struct Args {
     /// Milliseconds between checkpoints.
     #[arg(long, default_value_t = 500)]
     pub checkpoint_interval_ms: u64,
-    /// Keyed state backend: `heap`.
+    /// Keyed state backend: `heap` or `rocksdb`.
     #[arg(long, default_value = "heap")]
     pub state_backend: String,
+    /// With `rocksdb`: full checkpoints instead of incremental ones.
+    #[arg(long)]
+    pub full_checkpoints: bool,
+    /// With `rocksdb`: where the working directories go (default: under the system's
+    /// temporary directory).
+    #[arg(long)]
+    pub rocksdb_dir: Option<PathBuf>,
     /// Events at which the job panics once (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub fail_at: Vec<u64>,
@@ -268,17 +275,18 @@ pub fn run(args: &Args) -> Result<JobExecutionResult, ApiError> {
 
 /// Builds the job on a new environment; the failure points stay reachable for tests.
 pub fn build(args: &Args) -> Result<(StreamExecutionEnvironment, FailPoints), ApiError> {
-    if args.state_backend != "heap" {
-        return Err(ApiError::InvalidProgram(
-            weir::core::CoreError::InvalidConfig(format!(
-                "unknown state backend '{}': this build has the 'heap' backend",
-                args.state_backend
-            )),
-        ));
-    }
+    let kind: StateBackendKind = args
+        .state_backend
+        .parse()
+        .map_err(ApiError::InvalidProgram)?;
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(args.parallelism as i64);
     env.enable_checkpointing(Duration::from_millis(args.checkpoint_interval_ms.max(1)));
+    env.set_state_backend(StateBackendConfig {
+        kind,
+        incremental: kind == StateBackendKind::RocksDb && !args.full_checkpoints,
+        local_dir: args.rocksdb_dir.as_ref().map(|d| d.display().to_string()),
+    });
     if let Some(dir) = &args.checkpoint_dir {
         env.set_checkpoint_storage(dir.display().to_string());
     }

@@ -146,11 +146,7 @@ fn stop_with_savepoint_and_restore_at_another_parallelism() {
     a.poll_pause_ms = 2;
     let (env, _) = build(&a).unwrap();
     let client = env.execute_async("Exactly once").unwrap();
-    let start = Instant::now();
-    while client.checkpoint_stats().unwrap().completed < 1 {
-        assert!(start.elapsed() < Duration::from_secs(30), "no checkpoint");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    common::wait_for_checkpoints(&client, 1);
     let savepoint = client
         .stop_with_savepoint(tmp.path().join("savepoints").display().to_string())
         .unwrap();

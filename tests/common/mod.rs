@@ -71,3 +71,20 @@ pub fn example_args(
         "20",
     ])
 }
+
+/// Waits until the running job completed `n` checkpoints (at most 30 s).
+pub fn wait_for_checkpoints(client: &weir::api::JobClient, n: u64) {
+    let start = std::time::Instant::now();
+    while client
+        .checkpoint_stats()
+        .expect("checkpoint stats")
+        .completed
+        < n
+    {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "fewer than {n} checkpoints completed in 30 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}

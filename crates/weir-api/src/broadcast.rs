@@ -19,7 +19,7 @@ use weir_runtime::operator::{
     guarded, OperatorInfo, OutputControl, Outputs, SideOutputs, TwoInputOperator,
 };
 use weir_runtime::{Result, RuntimeError, StreamRecord, Watermark};
-use weir_state::{KeyGroupRange, KeyedStateBackend, StateContext, StateKey};
+use weir_state::{KeyedStateBackend, StateContext, StateKey};
 
 /// Marks the element types an operator works on.
 type Marker<A, B, O> = PhantomData<fn() -> (A, B, O)>;
@@ -272,13 +272,11 @@ where
                 f.open(&RuntimeContext::of(info))
                     .map_err(|e| user_error(info, e))
             })?;
-            let range =
-                KeyGroupRange::for_subtask(info.max_parallelism, info.parallelism, info.subtask);
             Ok(KeyedBroadcastOp {
                 f,
                 key_of: key_of.clone(),
                 state: HashMap::new(),
-                backend: KeyedStateBackend::new(range, info.max_parallelism),
+                backend: KeyedStateBackend::with_store(info.keyed_store()?, info.max_parallelism),
                 timers: InternalTimers::new(info.processing_time.clone()),
                 watermark: i64::MIN,
                 info: info.clone(),
@@ -375,11 +373,11 @@ where
 
     fn snapshot_state(
         &mut self,
-        _: &weir_runtime::checkpoint::CheckpointBarrier,
+        barrier: &weir_runtime::checkpoint::CheckpointBarrier,
         st: &mut weir_state::OperatorSubtaskState,
     ) -> Result<()> {
         snapshot_broadcast(&self.info, &self.state, st)?;
-        crate::timers::snapshot_keyed(&self.info, &self.backend, &self.timers, st)
+        crate::timers::snapshot_keyed(&self.info, barrier, &mut self.backend, &self.timers, st)
     }
 
     fn initialize_state(&mut self, restored: &weir_state::RestoredState) -> Result<()> {

@@ -146,6 +146,23 @@ impl StreamExecutionEnvironment {
         self
     }
 
+    /// The keyed state backend (Flink's `state.backend.type`): heap (the default) or
+    /// RocksDB, with incremental checkpoints if asked for.
+    ///
+    /// ```
+    /// use weir_api::prelude::*;
+    /// let env = StreamExecutionEnvironment::new();
+    /// env.set_state_backend(StateBackendConfig {
+    ///     kind: StateBackendKind::RocksDb,
+    ///     incremental: true,
+    ///     local_dir: None,
+    /// });
+    /// ```
+    pub fn set_state_backend(&self, backend: weir_core::StateBackendConfig) -> &Self {
+        self.state.borrow_mut().config.state_backend = backend;
+        self
+    }
+
     /// What happens when a task fails (default: no restart without checkpoints,
     /// exponential delay with them).
     pub fn set_restart_strategy(&self, strategy: weir_core::RestartStrategy) -> &Self {

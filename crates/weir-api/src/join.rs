@@ -132,14 +132,7 @@ impl<A: Data, B: Data, K: Data + Hash + Eq> IntervalJoin<A, B, K> {
                     f.open(&RuntimeContext::of(info))
                         .map_err(|e| user_error(info, e))
                 })?;
-                Ok(IntervalJoinOp::new(
-                    f,
-                    ka.clone(),
-                    kb.clone(),
-                    lower,
-                    upper,
-                    info,
-                ))
+                IntervalJoinOp::new(f, ka.clone(), kb.clone(), lower, upper, info)
             },
         )
     }
@@ -206,6 +199,7 @@ struct IntervalJoinOp<A, B, K, O, F> {
     left: StateTable<K, (), Buffer<A>>,
     right: StateTable<K, (), Buffer<B>>,
     timers: InternalTimers<K, Side>,
+    store: weir_state::KeyedStore,
     range: KeyGroupRange,
     max_parallelism: u32,
     watermark: i64,
@@ -213,8 +207,13 @@ struct IntervalJoinOp<A, B, K, O, F> {
     _o: PhantomData<fn() -> O>,
 }
 
-impl<A: Clone, B: Clone, K: StateKey, O, F: ProcessJoinFunction<A, B, O>>
-    IntervalJoinOp<A, B, K, O, F>
+impl<
+        A: Clone + weir_state::StateValue,
+        B: Clone + weir_state::StateValue,
+        K: StateKey,
+        O,
+        F: ProcessJoinFunction<A, B, O>,
+    > IntervalJoinOp<A, B, K, O, F>
 {
     fn new(
         f: F,
@@ -223,24 +222,26 @@ impl<A: Clone, B: Clone, K: StateKey, O, F: ProcessJoinFunction<A, B, O>>
         lower: i64,
         upper: i64,
         info: &OperatorInfo,
-    ) -> Self {
-        let range =
-            KeyGroupRange::for_subtask(info.max_parallelism, info.parallelism, info.subtask);
-        IntervalJoinOp {
+    ) -> Result<Self> {
+        let store = info.keyed_store()?;
+        let range = store.key_group_range();
+        let err = |e| crate::timers::state_error(info, "open", e);
+        Ok(IntervalJoinOp {
             f,
             key_a,
             key_b,
             lower,
             upper,
-            left: StateTable::new(range),
-            right: StateTable::new(range),
+            left: store.table(JOIN_LEFT).map_err(err)?,
+            right: store.table(JOIN_RIGHT).map_err(err)?,
             timers: InternalTimers::new(info.processing_time.clone()),
+            store,
             range,
             max_parallelism: info.max_parallelism,
             watermark: i64::MIN,
             info: info.clone(),
             _o: PhantomData,
-        }
+        })
     }
 
     fn slot(&self, key: &K) -> Result<usize> {
@@ -289,7 +290,8 @@ where
         let key = (self.key_a)(&r.value);
         let slot = self.slot(&key)?;
         let (lo, hi) = (ts.saturating_add(self.lower), ts.saturating_add(self.upper));
-        let matches: Vec<(i64, B)> = match self.right.get(slot, &key, &()) {
+        let err = |e| crate::timers::state_error(&self.info, "update", e);
+        let matches: Vec<(i64, B)> = match self.right.get(slot, &key, &()).map_err(err)? {
             Some(buf) => buf
                 .range(lo..=hi)
                 .flat_map(|(t, bs)| bs.iter().map(move |b| (*t, b.clone())))
@@ -298,6 +300,7 @@ where
         };
         self.left
             .get_or_insert_with(slot, &key, &(), BTreeMap::new)
+            .map_err(err)?
             .entry(ts)
             .or_default()
             .push(r.value.clone());
@@ -325,7 +328,8 @@ where
         let key = (self.key_b)(&r.value);
         let slot = self.slot(&key)?;
         let (lo, hi) = (ts.saturating_sub(self.upper), ts.saturating_sub(self.lower));
-        let matches: Vec<(i64, A)> = match self.left.get(slot, &key, &()) {
+        let err = |e| crate::timers::state_error(&self.info, "update", e);
+        let matches: Vec<(i64, A)> = match self.left.get(slot, &key, &()).map_err(err)? {
             Some(buf) => buf
                 .range(lo..=hi)
                 .flat_map(|(t, as_)| as_.iter().map(move |a| (*t, a.clone())))
@@ -334,6 +338,7 @@ where
         };
         self.right
             .get_or_insert_with(slot, &key, &(), BTreeMap::new)
+            .map_err(err)?
             .entry(ts)
             .or_default()
             .push(r.value.clone());
@@ -357,6 +362,7 @@ where
         self.watermark = wm.0;
         while let Some((time, key, side)) = self.timers.event.pop_due(wm.0) {
             let slot = self.slot(&key)?;
+            let err = |e| crate::timers::state_error(&self.info, "update", e);
             match side {
                 Side::Left => {
                     let ts = if self.upper <= 0 {
@@ -364,10 +370,10 @@ where
                     } else {
                         time - self.upper
                     };
-                    if let Some(buf) = self.left.get_mut(slot, &key, &()) {
+                    if let Some(buf) = self.left.get_mut(slot, &key, &()).map_err(err)? {
                         buf.remove(&ts);
                         if buf.is_empty() {
-                            self.left.remove(slot, &key, &());
+                            self.left.remove(slot, &key, &()).map_err(err)?;
                         }
                     }
                 }
@@ -377,10 +383,10 @@ where
                     } else {
                         time
                     };
-                    if let Some(buf) = self.right.get_mut(slot, &key, &()) {
+                    if let Some(buf) = self.right.get_mut(slot, &key, &()).map_err(err)? {
                         buf.remove(&ts);
                         if buf.is_empty() {
-                            self.right.remove(slot, &key, &());
+                            self.right.remove(slot, &key, &()).map_err(err)?;
                         }
                     }
                 }
@@ -395,22 +401,31 @@ where
 
     fn snapshot_state(
         &mut self,
-        _: &weir_runtime::checkpoint::CheckpointBarrier,
+        barrier: &weir_runtime::checkpoint::CheckpointBarrier,
         st: &mut weir_state::OperatorSubtaskState,
     ) -> Result<()> {
         let err = |e| crate::timers::state_error(&self.info, "snapshot", e);
-        self.left.snapshot("join/left", st).map_err(err)?;
-        self.right.snapshot("join/right", st).map_err(err)?;
+        self.left.snapshot(JOIN_LEFT, st).map_err(err)?;
+        self.right.snapshot(JOIN_RIGHT, st).map_err(err)?;
+        let shared = barrier.shared_state_dir();
+        self.store
+            .snapshot(barrier.is_savepoint(), shared.as_deref(), st)
+            .map_err(err)?;
         self.timers.snapshot(self.max_parallelism, st).map_err(err)
     }
 
     fn initialize_state(&mut self, restored: &weir_state::RestoredState) -> Result<()> {
         let err = |e| crate::timers::state_error(&self.info, "restore", e);
-        self.left.restore("join/left", restored).map_err(err)?;
-        self.right.restore("join/right", restored).map_err(err)?;
+        self.store.restore(restored).map_err(err)?;
+        self.left.restore(JOIN_LEFT, restored).map_err(err)?;
+        self.right.restore(JOIN_RIGHT, restored).map_err(err)?;
         self.timers.restore(restored).map_err(err)
     }
 }
+
+/// Snapshot sections (and RocksDB tables) of the join's buffers.
+const JOIN_LEFT: &str = "join/left";
+const JOIN_RIGHT: &str = "join/right";
 
 /// Two streams joined on a window (Flink's `JoinedStreams`): set the keys, then the window.
 pub struct JoinedStreams<A, B> {

@@ -33,7 +33,7 @@ impl<T: Data, K: Data + Hash + Eq> KeyedStream<T, K> {
         let key_of = self.key_of.clone();
         self.stream
             .one_input(name, NodeKind::Operator, move |info, out| {
-                let op = KeyedReduceOp::new(key_of.clone(), f.clone(), info);
+                let op = KeyedReduceOp::new(key_of.clone(), f.clone(), info)?;
                 Ok(Box::new(OneInputLink::new(op, out, info.clone())?))
             })
     }
@@ -133,7 +133,7 @@ impl<T: Data, K: Data + Hash + Eq> KeyedStream<T, K> {
                     f.open(&crate::functions::RuntimeContext::of(info))
                         .map_err(|e| crate::functions::user_error(info, e))
                 })?;
-                let op = crate::keyed_process::KeyedProcessOp::new(f, key_of.clone(), info);
+                let op = crate::keyed_process::KeyedProcessOp::new(f, key_of.clone(), info)?;
                 Ok(Box::new(OneInputLink::new(op, out, info.clone())?))
             })
     }

@@ -7,7 +7,6 @@ use weir_runtime::{Result, RuntimeError, StreamRecord, Watermark};
 use weir_state::{KeyedStateBackend, StateContext, StateKey};
 
 use crate::exchange::KeySelector;
-use weir_state::KeyGroupRange;
 
 /// A function on a keyed stream with per-key state and timers.
 ///
@@ -138,18 +137,16 @@ pub(crate) struct KeyedProcessOp<T, K, O, P> {
 }
 
 impl<T, K: StateKey, O, P: KeyedProcessFunction<K, T, O>> KeyedProcessOp<T, K, O, P> {
-    pub(crate) fn new(f: P, key_of: KeySelector<T, K>, info: &OperatorInfo) -> Self {
-        let range =
-            KeyGroupRange::for_subtask(info.max_parallelism, info.parallelism, info.subtask);
-        KeyedProcessOp {
+    pub(crate) fn new(f: P, key_of: KeySelector<T, K>, info: &OperatorInfo) -> Result<Self> {
+        Ok(KeyedProcessOp {
             f,
             key_of,
-            backend: KeyedStateBackend::new(range, info.max_parallelism),
+            backend: KeyedStateBackend::with_store(info.keyed_store()?, info.max_parallelism),
             timers: InternalTimers::new(info.processing_time.clone()),
             watermark: i64::MIN,
             info: info.clone(),
             _o: std::marker::PhantomData,
-        }
+        })
     }
 
     fn fire(&mut self, domain: TimeDomain, time: i64, key: K, out: &mut Outputs<O>) -> Result<()> {
@@ -231,10 +228,10 @@ impl<T, K: StateKey, O, P: KeyedProcessFunction<K, T, O>> OneInputOperator<T, O>
 
     fn snapshot_state(
         &mut self,
-        _: &weir_runtime::checkpoint::CheckpointBarrier,
+        barrier: &weir_runtime::checkpoint::CheckpointBarrier,
         st: &mut weir_state::OperatorSubtaskState,
     ) -> Result<()> {
-        crate::timers::snapshot_keyed(&self.info, &self.backend, &self.timers, st)
+        crate::timers::snapshot_keyed(&self.info, barrier, &mut self.backend, &self.timers, st)
     }
 
     fn initialize_state(&mut self, restored: &weir_state::RestoredState) -> Result<()> {

@@ -10,7 +10,7 @@ use weir_runtime::operator::{
     OneInputOperator, OperatorInfo, OutputControl, Outputs, TwoInputOperator,
 };
 use weir_runtime::{Result, StreamRecord, Watermark};
-use weir_state::{KeyGroupRange, KeyGroupedMap};
+use weir_state::{KeyGroupedMap, KeyedStore, StateTable};
 
 /// `map`: one record in, one out.
 pub(crate) struct MapOp<F>(pub F);
@@ -96,24 +96,70 @@ impl<I, O, P: ProcessFunction<I, O>> OneInputOperator<I, O> for ProcessOp<P> {
 /// A rolling reduce per key: emits the new aggregate for every record (Flink's
 /// `StreamGroupedReduceOperator`). `sum`, `min`, `max`, `min_by` and `max_by` are reduces.
 ///
-/// The stored value is taken out, reduced and put back, so a record costs one clone (the
-/// emitted copy) and one hash-table probe.
+/// On the heap the stored value is taken out, reduced and put back, so a record costs one
+/// clone (the emitted copy) and one hash-table probe; under RocksDB the values are a table
+/// of the operator's instance.
 pub(crate) struct KeyedReduceOp<T, K, F> {
     key_of: KeySelector<T, K>,
     f: F,
-    state: KeyGroupedMap<K, Option<T>>,
+    state: ReduceValues<K, T>,
     info: OperatorInfo,
 }
 
-impl<T, K: Hash + Eq, F> KeyedReduceOp<T, K, F> {
-    pub(crate) fn new(key_of: KeySelector<T, K>, f: F, info: &OperatorInfo) -> Self {
-        let range =
-            KeyGroupRange::for_subtask(info.max_parallelism, info.parallelism, info.subtask);
-        KeyedReduceOp {
+/// Where a keyed reduce keeps its values.
+enum ReduceValues<K, T> {
+    Heap(KeyGroupedMap<K, Option<T>>),
+    Rocks {
+        store: KeyedStore,
+        table: StateTable<K, (), Option<T>>,
+    },
+}
+
+impl<T, K, F> KeyedReduceOp<T, K, F>
+where
+    T: Clone + Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
+    K: Hash + Eq + Clone + Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
+{
+    pub(crate) fn new(key_of: KeySelector<T, K>, f: F, info: &OperatorInfo) -> Result<Self> {
+        let store = info.keyed_store()?;
+        let state = match &store {
+            KeyedStore::Heap(range) => {
+                ReduceValues::Heap(KeyGroupedMap::new(*range, info.max_parallelism))
+            }
+            KeyedStore::Rocks(_) => ReduceValues::Rocks {
+                table: store
+                    .table(REDUCE_STATE)
+                    .map_err(|e| crate::timers::state_error(info, "open", e))?,
+                store,
+            },
+        };
+        Ok(KeyedReduceOp {
             key_of,
             f,
-            state: KeyGroupedMap::new(range, info.max_parallelism),
+            state,
             info: info.clone(),
+        })
+    }
+}
+
+impl<K, T> ReduceValues<K, T>
+where
+    T: Clone + Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
+    K: Hash + Eq + Clone + Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
+{
+    /// The stored value of `key`, for update.
+    #[inline]
+    fn value_of(&mut self, key: K, info: &OperatorInfo) -> Result<&mut Option<T>> {
+        let err = |e: weir_state::StateError| info.error(e.to_string());
+        match self {
+            ReduceValues::Heap(m) => m.get_or_insert_with(key, || None).map_err(err),
+            ReduceValues::Rocks { store, table } => {
+                let kg = weir_core::key_group::key_group_for_key(&key, info.max_parallelism);
+                let slot = weir_state::table::slot_of(store.key_group_range(), kg).map_err(err)?;
+                table
+                    .get_or_insert_with(slot, &key, &(), || None)
+                    .map_err(err)
+            }
         }
     }
 }
@@ -127,10 +173,7 @@ where
     #[inline]
     fn process_element(&mut self, r: StreamRecord<T>, out: &mut Outputs<T>) -> Result<()> {
         let key = (self.key_of)(&r.value);
-        let slot = self
-            .state
-            .get_or_insert_with(key, || None)
-            .map_err(|e| self.info.error(e.to_string()))?;
+        let slot = self.state.value_of(key, &self.info)?;
         let value = match slot.take() {
             Some(acc) => (self.f)(acc, r.value),
             None => r.value,
@@ -143,21 +186,45 @@ where
     }
 
     fn state_entries(&self) -> u64 {
-        self.state.len() as u64
+        match &self.state {
+            ReduceValues::Heap(m) => m.len() as u64,
+            ReduceValues::Rocks { table, .. } => table.len() as u64,
+        }
     }
 
     fn snapshot_state(
         &mut self,
-        _: &weir_runtime::checkpoint::CheckpointBarrier,
+        barrier: &weir_runtime::checkpoint::CheckpointBarrier,
         st: &mut weir_state::OperatorSubtaskState,
     ) -> Result<()> {
-        self.state.snapshot(REDUCE_STATE, st).map_err(|e| {
+        let r = match &mut self.state {
+            ReduceValues::Heap(m) => m.snapshot(REDUCE_STATE, st),
+            ReduceValues::Rocks { store, table } => {
+                let shared = barrier.shared_state_dir();
+                table
+                    .snapshot(REDUCE_STATE, st)
+                    .and_then(|()| store.snapshot(barrier.is_savepoint(), shared.as_deref(), st))
+            }
+        };
+        r.map_err(|e| {
             weir_runtime::RuntimeError::state(format!("operator '{}'", self.info.name), e)
         })
     }
 
     fn initialize_state(&mut self, restored: &weir_state::RestoredState) -> Result<()> {
-        self.state.restore(REDUCE_STATE, restored).map_err(|e| {
+        let r = match &mut self.state {
+            ReduceValues::Heap(m) => {
+                if restored.handles.is_empty() {
+                    m.restore(REDUCE_STATE, restored)
+                } else {
+                    KeyedStore::Heap(m.key_group_range()).restore(restored)
+                }
+            }
+            ReduceValues::Rocks { store, table } => store
+                .restore(restored)
+                .and_then(|()| table.restore(REDUCE_STATE, restored)),
+        };
+        r.map_err(|e| {
             weir_runtime::RuntimeError::state(format!("operator '{}'", self.info.name), e)
         })
     }

@@ -151,6 +151,7 @@ impl JobCode for CompiledJob {
                 uid: op.uid.clone(),
                 restored: io.restored.get(&op.uid).cloned(),
                 alignment: io.alignment,
+                state_backend: graph.config.state_backend.clone(),
             };
             let is_head = op.node == head_node;
             match &node.code {

@@ -85,15 +85,18 @@ const EVENT_TIMERS: &str = "timers/event";
 /// Snapshot section of processing-time timers.
 const PROCESSING_TIMERS: &str = "timers/processing";
 
-/// Writes a keyed operator's state and timers into its snapshot.
+/// Writes a keyed operator's state and timers into its snapshot; the store (RocksDB)
+/// last, after the operator wrote its other tables back.
 pub(crate) fn snapshot_keyed<K: StateKey, N: Namespace>(
     info: &weir_runtime::operator::OperatorInfo,
-    backend: &weir_state::KeyedStateBackend<K>,
+    barrier: &weir_runtime::checkpoint::CheckpointBarrier,
+    backend: &mut weir_state::KeyedStateBackend<K>,
     timers: &InternalTimers<K, N>,
     st: &mut weir_state::OperatorSubtaskState,
 ) -> weir_runtime::Result<()> {
+    let shared = barrier.shared_state_dir();
     backend
-        .snapshot(st)
+        .snapshot_with_store(barrier.is_savepoint(), shared.as_deref(), st)
         .and_then(|()| timers.snapshot(info.max_parallelism, st))
         .map_err(|e| state_error(info, "snapshot", e))
 }

@@ -16,11 +16,13 @@ use crate::gateway::{RestorePoint, SavepointReply, TaskExecutorGateway};
 use crate::result::{
     CheckpointHistory, CheckpointStats, CheckpointStatus, OperatorCheckpointStats,
 };
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use weir_core::{CheckpointConfig, JobGraph, JobId, VertexId};
-use weir_runtime::checkpoint::{in_flight_uid, CheckpointAck, CheckpointBarrier, CheckpointNotice};
+use weir_runtime::checkpoint::{
+    in_flight_uid, CheckpointAck, CheckpointBarrier, CheckpointNotice, SHARED_STATE_DIR,
+};
 use weir_runtime::inbox::TaskControl;
 use weir_state::metadata::{OperatorStateMeta, SubtaskStateHandle};
 use weir_state::storage::join_location;
@@ -60,6 +62,8 @@ struct Pending {
 struct Completed {
     id: u64,
     point: RestorePoint,
+    /// Files of the shared state directory it refers to.
+    shared: HashSet<String>,
 }
 
 /// A checkpoint failure beyond what the job tolerates.
@@ -522,6 +526,11 @@ impl CheckpointCoordinator {
                 location: p.location.clone(),
                 metadata: Arc::new(meta),
             },
+            shared: p
+                .acks
+                .values()
+                .flat_map(|a| a.shared_files.iter().cloned())
+                .collect(),
         });
         while self.completed.len() > self.cfg.retained.max(1) as usize {
             if let Some(old) = self.completed.pop_front() {
@@ -529,6 +538,30 @@ impl CheckpointCoordinator {
                 if old.point.metadata.kind == SnapshotKind::Checkpoint {
                     self.delete_dir(&format!("chk-{}", old.id));
                 }
+                // Shared files go when no retained or pending checkpoint refers to them.
+                for f in &old.shared {
+                    if !self.shared_in_use(f) {
+                        self.delete_file(&format!("{SHARED_STATE_DIR}/{f}"));
+                    }
+                }
+            }
+        }
+    }
+
+    /// True if a retained or pending checkpoint refers to shared file `name`.
+    fn shared_in_use(&self, name: &str) -> bool {
+        self.completed.iter().any(|c| c.shared.contains(name))
+            || self.pending.values().any(|p| {
+                p.acks
+                    .values()
+                    .any(|a| a.shared_files.iter().any(|f| f == name))
+            })
+    }
+
+    fn delete_file(&self, rel: &str) {
+        if let Some(root) = &self.root {
+            if let Err(e) = root.delete(rel) {
+                tracing::warn!(job = %self.job, file = rel, error = %e, "cannot delete a shared state file");
             }
         }
     }
@@ -717,6 +750,18 @@ impl CheckpointCoordinator {
             if id.is_some_and(|id| !self.completed.iter().any(|c| c.id == id)) {
                 self.delete_dir(&d);
             }
+        }
+        // Shared files that no retained checkpoint refers to (uploaded for checkpoints that
+        // were aborted or discarded).
+        match root.list_files(SHARED_STATE_DIR) {
+            Ok(files) => {
+                for f in files {
+                    if !self.completed.iter().any(|c| c.shared.contains(&f)) {
+                        self.delete_file(&format!("{SHARED_STATE_DIR}/{f}"));
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(job = %self.job, error = %e, "cannot list shared state files"),
         }
     }
 }

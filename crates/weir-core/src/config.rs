@@ -41,6 +41,47 @@ pub struct ExecutionConfig {
     pub restart_strategy: Option<RestartStrategy>,
     /// A savepoint or checkpoint to start from.
     pub restore: Option<RestoreSettings>,
+    /// Where keyed state lives.
+    #[serde(default)]
+    pub state_backend: StateBackendConfig,
+}
+
+/// The keyed state backend (Flink's `state.backend.type`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StateBackendKind {
+    /// Objects in hash tables on the heap (Flink's `hashmap`): fastest, bounded by memory.
+    #[default]
+    Heap,
+    /// An embedded RocksDB instance per operator subtask (Flink's `rocksdb`): state larger
+    /// than memory, incremental checkpoints.
+    RocksDb,
+}
+
+impl std::str::FromStr for StateBackendKind {
+    type Err = crate::CoreError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "heap" | "hashmap" => Ok(StateBackendKind::Heap),
+            "rocksdb" => Ok(StateBackendKind::RocksDb),
+            other => Err(crate::CoreError::InvalidConfig(format!(
+                "unknown state backend '{other}': use 'heap' (or 'hashmap') or 'rocksdb'"
+            ))),
+        }
+    }
+}
+
+/// State backend settings.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateBackendConfig {
+    /// Heap or RocksDB.
+    pub kind: StateBackendKind,
+    /// RocksDB: checkpoints upload only the SST files that are new since the last one
+    /// (Flink's `execution.checkpointing.incremental`, off by default as there). Savepoints
+    /// are always full.
+    pub incremental: bool,
+    /// RocksDB: where the working directories go (Flink's `state.backend.rocksdb.localdir`);
+    /// default: `weir-rocksdb` under the system's temporary directory.
+    pub local_dir: Option<String>,
 }
 
 impl ExecutionConfig {
@@ -70,6 +111,7 @@ impl Default for ExecutionConfig {
             checkpoint: CheckpointConfig::default(),
             restart_strategy: None,
             restore: None,
+            state_backend: StateBackendConfig::default(),
         }
     }
 }

@@ -78,9 +78,24 @@ pub struct OperatorInfo {
     pub restored: Option<std::sync::Arc<RestoredState>>,
     /// How the task's input head aligns checkpoint barriers.
     pub alignment: weir_core::BarrierAlignment,
+    /// Where keyed state lives.
+    pub state_backend: weir_core::StateBackendConfig,
 }
 
 impl OperatorInfo {
+    /// The keyed store of this subtask (heap tables, or a RocksDB instance of its own), for
+    /// the key groups it owns.
+    pub fn keyed_store(&self) -> Result<weir_state::KeyedStore> {
+        let range = weir_core::KeyGroupRange::for_subtask(
+            self.max_parallelism,
+            self.parallelism,
+            self.subtask,
+        );
+        let label = format!("{}-{}", self.uid, self.subtask);
+        weir_state::KeyedStore::open(&self.state_backend, range, &label)
+            .map_err(|e| self.error(format!("cannot open its keyed state backend: {e}")))
+    }
+
     /// An operator failure with this operator's name and subtask.
     pub fn error(&self, message: impl Into<String>) -> RuntimeError {
         RuntimeError::Operator {

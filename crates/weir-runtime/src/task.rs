@@ -268,6 +268,7 @@ impl Task {
             alignment_ms,
             sync_ms: start.elapsed().as_millis() as u64,
             async_ms: 0,
+            shared_files: Vec::new(),
         };
         if snap.operators.is_empty() {
             cp.responder.acknowledge(ack);
@@ -302,11 +303,17 @@ impl Task {
                         union: !st.unions.is_empty(),
                     })
                     .collect();
-                Ok((snap.to_file_bytes()?, sizes))
+                let shared: Vec<String> = snap
+                    .operators
+                    .values()
+                    .flat_map(|st| st.shared_files())
+                    .collect();
+                Ok((snap.to_file_bytes()?, (sizes, shared)))
             },
             move |r| match r {
-                Ok((size, sizes)) => {
+                Ok((size, (sizes, shared))) => {
                     ack.operators = sizes;
+                    ack.shared_files = shared;
                     ack.file = Some((file, size));
                     ack.async_ms = upload_start.elapsed().as_millis() as u64;
                     responder.acknowledge(ack);

@@ -1,8 +1,9 @@
-//! The heap keyed state backend: the current key, and the registered state tables.
+//! The keyed state backend of an operator subtask: the current key, and the registered
+//! state tables, on the heap or in RocksDB (see [`KeyedStore`]).
 
 use crate::error::{Result, StateError};
 use crate::snapshot::{decode, OperatorSubtaskState, RestoredState};
-use crate::table::StateTable;
+use crate::table::{slot_of, KeyedStore, StateTable, TableTypes};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::any::Any;
@@ -35,34 +36,26 @@ pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 trait ErasedTable: Send {
     fn len(&self) -> usize;
     fn as_any_mut(&mut self) -> &mut dyn Any;
-    /// Copies the table now; the part encodes the copy later as sections called `section`.
-    fn snapshot_deferred(&self, section: String) -> crate::snapshot::DeferredPart;
+    /// Adds the table to `out` as sections called `section` (see [`StateTable::snapshot`]).
+    fn snapshot_into(&mut self, section: &str, out: &mut OperatorSubtaskState) -> Result<()>;
     fn restore_key_group(&mut self, kg: u32, bytes: &[u8], name: &str) -> Result<()>;
 }
 
-impl<K: StateKey, N: Namespace, V: StateValue + Clone> ErasedTable for StateTable<K, N, V> {
+impl<K: TableTypes, N: TableTypes, V: StateValue + Clone> ErasedTable for StateTable<K, N, V> {
     fn len(&self) -> usize {
         StateTable::len(self)
     }
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
     }
-    fn snapshot_deferred(&self, section: String) -> crate::snapshot::DeferredPart {
-        crate::snapshot::defer_sections(section, self.copy_entries())
+    fn snapshot_into(&mut self, section: &str, out: &mut OperatorSubtaskState) -> Result<()> {
+        self.snapshot(section, out)
     }
     fn restore_key_group(&mut self, kg: u32, bytes: &[u8], name: &str) -> Result<()> {
         let entries: Vec<((K, N), V)> = decode(name, bytes)?;
-        let range = self.key_group_range();
-        if !range.contains(kg) {
-            return Err(StateError::KeyGroupOutOfRange {
-                key_group: kg,
-                start: range.start,
-                end: range.end,
-            });
-        }
-        let slot = (kg - range.start) as usize;
+        let slot = slot_of(self.key_group_range(), kg)?;
         for ((k, n), v) in entries {
-            self.insert(slot, &k, &n, v);
+            self.insert(slot, &k, &n, v)?;
         }
         Ok(())
     }
@@ -73,9 +66,10 @@ struct Registered {
     table: Box<dyn ErasedTable>,
 }
 
-/// Keyed state of one operator subtask, on the heap.
+/// Keyed state of one operator subtask.
 pub struct KeyedStateBackend<K> {
     range: KeyGroupRange,
+    store: KeyedStore,
     max_parallelism: u32,
     key: Option<K>,
     slot: usize,
@@ -88,10 +82,17 @@ pub struct KeyedStateBackend<K> {
 }
 
 impl<K: StateKey> KeyedStateBackend<K> {
-    /// A backend for the key groups `range` out of `max_parallelism`.
+    /// A heap backend for the key groups `range` out of `max_parallelism`.
     pub fn new(range: KeyGroupRange, max_parallelism: u32) -> Self {
+        Self::with_store(KeyedStore::Heap(range), max_parallelism)
+    }
+
+    /// A backend whose states live in `store` (which may hold other tables of the
+    /// operator too).
+    pub fn with_store(store: KeyedStore, max_parallelism: u32) -> Self {
         KeyedStateBackend {
-            range,
+            range: store.key_group_range(),
+            store,
             max_parallelism,
             key: None,
             slot: 0,
@@ -156,7 +157,9 @@ impl<K: StateKey> KeyedStateBackend<K> {
             return Ok(id);
         }
         let id = self.states.len();
-        let mut table = StateTable::<K, N, V>::new(self.range);
+        let mut table = self
+            .store
+            .table::<K, N, V>(&format!("{SECTION_PREFIX}{name}"))?;
         for (kg, bytes) in self.pending.remove(name).unwrap_or_default() {
             ErasedTable::restore_key_group(&mut table, kg, &bytes, name)?;
         }
@@ -210,15 +213,19 @@ impl<K: StateKey> KeyedStateBackend<K> {
         self.max_parallelism
     }
 
+    /// The store the states live in, for the operator's other tables.
+    pub fn store(&self) -> &KeyedStore {
+        &self.store
+    }
+
     /// Adds every state per key group to `out` (sections `state/<name>`), including
     /// restored state of names no function has used since the restore: copies now, encoded
-    /// later.
-    pub fn snapshot(&self, out: &mut OperatorSubtaskState) -> Result<()> {
-        for r in &self.states {
-            out.defer(
-                r.table
-                    .snapshot_deferred(format!("{SECTION_PREFIX}{}", r.name)),
-            );
+    /// later. RocksDB tables only write back here: snapshot the store after the operator's
+    /// other tables ([`Self::snapshot_with_store`]).
+    pub fn snapshot(&mut self, out: &mut OperatorSubtaskState) -> Result<()> {
+        for r in &mut self.states {
+            r.table
+                .snapshot_into(&format!("{SECTION_PREFIX}{}", r.name), out)?;
         }
         for (name, groups) in &self.pending {
             let section = format!("{SECTION_PREFIX}{name}");
@@ -229,9 +236,23 @@ impl<K: StateKey> KeyedStateBackend<K> {
         Ok(())
     }
 
-    /// Loads the `state/<name>` sections of `restored`. States registered already are
-    /// filled at once; the others when they are registered.
+    /// [`Self::snapshot`], then the store: for an operator whose only tables are the
+    /// backend's (or that wrote its other tables back before).
+    pub fn snapshot_with_store(
+        &mut self,
+        full: bool,
+        shared: Option<&str>,
+        out: &mut OperatorSubtaskState,
+    ) -> Result<()> {
+        self.snapshot(out)?;
+        self.store.snapshot(full, shared, out)
+    }
+
+    /// Loads the backend files of `restored` into the store, then the `state/<name>`
+    /// sections. States registered already are filled at once; the others when they are
+    /// registered.
     pub fn restore(&mut self, restored: &RestoredState) -> Result<()> {
+        self.store.restore(restored)?;
         for (kg, section, bytes) in restored.all_sections() {
             let Some(name) = section.strip_prefix(SECTION_PREFIX) else {
                 continue;

@@ -57,6 +57,9 @@ pub enum StateError {
     /// A snapshot cannot be restored into this job.
     #[error("cannot restore: {0}")]
     Restore(String),
+    /// The state backend (RocksDB, its working directory) failed.
+    #[error("state backend: {0}")]
+    Backend(String),
 }
 
 /// Result with [`StateError`].

@@ -1,8 +1,11 @@
 //! Keyed and operator state for Weir operators.
 //!
-//! - [`KeyedStateBackend`]: the heap backend of one operator subtask: the current key and
+//! - [`KeyedStateBackend`]: the keyed state of one operator subtask: the current key and
 //!   its registered [`StateTable`]s, laid out per key group so that snapshots can be written
 //!   and restored per key group and a job can be rescaled by moving key groups.
+//! - [`KeyedStore`]: where the tables live: hash tables on the heap ([`HeapTable`]) or one
+//!   embedded RocksDB instance per operator subtask ([`rocks`]), with incremental
+//!   checkpoints that share SST files.
 //! - [`state`]: the typed handles functions use: [`ValueState`], [`ListState`],
 //!   [`MapState`], [`ReducingState`], [`AggregatingState`], with [`StateTtlConfig`].
 //! - [`TimerQueue`]: event- and processing-time timers by (time, key, namespace).
@@ -11,9 +14,11 @@
 pub mod aggregate;
 pub mod backend;
 pub mod error;
+pub mod heap_table;
 pub mod key_grouped;
 pub mod metadata;
 pub mod operator_state;
+pub mod rocks;
 pub mod snapshot;
 pub mod state;
 pub mod storage;
@@ -24,12 +29,14 @@ pub mod ttl;
 pub use aggregate::AggregateFunction;
 pub use backend::{KeyedStateBackend, Namespace, StateKey, StateValue};
 pub use error::{Result, StateError};
+pub use heap_table::HeapTable;
 pub use key_grouped::KeyGroupedMap;
 pub use metadata::{SnapshotKind, SnapshotMetadata, SnapshotReader};
+pub use snapshot::KeyedStateHandle;
 pub use snapshot::{OperatorSubtaskState, RestoredState, TaskStateSnapshot};
 pub use state::{AggregatingState, ListState, MapState, ReducingState, StateContext, ValueState};
 pub use storage::CheckpointStorage;
-pub use table::StateTable;
+pub use table::{KeyedStore, StateTable};
 pub use timers::TimerQueue;
 pub use ttl::{StateTtlConfig, StateVisibility, TtlUpdateType};
 pub use weir_core::KeyGroupRange;

@@ -59,9 +59,31 @@ pub struct OperatorSubtaskState {
     pub lists: BTreeMap<String, Vec<Vec<u8>>>,
     /// Union list state: every subtask gets every element on restore.
     pub unions: BTreeMap<String, Vec<Vec<u8>>>,
+    /// Keyed state kept as backend files (RocksDB incremental checkpoints), each covering
+    /// a key-group range; a restored subtask gets those that overlap its own range.
+    #[serde(default)]
+    pub handles: Vec<KeyedStateHandle>,
     /// Copies of state to encode later, off the task thread.
     #[serde(skip)]
     pub deferred: Deferred,
+}
+
+/// Keyed state of one subtask kept as a state backend's own files: RocksDB's SST files,
+/// shared between incremental checkpoints, and its small private files.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyedStateHandle {
+    /// The backend that wrote it (`rocksdb`).
+    pub backend: String,
+    /// First key group it holds.
+    pub key_group_start: u32,
+    /// One past the last key group it holds.
+    pub key_group_end: u32,
+    /// The directory (path or URL) of the shared files.
+    pub shared_dir: String,
+    /// Shared files: (local file name, name in `shared_dir`).
+    pub shared: Vec<(String, String)>,
+    /// Private files, inline: (local file name, bytes).
+    pub private: Vec<(String, Vec<u8>)>,
 }
 
 /// Encodes `value` with bincode, naming `what` in errors.
@@ -130,6 +152,7 @@ impl OperatorSubtaskState {
         self.key_groups.is_empty()
             && self.lists.is_empty()
             && self.unions.is_empty()
+            && self.handles.is_empty()
             && self.deferred.0.is_empty()
     }
 
@@ -146,7 +169,20 @@ impl OperatorSubtaskState {
             .chain(self.unions.values())
             .flat_map(|l| l.iter().map(Vec::len))
             .sum();
-        (kg + lists) as u64
+        let handles: usize = self
+            .handles
+            .iter()
+            .flat_map(|h| h.private.iter().map(|(_, b)| b.len()))
+            .sum();
+        (kg + lists + handles) as u64
+    }
+
+    /// The names of the shared files the handles refer to (in their shared directory).
+    pub fn shared_files(&self) -> Vec<String> {
+        self.handles
+            .iter()
+            .flat_map(|h| h.shared.iter().map(|(_, name)| name.clone()))
+            .collect()
     }
 }
 
@@ -223,6 +259,8 @@ pub struct RestoredState {
     pub lists: BTreeMap<String, Vec<Vec<u8>>>,
     /// Every element of each union list state.
     pub unions: BTreeMap<String, Vec<Vec<u8>>>,
+    /// Backend files whose key groups overlap this subtask's.
+    pub handles: Vec<KeyedStateHandle>,
 }
 
 impl RestoredState {
@@ -263,6 +301,11 @@ impl RestoredState {
                     .entry(*kg)
                     .or_default()
                     .extend(secs.iter().cloned());
+            }
+        }
+        for h in &old.handles {
+            if h.key_group_start < range.end && range.start < h.key_group_end {
+                self.handles.push(h.clone());
             }
         }
         for (name, elems) in &old.unions {

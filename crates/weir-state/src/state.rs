@@ -99,28 +99,29 @@ macro_rules! open {
 }
 
 /// Reads a TTL'd single value, applying expiry and refresh.
-fn read_value<K: StateKey, N: Namespace, V: Clone>(
+fn read_value<K: StateKey, N: Namespace, V: Clone + StateValue>(
     cfg: Option<&StateTtlConfig>,
     t: &mut StateTable<K, N, TtlValue<V>>,
     slot: usize,
     key: &K,
     ns: &N,
     now: i64,
-) -> Option<V> {
-    match on_read(cfg, t.get(slot, key, ns).map(|v| v.ts), now) {
-        Read::Missing => None,
-        Read::Valid { refresh } => t.get_mut(slot, key, ns).map(|v| {
-            if refresh {
+) -> Result<Option<V>> {
+    Ok(
+        match on_read(cfg, t.get(slot, key, ns)?.map(|v| v.ts), now) {
+            Read::Missing => None,
+            Read::Valid { refresh: false } => t.get(slot, key, ns)?.map(|v| v.value.clone()),
+            Read::Valid { refresh: true } => t.get_mut(slot, key, ns)?.map(|v| {
                 v.ts = now;
+                v.value.clone()
+            }),
+            Read::ExpiredVisible => t.remove(slot, key, ns)?.map(|v| v.value),
+            Read::ExpiredHidden => {
+                t.remove(slot, key, ns)?;
+                None
             }
-            v.value.clone()
-        }),
-        Read::ExpiredVisible => t.remove(slot, key, ns).map(|v| v.value),
-        Read::ExpiredHidden => {
-            t.remove(slot, key, ns);
-            None
-        }
-    }
+        },
+    )
 }
 
 /// One value per key (and namespace).
@@ -156,20 +157,20 @@ impl<V: Clone + StateValue> ValueState<V> {
     /// The current key's value.
     pub fn value<C: StateContext>(&self, ctx: &mut C) -> Result<Option<V>> {
         let (t, k, slot, ns, now) = open!(self.h, ctx, TtlValue<V>);
-        Ok(read_value(self.h.ttl.as_ref(), t, slot, k, ns, now))
+        read_value(self.h.ttl.as_ref(), t, slot, k, ns, now)
     }
 
     /// Sets the current key's value.
     pub fn update<C: StateContext>(&self, ctx: &mut C, value: V) -> Result<()> {
         let (t, k, slot, ns, now) = open!(self.h, ctx, TtlValue<V>);
-        t.insert(slot, k, ns, TtlValue { value, ts: now });
+        t.insert(slot, k, ns, TtlValue { value, ts: now })?;
         Ok(())
     }
 
     /// Removes the current key's value.
     pub fn clear<C: StateContext>(&self, ctx: &mut C) -> Result<()> {
         let (t, k, slot, ns, _) = open!(self.h, ctx, TtlValue<V>);
-        t.remove(slot, k, ns);
+        t.remove(slot, k, ns)?;
         Ok(())
     }
 }
@@ -208,7 +209,14 @@ impl<V: Clone + StateValue> ListState<V> {
     pub fn get<C: StateContext>(&self, ctx: &mut C) -> Result<Vec<V>> {
         let cfg = self.h.ttl;
         let (t, k, slot, ns, now) = open!(self.h, ctx, Vec<TtlValue<V>>);
-        let Some(list) = t.get_mut(slot, k, ns) else {
+        if cfg.is_none() {
+            // Without TTL a read changes nothing (RocksDB writes nothing back).
+            return Ok(t
+                .get(slot, k, ns)?
+                .map(|l| l.iter().map(|e| e.value.clone()).collect())
+                .unwrap_or_default());
+        }
+        let Some(list) = t.get_mut(slot, k, ns)? else {
             return Ok(Vec::new());
         };
         let mut out = Vec::with_capacity(list.len());
@@ -228,7 +236,7 @@ impl<V: Clone + StateValue> ListState<V> {
                 _ => false,
             });
             if list.is_empty() {
-                t.remove(slot, k, ns);
+                t.remove(slot, k, ns)?;
             }
         } else {
             out.extend(list.iter().map(|e| e.value.clone()));
@@ -239,7 +247,7 @@ impl<V: Clone + StateValue> ListState<V> {
     /// Appends an element.
     pub fn add<C: StateContext>(&self, ctx: &mut C, value: V) -> Result<()> {
         let (t, k, slot, ns, now) = open!(self.h, ctx, Vec<TtlValue<V>>);
-        t.get_or_insert_with(slot, k, ns, Vec::new)
+        t.get_or_insert_with(slot, k, ns, Vec::new)?
             .push(TtlValue { value, ts: now });
         Ok(())
     }
@@ -250,7 +258,7 @@ impl<V: Clone + StateValue> ListState<V> {
             return Ok(());
         }
         let (t, k, slot, ns, now) = open!(self.h, ctx, Vec<TtlValue<V>>);
-        t.get_or_insert_with(slot, k, ns, Vec::new)
+        t.get_or_insert_with(slot, k, ns, Vec::new)?
             .extend(values.into_iter().map(|value| TtlValue { value, ts: now }));
         Ok(())
     }
@@ -259,7 +267,7 @@ impl<V: Clone + StateValue> ListState<V> {
     pub fn update<C: StateContext>(&self, ctx: &mut C, values: Vec<V>) -> Result<()> {
         let (t, k, slot, ns, now) = open!(self.h, ctx, Vec<TtlValue<V>>);
         if values.is_empty() {
-            t.remove(slot, k, ns);
+            t.remove(slot, k, ns)?;
         } else {
             t.insert(
                 slot,
@@ -269,7 +277,7 @@ impl<V: Clone + StateValue> ListState<V> {
                     .into_iter()
                     .map(|value| TtlValue { value, ts: now })
                     .collect(),
-            );
+            )?;
         }
         Ok(())
     }
@@ -277,7 +285,7 @@ impl<V: Clone + StateValue> ListState<V> {
     /// Removes the current key's elements.
     pub fn clear<C: StateContext>(&self, ctx: &mut C) -> Result<()> {
         let (t, k, slot, ns, _) = open!(self.h, ctx, Vec<TtlValue<V>>);
-        t.remove(slot, k, ns);
+        t.remove(slot, k, ns)?;
         Ok(())
     }
 }
@@ -318,7 +326,7 @@ impl<UK: Hash + Eq + Clone + StateValue, UV: Clone + StateValue> MapState<UK, UV
     pub fn get<C: StateContext>(&self, ctx: &mut C, user_key: &UK) -> Result<Option<UV>> {
         let cfg = self.h.ttl;
         let (t, k, slot, ns, now) = open!(self.h, ctx, UserMap<UK, UV>);
-        let Some(map) = t.get_mut(slot, k, ns) else {
+        let Some(map) = t.get_mut(slot, k, ns)? else {
             return Ok(None);
         };
         let r = match on_read(cfg.as_ref(), map.get(user_key).map(|e| e.ts), now) {
@@ -336,7 +344,7 @@ impl<UK: Hash + Eq + Clone + StateValue, UV: Clone + StateValue> MapState<UK, UV
             }
         };
         if map.is_empty() {
-            t.remove(slot, k, ns);
+            t.remove(slot, k, ns)?;
         }
         Ok(r)
     }
@@ -349,7 +357,7 @@ impl<UK: Hash + Eq + Clone + StateValue, UV: Clone + StateValue> MapState<UK, UV
     /// Sets the value of `user_key`.
     pub fn put<C: StateContext>(&self, ctx: &mut C, user_key: UK, value: UV) -> Result<()> {
         let (t, k, slot, ns, now) = open!(self.h, ctx, UserMap<UK, UV>);
-        t.get_or_insert_with(slot, k, ns, HashMap::new)
+        t.get_or_insert_with(slot, k, ns, HashMap::new)?
             .insert(user_key, TtlValue { value, ts: now });
         Ok(())
     }
@@ -357,10 +365,10 @@ impl<UK: Hash + Eq + Clone + StateValue, UV: Clone + StateValue> MapState<UK, UV
     /// Removes `user_key`.
     pub fn remove<C: StateContext>(&self, ctx: &mut C, user_key: &UK) -> Result<()> {
         let (t, k, slot, ns, _) = open!(self.h, ctx, UserMap<UK, UV>);
-        if let Some(map) = t.get_mut(slot, k, ns) {
+        if let Some(map) = t.get_mut(slot, k, ns)? {
             map.remove(user_key);
             if map.is_empty() {
-                t.remove(slot, k, ns);
+                t.remove(slot, k, ns)?;
             }
         }
         Ok(())
@@ -370,7 +378,7 @@ impl<UK: Hash + Eq + Clone + StateValue, UV: Clone + StateValue> MapState<UK, UV
     pub fn entries<C: StateContext>(&self, ctx: &mut C) -> Result<Vec<(UK, UV)>> {
         let cfg = self.h.ttl;
         let (t, k, slot, ns, now) = open!(self.h, ctx, UserMap<UK, UV>);
-        let Some(map) = t.get_mut(slot, k, ns) else {
+        let Some(map) = t.get_mut(slot, k, ns)? else {
             return Ok(Vec::new());
         };
         let mut out = Vec::with_capacity(map.len());
@@ -389,7 +397,7 @@ impl<UK: Hash + Eq + Clone + StateValue, UV: Clone + StateValue> MapState<UK, UV
             _ => false,
         });
         if map.is_empty() {
-            t.remove(slot, k, ns);
+            t.remove(slot, k, ns)?;
         }
         Ok(out)
     }
@@ -412,7 +420,7 @@ impl<UK: Hash + Eq + Clone + StateValue, UV: Clone + StateValue> MapState<UK, UV
     /// Removes every entry of the current key.
     pub fn clear<C: StateContext>(&self, ctx: &mut C) -> Result<()> {
         let (t, k, slot, ns, _) = open!(self.h, ctx, UserMap<UK, UV>);
-        t.remove(slot, k, ns);
+        t.remove(slot, k, ns)?;
         Ok(())
     }
 }
@@ -450,26 +458,26 @@ impl<V: Clone + StateValue> ReducingState<V> {
     /// The reduced value.
     pub fn get<C: StateContext>(&self, ctx: &mut C) -> Result<Option<V>> {
         let (t, k, slot, ns, now) = open!(self.h, ctx, TtlValue<V>);
-        Ok(read_value(self.h.ttl.as_ref(), t, slot, k, ns, now))
+        read_value(self.h.ttl.as_ref(), t, slot, k, ns, now)
     }
 
     /// Reduces `value` into the state.
     pub fn add<C: StateContext>(&self, ctx: &mut C, value: V) -> Result<()> {
         let cfg = self.h.ttl;
         let (t, k, slot, ns, now) = open!(self.h, ctx, TtlValue<V>);
-        let current = read_value(cfg.as_ref(), t, slot, k, ns, now);
+        let current = read_value(cfg.as_ref(), t, slot, k, ns, now)?;
         let value = match current {
             Some(old) => (self.reduce)(old, value),
             None => value,
         };
-        t.insert(slot, k, ns, TtlValue { value, ts: now });
+        t.insert(slot, k, ns, TtlValue { value, ts: now })?;
         Ok(())
     }
 
     /// Removes the value.
     pub fn clear<C: StateContext>(&self, ctx: &mut C) -> Result<()> {
         let (t, k, slot, ns, _) = open!(self.h, ctx, TtlValue<V>);
-        t.remove(slot, k, ns);
+        t.remove(slot, k, ns)?;
         Ok(())
     }
 }
@@ -507,7 +515,7 @@ impl<IN: 'static, ACC: Clone + StateValue, OUT: 'static> AggregatingState<IN, AC
     /// The aggregate's current result.
     pub fn get<C: StateContext>(&self, ctx: &mut C) -> Result<Option<OUT>> {
         let (t, k, slot, ns, now) = open!(self.h, ctx, TtlValue<ACC>);
-        Ok(read_value(self.h.ttl.as_ref(), t, slot, k, ns, now)
+        Ok(read_value(self.h.ttl.as_ref(), t, slot, k, ns, now)?
             .map(|acc| self.agg.get_result(&acc)))
     }
 
@@ -515,7 +523,7 @@ impl<IN: 'static, ACC: Clone + StateValue, OUT: 'static> AggregatingState<IN, AC
     pub fn add<C: StateContext>(&self, ctx: &mut C, value: IN) -> Result<()> {
         let cfg = self.h.ttl;
         let (t, k, slot, ns, now) = open!(self.h, ctx, TtlValue<ACC>);
-        let mut acc = read_value(cfg.as_ref(), t, slot, k, ns, now)
+        let mut acc = read_value(cfg.as_ref(), t, slot, k, ns, now)?
             .unwrap_or_else(|| self.agg.create_accumulator());
         self.agg.add(&value, &mut acc);
         t.insert(
@@ -526,14 +534,14 @@ impl<IN: 'static, ACC: Clone + StateValue, OUT: 'static> AggregatingState<IN, AC
                 value: acc,
                 ts: now,
             },
-        );
+        )?;
         Ok(())
     }
 
     /// Removes the accumulator.
     pub fn clear<C: StateContext>(&self, ctx: &mut C) -> Result<()> {
         let (t, k, slot, ns, _) = open!(self.h, ctx, TtlValue<ACC>);
-        t.remove(slot, k, ns);
+        t.remove(slot, k, ns)?;
         Ok(())
     }
 }

@@ -246,6 +246,30 @@ impl CheckpointStorage {
         Ok(())
     }
 
+    /// Deletes the file `rel` (nothing if it does not exist).
+    pub fn delete(&self, rel: &str) -> Result<()> {
+        let p = self.obj(rel)?;
+        match self.rt.block_on(self.store.delete(&p)) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(storage_err(&self.location_of(rel), e)),
+        }
+    }
+
+    /// The names of the files directly under `rel` (none if it does not exist).
+    pub fn list_files(&self, rel: &str) -> Result<Vec<String>> {
+        let p = self.obj(rel)?;
+        let r = self.rt.block_on(self.store.list_with_delimiter(Some(&p)));
+        match r {
+            Ok(r) => Ok(r
+                .objects
+                .into_iter()
+                .filter_map(|o| o.location.filename().map(str::to_string))
+                .collect()),
+            Err(object_store::Error::NotFound { .. }) => Ok(Vec::new()),
+            Err(e) => Err(storage_err(&self.location_of(rel), e)),
+        }
+    }
+
     /// The names of the directories directly under `rel`.
     pub fn list_dirs(&self, rel: &str) -> Result<Vec<String>> {
         let p = self.obj(rel)?;

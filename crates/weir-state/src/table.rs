@@ -1,71 +1,65 @@
-//! A state table: values by (key, namespace), one hash table per key group.
+//! A state table of either backend, and the per-operator store that makes them.
 //!
-//! This is the heap backend's storage. The key group of a key is computed once per record
-//! when the operator sets its current key, and passed in as a slot index, so a lookup hashes
-//! the key only once more (for the table itself). Lookups borrow the key and namespace; they
-//! are cloned only when a new entry is inserted.
+//! Operators keep their keyed structures (registered states, a keyed reduce's values,
+//! window contents, join buffers) in [`StateTable`]s made by their [`KeyedStore`]: hash
+//! tables on the heap, or tables of the operator's RocksDB instance. The API is the same;
+//! every access is fallible because RocksDB reads and writes can fail.
+//!
+//! A snapshot writes each table ([`StateTable::snapshot`]) and then the store
+//! ([`KeyedStore::snapshot`]): heap tables copy themselves, RocksDB tables only write back
+//! their cached entry and the store snapshots the whole instance once.
 
-use hashbrown::hash_table::Entry;
-use hashbrown::HashTable;
-use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
-use weir_core::key_group::StableHasher;
+use crate::error::Result;
+use crate::heap_table::HeapTable;
+use crate::rocks::{RocksDbOptions, RocksStore, RocksTable};
+use crate::snapshot::{OperatorSubtaskState, RestoredState};
+use crate::StateError;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::hash::Hash;
+use std::sync::Arc;
+use weir_core::config::{StateBackendConfig, StateBackendKind};
 use weir_core::KeyGroupRange;
 
-/// A borrowed (key, namespace) pair that hashes like the owned tuple.
-struct Lookup<'a, K, N>(&'a K, &'a N);
-
-impl<K: Hash, N: Hash> Hash for Lookup<'_, K, N> {
-    fn hash<H: Hasher>(&self, h: &mut H) {
-        // The same sequence of writes as `(K, N)::hash`.
-        self.0.hash(h);
-        self.1.hash(h);
-    }
+/// Values by (key, namespace), partitioned by key group, on the heap or in RocksDB.
+pub enum StateTable<K, N, V> {
+    /// Hash tables per key group.
+    Heap(HeapTable<K, N, V>),
+    /// A table of the operator's RocksDB instance.
+    Rocks(RocksTable<K, N, V>),
 }
 
-#[inline]
-fn hash_of<K: Hash, N: Hash>(key: &K, ns: &N) -> u64 {
-    BuildHasherDefault::<StableHasher>::default().hash_one(Lookup(key, ns))
-}
+/// What a table's key, namespace and value must be.
+pub trait TableTypes: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static {}
+impl<T: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static> TableTypes for T {}
 
-type Slot<K, N, V> = ((K, N), V);
-
-/// Owned entries per key group, as a snapshot copies them.
-pub type KeyGroupEntries<K, N, V> = Vec<(u32, Vec<((K, N), V)>)>;
-
-/// Values by (key, namespace), partitioned by key group.
-pub struct StateTable<K, N, V> {
-    range: KeyGroupRange,
-    groups: Vec<HashTable<Slot<K, N, V>>>,
-    len: usize,
-}
-
-impl<K: Hash + Eq + Clone, N: Hash + Eq + Clone, V> StateTable<K, N, V> {
-    /// An empty table for the key groups in `range`.
-    pub fn new(range: KeyGroupRange) -> Self {
-        StateTable {
-            range,
-            groups: (0..range.len()).map(|_| HashTable::new()).collect(),
-            len: 0,
-        }
+impl<K: TableTypes, N: TableTypes, V: Clone + Send + Serialize + DeserializeOwned + 'static>
+    StateTable<K, N, V>
+{
+    /// A heap table for the key groups in `range`.
+    pub fn heap(range: KeyGroupRange) -> Self {
+        StateTable::Heap(HeapTable::new(range))
     }
 
     /// The value of (`key`, `ns`) in key-group slot `slot` (key group minus range start).
     #[inline]
-    pub fn get(&self, slot: usize, key: &K, ns: &N) -> Option<&V> {
-        self.groups[slot]
-            .find(hash_of(key, ns), |e| e.0 .0 == *key && e.0 .1 == *ns)
-            .map(|e| &e.1)
+    pub fn get(&mut self, slot: usize, key: &K, ns: &N) -> Result<Option<&V>> {
+        match self {
+            StateTable::Heap(t) => Ok(t.get(slot, key, ns)),
+            StateTable::Rocks(t) => t.get(slot, key, ns),
+        }
     }
 
     /// The value for update.
     #[inline]
-    pub fn get_mut(&mut self, slot: usize, key: &K, ns: &N) -> Option<&mut V> {
-        self.groups[slot]
-            .find_mut(hash_of(key, ns), |e| e.0 .0 == *key && e.0 .1 == *ns)
-            .map(|e| &mut e.1)
+    pub fn get_mut(&mut self, slot: usize, key: &K, ns: &N) -> Result<Option<&mut V>> {
+        match self {
+            StateTable::Heap(t) => Ok(t.get_mut(slot, key, ns)),
+            StateTable::Rocks(t) => t.get_mut(slot, key, ns),
+        }
     }
 
-    /// The value for update, inserted with `init` if absent (one probe either way).
+    /// The value for update, inserted with `init` if absent.
     #[inline]
     pub fn get_or_insert_with(
         &mut self,
@@ -73,156 +67,175 @@ impl<K: Hash + Eq + Clone, N: Hash + Eq + Clone, V> StateTable<K, N, V> {
         key: &K,
         ns: &N,
         init: impl FnOnce() -> V,
-    ) -> &mut V {
-        let hash = hash_of(key, ns);
-        match self.groups[slot].entry(
-            hash,
-            |e| e.0 .0 == *key && e.0 .1 == *ns,
-            |e| hash_of(&e.0 .0, &e.0 .1),
-        ) {
-            Entry::Occupied(o) => &mut o.into_mut().1,
-            Entry::Vacant(v) => {
-                self.len += 1;
-                &mut v.insert(((key.clone(), ns.clone()), init())).into_mut().1
-            }
+    ) -> Result<&mut V> {
+        match self {
+            StateTable::Heap(t) => Ok(t.get_or_insert_with(slot, key, ns, init)),
+            StateTable::Rocks(t) => t.get_or_insert_with(slot, key, ns, init),
         }
     }
 
-    /// Sets the value; returns the previous one.
+    /// Sets the value.
     #[inline]
-    pub fn insert(&mut self, slot: usize, key: &K, ns: &N, value: V) -> Option<V> {
-        let hash = hash_of(key, ns);
-        match self.groups[slot].entry(
-            hash,
-            |e| e.0 .0 == *key && e.0 .1 == *ns,
-            |e| hash_of(&e.0 .0, &e.0 .1),
-        ) {
-            Entry::Occupied(mut o) => Some(std::mem::replace(&mut o.get_mut().1, value)),
-            Entry::Vacant(v) => {
-                self.len += 1;
-                v.insert(((key.clone(), ns.clone()), value));
-                None
+    pub fn insert(&mut self, slot: usize, key: &K, ns: &N, value: V) -> Result<()> {
+        match self {
+            StateTable::Heap(t) => {
+                t.insert(slot, key, ns, value);
+                Ok(())
             }
+            StateTable::Rocks(t) => t.insert(slot, key, ns, value),
         }
     }
 
     /// Removes the value.
     #[inline]
-    pub fn remove(&mut self, slot: usize, key: &K, ns: &N) -> Option<V> {
-        let found =
-            self.groups[slot].find_entry(hash_of(key, ns), |e| e.0 .0 == *key && e.0 .1 == *ns);
-        match found {
-            Ok(o) => {
-                self.len -= 1;
-                Some(o.remove().0 .1)
-            }
-            Err(_) => None,
+    pub fn remove(&mut self, slot: usize, key: &K, ns: &N) -> Result<Option<V>> {
+        match self {
+            StateTable::Heap(t) => Ok(t.remove(slot, key, ns)),
+            StateTable::Rocks(t) => t.remove(slot, key, ns),
         }
     }
 
     /// Number of (key, namespace) entries.
     pub fn len(&self) -> usize {
-        self.len
+        match self {
+            StateTable::Heap(t) => t.len(),
+            StateTable::Rocks(t) => t.len(),
+        }
     }
 
     /// True if the table is empty.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 
     /// The key groups of the table.
     pub fn key_group_range(&self) -> KeyGroupRange {
-        self.range
+        match self {
+            StateTable::Heap(t) => t.key_group_range(),
+            StateTable::Rocks(t) => t.key_group_range(),
+        }
     }
 
-    /// Entries of key group `kg` (nothing if not owned).
-    pub fn iter_key_group(&self, kg: u32) -> impl Iterator<Item = (&(K, N), &V)> {
-        let slot = self
-            .range
-            .contains(kg)
-            .then(|| (kg - self.range.start) as usize);
-        slot.into_iter()
-            .flat_map(move |s| self.groups[s].iter().map(|e| (&e.0, &e.1)))
-    }
-}
-
-impl<K, N, V> StateTable<K, N, V>
-where
-    K: Hash + Eq + Clone + Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
-    N: Hash + Eq + Clone + Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
-    V: Clone + Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
-{
-    /// A copy of the entries per key group, as [`Self::snapshot`] encodes them.
-    pub fn copy_entries(&self) -> KeyGroupEntries<K, N, V> {
-        (self.range.start..self.range.end)
-            .map(|kg| {
-                let entries: Vec<((K, N), V)> = self
-                    .iter_key_group(kg)
-                    .map(|(kn, v)| (kn.clone(), v.clone()))
-                    .collect();
-                (kg, entries)
-            })
-            .filter(|(_, e)| !e.is_empty())
-            .collect()
+    /// Adds the entries to `out` as sections called `section` (heap: a copy now, encoded
+    /// later); a RocksDB table writes its cached entry back, and its store's snapshot holds
+    /// it.
+    pub fn snapshot(&mut self, section: &str, out: &mut OperatorSubtaskState) -> Result<()> {
+        match self {
+            StateTable::Heap(t) => t.snapshot(section, out),
+            StateTable::Rocks(t) => t.flush(),
+        }
     }
 
-    /// Adds the entries to `out` per key group, as sections called `section`: a copy is
-    /// taken now and encoded later.
-    pub fn snapshot(
-        &self,
-        section: &str,
-        out: &mut crate::snapshot::OperatorSubtaskState,
-    ) -> crate::Result<()> {
-        out.defer(crate::snapshot::defer_sections(
-            section.to_string(),
-            self.copy_entries(),
-        ));
-        Ok(())
-    }
-
-    /// Inserts the entries of the sections called `section` in `restored`.
-    pub fn restore(
-        &mut self,
-        section: &str,
-        restored: &crate::snapshot::RestoredState,
-    ) -> crate::Result<()> {
-        for (kg, bytes) in restored.sections(section) {
-            if !self.range.contains(kg) {
-                return Err(crate::StateError::KeyGroupOutOfRange {
-                    key_group: kg,
-                    start: self.range.start,
-                    end: self.range.end,
-                });
-            }
-            let slot = (kg - self.range.start) as usize;
-            let entries: Vec<((K, N), V)> = crate::snapshot::decode(section, bytes)?;
-            for ((k, n), v) in entries {
-                self.insert(slot, &k, &n, v);
+    /// Inserts the entries of the sections called `section` in `restored` (a full snapshot
+    /// of either backend).
+    pub fn restore(&mut self, section: &str, restored: &RestoredState) -> Result<()> {
+        match self {
+            StateTable::Heap(t) => t.restore(section, restored),
+            StateTable::Rocks(t) => {
+                for (kg, bytes) in restored.sections(section) {
+                    let slot = slot_of(t.key_group_range(), kg)?;
+                    let entries: Vec<((K, N), V)> = crate::snapshot::decode(section, bytes)?;
+                    for ((k, n), v) in entries {
+                        t.insert(slot, &k, &n, v)?;
+                    }
+                }
+                t.flush()
             }
         }
-        Ok(())
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The slot of key group `kg` in `range`, or the error for a key group not owned.
+pub fn slot_of(range: KeyGroupRange, kg: u32) -> Result<usize> {
+    if range.contains(kg) {
+        Ok((kg - range.start) as usize)
+    } else {
+        Err(StateError::KeyGroupOutOfRange {
+            key_group: kg,
+            start: range.start,
+            end: range.end,
+        })
+    }
+}
 
-    #[test]
-    fn entries_by_key_and_namespace() {
-        let mut t: StateTable<String, i64, u32> =
-            StateTable::new(KeyGroupRange { start: 4, end: 8 });
-        let k = "a".to_string();
-        assert_eq!(t.insert(0, &k, &1, 10), None);
-        assert_eq!(t.insert(0, &k, &2, 20), None);
-        assert_eq!(t.insert(0, &k, &1, 11), Some(10));
-        *t.get_or_insert_with(1, &k, &1, || 0) += 5;
-        assert_eq!(t.get(1, &k, &1), Some(&5));
-        assert_eq!(t.get(0, &k, &1), Some(&11));
-        assert_eq!(t.len(), 3);
-        assert_eq!(t.remove(0, &k, &2), Some(20));
-        assert_eq!(t.len(), 2);
-        assert_eq!(t.iter_key_group(5).count(), 1);
-        assert_eq!(t.iter_key_group(100).count(), 0);
+/// Where one operator subtask keeps its keyed state: the heap, or its RocksDB instance.
+#[derive(Clone, Debug)]
+pub enum KeyedStore {
+    /// Hash tables on the heap.
+    Heap(KeyGroupRange),
+    /// One RocksDB instance for all tables of the operator.
+    Rocks(Arc<RocksStore>),
+}
+
+impl KeyedStore {
+    /// The store `config` asks for, for the key groups `range`; `label` names the
+    /// operator subtask (in RocksDB's working directory name).
+    pub fn open(config: &StateBackendConfig, range: KeyGroupRange, label: &str) -> Result<Self> {
+        match config.kind {
+            StateBackendKind::Heap => Ok(KeyedStore::Heap(range)),
+            StateBackendKind::RocksDb => {
+                let local_dir = config
+                    .local_dir
+                    .clone()
+                    .map(std::path::PathBuf::from)
+                    .unwrap_or_else(|| std::env::temp_dir().join("weir-rocksdb"));
+                let options = RocksDbOptions {
+                    local_dir,
+                    incremental: config.incremental,
+                };
+                Ok(KeyedStore::Rocks(RocksStore::open(&options, range, label)?))
+            }
+        }
+    }
+
+    /// The key groups of the store.
+    pub fn key_group_range(&self) -> KeyGroupRange {
+        match self {
+            KeyedStore::Heap(r) => *r,
+            KeyedStore::Rocks(s) => s.key_group_range(),
+        }
+    }
+
+    /// True for the RocksDB backend.
+    pub fn is_rocksdb(&self) -> bool {
+        matches!(self, KeyedStore::Rocks(_))
+    }
+
+    /// A table called `name` (its snapshot section).
+    pub fn table<K: TableTypes, N: TableTypes, V>(&self, name: &str) -> Result<StateTable<K, N, V>>
+    where
+        V: Clone + Send + Serialize + DeserializeOwned + 'static,
+    {
+        match self {
+            KeyedStore::Heap(r) => Ok(StateTable::heap(*r)),
+            KeyedStore::Rocks(s) => Ok(StateTable::Rocks(RocksTable::new(s.clone(), name)?)),
+        }
+    }
+
+    /// Snapshots the RocksDB instance (after every table's [`StateTable::snapshot`]):
+    /// `full` for savepoints; otherwise incremental when configured, its new SST files
+    /// going to `shared` (a directory path or URL). Nothing for the heap.
+    pub fn snapshot(
+        &self,
+        full: bool,
+        shared: Option<&str>,
+        out: &mut OperatorSubtaskState,
+    ) -> Result<()> {
+        match self {
+            KeyedStore::Heap(_) => Ok(()),
+            KeyedStore::Rocks(s) => s.snapshot(full, shared, out),
+        }
+    }
+
+    /// Restores the backend files of `restored` (incremental RocksDB checkpoints); call
+    /// before the tables restore their sections. A heap store cannot read them.
+    pub fn restore(&self, restored: &RestoredState) -> Result<()> {
+        match self {
+            KeyedStore::Rocks(s) => s.restore_handles(restored),
+            KeyedStore::Heap(_) if !restored.handles.is_empty() => Err(StateError::Restore(
+                "the checkpoint holds incremental RocksDB state, which the heap backend cannot read; restore it with the RocksDB backend, or take a savepoint (savepoints are readable by both backends)".into(),
+            )),
+            KeyedStore::Heap(_) => Ok(()),
+        }
     }
 }

@@ -23,7 +23,7 @@ use std::marker::PhantomData;
 use weir_runtime::operator::{Discard, OneInputOperator, OperatorInfo, OutputControl, Outputs};
 use weir_runtime::time::ProcessingTimeService;
 use weir_runtime::{Result, StreamRecord, Watermark};
-use weir_state::{AggregateFunction, KeyGroupRange, KeyedStateBackend, StateKey, StateTable};
+use weir_state::{AggregateFunction, KeyedStateBackend, StateKey, StateTable};
 
 /// How a window keeps its contents and what it emits from them.
 pub(crate) trait WindowContents<T, K, W, O>: Send {
@@ -317,17 +317,17 @@ where
         allowed_lateness: i64,
         late_tag: Option<String>,
         info: &OperatorInfo,
-    ) -> Self {
-        let range =
-            KeyGroupRange::for_subtask(info.max_parallelism, info.parallelism, info.subtask);
-        WindowOperator {
+    ) -> Result<Self> {
+        let store = info.keyed_store()?;
+        let err = |e| crate::timers::state_error(info, "open", e);
+        Ok(WindowOperator {
             key_of,
             assigner,
             trigger,
             contents,
-            table: StateTable::new(range),
-            merging: StateTable::new(range),
-            backend: KeyedStateBackend::new(range, info.max_parallelism),
+            table: store.table(WINDOW_CONTENTS).map_err(err)?,
+            merging: store.table(MERGING_WINDOWS).map_err(err)?,
+            backend: KeyedStateBackend::with_store(store, info.max_parallelism),
             timers: InternalTimers::new(info.processing_time.clone()),
             allowed_lateness,
             late_tag,
@@ -336,7 +336,7 @@ where
             scratch: Vec::new(),
             late_dropped: 0,
             _o: PhantomData,
-        }
+        })
     }
 
     fn cleanup_time(&self, w: &W) -> i64 {
@@ -409,7 +409,10 @@ where
             info,
             ..
         } = self;
-        let Some(acc) = table.get_mut(slot, key, state_window) else {
+        let Some(acc) = table
+            .get_mut(slot, key, state_window)
+            .map_err(|e| crate::timers::state_error(info, "read", e))?
+        else {
             return Ok(());
         };
         let env = FnEnv {
@@ -431,7 +434,9 @@ where
         state_window: &W,
         out: &mut Outputs<O>,
     ) -> Result<()> {
-        self.table.remove(slot, key, state_window);
+        self.table
+            .remove(slot, key, state_window)
+            .map_err(|e| crate::timers::state_error(&self.info, "update", e))?;
         {
             let mut ctx = Self::trigger_ctx(
                 &mut self.backend,
@@ -451,10 +456,11 @@ where
         };
         clear_window(&mut self.contents, env, window, out)?;
         if self.assigner.is_merging() {
-            if let Some(m) = self.merging.get_mut(slot, key, &()) {
+            let err = |e| crate::timers::state_error(&self.info, "update", e);
+            if let Some(m) = self.merging.get_mut(slot, key, &()).map_err(err)? {
                 m.retain(|(a, _)| a != window);
                 if m.is_empty() {
-                    self.merging.remove(slot, key, &());
+                    self.merging.remove(slot, key, &()).map_err(err)?;
                 }
             }
         }
@@ -570,9 +576,10 @@ where
                 clear_window(&mut self.contents, env, m, &mut none)?;
             }
         }
-        let mut acc = self.table.remove(slot, key, state_result);
+        let err = |e| crate::timers::state_error(&self.info, "update", e);
+        let mut acc = self.table.remove(slot, key, state_result).map_err(err)?;
         for s in merged_states {
-            if let Some(a) = self.table.remove(slot, key, &s) {
+            if let Some(a) = self.table.remove(slot, key, &s).map_err(err)? {
                 match &mut acc {
                     Some(x) => self.contents.merge(x, a),
                     None => acc = Some(a),
@@ -580,7 +587,7 @@ where
             }
         }
         if let Some(a) = acc {
-            self.table.insert(slot, key, state_result, a);
+            self.table.insert(slot, key, state_result, a).map_err(err)?;
         }
         Ok(())
     }
@@ -601,6 +608,7 @@ where
             match self
                 .merging
                 .get(slot, &key, &())
+                .map_err(|e| crate::timers::state_error(&self.info, "update", e))?
                 .and_then(|m| state_window_of(m, &window))
             {
                 Some(s) => s,
@@ -629,7 +637,9 @@ where
             self.emit(&key, slot, &window, &state_window, out)?;
         }
         if result.is_purge() {
-            self.table.remove(slot, &key, &state_window);
+            self.table
+                .remove(slot, &key, &state_window)
+                .map_err(|e| crate::timers::state_error(&self.info, "update", e))?;
         }
         if self.assigner.is_event_time() == event_time && time == self.cleanup_time(&window) {
             self.clear_all_state(&key, slot, &window, &state_window, out)?;
@@ -693,7 +703,10 @@ where
         let mut skipped = true;
         let merging = self.assigner.is_merging();
         let mut mapping = if merging {
-            self.merging.remove(slot, &key, &()).unwrap_or_default()
+            self.merging
+                .remove(slot, &key, &())
+                .map_err(|e| crate::timers::state_error(&self.info, "update", e))?
+                .unwrap_or_default()
         } else {
             Vec::new()
         };
@@ -745,7 +758,8 @@ where
                 let contents = &mut self.contents;
                 let acc = self
                     .table
-                    .get_or_insert_with(slot, &key, &state_window, || contents.create());
+                    .get_or_insert_with(slot, &key, &state_window, || contents.create())
+                    .map_err(|e| crate::timers::state_error(&self.info, "update", e))?;
                 match owned {
                     Some(v) => contents.add(acc, v, ts),
                     None => {
@@ -762,7 +776,9 @@ where
                     self.emit(&key, slot, &actual, &state_window, out)?;
                 }
                 if result.is_purge() {
-                    self.table.remove(slot, &key, &state_window);
+                    self.table
+                        .remove(slot, &key, &state_window)
+                        .map_err(|e| crate::timers::state_error(&self.info, "update", e))?;
                 }
                 Ok(())
             })();
@@ -772,7 +788,9 @@ where
             }
         }
         if merging && !mapping.is_empty() {
-            self.merging.insert(slot, &key, &(), mapping);
+            self.merging
+                .insert(slot, &key, &(), mapping)
+                .map_err(|e| crate::timers::state_error(&self.info, "update", e))?;
         }
         self.scratch = windows;
         outcome?;
@@ -809,29 +827,30 @@ where
 
     fn snapshot_state(
         &mut self,
-        _: &weir_runtime::checkpoint::CheckpointBarrier,
+        barrier: &weir_runtime::checkpoint::CheckpointBarrier,
         st: &mut weir_state::OperatorSubtaskState,
     ) -> Result<()> {
         self.table
             .snapshot(WINDOW_CONTENTS, st)
             .and_then(|()| self.merging.snapshot(MERGING_WINDOWS, st))
             .map_err(|e| crate::timers::state_error(&self.info, "snapshot", e))?;
-        crate::timers::snapshot_keyed(&self.info, &self.backend, &self.timers, st)
+        crate::timers::snapshot_keyed(&self.info, barrier, &mut self.backend, &self.timers, st)
     }
 
     fn initialize_state(&mut self, restored: &weir_state::RestoredState) -> Result<()> {
+        // The backend first: it loads RocksDB files, which hold these tables too.
+        crate::timers::restore_keyed(&self.info, &mut self.backend, &mut self.timers, restored)?;
         self.table
             .restore(WINDOW_CONTENTS, restored)
             .and_then(|()| self.merging.restore(MERGING_WINDOWS, restored))
-            .map_err(|e| crate::timers::state_error(&self.info, "restore", e))?;
-        crate::timers::restore_keyed(&self.info, &mut self.backend, &mut self.timers, restored)
+            .map_err(|e| crate::timers::state_error(&self.info, "restore", e))
     }
 }
 
 /// Snapshot section of the window contents per (key, window).
 pub(crate) const WINDOW_CONTENTS: &str = "window/contents";
 /// Snapshot section of the merging-window sets per key.
-const MERGING_WINDOWS: &str = "window/merging";
+pub(crate) const MERGING_WINDOWS: &str = "window/merging";
 
 impl<T, K, W, O, A, C: WindowContents<T, K, W, O>> WindowOperator<T, K, W, O, A, C> {
     /// Late records dropped because no side output was set.

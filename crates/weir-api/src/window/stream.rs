@@ -18,6 +18,7 @@ use std::hash::Hash;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
+use weir_core::StateBackendKind;
 use weir_runtime::operator::{OneInputLink, OperatorInfo};
 use weir_state::AggregateFunction;
 
@@ -99,16 +100,16 @@ impl<T: Data, K: Data + Hash + Eq, W: Window, A: WindowAssigner<T, W>> WindowedS
         } = self;
         let key_of = keyed.key_of.clone();
         // The common case (event time, no merging, default trigger, no evictor) runs on the
-        // window-major operator; everything else on the general one.
-        if assigner.is_event_time()
+        // window-major operator on the heap backend; everything else, and every window under
+        // RocksDB (whose contents must live in the backend), on the general one.
+        let window_major = assigner.is_event_time()
             && !assigner.is_merging()
             && trigger.is_none()
-            && evictor.is_none()
-        {
-            return keyed.stream.one_input(
-                name,
-                NodeKind::Operator,
-                move |info: &OperatorInfo, out| {
+            && evictor.is_none();
+        keyed
+            .stream
+            .one_input(name, NodeKind::Operator, move |info: &OperatorInfo, out| {
+                if window_major && info.state_backend.kind == StateBackendKind::Heap {
                     let op = EventTimeWindowOperator::new(
                         key_of.clone(),
                         assigner.clone(),
@@ -117,13 +118,8 @@ impl<T: Data, K: Data + Hash + Eq, W: Window, A: WindowAssigner<T, W>> WindowedS
                         late_tag.clone(),
                         info,
                     );
-                    Ok(Box::new(OneInputLink::new(op, out, info.clone())?))
-                },
-            );
-        }
-        keyed
-            .stream
-            .one_input(name, NodeKind::Operator, move |info: &OperatorInfo, out| {
+                    return Ok(Box::new(OneInputLink::new(op, out, info.clone())?));
+                }
                 let trigger = match &trigger {
                     Some(t) => t.box_clone(),
                     None => assigner.default_trigger::<K>(),
@@ -137,7 +133,7 @@ impl<T: Data, K: Data + Hash + Eq, W: Window, A: WindowAssigner<T, W>> WindowedS
                     allowed_lateness,
                     late_tag.clone(),
                     info,
-                );
+                )?;
                 Ok(Box::new(OneInputLink::new(op, out, info.clone())?))
             })
     }

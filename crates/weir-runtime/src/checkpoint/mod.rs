@@ -29,6 +29,27 @@ pub struct CheckpointBarrier {
     pub target: String,
 }
 
+impl CheckpointBarrier {
+    /// True for a savepoint: snapshots are then full and self-contained.
+    pub fn is_savepoint(&self) -> bool {
+        self.kind == SnapshotKind::Savepoint
+    }
+
+    /// The job's directory of state files shared between checkpoints (`shared` next to the
+    /// `chk-<id>` directories, as in Flink); `None` for savepoints.
+    pub fn shared_state_dir(&self) -> Option<String> {
+        if self.is_savepoint() {
+            return None;
+        }
+        let target = self.target.trim_end_matches('/');
+        let (parent, _) = target.rsplit_once('/')?;
+        Some(weir_state::storage::join_location(parent, SHARED_STATE_DIR))
+    }
+}
+
+/// The name of the shared state directory in a job's checkpoint directory.
+pub const SHARED_STATE_DIR: &str = "shared";
+
 /// The state name under which a task stores the in-flight data of an unaligned
 /// checkpoint: one element per input channel (see [`InFlightChannel`]).
 pub const IN_FLIGHT_STATE: &str = "channels";
@@ -99,6 +120,9 @@ pub struct CheckpointAck {
     pub sync_ms: u64,
     /// Milliseconds the background upload took.
     pub async_ms: u64,
+    /// Files of the job's shared state directory the snapshot refers to (incremental
+    /// RocksDB checkpoints), by name.
+    pub shared_files: Vec<String>,
 }
 
 /// Where tasks report snapshots (implemented by the cluster, towards the JobMaster).
