@@ -253,3 +253,57 @@ fn a_retained_incremental_checkpoint_restores_at_another_parallelism() {
     assert!(second.checkpoints.restored_from.is_some());
     assert_same(&committed(&out), &reference(events));
 }
+
+#[test]
+fn a_lost_shared_file_falls_back_to_the_checkpoint_before() {
+    use std::time::{Duration, Instant};
+    use weir::prelude::JobStatus;
+    let events = 120_000;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let mut a = args(events, 2, &out, &tmp.path().join("ck"), "rocksdb");
+    a.restart_delay_ms = 300;
+    a.poll_pause_ms = 4;
+    a.retained_checkpoints = 3;
+    let (env, failures) = build(&a).unwrap();
+    // The first source event after three completed checkpoints fails.
+    {
+        let mut f = failures.lock().unwrap();
+        f.next = true;
+        f.next_after = 3;
+    }
+    let client = env.execute_async("Exactly once").unwrap();
+    let start = Instant::now();
+    while client.status().unwrap() != JobStatus::Restarting {
+        assert!(start.elapsed() < Duration::from_secs(30), "no restart");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // Delete an SST file only the latest checkpoint refers to.
+    let stats = client.checkpoint_stats().unwrap();
+    let latest = stats.latest_completed().unwrap();
+    let latest_dir = Path::new(latest.location.as_ref().unwrap()).to_path_buf();
+    let job_dir = latest_dir.parent().unwrap().to_path_buf();
+    let mine = referenced_shared_files_of(&latest_dir);
+    let others: BTreeSet<String> = std::fs::read_dir(&job_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p != &latest_dir && p.join("_metadata").exists())
+        .flat_map(|p| referenced_shared_files_of(&p))
+        .collect();
+    let only_latest = mine
+        .difference(&others)
+        .next()
+        .expect("the latest checkpoint added an SST file");
+    std::fs::remove_file(job_dir.join("shared").join(only_latest)).unwrap();
+
+    let result = client.wait().unwrap();
+    let (restored, _) = result.checkpoints.restored_from.clone().unwrap();
+    assert!(
+        restored < latest.id,
+        "restored from {restored}, lost a file of {}",
+        latest.id
+    );
+    let mut got = committed(&out);
+    got.dedup();
+    assert_same(&got, &reference(events));
+}

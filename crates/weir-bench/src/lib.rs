@@ -315,11 +315,28 @@ pub struct Outcome {
 /// otherwise: 10 s, as the benchmark issue defines it.
 pub const W2C_CHECKPOINT_INTERVAL_MS: u64 = 10_000;
 
-/// Runs workload `name` (`W0`..`W4`, or `W2c`: W2 with exactly-once checkpoints on the heap
-/// backend) over `events` bids at `parallelism`.
+/// The state backend `WEIR_BENCH_STATE_BACKEND` asks for (`heap`, the default, or
+/// `rocksdb`, with incremental checkpoints).
+pub fn state_backend_from_env() -> Result<StateBackendConfig, String> {
+    let kind: StateBackendKind = match std::env::var("WEIR_BENCH_STATE_BACKEND") {
+        Ok(v) => v
+            .parse()
+            .map_err(|e| format!("WEIR_BENCH_STATE_BACKEND: {e}"))?,
+        Err(_) => StateBackendKind::Heap,
+    };
+    Ok(StateBackendConfig {
+        kind,
+        incremental: kind == StateBackendKind::RocksDb,
+        local_dir: None,
+    })
+}
+
+/// Runs workload `name` (`W0`..`W4`, or `W2c`: W2 with exactly-once checkpoints) over
+/// `events` bids at `parallelism`, on the state backend of [`state_backend_from_env`].
 pub fn run(name: &str, events: u64, parallelism: i64) -> Result<Outcome, String> {
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(parallelism);
+    env.set_state_backend(state_backend_from_env()?);
     let name = match name {
         "W2c" => {
             let interval = std::env::var("WEIR_BENCH_CHECKPOINT_MS")

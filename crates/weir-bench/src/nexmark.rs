@@ -544,15 +544,29 @@ pub fn run(
     run_with(name, NexmarkConfig::new(events), parallelism, collect)
 }
 
-/// [`run`] with the generator settings `cfg`.
+/// [`run`] with the generator settings `cfg`, on the state backend of
+/// [`crate::state_backend_from_env`].
 pub fn run_with(
     name: &str,
     cfg: NexmarkConfig,
     parallelism: i64,
     collect: bool,
 ) -> Result<NexmarkOutcome, String> {
+    let backend = crate::state_backend_from_env()?;
+    run_on(name, cfg, parallelism, collect, backend)
+}
+
+/// [`run_with`] on the state backend `backend`.
+pub fn run_on(
+    name: &str,
+    cfg: NexmarkConfig,
+    parallelism: i64,
+    collect: bool,
+    backend: StateBackendConfig,
+) -> Result<NexmarkOutcome, String> {
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(parallelism);
+    env.set_state_backend(backend);
     let stream = env.from_source_with_watermarks(
         NexmarkSource::new(cfg),
         WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_secs(4))

@@ -201,6 +201,31 @@ fn queries_match_their_references() {
 }
 
 #[test]
+fn stateful_queries_on_rocksdb_match_their_references() {
+    use weir_api::prelude::{StateBackendConfig, StateBackendKind};
+    let (n, p) = (12_000u64, 2u64);
+    let ev = events(n, p);
+    let tmp = tempfile::tempdir().unwrap();
+    for q in ["q3", "q4", "q5", "q7", "q8"] {
+        let want = reference(q, &ev);
+        let cfg = NexmarkConfig::new(n).with_rate(RATE);
+        let backend = StateBackendConfig {
+            kind: StateBackendKind::RocksDb,
+            incremental: true,
+            local_dir: Some(tmp.path().display().to_string()),
+        };
+        let mut got = nexmark::run_on(q, cfg, p as i64, true, backend).unwrap();
+        if q == "q4" {
+            got.lines = final_updates(&got.lines);
+        }
+        assert!(!want.is_empty(), "{q}: the reference is empty");
+        assert_eq!(got.lines, want, "{q} on RocksDB at n={n}, p={p}");
+    }
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert!(left.is_empty(), "RocksDB directories left behind");
+}
+
+#[test]
 fn an_unknown_query_is_an_error() {
     let e = nexmark::run("q6", 10, 1, false).err().unwrap();
     assert!(e.contains("unknown Nexmark query 'q6'"), "{e}");

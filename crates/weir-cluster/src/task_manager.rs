@@ -90,6 +90,7 @@ fn restore_task_state(
             .restore_operator(uid, d.subtask, v.parallelism, v.max_parallelism)
             .map_err(fail)?
         {
+            st.verify_shared_files().map_err(fail)?;
             out.insert(uid.clone(), Arc::new(st));
         }
     }

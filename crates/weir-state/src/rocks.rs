@@ -20,7 +20,9 @@
 //! and the store; the key layout is otherwise the same (key group first).
 //!
 //! The write-ahead log is off, as in Flink: state is recovered from checkpoints, never from
-//! the working directory.
+//! the working directory. Timers stay on the heap under both backends (Flink's
+//! `state.backend.rocksdb.timer-service.factory: HEAP`); they are written as sections per
+//! key group with every snapshot.
 //!
 //! **Snapshots** start with a RocksDB checkpoint (hard links of the SST files after a
 //! memtable flush): the only synchronous part. The rest runs later, off the task thread:
@@ -42,7 +44,7 @@
 //! restore.
 
 use crate::error::{Result, StateError};
-use crate::snapshot::{KeyedStateHandle, OperatorSubtaskState, RestoredState};
+use crate::snapshot::{KeyedStateHandle, OperatorSubtaskState, RestoredState, SharedFile};
 use crate::storage::CheckpointStorage;
 use rocksdb::{Options, WriteBatch, WriteOptions, DB};
 use serde::de::DeserializeOwned;
@@ -298,9 +300,19 @@ impl RocksStore {
         std::fs::create_dir_all(dir)
             .map_err(|e| io_err("cannot create the restore directory", dir, e))?;
         let shared = CheckpointStorage::open(&h.shared_dir)?;
-        for (local, name) in &h.shared {
-            let bytes = shared.get(name)?;
-            let p = dir.join(local);
+        for f in &h.shared {
+            let bytes = shared.get(&f.name)?;
+            if bytes.len() as u64 != f.size {
+                return Err(StateError::Corrupt {
+                    path: shared.location_of(&f.name),
+                    message: format!(
+                        "the shared state file has {} bytes, the checkpoint recorded {}",
+                        bytes.len(),
+                        f.size
+                    ),
+                });
+            }
+            let p = dir.join(&f.local);
             std::fs::write(&p, bytes).map_err(|e| io_err("cannot write", &p, e))?;
         }
         for (local, bytes) in &h.private {
@@ -475,7 +487,14 @@ fn upload_incremental(
                     t
                 }
             };
-            handle.shared.push((name, target));
+            let size = std::fs::metadata(&p)
+                .map_err(|e| io_err("cannot read", &p, e))?
+                .len();
+            handle.shared.push(SharedFile {
+                local: name,
+                name: target,
+                size,
+            });
         } else {
             let bytes = std::fs::read(&p).map_err(|e| io_err("cannot read", &p, e))?;
             handle.private.push((name, bytes));
@@ -720,6 +739,13 @@ where
 mod tests {
     use super::*;
 
+    fn restored_with(st: &OperatorSubtaskState) -> RestoredState {
+        RestoredState {
+            handles: st.handles.clone(),
+            ..Default::default()
+        }
+    }
+
     fn opts(dir: &Path, incremental: bool) -> RocksDbOptions {
         RocksDbOptions {
             local_dir: dir.to_path_buf(),
@@ -814,9 +840,21 @@ mod tests {
         second.resolve().unwrap();
         let (h1, h2) = (&first.handles[0], &second.handles[0]);
         assert!(!h1.shared.is_empty());
+        assert!(restored_with(&first).verify_shared_files().is_ok());
         // The first checkpoint's SST file is shared by the second.
         assert!(h2.shared.iter().any(|f| h1.shared.contains(f)));
         assert!(h2.shared.len() > h1.shared.len());
+
+        // A shared file that went missing is found before anything is restored.
+        let mut broken = second.handles.clone();
+        broken[0].shared[0].name = "gone.sst".into();
+        let e = RestoredState {
+            handles: broken,
+            ..Default::default()
+        }
+        .verify_shared_files()
+        .unwrap_err();
+        assert!(e.to_string().contains("gone.sst"), "{e}");
 
         // Restore key groups 2..5 from the second checkpoint, into a store of other tags.
         let restored = RestoredState {

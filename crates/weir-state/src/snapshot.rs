@@ -68,6 +68,17 @@ pub struct OperatorSubtaskState {
     pub deferred: Deferred,
 }
 
+/// A file of a job's shared state directory that a snapshot refers to.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedFile {
+    /// The backend's name for it (RocksDB's SST file name).
+    pub local: String,
+    /// Its name in the shared directory.
+    pub name: String,
+    /// Its size in bytes, checked before a restore.
+    pub size: u64,
+}
+
 /// Keyed state of one subtask kept as a state backend's own files: RocksDB's SST files,
 /// shared between incremental checkpoints, and its small private files.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,8 +91,8 @@ pub struct KeyedStateHandle {
     pub key_group_end: u32,
     /// The directory (path or URL) of the shared files.
     pub shared_dir: String,
-    /// Shared files: (local file name, name in `shared_dir`).
-    pub shared: Vec<(String, String)>,
+    /// Shared files.
+    pub shared: Vec<SharedFile>,
     /// Private files, inline: (local file name, bytes).
     pub private: Vec<(String, Vec<u8>)>,
 }
@@ -181,7 +192,7 @@ impl OperatorSubtaskState {
     pub fn shared_files(&self) -> Vec<String> {
         self.handles
             .iter()
-            .flat_map(|h| h.shared.iter().map(|(_, name)| name.clone()))
+            .flat_map(|h| h.shared.iter().map(|f| f.name.clone()))
             .collect()
     }
 }
@@ -279,6 +290,36 @@ impl RestoredState {
             secs.iter()
                 .map(move |(n, b)| (*kg, n.as_str(), b.as_slice()))
         })
+    }
+
+    /// Checks that every shared file the handles refer to exists with its recorded size,
+    /// so that a checkpoint whose shared files were lost is refused before any task
+    /// restores from it.
+    pub fn verify_shared_files(&self) -> Result<()> {
+        for h in &self.handles {
+            let storage = crate::storage::CheckpointStorage::open(&h.shared_dir)?;
+            for f in &h.shared {
+                match storage.size(&f.name) {
+                    Ok(size) if size == f.size => {}
+                    Ok(size) => return Err(StateError::Corrupt {
+                        path: storage.location_of(&f.name),
+                        message: format!(
+                            "the shared state file has {size} bytes, the checkpoint recorded {}",
+                            f.size
+                        ),
+                    }),
+                    Err(e) => {
+                        return Err(StateError::Corrupt {
+                            path: storage.location_of(&f.name),
+                            message: format!(
+                                "a shared state file of the checkpoint is missing: {e}"
+                            ),
+                        })
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// This subtask's elements of list state `name`.

@@ -219,6 +219,15 @@ impl CheckpointStorage {
             .map_err(|e| storage_err(&self.location_of(rel), e))
     }
 
+    /// The size of the file `rel`.
+    pub fn size(&self, rel: &str) -> Result<u64> {
+        let p = self.obj(rel)?;
+        self.rt
+            .block_on(self.store.head(&p))
+            .map(|m| m.size)
+            .map_err(|e| storage_err(&self.location_of(rel), e))
+    }
+
     /// True if `rel` exists.
     pub fn exists(&self, rel: &str) -> bool {
         match self.obj(rel) {
