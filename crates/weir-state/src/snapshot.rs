@@ -301,13 +301,15 @@ impl RestoredState {
             for f in &h.shared {
                 match storage.size(&f.name) {
                     Ok(size) if size == f.size => {}
-                    Ok(size) => return Err(StateError::Corrupt {
-                        path: storage.location_of(&f.name),
-                        message: format!(
+                    Ok(size) => {
+                        return Err(StateError::Corrupt {
+                            path: storage.location_of(&f.name),
+                            message: format!(
                             "the shared state file has {size} bytes, the checkpoint recorded {}",
                             f.size
                         ),
-                    }),
+                        })
+                    }
                     Err(e) => {
                         return Err(StateError::Corrupt {
                             path: storage.location_of(&f.name),
