@@ -299,7 +299,7 @@ impl Task {
                     .map(|(uid, st)| OperatorStateSize {
                         uid: uid.clone(),
                         bytes: st.size(),
-                        keyed: !st.key_groups.is_empty(),
+                        keyed: !st.key_groups.is_empty() || !st.handles.is_empty(),
                         union: !st.unions.is_empty(),
                     })
                     .collect();

@@ -249,13 +249,13 @@ impl RocksStore {
             .local_dir
             .join(format!("{}.snapshot-{n}", self.id));
         let _ = std::fs::remove_dir_all(&snap_dir);
+        // Removed when the part ran, when the snapshot is dropped without running it (a
+        // checkpoint declined, a task failing before the upload), or when this fails.
+        let snap_dir = TempDir(snap_dir);
         rocksdb::checkpoint::Checkpoint::new(db)
-            .and_then(|c| c.create_checkpoint(&snap_dir))
+            .and_then(|c| c.create_checkpoint(&snap_dir.0))
             .map_err(|e| rocks_err("checkpoint", e))?;
         let range = self.range;
-        // Removed when the part ran, or when the snapshot is dropped without running it
-        // (a checkpoint declined or a task failing before the upload).
-        let snap_dir = TempDir(snap_dir);
         match (full, shared) {
             (false, Some(shared)) if self.options.incremental => {
                 let shared = shared.to_string();
@@ -297,6 +297,19 @@ impl RocksStore {
     }
 
     fn copy_from_handle(&self, h: &KeyedStateHandle, dir: &Path) -> Result<()> {
+        let names = h
+            .shared
+            .iter()
+            .map(|f| &f.local)
+            .chain(h.private.iter().map(|(n, _)| n));
+        for name in names {
+            if name.is_empty() || name.contains(['/', '\\']) || name == ".." || name == "." {
+                return Err(StateError::Corrupt {
+                    path: h.shared_dir.clone(),
+                    message: format!("the checkpoint names the state file '{name}', which is not a plain file name"),
+                });
+            }
+        }
         std::fs::create_dir_all(dir)
             .map_err(|e| io_err("cannot create the restore directory", dir, e))?;
         let shared = CheckpointStorage::open(&h.shared_dir)?;
@@ -478,8 +491,7 @@ fn upload_incremental(
                 Some(t) => t,
                 None => {
                     let t = format!("{id}-{name}");
-                    let bytes = std::fs::read(&p).map_err(|e| io_err("cannot read", &p, e))?;
-                    shared.put(&t, bytes)?;
+                    shared.put_file(&t, &p)?;
                     uploaded
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
@@ -500,7 +512,31 @@ fn upload_incremental(
             handle.private.push((name, bytes));
         }
     }
+    // SST files compacted away never come back: forget them.
+    uploaded
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .retain(|local, _| handle.shared.iter().any(|f| &f.local == local));
     Ok(handle)
+}
+
+/// Writes the RocksDB key of (`key`, `ns`) in key group `kg` of table `tag` into `buf`.
+fn encode_key<K: Serialize, N: Serialize>(
+    buf: &mut Vec<u8>,
+    kg: u32,
+    tag: u16,
+    key: &K,
+    ns: &N,
+) -> Result<()> {
+    buf.clear();
+    buf.extend_from_slice(&prefix_of(kg, tag));
+    bincode::serialize_into(&mut *buf, key)
+        .and_then(|()| bincode::serialize_into(&mut *buf, ns))
+        .map_err(|e| StateError::Codec {
+            action: "encode",
+            what: "a RocksDB state key".into(),
+            message: e.to_string(),
+        })
 }
 
 /// One table of a [`RocksStore`]: values by (key, namespace) for one tag.
@@ -552,19 +588,6 @@ where
         })
     }
 
-    fn encode_key(&mut self, slot: usize, key: &K, ns: &N) -> Result<()> {
-        self.kbuf.clear();
-        self.kbuf
-            .extend_from_slice(&prefix_of(self.range.start + slot as u32, self.tag));
-        bincode::serialize_into(&mut self.kbuf, key)
-            .and_then(|()| bincode::serialize_into(&mut self.kbuf, ns))
-            .map_err(|e| StateError::Codec {
-                action: "encode",
-                what: "a RocksDB state key".into(),
-                message: e.to_string(),
-            })
-    }
-
     /// Writes the cached entry back if it changed.
     pub fn flush(&mut self) -> Result<()> {
         let Some(c) = self.cached.as_mut() else {
@@ -573,23 +596,20 @@ where
         if !c.dirty {
             return Ok(());
         }
-        c.dirty = false;
-        let (slot, present, existed) = (c.slot, c.value.is_some(), c.existed);
-        let bytes = match &c.value {
-            Some(v) => Some(crate::snapshot::encode("a RocksDB state value", v)?),
-            None => None,
-        };
-        let (key, ns) = (c.key.clone(), c.ns.clone());
-        self.encode_key(slot, &key, &ns)?;
+        let (present, existed) = (c.value.is_some(), c.existed);
+        let start = self.range.start + c.slot as u32;
+        encode_key(&mut self.kbuf, start, self.tag, &c.key, &c.ns)?;
         let db = self.store.db()?;
-        match bytes {
-            Some(b) => db.put_opt(&self.kbuf, b, &self.write),
+        match &c.value {
+            Some(v) => {
+                let b = crate::snapshot::encode("a RocksDB state value", v)?;
+                db.put_opt(&self.kbuf, b, &self.write)
+            }
             None => db.delete_opt(&self.kbuf, &self.write),
         }
         .map_err(|e| rocks_err("write", e))?;
-        if let Some(c) = self.cached.as_mut() {
-            c.existed = present;
-        }
+        c.dirty = false;
+        c.existed = present;
         let gen = self.store.generation.load(Ordering::Acquire);
         if let Some((g, n)) = self.len.get() {
             let n = match (existed, present) {
@@ -607,7 +627,13 @@ where
         let hit = matches!(&self.cached, Some(c) if c.slot == slot && c.key == *key && c.ns == *ns);
         if !hit {
             self.flush()?;
-            self.encode_key(slot, key, ns)?;
+            encode_key(
+                &mut self.kbuf,
+                self.range.start + slot as u32,
+                self.tag,
+                key,
+                ns,
+            )?;
             let db = self.store.db()?;
             let raw = db
                 .get_pinned_opt(&self.kbuf, &rocksdb::ReadOptions::default())
@@ -696,11 +722,14 @@ where
         let gen = self.store.generation.load(Ordering::Acquire);
         let written = match self.len.get() {
             Some((g, n)) if g == gen => n,
-            _ => {
-                let n = self.store.count(self.tag).unwrap_or(0);
-                self.len.set(Some((gen, n)));
-                n
-            }
+            _ => match self.store.count(self.tag) {
+                Ok(n) => {
+                    self.len.set(Some((gen, n)));
+                    n
+                }
+                // Only a metric reads this: report nothing rather than fail.
+                Err(_) => 0,
+            },
         };
         match &self.cached {
             Some(c) if c.dirty => match (c.existed, c.value.is_some()) {

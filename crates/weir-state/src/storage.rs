@@ -207,6 +207,29 @@ impl CheckpointStorage {
             .map_err(|e| storage_err(&self.location_of(rel), e))
     }
 
+    /// Writes the local file `path` to `rel` and waits; atomic (all or nothing).
+    ///
+    /// Safe to call from a task of the storage's own runtime (a background snapshot part):
+    /// local storage copies with the standard library instead of going through the
+    /// runtime's blocking pool, which that caller may be holding.
+    pub fn put_file(&self, rel: &str, path: &std::path::Path) -> Result<()> {
+        let Some(root) = &self.local else {
+            let bytes =
+                std::fs::read(path).map_err(|e| storage_err(&path.display().to_string(), e))?;
+            return self.put(rel, bytes);
+        };
+        let target = root.join(rel);
+        let err = |e: std::io::Error| storage_err(&target.display().to_string(), e);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(err)?;
+        }
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = target.with_extension(format!("tmp-{}-{n}", std::process::id()));
+        std::fs::copy(path, &tmp).map_err(err)?;
+        std::fs::rename(&tmp, &target).map_err(err)
+    }
+
     /// Reads the whole file `rel`.
     pub fn get(&self, rel: &str) -> Result<Vec<u8>> {
         let p = self.obj(rel)?;
