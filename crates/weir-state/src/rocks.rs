@@ -99,6 +99,13 @@ fn unique(label: &str) -> String {
 fn db_options() -> Options {
     let mut o = Options::default();
     o.create_if_missing(true);
+    // State access is point lookups, many of keys not written yet (a new window, a new
+    // key): bloom filters in the memtable and the SST files answer those without a search.
+    let mut table = rocksdb::BlockBasedOptions::default();
+    table.set_bloom_filter(10.0, false);
+    o.set_block_based_table_factory(&table);
+    o.set_memtable_prefix_bloom_ratio(0.1);
+    o.set_memtable_whole_key_filtering(true);
     o.set_max_background_jobs(2);
     o.set_keep_log_file_num(2);
     o.set_max_log_file_size(1 << 20);
@@ -200,7 +207,7 @@ impl RocksStore {
     pub fn scan(&self, kg: u32, tag: u16) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let db = self.db()?;
         let prefix = prefix_of(kg, tag);
-        let mut it = db.raw_iterator();
+        let mut it = db.raw_iterator_opt(bounded(kg, tag));
         it.seek(prefix);
         let mut out = Vec::new();
         while let (Some(k), Some(v)) = (it.key(), it.value()) {
@@ -220,7 +227,7 @@ impl RocksStore {
         let mut n = 0;
         for kg in self.range.start..self.range.end {
             let prefix = prefix_of(kg, tag);
-            let mut it = db.raw_iterator();
+            let mut it = db.raw_iterator_opt(bounded(kg, tag));
             it.seek(prefix);
             while let Some(k) = it.key() {
                 if !k.starts_with(&prefix) {
@@ -382,6 +389,19 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// Read options that end iteration after the entries of table `tag` in key group `kg`:
+/// without the bound, a seek into a prefix whose entries were all deleted walks every
+/// deleted entry after it.
+fn bounded(kg: u32, tag: u16) -> rocksdb::ReadOptions {
+    let mut o = rocksdb::ReadOptions::default();
+    let end = match tag.checked_add(1) {
+        Some(t) => prefix_of(kg, t).to_vec(),
+        None => ((kg + 1) as u16).to_be_bytes().to_vec(),
+    };
+    o.set_iterate_upper_bound(end);
+    o
 }
 
 fn prefix_of(kg: u32, tag: u16) -> [u8; 4] {
