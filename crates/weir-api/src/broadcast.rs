@@ -305,7 +305,7 @@ where
     F: KeyedBroadcastProcessFunction<K, A, B, O, UK, UV>,
 {
     fn process_element1(&mut self, r: StreamRecord<A>, out: &mut Outputs<O>) -> Result<()> {
-        let key = (self.key_of)(&r.value);
+        let key = self.key_of.key(&r.value);
         self.backend
             .set_current_key(key)
             .map_err(|e| self.info.error(e.to_string()))?;

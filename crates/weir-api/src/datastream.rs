@@ -206,7 +206,34 @@ impl<T: Data> DataStream<T> {
         K: Data + Hash + Eq,
         F: Fn(&T) -> K + Send + Sync + 'static,
     {
-        let key_of: KeySelector<T, K> = Arc::new(key);
+        let key_of: KeySelector<T, K> = KeySelector::owned(key);
+        KeyedStream {
+            stream: self.repartitioned(
+                PartitionerKind::Hash,
+                Some(hash_writer::<T, K>(key_of.clone())),
+            ),
+            key_of,
+        }
+    }
+
+    /// [`Self::key_by`] with a selector that borrows the key from the record (a field of
+    /// it): the key is cloned only where it must be kept (a new key in keyed state), not to
+    /// route each record or to look up a key that exists already.
+    ///
+    /// ```
+    /// use weir_api::prelude::*;
+    /// let env = StreamExecutionEnvironment::new();
+    /// let counts = env
+    ///     .from_collection(vec![("a".to_string(), 1i64), ("b".to_string(), 1)])
+    ///     .key_by_ref(|t: &(String, i64)| &t.0)
+    ///     .reduce(|a, b| (a.0, a.1 + b.1));
+    /// ```
+    pub fn key_by_ref<K, F>(&self, key: F) -> KeyedStream<T, K>
+    where
+        K: Data + Hash + Eq,
+        F: for<'a> Fn(&'a T) -> &'a K + Send + Sync + 'static,
+    {
+        let key_of: KeySelector<T, K> = KeySelector::by_ref(key);
         KeyedStream {
             stream: self.repartitioned(
                 PartitionerKind::Hash,
@@ -292,7 +319,7 @@ impl<T: Data> DataStream<T> {
         P: Fn(&K, usize) -> usize + Send + Sync + 'static,
         F: Fn(&T) -> K + Send + Sync + 'static,
     {
-        let w = custom_writer::<T, K>(Arc::new(key), Arc::new(partitioner));
+        let w = custom_writer::<T, K>(KeySelector::owned(key), Arc::new(partitioner));
         self.repartitioned(PartitionerKind::Custom, Some(w))
     }
 

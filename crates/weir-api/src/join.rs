@@ -287,7 +287,7 @@ where
         if self.is_late(ts) {
             return Ok(());
         }
-        let key = (self.key_a)(&r.value);
+        let key = self.key_a.key(&r.value);
         let slot = self.slot(&key)?;
         let (lo, hi) = (ts.saturating_add(self.lower), ts.saturating_add(self.upper));
         let err = |e| crate::timers::state_error(&self.info, "update", e);
@@ -325,7 +325,7 @@ where
         if self.is_late(ts) {
             return Ok(());
         }
-        let key = (self.key_b)(&r.value);
+        let key = self.key_b.key(&r.value);
         let slot = self.slot(&key)?;
         let (lo, hi) = (ts.saturating_sub(self.upper), ts.saturating_sub(self.lower));
         let err = |e| crate::timers::state_error(&self.info, "update", e);
@@ -464,8 +464,8 @@ impl<A: Data, B: Data> JoinedStreams<A, B> {
         KeyedJoin {
             a: self.a,
             b: self.b,
-            key_a: Arc::new(key_a),
-            key_b: Arc::new(key_b),
+            key_a: KeySelector::owned(key_a),
+            key_b: KeySelector::owned(key_b),
         }
     }
 }
@@ -480,8 +480,8 @@ impl<A: Data, B: Data, K: Data + Hash + Eq> KeyedJoin<A, B, K> {
         let (ka, kb) = (self.key_a, self.key_b);
         left.union(&[&right])
             .key_by(move |e: &Either<A, B>| match e {
-                Either::Left(a) => ka(a),
-                Either::Right(b) => kb(b),
+                Either::Left(a) => ka.key(a),
+                Either::Right(b) => kb.key(b),
             })
             .window(assigner)
     }

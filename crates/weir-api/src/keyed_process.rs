@@ -181,7 +181,7 @@ impl<T, K: StateKey, O, P: KeyedProcessFunction<K, T, O>> OneInputOperator<T, O>
     for KeyedProcessOp<T, K, O, P>
 {
     fn process_element(&mut self, r: StreamRecord<T>, out: &mut Outputs<O>) -> Result<()> {
-        let key = (self.key_of)(&r.value);
+        let key = self.key_of.key(&r.value);
         self.backend
             .set_current_key(key)
             .map_err(|e| self.info.error(e.to_string()))?;

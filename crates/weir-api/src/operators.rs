@@ -147,17 +147,17 @@ where
     T: Clone + Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
     K: Hash + Eq + Clone + Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
 {
-    /// The stored value of `key`, for update.
+    /// The stored value of `key`, for update (the key is cloned only for a new entry).
     #[inline]
-    fn value_of(&mut self, key: K, info: &OperatorInfo) -> Result<&mut Option<T>> {
+    fn value_of(&mut self, key: &K, info: &OperatorInfo) -> Result<&mut Option<T>> {
         let err = |e: weir_state::StateError| info.error(e.to_string());
         match self {
-            ReduceValues::Heap(m) => m.get_or_insert_with(key, || None).map_err(err),
+            ReduceValues::Heap(m) => m.get_or_insert_with_ref(key, || None).map_err(err),
             ReduceValues::Rocks { store, table } => {
-                let kg = weir_core::key_group::key_group_for_key(&key, info.max_parallelism);
+                let kg = weir_core::key_group::key_group_for_key(key, info.max_parallelism);
                 let slot = weir_state::table::slot_of(store.key_group_range(), kg).map_err(err)?;
                 table
-                    .get_or_insert_with(slot, &key, &(), || None)
+                    .get_or_insert_with(slot, key, &(), || None)
                     .map_err(err)
             }
         }
@@ -172,8 +172,13 @@ where
 {
     #[inline]
     fn process_element(&mut self, r: StreamRecord<T>, out: &mut Outputs<T>) -> Result<()> {
-        let key = (self.key_of)(&r.value);
-        let slot = self.state.value_of(key, &self.info)?;
+        let KeyedReduceOp {
+            key_of,
+            state,
+            info,
+            ..
+        } = self;
+        let slot = key_of.with_key(&r.value, move |k| state.value_of(k, info))?;
         let value = match slot.take() {
             Some(acc) => (self.f)(acc, r.value),
             None => r.value,

@@ -421,7 +421,7 @@ pub fn run(name: &str, events: u64, parallelism: i64) -> Result<Outcome, String>
                     out.collect((w.to_string(), 1));
                 }
             })
-            .key_by(|t: &(String, i64)| t.0.clone())
+            .key_by_ref(|t: &(String, i64)| &t.0)
             .reduce(|a, b| (a.0, a.1 + b.1))
             .sink_to(
                 CountingSink {

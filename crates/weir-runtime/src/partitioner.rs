@@ -121,6 +121,33 @@ impl<T, K: Hash, F: Fn(&T) -> K + Send> ChannelSelector<T> for KeyGroupSelector<
     }
 }
 
+/// By the key group a function computes from the record and the max parallelism (for key
+/// selectors that borrow the key instead of making one).
+pub struct KeyGroupOfSelector<T, F> {
+    key_group_of: F,
+    max_parallelism: u32,
+    _t: PhantomData<fn(&T)>,
+}
+
+impl<T, F> KeyGroupOfSelector<T, F> {
+    /// Routes by `key_group_of(record, max_parallelism)`.
+    pub fn new(key_group_of: F, max_parallelism: u32) -> Self {
+        KeyGroupOfSelector {
+            key_group_of,
+            max_parallelism,
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T, F: Fn(&T, u32) -> u32 + Send> ChannelSelector<T> for KeyGroupOfSelector<T, F> {
+    #[inline]
+    fn select(&mut self, record: &T, n: usize) -> usize {
+        let kg = (self.key_group_of)(record, self.max_parallelism);
+        operator_index_for_key_group(self.max_parallelism, n as u32, kg) as usize
+    }
+}
+
 /// By a user function of the key and the channel count (Flink's `partitionCustom`).
 pub struct CustomSelector<T, K, KF, PF> {
     key_of: KF,

@@ -86,6 +86,24 @@ impl<K: Hash + Eq, V> KeyGroupedMap<K, V> {
         )
     }
 
+    /// [`Self::get_or_insert_with`] with a borrowed key, cloned only if it is inserted.
+    #[inline]
+    pub fn get_or_insert_with_ref(&mut self, key: &K, init: impl FnOnce() -> V) -> Result<&mut V>
+    where
+        K: Clone,
+    {
+        let (h, s) = self.locate(key)?;
+        Ok(
+            match self.groups[s].entry(h, |e| e.0 == h && e.1 == *key, |e| e.0) {
+                Entry::Occupied(o) => &mut o.into_mut().2,
+                Entry::Vacant(v) => {
+                    self.len += 1;
+                    &mut v.insert((h, key.clone(), init())).into_mut().2
+                }
+            },
+        )
+    }
+
     /// Sets the value of `key`; returns the previous one.
     #[inline]
     pub fn insert(&mut self, key: K, value: V) -> Result<Option<V>> {

@@ -116,7 +116,7 @@ where
                 ))
             }
         };
-        let key = (self.key_of)(&r.value);
+        let key = self.key_of.key(&r.value);
         let mut windows = std::mem::take(&mut self.scratch);
         windows.clear();
         self.assigner

@@ -673,7 +673,7 @@ where
             }
             _ => i64::MIN,
         };
-        let key = (self.key_of)(&r.value);
+        let key = self.key_of.key(&r.value);
         self.backend
             .set_current_key(key.clone())
             .map_err(|e| self.info.error(e.to_string()))?;
