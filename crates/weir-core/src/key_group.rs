@@ -136,7 +136,14 @@ fn bit_mix(mut h: i32) -> i32 {
 #[inline]
 pub fn key_group_for_hash(hash: u64, max_parallelism: u32) -> u32 {
     let code = (hash ^ (hash >> 32)) as i32;
-    (murmur_hash(code) as u32) % max_parallelism
+    let m = murmur_hash(code) as u32;
+    // The same value as `%`; the default max parallelism (128) is a power of two, and a
+    // mask costs one instruction where a division costs tens, once per record.
+    if max_parallelism.is_power_of_two() {
+        m & (max_parallelism - 1)
+    } else {
+        m % max_parallelism
+    }
 }
 
 /// Key group of a key.
@@ -148,7 +155,12 @@ pub fn key_group_for_key<K: Hash + ?Sized>(key: &K, max_parallelism: u32) -> u32
 /// The subtask that owns a key group.
 #[inline]
 pub fn operator_index_for_key_group(max_parallelism: u32, parallelism: u32, key_group: u32) -> u32 {
-    ((key_group as u64 * parallelism as u64) / max_parallelism as u64) as u32
+    let scaled = key_group as u64 * parallelism as u64;
+    if max_parallelism.is_power_of_two() {
+        (scaled >> max_parallelism.trailing_zeros()) as u32
+    } else {
+        (scaled / max_parallelism as u64) as u32
+    }
 }
 
 /// A contiguous, inclusive range of key groups: the ones one subtask owns.
@@ -256,6 +268,28 @@ mod tests {
         assert!(murmur_hash(i32::MIN) >= 0);
         for i in -1000..1000 {
             assert!(murmur_hash(i) >= 0);
+        }
+    }
+
+    #[test]
+    fn key_groups_are_the_murmur_hash_modulo_max_parallelism() {
+        for maxp in [1, 2, 7, 128, 1000, 4096, 32768] {
+            for i in 0..5000u64 {
+                let hash = i.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                let code = (hash ^ (hash >> 32)) as i32;
+                assert_eq!(
+                    key_group_for_hash(hash, maxp),
+                    murmur_hash(code) as u32 % maxp
+                );
+            }
+            for p in [1, 2, 3, 5, maxp] {
+                for kg in 0..maxp {
+                    assert_eq!(
+                        operator_index_for_key_group(maxp, p, kg),
+                        (kg as u64 * p as u64 / maxp as u64) as u32
+                    );
+                }
+            }
         }
     }
 
