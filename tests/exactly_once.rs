@@ -12,7 +12,7 @@ mod common;
 use common::{committed, reference};
 use exactly_once::{build, Args};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use weir::prelude::*;
 
 fn args(events: u64, parallelism: u32, out: &Path, ckpt: &Path) -> Args {
@@ -252,11 +252,7 @@ fn a_savepoint_with_unknown_state_is_rejected_unless_allowed() {
 /// Waits until the job restarts after its injected failure (set up before it started), then
 /// damages the state files of its latest completed checkpoint before the restart reads them.
 fn fail_and_damage_latest(client: &JobClient, truncate: bool) -> u64 {
-    let start = Instant::now();
-    while client.status().unwrap() != JobStatus::Restarting {
-        assert!(start.elapsed() < Duration::from_secs(30), "no restart");
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    common::wait_for_restart(client);
     let stats = client.checkpoint_stats().unwrap();
     let latest = stats.latest_completed().unwrap();
     let dir = latest.location.clone().unwrap();

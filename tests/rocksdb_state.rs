@@ -256,8 +256,6 @@ fn a_retained_incremental_checkpoint_restores_at_another_parallelism() {
 
 #[test]
 fn a_lost_shared_file_falls_back_to_the_checkpoint_before() {
-    use std::time::{Duration, Instant};
-    use weir::prelude::JobStatus;
     let events = 120_000;
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
@@ -273,11 +271,7 @@ fn a_lost_shared_file_falls_back_to_the_checkpoint_before() {
         f.next_after = 3;
     }
     let client = env.execute_async("Exactly once").unwrap();
-    let start = Instant::now();
-    while client.status().unwrap() != JobStatus::Restarting {
-        assert!(start.elapsed() < Duration::from_secs(30), "no restart");
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    common::wait_for_restart(&client);
     // Delete an SST file only the latest checkpoint refers to.
     let stats = client.checkpoint_stats().unwrap();
     let latest = stats.latest_completed().unwrap();

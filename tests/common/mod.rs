@@ -88,3 +88,15 @@ pub fn wait_for_checkpoints(client: &weir::api::JobClient, n: u64) {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
+
+/// Waits until the job is restarting after a failure (at most 30 s).
+pub fn wait_for_restart(client: &weir::api::JobClient) {
+    let start = std::time::Instant::now();
+    while client.status().expect("job status") != weir::prelude::JobStatus::Restarting {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "the job did not restart in 30 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
