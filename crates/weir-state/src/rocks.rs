@@ -10,6 +10,10 @@
 //! value = bincode(value)
 //! ```
 //!
+//! Keys and namespaces are compared by these bytes, so their encoding must be deterministic:
+//! a key that holds a `HashMap` or `HashSet` (whose order varies) is not a valid RocksDB
+//! state key, as in Flink, where RocksDB keys must have a deterministic serializer.
+//!
 //! Key groups come first, so a key group is one contiguous range (a rescaled restore keeps
 //! exactly its ranges), and a table's entries of one key group are one prefix. Tags are
 //! assigned on first use and stored in the database itself under `[0xFF, 0xFF]`, which no
