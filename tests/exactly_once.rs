@@ -286,12 +286,8 @@ fn a_damaged_checkpoint_falls_back_to_the_one_before() {
     a.restart_delay_ms = 300;
     a.poll_pause_ms = 4;
     let (env, failures) = build(&a).unwrap();
-    // The first source event after three completed checkpoints fails.
-    {
-        let mut f = failures.lock().unwrap();
-        f.next = true;
-        f.next_after = 3;
-    }
+    // The first source event after 3 completed checkpoints fails.
+    common::fail_after_checkpoints(&failures, 3);
     let client = env.execute_async("Exactly once").unwrap();
     let damaged = fail_and_damage_latest(&client, false);
     let result = client.wait().unwrap();
@@ -317,11 +313,7 @@ fn without_an_intact_checkpoint_the_job_fails_clearly() {
     a.poll_pause_ms = 4;
     a.retained_checkpoints = 1;
     let (env, failures) = build(&a).unwrap();
-    {
-        let mut f = failures.lock().unwrap();
-        f.next = true;
-        f.next_after = 3;
-    }
+    common::fail_after_checkpoints(&failures, 3);
     let client = env.execute_async("Exactly once").unwrap();
     fail_and_damage_latest(&client, true);
     let err = client.wait().unwrap_err().to_string();

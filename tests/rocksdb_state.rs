@@ -264,12 +264,8 @@ fn a_lost_shared_file_falls_back_to_the_checkpoint_before() {
     a.poll_pause_ms = 4;
     a.retained_checkpoints = 3;
     let (env, failures) = build(&a).unwrap();
-    // The first source event after three completed checkpoints fails.
-    {
-        let mut f = failures.lock().unwrap();
-        f.next = true;
-        f.next_after = 3;
-    }
+    // The first source event after 3 completed checkpoints fails.
+    common::fail_after_checkpoints(&failures, 3);
     let client = env.execute_async("Exactly once").unwrap();
     common::wait_for_restart(&client);
     // Delete an SST file only the latest checkpoint refers to.

@@ -100,3 +100,11 @@ pub fn wait_for_restart(client: &weir::api::JobClient) {
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
+
+/// Arms the example's failure hook: the first source event after `n` completed checkpoints
+/// panics (once).
+pub fn fail_after_checkpoints(failures: &crate::exactly_once::FailPoints, n: u32) {
+    let mut f = failures.lock().expect("failure points");
+    f.next = true;
+    f.next_after = n;
+}

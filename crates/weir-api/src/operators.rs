@@ -218,13 +218,10 @@ where
 
     fn initialize_state(&mut self, restored: &weir_state::RestoredState) -> Result<()> {
         let r = match &mut self.state {
-            ReduceValues::Heap(m) => {
-                if restored.handles.is_empty() {
-                    m.restore(REDUCE_STATE, restored)
-                } else {
-                    KeyedStore::Heap(m.key_group_range()).restore(restored)
-                }
-            }
+            // The heap store refuses RocksDB files with a clear message.
+            ReduceValues::Heap(m) => KeyedStore::Heap(m.key_group_range())
+                .restore(restored)
+                .and_then(|()| m.restore(REDUCE_STATE, restored)),
             ReduceValues::Rocks { store, table } => store
                 .restore(restored)
                 .and_then(|()| table.restore(REDUCE_STATE, restored)),

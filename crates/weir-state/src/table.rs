@@ -196,11 +196,6 @@ impl KeyedStore {
         }
     }
 
-    /// True for the RocksDB backend.
-    pub fn is_rocksdb(&self) -> bool {
-        matches!(self, KeyedStore::Rocks(_))
-    }
-
     /// A table called `name` (its snapshot section).
     pub fn table<K: TableTypes, N: TableTypes, V>(&self, name: &str) -> Result<StateTable<K, N, V>>
     where
