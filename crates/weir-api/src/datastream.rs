@@ -122,7 +122,7 @@ impl<T: Data> DataStream<T> {
     {
         self.one_input("Map", NodeKind::Operator, move |info, out| {
             Ok(Box::new(OneInputLink::new(
-                MapOp(f.clone()),
+                MapOp::new(f.clone()),
                 out,
                 info.clone(),
             )?))
@@ -137,7 +137,7 @@ impl<T: Data> DataStream<T> {
     {
         self.one_input("Flat Map", NodeKind::Operator, move |info, out| {
             Ok(Box::new(OneInputLink::new(
-                FlatMapOp(f.clone()),
+                FlatMapOp::new(f.clone()),
                 out,
                 info.clone(),
             )?))

@@ -45,8 +45,13 @@ impl<T> Clone for OutputTag<T> {
 
 /// Where a user function emits records; they carry the timestamp of the input record
 /// (Flink's `TimestampedCollector`).
+///
+/// An operator that processes a batch of input records gathers what its function emits in
+/// a batch of its own and hands it on when it is full and when the input batch is done.
 pub struct Collector<'a, O> {
     out: MainOutput<'a, O>,
+    batch: Option<&'a mut Vec<StreamRecord<O>>>,
+    capacity: usize,
     timestamp: Option<i64>,
     error: Option<RuntimeError>,
 }
@@ -55,40 +60,83 @@ impl<'a, O> Collector<'a, O> {
     pub(crate) fn new(out: MainOutput<'a, O>, timestamp: Option<i64>) -> Self {
         Collector {
             out,
+            batch: None,
+            capacity: 0,
             timestamp,
             error: None,
+        }
+    }
+
+    /// A collector that gathers records in `batch` (empty) and hands them on in batches;
+    /// [`Self::finish`] hands on the rest.
+    pub(crate) fn batched(out: MainOutput<'a, O>, batch: &'a mut Vec<StreamRecord<O>>) -> Self {
+        Collector {
+            out,
+            batch: Some(batch),
+            capacity: weir_runtime::operator::batch_capacity::<O>(),
+            timestamp: None,
+            error: None,
+        }
+    }
+
+    /// The timestamp the next records carry (that of the input record being processed).
+    #[inline]
+    pub(crate) fn set_timestamp(&mut self, timestamp: Option<i64>) {
+        self.timestamp = timestamp;
+    }
+
+    /// True once downstream failed: the operator stops calling the function.
+    #[inline]
+    pub(crate) fn failed(&self) -> bool {
+        self.error.is_some()
+    }
+
+    #[inline]
+    fn emit(&mut self, record: StreamRecord<O>) {
+        if self.error.is_some() {
+            return;
+        }
+        let r = match &mut self.batch {
+            None => self.out.collect(record),
+            Some(batch) => {
+                batch.push(record);
+                if batch.len() >= self.capacity {
+                    self.out.collect_batch(batch)
+                } else {
+                    Ok(())
+                }
+            }
+        };
+        if let Err(e) = r {
+            self.error = Some(e);
         }
     }
 
     /// Emits a record.
     #[inline]
     pub fn collect(&mut self, value: O) {
-        if self.error.is_none() {
-            if let Err(e) = self.out.collect(StreamRecord {
-                value,
-                timestamp: self.timestamp,
-            }) {
-                self.error = Some(e);
-            }
-        }
+        let timestamp = self.timestamp;
+        self.emit(StreamRecord { value, timestamp });
     }
 
     /// Emits a record with an explicit timestamp.
     pub fn collect_with_timestamp(&mut self, value: O, timestamp: i64) {
-        if self.error.is_none() {
-            if let Err(e) = self
-                .out
-                .collect(StreamRecord::with_timestamp(value, timestamp))
-            {
-                self.error = Some(e);
-            }
-        }
+        self.emit(StreamRecord::with_timestamp(value, timestamp));
     }
 
-    /// The first error downstream raised, if any: the operator returns it once the user
-    /// function is done.
-    pub(crate) fn finish(self) -> Result<(), RuntimeError> {
-        self.error.map_or(Ok(()), Err)
+    /// Hands on what is gathered and returns the first error downstream raised, if any:
+    /// the operator returns it once the user function is done.
+    pub(crate) fn finish(mut self) -> Result<(), RuntimeError> {
+        if let Some(e) = self.error {
+            if let Some(batch) = self.batch {
+                batch.clear();
+            }
+            return Err(e);
+        }
+        match self.batch.take() {
+            Some(batch) => self.out.collect_batch(batch),
+            None => Ok(()),
+        }
     }
 }
 

@@ -13,16 +13,42 @@ use weir_runtime::{Result, StreamRecord, Watermark};
 use weir_state::{KeyGroupedMap, KeyedStore, StateTable};
 
 /// `map`: one record in, one out.
-pub(crate) struct MapOp<F>(pub F);
+pub(crate) struct MapOp<F, O> {
+    f: F,
+    /// The mapped records of a batch, handed on together.
+    batch: Vec<StreamRecord<O>>,
+}
 
-impl<I, O, F: FnMut(I) -> O + Send> OneInputOperator<I, O> for MapOp<F> {
+impl<F, O> MapOp<F, O> {
+    pub(crate) fn new(f: F) -> Self {
+        MapOp {
+            f,
+            batch: Vec::new(),
+        }
+    }
+}
+
+impl<I, O: Send, F: FnMut(I) -> O + Send> OneInputOperator<I, O> for MapOp<F, O> {
     #[inline]
     fn process_element(&mut self, r: StreamRecord<I>, out: &mut Outputs<O>) -> Result<()> {
         let ts = r.timestamp;
         out.collect(StreamRecord {
-            value: (self.0)(r.value),
+            value: (self.f)(r.value),
             timestamp: ts,
         })
+    }
+
+    fn process_batch(
+        &mut self,
+        batch: &mut Vec<StreamRecord<I>>,
+        out: &mut Outputs<O>,
+    ) -> Result<()> {
+        let f = &mut self.f;
+        self.batch.extend(batch.drain(..).map(|r| StreamRecord {
+            value: f(r.value),
+            timestamp: r.timestamp,
+        }));
+        out.collect_batch(&mut self.batch)
     }
 }
 
@@ -38,17 +64,59 @@ impl<T, F: FnMut(&T) -> bool + Send> OneInputOperator<T, T> for FilterOp<F> {
             Ok(())
         }
     }
+
+    fn process_batch(
+        &mut self,
+        batch: &mut Vec<StreamRecord<T>>,
+        out: &mut Outputs<T>,
+    ) -> Result<()> {
+        let f = &mut self.0;
+        batch.retain(|r| f(&r.value));
+        out.collect_batch(batch)
+    }
 }
 
 /// `flat_map`: any number of records out per record in.
-pub(crate) struct FlatMapOp<F>(pub F);
+pub(crate) struct FlatMapOp<F, O> {
+    f: F,
+    /// What the function emitted for a batch, handed on when full and at its end.
+    batch: Vec<StreamRecord<O>>,
+}
 
-impl<I, O, F: FnMut(I, &mut Collector<'_, O>) + Send> OneInputOperator<I, O> for FlatMapOp<F> {
+impl<F, O> FlatMapOp<F, O> {
+    pub(crate) fn new(f: F) -> Self {
+        FlatMapOp {
+            f,
+            batch: Vec::new(),
+        }
+    }
+}
+
+impl<I, O: Send, F: FnMut(I, &mut Collector<'_, O>) + Send> OneInputOperator<I, O>
+    for FlatMapOp<F, O>
+{
     #[inline]
     fn process_element(&mut self, r: StreamRecord<I>, out: &mut Outputs<O>) -> Result<()> {
         let (main, _) = out.split();
         let mut c = Collector::new(main, r.timestamp);
-        (self.0)(r.value, &mut c);
+        (self.f)(r.value, &mut c);
+        c.finish()
+    }
+
+    fn process_batch(
+        &mut self,
+        batch: &mut Vec<StreamRecord<I>>,
+        out: &mut Outputs<O>,
+    ) -> Result<()> {
+        let (main, _) = out.split();
+        let mut c = Collector::batched(main, &mut self.batch);
+        for r in batch.drain(..) {
+            c.set_timestamp(r.timestamp);
+            (self.f)(r.value, &mut c);
+            if c.failed() {
+                break;
+            }
+        }
         c.finish()
     }
 }
@@ -104,6 +172,8 @@ pub(crate) struct KeyedReduceOp<T, K, F> {
     f: F,
     state: ReduceValues<K, T>,
     info: OperatorInfo,
+    /// The results of a batch of input records, handed on together.
+    batch: Vec<StreamRecord<T>>,
 }
 
 /// Where a keyed reduce keeps its values.
@@ -138,6 +208,7 @@ where
             f,
             state,
             info: info.clone(),
+            batch: Vec::new(),
         })
     }
 }
@@ -188,6 +259,33 @@ where
             value,
             timestamp: r.timestamp,
         })
+    }
+
+    fn process_batch(
+        &mut self,
+        batch: &mut Vec<StreamRecord<T>>,
+        out: &mut Outputs<T>,
+    ) -> Result<()> {
+        let KeyedReduceOp {
+            key_of,
+            f,
+            state,
+            info,
+            batch: results,
+        } = self;
+        for r in batch.drain(..) {
+            let slot = key_of.with_key(&r.value, |k| state.value_of(k, info))?;
+            let value = match slot.take() {
+                Some(acc) => f(acc, r.value),
+                None => r.value,
+            };
+            *slot = Some(value.clone());
+            results.push(StreamRecord {
+                value,
+                timestamp: r.timestamp,
+            });
+        }
+        out.collect_batch(results)
     }
 
     fn state_entries(&self) -> u64 {
@@ -247,6 +345,19 @@ impl<T: Send> OneInputOperator<T, ()> for SinkOp<T> {
         self.writer
             .write(r.value, r.timestamp)
             .map_err(|e| user_error(&self.info, e))
+    }
+
+    fn process_batch(
+        &mut self,
+        batch: &mut Vec<StreamRecord<T>>,
+        _: &mut Outputs<()>,
+    ) -> Result<()> {
+        for r in batch.drain(..) {
+            self.writer
+                .write(r.value, r.timestamp)
+                .map_err(|e| user_error(&self.info, e))?;
+        }
+        Ok(())
     }
 
     fn finish(&mut self, _: &mut Outputs<()>) -> Result<()> {

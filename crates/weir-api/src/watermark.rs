@@ -297,6 +297,41 @@ impl<T: Send + 'static> OneInputOperator<T, T> for TimestampsAndWatermarksOp<T> 
         self.apply(wo, out)
     }
 
+    fn process_batch(
+        &mut self,
+        batch: &mut Vec<StreamRecord<T>>,
+        out: &mut Outputs<T>,
+    ) -> Result<()> {
+        let Generator::Bounded(b) = &mut self.generator else {
+            // A custom generator may emit a watermark after any event: record by record.
+            for r in batch.drain(..) {
+                self.process_element(r, out)?;
+            }
+            return Ok(());
+        };
+        // The built-in generator only emits periodically: the batch stays one batch and
+        // gets its timestamps in place.
+        let mut max = b.max_timestamp;
+        match &self.assigner {
+            Some(a) => {
+                for r in batch.iter_mut() {
+                    let ts = a(&r.value, r.timestamp);
+                    max = max.max(ts);
+                    r.timestamp = Some(ts);
+                }
+            }
+            None => {
+                for r in batch.iter_mut() {
+                    let ts = r.timestamp.unwrap_or(i64::MIN);
+                    max = max.max(ts);
+                    r.timestamp = Some(ts);
+                }
+            }
+        }
+        b.max_timestamp = max;
+        out.collect_batch(batch)
+    }
+
     fn process_watermark(&mut self, wm: Watermark, out: &mut Outputs<T>) -> Result<()> {
         if wm == Watermark::MAX && self.current != i64::MAX {
             self.current = i64::MAX;

@@ -96,21 +96,33 @@ pub trait InputChainHead: Send {
 pub struct SourceHead<T> {
     reader: Box<dyn SourceReader<T>>,
     out: Outputs<T>,
+    /// The records of a poll on their way down the chain (empty between polls).
+    batch: Vec<StreamRecord<T>>,
     info: OperatorInfo,
 }
 
 impl<T: 'static> SourceHead<T> {
     /// A head for `reader` emitting into `out`.
     pub fn new(reader: Box<dyn SourceReader<T>>, out: Outputs<T>, info: OperatorInfo) -> Self {
-        SourceHead { reader, out, info }
+        SourceHead {
+            reader,
+            out,
+            batch: Vec::with_capacity(crate::operator::batch_capacity::<T>()),
+            info,
+        }
     }
 }
 
 impl<T: Send + 'static> SourceChainHead for SourceHead<T> {
     #[inline]
     fn poll(&mut self) -> Result<PollStatus> {
-        let (reader, out) = (&mut self.reader, &mut self.out);
-        guarded(&self.info, || reader.poll_next(&mut SourceOutput::new(out)))
+        let (reader, out, batch) = (&mut self.reader, &mut self.out, &mut self.batch);
+        guarded(&self.info, || {
+            let mut output = SourceOutput::new(out, batch);
+            let status = reader.poll_next(&mut output)?;
+            output.flush()?;
+            Ok(status)
+        })
     }
 
     fn end_of_input(&mut self) -> Result<()> {
@@ -280,6 +292,9 @@ pub struct OneInputHead<T, S> {
     aligner: BarrierAligner,
     serializer: S,
     chain: Box<dyn Output<T>>,
+    /// Decoded records on their way into the chain: handed on when full, before a control
+    /// frame and at the end of each buffer, so it is empty between two buffers.
+    batch: Vec<StreamRecord<T>>,
     task: String,
     /// An input stopped after a savepoint: the chain stops instead of finishing.
     stopped: bool,
@@ -301,6 +316,7 @@ impl<T, S> OneInputHead<T, S> {
             aligner: BarrierAligner::new(channels, mode),
             serializer,
             chain,
+            batch: Vec::with_capacity(crate::operator::batch_capacity::<T>()),
             task,
             stopped: false,
         }
@@ -337,24 +353,43 @@ impl<T: 'static, S: TypeSerializer<T>> OneInputHead<T, S> {
             valve,
             serializer,
             chain,
+            batch,
             task,
             ..
         } = self;
+        let capacity = crate::operator::batch_capacity::<T>();
         let mut barrier = None;
-        decoders[ch]
-            .decode(data, |frame| {
-                if barrier.is_some() {
-                    return Err(frame_after_barrier());
-                }
-                match frame {
-                    Frame::Record(timestamp, bytes) => chain.collect(StreamRecord {
+        let decoded = decoders[ch].decode(data, |frame| {
+            if barrier.is_some() {
+                return Err(frame_after_barrier());
+            }
+            match frame {
+                Frame::Record(timestamp, bytes) => {
+                    batch.push(StreamRecord {
                         value: serializer.deserialize(bytes)?,
                         timestamp,
-                    }),
-                    other => control_frame(valve, chain.as_mut(), ch, other, &mut barrier),
+                    });
+                    if batch.len() >= capacity {
+                        chain.collect_batch(batch)?;
+                    }
+                    Ok(())
                 }
-            })
-            .map_err(|e| with_channel_context(e, task, ch))?;
+                other => {
+                    if !batch.is_empty() {
+                        chain.collect_batch(batch)?;
+                    }
+                    control_frame(valve, chain.as_mut(), ch, other, &mut barrier)
+                }
+            }
+        });
+        let decoded = decoded.and_then(|()| match batch.is_empty() {
+            true => Ok(()),
+            false => chain.collect_batch(batch),
+        });
+        if decoded.is_err() {
+            batch.clear();
+        }
+        decoded.map_err(|e| with_channel_context(e, task, ch))?;
         barrier_arrived(&mut self.aligner, &self.decoders, ch, barrier)
     }
 }
@@ -373,7 +408,7 @@ fn frame_after_barrier() -> RuntimeError {
     }
 }
 
-impl<T: 'static, S: TypeSerializer<T>> InputChainHead for OneInputHead<T, S> {
+impl<T: Send + 'static, S: TypeSerializer<T>> InputChainHead for OneInputHead<T, S> {
     gated_input_methods!();
 
     fn num_channels(&self) -> usize {

@@ -7,7 +7,7 @@
 use crate::checkpoint::CheckpointNotice;
 use crate::element::{StreamRecord, Watermark};
 use crate::error::{Result, RuntimeError};
-use crate::operator::{OutputControl, Outputs};
+use crate::operator::{batch_capacity, OutputControl, Outputs};
 
 /// What a poll achieved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,31 +51,58 @@ pub trait SourceReader<T>: Send {
 pub const SOURCE_SPLITS_STATE: &str = "source-splits";
 
 /// Where a [`SourceReader`] emits: the first operator of the source's chain.
+///
+/// Records are gathered into a batch that goes down the chain when it is full, before a
+/// watermark, and when the poll ends (see [`crate::operator::Output::collect_batch`]), so a
+/// poll's records pass each chained operator in one call.
 pub struct SourceOutput<'a, T> {
     out: &'a mut Outputs<T>,
+    batch: &'a mut Vec<StreamRecord<T>>,
+    capacity: usize,
 }
 
 impl<'a, T: 'static> SourceOutput<'a, T> {
-    /// Wraps the chain's outputs.
-    pub fn new(out: &'a mut Outputs<T>) -> Self {
-        SourceOutput { out }
+    /// Wraps the chain's outputs; `batch` (empty) gathers the records. Call
+    /// [`Self::flush`] when the poll is over.
+    pub fn new(out: &'a mut Outputs<T>, batch: &'a mut Vec<StreamRecord<T>>) -> Self {
+        SourceOutput {
+            out,
+            batch,
+            capacity: batch_capacity::<T>(),
+        }
     }
 
     /// Emits a record without a timestamp.
     #[inline]
     pub fn collect(&mut self, value: T) -> Result<()> {
-        self.out.collect(StreamRecord::new(value))
+        self.push(StreamRecord::new(value))
     }
 
     /// Emits a record with an event timestamp.
     #[inline]
     pub fn collect_with_timestamp(&mut self, value: T, timestamp: i64) -> Result<()> {
-        self.out
-            .collect(StreamRecord::with_timestamp(value, timestamp))
+        self.push(StreamRecord::with_timestamp(value, timestamp))
     }
 
-    /// Emits a watermark.
+    #[inline]
+    fn push(&mut self, record: StreamRecord<T>) -> Result<()> {
+        self.batch.push(record);
+        if self.batch.len() >= self.capacity {
+            self.flush()
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Emits a watermark, after the records emitted before it.
     pub fn emit_watermark(&mut self, watermark: Watermark) -> Result<()> {
+        self.flush()?;
         self.out.emit_watermark(watermark)
+    }
+
+    /// Hands the gathered records down the chain.
+    #[inline]
+    pub fn flush(&mut self) -> Result<()> {
+        self.out.collect_batch(self.batch)
     }
 }

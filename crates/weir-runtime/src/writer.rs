@@ -37,6 +37,9 @@ pub struct ChannelBuffers {
     limit: usize,
     flush_always: bool,
     finished: bool,
+    /// The largest frame [`Self::write_frame`] wrote: a buffer with less room than this is
+    /// sent before the next frame, so frames written in place rarely outgrow their buffer.
+    max_frame: usize,
 }
 
 impl ChannelBuffers {
@@ -52,6 +55,7 @@ impl ChannelBuffers {
             limit,
             flush_always,
             finished: false,
+            max_frame: 0,
         }
     }
 
@@ -87,14 +91,21 @@ impl ChannelBuffers {
     }
 
     /// Lets `write` append one complete frame directly to `channel`'s open buffer (no copy
-    /// through a scratch buffer). A buffer that reaches the size limit is sent; it may end up
-    /// slightly larger than the limit by the last frame, which keeps frames whole.
+    /// through a scratch buffer). A buffer with less room left than the largest frame
+    /// written so far is sent first; one that reaches the size limit is sent after. A frame
+    /// larger than any before may make its buffer slightly larger than the limit, which
+    /// keeps frames whole (the pool shrinks oversized buffers when they come back).
     #[inline]
     pub fn write_frame(
         &mut self,
         channel: usize,
         write: impl FnOnce(&mut Vec<u8>) -> Result<()>,
     ) -> Result<()> {
+        if let Some(b) = &self.open[channel] {
+            if self.limit - b.len().min(self.limit) < self.max_frame {
+                self.send(channel)?;
+            }
+        }
         let buf = match &mut self.open[channel] {
             Some(b) => b,
             slot => slot.insert(self.pool.request()?),
@@ -103,6 +114,10 @@ impl ChannelBuffers {
         if let Err(e) = write(buf) {
             buf.truncate(start);
             return Err(e);
+        }
+        let written = buf.len() - start;
+        if written > self.max_frame {
+            self.max_frame = written.min(self.limit);
         }
         if buf.len() >= self.limit || self.flush_always {
             self.send(channel)?;
@@ -294,12 +309,12 @@ impl<T: Send, S: TypeSerializer<T>, P: ChannelSelector<T>> OutputControl for Rec
 impl<T: Send, S: TypeSerializer<T>, P: ChannelSelector<T>> Output<T> for RecordWriter<T, S, P> {
     #[inline]
     fn collect(&mut self, record: StreamRecord<T>) -> Result<()> {
-        begin_record_frame(&mut self.scratch, record.timestamp);
-        self.serializer
-            .serialize(&record.value, &mut self.scratch)?;
-        end_frame(&mut self.scratch)?;
         let n = self.channels.num_channels();
         if self.selector.is_broadcast() {
+            begin_record_frame(&mut self.scratch, record.timestamp);
+            self.serializer
+                .serialize(&record.value, &mut self.scratch)?;
+            end_frame(&mut self.scratch)?;
             return self.channels.append_all(&self.scratch);
         }
         let c = self.selector.select(&record.value, n);
@@ -308,6 +323,18 @@ impl<T: Send, S: TypeSerializer<T>, P: ChannelSelector<T>> Output<T> for RecordW
                 "partitioner chose channel {c}, but there are only {n} consumer subtasks"
             )));
         }
-        self.channels.append(c, &self.scratch)
+        let serializer = &self.serializer;
+        self.channels.write_frame(c, |buf| {
+            let start = buf.len();
+            match record.timestamp {
+                None => buf.extend_from_slice(&[0, 0, 0, 0, TAG_RECORD]),
+                Some(ts) => {
+                    buf.extend_from_slice(&[0, 0, 0, 0, TAG_RECORD_TS]);
+                    buf.extend_from_slice(&ts.to_le_bytes());
+                }
+            }
+            serializer.serialize(&record.value, buf)?;
+            end_frame(&mut buf[start..])
+        })
     }
 }

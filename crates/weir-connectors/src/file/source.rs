@@ -302,7 +302,15 @@ mod tests {
         use weir_runtime::operator::{CollectingOutput, Outputs};
         let (sink, got) = CollectingOutput::new();
         let mut outs = Outputs::new(Box::new(sink), Vec::new());
-        while r.poll_next(&mut SourceOutput::new(&mut outs)).unwrap() != PollStatus::Finished {}
+        let mut batch = Vec::new();
+        loop {
+            let mut out = SourceOutput::new(&mut outs, &mut batch);
+            let status = r.poll_next(&mut out).unwrap();
+            out.flush().unwrap();
+            if status == PollStatus::Finished {
+                break;
+            }
+        }
         let v = got.lock().unwrap().clone();
         v
     }
