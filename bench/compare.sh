@@ -8,6 +8,9 @@
 #        BENCH_WORKLOADS    subset, e.g. "W2 W3" (default "W0 W1 W2 W3 W4")
 #        BENCH_PARS         parallelisms (default "1 2")
 #        REPEATS            runs per engine and workload, alternating Weir and Flink (default 1)
+#        REPEATS_W0 ..      the same for one workload (e.g. REPEATS_W4=3: more runs where the
+#                           ratio is close to its target and a single run is too noisy)
+#        REPEATS_CKPT       W2 / W2c pairs per checkpoint interval (default 3)
 #        BENCH_HEAP         Flink's heap (default 1g, its leanest sane setting)
 #        OUT                where the table goes (default bench/RESULTS.md)
 #        NEXMARK_QUERIES    Nexmark queries run on Weir alone (default "q0 q1 q2 q3 q4 q5 q7 q8";
@@ -41,7 +44,8 @@ RAW="$(mktemp)"
 trap 'rm -f "$RAW"' EXIT
 for p in $PARS; do
   for w in $WORKLOADS; do
-    for rep in $(seq 1 "$REPEATS"); do
+    reps_var="REPEATS_$w"
+    for rep in $(seq 1 "${!reps_var:-$REPEATS}"); do
       echo "compare: $w p=$p run $rep: weir" >&2
       if line="$("$WEIR" "$w" "$EVENTS" "$p" 2>/dev/null)"; then echo "engine=weir $line" >>"$RAW"; else echo "compare: weir $w p=$p failed" >&2; fi
       echo "compare: $w p=$p run $rep: flink" >&2
@@ -51,12 +55,19 @@ for p in $PARS; do
   done
 done
 if [[ " $WORKLOADS " == *" W2 "* ]]; then
+  # Each W2c run is paired with a W2 run right before it, so that the ratio compares runs
+  # on the same machine state (not a W2 figure from minutes earlier, next to a Flink JVM).
   for p in $PARS; do
     for interval in 10000 1000; do
-      echo "compare: W2c p=$p checkpoints every $interval ms" >&2
-      if line="$(WEIR_BENCH_CHECKPOINT_MS=$interval "$WEIR" W2c "$EVENTS" "$p" 2>/dev/null)"; then
-        echo "engine=weir-ckpt interval_ms=$interval $line" >>"$RAW"
-      fi
+      for rep in $(seq 1 "${REPEATS_CKPT:-3}"); do
+        echo "compare: W2 / W2c p=$p checkpoints every $interval ms, pair $rep" >&2
+        if line="$("$WEIR" W2 "$EVENTS" "$p" 2>/dev/null)"; then
+          echo "engine=weir-ckpt-base interval_ms=$interval $line" >>"$RAW"
+        fi
+        if line="$(WEIR_BENCH_CHECKPOINT_MS=$interval "$WEIR" W2c "$EVENTS" "$p" 2>/dev/null)"; then
+          echo "engine=weir-ckpt interval_ms=$interval $line" >>"$RAW"
+        fi
+      done
     done
   done
 fi
@@ -89,8 +100,8 @@ def med(rs, key):
 ws = sorted({r["workload"].split("-")[0] for r in rows if r.get("engine") == "weir" and not r["workload"].startswith("nexmark")})
 ps = sorted({r["parallelism"] for r in rows if r.get("engine") == "weir"})
 lines = []
-lines.append(f"| workload | P | Weir events/s | Flink events/s | throughput Weir/Flink | Weir peak RSS MB | Flink peak RSS MB | memory Weir/Flink | Weir / single-core limit | out_rows, checksum equal |")
-lines.append("|---|---|---|---|---|---|---|---|---|---|")
+lines.append(f"| workload | P | runs | Weir events/s | Flink events/s | throughput Weir/Flink | Weir peak RSS MB | Flink peak RSS MB | memory Weir/Flink | Weir / single-core limit | out_rows, checksum equal |")
+lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
 for w in ws:
     limit = pick("limit", w, "1")
     lim = med(limit, "events_per_sec")
@@ -103,18 +114,17 @@ for w in ws:
         ratio = f"{ae/be:.2f}x" if ae and be else "-"
         mratio = f"{am/bm:.3f}" if am and bm else "-"
         frac = f"{ae/lim:.0%}" if (p == "1" and ae and lim) else ""
-        lines.append(f"| {w} | {p} | {f(ae)} | {f(be)} | {ratio} | {am if am is None else round(am)} | {bm if bm is None else round(bm)} | {mratio} | {frac} | {same} |")
+        lines.append(f"| {w} | {p} | {len(a)} + {len(b)} | {f(ae)} | {f(be)} | {ratio} | {am if am is None else round(am)} | {bm if bm is None else round(bm)} | {mratio} | {frac} | {same} |")
 ck = []
 for p in ps:
-    base = med(pick("weir", "W2", p), "events_per_sec")
     for interval in ("10000", "1000"):
-        rs = [r for r in rows if r.get("engine") == "weir-ckpt" and r.get("interval_ms") == interval and r.get("parallelism") == p]
-        v = med(rs, "events_per_sec")
+        pick_ck = lambda e: [r for r in rows if r.get("engine") == e and r.get("interval_ms") == interval and r.get("parallelism") == p]
+        v, base = med(pick_ck("weir-ckpt"), "events_per_sec"), med(pick_ck("weir-ckpt-base"), "events_per_sec")
         if v and base:
-            ck.append(f"| W2c | {p} | {int(interval)//1000} s | {v/1e6:.2f} M | {base/1e6:.2f} M | {v/base:.2f} |")
+            ck.append(f"| W2c | {p} | {int(interval)//1000} s | {len(pick_ck('weir-ckpt'))} | {v/1e6:.2f} M | {base/1e6:.2f} M | {v/base:.2f} |")
 ck_table = ""
 if ck:
-    ck_table = "\n\nCheckpointing cost (exactly-once, heap backend, `weir-bench W2c`; `WEIR_BENCH_CHECKPOINT_MS` sets the interval):\n\n| workload | P | interval | events/s with checkpoints | W2 events/s | ratio |\n|---|---|---|---|---|---|\n" + "\n".join(ck)
+    ck_table = "\n\nCheckpointing cost (exactly-once, heap backend, `weir-bench W2c`; `WEIR_BENCH_CHECKPOINT_MS` sets the interval):\n\n| workload | P | interval | pairs | events/s with checkpoints | W2 events/s (run just before each) | ratio |\n|---|---|---|---|---|---|---|\n" + "\n".join(ck)
 nx = [r for r in rows if r.get("engine") == "weir" and r["workload"].startswith("nexmark")]
 nx_table = ""
 if nx:
@@ -126,7 +136,7 @@ doc = f"""# Weir vs Apache Flink 2.3: the shared workloads
 Measured {now} with `bench/compare.sh {events}` on this machine: {cores} cores ({cpu}).
 Weir: `weir-bench W P` (release build, embedded mini-cluster). Flink: `../shared/bench/flink/run.sh W-ds EVENTS P 2`
 (DataStream API, one JVM, `BENCH_HEAP={heap}`, the second, warm run of the JVM). Runs alternate Weir and Flink,
-{repeats} per engine; medians. Limit: the single-threaded loop of `../shared/bench/limit` (p = 1 only).
+`runs` per engine (Weir + Flink); medians. Limit: the single-threaded loop of `../shared/bench/limit` (p = 1 only).
 events/s = EVENTS / job seconds; peak RSS of the whole process.
 
 {chr(10).join(lines)}{ck_table}{nx_table}

@@ -279,9 +279,9 @@ where
                 Some(acc) => f(acc, r.value),
                 None => r.value,
             };
-            *slot = Some(value.clone());
+            let stored = slot.insert(value);
             results.push(StreamRecord {
-                value,
+                value: stored.clone(),
                 timestamp: r.timestamp,
             });
         }

@@ -19,7 +19,24 @@ pub enum Frame<'a> {
     Barrier(CheckpointBarrier),
 }
 
+/// Decodes one frame (without its length prefix). Records, nearly every frame, take the
+/// inlined path; control frames and errors the out-of-line one.
+#[inline(always)]
 fn parse(frame: &[u8]) -> Result<Frame<'_>> {
+    match frame.first() {
+        Some(&TAG_RECORD) => Ok(Frame::Record(None, &frame[1..])),
+        Some(&TAG_RECORD_TS) if frame.len() >= 9 => {
+            let mut ts = [0u8; 8];
+            ts.copy_from_slice(&frame[1..9]);
+            Ok(Frame::Record(Some(i64::from_le_bytes(ts)), &frame[9..]))
+        }
+        _ => parse_other(frame),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn parse_other(frame: &[u8]) -> Result<Frame<'_>> {
     let bad = |what: &str| RuntimeError::Codec {
         context: "corrupt frame on an input channel".into(),
         message: what.to_string(),
@@ -54,6 +71,7 @@ pub struct ChannelDecoder {
 impl ChannelDecoder {
     /// Calls `f` for every complete frame in `buf`, keeping an incomplete tail for the next
     /// buffer of the same channel.
+    #[inline]
     pub fn decode<F>(&mut self, buf: &[u8], mut f: F) -> Result<()>
     where
         F: FnMut(Frame<'_>) -> Result<()>,
