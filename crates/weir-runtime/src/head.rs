@@ -119,9 +119,14 @@ impl<T: Send + 'static> SourceChainHead for SourceHead<T> {
         let (reader, out, batch) = (&mut self.reader, &mut self.out, &mut self.batch);
         guarded(&self.info, || {
             let mut output = SourceOutput::new(out, batch);
-            let status = reader.poll_next(&mut output)?;
-            output.flush()?;
-            Ok(status)
+            let status = reader.poll_next(&mut output).and_then(|s| {
+                output.flush()?;
+                Ok(s)
+            });
+            if status.is_err() {
+                batch.clear();
+            }
+            status
         })
     }
 

@@ -507,6 +507,7 @@ impl<T: Clone + Send> Output<T> for FanOut<T> {
     fn collect_batch(&mut self, batch: &mut Vec<StreamRecord<T>>) -> Result<()> {
         if let Some((last, rest)) = self.outs.split_last_mut() {
             for o in rest {
+                self.copy.clear();
                 self.copy.extend(batch.iter().cloned());
                 o.collect_batch(&mut self.copy)?;
             }
@@ -944,6 +945,32 @@ mod tests {
         let mut seen = Vec::new();
         link.visit_metrics(&mut |m| seen.push((m.records_in, m.records_out)));
         assert_eq!(seen, vec![(4, 3)]);
+    }
+
+    #[test]
+    fn a_batch_goes_through_record_by_record_operators_to_every_branch() {
+        let (a, got_a) = CollectingOutput::new();
+        let (b, got_b) = CollectingOutput::new();
+        let fan = FanOut::new(vec![Box::new(a), Box::new(b)]);
+        let mut link = OneInputLink::new(
+            Double,
+            Outputs::new(Box::new(fan), Vec::new()),
+            OperatorInfo::default(),
+        )
+        .unwrap();
+        for round in 0..2 {
+            let mut batch: Vec<_> = (1..=5).map(StreamRecord::new).collect();
+            link.collect_batch(&mut batch).unwrap();
+            assert!(batch.is_empty(), "round {round}");
+        }
+        let want = vec![2, 4, 6, 8, 10, 2, 4, 6, 8, 10];
+        assert_eq!(*got_a.lock().unwrap(), want);
+        assert_eq!(*got_b.lock().unwrap(), want);
+        let mut seen = Vec::new();
+        link.visit_metrics(&mut |m| seen.push((m.records_in, m.records_out)));
+        assert_eq!(seen, vec![(10, 10)]);
+        assert!((16..=1024).contains(&batch_capacity::<[u8; 4096]>()));
+        assert_eq!(batch_capacity::<()>(), 1024);
     }
 
     #[test]
