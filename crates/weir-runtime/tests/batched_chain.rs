@@ -90,7 +90,7 @@ struct Even;
 
 impl OneInputOperator<u64, u64> for Even {
     fn process_element(&mut self, r: StreamRecord<u64>, out: &mut Outputs<u64>) -> Result<()> {
-        if r.value % 2 == 0 {
+        if r.value.is_multiple_of(2) {
             out.collect(r)?;
         }
         Ok(())
@@ -100,7 +100,7 @@ impl OneInputOperator<u64, u64> for Even {
         batch: &mut Vec<StreamRecord<u64>>,
         out: &mut Outputs<u64>,
     ) -> Result<()> {
-        batch.retain(|r| r.value % 2 == 0);
+        batch.retain(|r| r.value.is_multiple_of(2));
         out.collect_batch(batch)
     }
 }
@@ -157,7 +157,7 @@ fn an_input_head_batches_records_and_keeps_watermarks_in_place() {
         ser.serialize(&i, &mut f).unwrap();
         end_frame(&mut f).unwrap();
         stream.extend_from_slice(&f);
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             expected.push(Seen::Record(i, Some(i as i64)));
         }
         if i % 700 == 699 {
@@ -264,7 +264,7 @@ fn a_source_feeding_a_batch_link_hands_it_whole_batches() {
     while head.poll().unwrap() != PollStatus::Finished {}
     let mut expected = Vec::new();
     for i in 0..2500u64 {
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             expected.push(Seen::Record(i, Some(i as i64)));
         }
         if i % 300 == 299 {
