@@ -15,6 +15,9 @@ struct PoolState {
     free: Vec<Vec<u8>>,
     created: usize,
     closed: bool,
+    /// Threads waiting in `request`: a returned buffer wakes one only if there is one (a
+    /// condition variable's notify is a system call even when nobody waits).
+    waiters: usize,
 }
 
 struct PoolInner {
@@ -49,6 +52,7 @@ impl BufferPool {
                     free: Vec::new(),
                     created: 0,
                     closed: false,
+                    waiters: 0,
                 }),
                 available: Condvar::new(),
                 capacity: capacity.max(1),
@@ -102,11 +106,13 @@ impl BufferPool {
                 });
             }
             blocked_since.get_or_insert_with(Instant::now);
+            st.waiters += 1;
             st = self
                 .inner
                 .available
                 .wait(st)
                 .unwrap_or_else(|p| p.into_inner());
+            st.waiters -= 1;
         }
     }
 
@@ -176,8 +182,11 @@ impl Drop for Buffer {
                 // Should not happen; keep the accounting right anyway.
                 st.created -= 1;
             }
+            let wake = st.waiters > 0;
             drop(st);
-            pool.available.notify_one();
+            if wake {
+                pool.available.notify_one();
+            }
         }
     }
 }

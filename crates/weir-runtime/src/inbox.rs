@@ -52,6 +52,10 @@ struct InboxState {
     mails: VecDeque<Mail>,
     controls: VecDeque<TaskControl>,
     cancelled: bool,
+    /// The task thread sleeps in `drain`: only then does a push notify the condition
+    /// variable (a notify is a system call even when nobody waits; data arrives once per
+    /// buffer, and the task is usually busy when it does).
+    waiting: bool,
 }
 
 /// The receiving end of a task: input channels plus mailbox.
@@ -91,10 +95,10 @@ impl TaskInbox {
         if st.cancelled {
             return Err(RuntimeError::Cancelled);
         }
-        let was_empty = st.inputs.is_empty();
         st.inputs.push_back((channel, msg));
+        let wake = st.waiting;
         drop(st);
-        if was_empty {
+        if wake {
             self.wake.notify_one();
         }
         Ok(())
@@ -105,8 +109,11 @@ impl TaskInbox {
         let mut st = self.lock();
         st.mails.push_back(mail);
         self.has_mail.store(true, Ordering::Release);
+        let wake = st.waiting;
         drop(st);
-        self.wake.notify_one();
+        if wake {
+            self.wake.notify_one();
+        }
     }
 
     /// Delivers a control request.
@@ -114,8 +121,11 @@ impl TaskInbox {
         let mut st = self.lock();
         st.controls.push_back(control);
         self.has_mail.store(true, Ordering::Release);
+        let wake = st.waiting;
         drop(st);
-        self.wake.notify_one();
+        if wake {
+            self.wake.notify_one();
+        }
     }
 
     /// Marks the task cancelled and wakes it. Later pushes fail.
@@ -146,20 +156,27 @@ impl TaskInbox {
             {
                 break;
             }
-            match deadline {
-                None => st = self.wake.wait(st).unwrap_or_else(|p| p.into_inner()),
+            let timeout = match deadline {
+                None => None,
                 Some(d) => {
                     let now = Instant::now();
                     if now >= d {
                         break;
                     }
-                    st = self
-                        .wake
-                        .wait_timeout(st, d - now)
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0;
+                    Some(d - now)
                 }
-            }
+            };
+            st.waiting = true;
+            st = match timeout {
+                None => self.wake.wait(st).unwrap_or_else(|p| p.into_inner()),
+                Some(t) => {
+                    self.wake
+                        .wait_timeout(st, t)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0
+                }
+            };
+            st.waiting = false;
         }
         std::mem::swap(&mut st.inputs, &mut into.inputs);
         std::mem::swap(&mut st.mails, &mut into.mails);

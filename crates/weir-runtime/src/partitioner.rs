@@ -116,6 +116,10 @@ impl<T, K, F> KeyGroupSelector<T, K, F> {
 impl<T, K: Hash, F: Fn(&T) -> K + Send> ChannelSelector<T> for KeyGroupSelector<T, K, F> {
     #[inline]
     fn select(&mut self, record: &T, n: usize) -> usize {
+        if n == 1 {
+            // One consumer owns every key group: no key to hash.
+            return 0;
+        }
         let kg = key_group_for_key(&(self.key_of)(record), self.max_parallelism);
         operator_index_for_key_group(self.max_parallelism, n as u32, kg) as usize
     }
@@ -143,6 +147,10 @@ impl<T, F> KeyGroupOfSelector<T, F> {
 impl<T, F: Fn(&T, u32) -> u32 + Send> ChannelSelector<T> for KeyGroupOfSelector<T, F> {
     #[inline]
     fn select(&mut self, record: &T, n: usize) -> usize {
+        if n == 1 {
+            // One consumer owns every key group: no key to hash.
+            return 0;
+        }
         let kg = (self.key_group_of)(record, self.max_parallelism);
         operator_index_for_key_group(self.max_parallelism, n as u32, kg) as usize
     }
