@@ -213,6 +213,34 @@ where
     }
 }
 
+impl<T, K, F> KeyedReduceOp<T, K, F>
+where
+    T: Clone + Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
+    K: Hash + Eq + Clone + Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
+    F: FnMut(T, T) -> T,
+{
+    /// Reduces `r` into its key's value and returns the new value as the output record.
+    #[inline]
+    fn reduce(&mut self, r: StreamRecord<T>) -> Result<StreamRecord<T>> {
+        let KeyedReduceOp {
+            key_of,
+            f,
+            state,
+            info,
+            ..
+        } = self;
+        let slot = key_of.with_key(&r.value, |k| state.value_of(k, info))?;
+        let value = match slot.take() {
+            Some(acc) => f(acc, r.value),
+            None => r.value,
+        };
+        Ok(StreamRecord {
+            value: slot.insert(value).clone(),
+            timestamp: r.timestamp,
+        })
+    }
+}
+
 impl<K, T> ReduceValues<K, T>
 where
     T: Clone + Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
@@ -243,22 +271,8 @@ where
 {
     #[inline]
     fn process_element(&mut self, r: StreamRecord<T>, out: &mut Outputs<T>) -> Result<()> {
-        let KeyedReduceOp {
-            key_of,
-            state,
-            info,
-            ..
-        } = self;
-        let slot = key_of.with_key(&r.value, move |k| state.value_of(k, info))?;
-        let value = match slot.take() {
-            Some(acc) => (self.f)(acc, r.value),
-            None => r.value,
-        };
-        *slot = Some(value.clone());
-        out.collect(StreamRecord {
-            value,
-            timestamp: r.timestamp,
-        })
+        let result = self.reduce(r)?;
+        out.collect(result)
     }
 
     fn process_batch(
@@ -266,26 +280,14 @@ where
         batch: &mut Vec<StreamRecord<T>>,
         out: &mut Outputs<T>,
     ) -> Result<()> {
-        let KeyedReduceOp {
-            key_of,
-            f,
-            state,
-            info,
-            batch: results,
-        } = self;
+        let mut results = std::mem::take(&mut self.batch);
         for r in batch.drain(..) {
-            let slot = key_of.with_key(&r.value, |k| state.value_of(k, info))?;
-            let value = match slot.take() {
-                Some(acc) => f(acc, r.value),
-                None => r.value,
-            };
-            let stored = slot.insert(value);
-            results.push(StreamRecord {
-                value: stored.clone(),
-                timestamp: r.timestamp,
-            });
+            let result = self.reduce(r);
+            results.push(result?);
         }
-        out.collect_batch(results)
+        let sent = out.collect_batch(&mut results);
+        self.batch = results;
+        sent
     }
 
     fn state_entries(&self) -> u64 {

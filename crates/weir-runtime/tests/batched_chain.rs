@@ -208,6 +208,20 @@ impl SourceReader<u64> for Numbers {
     }
 }
 
+/// What [`Numbers`] emits, after a chain that turns value `i` into `f(i)` (or drops it).
+fn numbers_through(n: u64, f: impl Fn(u64) -> Option<u64>) -> Vec<Seen> {
+    let mut expected = Vec::new();
+    for i in 0..n {
+        if let Some(v) = f(i) {
+            expected.push(Seen::Record(v, Some(i as i64)));
+        }
+        if i % 300 == 299 {
+            expected.push(Seen::Watermark(i as i64));
+        }
+    }
+    expected
+}
+
 #[test]
 fn a_source_head_batches_each_poll_through_record_and_batch_links() {
     let log = Log::default();
@@ -235,13 +249,7 @@ fn a_source_head_batches_each_poll_through_record_and_batch_links() {
             .count();
         assert_eq!(records, 500 * polls);
     }
-    let mut expected = Vec::new();
-    for i in 0..2500u64 {
-        expected.push(Seen::Record(i * 2, Some(i as i64)));
-        if i % 300 == 299 {
-            expected.push(Seen::Watermark(i as i64));
-        }
-    }
+    let expected = numbers_through(2500, |i| Some(i * 2));
     // The record-by-record link in the middle hands records on one at a time.
     assert!(log.seen().iter().all(|s| !matches!(s, Seen::Batch(_))));
     assert_eq!(flatten(&log.seen()), expected);
@@ -262,15 +270,7 @@ fn a_source_feeding_a_batch_link_hands_it_whole_batches() {
         info("numbers"),
     );
     while head.poll().unwrap() != PollStatus::Finished {}
-    let mut expected = Vec::new();
-    for i in 0..2500u64 {
-        if i.is_multiple_of(2) {
-            expected.push(Seen::Record(i, Some(i as i64)));
-        }
-        if i % 300 == 299 {
-            expected.push(Seen::Watermark(i as i64));
-        }
-    }
+    let expected = numbers_through(2500, |i| i.is_multiple_of(2).then_some(i));
     let seen = log.seen();
     assert!(seen.iter().all(|s| !matches!(s, Seen::Record(..))));
     assert_eq!(flatten(&seen), expected);
