@@ -249,6 +249,15 @@ impl<T> TimestampsAndWatermarksOp<T> {
         op
     }
 
+    /// The event timestamp of `r`: the assigner's, or the one it carries.
+    #[inline]
+    fn timestamp_of(&self, r: &StreamRecord<T>) -> i64 {
+        match &self.assigner {
+            Some(a) => a(&r.value, r.timestamp),
+            None => r.timestamp.unwrap_or(i64::MIN),
+        }
+    }
+
     fn apply(&mut self, wo: WatermarkOutput, out: &mut dyn OutputControl) -> Result<()> {
         if let Some(w) = wo.watermark {
             if self.idle {
@@ -277,10 +286,7 @@ impl<T> TimestampsAndWatermarksOp<T> {
 
 impl<T: Send + 'static> OneInputOperator<T, T> for TimestampsAndWatermarksOp<T> {
     fn process_element(&mut self, r: StreamRecord<T>, out: &mut Outputs<T>) -> Result<()> {
-        let ts = match &self.assigner {
-            Some(a) => a(&r.value, r.timestamp),
-            None => r.timestamp.unwrap_or(i64::MIN),
-        };
+        let ts = self.timestamp_of(&r);
         let g = match &mut self.generator {
             Generator::Bounded(b) => {
                 b.max_timestamp = b.max_timestamp.max(ts);
@@ -302,7 +308,7 @@ impl<T: Send + 'static> OneInputOperator<T, T> for TimestampsAndWatermarksOp<T> 
         batch: &mut Vec<StreamRecord<T>>,
         out: &mut Outputs<T>,
     ) -> Result<()> {
-        let Generator::Bounded(b) = &mut self.generator else {
+        let Generator::Bounded(b) = &self.generator else {
             // A custom generator may emit a watermark after any event: record by record.
             for r in batch.drain(..) {
                 self.process_element(r, out)?;
@@ -312,23 +318,14 @@ impl<T: Send + 'static> OneInputOperator<T, T> for TimestampsAndWatermarksOp<T> 
         // The built-in generator only emits periodically: the batch stays one batch and
         // gets its timestamps in place.
         let mut max = b.max_timestamp;
-        match &self.assigner {
-            Some(a) => {
-                for r in batch.iter_mut() {
-                    let ts = a(&r.value, r.timestamp);
-                    max = max.max(ts);
-                    r.timestamp = Some(ts);
-                }
-            }
-            None => {
-                for r in batch.iter_mut() {
-                    let ts = r.timestamp.unwrap_or(i64::MIN);
-                    max = max.max(ts);
-                    r.timestamp = Some(ts);
-                }
-            }
+        for r in batch.iter_mut() {
+            let ts = self.timestamp_of(r);
+            max = max.max(ts);
+            r.timestamp = Some(ts);
         }
-        b.max_timestamp = max;
+        if let Generator::Bounded(b) = &mut self.generator {
+            b.max_timestamp = max;
+        }
         out.collect_batch(batch)
     }
 

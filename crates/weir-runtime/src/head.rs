@@ -380,17 +380,12 @@ impl<T: 'static, S: TypeSerializer<T>> OneInputHead<T, S> {
                     Ok(())
                 }
                 other => {
-                    if !batch.is_empty() {
-                        chain.collect_batch(batch)?;
-                    }
+                    chain.collect_batch(batch)?;
                     control_frame(valve, chain.as_mut(), ch, other, &mut barrier)
                 }
             }
         });
-        let decoded = decoded.and_then(|()| match batch.is_empty() {
-            true => Ok(()),
-            false => chain.collect_batch(batch),
-        });
+        let decoded = decoded.and_then(|()| chain.collect_batch(batch));
         if decoded.is_err() {
             batch.clear();
         }

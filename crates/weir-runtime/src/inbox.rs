@@ -89,6 +89,15 @@ impl TaskInbox {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Releases the lock and wakes the task thread if it sleeps in `drain`.
+    fn wake_task(&self, st: MutexGuard<'_, InboxState>) {
+        let sleeping = st.waiting;
+        drop(st);
+        if sleeping {
+            self.wake.notify_one();
+        }
+    }
+
     /// Delivers a message on `channel`. Fails if the task was cancelled.
     pub fn push(&self, channel: u32, msg: ChannelMessage) -> Result<()> {
         let mut st = self.lock();
@@ -96,11 +105,7 @@ impl TaskInbox {
             return Err(RuntimeError::Cancelled);
         }
         st.inputs.push_back((channel, msg));
-        let wake = st.waiting;
-        drop(st);
-        if wake {
-            self.wake.notify_one();
-        }
+        self.wake_task(st);
         Ok(())
     }
 
@@ -109,11 +114,7 @@ impl TaskInbox {
         let mut st = self.lock();
         st.mails.push_back(mail);
         self.has_mail.store(true, Ordering::Release);
-        let wake = st.waiting;
-        drop(st);
-        if wake {
-            self.wake.notify_one();
-        }
+        self.wake_task(st);
     }
 
     /// Delivers a control request.
@@ -121,11 +122,7 @@ impl TaskInbox {
         let mut st = self.lock();
         st.controls.push_back(control);
         self.has_mail.store(true, Ordering::Release);
-        let wake = st.waiting;
-        drop(st);
-        if wake {
-            self.wake.notify_one();
-        }
+        self.wake_task(st);
     }
 
     /// Marks the task cancelled and wakes it. Later pushes fail.

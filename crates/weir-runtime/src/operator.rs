@@ -784,6 +784,9 @@ impl<I, O: 'static, Op: OneInputOperator<I, O>> Output<I> for OneInputLink<I, O,
 
     #[inline]
     fn collect_batch(&mut self, batch: &mut Vec<StreamRecord<I>>) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
         self.records_in += batch.len() as u64;
         let (op, out) = (&mut self.op, &mut self.out);
         guarded(&self.info, || op.process_batch(batch, out))

@@ -50,7 +50,7 @@ fn parse_other(frame: &[u8]) -> Result<Frame<'_>> {
         Ok(i64::from_le_bytes(arr))
     };
     match tag {
-        TAG_RECORD => Ok(Frame::Record(None, rest)),
+        // Only a record whose timestamp is cut off gets here: `parse` took the others.
         TAG_RECORD_TS => Ok(Frame::Record(Some(read_i64(rest)?), &rest[8..])),
         TAG_WATERMARK => Ok(Frame::Watermark(Watermark(read_i64(rest)?))),
         TAG_IDLE => Ok(Frame::Status(WatermarkStatus::Idle)),

@@ -131,15 +131,20 @@ fn info(name: &str) -> OperatorInfo {
     }
 }
 
-#[test]
-fn an_input_head_batches_records_and_keeps_watermarks_in_place() {
-    let log = Log::default();
-    let even = OneInputLink::new(
+/// The `Even` operator in front of `log`.
+fn even_into(log: &Log) -> OneInputLink<u64, u64, Even> {
+    OneInputLink::new(
         Even,
         Outputs::new(Box::new(log.clone()), vec![]),
         info("even"),
     )
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn an_input_head_batches_records_and_keeps_watermarks_in_place() {
+    let log = Log::default();
+    let even = even_into(&log);
     let mut head = OneInputHead::new(
         1,
         weir_core::CheckpointingMode::ExactlyOnce.into(),
@@ -225,12 +230,7 @@ fn numbers_through(n: u64, f: impl Fn(u64) -> Option<u64>) -> Vec<Seen> {
 #[test]
 fn a_source_head_batches_each_poll_through_record_and_batch_links() {
     let log = Log::default();
-    let even = OneInputLink::new(
-        Even,
-        Outputs::new(Box::new(log.clone()), vec![]),
-        info("even"),
-    )
-    .unwrap();
+    let even = even_into(&log);
     let double =
         OneInputLink::new(Double, Outputs::new(Box::new(even), vec![]), info("double")).unwrap();
     let mut head = SourceHead::new(
@@ -258,12 +258,7 @@ fn a_source_head_batches_each_poll_through_record_and_batch_links() {
 #[test]
 fn a_source_feeding_a_batch_link_hands_it_whole_batches() {
     let log = Log::default();
-    let even = OneInputLink::new(
-        Even,
-        Outputs::new(Box::new(log.clone()), vec![]),
-        info("even"),
-    )
-    .unwrap();
+    let even = even_into(&log);
     let mut head = SourceHead::new(
         Box::new(Numbers { next: 0, n: 2500 }),
         Outputs::new(Box::new(even), vec![]),
