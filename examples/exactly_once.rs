@@ -93,6 +93,10 @@ pub struct Args {
     /// Set the (default) event-time trigger explicitly: runs the general window operator.
     #[arg(long)]
     pub explicit_trigger: bool,
+    /// Serialise records between tasks into buffers, as between processes, instead of
+    /// handing them over in memory.
+    #[arg(long)]
+    pub serialize_exchange: bool,
 }
 
 /// One event.
@@ -281,6 +285,7 @@ pub fn build(args: &Args) -> Result<(StreamExecutionEnvironment, FailPoints), Ap
         .map_err(ApiError::InvalidProgram)?;
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(args.parallelism as i64);
+    env.set_serialize_local_exchange(args.serialize_exchange);
     env.enable_checkpointing(Duration::from_millis(args.checkpoint_interval_ms.max(1)));
     env.set_state_backend(StateBackendConfig {
         kind,

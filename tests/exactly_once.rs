@@ -95,9 +95,12 @@ fn failures_at_random_events_change_nothing() {
 fn unaligned_checkpoints_keep_exactly_once() {
     let events = 60_000;
     let want = reference(events);
-    for (timeout_ms, seed) in [(0, 3), (1, 5)] {
+    // In-flight data is recorded from records handed over in memory (the default) and from
+    // serialised buffers.
+    for (timeout_ms, seed, serialize) in [(0, 3, false), (1, 5, false), (0, 9, true)] {
         let tmp = tempfile::tempdir().unwrap();
         let mut a = args(events, 3, &tmp.path().join("out"), &tmp.path().join("ck"));
+        a.serialize_exchange = serialize;
         a.unaligned = true;
         a.aligned_timeout_ms = timeout_ms;
         a.fail_at = failure_points(seed, 3, events);
@@ -112,7 +115,10 @@ fn unaligned_checkpoints_keep_exactly_once() {
             .filter(|o| o.name.starts_with("in-flight data"))
             .map(|o| o.size_bytes)
             .sum();
-        eprintln!("aligned timeout {timeout_ms} ms: {in_flight} bytes of in-flight data stored");
+        eprintln!(
+            "aligned timeout {timeout_ms} ms, serialized {serialize}: {in_flight} bytes of \
+             in-flight data stored"
+        );
         if timeout_ms == 0 {
             assert!(
                 in_flight > 0,

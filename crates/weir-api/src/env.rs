@@ -99,6 +99,14 @@ impl StreamExecutionEnvironment {
         self
     }
 
+    /// Serialise records between tasks of this process into network buffers, as between
+    /// processes, instead of handing them over in memory (the default, and faster). Useful
+    /// to compare the two, and to test the byte path a distributed job takes.
+    pub fn set_serialize_local_exchange(&self, serialize: bool) -> &Self {
+        self.state.borrow_mut().config.serialize_local_exchange = serialize;
+        self
+    }
+
     /// Buffers per task beyond two per outgoing channel.
     pub fn set_floating_buffers(&self, buffers: usize) -> &Self {
         self.state.borrow_mut().config.floating_buffers_per_task = buffers;

@@ -18,6 +18,8 @@ pub(crate) struct WriterSetup {
     pub channels: ChannelBuffers,
     pub subtask: u32,
     pub consumer_max_parallelism: u32,
+    /// The consumers are in this process: records go to them in memory.
+    pub in_memory: bool,
 }
 
 /// A key selector shared by the subtasks of a job: it makes an owned key, and, when the key
@@ -89,11 +91,16 @@ fn writer<T: Data, P: ChannelSelector<T> + 'static>(
     setup: WriterSetup,
     selector: P,
 ) -> ErasedOutput {
-    erase::<T>(Box::new(RecordWriter::new(
-        setup.channels,
-        BincodeSerializer::<T>::new(),
-        selector,
-    )))
+    let serializer = BincodeSerializer::<T>::new();
+    erase::<T>(if setup.in_memory {
+        Box::new(RecordWriter::in_memory(
+            setup.channels,
+            serializer,
+            selector,
+        ))
+    } else {
+        Box::new(RecordWriter::new(setup.channels, serializer, selector))
+    })
 }
 
 /// A writer for partitioners that need no user code.

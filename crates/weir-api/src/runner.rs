@@ -116,6 +116,7 @@ impl JobCode for CompiledJob {
                         ),
                         subtask,
                         consumer_max_parallelism: wiring.consumer_max_parallelism,
+                        in_memory: io.in_memory_exchange,
                     };
                     match &e.writer {
                         Some(f) => f(setup)?,

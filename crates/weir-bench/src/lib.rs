@@ -332,10 +332,24 @@ pub fn state_backend_from_env() -> Result<StateBackendConfig, String> {
 }
 
 /// Runs workload `name` (`W0`..`W4`, or `W2c`: W2 with exactly-once checkpoints) over
-/// `events` bids at `parallelism`, on the state backend of [`state_backend_from_env`].
+/// `events` bids at `parallelism`, on the state backend of [`state_backend_from_env`];
+/// `WEIR_BENCH_SERIALIZE_EXCHANGE=1` serialises records between tasks instead of handing
+/// them over in memory (to compare the two).
 pub fn run(name: &str, events: u64, parallelism: i64) -> Result<Outcome, String> {
+    let serialize = std::env::var("WEIR_BENCH_SERIALIZE_EXCHANGE").is_ok_and(|v| v == "1");
+    run_with_exchange(name, events, parallelism, serialize)
+}
+
+/// [`run`], with records between tasks serialised (`true`) or handed over in memory.
+pub fn run_with_exchange(
+    name: &str,
+    events: u64,
+    parallelism: i64,
+    serialize_exchange: bool,
+) -> Result<Outcome, String> {
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(parallelism);
+    env.set_serialize_local_exchange(serialize_exchange);
     env.set_state_backend(state_backend_from_env()?);
     let name = match name {
         "W2c" => {

@@ -166,6 +166,8 @@ impl TaskManager {
                 cfg.buffer_size,
             ),
             flush_always: cfg.buffer_timeout_ms == 0,
+            // Every consumer is in this process (the local shuffle).
+            in_memory_exchange: !cfg.serialize_local_exchange,
             processing_time: ProcessingTimeService::default(),
             alignment: cfg.checkpoint.alignment(),
             restored: HashMap::new(),

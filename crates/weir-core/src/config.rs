@@ -44,6 +44,11 @@ pub struct ExecutionConfig {
     /// Where keyed state lives.
     #[serde(default)]
     pub state_backend: StateBackendConfig,
+    /// Serialise records between tasks of the same process as between processes, into
+    /// buffers, instead of handing them over in memory in typed batches (the default, and
+    /// faster). For comparisons and for tests of the byte path.
+    #[serde(default)]
+    pub serialize_local_exchange: bool,
 }
 
 /// The keyed state backend (Flink's `state.backend.type`).
@@ -112,6 +117,7 @@ impl Default for ExecutionConfig {
             restart_strategy: None,
             restore: None,
             state_backend: StateBackendConfig::default(),
+            serialize_local_exchange: false,
         }
     }
 }

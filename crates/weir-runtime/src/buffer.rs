@@ -76,6 +76,18 @@ impl BufferPool {
     /// Takes a free buffer, waiting while all are in flight. Fails once the pool is closed
     /// (the task is being cancelled).
     pub fn request(&self) -> Result<Buffer> {
+        self.take(true)
+    }
+
+    /// Takes a permit: a place in the pool, counted like a buffer in flight, for a batch of
+    /// records handed over in memory ([`crate::typed`]). Waits while all are in flight, as
+    /// [`Self::request`] does. A permit allocates no memory of its own (a free buffer of the
+    /// pool may serve as one).
+    pub fn request_permit(&self) -> Result<Buffer> {
+        self.take(false)
+    }
+
+    fn take(&self, allocate: bool) -> Result<Buffer> {
         let mut st = self.inner.lock();
         let mut blocked_since: Option<Instant> = None;
         loop {
@@ -87,7 +99,13 @@ impl BufferPool {
                 Some(b)
             } else if st.created < self.inner.capacity {
                 st.created += 1;
-                Some(Vec::with_capacity(self.inner.buffer_size))
+                // A permit's empty vector leaves the pool again when it comes back (the
+                // pool keeps only vectors of full size), which keeps the count right.
+                Some(if allocate {
+                    Vec::with_capacity(self.inner.buffer_size)
+                } else {
+                    Vec::new()
+                })
             } else {
                 None
             };
@@ -179,7 +197,7 @@ impl Drop for Buffer {
             if data.capacity() >= pool.buffer_size {
                 st.free.push(data);
             } else {
-                // Should not happen; keep the accounting right anyway.
+                // A permit's empty vector: its place in the pool is free again.
                 st.created -= 1;
             }
             let wake = st.waiters > 0;
@@ -209,6 +227,24 @@ mod tests {
         drop(a);
         assert!(t.join().unwrap().unwrap() >= 128);
         assert_eq!(pool.max_in_use(), 2);
+    }
+
+    #[test]
+    fn permits_count_like_buffers() {
+        let pool = BufferPool::new(2, 128);
+        let permit = pool.request_permit().unwrap();
+        assert_eq!(permit.capacity(), 0, "a permit allocates nothing");
+        let _b = pool.request().unwrap();
+        let p2 = pool.clone();
+        let t = std::thread::spawn(move || p2.request_permit().map(|_| ()));
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            !t.is_finished(),
+            "a permit waits while the pool is exhausted"
+        );
+        drop(permit);
+        t.join().unwrap().unwrap();
+        assert_eq!(pool.in_use(), 1);
     }
 
     #[test]

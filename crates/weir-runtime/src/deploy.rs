@@ -40,6 +40,9 @@ pub struct TaskIo {
     pub pool: BufferPool,
     /// Send every record at once (buffer timeout 0).
     pub flush_always: bool,
+    /// Hand records to consumers in memory ([`crate::typed`]) rather than serialise them;
+    /// only for consumers in the same process.
+    pub in_memory_exchange: bool,
     /// The task's processing-time callbacks, shared by its operators.
     pub processing_time: crate::time::ProcessingTimeService,
     /// How input heads align checkpoint barriers.

@@ -14,6 +14,7 @@ use crate::operator::{
 use crate::reader::{ChannelDecoder, Frame};
 use crate::serializer::TypeSerializer;
 use crate::source::{PollStatus, SourceOutput, SourceReader, SOURCE_SPLITS_STATE};
+use crate::typed::ErasedRecords;
 use crate::valve::{ValveOutput, WatermarkValve};
 use weir_core::BarrierAlignment;
 use weir_state::{OperatorSubtaskState, TaskStateSnapshot};
@@ -238,8 +239,13 @@ macro_rules! gated_input_methods {
                 self.aligner.hold(ch, msg);
                 return Ok(None);
             }
-            match &msg {
-                ChannelMessage::Buffer(buf) => self.process(ch, Input::Data(buf)),
+            match msg {
+                ChannelMessage::Buffer(buf) => self.process(ch, Input::Data(&buf)),
+                // The batch's permit goes back to the producer's pool once it was processed.
+                ChannelMessage::Records(r) => {
+                    let records = r.into_records();
+                    self.process(ch, Input::Records(records))
+                }
                 ChannelMessage::Event(ChannelEvent::EndOfPartition) => {
                     self.process(ch, Input::End(false))
                 }
@@ -249,11 +255,12 @@ macro_rules! gated_input_methods {
 
         fn resume(&mut self) -> Result<Option<BarrierAction>> {
             while let Some((ch, held)) = self.aligner.next_held() {
-                let input = match &held {
-                    Held::Data(d) => Input::Data(d),
-                    Held::End(stopped) => Input::End(*stopped),
+                let action = match held {
+                    Held::Data(d) => self.process(ch, Input::Data(&d))?,
+                    Held::Records(r) => self.process(ch, Input::Records(r))?,
+                    Held::End(stopped) => self.process(ch, Input::End(stopped))?,
                 };
-                if let Some(b) = self.process(ch, input)? {
+                if let Some(b) = action {
                     return Ok(Some(b));
                 }
             }
@@ -337,6 +344,16 @@ impl<T: 'static, S: TypeSerializer<T>> OneInputHead<T, S> {
                 }
                 buf
             }
+            Input::Records(records) => {
+                let mut records = records.downcast::<T>()?;
+                if self.aligner.recording(ch) {
+                    record_in_flight(&mut self.aligner, &self.serializer, ch, &records)?;
+                }
+                let r = self.chain.collect_batch(&mut records);
+                return r
+                    .map(|()| None)
+                    .map_err(|e| with_channel_context(e, &self.task, ch));
+            }
             Input::End(stopped) => {
                 if self.decoders[ch].has_partial() {
                     return Err(RuntimeError::Other(format!(
@@ -394,11 +411,26 @@ impl<T: 'static, S: TypeSerializer<T>> OneInputHead<T, S> {
     }
 }
 
-/// What an input head processes: the bytes of a buffer, or the end of a channel (`true`:
-/// stopped after a savepoint, without draining).
+/// What an input head processes: the bytes of a buffer, records handed over in memory, or
+/// the end of a channel (`true`: stopped after a savepoint, without draining).
 enum Input<'a> {
     Data(&'a [u8]),
+    Records(ErasedRecords),
     End(bool),
+}
+
+/// Records in-memory records of `ch` as in-flight data of an unaligned checkpoint, encoded
+/// as the frames a byte channel would have carried.
+fn record_in_flight<T, S: TypeSerializer<T>>(
+    aligner: &mut BarrierAligner,
+    serializer: &S,
+    ch: usize,
+    records: &[StreamRecord<T>],
+) -> Result<()> {
+    let mut bytes = Vec::new();
+    crate::typed::encode_records(serializer, records, &mut bytes)?;
+    aligner.record(ch, &bytes);
+    Ok(())
 }
 
 fn frame_after_barrier() -> RuntimeError {
@@ -521,6 +553,25 @@ where
                     self.aligner.record(ch, buf);
                 }
                 buf
+            }
+            Input::Records(records) => {
+                let recording = self.aligner.recording(ch);
+                let r = if self.channel_inputs[ch] == 0 {
+                    let records = records.downcast::<A>()?;
+                    if recording {
+                        record_in_flight(&mut self.aligner, &self.serializers.0, ch, &records)?;
+                    }
+                    records.into_iter().try_for_each(|r| self.link.process1(r))
+                } else {
+                    let records = records.downcast::<B>()?;
+                    if recording {
+                        record_in_flight(&mut self.aligner, &self.serializers.1, ch, &records)?;
+                    }
+                    records.into_iter().try_for_each(|r| self.link.process2(r))
+                };
+                return r
+                    .map(|()| None)
+                    .map_err(|e| with_channel_context(e, &self.task, ch));
             }
             Input::End(stopped) => {
                 let input = self.channel_inputs[ch] as usize & 1;

@@ -8,6 +8,7 @@
 use crate::buffer::Buffer;
 use crate::checkpoint::{CheckpointBarrier, CheckpointNotice};
 use crate::error::{Result, RuntimeError};
+use crate::typed::TypedRecords;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -27,6 +28,9 @@ pub enum ChannelEvent {
 pub enum ChannelMessage {
     /// A buffer of encoded stream elements.
     Buffer(Buffer),
+    /// Records handed over in memory by a producer in the same process (never between
+    /// processes); see [`crate::typed`].
+    Records(TypedRecords),
     /// A control event.
     Event(ChannelEvent),
 }

@@ -5,7 +5,8 @@
 //!   small composable operator traits the API builds on.
 //! - [`buffer`], [`inbox`], [`writer`], [`reader`]: the exchange between tasks. Records are
 //!   serialised into fixed-size buffers taken from a bounded per-task pool; a full pool blocks
-//!   the writer, which is how backpressure reaches the sources.
+//!   the writer, which is how backpressure reaches the sources. Between tasks of one process
+//!   [`typed`] batches carry the records in memory instead, bounded by the same pool.
 //! - [`partitioner`]: which consumer subtask gets a record.
 //! - [`batch`]: Arrow `RecordBatch`es as stream elements, with a hash partitioner that splits a
 //!   batch by key into one batch per consumer.
@@ -26,6 +27,7 @@ pub mod serializer;
 pub mod source;
 pub mod task;
 pub mod time;
+pub mod typed;
 pub mod valve;
 pub mod writer;
 

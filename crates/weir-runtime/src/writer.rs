@@ -14,7 +14,7 @@ use crate::inbox::{ChannelEvent, ChannelMessage, ChannelSender};
 use crate::operator::{Output, OutputControl};
 use crate::partitioner::ChannelSelector;
 use crate::serializer::TypeSerializer;
-use std::marker::PhantomData;
+use crate::typed::{typed_batch_capacity, TypedRecords};
 
 /// Frame tag: record without timestamp.
 pub const TAG_RECORD: u8 = 0;
@@ -133,6 +133,29 @@ impl ChannelBuffers {
         Ok(())
     }
 
+    /// Sends `records` to `channel` in memory ([`crate::typed`]), after the channel's open
+    /// byte buffer (so the stream keeps its order). Waits for a pool permit while the pool
+    /// is exhausted: backpressure, as for buffers.
+    pub fn send_records<T: Send + 'static>(
+        &mut self,
+        channel: usize,
+        records: Vec<StreamRecord<T>>,
+    ) -> Result<()> {
+        self.send(channel)?;
+        let permit = self.pool.request_permit()?;
+        self.senders[channel].send(ChannelMessage::Records(TypedRecords::new(records, permit)))
+    }
+
+    /// The number of records of type `T` a typed batch holds ([`typed_batch_capacity`]);
+    /// 1 when every element is sent at once (buffer timeout 0).
+    pub fn typed_capacity<T>(&self) -> usize {
+        if self.flush_always {
+            1
+        } else {
+            typed_batch_capacity::<T>(self.limit)
+        }
+    }
+
     fn send(&mut self, channel: usize) -> Result<()> {
         if let Some(buf) = self.open[channel].take() {
             if !buf.is_empty() {
@@ -190,12 +213,18 @@ impl ChannelBuffers {
 #[inline]
 pub fn begin_record_frame(scratch: &mut Vec<u8>, timestamp: Option<i64>) {
     scratch.clear();
-    scratch.extend_from_slice(&[0, 0, 0, 0]);
+    begin_record_frame_into(scratch, timestamp);
+}
+
+/// Appends the start of a record frame to `out` (a placeholder length, the tag and the
+/// timestamp); the caller appends the payload and calls [`end_frame`] on the frame's bytes.
+#[inline]
+pub fn begin_record_frame_into(out: &mut Vec<u8>, timestamp: Option<i64>) {
     match timestamp {
-        None => scratch.push(TAG_RECORD),
+        None => out.extend_from_slice(&[0, 0, 0, 0, TAG_RECORD]),
         Some(ts) => {
-            scratch.push(TAG_RECORD_TS);
-            scratch.extend_from_slice(&ts.to_le_bytes());
+            out.extend_from_slice(&[0, 0, 0, 0, TAG_RECORD_TS]);
+            out.extend_from_slice(&ts.to_le_bytes());
         }
     }
 }
@@ -249,47 +278,132 @@ pub fn status_frame(status: WatermarkStatus) -> [u8; 5] {
     [1, 0, 0, 0, tag]
 }
 
-/// The end of a chain that feeds a network edge: serialises records with `S` and routes them
-/// with `P`.
+/// The end of a chain that feeds a network edge: routes records with `P` and either
+/// serialises them with `S` into buffers, or, towards consumers in the same process, hands
+/// them over in memory in typed batches ([`crate::typed`]).
 pub struct RecordWriter<T, S, P> {
     channels: ChannelBuffers,
     serializer: S,
     selector: P,
     scratch: Vec<u8>,
-    _t: PhantomData<fn(T)>,
+    /// In-memory mode: the open typed batch of each channel.
+    typed: Option<Vec<Vec<StreamRecord<T>>>>,
+    typed_capacity: usize,
 }
 
-impl<T, S: TypeSerializer<T>, P: ChannelSelector<T>> RecordWriter<T, S, P> {
-    /// A writer over `channels`.
+impl<T: Send + 'static, S: TypeSerializer<T>, P: ChannelSelector<T>> RecordWriter<T, S, P> {
+    /// A writer that serialises every record into `channels`' buffers.
     pub fn new(channels: ChannelBuffers, serializer: S, selector: P) -> Self {
         RecordWriter {
+            typed_capacity: channels.typed_capacity::<T>(),
             channels,
             serializer,
             selector,
             scratch: Vec::with_capacity(256),
-            _t: PhantomData,
+            typed: None,
         }
+    }
+
+    /// A writer that hands records over in memory, for consumers in the same process. A
+    /// broadcast edge still serialises (every consumer needs its own copy).
+    pub fn in_memory(channels: ChannelBuffers, serializer: S, selector: P) -> Self {
+        let mut w = Self::new(channels, serializer, selector);
+        if !w.selector.is_broadcast() {
+            w.typed = Some((0..w.channels.num_channels()).map(|_| Vec::new()).collect());
+        }
+        w
+    }
+
+    /// True if records go to the consumers in memory.
+    pub fn is_in_memory(&self) -> bool {
+        self.typed.is_some()
+    }
+
+    /// Sends the open typed batch of `channel`.
+    fn send_typed(&mut self, channel: usize) -> Result<()> {
+        let Some(open) = &mut self.typed else {
+            return Ok(());
+        };
+        if open[channel].is_empty() {
+            return Ok(());
+        }
+        let full = std::mem::take(&mut open[channel]);
+        self.channels.send_records(channel, full)
+    }
+
+    /// Sends every open typed batch: before a control element, a flush, the end.
+    fn send_all_typed(&mut self) -> Result<()> {
+        for c in 0..self.channels.num_channels() {
+            self.send_typed(c)?;
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn select(&mut self, value: &T) -> Result<usize> {
+        let n = self.channels.num_channels();
+        let c = self.selector.select(value, n);
+        if c >= n {
+            return Err(RuntimeError::Other(format!(
+                "partitioner chose channel {c}, but there are only {n} consumer subtasks"
+            )));
+        }
+        Ok(c)
+    }
+
+    /// Adds `record` to `channel`'s open typed batch, sending it when full.
+    #[inline]
+    fn push_typed(&mut self, channel: usize, record: StreamRecord<T>) -> Result<()> {
+        let cap = self.typed_capacity;
+        if let Some(open) = &mut self.typed {
+            let batch = &mut open[channel];
+            if batch.capacity() == 0 {
+                batch.reserve_exact(cap);
+            }
+            batch.push(record);
+            if batch.len() >= cap {
+                return self.send_typed(channel);
+            }
+        }
+        Ok(())
+    }
+
+    fn serialize_to(&mut self, channel: usize, record: &StreamRecord<T>) -> Result<()> {
+        let serializer = &self.serializer;
+        self.channels.write_frame(channel, |buf| {
+            let start = buf.len();
+            begin_record_frame_into(buf, record.timestamp);
+            serializer.serialize(&record.value, buf)?;
+            end_frame(&mut buf[start..])
+        })
     }
 }
 
-impl<T: Send, S: TypeSerializer<T>, P: ChannelSelector<T>> OutputControl for RecordWriter<T, S, P> {
+impl<T: Send + 'static, S: TypeSerializer<T>, P: ChannelSelector<T>> OutputControl
+    for RecordWriter<T, S, P>
+{
     fn emit_watermark(&mut self, wm: Watermark) -> Result<()> {
+        self.send_all_typed()?;
         self.channels.append_all(&watermark_frame(wm))
     }
 
     fn emit_watermark_status(&mut self, status: WatermarkStatus) -> Result<()> {
+        self.send_all_typed()?;
         self.channels.append_all(&status_frame(status))
     }
 
     fn flush(&mut self) -> Result<()> {
+        self.send_all_typed()?;
         self.channels.flush()
     }
 
     fn finish(&mut self) -> Result<()> {
+        self.send_all_typed()?;
         self.channels.finish()
     }
 
     fn stop(&mut self) -> Result<()> {
+        self.send_all_typed()?;
         self.channels.stop()
     }
 
@@ -298,6 +412,7 @@ impl<T: Send, S: TypeSerializer<T>, P: ChannelSelector<T>> OutputControl for Rec
         barrier: &CheckpointBarrier,
         _: &mut weir_state::TaskStateSnapshot,
     ) -> Result<()> {
+        self.send_all_typed()?;
         self.channels.broadcast_barrier(barrier)
     }
 
@@ -306,10 +421,11 @@ impl<T: Send, S: TypeSerializer<T>, P: ChannelSelector<T>> OutputControl for Rec
     }
 }
 
-impl<T: Send, S: TypeSerializer<T>, P: ChannelSelector<T>> Output<T> for RecordWriter<T, S, P> {
+impl<T: Send + 'static, S: TypeSerializer<T>, P: ChannelSelector<T>> Output<T>
+    for RecordWriter<T, S, P>
+{
     #[inline]
     fn collect(&mut self, record: StreamRecord<T>) -> Result<()> {
-        let n = self.channels.num_channels();
         if self.selector.is_broadcast() {
             begin_record_frame(&mut self.scratch, record.timestamp);
             self.serializer
@@ -317,24 +433,48 @@ impl<T: Send, S: TypeSerializer<T>, P: ChannelSelector<T>> Output<T> for RecordW
             end_frame(&mut self.scratch)?;
             return self.channels.append_all(&self.scratch);
         }
-        let c = self.selector.select(&record.value, n);
-        if c >= n {
-            return Err(RuntimeError::Other(format!(
-                "partitioner chose channel {c}, but there are only {n} consumer subtasks"
-            )));
+        let c = self.select(&record.value)?;
+        if self.typed.is_some() {
+            self.push_typed(c, record)
+        } else {
+            self.serialize_to(c, &record)
         }
-        let serializer = &self.serializer;
-        self.channels.write_frame(c, |buf| {
-            let start = buf.len();
-            match record.timestamp {
-                None => buf.extend_from_slice(&[0, 0, 0, 0, TAG_RECORD]),
-                Some(ts) => {
-                    buf.extend_from_slice(&[0, 0, 0, 0, TAG_RECORD_TS]);
-                    buf.extend_from_slice(&ts.to_le_bytes());
+    }
+
+    fn collect_batch(&mut self, batch: &mut Vec<StreamRecord<T>>) -> Result<()> {
+        if self.typed.is_none() || self.selector.is_broadcast() {
+            for r in batch.drain(..) {
+                self.collect(r)?;
+            }
+            return Ok(());
+        }
+        let cap = self.typed_capacity;
+        if self.channels.num_channels() == 1 && batch.len() <= cap {
+            // One consumer: a batch that fills at least half a typed batch goes on as it is
+            // (no copy); a smaller one joins the open batch if that has room.
+            if let Some(open) = &mut self.typed {
+                let o = &mut open[0];
+                if o.is_empty() && (batch.len() * 2 >= cap || cap == 1) {
+                    let whole = std::mem::replace(batch, Vec::with_capacity(batch.capacity()));
+                    return self.channels.send_records(0, whole);
+                }
+                if o.len() + batch.len() <= cap {
+                    if o.capacity() == 0 {
+                        o.reserve_exact(cap);
+                    }
+                    o.append(batch);
+                    return if o.len() >= cap {
+                        self.send_typed(0)
+                    } else {
+                        Ok(())
+                    };
                 }
             }
-            serializer.serialize(&record.value, buf)?;
-            end_frame(&mut buf[start..])
-        })
+        }
+        for r in batch.drain(..) {
+            let c = self.select(&r.value)?;
+            self.push_typed(c, r)?;
+        }
+        Ok(())
     }
 }

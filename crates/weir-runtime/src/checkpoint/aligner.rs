@@ -26,6 +26,7 @@
 
 use crate::checkpoint::CheckpointBarrier;
 use crate::inbox::{ChannelEvent, ChannelMessage};
+use crate::typed::ErasedRecords;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use weir_core::{BarrierAlignment, CheckpointingMode};
@@ -35,6 +36,8 @@ use weir_state::SnapshotKind;
 pub enum Held {
     /// The bytes of a buffer.
     Data(Vec<u8>),
+    /// Records handed over in memory (their pool permit was released).
+    Records(ErasedRecords),
     /// The channel ended (`true`: it stopped after a savepoint).
     End(bool),
 }
@@ -108,10 +111,11 @@ impl BarrierAligner {
     }
 
     /// Keeps a message of `ch` for later; a buffer's bytes are copied and the buffer is
-    /// released to its producer.
+    /// released to its producer, as is the permit of an in-memory batch.
     pub fn hold(&mut self, ch: usize, msg: ChannelMessage) {
         let held = match msg {
             ChannelMessage::Buffer(buf) => Held::Data(buf.to_vec()),
+            ChannelMessage::Records(r) => Held::Records(r.into_records()),
             ChannelMessage::Event(ChannelEvent::EndOfPartition) => Held::End(false),
             ChannelMessage::Event(ChannelEvent::Stopped) => Held::End(true),
         };

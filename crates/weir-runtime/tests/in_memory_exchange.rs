@@ -1,0 +1,356 @@
+//! Records handed over in memory between tasks of one process: the same stream as the byte
+//! path, bounded by the producer's pool, and still bytes where a checkpoint needs bytes.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use weir_core::{BarrierAlignment, CheckpointingMode};
+use weir_runtime::buffer::BufferPool;
+use weir_runtime::checkpoint::{BarrierAction, CheckpointBarrier, CheckpointNotice};
+use weir_runtime::head::{InputChainHead, OneInputHead};
+use weir_runtime::inbox::{ChannelMessage, ChannelSender, Drained, TaskInbox};
+use weir_runtime::operator::{Output, OutputControl};
+use weir_runtime::partitioner::{FirstChannel, KeyGroupSelector};
+use weir_runtime::reader::{ChannelDecoder, Frame};
+use weir_runtime::serializer::{BincodeSerializer, TypeSerializer};
+use weir_runtime::writer::{ChannelBuffers, RecordWriter};
+use weir_runtime::{Result, StreamRecord, Watermark, WatermarkStatus};
+use weir_state::{SnapshotKind, TaskStateSnapshot};
+
+type Rec = (String, u64);
+type Writer = RecordWriter<Rec, BincodeSerializer<Rec>, FirstChannel>;
+
+/// What the end of a chain saw, one entry per record or watermark.
+#[derive(Clone, Debug, PartialEq)]
+enum Seen {
+    Record(Rec, Option<i64>),
+    Watermark(i64),
+    Finished,
+}
+
+#[derive(Clone, Default)]
+struct Log(Arc<Mutex<Vec<Seen>>>);
+
+impl Log {
+    fn seen(&self) -> Vec<Seen> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+impl OutputControl for Log {
+    fn emit_watermark(&mut self, wm: Watermark) -> Result<()> {
+        self.0.lock().unwrap().push(Seen::Watermark(wm.0));
+        Ok(())
+    }
+    fn emit_watermark_status(&mut self, _: WatermarkStatus) -> Result<()> {
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
+    fn finish(&mut self) -> Result<()> {
+        self.0.lock().unwrap().push(Seen::Finished);
+        Ok(())
+    }
+    fn stop(&mut self) -> Result<()> {
+        Ok(())
+    }
+    fn checkpoint(&mut self, _: &CheckpointBarrier, _: &mut TaskStateSnapshot) -> Result<()> {
+        Ok(())
+    }
+    fn notify_checkpoint(&mut self, _: CheckpointNotice) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl Output<Rec> for Log {
+    fn collect(&mut self, r: StreamRecord<Rec>) -> Result<()> {
+        self.0
+            .lock()
+            .unwrap()
+            .push(Seen::Record(r.value, r.timestamp));
+        Ok(())
+    }
+}
+
+fn barrier(id: u64) -> CheckpointBarrier {
+    CheckpointBarrier {
+        id,
+        timestamp: 0,
+        kind: SnapshotKind::Checkpoint,
+        target: String::new(),
+    }
+}
+
+fn record(i: u64) -> StreamRecord<Rec> {
+    let r = (format!("key-{}", i % 37), i);
+    if i.is_multiple_of(3) {
+        StreamRecord::new(r)
+    } else {
+        StreamRecord::with_timestamp(r, i as i64)
+    }
+}
+
+fn drain(inbox: &TaskInbox) -> Vec<(u32, ChannelMessage)> {
+    let mut d = Drained::default();
+    inbox.drain(Some(std::time::Instant::now()), &mut d);
+    d.inputs.into_iter().collect()
+}
+
+/// Writes a stream of records (some in batches), watermarks and a barrier through a keyed
+/// writer into two consumers, and returns what each consumer's chain saw.
+fn run_stream(in_memory: bool) -> (Vec<Vec<Seen>>, usize) {
+    let inboxes = [TaskInbox::new(), TaskInbox::new()];
+    let senders = inboxes
+        .iter()
+        .map(|i| ChannelSender::new(i.clone(), 0))
+        .collect();
+    let pool = BufferPool::new(1000, 512);
+    let channels = ChannelBuffers::new(senders, pool, false);
+    let selector = KeyGroupSelector::new(|r: &Rec| r.0.clone(), 128);
+    let s = BincodeSerializer::<Rec>::new();
+    let mut w: Box<dyn Output<Rec>> = if in_memory {
+        let w = RecordWriter::in_memory(channels, s, selector);
+        assert!(w.is_in_memory());
+        Box::new(w)
+    } else {
+        Box::new(RecordWriter::new(channels, s, selector))
+    };
+    let mut i = 0;
+    for round in 0..20 {
+        if round % 2 == 0 {
+            for _ in 0..50 {
+                w.collect(record(i)).unwrap();
+                i += 1;
+            }
+        } else {
+            let mut batch: Vec<_> = (i..i + 70).map(record).collect();
+            i += 70;
+            w.collect_batch(&mut batch).unwrap();
+            assert!(batch.is_empty());
+        }
+        w.emit_watermark(Watermark(round * 10)).unwrap();
+        if round == 10 {
+            w.checkpoint(&barrier(1), &mut TaskStateSnapshot::default())
+                .unwrap();
+        }
+    }
+    w.finish().unwrap();
+    let mut typed_messages = 0;
+    let mut out = Vec::new();
+    for inbox in &inboxes {
+        let log = Log::default();
+        let mut head = OneInputHead::new(
+            1,
+            BarrierAlignment::from(CheckpointingMode::ExactlyOnce),
+            BincodeSerializer::<Rec>::new(),
+            Box::new(log.clone()),
+            "consumer".into(),
+        );
+        let mut snapshots = 0;
+        for (ch, msg) in drain(inbox) {
+            if matches!(msg, ChannelMessage::Records(_)) {
+                typed_messages += 1;
+            }
+            if let Some(BarrierAction::Snapshot(b)) = head.on_message(ch as usize, msg).unwrap() {
+                assert_eq!(b.id, 1);
+                snapshots += 1;
+            }
+        }
+        assert_eq!(snapshots, 1, "the barrier reached every consumer once");
+        assert!(head.input_ended());
+        head.end_of_input().unwrap();
+        out.push(log.seen());
+    }
+    (out, typed_messages)
+}
+
+#[test]
+fn in_memory_batches_carry_the_same_stream_as_bytes() {
+    let (bytes, typed_in_bytes) = run_stream(false);
+    let (memory, typed) = run_stream(true);
+    assert_eq!(typed_in_bytes, 0);
+    assert!(typed > 0, "no batch went in memory");
+    assert_eq!(memory, bytes);
+    // Every record arrived once; each consumer saw every watermark, and the end of its
+    // input advanced event time to the end.
+    let records: usize = memory
+        .iter()
+        .map(|s| s.iter().filter(|e| matches!(e, Seen::Record(..))).count())
+        .sum();
+    assert_eq!(records, 10 * 50 + 10 * 70);
+    for seen in &memory {
+        assert_eq!(
+            seen.iter()
+                .filter(|e| matches!(e, Seen::Watermark(_)))
+                .count(),
+            21
+        );
+        assert_eq!(seen[seen.len() - 2], Seen::Watermark(i64::MAX));
+        assert_eq!(seen.last(), Some(&Seen::Finished));
+    }
+}
+
+#[test]
+fn in_memory_batches_are_bounded_by_the_pool() {
+    let inbox = TaskInbox::new();
+    let pool = BufferPool::new(2, 256);
+    let channels = ChannelBuffers::new(
+        vec![ChannelSender::new(inbox.clone(), 0)],
+        pool.clone(),
+        false,
+    );
+    let mut w = RecordWriter::in_memory(channels, BincodeSerializer::<u64>::new(), FirstChannel);
+    let producer = std::thread::spawn(move || {
+        // 256 bytes hold 10 records of 24 bytes; the batch capacity is at least 16.
+        for i in 0..16 * 5u64 {
+            w.collect(StreamRecord::new(i))?;
+        }
+        w.finish()
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        !producer.is_finished(),
+        "the third batch must wait for a permit"
+    );
+    assert_eq!(pool.in_use(), 2);
+    let mut got = Vec::new();
+    while !producer.is_finished() || !got.ends_with(&[u64::MAX]) {
+        for (_, msg) in drain(&inbox) {
+            match msg {
+                ChannelMessage::Records(r) => got.extend(
+                    r.into_records()
+                        .downcast::<u64>()
+                        .unwrap()
+                        .iter()
+                        .map(|r| r.value),
+                ),
+                ChannelMessage::Event(_) => got.push(u64::MAX),
+                ChannelMessage::Buffer(_) => {}
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    producer.join().unwrap().unwrap();
+    got.pop();
+    assert_eq!(got, (0..80).collect::<Vec<_>>());
+    assert_eq!(pool.in_use(), 0, "every permit came back");
+}
+
+fn two_channel_head(
+    alignment: BarrierAlignment,
+    log: &Log,
+) -> OneInputHead<Rec, BincodeSerializer<Rec>> {
+    OneInputHead::new(
+        2,
+        alignment,
+        BincodeSerializer::<Rec>::new(),
+        Box::new(log.clone()),
+        "consumer".into(),
+    )
+}
+
+/// Two producers, each with its own pool and writer, into one consumer's inbox.
+fn producers(inbox: &Arc<TaskInbox>) -> Vec<(BufferPool, Writer)> {
+    (0..2)
+        .map(|ch| {
+            let pool = BufferPool::new(8, 4096);
+            let channels = ChannelBuffers::new(
+                vec![ChannelSender::new(inbox.clone(), ch)],
+                pool.clone(),
+                false,
+            );
+            (
+                pool,
+                RecordWriter::in_memory(channels, BincodeSerializer::new(), FirstChannel),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn unaligned_checkpoints_record_in_memory_batches_as_frames() {
+    let inbox = TaskInbox::new();
+    let mut p = producers(&inbox);
+    let log = Log::default();
+    let mut head = two_channel_head(
+        BarrierAlignment {
+            mode: CheckpointingMode::ExactlyOnce,
+            unaligned: true,
+            aligned_timeout_ms: 0,
+        },
+        &log,
+    );
+    let mut snap = TaskStateSnapshot::default();
+    // Channel 0 delivers its barrier first; channel 1 still sends records before its own.
+    p[0].1.checkpoint(&barrier(1), &mut snap).unwrap();
+    for i in 0..5 {
+        p[1].1.collect(record(i)).unwrap();
+    }
+    p[1].1.flush().unwrap();
+    p[1].1.checkpoint(&barrier(1), &mut snap).unwrap();
+    let mut actions = Vec::new();
+    for (ch, msg) in drain(&inbox) {
+        if let Some(a) = head.on_message(ch as usize, msg).unwrap() {
+            actions.push(a);
+        }
+    }
+    assert!(matches!(actions[0], BarrierAction::SnapshotUnaligned(ref b) if b.id == 1));
+    let BarrierAction::InFlightComplete(1, data) = &actions[1] else {
+        panic!("no in-flight data: {actions:?}");
+    };
+    assert_eq!(data.len(), 1);
+    assert_eq!(data[0].0, 1, "the data is channel 1's");
+    let s = BincodeSerializer::<Rec>::new();
+    let mut recorded = Vec::new();
+    ChannelDecoder::default()
+        .decode(&data[0].1, |f| {
+            if let Frame::Record(ts, b) = f {
+                recorded.push(StreamRecord {
+                    value: s.deserialize(b)?,
+                    timestamp: ts,
+                });
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(recorded, (0..5).map(record).collect::<Vec<_>>());
+    // The records were processed too (unaligned blocks nothing).
+    assert_eq!(log.seen().len(), 5);
+}
+
+#[test]
+fn alignment_holds_in_memory_batches_and_releases_their_permits() {
+    let inbox = TaskInbox::new();
+    let mut p = producers(&inbox);
+    let log = Log::default();
+    let mut head = two_channel_head(BarrierAlignment::from(CheckpointingMode::ExactlyOnce), &log);
+    let mut snap = TaskStateSnapshot::default();
+    p[0].1.checkpoint(&barrier(1), &mut snap).unwrap();
+    for i in 0..3 {
+        p[0].1.collect(record(i)).unwrap();
+    }
+    p[0].1.flush().unwrap();
+    for (ch, msg) in drain(&inbox) {
+        assert_eq!(head.on_message(ch as usize, msg).unwrap(), None);
+    }
+    assert!(log.seen().is_empty(), "records after the barrier wait");
+    assert_eq!(p[0].0.in_use(), 0, "held records keep no permit");
+    p[1].1.collect(record(10)).unwrap();
+    p[1].1.checkpoint(&barrier(1), &mut snap).unwrap();
+    let mut snapshot = None;
+    for (ch, msg) in drain(&inbox) {
+        if let Some(a) = head.on_message(ch as usize, msg).unwrap() {
+            snapshot = Some(a);
+        }
+    }
+    assert_eq!(snapshot, Some(BarrierAction::Snapshot(barrier(1))));
+    assert_eq!(
+        log.seen(),
+        vec![Seen::Record(record(10).value, record(10).timestamp)]
+    );
+    assert_eq!(head.resume().unwrap(), None);
+    let after: Vec<Seen> = (0..3)
+        .map(|i| Seen::Record(record(i).value, record(i).timestamp))
+        .collect();
+    assert_eq!(log.seen()[1..], after[..]);
+}
