@@ -97,7 +97,8 @@ fn unaligned_checkpoints_keep_exactly_once() {
     let want = reference(events);
     // In-flight data is recorded from records handed over in memory (the default) and from
     // serialised buffers.
-    for (timeout_ms, seed, serialize) in [(0, 3, false), (1, 5, false), (0, 9, true)] {
+    for (timeout_ms, seed, serialize) in [(0, 3, false), (1, 5, false), (0, 9, true), (1, 13, true)]
+    {
         let tmp = tempfile::tempdir().unwrap();
         let mut a = args(events, 3, &tmp.path().join("out"), &tmp.path().join("ck"));
         a.serialize_exchange = serialize;

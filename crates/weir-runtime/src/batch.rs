@@ -53,6 +53,11 @@ impl TypeSerializer<RecordBatch> for ArrowIpcSerializer {
             .map_err(|e| codec_err("cannot finish an Arrow IPC stream", e))
     }
 
+    /// The batch's buffers' size: close to its IPC encoding, without encoding it.
+    fn encoded_len(&self, batch: &RecordBatch) -> Result<usize> {
+        Ok(batch.get_array_memory_size())
+    }
+
     fn deserialize(&self, bytes: &[u8]) -> Result<RecordBatch> {
         let mut r = StreamReader::try_new(std::io::Cursor::new(bytes), None)
             .map_err(|e| codec_err("cannot read an Arrow IPC stream", e))?;

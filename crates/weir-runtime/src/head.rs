@@ -243,8 +243,10 @@ macro_rules! gated_input_methods {
                 ChannelMessage::Buffer(buf) => self.process(ch, Input::Data(&buf)),
                 // The batch's permit goes back to the producer's pool once it was processed.
                 ChannelMessage::Records(r) => {
-                    let records = r.into_records();
-                    self.process(ch, Input::Records(records))
+                    let (records, permit) = r.into_parts();
+                    let done = self.process(ch, Input::Records(records));
+                    drop(permit);
+                    done
                 }
                 ChannelMessage::Event(ChannelEvent::EndOfPartition) => {
                     self.process(ch, Input::End(false))

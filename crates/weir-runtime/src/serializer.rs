@@ -15,6 +15,14 @@ pub trait TypeSerializer<T>: Send + Sync + 'static {
     fn serialize(&self, value: &T, out: &mut Vec<u8>) -> Result<()>;
     /// Decodes one value from exactly `bytes`.
     fn deserialize(&self, bytes: &[u8]) -> Result<T>;
+    /// The size of `value`'s encoding: what bounds an in-memory batch ([`crate::typed`]) like
+    /// a buffer. The default encodes the value; serializers that can compute it cheaply
+    /// should.
+    fn encoded_len(&self, value: &T) -> Result<usize> {
+        let mut out = Vec::new();
+        self.serialize(value, &mut out)?;
+        Ok(out.len())
+    }
 }
 
 /// Compact binary encoding of serde types (bincode, fixed-width integers, little endian).
@@ -51,6 +59,20 @@ impl<T: Serialize + DeserializeOwned + 'static> TypeSerializer<T> for BincodeSer
         })
     }
 
+    /// Walks the value without writing it; fails where encoding would.
+    #[inline]
+    fn encoded_len(&self, value: &T) -> Result<usize> {
+        bincode::serialized_size(value)
+            .map(|n| n as usize)
+            .map_err(|e| RuntimeError::Codec {
+                context: format!(
+                    "cannot serialize a value of type {}",
+                    std::any::type_name::<T>()
+                ),
+                message: e.to_string(),
+            })
+    }
+
     #[inline]
     fn deserialize(&self, bytes: &[u8]) -> Result<T> {
         bincode::deserialize(bytes).map_err(|e| RuntimeError::Codec {
@@ -72,6 +94,7 @@ mod tests {
         let s = BincodeSerializer::<(String, i64)>::new();
         let mut out = Vec::new();
         s.serialize(&("a".to_string(), 7), &mut out).unwrap();
+        assert_eq!(s.encoded_len(&("a".to_string(), 7)).unwrap(), out.len());
         assert_eq!(s.deserialize(&out).unwrap(), ("a".to_string(), 7));
         let err = s.deserialize(&out[..3]).unwrap_err().to_string();
         assert!(err.contains("cannot deserialize"), "{err}");

@@ -7,11 +7,19 @@
 //! W4 word count), and a moved `Vec` costs none of that; values that borrow shared data
 //! (`Cow::Borrowed`) even stay borrowed.
 //!
-//! The bounds are those of the byte exchange: a batch holds at most as many records as fit,
-//! by their in-memory size, in one network buffer ([`typed_batch_capacity`]), and each batch
-//! in flight holds a permit of the producer's [`BufferPool`](crate::buffer::BufferPool)
-//! ([`TypedRecords`] returns it when dropped), so a slow consumer blocks a fast producer
-//! after the same number of messages as with buffers.
+//! The bounds are those of the byte exchange: a batch holds at most one network buffer's
+//! worth of records by their encoded size (the serializer computes it without encoding,
+//! [`TypeSerializer::encoded_len`]), and at most as many records as fit in a buffer by their
+//! in-memory size ([`typed_batch_capacity`]). A writer takes a permit of its
+//! [`BufferPool`](crate::buffer::BufferPool) when it opens a batch, and the consumer returns
+//! it once the batch was processed, so open and in-flight batches together are bounded by the
+//! pool as buffers are, and a slow consumer blocks a fast producer after the same number of
+//! buffers' worth of records.
+//!
+//! A value is handed over as it is, not through its serde form: a field the serde form skips
+//! arrives with its value, unlike in a job whose tasks run in several processes (or in
+//! in-flight data replayed after a restore). A job that depends on that can serialise its
+//! local exchange too (`serialize_local_exchange`).
 //!
 //! Control elements (watermarks, status changes, barriers) still travel as frames in byte
 //! buffers. A writer sends a channel's open byte buffer before a typed batch and its open
@@ -31,7 +39,7 @@ use std::any::Any;
 pub struct TypedRecords {
     records: Box<dyn Any + Send>,
     /// The producer's pool permit: returned when the consumer is done with the batch.
-    _permit: Buffer,
+    permit: Buffer,
 }
 
 impl TypedRecords {
@@ -39,13 +47,18 @@ impl TypedRecords {
     pub fn new<T: Send + 'static>(records: Vec<StreamRecord<T>>, permit: Buffer) -> Self {
         TypedRecords {
             records: Box::new(records),
-            _permit: permit,
+            permit,
         }
     }
 
     /// The records without the permit (the producer's pool gets it back at once).
     pub fn into_records(self) -> ErasedRecords {
         ErasedRecords(self.records)
+    }
+
+    /// The records and the permit, to be dropped once the records were processed.
+    pub fn into_parts(self) -> (ErasedRecords, Buffer) {
+        (ErasedRecords(self.records), self.permit)
     }
 }
 

@@ -133,27 +133,38 @@ impl ChannelBuffers {
         Ok(())
     }
 
-    /// Sends `records` to `channel` in memory ([`crate::typed`]), after the channel's open
-    /// byte buffer (so the stream keeps its order). Waits for a pool permit while the pool
-    /// is exhausted: backpressure, as for buffers.
+    /// Takes a pool permit for a typed batch about to be opened; waits while the pool is
+    /// exhausted (backpressure, as for buffers).
+    pub fn request_permit(&self) -> Result<Buffer> {
+        self.pool.request_permit()
+    }
+
+    /// Sends `records` to `channel` in memory ([`crate::typed`]) with the `permit` taken when
+    /// the batch was opened, after the channel's open byte buffer (so the stream keeps its
+    /// order).
     pub fn send_records<T: Send + 'static>(
         &mut self,
         channel: usize,
         records: Vec<StreamRecord<T>>,
+        permit: Buffer,
     ) -> Result<()> {
         self.send(channel)?;
-        let permit = self.pool.request_permit()?;
         self.senders[channel].send(ChannelMessage::Records(TypedRecords::new(records, permit)))
     }
 
-    /// The number of records of type `T` a typed batch holds ([`typed_batch_capacity`]);
-    /// 1 when every element is sent at once (buffer timeout 0).
+    /// The number of records of type `T` a typed batch holds at most
+    /// ([`typed_batch_capacity`]); 1 when every element is sent at once (buffer timeout 0).
     pub fn typed_capacity<T>(&self) -> usize {
         if self.flush_always {
             1
         } else {
             typed_batch_capacity::<T>(self.limit)
         }
+    }
+
+    /// Bytes per buffer: also the most encoded bytes a typed batch holds.
+    pub fn buffer_size(&self) -> usize {
+        self.limit
     }
 
     fn send(&mut self, channel: usize) -> Result<()> {
@@ -287,9 +298,31 @@ pub struct RecordWriter<T, S, P> {
     selector: P,
     scratch: Vec<u8>,
     /// In-memory mode: the open typed batch of each channel.
-    typed: Option<Vec<Vec<StreamRecord<T>>>>,
+    typed: Option<Vec<OpenBatch<T>>>,
     typed_capacity: usize,
 }
+
+/// A channel's open typed batch: its records, their encoded size (frames included), and the
+/// pool permit taken when it was opened, so open batches count against the pool as open
+/// buffers do.
+struct OpenBatch<T> {
+    records: Vec<StreamRecord<T>>,
+    bytes: usize,
+    permit: Option<Buffer>,
+}
+
+impl<T> Default for OpenBatch<T> {
+    fn default() -> Self {
+        OpenBatch {
+            records: Vec::new(),
+            bytes: 0,
+            permit: None,
+        }
+    }
+}
+
+/// Frame bytes around a record's encoding: length, tag and timestamp.
+const RECORD_FRAME_OVERHEAD: usize = 4 + 1 + 8;
 
 impl<T: Send + 'static, S: TypeSerializer<T>, P: ChannelSelector<T>> RecordWriter<T, S, P> {
     /// A writer that serialises every record into `channels`' buffers.
@@ -309,7 +342,11 @@ impl<T: Send + 'static, S: TypeSerializer<T>, P: ChannelSelector<T>> RecordWrite
     pub fn in_memory(channels: ChannelBuffers, serializer: S, selector: P) -> Self {
         let mut w = Self::new(channels, serializer, selector);
         if !w.selector.is_broadcast() {
-            w.typed = Some((0..w.channels.num_channels()).map(|_| Vec::new()).collect());
+            w.typed = Some(
+                (0..w.channels.num_channels())
+                    .map(|_| OpenBatch::default())
+                    .collect(),
+            );
         }
         w
     }
@@ -324,11 +361,13 @@ impl<T: Send + 'static, S: TypeSerializer<T>, P: ChannelSelector<T>> RecordWrite
         let Some(open) = &mut self.typed else {
             return Ok(());
         };
-        if open[channel].is_empty() {
-            return Ok(());
+        let batch = std::mem::take(&mut open[channel]);
+        match batch.permit {
+            Some(permit) if !batch.records.is_empty() => {
+                self.channels.send_records(channel, batch.records, permit)
+            }
+            _ => Ok(()),
         }
-        let full = std::mem::take(&mut open[channel]);
-        self.channels.send_records(channel, full)
     }
 
     /// Sends every open typed batch: before a control element, a flush, the end.
@@ -351,21 +390,54 @@ impl<T: Send + 'static, S: TypeSerializer<T>, P: ChannelSelector<T>> RecordWrite
         Ok(c)
     }
 
-    /// Adds `record` to `channel`'s open typed batch, sending it when full.
+    /// Adds `record` to `channel`'s open typed batch (opening it with a pool permit),
+    /// sending it once it holds a buffer's worth of encoded bytes or its most records.
     #[inline]
     fn push_typed(&mut self, channel: usize, record: StreamRecord<T>) -> Result<()> {
-        let cap = self.typed_capacity;
-        if let Some(open) = &mut self.typed {
-            let batch = &mut open[channel];
-            if batch.capacity() == 0 {
-                batch.reserve_exact(cap);
-            }
-            batch.push(record);
-            if batch.len() >= cap {
-                return self.send_typed(channel);
-            }
+        let size = self.serializer.encoded_len(&record.value)? + RECORD_FRAME_OVERHEAD;
+        let (cap, limit) = (self.typed_capacity, self.channels.buffer_size());
+        let Some(open) = &mut self.typed else {
+            return Ok(());
+        };
+        let batch = &mut open[channel];
+        if batch.permit.is_none() {
+            batch.permit = Some(self.channels.request_permit()?);
+            batch.records.reserve_exact(cap);
+        }
+        batch.records.push(record);
+        batch.bytes += size;
+        if batch.records.len() >= cap || batch.bytes >= limit {
+            return self.send_typed(channel);
         }
         Ok(())
+    }
+
+    /// Hands `batch` to the single consumer as it is (no copy), if it is a typed batch's
+    /// worth on its own and no batch is open: a batch that fills at least half of one by
+    /// count or bytes, and not more than one. Returns false if it did not.
+    fn send_whole(&mut self, batch: &mut Vec<StreamRecord<T>>) -> Result<bool> {
+        let (cap, limit) = (self.typed_capacity, self.channels.buffer_size());
+        match &self.typed {
+            Some(open) if open.len() == 1 && open[0].records.is_empty() => {}
+            _ => return Ok(false),
+        }
+        if batch.len() > cap {
+            return Ok(false);
+        }
+        let mut bytes = 0;
+        for r in batch.iter() {
+            bytes += self.serializer.encoded_len(&r.value)? + RECORD_FRAME_OVERHEAD;
+        }
+        if bytes > limit || (batch.len() * 2 < cap && bytes * 2 < limit && cap > 1) {
+            return Ok(false);
+        }
+        let permit = match self.typed.as_mut().map(|o| o[0].permit.take()) {
+            Some(Some(p)) => p,
+            _ => self.channels.request_permit()?,
+        };
+        let whole = std::mem::replace(batch, Vec::with_capacity(batch.capacity()));
+        self.channels.send_records(0, whole, permit)?;
+        Ok(true)
     }
 
     fn serialize_to(&mut self, channel: usize, record: &StreamRecord<T>) -> Result<()> {
@@ -448,28 +520,8 @@ impl<T: Send + 'static, S: TypeSerializer<T>, P: ChannelSelector<T>> Output<T>
             }
             return Ok(());
         }
-        let cap = self.typed_capacity;
-        if self.channels.num_channels() == 1 && batch.len() <= cap {
-            // One consumer: a batch that fills at least half a typed batch goes on as it is
-            // (no copy); a smaller one joins the open batch if that has room.
-            if let Some(open) = &mut self.typed {
-                let o = &mut open[0];
-                if o.is_empty() && (batch.len() * 2 >= cap || cap == 1) {
-                    let whole = std::mem::replace(batch, Vec::with_capacity(batch.capacity()));
-                    return self.channels.send_records(0, whole);
-                }
-                if o.len() + batch.len() <= cap {
-                    if o.capacity() == 0 {
-                        o.reserve_exact(cap);
-                    }
-                    o.append(batch);
-                    return if o.len() >= cap {
-                        self.send_typed(0)
-                    } else {
-                        Ok(())
-                    };
-                }
-            }
+        if batch.is_empty() || self.send_whole(batch)? {
+            return Ok(());
         }
         for r in batch.drain(..) {
             let c = self.select(&r.value)?;

@@ -201,7 +201,8 @@ fn in_memory_batches_are_bounded_by_the_pool() {
     );
     let mut w = RecordWriter::in_memory(channels, BincodeSerializer::<u64>::new(), FirstChannel);
     let producer = std::thread::spawn(move || {
-        // 256 bytes hold 10 records of 24 bytes; the batch capacity is at least 16.
+        // A batch is sent once it holds 256 encoded bytes: 13 records of 8 + 13 frame bytes.
+        // Two batches take both permits; the third waits.
         for i in 0..16 * 5u64 {
             w.collect(StreamRecord::new(i))?;
         }
@@ -234,6 +235,33 @@ fn in_memory_batches_are_bounded_by_the_pool() {
     got.pop();
     assert_eq!(got, (0..80).collect::<Vec<_>>());
     assert_eq!(pool.in_use(), 0, "every permit came back");
+}
+
+#[test]
+fn in_memory_batches_hold_a_buffers_worth_of_encoded_bytes() {
+    let inbox = TaskInbox::new();
+    let pool = BufferPool::new(100, 4096);
+    let channels = ChannelBuffers::new(vec![ChannelSender::new(inbox.clone(), 0)], pool, false);
+    let mut w = RecordWriter::in_memory(channels, BincodeSerializer::<String>::new(), FirstChannel);
+    // Large values: the batch is bounded by their encoded size, not by their count.
+    for i in 0..20 {
+        w.collect(StreamRecord::new(format!("{i:>1000}"))).unwrap();
+    }
+    let mut batch: Vec<_> = (0..20)
+        .map(|i| StreamRecord::new(format!("{i:>1000}")))
+        .collect();
+    w.collect_batch(&mut batch).unwrap();
+    w.flush().unwrap();
+    let mut sizes = Vec::new();
+    for (_, msg) in drain(&inbox) {
+        if let ChannelMessage::Records(r) = msg {
+            sizes.push(r.into_records().downcast::<String>().unwrap().len());
+        }
+    }
+    assert_eq!(sizes.iter().sum::<usize>(), 40);
+    // 1000 bytes + 8 (length) + 13 (frame) per record: the fourth leaves the batch under
+    // 4096 bytes, the fifth fills it.
+    assert!(sizes.iter().all(|&n| n <= 5), "{sizes:?}");
 }
 
 fn two_channel_head(
