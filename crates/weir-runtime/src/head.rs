@@ -347,10 +347,7 @@ impl<T: 'static, S: TypeSerializer<T>> OneInputHead<T, S> {
                 buf
             }
             Input::Records(records) => {
-                let mut records = records.downcast::<T>()?;
-                if self.aligner.recording(ch) {
-                    record_in_flight(&mut self.aligner, &self.serializer, ch, &records)?;
-                }
+                let mut records = typed_input(records, &mut self.aligner, &self.serializer, ch)?;
                 let r = self.chain.collect_batch(&mut records);
                 return r
                     .map(|()| None)
@@ -421,18 +418,22 @@ enum Input<'a> {
     End(bool),
 }
 
-/// Records in-memory records of `ch` as in-flight data of an unaligned checkpoint, encoded
-/// as the frames a byte channel would have carried.
-fn record_in_flight<T, S: TypeSerializer<T>>(
+/// The records of an in-memory batch of channel `ch`, as type `T`; while an unaligned
+/// checkpoint records `ch`'s in-flight data, they are recorded too, encoded as the frames a
+/// byte channel would have carried.
+fn typed_input<T: 'static, S: TypeSerializer<T>>(
+    records: ErasedRecords,
     aligner: &mut BarrierAligner,
     serializer: &S,
     ch: usize,
-    records: &[StreamRecord<T>],
-) -> Result<()> {
-    let mut bytes = Vec::new();
-    crate::typed::encode_records(serializer, records, &mut bytes)?;
-    aligner.record(ch, &bytes);
-    Ok(())
+) -> Result<Vec<StreamRecord<T>>> {
+    let records = records.downcast::<T>()?;
+    if aligner.recording(ch) {
+        let mut bytes = Vec::new();
+        crate::typed::encode_records(serializer, &records, &mut bytes)?;
+        aligner.record(ch, &bytes);
+    }
+    Ok(records)
 }
 
 fn frame_after_barrier() -> RuntimeError {
@@ -557,19 +558,15 @@ where
                 buf
             }
             Input::Records(records) => {
-                let recording = self.aligner.recording(ch);
+                let (aligner, link) = (&mut self.aligner, &mut self.link);
                 let r = if self.channel_inputs[ch] == 0 {
-                    let records = records.downcast::<A>()?;
-                    if recording {
-                        record_in_flight(&mut self.aligner, &self.serializers.0, ch, &records)?;
-                    }
-                    records.into_iter().try_for_each(|r| self.link.process1(r))
+                    typed_input(records, aligner, &self.serializers.0, ch)?
+                        .into_iter()
+                        .try_for_each(|r| link.process1(r))
                 } else {
-                    let records = records.downcast::<B>()?;
-                    if recording {
-                        record_in_flight(&mut self.aligner, &self.serializers.1, ch, &records)?;
-                    }
-                    records.into_iter().try_for_each(|r| self.link.process2(r))
+                    typed_input(records, aligner, &self.serializers.1, ch)?
+                        .into_iter()
+                        .try_for_each(|r| link.process2(r))
                 };
                 return r
                     .map(|()| None)

@@ -47,16 +47,21 @@ impl<T> Clone for BincodeSerializer<T> {
     }
 }
 
+/// The error of a bincode call that could not `what` a value of type `T`.
+fn codec_error<T>(what: &'static str) -> impl FnOnce(bincode::Error) -> RuntimeError {
+    move |e| RuntimeError::Codec {
+        context: format!(
+            "cannot {what} a value of type {}",
+            std::any::type_name::<T>()
+        ),
+        message: e.to_string(),
+    }
+}
+
 impl<T: Serialize + DeserializeOwned + 'static> TypeSerializer<T> for BincodeSerializer<T> {
     #[inline]
     fn serialize(&self, value: &T, out: &mut Vec<u8>) -> Result<()> {
-        bincode::serialize_into(out, value).map_err(|e| RuntimeError::Codec {
-            context: format!(
-                "cannot serialize a value of type {}",
-                std::any::type_name::<T>()
-            ),
-            message: e.to_string(),
-        })
+        bincode::serialize_into(out, value).map_err(codec_error::<T>("serialize"))
     }
 
     /// Walks the value without writing it; fails where encoding would.
@@ -64,24 +69,12 @@ impl<T: Serialize + DeserializeOwned + 'static> TypeSerializer<T> for BincodeSer
     fn encoded_len(&self, value: &T) -> Result<usize> {
         bincode::serialized_size(value)
             .map(|n| n as usize)
-            .map_err(|e| RuntimeError::Codec {
-                context: format!(
-                    "cannot serialize a value of type {}",
-                    std::any::type_name::<T>()
-                ),
-                message: e.to_string(),
-            })
+            .map_err(codec_error::<T>("serialize"))
     }
 
     #[inline]
     fn deserialize(&self, bytes: &[u8]) -> Result<T> {
-        bincode::deserialize(bytes).map_err(|e| RuntimeError::Codec {
-            context: format!(
-                "cannot deserialize a value of type {}",
-                std::any::type_name::<T>()
-            ),
-            message: e.to_string(),
-        })
+        bincode::deserialize(bytes).map_err(codec_error::<T>("deserialize"))
     }
 }
 

@@ -431,10 +431,8 @@ impl<T: Send + 'static, S: TypeSerializer<T>, P: ChannelSelector<T>> RecordWrite
         if bytes > limit || (batch.len() * 2 < cap && bytes * 2 < limit && cap > 1) {
             return Ok(false);
         }
-        let permit = match self.typed.as_mut().map(|o| o[0].permit.take()) {
-            Some(Some(p)) => p,
-            _ => self.channels.request_permit()?,
-        };
+        // An empty open batch holds no permit (it takes one with its first record).
+        let permit = self.channels.request_permit()?;
         let whole = std::mem::replace(batch, Vec::with_capacity(batch.capacity()));
         self.channels.send_records(0, whole, permit)?;
         Ok(true)
@@ -514,7 +512,8 @@ impl<T: Send + 'static, S: TypeSerializer<T>, P: ChannelSelector<T>> Output<T>
     }
 
     fn collect_batch(&mut self, batch: &mut Vec<StreamRecord<T>>) -> Result<()> {
-        if self.typed.is_none() || self.selector.is_broadcast() {
+        // A broadcast edge is never in memory.
+        if self.typed.is_none() {
             for r in batch.drain(..) {
                 self.collect(r)?;
             }
