@@ -17,7 +17,7 @@ use std::time::Duration;
 use weir_cluster::{
     ClusterError, DispatcherGateway, JobExecutionResult, JobStatus, MiniCluster, MiniClusterConfig,
 };
-use weir_core::{ExecutionConfig, JobGraph, JobId, NodeId};
+use weir_core::{ExecutionConfig, JobGraph, JobId, NodeId, TaskThreadScheduling};
 use weir_runtime::head::SourceHead;
 use weir_runtime::operator::Outputs;
 
@@ -104,6 +104,13 @@ impl StreamExecutionEnvironment {
     /// to compare the two, and to test the byte path a distributed job takes.
     pub fn set_serialize_local_exchange(&self, serialize: bool) -> &Self {
         self.state.borrow_mut().config.serialize_local_exchange = serialize;
+        self
+    }
+
+    /// How the operating system schedules this job's task threads: `SCHED_BATCH` by
+    /// default (throughput), or as ordinary threads (see [`TaskThreadScheduling`]).
+    pub fn set_task_thread_scheduling(&self, scheduling: TaskThreadScheduling) -> &Self {
+        self.state.borrow_mut().config.task_thread_scheduling = scheduling;
         self
     }
 

@@ -100,7 +100,10 @@ pub mod prelude {
         CheckpointHistory, CheckpointStats, CheckpointStatus, JobExecutionResult, JobStatus,
         MiniCluster, MiniClusterConfig,
     };
-    pub use weir_core::{CheckpointingMode, RestartStrategy, StateBackendConfig, StateBackendKind};
+    pub use weir_core::{
+        CheckpointingMode, RestartStrategy, StateBackendConfig, StateBackendKind,
+        TaskThreadScheduling,
+    };
     pub use weir_runtime::source::{PollStatus, SourceOutput, SourceReader};
     pub use weir_state::{
         AggregateFunction, AggregatingState, ListState, MapState, ReducingState, StateTtlConfig,

@@ -334,7 +334,8 @@ pub fn state_backend_from_env() -> Result<StateBackendConfig, String> {
 /// Runs workload `name` (`W0`..`W4`, or `W2c`: W2 with exactly-once checkpoints) over
 /// `events` bids at `parallelism`, on the state backend of [`state_backend_from_env`];
 /// `WEIR_BENCH_SERIALIZE_EXCHANGE=1` serialises records between tasks instead of handing
-/// them over in memory (to compare the two).
+/// them over in memory, and `WEIR_BENCH_TASK_SCHEDULING=normal` schedules task threads as
+/// ordinary threads instead of `SCHED_BATCH` (to compare the two).
 pub fn run(name: &str, events: u64, parallelism: i64) -> Result<Outcome, String> {
     let serialize = std::env::var("WEIR_BENCH_SERIALIZE_EXCHANGE").is_ok_and(|v| v == "1");
     run_with_exchange(name, events, parallelism, serialize)
@@ -351,6 +352,12 @@ pub fn run_with_exchange(
     env.set_parallelism(parallelism);
     env.set_serialize_local_exchange(serialize_exchange);
     env.set_state_backend(state_backend_from_env()?);
+    if let Ok(v) = std::env::var("WEIR_BENCH_TASK_SCHEDULING") {
+        let policy: TaskThreadScheduling = v
+            .parse()
+            .map_err(|e| format!("WEIR_BENCH_TASK_SCHEDULING: {e}"))?;
+        env.set_task_thread_scheduling(policy);
+    }
     let name = match name {
         "W2c" => {
             let interval = std::env::var("WEIR_BENCH_CHECKPOINT_MS")

@@ -23,6 +23,7 @@ pub mod restart;
 pub mod result;
 pub mod shuffle;
 pub mod task_manager;
+pub mod thread_scheduling;
 pub mod wiring;
 
 pub use dispatcher::Dispatcher;

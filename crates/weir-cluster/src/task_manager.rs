@@ -205,6 +205,14 @@ impl TaskExecutorGateway for TaskManager {
             .name(thread_name)
             .spawn(move || {
                 tracing::debug!(task = %task_name, "task started");
+                let policy = d.graph.config.task_thread_scheduling;
+                if let Err(e) = crate::thread_scheduling::apply_to_current_thread(policy) {
+                    // Scheduling is a performance setting: the task runs either way.
+                    tracing::warn!(
+                        task = %task_name,
+                        "could not set the task thread's scheduling policy to {policy:?}: {e}"
+                    );
+                }
                 // The operators are built on the task's own thread, so that user code in
                 // constructors and `open` runs where the task runs and its panics fail the task.
                 let mut in_flight = None;

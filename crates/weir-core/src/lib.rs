@@ -15,7 +15,7 @@ pub mod time;
 pub use checkpoint_config::{
     BarrierAlignment, CheckpointConfig, CheckpointingMode, RestartStrategy, RestoreSettings,
 };
-pub use config::{ExecutionConfig, StateBackendConfig, StateBackendKind};
+pub use config::{ExecutionConfig, StateBackendConfig, StateBackendKind, TaskThreadScheduling};
 pub use error::{CoreError, Result};
 pub use ids::{JobId, NodeId, VertexId};
 pub use job_graph::{JobEdge, JobGraph, JobVertex, PartitionerKind};
