@@ -62,9 +62,8 @@ pub struct ExecutionConfig {
 /// producer that woke it on the spot, so the two take turns batch by batch, each switch
 /// evicting the other's data from the core's caches. `SCHED_BATCH` drops that preemption
 /// for task threads: they still share the cores fairly, but a woken task waits for the
-/// running one's time slice. A word count at parallelism 2 on 2 cores (4 task threads) ran
-/// about 7 % faster in the median and, more to the point, its slowest runs were 10-30 %
-/// faster (bench/RESULTS.md).
+/// running one's time slice. The W4 word count at parallelism 2 on 2 cores (4 task threads)
+/// ran 7-15 % faster, in the medians of three trials of 8 interleaved runs each.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TaskThreadScheduling {
     /// `SCHED_BATCH`: for throughput; the default.
