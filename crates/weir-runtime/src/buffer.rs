@@ -18,6 +18,9 @@ struct PoolState {
     /// Threads waiting in `request`: a returned buffer wakes one only if there is one (a
     /// condition variable's notify is a system call even when nobody waits).
     waiters: usize,
+    /// Of those, how many were notified and have not run yet: buffers returned meanwhile
+    /// make no further system calls (a woken thread may wait a while for a core).
+    notified: usize,
 }
 
 struct PoolInner {
@@ -53,6 +56,7 @@ impl BufferPool {
                     created: 0,
                     closed: false,
                     waiters: 0,
+                    notified: 0,
                 }),
                 available: Condvar::new(),
                 capacity: capacity.max(1),
@@ -131,6 +135,7 @@ impl BufferPool {
                 .wait(st)
                 .unwrap_or_else(|p| p.into_inner());
             st.waiters -= 1;
+            st.notified = st.notified.saturating_sub(1);
         }
     }
 
@@ -200,7 +205,10 @@ impl Drop for Buffer {
                 // A permit's empty vector: its place in the pool is free again.
                 st.created -= 1;
             }
-            let wake = st.waiters > 0;
+            let wake = st.waiters > st.notified;
+            if wake {
+                st.notified += 1;
+            }
             drop(st);
             if wake {
                 pool.available.notify_one();
@@ -245,6 +253,29 @@ mod tests {
         drop(permit);
         t.join().unwrap().unwrap();
         assert_eq!(pool.in_use(), 1);
+    }
+
+    #[test]
+    fn each_returned_buffer_wakes_another_waiter() {
+        // Two threads wait; the first return notifies one of them, and the second return,
+        // made before either has run, must still wake the other one.
+        let pool = BufferPool::new(2, 64);
+        let (a, b) = (pool.request().unwrap(), pool.request().unwrap());
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let p = pool.clone();
+                std::thread::spawn(move || p.request().map(|_| ()).is_ok())
+            })
+            .collect();
+        while pool.inner.lock().waiters < 2 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        drop(a);
+        drop(b);
+        for w in waiters {
+            assert!(w.join().unwrap());
+        }
+        assert_eq!(pool.inner.lock().notified, 0);
     }
 
     #[test]

@@ -93,9 +93,11 @@ impl TaskInbox {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Releases the lock and wakes the task thread if it sleeps in `drain`.
-    fn wake_task(&self, st: MutexGuard<'_, InboxState>) {
-        let sleeping = st.waiting;
+    /// Releases the lock and wakes the task thread if it sleeps in `drain`. The first
+    /// message after the task fell asleep clears `waiting`, so the ones that follow before
+    /// the task runs again (it may wait for a core) make no further system calls.
+    fn wake_task(&self, mut st: MutexGuard<'_, InboxState>) {
+        let sleeping = std::mem::replace(&mut st.waiting, false);
         drop(st);
         if sleeping {
             self.wake.notify_one();
