@@ -7,9 +7,9 @@ use crate::gateway::{
 use crate::shuffle::LocalShuffle;
 use crate::wiring::{input_channels, output_targets};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use weir_core::{JobId, VertexId};
+use weir_core::{JobId, TaskThreadScheduling, VertexId};
 use weir_runtime::buffer::BufferPool;
 use weir_runtime::checkpoint::{in_flight_uid, InFlightChannel, IN_FLIGHT_STATE};
 use weir_runtime::deploy::{OutputEdgeIo, TaskIo};
@@ -175,6 +175,24 @@ impl TaskManager {
     }
 }
 
+/// Puts the calling task thread under `policy`. Scheduling is a performance setting, so a
+/// refusal (a seccomp profile, say) only logs: a warning the first time in this process,
+/// then at debug level, not once per task.
+fn apply_scheduling(policy: TaskThreadScheduling, task_name: &str) {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if let Err(e) = crate::thread_scheduling::apply_to_current_thread(policy) {
+        if WARNED.swap(true, Ordering::Relaxed) {
+            tracing::debug!(task = %task_name, "task thread scheduling {policy:?} refused: {e}");
+        } else {
+            tracing::warn!(
+                task = %task_name,
+                "could not set task threads' scheduling policy to {policy:?} ({e}); they run \
+                 with the inherited policy"
+            );
+        }
+    }
+}
+
 impl TaskExecutorGateway for TaskManager {
     fn submit_task(&self, d: TaskDeployment) -> Result<()> {
         let vertex = d.graph.vertex(d.vertex);
@@ -205,14 +223,7 @@ impl TaskExecutorGateway for TaskManager {
             .name(thread_name)
             .spawn(move || {
                 tracing::debug!(task = %task_name, "task started");
-                let policy = d.graph.config.task_thread_scheduling;
-                if let Err(e) = crate::thread_scheduling::apply_to_current_thread(policy) {
-                    // Scheduling is a performance setting: the task runs either way.
-                    tracing::warn!(
-                        task = %task_name,
-                        "could not set the task thread's scheduling policy to {policy:?}: {e}"
-                    );
-                }
+                apply_scheduling(d.graph.config.task_thread_scheduling, &task_name);
                 // The operators are built on the task's own thread, so that user code in
                 // constructors and `open` runs where the task runs and its panics fail the task.
                 let mut in_flight = None;

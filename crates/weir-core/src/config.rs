@@ -63,14 +63,19 @@ pub struct ExecutionConfig {
 /// evicting the other's data from the core's caches. `SCHED_BATCH` drops that preemption
 /// for task threads: they still share the cores fairly, but a woken task waits for the
 /// running one's time slice. The W4 word count at parallelism 2 on 2 cores (4 task threads)
-/// ran 7-15 % faster, in the medians of three trials of 8 interleaved runs each.
+/// ran 6-15 % faster (medians of three trials of 8 interleaved runs each: 6.43 -> 6.85,
+/// 5.74 -> 6.17 and 5.90 -> 6.76 M events/s).
+///
+/// `Batch` only replaces the ordinary policy: a process started under a real-time or idle
+/// policy keeps it. Threads that a task starts inherit its policy.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TaskThreadScheduling {
     /// `SCHED_BATCH`: for throughput; the default.
     #[default]
     Batch,
-    /// `SCHED_OTHER`, the policy of ordinary threads: a woken task may preempt a running
-    /// one at once. For jobs where a few milliseconds of latency matter more than
+    /// Task threads keep the policy they inherit: `SCHED_OTHER`, that of ordinary threads,
+    /// unless the process was started under another. A woken task may then preempt a
+    /// running one at once: for jobs where a few milliseconds of latency matter more than
     /// throughput and whose task threads share cores.
     Normal,
 }

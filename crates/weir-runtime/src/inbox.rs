@@ -56,9 +56,9 @@ struct InboxState {
     mails: VecDeque<Mail>,
     controls: VecDeque<TaskControl>,
     cancelled: bool,
-    /// The task thread sleeps in `drain`: only then does a push notify the condition
-    /// variable (a notify is a system call even when nobody waits; data arrives once per
-    /// buffer, and the task is usually busy when it does).
+    /// The task thread sleeps in `drain` and no push has notified it yet: only then does a
+    /// push notify the condition variable (a notify is a system call even when nobody
+    /// waits; data arrives once per buffer, and the task is usually busy when it does).
     waiting: bool,
 }
 
@@ -206,5 +206,68 @@ impl ChannelSender {
     #[inline]
     pub fn send(&self, msg: ChannelMessage) -> Result<()> {
         self.inbox.push(self.channel, msg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// Two producers push in bursts, pausing now and then so that the task falls asleep;
+    /// every message must arrive, whether the task waits without limit or with a deadline.
+    /// A lost wake-up shows as a timeout here, not as a hang.
+    fn all_pushes_wake_the_task(deadline: Option<Duration>) {
+        const PER_PRODUCER: usize = 2_000;
+        let inbox = TaskInbox::new();
+        let (done_tx, done_rx) = mpsc::channel();
+        let consumer = {
+            let inbox = inbox.clone();
+            std::thread::spawn(move || {
+                let mut drained = Drained::default();
+                let mut received = 0;
+                while received < 2 * PER_PRODUCER {
+                    inbox.drain(deadline.map(|d| Instant::now() + d), &mut drained);
+                    received += drained.inputs.drain(..).count();
+                }
+                let _ = done_tx.send(received);
+            })
+        };
+        let producers: Vec<_> = (0..2)
+            .map(|channel| {
+                let sender = ChannelSender::new(inbox.clone(), channel);
+                std::thread::spawn(move || {
+                    for i in 0..PER_PRODUCER {
+                        sender
+                            .send(ChannelMessage::Event(ChannelEvent::EndOfPartition))
+                            .expect("inbox open");
+                        if i % 50 == 0 {
+                            std::thread::sleep(Duration::from_micros(200));
+                        }
+                    }
+                })
+            })
+            .collect();
+        for p in producers {
+            p.join().expect("producer panicked");
+        }
+        let received = done_rx.recv_timeout(Duration::from_secs(20));
+        assert_eq!(
+            received,
+            Ok(2 * PER_PRODUCER),
+            "a push did not wake the task"
+        );
+        consumer.join().expect("consumer panicked");
+    }
+
+    #[test]
+    fn every_push_reaches_a_task_that_waits_without_limit() {
+        all_pushes_wake_the_task(None);
+    }
+
+    #[test]
+    fn every_push_reaches_a_task_that_waits_with_a_deadline() {
+        all_pushes_wake_the_task(Some(Duration::from_millis(5)));
     }
 }
