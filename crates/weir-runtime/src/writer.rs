@@ -397,7 +397,10 @@ impl<T: Send + 'static, S: TypeSerializer<T>, P: ChannelSelector<T>> RecordWrite
         let size = self.serializer.encoded_len(&record.value)? + RECORD_FRAME_OVERHEAD;
         let (cap, limit) = (self.typed_capacity, self.channels.buffer_size());
         let Some(open) = &mut self.typed else {
-            return Ok(());
+            // Callers check the mode first; a record must never vanish if one does not.
+            return Err(RuntimeError::Other(
+                "internal error: a typed batch on a writer that serialises".into(),
+            ));
         };
         let batch = &mut open[channel];
         if batch.permit.is_none() {
