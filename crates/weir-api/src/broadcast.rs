@@ -89,13 +89,10 @@ impl<UK, UV> BroadcastContext<'_, UK, UV> {
     /// Emits on a side output.
     pub fn output<X: 'static>(&mut self, tag: &OutputTag<X>, value: X) {
         if self.error.is_none() {
-            if let Err(e) = self.sides.collect(
-                tag.id(),
-                StreamRecord {
-                    value,
-                    timestamp: self.timestamp,
-                },
-            ) {
+            if let Err(e) = self
+                .sides
+                .collect(tag.id(), StreamRecord::from_parts(value, self.timestamp))
+            {
                 self.error = Some(e);
             }
         }
@@ -112,11 +109,11 @@ fn on_broadcast_element<B, O, UK, UV>(
     f: impl FnOnce(B, &mut BroadcastContext<'_, UK, UV>, &mut Collector<'_, O>) -> Result<(), UserError>,
 ) -> Result<()> {
     let (main, sides) = out.split();
-    let mut c = Collector::new(main, r.timestamp);
+    let mut c = Collector::new(main, r.timestamp());
     let mut ctx = BroadcastContext {
         state,
         sides,
-        timestamp: r.timestamp,
+        timestamp: r.timestamp(),
         watermark,
         error: None,
     };
@@ -175,13 +172,10 @@ impl<K: StateKey, UK, UV> KeyedReadOnlyContext<'_, K, UK, UV> {
     /// Emits on a side output.
     pub fn output<X: 'static>(&mut self, tag: &OutputTag<X>, value: X) {
         if self.error.is_none() {
-            if let Err(e) = self.sides.collect(
-                tag.id(),
-                StreamRecord {
-                    value,
-                    timestamp: self.timestamp,
-                },
-            ) {
+            if let Err(e) = self
+                .sides
+                .collect(tag.id(), StreamRecord::from_parts(value, self.timestamp))
+            {
                 self.error = Some(e);
             }
         }
@@ -310,13 +304,13 @@ where
             .set_current_key(key)
             .map_err(|e| self.info.error(e.to_string()))?;
         let (main, sides) = out.split();
-        let mut c = Collector::new(main, r.timestamp);
+        let mut c = Collector::new(main, r.timestamp());
         let mut ctx = KeyedReadOnlyContext {
             state: &self.state,
             backend: &mut self.backend,
             timers: &mut self.timers,
             sides,
-            timestamp: r.timestamp,
+            timestamp: r.timestamp(),
             watermark: self.watermark,
             domain: None,
             error: None,
@@ -496,10 +490,10 @@ where
 {
     fn process_element1(&mut self, r: StreamRecord<A>, out: &mut Outputs<O>) -> Result<()> {
         let (main, _) = out.split();
-        let mut c = Collector::new(main, r.timestamp);
+        let mut c = Collector::new(main, r.timestamp());
         let ctx = ReadOnlyContext {
             state: &self.state,
-            timestamp: r.timestamp,
+            timestamp: r.timestamp(),
             watermark: self.watermark,
         };
         let res = self.f.process_element(r.value, &ctx, &mut c);

@@ -116,7 +116,7 @@ impl<'a, O> Collector<'a, O> {
     #[inline]
     pub fn collect(&mut self, value: O) {
         let timestamp = self.timestamp;
-        self.emit(StreamRecord { value, timestamp });
+        self.emit(StreamRecord::from_parts(value, timestamp));
     }
 
     /// Emits a record with an explicit timestamp.
@@ -195,10 +195,7 @@ impl ProcessContext<'_> {
     /// Emits `value` on the side output `tag`, with the current record's timestamp.
     pub fn output<X: 'static>(&mut self, tag: &OutputTag<X>, value: X) {
         if self.error.is_none() {
-            let rec = StreamRecord {
-                value,
-                timestamp: self.timestamp,
-            };
+            let rec = StreamRecord::from_parts(value, self.timestamp);
             if let Err(e) = self.sides.collect(tag.id(), rec) {
                 self.error = Some(e);
             }

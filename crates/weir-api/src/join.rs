@@ -283,7 +283,7 @@ where
     F: ProcessJoinFunction<A, B, O>,
 {
     fn process_element1(&mut self, r: StreamRecord<A>, out: &mut Outputs<O>) -> Result<()> {
-        let ts = Self::timestamp(&r.timestamp, &self.info)?;
+        let ts = Self::timestamp(&r.timestamp(), &self.info)?;
         if self.is_late(ts) {
             return Ok(());
         }
@@ -321,7 +321,7 @@ where
     }
 
     fn process_element2(&mut self, r: StreamRecord<B>, out: &mut Outputs<O>) -> Result<()> {
-        let ts = Self::timestamp(&r.timestamp, &self.info)?;
+        let ts = Self::timestamp(&r.timestamp(), &self.info)?;
         if self.is_late(ts) {
             return Ok(());
         }

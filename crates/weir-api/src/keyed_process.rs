@@ -106,10 +106,7 @@ impl<K: StateKey> KeyedContext<'_, K> {
     /// Emits `value` on the side output `tag`.
     pub fn output<X: 'static>(&mut self, tag: &OutputTag<X>, value: X) {
         if self.error.is_none() {
-            let rec = StreamRecord {
-                value,
-                timestamp: self.timestamp,
-            };
+            let rec = StreamRecord::from_parts(value, self.timestamp);
             if let Err(e) = self.sides.collect(tag.id(), rec) {
                 self.error = Some(e);
             }
@@ -186,12 +183,12 @@ impl<T, K: StateKey, O, P: KeyedProcessFunction<K, T, O>> OneInputOperator<T, O>
             .set_current_key(key)
             .map_err(|e| self.info.error(e.to_string()))?;
         let (main, sides) = out.split();
-        let mut c = Collector::new(main, r.timestamp);
+        let mut c = Collector::new(main, r.timestamp());
         let mut ctx = KeyedContext {
             backend: &mut self.backend,
             timers: &mut self.timers,
             sides,
-            timestamp: r.timestamp,
+            timestamp: r.timestamp(),
             watermark: self.watermark,
             domain: None,
             error: None,

@@ -31,11 +31,8 @@ impl<F, O> MapOp<F, O> {
 impl<I, O: Send, F: FnMut(I) -> O + Send> OneInputOperator<I, O> for MapOp<F, O> {
     #[inline]
     fn process_element(&mut self, r: StreamRecord<I>, out: &mut Outputs<O>) -> Result<()> {
-        let ts = r.timestamp;
-        out.collect(StreamRecord {
-            value: (self.f)(r.value),
-            timestamp: ts,
-        })
+        let ts = r.timestamp();
+        out.collect(StreamRecord::from_parts((self.f)(r.value), ts))
     }
 
     fn process_batch(
@@ -44,10 +41,7 @@ impl<I, O: Send, F: FnMut(I) -> O + Send> OneInputOperator<I, O> for MapOp<F, O>
         out: &mut Outputs<O>,
     ) -> Result<()> {
         let f = &mut self.f;
-        self.batch.extend(batch.drain(..).map(|r| StreamRecord {
-            value: f(r.value),
-            timestamp: r.timestamp,
-        }));
+        self.batch.extend(batch.drain(..).map(|r| r.map(&mut *f)));
         out.collect_batch(&mut self.batch)
     }
 }
@@ -98,7 +92,7 @@ impl<I, O: Send, F: FnMut(I, &mut Collector<'_, O>) + Send> OneInputOperator<I, 
     #[inline]
     fn process_element(&mut self, r: StreamRecord<I>, out: &mut Outputs<O>) -> Result<()> {
         let (main, _) = out.split();
-        let mut c = Collector::new(main, r.timestamp);
+        let mut c = Collector::new(main, r.timestamp());
         (self.f)(r.value, &mut c);
         c.finish()
     }
@@ -111,7 +105,7 @@ impl<I, O: Send, F: FnMut(I, &mut Collector<'_, O>) + Send> OneInputOperator<I, 
         let (main, _) = out.split();
         let mut c = Collector::batched(main, &mut self.batch);
         for r in batch.drain(..) {
-            c.set_timestamp(r.timestamp);
+            c.set_timestamp(r.timestamp());
             (self.f)(r.value, &mut c);
             if c.failed() {
                 break;
@@ -131,10 +125,10 @@ pub(crate) struct ProcessOp<P> {
 impl<I, O, P: ProcessFunction<I, O>> OneInputOperator<I, O> for ProcessOp<P> {
     fn process_element(&mut self, r: StreamRecord<I>, out: &mut Outputs<O>) -> Result<()> {
         let (main, sides) = out.split();
-        let mut c = Collector::new(main, r.timestamp);
+        let mut c = Collector::new(main, r.timestamp());
         let mut ctx = ProcessContext {
             sides,
-            timestamp: r.timestamp,
+            timestamp: r.timestamp(),
             watermark: self.watermark,
             error: None,
         };
@@ -229,15 +223,13 @@ where
             info,
             ..
         } = self;
+        let ts = r.timestamp();
         let slot = key_of.with_key(&r.value, |k| state.value_of(k, info))?;
         let value = match slot.take() {
             Some(acc) => f(acc, r.value),
             None => r.value,
         };
-        Ok(StreamRecord {
-            value: slot.insert(value).clone(),
-            timestamp: r.timestamp,
-        })
+        Ok(StreamRecord::from_parts(slot.insert(value).clone(), ts))
     }
 }
 
@@ -344,8 +336,9 @@ pub(crate) struct SinkOp<T> {
 impl<T: Send> OneInputOperator<T, ()> for SinkOp<T> {
     #[inline]
     fn process_element(&mut self, r: StreamRecord<T>, _: &mut Outputs<()>) -> Result<()> {
+        let ts = r.timestamp();
         self.writer
-            .write(r.value, r.timestamp)
+            .write(r.value, ts)
             .map_err(|e| user_error(&self.info, e))
     }
 
@@ -355,8 +348,9 @@ impl<T: Send> OneInputOperator<T, ()> for SinkOp<T> {
         _: &mut Outputs<()>,
     ) -> Result<()> {
         for r in batch.drain(..) {
+            let ts = r.timestamp();
             self.writer
-                .write(r.value, r.timestamp)
+                .write(r.value, ts)
                 .map_err(|e| user_error(&self.info, e))?;
         }
         Ok(())
@@ -401,18 +395,12 @@ where
     F2: FnMut(B) -> O + Send,
 {
     fn process_element1(&mut self, r: StreamRecord<A>, out: &mut Outputs<O>) -> Result<()> {
-        let ts = r.timestamp;
-        out.collect(StreamRecord {
-            value: (self.0)(r.value),
-            timestamp: ts,
-        })
+        let ts = r.timestamp();
+        out.collect(StreamRecord::from_parts((self.0)(r.value), ts))
     }
     fn process_element2(&mut self, r: StreamRecord<B>, out: &mut Outputs<O>) -> Result<()> {
-        let ts = r.timestamp;
-        out.collect(StreamRecord {
-            value: (self.1)(r.value),
-            timestamp: ts,
-        })
+        let ts = r.timestamp();
+        out.collect(StreamRecord::from_parts((self.1)(r.value), ts))
     }
 }
 
@@ -426,13 +414,13 @@ where
 {
     fn process_element1(&mut self, r: StreamRecord<A>, out: &mut Outputs<O>) -> Result<()> {
         let (main, _) = out.split();
-        let mut c = Collector::new(main, r.timestamp);
+        let mut c = Collector::new(main, r.timestamp());
         (self.0)(r.value, &mut c);
         c.finish()
     }
     fn process_element2(&mut self, r: StreamRecord<B>, out: &mut Outputs<O>) -> Result<()> {
         let (main, _) = out.split();
-        let mut c = Collector::new(main, r.timestamp);
+        let mut c = Collector::new(main, r.timestamp());
         (self.1)(r.value, &mut c);
         c.finish()
     }
@@ -474,12 +462,12 @@ impl<P> CoProcessOp<P> {
 
 impl<A, B, O, P: CoProcessFunction<A, B, O>> TwoInputOperator<A, B, O> for CoProcessOp<P> {
     fn process_element1(&mut self, r: StreamRecord<A>, out: &mut Outputs<O>) -> Result<()> {
-        let v = r.value;
-        self.call(r.timestamp, out, |f, ctx, c| f.process_element1(v, ctx, c))
+        let ts = r.timestamp();
+        self.call(ts, out, |f, ctx, c| f.process_element1(r.value, ctx, c))
     }
     fn process_element2(&mut self, r: StreamRecord<B>, out: &mut Outputs<O>) -> Result<()> {
-        let v = r.value;
-        self.call(r.timestamp, out, |f, ctx, c| f.process_element2(v, ctx, c))
+        let ts = r.timestamp();
+        self.call(ts, out, |f, ctx, c| f.process_element2(r.value, ctx, c))
     }
     fn process_watermark(&mut self, wm: Watermark, out: &mut Outputs<O>) -> Result<()> {
         self.watermark = wm.0;

@@ -253,8 +253,8 @@ impl<T> TimestampsAndWatermarksOp<T> {
     #[inline]
     fn timestamp_of(&self, r: &StreamRecord<T>) -> i64 {
         match &self.assigner {
-            Some(a) => a(&r.value, r.timestamp),
-            None => r.timestamp.unwrap_or(i64::MIN),
+            Some(a) => a(&r.value, r.timestamp()),
+            None => r.timestamp().unwrap_or(i64::MIN),
         }
     }
 
@@ -321,7 +321,7 @@ impl<T: Send + 'static> OneInputOperator<T, T> for TimestampsAndWatermarksOp<T> 
         for r in batch.iter_mut() {
             let ts = self.timestamp_of(r);
             max = max.max(ts);
-            r.timestamp = Some(ts);
+            r.set_timestamp(Some(ts));
         }
         if let Generator::Bounded(b) = &mut self.generator {
             b.max_timestamp = max;

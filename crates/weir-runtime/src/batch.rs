@@ -213,7 +213,7 @@ impl Output<RecordBatch> for BatchHashWriter {
             }
             let part = arrow_select::take::take_record_batch(batch, &idx)
                 .map_err(|e| codec_err("cannot split a record batch by key", e))?;
-            begin_record_frame(&mut self.scratch, record.timestamp);
+            begin_record_frame(&mut self.scratch, record.timestamp());
             self.serializer.serialize(&part, &mut self.scratch)?;
             end_frame(&mut self.scratch)?;
             self.channels.append(c, &self.scratch)?;

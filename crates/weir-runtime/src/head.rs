@@ -386,10 +386,10 @@ impl<T: 'static, S: TypeSerializer<T>> OneInputHead<T, S> {
             }
             match frame {
                 Frame::Record(timestamp, bytes) => {
-                    batch.push(StreamRecord {
-                        value: serializer.deserialize(bytes)?,
+                    batch.push(StreamRecord::from_parts(
+                        serializer.deserialize(bytes)?,
                         timestamp,
-                    });
+                    ));
                     if batch.len() >= capacity {
                         chain.collect_batch(batch)?;
                     }
@@ -604,14 +604,13 @@ where
                     return Err(frame_after_barrier());
                 }
                 match frame {
-                    Frame::Record(timestamp, bytes) if first => link.process1(StreamRecord {
-                        value: serializers.0.deserialize(bytes)?,
+                    Frame::Record(timestamp, bytes) if first => link.process1(
+                        StreamRecord::from_parts(serializers.0.deserialize(bytes)?, timestamp),
+                    ),
+                    Frame::Record(timestamp, bytes) => link.process2(StreamRecord::from_parts(
+                        serializers.1.deserialize(bytes)?,
                         timestamp,
-                    }),
-                    Frame::Record(timestamp, bytes) => link.process2(StreamRecord {
-                        value: serializers.1.deserialize(bytes)?,
-                        timestamp,
-                    }),
+                    )),
                     other => control_frame(valve, link, ch, other, &mut barrier),
                 }
             })

@@ -31,6 +31,6 @@ pub mod typed;
 pub mod valve;
 pub mod writer;
 
-pub use element::{StreamRecord, Watermark, WatermarkStatus};
+pub use element::{StreamRecord, Watermark, WatermarkStatus, NO_TIMESTAMP};
 pub use error::{Result, RuntimeError};
 pub use operator::{Output, OutputControl, Outputs};

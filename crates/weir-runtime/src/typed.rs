@@ -98,7 +98,7 @@ pub fn encode_records<T, S: TypeSerializer<T>>(
 ) -> Result<()> {
     for r in records {
         let start = out.len();
-        begin_record_frame_into(out, r.timestamp);
+        begin_record_frame_into(out, r.timestamp());
         serializer.serialize(&r.value, out)?;
         end_frame(&mut out[start..])?;
     }
@@ -155,10 +155,7 @@ mod tests {
         ChannelDecoder::default()
             .decode(&bytes[2..], |f| {
                 if let Frame::Record(ts, b) = f {
-                    got.push(StreamRecord {
-                        value: s.deserialize(b)?,
-                        timestamp: ts,
-                    });
+                    got.push(StreamRecord::from_parts(s.deserialize(b)?, ts));
                 }
                 Ok(())
             })
@@ -168,7 +165,7 @@ mod tests {
 
     #[test]
     fn capacity_follows_the_record_size() {
-        assert_eq!(typed_batch_capacity::<u64>(32 * 1024), 32 * 1024 / 24);
+        assert_eq!(typed_batch_capacity::<u64>(32 * 1024), 32 * 1024 / 16);
         assert_eq!(typed_batch_capacity::<[u8; 4096]>(32 * 1024), 16);
         assert_eq!(typed_batch_capacity::<()>(1 << 20), 4096);
     }

@@ -445,7 +445,7 @@ impl<T: Send + 'static, S: TypeSerializer<T>, P: ChannelSelector<T>> RecordWrite
         let serializer = &self.serializer;
         self.channels.write_frame(channel, |buf| {
             let start = buf.len();
-            begin_record_frame_into(buf, record.timestamp);
+            begin_record_frame_into(buf, record.timestamp());
             serializer.serialize(&record.value, buf)?;
             end_frame(&mut buf[start..])
         })
@@ -500,7 +500,7 @@ impl<T: Send + 'static, S: TypeSerializer<T>, P: ChannelSelector<T>> Output<T>
     #[inline]
     fn collect(&mut self, record: StreamRecord<T>) -> Result<()> {
         if self.selector.is_broadcast() {
-            begin_record_frame(&mut self.scratch, record.timestamp);
+            begin_record_frame(&mut self.scratch, record.timestamp());
             self.serializer
                 .serialize(&record.value, &mut self.scratch)?;
             end_frame(&mut self.scratch)?;

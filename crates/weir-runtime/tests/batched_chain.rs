@@ -65,11 +65,11 @@ impl Output<u64> for Log {
         self.0
             .lock()
             .unwrap()
-            .push(Seen::Record(r.value, r.timestamp));
+            .push(Seen::Record(r.value, r.timestamp()));
         Ok(())
     }
     fn collect_batch(&mut self, batch: &mut Vec<StreamRecord<u64>>) -> Result<()> {
-        let b = batch.drain(..).map(|r| (r.value, r.timestamp)).collect();
+        let b = batch.drain(..).map(|r| (r.value, r.timestamp())).collect();
         self.0.lock().unwrap().push(Seen::Batch(b));
         Ok(())
     }

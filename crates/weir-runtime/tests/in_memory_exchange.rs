@@ -64,10 +64,10 @@ impl OutputControl for Log {
 
 impl Output<Rec> for Log {
     fn collect(&mut self, r: StreamRecord<Rec>) -> Result<()> {
-        self.0
-            .lock()
-            .unwrap()
-            .push(Seen::Record(r.value, r.timestamp));
+        self.0.lock().unwrap().push({
+            let (v, ts) = r.into_parts();
+            Seen::Record(v, ts)
+        });
         Ok(())
     }
 }
@@ -340,10 +340,7 @@ fn unaligned_checkpoints_record_in_memory_batches_as_frames() {
     ChannelDecoder::default()
         .decode(&data[0].1, |f| {
             if let Frame::Record(ts, b) = f {
-                recorded.push(StreamRecord {
-                    value: s.deserialize(b)?,
-                    timestamp: ts,
-                });
+                recorded.push(StreamRecord::from_parts(s.deserialize(b)?, ts));
             }
             Ok(())
         })
@@ -381,11 +378,11 @@ fn alignment_holds_in_memory_batches_and_releases_their_permits() {
     assert_eq!(snapshot, Some(BarrierAction::Snapshot(barrier(1))));
     assert_eq!(
         log.seen(),
-        vec![Seen::Record(record(10).value, record(10).timestamp)]
+        vec![Seen::Record(record(10).value, record(10).timestamp())]
     );
     assert_eq!(head.resume().unwrap(), None);
     let after: Vec<Seen> = (0..3)
-        .map(|i| Seen::Record(record(i).value, record(i).timestamp))
+        .map(|i| Seen::Record(record(i).value, record(i).timestamp()))
         .collect();
     assert_eq!(log.seen()[1..], after[..]);
 }

@@ -108,7 +108,7 @@ where
     C: WindowContents<T, K, W, O>,
 {
     fn process_element(&mut self, r: StreamRecord<T>, out: &mut Outputs<O>) -> Result<()> {
-        let ts = match r.timestamp {
+        let ts = match r.timestamp() {
             Some(ts) if ts != i64::MIN => ts,
             _ => {
                 return Err(self.info.error(

@@ -664,7 +664,7 @@ where
 {
     fn process_element(&mut self, r: StreamRecord<T>, out: &mut Outputs<O>) -> Result<()> {
         let event_time = self.assigner.is_event_time();
-        let ts = match r.timestamp {
+        let ts = match r.timestamp() {
             Some(ts) if ts != i64::MIN => ts,
             _ if event_time => {
                 return Err(self.info.error(
