@@ -2,14 +2,16 @@
 //! mini-cluster and prints one line in the Flink anchor's format.
 
 use std::process::ExitCode;
+use weir_runtime::allocator::JobAllocator;
 
 /// Jobs allocate per record where user code does (W4 builds a String per word), and records
 /// handed over in memory between tasks are allocated on one thread and freed on another.
-/// jemalloc's thread caches return such frees to their arena in batches; with mimalloc
-/// (per-block remote frees) W4 at p=1 ran ~25 % slower, measured side by side. A Weir job
-/// binary picks its allocator the same way.
+/// [`JobAllocator`] is jemalloc, whose thread caches return such frees to their arena in
+/// batches (with mimalloc's per-block remote frees W4 at p=1 ran ~25 % slower, measured side by
+/// side), with a cheaper path for growing small strings. A Weir job binary picks its allocator
+/// the same way.
 #[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+static ALLOCATOR: JobAllocator = JobAllocator;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();

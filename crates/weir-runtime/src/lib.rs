@@ -8,9 +8,12 @@
 //!   the writer, which is how backpressure reaches the sources. Between tasks of one process
 //!   [`typed`] batches carry the records in memory instead, bounded by the same pool.
 //! - [`partitioner`]: which consumer subtask gets a record.
+//! - `allocator` (feature `jemalloc`): the global allocator for job binaries.
 //! - [`batch`]: Arrow `RecordBatch`es as stream elements, with a hash partitioner that splits a
 //!   batch by key into one batch per consumer.
 
+#[cfg(feature = "jemalloc")]
+pub mod allocator;
 pub mod batch;
 pub mod buffer;
 pub mod checkpoint;
