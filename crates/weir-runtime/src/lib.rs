@@ -25,6 +25,7 @@ pub mod inbox;
 pub mod metrics;
 pub mod operator;
 pub mod partitioner;
+pub mod push;
 pub mod reader;
 pub mod serializer;
 pub mod source;

@@ -8,6 +8,7 @@ use crate::checkpoint::CheckpointNotice;
 use crate::element::{StreamRecord, Watermark};
 use crate::error::{Result, RuntimeError};
 use crate::operator::{batch_capacity, OutputControl, Outputs};
+use crate::push::{ensure_spare, push_with_spare};
 
 /// What a poll achieved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,6 +56,9 @@ pub const SOURCE_SPLITS_STATE: &str = "source-splits";
 /// Records are gathered into a batch that goes down the chain when it is full, before a
 /// watermark, and when the poll ends (see [`crate::operator::Output::collect_batch`]), so a
 /// poll's records pass each chained operator in one call.
+///
+/// Invariant: `batch` always has room for one more record ([`crate::push`]), restored by
+/// every method that pushes or lends the batch out.
 pub struct SourceOutput<'a, T> {
     out: &'a mut Outputs<T>,
     batch: &'a mut Vec<StreamRecord<T>>,
@@ -65,6 +69,7 @@ impl<'a, T: 'static> SourceOutput<'a, T> {
     /// Wraps the chain's outputs; `batch` (empty) gathers the records. Call
     /// [`Self::flush`] when the poll is over.
     pub fn new(out: &'a mut Outputs<T>, batch: &'a mut Vec<StreamRecord<T>>) -> Self {
+        ensure_spare(batch);
         SourceOutput {
             out,
             batch,
@@ -86,10 +91,12 @@ impl<'a, T: 'static> SourceOutput<'a, T> {
 
     #[inline]
     fn push(&mut self, record: StreamRecord<T>) -> Result<()> {
-        self.batch.push(record);
+        // SAFETY: the struct's invariant: the batch has room for one more record.
+        unsafe { push_with_spare(self.batch, record) };
         if self.batch.len() >= self.capacity {
             self.flush()
         } else {
+            ensure_spare(self.batch);
             Ok(())
         }
     }
@@ -103,6 +110,9 @@ impl<'a, T: 'static> SourceOutput<'a, T> {
     /// Hands the gathered records down the chain.
     #[inline]
     pub fn flush(&mut self) -> Result<()> {
-        self.out.collect_batch(self.batch)
+        let r = self.out.collect_batch(self.batch);
+        // Whatever the chain did with the vector, and whether or not it failed.
+        ensure_spare(self.batch);
+        r
     }
 }
