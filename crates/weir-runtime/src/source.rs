@@ -116,3 +116,105 @@ impl<'a, T: 'static> SourceOutput<'a, T> {
         r
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::CheckpointBarrier;
+    use crate::element::WatermarkStatus;
+    use crate::operator::Output;
+    use std::sync::{Arc, Mutex};
+    use weir_state::TaskStateSnapshot;
+
+    /// Takes each batch's vector away (leaving one without capacity behind) and fails on
+    /// the batch that holds `fail_at`, if any.
+    struct TakesTheVector {
+        seen: Arc<Mutex<Vec<u64>>>,
+        fail_at: Option<u64>,
+    }
+
+    impl OutputControl for TakesTheVector {
+        fn emit_watermark(&mut self, _: Watermark) -> Result<()> {
+            Ok(())
+        }
+        fn emit_watermark_status(&mut self, _: WatermarkStatus) -> Result<()> {
+            Ok(())
+        }
+        fn flush(&mut self) -> Result<()> {
+            Ok(())
+        }
+        fn finish(&mut self) -> Result<()> {
+            Ok(())
+        }
+        fn stop(&mut self) -> Result<()> {
+            Ok(())
+        }
+        fn checkpoint(&mut self, _: &CheckpointBarrier, _: &mut TaskStateSnapshot) -> Result<()> {
+            Ok(())
+        }
+        fn notify_checkpoint(&mut self, _: CheckpointNotice) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Output<u64> for TakesTheVector {
+        fn collect(&mut self, r: StreamRecord<u64>) -> Result<()> {
+            self.seen.lock().unwrap().push(r.value);
+            Ok(())
+        }
+        fn collect_batch(&mut self, batch: &mut Vec<StreamRecord<u64>>) -> Result<()> {
+            let taken = std::mem::take(batch);
+            let failed = taken.iter().any(|r| Some(r.value) == self.fail_at);
+            self.seen
+                .lock()
+                .unwrap()
+                .extend(taken.into_iter().map(|r| r.value));
+            if failed {
+                return Err(RuntimeError::Other("downstream failed".into()));
+            }
+            Ok(())
+        }
+    }
+
+    fn outputs(fail_at: Option<u64>) -> (Outputs<u64>, Arc<Mutex<Vec<u64>>>) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let out = TakesTheVector {
+            seen: seen.clone(),
+            fail_at,
+        };
+        (Outputs::new(Box::new(out), Vec::new()), seen)
+    }
+
+    #[test]
+    fn records_arrive_in_order_when_the_chain_takes_the_batch_vector() {
+        let (mut outs, seen) = outputs(None);
+        let mut batch = Vec::new();
+        let n = 5 * batch_capacity::<u64>() as u64 + 3;
+        let mut out = SourceOutput::new(&mut outs, &mut batch);
+        for i in 0..n {
+            out.collect_with_timestamp(i, i as i64).unwrap();
+            if i % 1000 == 0 {
+                out.emit_watermark(Watermark(i as i64)).unwrap();
+            }
+        }
+        out.flush().unwrap();
+        assert_eq!(*seen.lock().unwrap(), (0..n).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn pushing_after_a_failed_hand_over_still_works() {
+        let (mut outs, seen) = outputs(Some(3));
+        let mut batch = Vec::new();
+        let cap = batch_capacity::<u64>() as u64;
+        let mut out = SourceOutput::new(&mut outs, &mut batch);
+        let mut errors = 0;
+        for i in 0..3 * cap {
+            if out.collect(i).is_err() {
+                errors += 1;
+            }
+        }
+        out.flush().unwrap();
+        assert_eq!(errors, 1);
+        assert_eq!(*seen.lock().unwrap(), (0..3 * cap).collect::<Vec<_>>());
+    }
+}
