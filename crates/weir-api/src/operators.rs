@@ -273,9 +273,12 @@ where
         out: &mut Outputs<T>,
     ) -> Result<()> {
         let mut results = std::mem::take(&mut self.batch);
+        weir_runtime::push::ensure_spare(&mut results);
         for r in batch.drain(..) {
-            let result = self.reduce(r);
-            results.push(result?);
+            let result = self.reduce(r)?;
+            // SAFETY: `ensure_spare` made room before the loop and after each push.
+            unsafe { weir_runtime::push::push_with_spare(&mut results, result) };
+            weir_runtime::push::ensure_spare(&mut results);
         }
         let sent = out.collect_batch(&mut results);
         self.batch = results;
