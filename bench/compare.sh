@@ -40,6 +40,10 @@ WEIR="$CARGO_TARGET_DIR/release/weir-bench"
 LIMIT="$(find "$LIMIT_TARGET/release" -maxdepth 1 -type f -executable -name '*limit*' | head -n1)"
 "$SHARED/flink/setup.sh" >/dev/null
 
+# The round trip of a cache line between CPUs 0 and 1 just before a run: on a VM it changes
+# from minute to minute, and runs that hand records between cores slow down with it
+# (crates/weir-bench/src/probe.rs).
+xcore() { "$WEIR" --cross-core-probe 2>/dev/null || echo "xcore_ns=NA"; }
 RAW="$(mktemp)"
 trap 'rm -f "$RAW"' EXIT
 for p in $PARS; do
@@ -47,10 +51,12 @@ for p in $PARS; do
     reps_var="REPEATS_$w"
     for rep in $(seq 1 "${!reps_var:-$REPEATS}"); do
       echo "compare: $w p=$p run $rep: weir" >&2
-      if line="$("$WEIR" "$w" "$EVENTS" "$p" 2>/dev/null)"; then echo "engine=weir $line" >>"$RAW"; else echo "compare: weir $w p=$p failed" >&2; fi
+      xc="$(xcore)"
+      if line="$("$WEIR" "$w" "$EVENTS" "$p" 2>/dev/null)"; then echo "engine=weir $xc $line" >>"$RAW"; else echo "compare: weir $w p=$p failed" >&2; fi
       echo "compare: $w p=$p run $rep: flink" >&2
+      xc="$(xcore)"
       # Two runs in one JVM: the second (warm, after JIT) is the one reported.
-      if line="$("$SHARED/flink/run.sh" "$w-ds" "$EVENTS" "$p" 2 2>/dev/null | tail -n1)"; then echo "engine=flink $line" >>"$RAW"; else echo "compare: flink $w p=$p failed" >&2; fi
+      if line="$("$SHARED/flink/run.sh" "$w-ds" "$EVENTS" "$p" 2 2>/dev/null | tail -n1)"; then echo "engine=flink $xc $line" >>"$RAW"; else echo "compare: flink $w p=$p failed" >&2; fi
     done
   done
 done
@@ -88,6 +94,8 @@ CPU="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 python3 - "$RAW" "$OUT" "$EVENTS" "$(nproc)" "$CPU" "$BENCH_HEAP" "$REPEATS" <<'PY'
 import statistics, sys, datetime
 raw, out, events, cores, cpu, heap, repeats = sys.argv[1:8]
+# A cross-core round trip above this (ns) is the VM's slow state (bench/RESULTS.md).
+SLOW_NS = 150
 rows = []
 for line in open(raw):
     kv = dict(p.split("=", 1) for p in line.split() if "=" in p)
@@ -100,8 +108,10 @@ def med(rs, key):
 ws = sorted({r["workload"].split("-")[0] for r in rows if r.get("engine") == "weir" and not r["workload"].startswith("nexmark")})
 ps = sorted({r["parallelism"] for r in rows if r.get("engine") == "weir"})
 lines = []
-lines.append(f"| workload | P | runs | Weir events/s | Flink events/s | throughput Weir/Flink | Weir peak RSS MB | Flink peak RSS MB | memory Weir/Flink | Weir / single-core limit | out_rows, checksum equal |")
-lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
+lines.append(f"| workload | P | runs | Weir events/s | Flink events/s | throughput Weir/Flink | Weir peak RSS MB | Flink peak RSS MB | memory Weir/Flink | Weir / single-core limit | out_rows, checksum equal | runs after a slow probe (Weir + Flink) |")
+lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+def slow(rs):
+    return sum(1 for r in rs if r.get("xcore_ns", "NA") != "NA" and float(r["xcore_ns"]) > SLOW_NS)
 for w in ws:
     limit = pick("limit", w, "1")
     lim = med(limit, "events_per_sec")
@@ -114,7 +124,7 @@ for w in ws:
         ratio = f"{ae/be:.2f}x" if ae and be else "-"
         mratio = f"{am/bm:.3f}" if am and bm else "-"
         frac = f"{ae/lim:.0%}" if (p == "1" and ae and lim) else ""
-        lines.append(f"| {w} | {p} | {len(a)} + {len(b)} | {f(ae)} | {f(be)} | {ratio} | {am if am is None else round(am)} | {bm if bm is None else round(bm)} | {mratio} | {frac} | {same} |")
+        lines.append(f"| {w} | {p} | {len(a)} + {len(b)} | {f(ae)} | {f(be)} | {ratio} | {am if am is None else round(am)} | {bm if bm is None else round(bm)} | {mratio} | {frac} | {same} | {slow(a)} + {slow(b)} |")
 ck = []
 for p in ps:
     for interval in ("10000", "1000"):
@@ -137,7 +147,10 @@ Measured {now} with `bench/compare.sh {events}` on this machine: {cores} cores (
 Weir: `weir-bench W P` (release build, embedded mini-cluster). Flink: `../shared/bench/flink/run.sh W-ds EVENTS P 2`
 (DataStream API, one JVM, `BENCH_HEAP={heap}`, the second, warm run of the JVM). Runs alternate Weir and Flink,
 `runs` per engine (Weir + Flink); medians. Limit: the single-threaded loop of `../shared/bench/limit` (p = 1 only).
-events/s = EVENTS / job seconds; peak RSS of the whole process.
+events/s = EVENTS / job seconds; peak RSS of the whole process. Before each run, `weir-bench --cross-core-probe`
+measures the round trip of a cache line between the two CPUs (`xcore_ns` in the raw lines); on this VM it moves
+between ~30, ~65 and ~330 ns from minute to minute, and the last column counts the runs that started above 150 ns,
+where jobs that hand records between cores (W4) run slower.
 
 {chr(10).join(lines)}{ck_table}{nx_table}
 

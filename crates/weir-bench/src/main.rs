@@ -15,7 +15,20 @@ static ALLOCATOR: JobAllocator = JobAllocator;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: weir-bench WORKLOAD EVENTS PARALLELISM   (WORKLOAD: W0 W1 W2 W3 W4, W2c: W2 with checkpoints, or a Nexmark query q0 q1 q2 q3 q4 q5 q7 q8)";
+    let usage = "usage: weir-bench WORKLOAD EVENTS PARALLELISM   (WORKLOAD: W0 W1 W2 W3 W4, W2c: W2 with checkpoints, or a Nexmark query q0 q1 q2 q3 q4 q5 q7 q8)\n       weir-bench --cross-core-probe   (the round trip of a cache line between CPUs 0 and 1, in ns)";
+    if args.len() == 2 && args[1] == "--cross-core-probe" {
+        // `bench/compare.sh` records this before each run (see the `probe` module).
+        return match weir_bench::probe::cross_core_round_trip_ns(0, 1, 200_000) {
+            Ok(ns) => {
+                println!("xcore_ns={ns:.0}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if args.len() != 4 {
         eprintln!("{usage}");
         return ExitCode::from(2);
