@@ -2,6 +2,7 @@
 
 use std::marker::PhantomData;
 use weir_runtime::operator::{MainOutput, OperatorInfo, SideOutputs};
+use weir_runtime::push::{ensure_spare, push_with_spare};
 use weir_runtime::{RuntimeError, StreamRecord};
 
 /// The error a user function may return; it fails the task with the operator's name.
@@ -48,6 +49,9 @@ impl<T> Clone for OutputTag<T> {
 ///
 /// An operator that processes a batch of input records gathers what its function emits in
 /// a batch of its own and hands it on when it is full and when the input batch is done.
+///
+/// Invariant: that batch, if any, always has room for one more record
+/// ([`weir_runtime::push`]), restored after every push and after the batch was lent out.
 pub struct Collector<'a, O> {
     out: MainOutput<'a, O>,
     batch: Option<&'a mut Vec<StreamRecord<O>>>,
@@ -70,6 +74,7 @@ impl<'a, O> Collector<'a, O> {
     /// A collector that gathers records in `batch` (empty) and hands them on in batches;
     /// [`Self::finish`] hands on the rest.
     pub(crate) fn batched(out: MainOutput<'a, O>, batch: &'a mut Vec<StreamRecord<O>>) -> Self {
+        ensure_spare(batch);
         Collector {
             out,
             batch: Some(batch),
@@ -93,21 +98,44 @@ impl<'a, O> Collector<'a, O> {
 
     #[inline]
     fn emit(&mut self, record: StreamRecord<O>) {
+        match &mut self.batch {
+            Some(batch) if self.error.is_none() => {
+                // SAFETY: the struct's invariant: the batch has room for one more record.
+                unsafe { push_with_spare(batch, record) };
+                if batch.len() >= self.capacity || batch.len() == batch.capacity() {
+                    self.hand_on();
+                }
+            }
+            _ => self.emit_one(record),
+        }
+    }
+
+    /// Hands the full batch on (or makes room in it) and keeps the first error; out of line,
+    /// so that what a user function inlines per record stays small.
+    #[cold]
+    #[inline(never)]
+    fn hand_on(&mut self) {
+        let Some(batch) = &mut self.batch else {
+            return;
+        };
+        let r = if batch.len() >= self.capacity {
+            self.out.collect_batch(batch)
+        } else {
+            Ok(())
+        };
+        ensure_spare(batch);
+        if let Err(e) = r {
+            self.error = Some(e);
+        }
+    }
+
+    /// A record without a batch, or after downstream failed (then it is dropped).
+    #[inline(never)]
+    fn emit_one(&mut self, record: StreamRecord<O>) {
         if self.error.is_some() {
             return;
         }
-        let r = match &mut self.batch {
-            None => self.out.collect(record),
-            Some(batch) => {
-                batch.push(record);
-                if batch.len() >= self.capacity {
-                    self.out.collect_batch(batch)
-                } else {
-                    Ok(())
-                }
-            }
-        };
-        if let Err(e) = r {
+        if let Err(e) = self.out.collect(record) {
             self.error = Some(e);
         }
     }
