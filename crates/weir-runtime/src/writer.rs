@@ -13,6 +13,7 @@ use crate::error::{Result, RuntimeError};
 use crate::inbox::{ChannelEvent, ChannelMessage, ChannelSender};
 use crate::operator::{Output, OutputControl};
 use crate::partitioner::ChannelSelector;
+use crate::push::{ensure_spare, push_with_spare};
 use crate::serializer::TypeSerializer;
 use crate::typed::{typed_batch_capacity, TypedRecords};
 
@@ -305,6 +306,9 @@ pub struct RecordWriter<T, S, P> {
 /// A channel's open typed batch: its records, their encoded size (frames included), and the
 /// pool permit taken when it was opened, so open batches count against the pool as open
 /// buffers do.
+///
+/// Invariant: an open batch (one with a permit) has room for one more record, so that a push
+/// needs no grow path ([`crate::push`]).
 struct OpenBatch<T> {
     records: Vec<StreamRecord<T>>,
     bytes: usize,
@@ -395,7 +399,6 @@ impl<T: Send + 'static, S: TypeSerializer<T>, P: ChannelSelector<T>> RecordWrite
     #[inline]
     fn push_typed(&mut self, channel: usize, record: StreamRecord<T>) -> Result<()> {
         let size = self.serializer.encoded_len(&record.value)? + RECORD_FRAME_OVERHEAD;
-        let (cap, limit) = (self.typed_capacity, self.channels.buffer_size());
         let Some(open) = &mut self.typed else {
             // Callers check the mode first; a record must never vanish if one does not.
             return Err(RuntimeError::Other(
@@ -404,14 +407,45 @@ impl<T: Send + 'static, S: TypeSerializer<T>, P: ChannelSelector<T>> RecordWrite
         };
         let batch = &mut open[channel];
         if batch.permit.is_none() {
-            batch.permit = Some(self.channels.request_permit()?);
-            batch.records.reserve_exact(cap);
+            return self.open_and_push(channel, record, size);
         }
-        batch.records.push(record);
+        // SAFETY: `OpenBatch`'s invariant: the batch is open, so it has room for a record.
+        unsafe { push_with_spare(&mut batch.records, record) };
         batch.bytes += size;
-        if batch.records.len() >= cap || batch.bytes >= limit {
+        if batch.records.len() >= self.typed_capacity || batch.bytes >= self.channels.buffer_size()
+        {
             return self.send_typed(channel);
         }
+        ensure_spare(&mut batch.records);
+        Ok(())
+    }
+
+    /// [`Self::push_typed`] for a channel without an open batch: takes a pool permit (which
+    /// may wait for one) and opens the batch first.
+    #[cold]
+    #[inline(never)]
+    fn open_and_push(
+        &mut self,
+        channel: usize,
+        record: StreamRecord<T>,
+        size: usize,
+    ) -> Result<()> {
+        let cap = self.typed_capacity;
+        let permit = self.channels.request_permit()?;
+        let Some(open) = &mut self.typed else {
+            return Err(RuntimeError::Other(
+                "internal error: a typed batch on a writer that serialises".into(),
+            ));
+        };
+        let batch = &mut open[channel];
+        batch.permit = Some(permit);
+        batch.records.reserve_exact(cap);
+        batch.records.push(record);
+        batch.bytes += size;
+        if batch.records.len() >= cap || batch.bytes >= self.channels.buffer_size() {
+            return self.send_typed(channel);
+        }
+        ensure_spare(&mut batch.records);
         Ok(())
     }
 
