@@ -10,8 +10,8 @@
 //! faster).
 //!
 //! So a batch on such a path keeps an invariant instead ([`crate::source::SourceOutput`]'s,
-//! the keyed reduce's results, the API's `Collector`): it always has room for one more
-//! record. [`push_with_spare`] relies on it, and [`ensure_spare`] restores it after anything
+//! the open typed batches of [`crate::writer::RecordWriter`], the keyed reduce's results, the
+//! API's `Collector`): it always has room for one more record. [`push_with_spare`] relies on it, and [`ensure_spare`] restores it after anything
 //! that may have taken the room (a push, or lending the vector to other code). Where user code
 //! pushes (a `flat_map` emitting words), keep the restoring and the hand-on out of line: when
 //! they were inlined into the user's closure, the closure compiled worse and W4 ran 9 %
