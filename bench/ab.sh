@@ -12,6 +12,10 @@
 #                  split   every source task on CPU 0, every other task on CPU 1
 #                The two placements bound what the scheduler may pick for a job with as many
 #                tasks as there are cores times two (bench/RESULTS.md, W4 at p=2).
+#        PROBE   a weir-bench binary: before each run, `PROBE --cross-core-probe` measures the
+#                round trip of a cache line between CPUs 0 and 1, and the medians are also
+#                printed per state: fast (below 150 ns) and slow (the VM's other state, where
+#                jobs that hand records between cores run slower; bench/RESULTS.md)
 #
 # example: cp "$CARGO_TARGET_DIR/release/weir-bench" /tmp/before   # then change, rebuild
 #          bench/ab.sh W4 2 8 /tmp/before "$CARGO_TARGET_DIR/release/weir-bench"
@@ -24,6 +28,7 @@ fi
 W="$1"; P="$2"; ROUNDS="$3"; shift 3
 EVENTS="${EVENTS:-20000000}"
 PIN="${PIN:-}"
+PROBE="${PROBE:-}"
 case "$PIN" in ""|spread|split) ;; *) echo "ab: PIN must be spread or split" >&2; exit 2;; esac
 
 # Pins the task threads of process $1 by their names (tasks are named after their chain).
@@ -64,16 +69,26 @@ RESULTS="$(mktemp)"
 trap 'rm -f "$RESULTS"' EXIT
 for r in $(seq 1 "$ROUNDS"); do
   for cmd in "$@"; do
+    state=all
+    if [ -n "$PROBE" ]; then
+      ns="$("$PROBE" --cross-core-probe 2>/dev/null | sed -nE 's/^xcore_ns=([0-9]+).*/\1/p')"
+      if [ -z "$ns" ]; then state=unknown; elif [ "$ns" -lt 150 ]; then state=fast; else state=slow; fi
+    fi
     v="$(run_once "$cmd")"
-    [ -n "$v" ] && printf '%s\t%s\n' "$cmd" "$v" >>"$RESULTS"
-    echo "ab: round $r/$ROUNDS $cmd ${v:-failed}" >&2
+    [ -n "$v" ] && printf '%s\t%s\t%s\n' "$cmd" "$v" "$state" >>"$RESULTS"
+    echo "ab: round $r/$ROUNDS $cmd ${v:-failed}${PROBE:+ ($state, ${ns:-?} ns)}" >&2
   done
 done
-for cmd in "$@"; do
-  awk -F'\t' -v c="$cmd" '$1 == c { print $2 / 1e6 }' "$RESULTS" | sort -n |
-    awk -v c="$cmd" '{ x[NR] = $1 } END {
-      if (NR == 0) { printf "%s: no successful runs\n", c; exit }
-      printf "%s: median %.2f M events/s over %d runs [", c, x[int((NR + 1) / 2)], NR
+# Prints the median and the sorted figures of `cmd`'s runs in state $2 ("" for all runs).
+summary() {
+  awk -F'\t' -v c="$1" -v s="$2" '$1 == c && (s == "" || $3 == s) { print $2 / 1e6 }' "$RESULTS" | sort -n |
+    awk -v c="$1" -v s="${2:+ ($2)}" '{ x[NR] = $1 } END {
+      if (NR == 0) { if (s == "") printf "%s: no successful runs\n", c; exit }
+      printf "%s%s: median %.2f M events/s over %d runs [", c, s, x[int((NR + 1) / 2)], NR
       for (i = 1; i <= NR; i++) printf "%s%.2f", (i > 1 ? " " : ""), x[i]
       print "]" }'
+}
+for cmd in "$@"; do
+  summary "$cmd" ""
+  if [ -n "$PROBE" ]; then summary "$cmd" fast; summary "$cmd" slow; fi
 done
