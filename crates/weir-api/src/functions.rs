@@ -2,7 +2,7 @@
 
 use std::marker::PhantomData;
 use weir_runtime::operator::{MainOutput, OperatorInfo, SideOutputs};
-use weir_runtime::push::{ensure_spare, push_with_spare};
+use weir_runtime::push::{ensure_spare, lend, push_with_spare};
 use weir_runtime::{RuntimeError, StreamRecord};
 
 /// The error a user function may return; it fails the task with the operator's name.
@@ -51,7 +51,8 @@ impl<T> Clone for OutputTag<T> {
 /// a batch of its own and hands it on when it is full and when the input batch is done.
 ///
 /// Invariant: that batch, if any, always has room for one more record
-/// ([`weir_runtime::push`]), restored after every push and after the batch was lent out.
+/// ([`weir_runtime::push`]), restored after every push and after the batch was lent out,
+/// also when downstream panics.
 pub struct Collector<'a, O> {
     out: MainOutput<'a, O>,
     batch: Option<&'a mut Vec<StreamRecord<O>>>,
@@ -119,11 +120,13 @@ impl<'a, O> Collector<'a, O> {
             return;
         };
         let r = if batch.len() >= self.capacity {
-            self.out.collect_batch(batch)
+            // Room again afterwards, also if downstream panics.
+            let out = &mut self.out;
+            lend(batch, |b| out.collect_batch(b))
         } else {
+            ensure_spare(batch);
             Ok(())
         };
-        ensure_spare(batch);
         if let Err(e) = r {
             self.error = Some(e);
         }
@@ -147,7 +150,8 @@ impl<'a, O> Collector<'a, O> {
         self.emit(StreamRecord::from_parts(value, timestamp));
     }
 
-    /// Emits a record with an explicit timestamp.
+    /// Emits a record with an explicit timestamp (`i64::MIN`, `weir_runtime::NO_TIMESTAMP`,
+    /// emits one without a timestamp).
     pub fn collect_with_timestamp(&mut self, value: O, timestamp: i64) {
         self.emit(StreamRecord::with_timestamp(value, timestamp));
     }

@@ -13,7 +13,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+/// Written to the shared line instead of a round's value: the answerer stops at once.
+const STOP: u64 = u64::MAX;
+
 /// Pins the calling thread to `cpu`.
+#[cfg(target_os = "linux")]
 fn pin_to(cpu: usize) -> Result<(), String> {
     // SAFETY: `cpu_set_t` is a plain bit set for which all zeroes is the empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
@@ -33,67 +37,71 @@ fn pin_to(cpu: usize) -> Result<(), String> {
     Ok(())
 }
 
+#[cfg(not(target_os = "linux"))]
+fn pin_to(_cpu: usize) -> Result<(), String> {
+    Err("cannot pin a thread: the probe needs Linux".into())
+}
+
 /// The mean round trip, in nanoseconds, of a value bounced `rounds` times between a thread on
 /// CPU `a` and one on CPU `b` through one shared cache line (each side spins until it sees the
-/// other's write, then answers).
+/// other's write, then answers). Both threads are new, so the caller's affinity is untouched.
 pub fn cross_core_round_trip_ns(a: usize, b: usize, rounds: u64) -> Result<f64, String> {
+    if a == b {
+        return Err(format!("the probe needs two different CPUs, got {a} twice"));
+    }
+    let rounds = rounds.clamp(1, STOP / 4);
     let line = Arc::new(AtomicU64::new(0));
-    let other = line.clone();
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let answerer = std::thread::spawn(move || -> Result<(), String> {
-        let pinned = pin_to(b);
-        let failed = pinned.is_err();
-        let _ = ready_tx.send(pinned);
-        if failed {
-            return Ok(());
-        }
-        for i in 0..rounds {
-            while other.load(Ordering::Acquire) != 2 * i + 1 {
-                std::hint::spin_loop();
+    let spawn = |cpu: usize, line: Arc<AtomicU64>, asks: bool| {
+        std::thread::spawn(move || -> Result<f64, String> {
+            if let Err(e) = pin_to(cpu) {
+                // Releases the other side, which may be waiting for this one.
+                line.store(STOP, Ordering::Release);
+                return Err(e);
             }
-            other.store(2 * i + 2, Ordering::Release);
-        }
-        Ok(())
-    });
-    let ready = ready_rx
-        .recv()
-        .map_err(|_| "the probe's second thread ended early".to_string())?;
-    ready?;
-    // The caller's own affinity is restored after the probe.
-    // SAFETY: all zeroes is the empty set, filled in by `sched_getaffinity` below.
-    let mut before: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: pid 0 is the calling thread; `before` is valid for writes of its size.
-    let got =
-        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut before) }
-            == 0;
-    let pinned = pin_to(a);
-    let result = pinned.map(|()| {
-        let start = Instant::now();
-        for i in 0..rounds {
-            line.store(2 * i + 1, Ordering::Release);
-            while line.load(Ordering::Acquire) != 2 * i + 2 {
-                std::hint::spin_loop();
+            let start = Instant::now();
+            for i in 0..rounds {
+                let (send, wait) = if asks {
+                    (2 * i + 1, 2 * i + 2)
+                } else {
+                    (2 * i + 2, 2 * i + 1)
+                };
+                // Never over a STOP of the other side (the answerer only writes after it saw
+                // the asker's value, so only the asker's write can race with a STOP).
+                if asks
+                    && line
+                        .compare_exchange(2 * i, send, Ordering::AcqRel, Ordering::Acquire)
+                        .is_err()
+                {
+                    return Err("the probe's other thread stopped".into());
+                }
+                loop {
+                    match line.load(Ordering::Acquire) {
+                        v if v == wait => break,
+                        STOP => return Err("the probe's other thread stopped".into()),
+                        _ => std::hint::spin_loop(),
+                    }
+                }
+                if !asks {
+                    line.store(send, Ordering::Release);
+                }
             }
-        }
-        start.elapsed().as_nanos() as f64 / rounds.max(1) as f64
-    });
-    if got {
-        // SAFETY: as for `pin_to`; `before` is the set the thread had.
-        unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &before) };
-    }
-    if result.is_err() {
-        // Release the answerer, which waits for the first value.
-        for i in 0..rounds {
-            line.store(2 * i + 1, Ordering::Release);
-            while line.load(Ordering::Acquire) != 2 * i + 2 {
-                std::hint::spin_loop();
-            }
-        }
-    }
-    answerer
+            Ok(start.elapsed().as_nanos() as f64 / rounds as f64)
+        })
+    };
+    let answerer = spawn(b, line.clone(), false);
+    let asker = spawn(a, line, true);
+    let asked = asker
         .join()
-        .map_err(|_| "the probe's second thread panicked".to_string())??;
-    result
+        .map_err(|_| "the probe's thread panicked".to_string())?;
+    let answered = answerer
+        .join()
+        .map_err(|_| "the probe's thread panicked".to_string())?;
+    // A pinning error is the reason; the other side only saw it stop.
+    match (asked, answered) {
+        (Ok(ns), Ok(_)) => Ok(ns),
+        (Err(e), Ok(_)) | (Ok(_), Err(e)) => Err(e),
+        (Err(a), Err(b)) => Err(if a.contains("cannot pin") { a } else { b }),
+    }
 }
 
 #[cfg(test)]
@@ -112,6 +120,8 @@ mod tests {
             // A container may not allow these CPUs.
             Err(e) => assert!(e.contains("cannot pin"), "{e}"),
         }
-        assert!(cross_core_round_trip_ns(0, 100_000, 10).is_err());
+        assert!(cross_core_round_trip_ns(0, 100_000, 10)
+            .is_err_and(|e| e.contains("out of range") || e.contains("cannot pin")));
+        assert!(cross_core_round_trip_ns(1, 1, 10).is_err_and(|e| e.contains("two different")));
     }
 }

@@ -8,7 +8,7 @@ use crate::checkpoint::CheckpointNotice;
 use crate::element::{StreamRecord, Watermark};
 use crate::error::{Result, RuntimeError};
 use crate::operator::{batch_capacity, OutputControl, Outputs};
-use crate::push::{ensure_spare, push_with_spare};
+use crate::push::{ensure_spare, lend, push_with_spare};
 
 /// What a poll achieved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,7 +58,7 @@ pub const SOURCE_SPLITS_STATE: &str = "source-splits";
 /// poll's records pass each chained operator in one call.
 ///
 /// Invariant: `batch` always has room for one more record ([`crate::push`]), restored by
-/// every method that pushes or lends the batch out.
+/// every method that pushes or lends the batch out, also when the chain panics.
 pub struct SourceOutput<'a, T> {
     out: &'a mut Outputs<T>,
     batch: &'a mut Vec<StreamRecord<T>>,
@@ -83,7 +83,8 @@ impl<'a, T: 'static> SourceOutput<'a, T> {
         self.push(StreamRecord::new(value))
     }
 
-    /// Emits a record with an event timestamp.
+    /// Emits a record with an event timestamp ([`crate::NO_TIMESTAMP`], `i64::MIN`, emits
+    /// one without a timestamp).
     #[inline]
     pub fn collect_with_timestamp(&mut self, value: T, timestamp: i64) -> Result<()> {
         self.push(StreamRecord::with_timestamp(value, timestamp))
@@ -110,10 +111,10 @@ impl<'a, T: 'static> SourceOutput<'a, T> {
     /// Hands the gathered records down the chain.
     #[inline]
     pub fn flush(&mut self) -> Result<()> {
-        let r = self.out.collect_batch(self.batch);
-        // Whatever the chain did with the vector, and whether or not it failed.
-        ensure_spare(self.batch);
-        r
+        // Whatever the chain does with the vector, and whether it fails or panics, the
+        // batch has room again afterwards.
+        let out = &mut *self.out;
+        lend(self.batch, |b| out.collect_batch(b))
     }
 }
 
@@ -199,6 +200,70 @@ mod tests {
         }
         out.flush().unwrap();
         assert_eq!(*seen.lock().unwrap(), (0..n).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn pushing_after_a_caught_panic_downstream_still_works() {
+        // Takes the batch's vector away, then panics on the batch that holds 3.
+        struct Panics(Arc<Mutex<Vec<u64>>>);
+        impl OutputControl for Panics {
+            fn emit_watermark(&mut self, _: Watermark) -> Result<()> {
+                Ok(())
+            }
+            fn emit_watermark_status(&mut self, _: WatermarkStatus) -> Result<()> {
+                Ok(())
+            }
+            fn flush(&mut self) -> Result<()> {
+                Ok(())
+            }
+            fn finish(&mut self) -> Result<()> {
+                Ok(())
+            }
+            fn stop(&mut self) -> Result<()> {
+                Ok(())
+            }
+            fn checkpoint(
+                &mut self,
+                _: &CheckpointBarrier,
+                _: &mut TaskStateSnapshot,
+            ) -> Result<()> {
+                Ok(())
+            }
+            fn notify_checkpoint(&mut self, _: CheckpointNotice) -> Result<()> {
+                Ok(())
+            }
+        }
+        impl Output<u64> for Panics {
+            fn collect(&mut self, r: StreamRecord<u64>) -> Result<()> {
+                self.0.lock().unwrap().push(r.value);
+                Ok(())
+            }
+            fn collect_batch(&mut self, batch: &mut Vec<StreamRecord<u64>>) -> Result<()> {
+                let taken = std::mem::take(batch);
+                let panic = taken.iter().any(|r| r.value == 3);
+                self.0
+                    .lock()
+                    .unwrap()
+                    .extend(taken.into_iter().map(|r| r.value));
+                assert!(!panic, "downstream panics");
+                Ok(())
+            }
+        }
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut outs = Outputs::new(Box::new(Panics(seen.clone())), Vec::new());
+        let mut batch = Vec::new();
+        let cap = batch_capacity::<u64>() as u64;
+        let mut out = SourceOutput::new(&mut outs, &mut batch);
+        let mut panics = 0;
+        for i in 0..3 * cap {
+            let pushed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| out.collect(i)));
+            if pushed.is_err() {
+                panics += 1;
+            }
+        }
+        out.flush().unwrap();
+        assert_eq!(panics, 1);
+        assert_eq!(*seen.lock().unwrap(), (0..3 * cap).collect::<Vec<_>>());
     }
 
     #[test]

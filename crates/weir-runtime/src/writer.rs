@@ -438,8 +438,8 @@ impl<T: Send + 'static, S: TypeSerializer<T>, P: ChannelSelector<T>> RecordWrite
             ));
         };
         let batch = &mut open[channel];
-        batch.permit = Some(permit);
         batch.records.reserve_exact(cap);
+        batch.permit = Some(permit);
         batch.records.push(record);
         batch.bytes += size;
         if batch.records.len() >= cap || batch.bytes >= self.channels.buffer_size() {
