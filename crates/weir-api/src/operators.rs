@@ -273,12 +273,14 @@ where
         out: &mut Outputs<T>,
     ) -> Result<()> {
         let mut results = std::mem::take(&mut self.batch);
-        weir_runtime::push::ensure_spare(&mut results);
+        // Room for every result up front, so that each push needs no grow path
+        // (`weir_runtime::push`).
+        results.reserve(batch.len());
         for r in batch.drain(..) {
             let result = self.reduce(r)?;
-            // SAFETY: `ensure_spare` made room before the loop and after each push.
+            // SAFETY: `results` had room for `batch.len()` more records and gets at most one
+            // per input record.
             unsafe { weir_runtime::push::push_with_spare(&mut results, result) };
-            weir_runtime::push::ensure_spare(&mut results);
         }
         let sent = out.collect_batch(&mut results);
         self.batch = results;

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 use weir_runtime::operator::{OneInputOperator, OperatorInfo, OutputControl, Outputs};
-use weir_runtime::{Result, StreamRecord, Watermark, WatermarkStatus};
+use weir_runtime::{Result, StreamRecord, Watermark, WatermarkStatus, NO_TIMESTAMP};
 
 /// Where a [`WatermarkGenerator`] emits.
 #[derive(Debug, Default)]
@@ -254,7 +254,7 @@ impl<T> TimestampsAndWatermarksOp<T> {
     fn timestamp_of(&self, r: &StreamRecord<T>) -> i64 {
         match &self.assigner {
             Some(a) => a(&r.value, r.timestamp()),
-            None => r.timestamp().unwrap_or(i64::MIN),
+            None => r.timestamp().unwrap_or(NO_TIMESTAMP),
         }
     }
 

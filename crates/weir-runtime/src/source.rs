@@ -127,11 +127,18 @@ mod tests {
     use std::sync::{Arc, Mutex};
     use weir_state::TaskStateSnapshot;
 
-    /// Takes each batch's vector away (leaving one without capacity behind) and fails on
-    /// the batch that holds `fail_at`, if any.
+    /// What [`TakesTheVector`] does with the batch that holds a given record.
+    #[derive(Clone, Copy)]
+    enum Trouble {
+        Fail(u64),
+        Panic(u64),
+    }
+
+    /// Takes each batch's vector away (leaving one without capacity behind), and fails or
+    /// panics on the batch that holds the record of `trouble`, if any.
     struct TakesTheVector {
         seen: Arc<Mutex<Vec<u64>>>,
-        fail_at: Option<u64>,
+        trouble: Option<Trouble>,
     }
 
     impl OutputControl for TakesTheVector {
@@ -165,23 +172,27 @@ mod tests {
         }
         fn collect_batch(&mut self, batch: &mut Vec<StreamRecord<u64>>) -> Result<()> {
             let taken = std::mem::take(batch);
-            let failed = taken.iter().any(|r| Some(r.value) == self.fail_at);
+            let holds = |v: u64| taken.iter().any(|r| r.value == v);
+            let trouble = self.trouble.filter(|t| match *t {
+                Trouble::Fail(v) | Trouble::Panic(v) => holds(v),
+            });
             self.seen
                 .lock()
                 .unwrap()
                 .extend(taken.into_iter().map(|r| r.value));
-            if failed {
-                return Err(RuntimeError::Other("downstream failed".into()));
+            match trouble {
+                Some(Trouble::Fail(_)) => Err(RuntimeError::Other("downstream failed".into())),
+                Some(Trouble::Panic(_)) => panic!("downstream panics"),
+                None => Ok(()),
             }
-            Ok(())
         }
     }
 
-    fn outputs(fail_at: Option<u64>) -> (Outputs<u64>, Arc<Mutex<Vec<u64>>>) {
+    fn outputs(trouble: Option<Trouble>) -> (Outputs<u64>, Arc<Mutex<Vec<u64>>>) {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let out = TakesTheVector {
             seen: seen.clone(),
-            fail_at,
+            trouble,
         };
         (Outputs::new(Box::new(out), Vec::new()), seen)
     }
@@ -204,53 +215,7 @@ mod tests {
 
     #[test]
     fn pushing_after_a_caught_panic_downstream_still_works() {
-        // Takes the batch's vector away, then panics on the batch that holds 3.
-        struct Panics(Arc<Mutex<Vec<u64>>>);
-        impl OutputControl for Panics {
-            fn emit_watermark(&mut self, _: Watermark) -> Result<()> {
-                Ok(())
-            }
-            fn emit_watermark_status(&mut self, _: WatermarkStatus) -> Result<()> {
-                Ok(())
-            }
-            fn flush(&mut self) -> Result<()> {
-                Ok(())
-            }
-            fn finish(&mut self) -> Result<()> {
-                Ok(())
-            }
-            fn stop(&mut self) -> Result<()> {
-                Ok(())
-            }
-            fn checkpoint(
-                &mut self,
-                _: &CheckpointBarrier,
-                _: &mut TaskStateSnapshot,
-            ) -> Result<()> {
-                Ok(())
-            }
-            fn notify_checkpoint(&mut self, _: CheckpointNotice) -> Result<()> {
-                Ok(())
-            }
-        }
-        impl Output<u64> for Panics {
-            fn collect(&mut self, r: StreamRecord<u64>) -> Result<()> {
-                self.0.lock().unwrap().push(r.value);
-                Ok(())
-            }
-            fn collect_batch(&mut self, batch: &mut Vec<StreamRecord<u64>>) -> Result<()> {
-                let taken = std::mem::take(batch);
-                let panic = taken.iter().any(|r| r.value == 3);
-                self.0
-                    .lock()
-                    .unwrap()
-                    .extend(taken.into_iter().map(|r| r.value));
-                assert!(!panic, "downstream panics");
-                Ok(())
-            }
-        }
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let mut outs = Outputs::new(Box::new(Panics(seen.clone())), Vec::new());
+        let (mut outs, seen) = outputs(Some(Trouble::Panic(3)));
         let mut batch = Vec::new();
         let cap = batch_capacity::<u64>() as u64;
         let mut out = SourceOutput::new(&mut outs, &mut batch);
@@ -268,7 +233,7 @@ mod tests {
 
     #[test]
     fn pushing_after_a_failed_hand_over_still_works() {
-        let (mut outs, seen) = outputs(Some(3));
+        let (mut outs, seen) = outputs(Some(Trouble::Fail(3)));
         let mut batch = Vec::new();
         let cap = batch_capacity::<u64>() as u64;
         let mut out = SourceOutput::new(&mut outs, &mut batch);

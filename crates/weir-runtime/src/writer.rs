@@ -400,14 +400,11 @@ impl<T: Send + 'static, S: TypeSerializer<T>, P: ChannelSelector<T>> RecordWrite
     fn push_typed(&mut self, channel: usize, record: StreamRecord<T>) -> Result<()> {
         let size = self.serializer.encoded_len(&record.value)? + RECORD_FRAME_OVERHEAD;
         let Some(open) = &mut self.typed else {
-            // Callers check the mode first; a record must never vanish if one does not.
-            return Err(RuntimeError::Other(
-                "internal error: a typed batch on a writer that serialises".into(),
-            ));
+            return Err(typed_batch_on_serialising_writer());
         };
         let batch = &mut open[channel];
         if batch.permit.is_none() {
-            return self.open_and_push(channel, record, size);
+            return self.open_and_push(channel, record);
         }
         // SAFETY: `OpenBatch`'s invariant: the batch is open, so it has room for a record.
         unsafe { push_with_spare(&mut batch.records, record) };
@@ -421,32 +418,19 @@ impl<T: Send + 'static, S: TypeSerializer<T>, P: ChannelSelector<T>> RecordWrite
     }
 
     /// [`Self::push_typed`] for a channel without an open batch: takes a pool permit (which
-    /// may wait for one) and opens the batch first.
+    /// may wait for one), opens the batch with room for a whole batch of records, and pushes.
+    /// Out of line, so that the record need not wait on the stack in the common case.
     #[cold]
     #[inline(never)]
-    fn open_and_push(
-        &mut self,
-        channel: usize,
-        record: StreamRecord<T>,
-        size: usize,
-    ) -> Result<()> {
-        let cap = self.typed_capacity;
+    fn open_and_push(&mut self, channel: usize, record: StreamRecord<T>) -> Result<()> {
         let permit = self.channels.request_permit()?;
         let Some(open) = &mut self.typed else {
-            return Err(RuntimeError::Other(
-                "internal error: a typed batch on a writer that serialises".into(),
-            ));
+            return Err(typed_batch_on_serialising_writer());
         };
         let batch = &mut open[channel];
-        batch.records.reserve_exact(cap);
+        batch.records.reserve_exact(self.typed_capacity);
         batch.permit = Some(permit);
-        batch.records.push(record);
-        batch.bytes += size;
-        if batch.records.len() >= cap || batch.bytes >= self.channels.buffer_size() {
-            return self.send_typed(channel);
-        }
-        ensure_spare(&mut batch.records);
-        Ok(())
+        self.push_typed(channel, record)
     }
 
     /// Hands `batch` to the single consumer as it is (no copy), if it is a typed batch's
@@ -484,6 +468,12 @@ impl<T: Send + 'static, S: TypeSerializer<T>, P: ChannelSelector<T>> RecordWrite
             end_frame(&mut buf[start..])
         })
     }
+}
+
+/// Callers of the typed paths check the writer's mode first; a record must never vanish if
+/// one does not.
+fn typed_batch_on_serialising_writer() -> RuntimeError {
+    RuntimeError::Other("internal error: a typed batch on a writer that serialises".into())
 }
 
 impl<T: Send + 'static, S: TypeSerializer<T>, P: ChannelSelector<T>> OutputControl
