@@ -128,7 +128,7 @@ mod tests {
     }
 
     #[test]
-    fn large_over_aligned_and_shrinking_blocks_go_to_jemalloc() {
+    fn large_over_aligned_and_shrinking_blocks_keep_their_contents() {
         grow_and_check(1, &[4000, 5000, 100_000]);
         grow_and_check(64, &[64, 128, 1024]);
         grow_and_check(32, &[8, 16, 64]);
