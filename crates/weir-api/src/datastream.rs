@@ -330,14 +330,14 @@ impl<T: Data> DataStream<T> {
             &format!("Sink: {name}"),
             NodeKind::Sink,
             move |info, out| {
-                let ctx = SinkContext {
-                    subtask: info.subtask,
-                    parallelism: info.parallelism,
-                    restored_state: info
-                        .restored
-                        .as_ref()
-                        .map(|r| r.list(crate::sink::SINK_WRITER_STATE).to_vec()),
-                };
+                let mut ctx = SinkContext::new(info.subtask, info.parallelism);
+                ctx.processing_time = info.processing_time.clone();
+                if let Some(r) = &info.restored {
+                    ctx = ctx.restored(
+                        r.checkpoint_id,
+                        r.list(crate::sink::SINK_WRITER_STATE).to_vec(),
+                    );
+                }
                 let writer = guarded(info, || {
                     sink.create_writer(&ctx)
                         .map_err(|e| crate::functions::user_error(info, e))

@@ -365,6 +365,12 @@ impl<T: Send> OneInputOperator<T, ()> for SinkOp<T> {
         self.writer.finish().map_err(|e| user_error(&self.info, e))
     }
 
+    fn on_processing_time(&mut self, now: i64, _: &mut Outputs<()>) -> Result<()> {
+        self.writer
+            .on_processing_time(now)
+            .map_err(|e| user_error(&self.info, e))
+    }
+
     fn snapshot_state(
         &mut self,
         b: &weir_runtime::checkpoint::CheckpointBarrier,

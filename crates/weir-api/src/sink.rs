@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 /// Facts a sink writer is created with.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct SinkContext {
     /// Subtask index, from 0.
     pub subtask: u32,
@@ -15,6 +16,36 @@ pub struct SinkContext {
     /// [`SinkWriter::snapshot_state`] (e.g. files prepared for commit), split evenly if the
     /// parallelism changed. `None` on a fresh start.
     pub restored_state: Option<Vec<Vec<u8>>>,
+    /// When the job is restored: the checkpoint (or savepoint) it restores from. Everything
+    /// a writer prepared for a later checkpoint belongs to an attempt that failed and may be
+    /// rolled back; two-phase-commit sinks use it to find such leftovers.
+    pub restored_checkpoint_id: Option<u64>,
+    /// The task's processing-time service: a writer that flushes on a timer asks here for a
+    /// callback ([`ProcessingTimeService::request`]) and gets
+    /// [`SinkWriter::on_processing_time`] on its own thread when it is due.
+    pub processing_time: ProcessingTimeService,
+}
+
+impl SinkContext {
+    /// The context of subtask `subtask` of `parallelism`, started fresh (for writers driven
+    /// by hand, e.g. in tests).
+    pub fn new(subtask: u32, parallelism: u32) -> Self {
+        SinkContext {
+            subtask,
+            parallelism,
+            restored_state: None,
+            restored_checkpoint_id: None,
+            processing_time: ProcessingTimeService::default(),
+        }
+    }
+
+    /// The same context, restored from `checkpoint_id` with this subtask's share of the
+    /// writers' state.
+    pub fn restored(mut self, checkpoint_id: u64, state: Vec<Vec<u8>>) -> Self {
+        self.restored_checkpoint_id = Some(checkpoint_id);
+        self.restored_state = Some(state);
+        self
+    }
 }
 
 /// A destination for records: creates one writer per subtask (Flink's `Sink`).
@@ -45,9 +76,17 @@ pub trait SinkWriter<T>: Send {
     fn notify_checkpoint(&mut self, _notice: CheckpointNotice) -> Result<(), UserError> {
         Ok(())
     }
+
+    /// Processing time reached `now_ms`, at or after a moment the writer asked for through
+    /// [`SinkContext::processing_time`] (e.g. to flush a batch that waited long enough).
+    /// Runs on the task's thread, between records.
+    fn on_processing_time(&mut self, _now_ms: i64) -> Result<(), UserError> {
+        Ok(())
+    }
 }
 
 pub use weir_runtime::checkpoint::CheckpointNotice;
+pub use weir_runtime::time::ProcessingTimeService;
 
 /// The list state under which a sink writer's state is stored.
 pub(crate) const SINK_WRITER_STATE: &str = "sink-writer";

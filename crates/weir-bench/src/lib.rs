@@ -7,6 +7,7 @@
 //! same engine paths as any user job: no special cases for the benchmark.
 
 pub mod nexmark;
+pub mod postgres;
 pub mod probe;
 
 use serde::{Deserialize, Serialize};

@@ -15,7 +15,7 @@ static ALLOCATOR: JobAllocator = JobAllocator;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: weir-bench WORKLOAD EVENTS PARALLELISM   (WORKLOAD: W0 W1 W2 W3 W4, W2c: W2 with checkpoints, or a Nexmark query q0 q1 q2 q3 q4 q5 q7 q8)\n       weir-bench --cross-core-probe   (the round trip of a cache line between CPUs 0 and 1, in ns)";
+    let usage = "usage: weir-bench WORKLOAD EVENTS PARALLELISM   (WORKLOAD: W0 W1 W2 W3 W4, W2c: W2 with checkpoints, or a Nexmark query q0 q1 q2 q3 q4 q5 q7 q8, or pg-append / pg-upsert with WEIR_BENCH_POSTGRES=URL)\n       weir-bench --cross-core-probe   (the round trip of a cache line between CPUs 0 and 1, in ns)";
     if args.len() == 2 && args[1] == "--cross-core-probe" {
         // `bench/compare.sh` records this before each run (see the `probe` module).
         return match weir_bench::probe::cross_core_round_trip_ns(0, 1, 200_000) {
@@ -39,15 +39,29 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     eprintln!("running {workload} over {events} events at parallelism {parallelism}");
-    if workload.starts_with('q') {
-        return match weir_bench::nexmark::run(workload, events, parallelism, false) {
-            Ok(o) => {
+    // Nexmark queries and the Postgres sink's workloads count rows, without a checksum.
+    let rows_only = if workload.starts_with("pg-") {
+        Some((
+            workload.to_string(),
+            weir_bench::postgres::run(workload, events, parallelism)
+                .map(|o| (o.seconds, o.rows as u64)),
+        ))
+    } else if workload.starts_with('q') {
+        Some((
+            format!("nexmark-{workload}"),
+            weir_bench::nexmark::run(workload, events, parallelism, false)
+                .map(|o| (o.seconds, o.rows)),
+        ))
+    } else {
+        None
+    };
+    if let Some((name, outcome)) = rows_only {
+        return match outcome {
+            Ok((seconds, rows)) => {
                 let rss = weir_bench::peak_rss_mb().map_or("NA".to_string(), |m| format!("{m:.0}"));
                 println!(
-                    "workload=nexmark-{workload} events={events} parallelism={parallelism} seconds={:.3} events_per_sec={:.0} peak_rss_mb={rss} out_rows={} checksum=NA",
-                    o.seconds,
-                    events as f64 / o.seconds,
-                    o.rows
+                    "workload={name} events={events} parallelism={parallelism} seconds={seconds:.3} events_per_sec={:.0} peak_rss_mb={rss} out_rows={rows} checksum=NA",
+                    events as f64 / seconds,
                 );
                 ExitCode::SUCCESS
             }

@@ -5,17 +5,28 @@
 //!   parallel.
 //! - [`file::TextFileSink`]: one text file per sink subtask.
 //! - [`socket::SocketTextSource`]: lines from a TCP socket.
+//! - [`datagen::DataGeneratorSource`]: records as a function of their index, at a bounded
+//!   rate, replayed exactly after a restore.
+//! - [`postgres::PostgresSink`]: appends or upserts into a PostgreSQL table, up to exactly
+//!   once (two-phase commit).
 //!
 //! [`prelude`] adds Flink's shortcuts (`read_text_file`, `socket_text_stream`,
 //! `write_as_text`) to the environment and to streams.
 
+pub mod datagen;
+pub mod error;
 pub mod file;
 pub mod nexmark;
+pub mod postgres;
 pub mod socket;
+
+pub use error::ConnectorError;
 
 /// Extension traits with Flink's shortcuts.
 pub mod prelude {
+    pub use crate::datagen::DataGeneratorSource;
     pub use crate::file::{FileSink, TextFileSink, TextFileSource, WriteMode};
+    pub use crate::postgres::{DeliveryGuarantee, PostgresSink};
     pub use crate::socket::SocketTextSource;
     pub use crate::{EnvConnectorsExt, StreamConnectorsExt};
 }

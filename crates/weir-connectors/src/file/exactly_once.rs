@@ -262,10 +262,9 @@ mod tests {
     }
 
     fn ctx(restored: Option<Vec<Vec<u8>>>) -> SinkContext {
-        SinkContext {
-            subtask: 0,
-            parallelism: 1,
-            restored_state: restored,
+        match restored {
+            None => SinkContext::new(0, 1),
+            Some(state) => SinkContext::new(0, 1).restored(7, state),
         }
     }
 

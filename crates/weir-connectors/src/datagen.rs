@@ -1,0 +1,182 @@
+//! A generator source (Flink's `DataGeneratorSource`): records made by a function of their
+//! index, `0..count`, spread over the source's subtasks, at a bounded rate if asked.
+//!
+//! ```no_run
+//! use weir_connectors::datagen::DataGeneratorSource;
+//! # let env = weir_api::StreamExecutionEnvironment::new();
+//! // 1000 orders per second over all subtasks, a million in all.
+//! let orders = env.from_source(
+//!     DataGeneratorSource::new(1_000_000, |i| (i % 100, i * 7 % 1000)).with_rate_limit(1000.0),
+//!     "orders",
+//! );
+//! ```
+//!
+//! The index range is cut into one contiguous split per subtask. A reader's position in
+//! each split (the next index and the end) is its checkpointed state, so a restored job
+//! continues every split where its checkpoint left it, also at another parallelism (the
+//! splits are spread over the new readers), and a function of the index gives the same
+//! records again: replays are exact. The rate limit is for the whole source and divided
+//! evenly between the subtasks, as Flink's `RateLimiterStrategy.perSecond` is.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+use weir_api::functions::UserError;
+use weir_api::prelude::{encode_split, Boundedness, Source, SourceContext};
+use weir_runtime::source::{PollStatus, SourceOutput, SourceReader};
+
+/// Records per poll at most, so the task gets back to its mailbox often.
+const POLL_BATCH: u64 = 1024;
+
+/// Records `generator(i)` for `i` in `0..count`.
+pub struct DataGeneratorSource<T> {
+    generator: Arc<dyn Fn(u64) -> T + Send + Sync>,
+    count: u64,
+    rows_per_second: Option<f64>,
+}
+
+impl<T> DataGeneratorSource<T> {
+    /// `count` records, the i-th being `generator(i)`. With `count == u64::MAX` the source
+    /// is unbounded.
+    pub fn new(count: u64, generator: impl Fn(u64) -> T + Send + Sync + 'static) -> Self {
+        DataGeneratorSource {
+            generator: Arc::new(generator),
+            count,
+            rows_per_second: None,
+        }
+    }
+
+    /// Emits at most `rows_per_second` records per second over all subtasks.
+    pub fn with_rate_limit(mut self, rows_per_second: f64) -> Self {
+        self.rows_per_second = Some(rows_per_second);
+        self
+    }
+
+    /// Split `i` of `p`: the indexes `[start, end)`.
+    fn split(&self, i: u32, p: u32) -> (u64, u64) {
+        let at = |k: u32| (self.count as u128 * k as u128 / p as u128) as u64;
+        (at(i), at(i + 1))
+    }
+}
+
+/// Generates its splits' indexes in order, each split as (next index, end).
+struct GeneratorReader<T> {
+    generator: Arc<dyn Fn(u64) -> T + Send + Sync>,
+    splits: VecDeque<(u64, u64)>,
+    /// Records per second of this reader, and when it started and how much it emitted.
+    limit: Option<(f64, Instant, u64)>,
+}
+
+impl<T> GeneratorReader<T> {
+    /// How many records the rate limit lets this poll emit.
+    fn allowed(&self) -> u64 {
+        match self.limit {
+            None => POLL_BATCH,
+            Some((rate, start, emitted)) => {
+                let due = (start.elapsed().as_secs_f64() * rate).ceil() as u64;
+                due.saturating_sub(emitted).min(POLL_BATCH)
+            }
+        }
+    }
+}
+
+impl<T: 'static> SourceReader<T> for GeneratorReader<T> {
+    fn poll_next(&mut self, out: &mut SourceOutput<'_, T>) -> weir_runtime::Result<PollStatus> {
+        let mut budget = self.allowed();
+        if budget == 0 {
+            return Ok(if self.splits.is_empty() {
+                PollStatus::Finished
+            } else {
+                PollStatus::NothingAvailable
+            });
+        }
+        while budget > 0 {
+            let Some((next, end)) = self.splits.front_mut() else {
+                break;
+            };
+            let n = (*end - *next).min(budget);
+            for i in *next..*next + n {
+                out.collect((self.generator)(i))?;
+            }
+            *next += n;
+            budget -= n;
+            if let Some((_, _, emitted)) = &mut self.limit {
+                *emitted += n;
+            }
+            if *next == *end {
+                self.splits.pop_front();
+            }
+        }
+        Ok(if self.splits.is_empty() {
+            PollStatus::Finished
+        } else {
+            PollStatus::MoreAvailable
+        })
+    }
+
+    fn snapshot_state(&mut self, _: u64) -> weir_runtime::Result<Vec<Vec<u8>>> {
+        self.splits.iter().map(encode_split).collect()
+    }
+}
+
+impl<T: Send + 'static> Source<T> for DataGeneratorSource<T> {
+    fn boundedness(&self) -> Boundedness {
+        if self.count == u64::MAX {
+            Boundedness::Unbounded
+        } else {
+            Boundedness::Bounded
+        }
+    }
+
+    fn create_reader(&self, ctx: &SourceContext) -> Result<Box<dyn SourceReader<T>>, UserError> {
+        if let Some(r) = self.rows_per_second {
+            if !(r > 0.0 && r.is_finite()) {
+                return Err(
+                    format!("datagen source: the rate limit must be above 0, not {r}").into(),
+                );
+            }
+        }
+        let splits: VecDeque<(u64, u64)> = match ctx.decode_restored::<(u64, u64)>()? {
+            Some(s) => s.into_iter().filter(|(next, end)| next < end).collect(),
+            None => {
+                let (start, end) = self.split(ctx.subtask, ctx.parallelism.max(1));
+                std::iter::once((start, end))
+                    .filter(|(s, e)| s < e)
+                    .collect()
+            }
+        };
+        let limit = self
+            .rows_per_second
+            .map(|r| (r / ctx.parallelism.max(1) as f64, Instant::now(), 0));
+        Ok(Box::new(GeneratorReader {
+            generator: self.generator.clone(),
+            splits,
+            limit,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_cover_the_indexes_once() {
+        let s = DataGeneratorSource::new(23, |i| i);
+        for p in 1..7 {
+            let mut next = 0;
+            for i in 0..p {
+                let (a, b) = s.split(i, p);
+                assert_eq!(a, next);
+                next = b;
+            }
+            assert_eq!(next, 23);
+        }
+        let unbounded = DataGeneratorSource::new(u64::MAX, |i| i);
+        assert_eq!(unbounded.split(1, 2).1, u64::MAX);
+        assert_eq!(
+            Source::<u64>::boundedness(&unbounded),
+            Boundedness::Unbounded
+        );
+    }
+}
