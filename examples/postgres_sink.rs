@@ -179,7 +179,7 @@ impl SourceReader<Event> for EventReader {
 /// Creates the example's tables if they are missing.
 pub fn create_tables(url: &str) -> Result<(), String> {
     let mut c = postgres::Client::connect(url, postgres::NoTls)
-        .map_err(|e| format!("cannot connect to {url}: {e}"))?;
+        .map_err(|e| format!("cannot connect to the database given with --postgres: {e}"))?;
     c.batch_execute(
         "CREATE TABLE IF NOT EXISTS events (i BIGINT, key TEXT, value BIGINT);
          CREATE TABLE IF NOT EXISTS totals (key TEXT PRIMARY KEY, total BIGINT, count BIGINT);",

@@ -16,7 +16,10 @@
 //! continues every split where its checkpoint left it, also at another parallelism (the
 //! splits are spread over the new readers), and a function of the index gives the same
 //! records again: replays are exact. The rate limit is for the whole source and divided
-//! evenly between the subtasks, as Flink's `RateLimiterStrategy.perSecond` is.
+//! evenly between the subtasks, as Flink's `RateLimiterStrategy.perSecond` is; a reader
+//! that fell behind catches up by at most a second's worth. When the limit allows nothing,
+//! the reader reports that nothing is available and its task waits a few milliseconds (or
+//! until a checkpoint or timer needs it).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -78,10 +81,23 @@ impl<T> GeneratorReader<T> {
             }
         }
     }
+
+    /// Forgets allowance older than a second, so that a reader that was held back
+    /// (backpressure, a slow checkpoint) does not burst to catch up.
+    fn cap_backlog(&mut self) {
+        if let Some((rate, start, emitted)) = &mut self.limit {
+            let due = (start.elapsed().as_secs_f64() * *rate).ceil() as u64;
+            let burst = rate.ceil() as u64;
+            if due > *emitted + burst {
+                *emitted = due - burst;
+            }
+        }
+    }
 }
 
 impl<T: 'static> SourceReader<T> for GeneratorReader<T> {
     fn poll_next(&mut self, out: &mut SourceOutput<'_, T>) -> weir_runtime::Result<PollStatus> {
+        self.cap_backlog();
         let mut budget = self.allowed();
         if budget == 0 {
             return Ok(if self.splits.is_empty() {

@@ -365,3 +365,126 @@ fn the_end_of_input_is_committed_by_the_final_notice() {
     assert_eq!(rows(&mut c, "totals"), vec![rec("a", 2)]);
     assert!(prepared(&mut c).is_empty());
 }
+
+#[test]
+fn a_scaled_down_restore_resolves_every_old_subtasks_state() {
+    let server = PgServer::start();
+    let (url, mut c) = setup(&server, "scaledown");
+    let sink = exactly_once(upsert(&url), "scale");
+    let mut w0 = writer(&sink, &SinkContext::new(0, 2));
+    let mut w1 = writer(&sink, &SinkContext::new(1, 2));
+    // Subtask 0: checkpoint 1's notice never arrives, so at checkpoint 2 its transaction is
+    // still prepared and a's newer row is held in the state.
+    w0.write(rec("a", 1), None).unwrap();
+    w0.snapshot_state(1).unwrap();
+    w0.write(rec("a", 2), None).unwrap();
+    let s0 = w0.snapshot_state(2).unwrap();
+    // Subtask 1: checkpoint 2 prepared, then checkpoint 3 prepared and never completed.
+    w1.write(rec("b", 1), None).unwrap();
+    w1.snapshot_state(1).unwrap();
+    w1.notify_checkpoint(CheckpointNotice::Complete(1)).unwrap();
+    w1.write(rec("b", 2), None).unwrap();
+    let s1 = w1.snapshot_state(2).unwrap();
+    w1.write(rec("b", 3), None).unwrap();
+    w1.snapshot_state(3).unwrap();
+    drop((w0, w1));
+    assert_eq!(rows(&mut c, "totals"), vec![rec("b", 1)]);
+
+    // Restored from checkpoint 2 at parallelism 1: both old subtasks' state comes to it.
+    let state: Vec<Vec<u8>> = s0.into_iter().chain(s1).collect();
+    let _w = writer(&sink, &SinkContext::new(0, 1).restored(2, state));
+    assert_eq!(rows(&mut c, "totals"), vec![rec("a", 2), rec("b", 2)]);
+    assert!(prepared(&mut c).is_empty(), "{:?}", prepared(&mut c));
+}
+
+#[test]
+fn a_scaled_up_restore_leaves_other_subtasks_state_alone() {
+    let server = PgServer::start();
+    let (url, mut c) = setup(&server, "scaleup");
+    let sink = exactly_once(append(&url), "up");
+    let mut w = writer(&sink, &SinkContext::new(0, 1));
+    w.write(rec("a", 1), None).unwrap();
+    let s = w.snapshot_state(4).unwrap();
+    drop(w);
+    // At parallelism 3 the one entry goes to subtask 2; subtasks 0 and 1 start empty and
+    // must not roll back what subtask 2 is to commit (prepared for checkpoint 4 = restored).
+    let _w0 = writer(&sink, &SinkContext::new(0, 3).restored(4, vec![]));
+    let _w1 = writer(&sink, &SinkContext::new(1, 3).restored(4, vec![]));
+    assert_eq!(prepared(&mut c).len(), 1);
+    let _w2 = writer(&sink, &SinkContext::new(2, 3).restored(4, s));
+    assert_eq!(rows(&mut c, "events"), vec![rec("a", 1)]);
+    assert!(prepared(&mut c).is_empty());
+}
+
+#[test]
+fn a_checkpoint_after_the_end_of_input_prepares_the_last_rows() {
+    let server = PgServer::start();
+    let (url, mut c) = setup(&server, "afterend");
+    let sink = exactly_once(append(&url), "end");
+    let mut w = writer(&sink, &SinkContext::new(0, 1));
+    w.write(rec("a", 1), None).unwrap();
+    w.finish().unwrap();
+    let s = w.snapshot_state(9).unwrap();
+    assert_eq!(prepared(&mut c).len(), 1);
+    // The job fails before the final notice; restored from checkpoint 9, it commits them.
+    drop(w);
+    let _w = writer(&sink, &SinkContext::new(0, 1).restored(9, s));
+    assert_eq!(rows(&mut c, "events"), vec![rec("a", 1)]);
+}
+
+#[test]
+fn an_aborted_checkpoints_transaction_is_committed_with_the_next() {
+    let server = PgServer::start();
+    let (url, mut c) = setup(&server, "aborted");
+    let sink = exactly_once(append(&url), "abort");
+    let mut w = writer(&sink, &SinkContext::new(0, 1));
+    w.write(rec("a", 1), None).unwrap();
+    w.snapshot_state(1).unwrap();
+    w.notify_checkpoint(CheckpointNotice::Aborted(1)).unwrap();
+    w.write(rec("b", 1), None).unwrap();
+    let s2 = w.snapshot_state(2).unwrap();
+    assert_eq!(prepared(&mut c).len(), 2);
+    w.notify_checkpoint(CheckpointNotice::Complete(2)).unwrap();
+    assert_eq!(rows(&mut c, "events"), vec![rec("a", 1), rec("b", 1)]);
+    // Checkpoint 2's state named both transactions.
+    drop(w);
+    let _w = writer(&sink, &SinkContext::new(0, 1).restored(2, s2));
+    assert_eq!(count(&mut c, "SELECT count(*) FROM events"), 2);
+}
+
+#[test]
+fn a_starting_writer_fences_a_still_running_writer_of_a_failed_attempt() {
+    let server = PgServer::start();
+    let (url, mut c) = setup(&server, "fence");
+    let sink = exactly_once(append(&url), "fenced");
+    // The old attempt's writer is still alive (its thread has not stopped) with rows in an
+    // open transaction.
+    let mut old = writer(&sink, &SinkContext::new(0, 1));
+    old.write(rec("a", 1), None).unwrap();
+    old.write(rec("a", 2), None).unwrap();
+    let _new = writer(&sink, &SinkContext::new(0, 1));
+    assert!(
+        old.snapshot_state(1).is_err(),
+        "the old writer's session was ended"
+    );
+    assert!(prepared(&mut c).is_empty());
+    assert_eq!(count(&mut c, "SELECT count(*) FROM events"), 0);
+    // Another prefix's writer is left alone.
+    let other = exactly_once(append(&url), "other");
+    let mut o = writer(&other, &SinkContext::new(0, 1));
+    let _again = writer(&sink, &SinkContext::new(0, 1));
+    o.write(rec("x", 1), None).unwrap();
+    o.write(rec("x", 2), None).unwrap();
+    o.snapshot_state(1).unwrap();
+    o.notify_checkpoint(CheckpointNotice::Complete(1)).unwrap();
+    assert_eq!(count(&mut c, "SELECT count(*) FROM events"), 2);
+}
+
+#[test]
+fn a_transaction_prefix_outside_the_allowed_characters_is_refused() {
+    let server = PgServer::start();
+    let (url, _c) = setup(&server, "prefix");
+    let sink = exactly_once(append(&url), "it's");
+    let e = creation_error(&sink, &SinkContext::new(0, 1));
+    assert!(e.contains("transaction prefix 'it's'"), "{e}");
+}

@@ -32,7 +32,9 @@
 //!   `PREPARE TRANSACTION`, see [`two_phase`]; the server needs `max_prepared_transactions`
 //!   above 0.
 //!
-//! The sink talks to the server with the `postgres` crate, without TLS.
+//! The sink talks to the server with the `postgres` crate, without TLS. A batch that needs
+//! a retry waits on the task's thread (as Flink's JDBC sink does), which delays barriers by
+//! the backoff.
 
 mod at_least_once;
 mod buffer;
@@ -158,10 +160,11 @@ impl<T> PostgresSink<T> {
         self
     }
 
-    /// Names this sink's prepared transactions (exactly-once only, and then required). It
-    /// must be unique among the jobs and sinks writing to the database and stay the same
-    /// across restarts of a job: a restored sink resolves the transactions its earlier
-    /// attempts prepared under it.
+    /// Names this sink's prepared transactions and sessions (exactly-once only, and then
+    /// required; up to 128 characters out of `A-Za-z0-9_.:-`). It must be unique among the
+    /// jobs and sinks writing to the database and stay the same across restarts of a job: a
+    /// starting sink ends the sessions and resolves the transactions that earlier attempts
+    /// left under it.
     pub fn with_transaction_prefix(mut self, prefix: &str) -> Self {
         self.transaction_prefix = Some(prefix.to_string());
         self
@@ -201,9 +204,16 @@ impl<T> PostgresSink<T> {
                             .into(),
                     ))
                 }
-                Some(p) if p.is_empty() || p.len() > two_phase::MAX_PREFIX_LEN => {
+                Some(p)
+                    if p.is_empty()
+                        || p.len() > two_phase::MAX_PREFIX_LEN
+                        || !p
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "_.:-".contains(c)) =>
+                {
                     return Err(Self::config_error(format!(
-                        "the transaction prefix must have 1 to {} bytes",
+                        "the transaction prefix '{p}' must have 1 to {} characters out of \
+                         A-Z, a-z, 0-9, '_', '.', ':' and '-'",
                         two_phase::MAX_PREFIX_LEN
                     )))
                 }
@@ -227,6 +237,7 @@ impl<T> PostgresSink<T> {
 
 /// Turns records into encoded rows with the user's row function and the columns' types.
 pub(crate) struct RowEncoder<T> {
+    table: String,
     row: Arc<RowFn<T>>,
     columns: Vec<String>,
     types: Vec<Type>,
@@ -240,7 +251,7 @@ impl<T> RowEncoder<T> {
         (self.row)(value, &mut row);
         row.finish().map_err(|message| ConnectorError::Config {
             connector: "postgres sink",
-            message,
+            message: format!("a row for table {}: {message}", self.table),
         })
     }
 
@@ -256,6 +267,7 @@ impl<T: Send + 'static> Sink<T> for PostgresSink<T> {
         let target = self.target();
         let conn = Connection::open(&target)?;
         let encoder = RowEncoder {
+            table: self.table.clone(),
             row: self.row.clone(),
             columns: self.columns.clone(),
             types: conn.types().to_vec(),

@@ -146,7 +146,8 @@ impl ToSql for Encoded<'_> {
     }
 
     /// The value was encoded for one type; a statement that wants another gets an error
-    /// instead of bytes it would misread.
+    /// instead of bytes it would misread. (Rows restored from a checkpoint are checked
+    /// against the table's current column types before they get here.)
     fn to_sql_checked(
         &self,
         ty: &Type,

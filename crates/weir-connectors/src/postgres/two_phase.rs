@@ -14,27 +14,44 @@
 //!   from (that checkpoint completed; its notice may not have arrived before the failure),
 //!   then rolls back what failed attempts prepared for later checkpoints, which the
 //!   replayed input writes again.
+//! - When the input ends, the open transaction stays open: a checkpoint taken after the end
+//!   (finished tasks still take part) prepares it, and the job's final notice commits
+//!   everything, so every prepared transaction belongs to a numbered checkpoint.
 //!
 //! A transaction id is `<prefix>:<subtask>:<checkpoint>:<run>`. `<run>` is random per
 //! writer instance, so two attempts never reuse an id. Which leftovers a subtask rolls back
 //! on start: those of its own subtask index, and subtask 0 also those of indexes the job no
 //! longer has (after a rescale), each only if prepared for a checkpoint after the one
-//! restored (all of them on a fresh start). Nothing another running subtask may still
-//! commit is touched, since restored transactions all belong to checkpoints up to the
-//! restored one. A committed or rolled-back id that is committed again is a no-op: PostgreSQL
-//! no longer knows it, which is the outcome wanted, so commits can be retried.
+//! restored (all of them on a fresh start). Nothing another subtask may still commit is
+//! touched: every transaction in the restored checkpoint was prepared for it or an earlier
+//! one. A transaction id that is committed again is a no-op: PostgreSQL no longer knows it,
+//! which is the outcome wanted, so commits can be retried.
+//!
+//! Fencing: a writer's connection carries an `application_name` made of its prefix and
+//! subtask index, and a starting writer ends the sessions of earlier attempts of its index
+//! (subtask 0 also those of indexes the job no longer has). A thread of a failed attempt
+//! that has not stopped yet (it may wait for a lock) then loses its connection with its open
+//! transaction, and cannot prepare anything after the leftovers were resolved.
 //!
 //! Locks: a prepared transaction keeps its row locks until it commits, and the commit runs
 //! on the task thread when the checkpoint's notice arrives. An upsert that wrote key K
 //! before a barrier and writes K again after it would wait for its own prepared transaction,
 //! which the waiting thread is the one to commit. So an upsert writer holds its rows (one
 //! per key) while any transaction it prepared is not committed yet, and writes them once
-//! the commit is through. If a barrier comes while rows are held, they go into that
-//! checkpoint's state and are written from there after a restore. Appends take no row locks
-//! that later appends wait for, and are written at once. Subtasks that upsert the same keys
-//! can still wait for each other's prepared transactions: partition the sink's input by the
-//! conflict key (`key_by`), as Flink's upsert sinks do; the sink's lock timeout turns a wait
-//! that cannot end into a failure that says so, and the restart resolves it.
+//! the commit is through. If a barrier comes while rows are held (the previous checkpoint's
+//! notice is late, or the checkpoint was aborted), they go into that checkpoint's state, in
+//! the same state entry as the writer's prepared transactions. A restored writer commits an
+//! entry's transactions and then writes and commits its held rows at once, in that order, so
+//! a key's older value never lands after its newer one; after a rescale this happens in the
+//! subtask that got the entry, before the restored job's first checkpoint.
+//!
+//! Appends take no row locks that later appends wait for, and are written at once. Subtasks
+//! that upsert the same keys can still wait for each other's prepared transactions: partition
+//! the sink's input by the conflict key (`key_by`), as Flink's upsert sinks do; the sink's
+//! lock timeout turns a wait that cannot end into a failure that says so, and the restart
+//! resolves it. Rows whose keys are equal in SQL but not byte for byte (`numeric` 1.0 and
+//! 1.00, a case-insensitive collation) are two keys to the buffer and one to the table: an
+//! upsert batch holding both fails ("cannot affect row a second time").
 
 use super::buffer::RowBuffer;
 use super::connection::{is_unknown_transaction, Connection, Target};
@@ -48,17 +65,17 @@ use std::hash::BuildHasher;
 use weir_api::functions::UserError;
 use weir_api::sink::{CheckpointNotice, SinkContext, SinkWriter};
 
-/// Rows of a checkpoint's state go into entries of at most this many rows, so they spread
-/// over the subtasks of a rescaled job.
-const ROWS_PER_STATE_ENTRY: usize = 1024;
-
-/// What the writer keeps in a checkpoint.
-#[derive(Debug, Serialize, Deserialize)]
-enum StateEntry {
-    /// A transaction prepared for `checkpoint` (`u64::MAX`: the end of input).
-    Prepared { gid: String, checkpoint: u64 },
+/// What a writer keeps in a checkpoint: one entry, so that an old subtask's transactions
+/// and held rows are restored together, by one new subtask, in order.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct WriterState {
+    /// Transactions prepared and not known to be committed, oldest first, with the
+    /// checkpoint each was prepared for.
+    prepared: Vec<(String, u64)>,
     /// Rows held at the barrier (an upsert writer waiting for a commit).
-    Rows(Vec<EncodedRow>),
+    rows: Vec<EncodedRow>,
+    /// The columns' type OIDs the rows are encoded for.
+    types: Vec<u32>,
 }
 
 /// A parsed transaction id.
@@ -93,8 +110,17 @@ impl<'a> TransactionId<'a> {
 }
 
 /// The longest transaction id PostgreSQL takes is 199 bytes; the subtask, checkpoint and run
-/// parts need at most 59.
+/// parts with their separators need at most 10 + 20 + 16 + 3 = 49.
 pub(crate) const MAX_PREFIX_LEN: usize = 128;
+
+/// The `application_name` of a writer's sessions: PostgreSQL keeps 63 bytes of it, so the
+/// prefix goes in as a hash.
+pub(crate) fn session_name(prefix: &str, subtask: u32) -> String {
+    format!(
+        "weir-sink-{:08x}-{subtask}",
+        crc32fast::hash(prefix.as_bytes())
+    )
+}
 
 pub(crate) struct ExactlyOnceWriter<T> {
     target: Target,
@@ -113,8 +139,16 @@ pub(crate) struct ExactlyOnceWriter<T> {
     prepared: Vec<(String, u64)>,
 }
 
+fn state_error(target: &Target, subtask: u32, message: String) -> ConnectorError {
+    ConnectorError::Config {
+        connector: "postgres sink",
+        message: format!("table {}, subtask {subtask}: {message}", target.table),
+    }
+}
+
 impl<T> ExactlyOnceWriter<T> {
-    /// A writer that first resolves what earlier attempts left (see the module docs).
+    /// A writer that first fences and resolves what earlier attempts left (see the module
+    /// docs).
     pub fn start(
         target: Target,
         encoder: RowEncoder<T>,
@@ -130,54 +164,22 @@ impl<T> ExactlyOnceWriter<T> {
             return Err(ConnectorError::Config {
                 connector: "postgres sink",
                 message: "exactly-once needs PREPARE TRANSACTION, which the server refuses: set \
-                          max_prepared_transactions above 0 (at least the sink's parallelism) \
-                          in postgresql.conf and restart it"
+                          max_prepared_transactions above 0 in postgresql.conf and restart it \
+                          (each exactly-once sink subtask keeps one prepared transaction per \
+                          checkpoint that has not completed yet, usually one)"
                     .into(),
             });
         }
-        let mut buffer = RowBuffer::new(encoder.key_columns());
-        let mut restored = Vec::new();
-        for bytes in ctx.restored_state.iter().flatten() {
-            let entry: StateEntry =
-                bincode::deserialize(bytes).map_err(|e| ConnectorError::Config {
-                    connector: "postgres sink",
-                    message: format!("unreadable state in the checkpoint: {e}"),
-                })?;
-            match entry {
-                StateEntry::Prepared { gid, .. } => restored.push(gid),
-                StateEntry::Rows(rows) => {
-                    for r in rows {
-                        buffer.push(r, ctx.processing_time.now());
-                    }
-                }
-            }
-        }
-        for gid in &restored {
-            finish_prepared(&mut conn, gid, true)?;
-        }
-        let leftovers = conn.query_strings(
-            "SELECT gid FROM pg_prepared_xacts WHERE database = current_database()",
-            "list prepared transactions",
-        )?;
-        let after = ctx.restored_checkpoint_id;
-        for gid in leftovers {
-            let Some(id) = TransactionId::parse(&gid) else {
-                continue;
-            };
-            let mine =
-                id.subtask == ctx.subtask || (ctx.subtask == 0 && id.subtask >= ctx.parallelism);
-            let later = after.is_none_or(|r| id.checkpoint > r);
-            if id.prefix == prefix && mine && later && !restored.contains(&gid) {
-                tracing::info!(transaction = %gid, "postgres sink: rolling back a transaction a failed attempt prepared");
-                finish_prepared(&mut conn, &gid, false)?;
-            }
-        }
+        fence(&mut conn, &prefix, ctx)?;
+        let restored = restore(&target, &mut conn, &encoder, ctx)?;
+        roll_back_leftovers(&mut conn, &prefix, ctx, &restored)?;
         let run = format!(
             "{:016x}",
             RandomState::new().hash_one((std::time::SystemTime::now(), ctx.subtask))
         );
         Ok(ExactlyOnceWriter {
             hold_while_prepared: !encoder.key_columns().is_empty(),
+            buffer: RowBuffer::new(encoder.key_columns()),
             target,
             encoder,
             conn,
@@ -185,7 +187,6 @@ impl<T> ExactlyOnceWriter<T> {
             subtask: ctx.subtask,
             run,
             clock: ctx.processing_time.clone(),
-            buffer,
             open: false,
             prepared: Vec::new(),
         })
@@ -228,17 +229,16 @@ impl<T> ExactlyOnceWriter<T> {
     }
 
     /// Commits what was prepared for checkpoints up to `upto`, then writes rows held
-    /// meanwhile if nothing prepared is left.
+    /// meanwhile if nothing prepared is left. A failed commit fails the task; the
+    /// transactions not committed yet are in the checkpoint the job restores from.
     fn commit(&mut self, upto: u64) -> Result<(), ConnectorError> {
-        let mut keep = Vec::new();
-        for (gid, checkpoint) in std::mem::take(&mut self.prepared) {
-            if checkpoint <= upto {
-                finish_prepared(&mut self.conn, &gid, true)?;
-            } else {
-                keep.push((gid, checkpoint));
+        while let Some((gid, checkpoint)) = self.prepared.first() {
+            if *checkpoint > upto {
+                break;
             }
+            finish_prepared(&mut self.conn, gid, true)?;
+            self.prepared.remove(0);
         }
-        self.prepared = keep;
         if !self.holding() && self.buffer.len() >= self.target.batch_size {
             self.flush()?;
         }
@@ -246,9 +246,116 @@ impl<T> ExactlyOnceWriter<T> {
     }
 }
 
+/// Ends the sessions of earlier attempts of this writer's subtask index (and, in subtask 0,
+/// of indexes the job no longer has).
+fn fence(conn: &mut Connection, prefix: &str, ctx: &SinkContext) -> Result<(), ConnectorError> {
+    let mine = session_name(prefix, ctx.subtask);
+    conn.execute(
+        &format!("SET application_name = {}", quote_literal(&mine)),
+        "name the session",
+    )?;
+    let stem = session_name(prefix, 0);
+    let stem = &stem[..stem.len() - 1];
+    let sessions = conn.query_strings(
+        "SELECT pid::text || ' ' || application_name FROM pg_stat_activity \
+         WHERE pid <> pg_backend_pid() AND datname = current_database()",
+        "list the database's sessions",
+    )?;
+    for s in sessions {
+        let Some((pid, name)) = s.split_once(' ') else {
+            continue;
+        };
+        let index = name.strip_prefix(stem).and_then(|i| i.parse::<u32>().ok());
+        let ours =
+            index.is_some_and(|i| i == ctx.subtask || (ctx.subtask == 0 && i >= ctx.parallelism));
+        if ours {
+            tracing::info!(session = %name, pid, "postgres sink: ending a session of a failed attempt");
+            conn.execute(
+                &format!(
+                    "SELECT pg_terminate_backend({})",
+                    pid.parse::<i32>().unwrap_or(0)
+                ),
+                "end a session of a failed attempt",
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Resolves the restored state: for each entry (one per writer of the checkpoint), commits
+/// its transactions, then writes and commits its held rows. Returns the restored ids.
+fn restore<T>(
+    target: &Target,
+    conn: &mut Connection,
+    encoder: &RowEncoder<T>,
+    ctx: &SinkContext,
+) -> Result<Vec<String>, ConnectorError> {
+    let types: Vec<u32> = conn.types().iter().map(|t| t.oid()).collect();
+    let mut ids = Vec::new();
+    for bytes in ctx.restored_state.iter().flatten() {
+        let state: WriterState = bincode::deserialize(bytes).map_err(|e| {
+            state_error(
+                target,
+                ctx.subtask,
+                format!("unreadable state in the checkpoint: {e}"),
+            )
+        })?;
+        for (gid, _) in &state.prepared {
+            finish_prepared(conn, gid, true)?;
+            ids.push(gid.clone());
+        }
+        if state.rows.is_empty() {
+            continue;
+        }
+        if state.types != types {
+            return Err(state_error(
+                target,
+                ctx.subtask,
+                format!(
+                    "the checkpoint holds rows for columns of types {:?} (OIDs); the table's \
+                     columns ({}) now have {types:?}",
+                    state.types,
+                    target.columns.join(", ")
+                ),
+            ));
+        }
+        let mut held = RowBuffer::new(encoder.key_columns());
+        for r in state.rows {
+            held.push(r, ctx.processing_time.now());
+        }
+        conn.insert_committed(held.rows())?;
+    }
+    Ok(ids)
+}
+
+/// Rolls back what failed attempts prepared after the restored checkpoint (see the module
+/// docs for which leftovers are this subtask's).
+fn roll_back_leftovers(
+    conn: &mut Connection,
+    prefix: &str,
+    ctx: &SinkContext,
+    restored: &[String],
+) -> Result<(), ConnectorError> {
+    let leftovers = conn.query_strings(
+        "SELECT gid FROM pg_prepared_xacts WHERE database = current_database()",
+        "list prepared transactions",
+    )?;
+    for gid in leftovers {
+        let Some(id) = TransactionId::parse(&gid) else {
+            continue;
+        };
+        let mine = id.subtask == ctx.subtask || (ctx.subtask == 0 && id.subtask >= ctx.parallelism);
+        let later = ctx.restored_checkpoint_id.is_none_or(|r| id.checkpoint > r);
+        if id.prefix == prefix && mine && later && !restored.contains(&gid) {
+            tracing::info!(transaction = %gid, "postgres sink: rolling back a transaction a failed attempt prepared");
+            finish_prepared(conn, &gid, false)?;
+        }
+    }
+    Ok(())
+}
+
 /// Commits (or rolls back) a prepared transaction; one PostgreSQL no longer knows was
-/// resolved before and is left alone. Transient failures are retried once on a new
-/// connection.
+/// resolved before (by an earlier attempt, after the checkpoint's notice) and is left alone.
 fn finish_prepared(conn: &mut Connection, gid: &str, commit: bool) -> Result<(), ConnectorError> {
     let verb = if commit {
         "COMMIT PREPARED"
@@ -259,7 +366,7 @@ fn finish_prepared(conn: &mut Connection, gid: &str, commit: bool) -> Result<(),
     match conn.client().batch_execute(&sql) {
         Ok(()) => Ok(()),
         Err(e) if is_unknown_transaction(&e) => {
-            tracing::debug!(transaction = %gid, "postgres sink: transaction resolved before");
+            tracing::info!(transaction = %gid, "postgres sink: transaction resolved before");
             Ok(())
         }
         Err(e) => Err(conn.error(&format!("{} transaction {gid}", verb.to_lowercase()), &e)),
@@ -276,26 +383,33 @@ impl<T: Send> SinkWriter<T> for ExactlyOnceWriter<T> {
         Ok(())
     }
 
+    /// The open transaction stays open: a checkpoint after the end prepares it, the final
+    /// notice commits it.
     fn finish(&mut self) -> Result<(), UserError> {
-        Ok(self.prepare(u64::MAX)?)
+        if !self.holding() {
+            self.flush()?;
+        }
+        Ok(())
     }
 
     fn snapshot_state(&mut self, checkpoint_id: u64) -> Result<Vec<Vec<u8>>, UserError> {
         self.prepare(checkpoint_id)?;
-        let mut state = Vec::new();
-        for (gid, checkpoint) in &self.prepared {
-            state.push(StateEntry::Prepared {
-                gid: gid.clone(),
-                checkpoint: *checkpoint,
-            });
+        if self.prepared.is_empty() && self.buffer.is_empty() {
+            return Ok(Vec::new());
         }
-        for rows in self.buffer.rows().chunks(ROWS_PER_STATE_ENTRY) {
-            state.push(StateEntry::Rows(rows.to_vec()));
-        }
-        state
-            .iter()
-            .map(|e| bincode::serialize(e).map_err(|e| e.to_string().into()))
-            .collect()
+        let state = WriterState {
+            prepared: self.prepared.clone(),
+            rows: self.buffer.rows().to_vec(),
+            types: self.conn.types().iter().map(|t| t.oid()).collect(),
+        };
+        let bytes = bincode::serialize(&state).map_err(|e| {
+            state_error(
+                &self.target,
+                self.subtask,
+                format!("cannot encode the sink's state: {e}"),
+            )
+        })?;
+        Ok(vec![bytes])
     }
 
     fn notify_checkpoint(&mut self, notice: CheckpointNotice) -> Result<(), UserError> {
@@ -305,10 +419,10 @@ impl<T: Send> SinkWriter<T> for ExactlyOnceWriter<T> {
             CheckpointNotice::Aborted(_) => {}
             CheckpointNotice::Final => {
                 self.commit(u64::MAX)?;
-                // Rows held at the end of input: nothing is replayed any more, so they are
-                // written and committed directly.
-                if !self.buffer.is_empty() || self.open {
-                    self.flush()?;
+                // Nothing is replayed any more: what is left is written and committed
+                // directly.
+                self.flush()?;
+                if self.open {
                     self.conn.execute("COMMIT", "commit the last rows")?;
                     self.open = false;
                 }
@@ -334,7 +448,16 @@ mod tests {
                 run: "00ff"
             })
         );
-        assert!(gid.len() <= MAX_PREFIX_LEN + 59 && gid.len() < 200);
+        assert!(
+            TransactionId::format(
+                &"p".repeat(MAX_PREFIX_LEN),
+                u32::MAX,
+                u64::MAX,
+                "0123456789abcdef"
+            )
+            .len()
+                < 200
+        );
         assert_eq!(TransactionId::parse("someone-else's"), None);
         assert_eq!(TransactionId::parse("a:b:c:d"), None);
     }
