@@ -488,3 +488,31 @@ fn a_transaction_prefix_outside_the_allowed_characters_is_refused() {
     let e = creation_error(&sink, &SinkContext::new(0, 1));
     assert!(e.contains("transaction prefix 'it's'"), "{e}");
 }
+
+#[test]
+fn held_rows_are_restored_after_the_leftovers_that_lock_them_are_rolled_back() {
+    let server = PgServer::start();
+    let (url, mut c) = setup(&server, "heldorder");
+    let sink = exactly_once(upsert(&url), "held");
+    let mut w = writer(&sink, &SinkContext::new(0, 1));
+    w.write(rec("a", 1), None).unwrap();
+    w.write(rec("b", 1), None).unwrap();
+    w.snapshot_state(1).unwrap();
+    w.write(rec("a", 2), None).unwrap();
+    w.write(rec("c", 1), None).unwrap();
+    // Checkpoint 2 holds a and c; then they go into checkpoint 3's transaction, which is
+    // prepared (and locks their rows) but never completes.
+    let s2 = w.snapshot_state(2).unwrap();
+    w.notify_checkpoint(CheckpointNotice::Complete(1)).unwrap();
+    w.write(rec("b", 2), None).unwrap();
+    w.snapshot_state(3).unwrap();
+    drop(w);
+    // Writing the held rows before rolling back checkpoint 3's transaction would wait for its
+    // row locks (and fail after the lock timeout).
+    let _w = writer(&sink, &SinkContext::new(0, 1).restored(2, s2));
+    assert_eq!(
+        rows(&mut c, "totals"),
+        vec![rec("a", 2), rec("b", 1), rec("c", 1)]
+    );
+    assert!(prepared(&mut c).is_empty());
+}

@@ -11,6 +11,9 @@ use postgres::{Client, NoTls, Statement};
 use std::collections::HashMap;
 use std::time::Duration;
 
+/// How long a connection attempt may take unless the URL says otherwise (`connect_timeout`).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// True if the same call may succeed on a new connection.
 pub(crate) fn is_transient(e: &postgres::Error) -> bool {
     if e.is_closed() {
@@ -97,8 +100,17 @@ impl Connection {
     /// are the columns' types.
     pub fn open(target: &Target) -> Result<Self, ConnectorError> {
         let sql = InsertSql::new(&target.table, &target.columns, &target.keys);
-        let mut client = Client::connect(&target.url, NoTls)
-            .map_err(|e| pg_error(target, &format!("connect to {}", redact(&target.url)), &e))?;
+        let action = format!("connect to {}", redact(&target.url));
+        let mut config: postgres::Config = target
+            .url
+            .parse()
+            .map_err(|e| pg_error(target, &action, &e))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        let mut client = config
+            .connect(NoTls)
+            .map_err(|e| pg_error(target, &action, &e))?;
         client
             .batch_execute(&format!(
                 "SET lock_timeout = {}",

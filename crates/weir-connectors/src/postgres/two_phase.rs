@@ -7,13 +7,12 @@
 //!   rows are durable on the server but invisible. The prepared transaction ids go into the
 //!   checkpoint.
 //! - When the checkpoint completes, its transactions (and those of earlier checkpoints that
-//!   were aborted) are committed (`COMMIT PREPARED gid`). At the end of a bounded job the
-//!   last transaction is prepared when the input ends and committed on the job's final
-//!   notice.
+//!   were aborted) are committed (`COMMIT PREPARED gid`).
 //! - On restore, the writer first commits the transactions of the checkpoint it restores
 //!   from (that checkpoint completed; its notice may not have arrived before the failure),
 //!   then rolls back what failed attempts prepared for later checkpoints, which the
-//!   replayed input writes again.
+//!   replayed input writes again, and only then writes the rows the checkpoint held (see
+//!   *Locks*), so they never wait for a leftover's row locks.
 //! - When the input ends, the open transaction stays open: a checkpoint taken after the end
 //!   (finished tasks still take part) prepares it, and the job's final notice commits
 //!   everything, so every prepared transaction belongs to a numbered checkpoint.
@@ -27,11 +26,15 @@
 //! one. A transaction id that is committed again is a no-op: PostgreSQL no longer knows it,
 //! which is the outcome wanted, so commits can be retried.
 //!
-//! Fencing: a writer's connection carries an `application_name` made of its prefix and
-//! subtask index, and a starting writer ends the sessions of earlier attempts of its index
-//! (subtask 0 also those of indexes the job no longer has). A thread of a failed attempt
-//! that has not stopped yet (it may wait for a lock) then loses its connection with its open
-//! transaction, and cannot prepare anything after the leftovers were resolved.
+//! Fencing: a writer's connection carries an `application_name` made of a hash of its prefix
+//! and its subtask index, and a starting writer ends the sessions of earlier attempts of its
+//! index (subtask 0 also those of indexes the job no longer has) and waits until they are
+//! gone. A thread of a failed attempt that has not stopped yet (it may wait for a lock) then
+//! loses its connection with its open transaction before the leftovers are resolved. Not
+//! covered: a thread of a failed attempt that is itself still starting (connecting, at most
+//! the connect timeout of 10 s by default, or resolving its own restore) when the next
+//! attempt starts; it could end the newer sessions and resolve against an older checkpoint.
+//! Telling attempts apart needs the attempt number in the sink's context.
 //!
 //! Locks: a prepared transaction keeps its row locks until it commits, and the commit runs
 //! on the task thread when the checkpoint's notice arrives. An upsert that wrote key K
@@ -41,9 +44,12 @@
 //! the commit is through. If a barrier comes while rows are held (the previous checkpoint's
 //! notice is late, or the checkpoint was aborted), they go into that checkpoint's state, in
 //! the same state entry as the writer's prepared transactions. A restored writer commits an
-//! entry's transactions and then writes and commits its held rows at once, in that order, so
-//! a key's older value never lands after its newer one; after a rescale this happens in the
-//! subtask that got the entry, before the restored job's first checkpoint.
+//! entry's transactions, and after the leftovers are rolled back writes and commits the held
+//! rows of every entry, so a key's older value never lands after its newer one. After a
+//! rescale the held rows are written by the subtask that got the entry, which may not be the
+//! one the key is routed to now: if that one already writes the key, the restore write waits
+//! for it, for at most 5 s (its own lock timeout), and the task fails and restores again
+//! instead of waiting for a commit that needs it.
 //!
 //! Appends take no row locks that later appends wait for, and are written at once. Subtasks
 //! that upsert the same keys can still wait for each other's prepared transactions: partition
@@ -114,11 +120,11 @@ impl<'a> TransactionId<'a> {
 pub(crate) const MAX_PREFIX_LEN: usize = 128;
 
 /// The `application_name` of a writer's sessions: PostgreSQL keeps 63 bytes of it, so the
-/// prefix goes in as a hash.
+/// prefix goes in as a 64-bit hash that does not change between builds.
 pub(crate) fn session_name(prefix: &str, subtask: u32) -> String {
     format!(
-        "weir-sink-{:08x}-{subtask}",
-        crc32fast::hash(prefix.as_bytes())
+        "weir-sink-{:016x}-{subtask}",
+        weir_core::key_group::stable_hash(prefix)
     )
 }
 
@@ -171,8 +177,9 @@ impl<T> ExactlyOnceWriter<T> {
             });
         }
         fence(&mut conn, &prefix, ctx)?;
-        let restored = restore(&target, &mut conn, &encoder, ctx)?;
+        let (restored, held) = restore(&target, &mut conn, &encoder, ctx)?;
         roll_back_leftovers(&mut conn, &prefix, ctx, &restored)?;
+        write_held(&mut conn, &held)?;
         let run = format!(
             "{:016x}",
             RandomState::new().hash_one((std::time::SystemTime::now(), ctx.subtask))
@@ -265,33 +272,31 @@ fn fence(conn: &mut Connection, prefix: &str, ctx: &SinkContext) -> Result<(), C
         let Some((pid, name)) = s.split_once(' ') else {
             continue;
         };
+        let Ok(pid) = pid.parse::<i32>() else {
+            continue;
+        };
         let index = name.strip_prefix(stem).and_then(|i| i.parse::<u32>().ok());
         let ours =
             index.is_some_and(|i| i == ctx.subtask || (ctx.subtask == 0 && i >= ctx.parallelism));
         if ours {
             tracing::info!(session = %name, pid, "postgres sink: ending a session of a failed attempt");
-            conn.execute(
-                &format!(
-                    "SELECT pg_terminate_backend({})",
-                    pid.parse::<i32>().unwrap_or(0)
-                ),
-                "end a session of a failed attempt",
-            )?;
+            end_session(conn, pid)?;
         }
     }
     Ok(())
 }
 
-/// Resolves the restored state: for each entry (one per writer of the checkpoint), commits
-/// its transactions, then writes and commits its held rows. Returns the restored ids.
+/// Commits the restored transactions, entry by entry (one entry per writer of the
+/// checkpoint). Returns their ids and the rows the entries held, in entry order.
 fn restore<T>(
     target: &Target,
     conn: &mut Connection,
     encoder: &RowEncoder<T>,
     ctx: &SinkContext,
-) -> Result<Vec<String>, ConnectorError> {
+) -> Result<(Vec<String>, Vec<RowBuffer>), ConnectorError> {
     let types: Vec<u32> = conn.types().iter().map(|t| t.oid()).collect();
     let mut ids = Vec::new();
+    let mut held_rows = Vec::new();
     for bytes in ctx.restored_state.iter().flatten() {
         let state: WriterState = bincode::deserialize(bytes).map_err(|e| {
             state_error(
@@ -323,9 +328,57 @@ fn restore<T>(
         for r in state.rows {
             held.push(r, ctx.processing_time.now());
         }
-        conn.insert_committed(held.rows())?;
+        held_rows.push(held);
     }
-    Ok(ids)
+    Ok((ids, held_rows))
+}
+
+/// Writes and commits rows a restored checkpoint held, waiting at most 5 s for a row lock
+/// (see the module docs on rescaling).
+fn write_held(conn: &mut Connection, held: &[RowBuffer]) -> Result<(), ConnectorError> {
+    for rows in held {
+        conn.execute(
+            "BEGIN; SET LOCAL lock_timeout = 5000",
+            "begin a transaction",
+        )?;
+        let written = conn
+            .insert(rows.rows())
+            .and_then(|()| conn.execute("COMMIT", "commit the rows the checkpoint held"));
+        if written.is_err() {
+            let _ = conn.execute("ROLLBACK", "roll back");
+        }
+        written?;
+    }
+    Ok(())
+}
+
+/// Ends session `pid` and waits until it is gone (a session in the middle of a statement
+/// ends when it next checks for interrupts), for at most 10 s.
+fn end_session(conn: &mut Connection, pid: i32) -> Result<(), ConnectorError> {
+    conn.query_strings(
+        &format!("SELECT pg_terminate_backend({pid})::text"),
+        "end a session of a failed attempt",
+    )?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let left = conn.query_strings(
+            &format!("SELECT count(*)::text FROM pg_stat_activity WHERE pid = {pid}"),
+            "wait for a session of a failed attempt to end",
+        )?;
+        if left.first().map(String::as_str) == Some("0") {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(ConnectorError::Config {
+                connector: "postgres sink",
+                message: format!(
+                    "session {pid} of a failed attempt of this sink did not end within 10 s \
+                     (ending it needs the same role, or membership in pg_signal_backend)"
+                ),
+            });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 /// Rolls back what failed attempts prepared after the restored checkpoint (see the module
