@@ -144,3 +144,41 @@ fn an_unreachable_database_fails_the_job_with_the_sink_named() {
     );
     assert!(e.contains("cannot connect"), "{e}");
 }
+
+#[test]
+fn exactly_once_into_postgres_across_a_savepoint_and_a_rescale() {
+    let server = PgServer::start();
+    let n = 10_000;
+    let url = server.create_database("rescale");
+    let tmp = tempfile::tempdir().unwrap();
+    let ckpt = tmp.path().join("ckpt").display().to_string();
+    postgres_sink::create_tables(&url).unwrap();
+
+    // At parallelism 2, slowly, stopped with a savepoint part way.
+    let mut first = args(&url, n, 2, "", "exactly-once");
+    first.events_per_second = 5_000;
+    let env = postgres_sink::build(&first).unwrap();
+    env.set_checkpoint_storage(ckpt.clone());
+    let job = env.execute_async("first").unwrap();
+    let start = std::time::Instant::now();
+    while job.checkpoint_stats().unwrap().completed < 2 {
+        assert!(start.elapsed().as_secs() < 30, "no checkpoints");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let sp = job
+        .stop_with_savepoint(tmp.path().join("sp").display().to_string())
+        .unwrap();
+    let mut c = server.client("rescale");
+    let (rows, ..) = events(&mut c);
+    assert!(rows > 0 && rows < n as i64, "stopped part way: {rows}");
+
+    // Resumed at parallelism 3 with two failures.
+    let second = args(&url, n, 3, "7000,9000", "exactly-once");
+    let env = postgres_sink::build(&second).unwrap();
+    env.set_checkpoint_storage(ckpt);
+    env.restore_from_savepoint(sp, false);
+    env.execute("second").unwrap();
+    assert_eq!(events(&mut c), (n as i64, n as i64, 0, n as i64 - 1));
+    assert_eq!(totals(&mut c), reference(n, 37));
+    assert_eq!(prepared(&mut c), 0);
+}
