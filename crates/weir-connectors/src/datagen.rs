@@ -71,34 +71,22 @@ struct GeneratorReader<T> {
 }
 
 impl<T> GeneratorReader<T> {
-    /// How many records the rate limit lets this poll emit.
-    fn allowed(&self) -> u64 {
-        match self.limit {
-            None => POLL_BATCH,
-            Some((rate, start, emitted)) => {
-                let due = (start.elapsed().as_secs_f64() * rate).ceil() as u64;
-                due.saturating_sub(emitted).min(POLL_BATCH)
-            }
-        }
-    }
-
-    /// Forgets allowance older than a second, so that a reader that was held back
-    /// (backpressure, a slow checkpoint) does not burst to catch up.
-    fn cap_backlog(&mut self) {
-        if let Some((rate, start, emitted)) = &mut self.limit {
-            let due = (start.elapsed().as_secs_f64() * *rate).ceil() as u64;
-            let burst = rate.ceil() as u64;
-            if due > *emitted + burst {
-                *emitted = due - burst;
-            }
-        }
+    /// How many records the rate limit lets this poll emit. Allowance older than a second
+    /// is forgotten, so that a reader that was held back (backpressure, a slow checkpoint)
+    /// does not burst to catch up.
+    fn budget(&mut self) -> u64 {
+        let Some((rate, start, emitted)) = &mut self.limit else {
+            return POLL_BATCH;
+        };
+        let due = (start.elapsed().as_secs_f64() * *rate).ceil() as u64;
+        *emitted = (*emitted).max(due.saturating_sub(rate.ceil() as u64));
+        due.saturating_sub(*emitted).min(POLL_BATCH)
     }
 }
 
 impl<T: 'static> SourceReader<T> for GeneratorReader<T> {
     fn poll_next(&mut self, out: &mut SourceOutput<'_, T>) -> weir_runtime::Result<PollStatus> {
-        self.cap_backlog();
-        let mut budget = self.allowed();
+        let mut budget = self.budget();
         if budget == 0 {
             return Ok(if self.splits.is_empty() {
                 PollStatus::Finished

@@ -29,17 +29,13 @@ pub(crate) fn is_transient(e: &postgres::Error) -> bool {
                 || *code == SqlState::CANNOT_CONNECT_NOW
         }
         // No SQLSTATE: the client's own I/O (refused, reset, timed out).
-        None => {
-            let mut source = std::error::Error::source(e);
-            while let Some(s) = source {
-                if s.downcast_ref::<std::io::Error>().is_some() {
-                    return true;
-                }
-                source = s.source();
-            }
-            false
-        }
+        None => causes(e).any(|c| c.downcast_ref::<std::io::Error>().is_some()),
     }
+}
+
+/// The errors that caused `e`, nearest first.
+fn causes(e: &postgres::Error) -> impl Iterator<Item = &(dyn std::error::Error + 'static)> {
+    std::iter::successors(std::error::Error::source(e), |c| c.source())
 }
 
 /// The server's message with its SQLSTATE, detail and hint, or the client's error with its
@@ -63,10 +59,8 @@ pub(crate) fn describe(e: &postgres::Error) -> String {
         return s;
     }
     let mut s = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(c) = source {
+    for c in causes(e) {
         s.push_str(&format!(": {c}"));
-        source = c.source();
     }
     s
 }
@@ -200,7 +194,21 @@ impl Connection {
 
     /// Inserts `rows` and commits them in one transaction.
     pub fn insert_committed(&mut self, rows: &[EncodedRow]) -> Result<(), ConnectorError> {
-        self.execute("BEGIN", "begin a transaction")?;
+        self.insert_committed_within(rows, None)
+    }
+
+    /// [`Self::insert_committed`], waiting at most `lock_timeout` (instead of the sink's) for
+    /// a row lock.
+    pub fn insert_committed_within(
+        &mut self,
+        rows: &[EncodedRow],
+        lock_timeout: Option<Duration>,
+    ) -> Result<(), ConnectorError> {
+        let begin = match lock_timeout {
+            None => "BEGIN".to_string(),
+            Some(t) => format!("BEGIN; SET LOCAL lock_timeout = {}", t.as_millis().max(1)),
+        };
+        self.execute(&begin, "begin a transaction")?;
         let r = self
             .insert(rows)
             .and_then(|()| self.execute("COMMIT", "commit"));
@@ -247,15 +255,12 @@ fn check_unique_keys(client: &mut Client, target: &Target) -> Result<(), Connect
         .map_err(|e| pg_error(target, "look up the table's unique indexes", &e))?
         .get(0);
     if found == 0 {
-        return Err(ConnectorError::Config {
-            connector: "postgres sink",
-            message: format!(
-                "upsert keys ({}) are not a primary key, unique constraint or unique index of \
+        return Err(super::config_error(format!(
+            "upsert keys ({}) are not a primary key, unique constraint or unique index of \
                  table {}; ON CONFLICT needs one",
-                target.keys.join(", "),
-                target.table
-            ),
-        });
+            target.keys.join(", "),
+            target.table
+        )));
     }
     Ok(())
 }

@@ -170,35 +170,26 @@ impl<T> PostgresSink<T> {
         self
     }
 
-    fn config_error(message: String) -> ConnectorError {
-        ConnectorError::Config {
-            connector: "postgres sink",
-            message,
-        }
-    }
-
     fn validate(&self) -> Result<(), ConnectorError> {
         if self.columns.is_empty() {
-            return Err(Self::config_error(format!(
+            return Err(config_error(format!(
                 "no columns given for table {}",
                 self.table
             )));
         }
         if let Some(k) = self.keys.iter().find(|k| !self.columns.contains(k)) {
-            return Err(Self::config_error(format!(
+            return Err(config_error(format!(
                 "upsert key '{k}' is not one of the columns ({})",
                 self.columns.join(", ")
             )));
         }
         if self.batch_size == 0 {
-            return Err(Self::config_error(
-                "the batch size must be at least 1".into(),
-            ));
+            return Err(config_error("the batch size must be at least 1".into()));
         }
         if self.guarantee == DeliveryGuarantee::ExactlyOnce {
             match &self.transaction_prefix {
                 None => {
-                    return Err(Self::config_error(
+                    return Err(config_error(
                         "exactly-once needs a transaction prefix (with_transaction_prefix), \
                          unique per job and sink and the same across restarts"
                             .into(),
@@ -211,7 +202,7 @@ impl<T> PostgresSink<T> {
                             .chars()
                             .all(|c| c.is_ascii_alphanumeric() || "_.:-".contains(c)) =>
                 {
-                    return Err(Self::config_error(format!(
+                    return Err(config_error(format!(
                         "the transaction prefix '{p}' must have 1 to {} characters out of \
                          A-Z, a-z, 0-9, '_', '.', ':' and '-'",
                         two_phase::MAX_PREFIX_LEN
@@ -235,6 +226,14 @@ impl<T> PostgresSink<T> {
     }
 }
 
+/// A configuration error of the Postgres sink: what is wrong and how to fix it.
+pub(crate) fn config_error(message: String) -> ConnectorError {
+    ConnectorError::Config {
+        connector: "postgres sink",
+        message,
+    }
+}
+
 /// Turns records into encoded rows with the user's row function and the columns' types.
 pub(crate) struct RowEncoder<T> {
     table: String,
@@ -249,10 +248,8 @@ impl<T> RowEncoder<T> {
     pub fn encode(&self, value: &T) -> Result<EncodedRow, ConnectorError> {
         let mut row = Row::new(&self.types, &self.columns);
         (self.row)(value, &mut row);
-        row.finish().map_err(|message| ConnectorError::Config {
-            connector: "postgres sink",
-            message: format!("a row for table {}: {message}", self.table),
-        })
+        row.finish()
+            .map_err(|message| config_error(format!("a row for table {}: {message}", self.table)))
     }
 
     /// Indexes of the upsert key columns (empty: append).

@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 pub struct Row<'a> {
     types: &'a [Type],
     columns: &'a [String],
-    row: EncodedRow,
+    /// The encoded values, written in place by each value's `to_sql`.
+    data: bytes::BytesMut,
+    values: Vec<Option<(u32, u32)>>,
     error: Option<String>,
 }
 
@@ -23,7 +25,8 @@ impl<'a> Row<'a> {
         Row {
             types,
             columns,
-            row: EncodedRow::default(),
+            data: bytes::BytesMut::new(),
+            values: Vec::with_capacity(types.len()),
             error: None,
         }
     }
@@ -34,7 +37,7 @@ impl<'a> Row<'a> {
         if self.error.is_some() {
             return self;
         }
-        let index = self.row.values.len();
+        let index = self.values.len();
         let Some(ty) = self.types.get(index) else {
             self.error = Some(format!(
                 "the row has more values than the sink's {} columns",
@@ -42,16 +45,15 @@ impl<'a> Row<'a> {
             ));
             return self;
         };
-        let mut buf = bytes::BytesMut::new();
-        match value.to_sql_checked(ty, &mut buf) {
-            Ok(IsNull::Yes) => self.row.values.push(None),
-            Ok(IsNull::No) => {
-                let start = self.row.data.len() as u32;
-                self.row.data.extend_from_slice(&buf);
-                self.row
-                    .values
-                    .push(Some((start, self.row.data.len() as u32)));
+        let start = self.data.len();
+        match value.to_sql_checked(ty, &mut self.data) {
+            Ok(IsNull::Yes) => {
+                self.data.truncate(start);
+                self.values.push(None)
             }
+            Ok(IsNull::No) => self
+                .values
+                .push(Some((start as u32, self.data.len() as u32))),
             Err(e) => {
                 self.error = Some(format!(
                     "column '{}' ({ty}) cannot take a {}: {e}",
@@ -68,15 +70,18 @@ impl<'a> Row<'a> {
         if let Some(e) = self.error {
             return Err(e);
         }
-        if self.row.values.len() != self.types.len() {
+        if self.values.len() != self.types.len() {
             return Err(format!(
                 "the row has {} values, the sink has {} columns ({})",
-                self.row.values.len(),
+                self.values.len(),
                 self.types.len(),
                 self.columns.join(", ")
             ));
         }
-        Ok(self.row)
+        Ok(EncodedRow {
+            data: self.data.into(),
+            values: self.values,
+        })
     }
 }
 

@@ -63,7 +63,7 @@ use super::buffer::RowBuffer;
 use super::connection::{is_unknown_transaction, Connection, Target};
 use super::row::EncodedRow;
 use super::statement::quote_literal;
-use super::RowEncoder;
+use super::{config_error, RowEncoder};
 use crate::error::ConnectorError;
 use serde::{Deserialize, Serialize};
 use std::collections::hash_map::RandomState;
@@ -146,10 +146,10 @@ pub(crate) struct ExactlyOnceWriter<T> {
 }
 
 fn state_error(target: &Target, subtask: u32, message: String) -> ConnectorError {
-    ConnectorError::Config {
-        connector: "postgres sink",
-        message: format!("table {}, subtask {subtask}: {message}", target.table),
-    }
+    config_error(format!(
+        "table {}, subtask {subtask}: {message}",
+        target.table
+    ))
 }
 
 impl<T> ExactlyOnceWriter<T> {
@@ -167,14 +167,13 @@ impl<T> ExactlyOnceWriter<T> {
             "read max_prepared_transactions",
         )?;
         if prepared_max.first().map(String::as_str) == Some("0") {
-            return Err(ConnectorError::Config {
-                connector: "postgres sink",
-                message: "exactly-once needs PREPARE TRANSACTION, which the server refuses: set \
-                          max_prepared_transactions above 0 in postgresql.conf and restart it \
-                          (each exactly-once sink subtask keeps one prepared transaction per \
-                          checkpoint that has not completed yet, usually one)"
+            return Err(config_error(
+                "exactly-once needs PREPARE TRANSACTION, which the server refuses: set \
+                 max_prepared_transactions above 0 in postgresql.conf and restart it (each \
+                 exactly-once sink subtask keeps one prepared transaction per checkpoint that \
+                 has not completed yet, usually one)"
                     .into(),
-            });
+            ));
         }
         fence(&mut conn, &prefix, ctx)?;
         let (restored, held) = restore(&target, &mut conn, &encoder, ctx)?;
@@ -336,20 +335,9 @@ fn restore<T>(
 /// Writes and commits rows a restored checkpoint held, waiting at most 5 s for a row lock
 /// (see the module docs on rescaling).
 fn write_held(conn: &mut Connection, held: &[RowBuffer]) -> Result<(), ConnectorError> {
-    for rows in held {
-        conn.execute(
-            "BEGIN; SET LOCAL lock_timeout = 5000",
-            "begin a transaction",
-        )?;
-        let written = conn
-            .insert(rows.rows())
-            .and_then(|()| conn.execute("COMMIT", "commit the rows the checkpoint held"));
-        if written.is_err() {
-            let _ = conn.execute("ROLLBACK", "roll back");
-        }
-        written?;
-    }
-    Ok(())
+    held.iter().try_for_each(|rows| {
+        conn.insert_committed_within(rows.rows(), Some(std::time::Duration::from_secs(5)))
+    })
 }
 
 /// Ends session `pid` and waits until it is gone (a session in the middle of a statement
@@ -369,13 +357,10 @@ fn end_session(conn: &mut Connection, pid: i32) -> Result<(), ConnectorError> {
             return Ok(());
         }
         if std::time::Instant::now() >= deadline {
-            return Err(ConnectorError::Config {
-                connector: "postgres sink",
-                message: format!(
-                    "session {pid} of a failed attempt of this sink did not end within 10 s \
-                     (ending it needs the same role, or membership in pg_signal_backend)"
-                ),
-            });
+            return Err(config_error(format!(
+                "session {pid} of a failed attempt of this sink did not end within 10 s \
+                 (ending it needs the same role, or membership in pg_signal_backend)"
+            )));
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
