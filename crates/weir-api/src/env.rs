@@ -20,6 +20,8 @@ use weir_cluster::{
 use weir_core::{ExecutionConfig, JobGraph, JobId, NodeId, TaskThreadScheduling};
 use weir_runtime::head::SourceHead;
 use weir_runtime::operator::Outputs;
+use weir_runtime::source::SourceReader;
+use crate::functions::UserError;
 
 pub(crate) struct EnvState {
     pub config: ExecutionConfig,
@@ -213,21 +215,60 @@ impl StreamExecutionEnvironment {
 
     /// Adds a source.
     pub fn from_source<T: Data, S: Source<T>>(&self, source: S, name: &str) -> DataStream<T> {
+        self.add_source(source, name, |source, ctx| source.create_reader(ctx))
+    }
+
+    /// Adds a source whose records get timestamps and watermarks from `strategy` right at
+    /// the source. A source that reads several splits per reader (Kafka partitions)
+    /// generates them per split and emits the smallest ([`Source::generates_split_watermarks`]);
+    /// for other sources the assigner runs chained to the reader, with the source's
+    /// parallelism, so each source subtask generates the watermarks of what it reads.
+    pub fn from_source_with_watermarks<T: Data, S: Source<T>>(
+        &self,
+        source: S,
+        strategy: crate::watermark::WatermarkStrategy<T>,
+        name: &str,
+    ) -> DataStream<T> {
+        if source.generates_split_watermarks() {
+            return self.add_source(source, name, move |source, ctx| {
+                source.create_reader_with_watermarks(ctx, &strategy)
+            });
+        }
+        let non_parallel = !source.is_parallel();
+        let s = self
+            .from_source(source, name)
+            .assign_timestamps_and_watermarks(strategy);
+        if non_parallel {
+            s.set_parallelism(1)
+        } else {
+            s
+        }
+    }
+
+    /// Adds a source node whose readers `create` makes.
+    fn add_source<T: Data, S: Source<T>>(
+        &self,
+        source: S,
+        name: &str,
+        create: impl Fn(&S, &SourceContext) -> Result<Box<dyn SourceReader<T>>, UserError>
+            + Send
+            + Sync
+            + 'static,
+    ) -> DataStream<T> {
         let non_parallel = !source.is_parallel();
         let source = Arc::new(source);
         let code = NodeCode::Source(Arc::new(move |info, main, sides| {
             let ctx = SourceContext {
                 subtask: info.subtask,
                 parallelism: info.parallelism,
-                restored_splits: info
-                    .restored
-                    .as_ref()
-                    .map(|r| r.list(weir_runtime::source::SOURCE_SPLITS_STATE).to_vec()),
+                restored_splits: info.restored.as_ref().map(|r| {
+                    let name = weir_runtime::source::SOURCE_SPLITS_STATE;
+                    [r.list(name), r.union(name)].concat()
+                }),
+                auto_watermark_interval_ms: info.auto_watermark_interval_ms,
             };
             let reader = weir_runtime::operator::guarded(info, || {
-                source
-                    .create_reader(&ctx)
-                    .map_err(|e| crate::functions::user_error(info, e))
+                create(&source, &ctx).map_err(|e| crate::functions::user_error(info, e))
             })?;
             let out = Outputs::new(unerase::<T>(main)?, sides);
             Ok(Box::new(SourceHead::new(reader, out, info.clone())) as _)
@@ -244,26 +285,6 @@ impl StreamExecutionEnvironment {
         let s = DataStream::from_node(self.clone(), id);
         if non_parallel {
             self.state.borrow_mut().nodes[id.0 as usize].non_parallel = true;
-            s.set_parallelism(1)
-        } else {
-            s
-        }
-    }
-
-    /// Adds a source whose records get timestamps and watermarks from `strategy` right at
-    /// the source: the assigner runs chained to the reader, with the source's parallelism,
-    /// so each source subtask generates the watermarks of what it reads.
-    pub fn from_source_with_watermarks<T: Data, S: Source<T>>(
-        &self,
-        source: S,
-        strategy: crate::watermark::WatermarkStrategy<T>,
-        name: &str,
-    ) -> DataStream<T> {
-        let non_parallel = !source.is_parallel();
-        let s = self
-            .from_source(source, name)
-            .assign_timestamps_and_watermarks(strategy);
-        if non_parallel {
             s.set_parallelism(1)
         } else {
             s

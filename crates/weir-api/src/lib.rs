@@ -46,6 +46,7 @@ mod operators;
 mod runner;
 pub mod sink;
 pub mod source;
+pub mod split_watermarks;
 pub mod timers;
 mod translate;
 mod types;

@@ -24,8 +24,12 @@ pub struct SourceContext {
     pub parallelism: u32,
     /// When the job is restored from a checkpoint: the split positions this reader resumes
     /// from (what readers returned from `SourceReader::snapshot_state`, split evenly over
-    /// the subtasks if the parallelism changed). `None` on a fresh start.
+    /// the subtasks if the parallelism changed). `None` on a fresh start. A reader whose
+    /// `SourceReader::split_redistribution` is union gets the positions of all readers.
     pub restored_splits: Option<Vec<Vec<u8>>>,
+    /// How often a source that generates watermarks per split (see
+    /// [`Source::create_reader_with_watermarks`]) asks its generators for one, in ms.
+    pub auto_watermark_interval_ms: u64,
 }
 
 impl SourceContext {
@@ -74,6 +78,28 @@ pub trait Source<T>: Send + Sync + 'static {
 
     /// Creates the reader of one subtask.
     fn create_reader(&self, ctx: &SourceContext) -> Result<Box<dyn SourceReader<T>>, UserError>;
+
+    /// For a source whose readers read several splits (e.g. Kafka partitions): creates a
+    /// reader that assigns timestamps and generates watermarks with `strategy` per split
+    /// and emits the smallest watermark of its active splits (Flink's per-split
+    /// watermarks), so that a split that is behind holds the watermark back even when its
+    /// records arrive interleaved with those of splits ahead. `None` (the default) if the
+    /// source has no such reader: the strategy then runs on the reader's output as a whole.
+    /// Only called when [`Self::generates_split_watermarks`] is true.
+    fn create_reader_with_watermarks(
+        &self,
+        _ctx: &SourceContext,
+        _strategy: &crate::watermark::WatermarkStrategy<T>,
+    ) -> Result<Box<dyn SourceReader<T>>, UserError> {
+        Err("this source does not generate watermarks per split".into())
+    }
+
+    /// True if the source's readers generate watermarks per split
+    /// ([`Self::create_reader_with_watermarks`]); false (the default) runs the strategy
+    /// on the reader's output as a whole.
+    fn generates_split_watermarks(&self) -> bool {
+        false
+    }
 }
 
 /// Records emitted per poll by the built-in sources.

@@ -35,6 +35,16 @@ impl WatermarkOutput {
     pub fn mark_active(&mut self) {
         self.idle = Some(false);
     }
+
+    /// The largest watermark proposed, if any.
+    pub fn watermark(&self) -> Option<i64> {
+        self.watermark
+    }
+
+    /// Whether the stream was marked idle (`Some(true)`) or active (`Some(false)`).
+    pub fn idleness(&self) -> Option<bool> {
+        self.idle
+    }
 }
 
 /// Generates watermarks from events and time (Flink's `WatermarkGenerator`).
@@ -181,6 +191,21 @@ impl<T: 'static> WatermarkStrategy<T> {
     pub fn with_idleness(mut self, timeout: Duration) -> Self {
         self.idleness = Some(timeout);
         self
+    }
+
+    /// A new generator of this strategy (with idleness, if set), e.g. one per split of a
+    /// source that generates watermarks per split.
+    pub fn create_watermark_generator(&self) -> Box<dyn WatermarkGenerator<T>> {
+        self.create_dynamic_generator()
+    }
+
+    /// The event timestamp of `event`: the assigner's, or `previous` (the timestamp the
+    /// record came with, e.g. a Kafka record's) without an assigner.
+    pub fn timestamp_of(&self, event: &T, previous: Option<i64>) -> i64 {
+        match &self.assigner {
+            Some(a) => a(event, previous),
+            None => previous.unwrap_or(NO_TIMESTAMP),
+        }
     }
 
     pub(crate) fn create_generator(&self) -> Generator<T> {

@@ -26,9 +26,26 @@ pub enum ConnectorError {
         /// failure, server shutting down).
         transient: bool,
     },
+    /// A Kafka call failed.
+    #[error("kafka: cannot {action}: {source}")]
+    Kafka {
+        /// What the connector was doing, with the topic or partition it concerned.
+        action: String,
+        /// librdkafka's error.
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
 }
 
 impl ConnectorError {
+    /// A Kafka error while doing `action`.
+    pub fn kafka(action: impl Into<String>, source: rdkafka::error::KafkaError) -> Self {
+        ConnectorError::Kafka {
+            action: action.into(),
+            source,
+        }
+    }
+
     /// True if retrying on a new connection may succeed.
     pub fn is_transient(&self) -> bool {
         matches!(

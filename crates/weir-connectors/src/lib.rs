@@ -14,12 +14,15 @@
 //! `write_as_text`) to the environment and to streams.
 
 pub mod datagen;
+pub mod delivery;
 pub mod error;
 pub mod file;
+pub mod kafka;
 pub mod nexmark;
 pub mod postgres;
 pub mod socket;
 
+pub use delivery::DeliveryGuarantee;
 pub use error::ConnectorError;
 
 /// Extension traits with Flink's shortcuts.

@@ -13,7 +13,7 @@ use crate::operator::{
 };
 use crate::reader::{ChannelDecoder, Frame};
 use crate::serializer::TypeSerializer;
-use crate::source::{PollStatus, SourceOutput, SourceReader, SOURCE_SPLITS_STATE};
+use crate::source::{PollStatus, Redistribution, SourceOutput, SourceReader, SOURCE_SPLITS_STATE};
 use crate::typed::ErasedRecords;
 use crate::valve::{ValveOutput, WatermarkValve};
 use weir_core::BarrierAlignment;
@@ -169,7 +169,10 @@ impl<T: Send + 'static> SourceChainHead for SourceHead<T> {
         let splits = guarded(&self.info, || reader.snapshot_state(b.id))
             .map_err(|e| self.info.error(format!("cannot snapshot the source: {e}")))?;
         let mut st = OperatorSubtaskState::default();
-        st.add_list(SOURCE_SPLITS_STATE, splits);
+        match self.reader.split_redistribution() {
+            Redistribution::EvenSplit => st.add_list(SOURCE_SPLITS_STATE, splits),
+            Redistribution::Union => st.add_union(SOURCE_SPLITS_STATE, splits),
+        }
         snap.operators.insert(self.info.uid.clone(), st);
         self.out.checkpoint(b, snap)
     }

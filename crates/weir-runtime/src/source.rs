@@ -9,6 +9,8 @@ use crate::element::{StreamRecord, Watermark};
 use crate::error::{Result, RuntimeError};
 use crate::operator::{batch_capacity, OutputControl, Outputs};
 use crate::push::{ensure_spare, lend, push_with_spare};
+use crate::element::WatermarkStatus;
+pub use weir_state::operator_state::Redistribution;
 
 /// What a poll achieved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +47,16 @@ pub trait SourceReader<T>: Send {
     /// A checkpoint completed or was aborted.
     fn notify_checkpoint(&mut self, _notice: CheckpointNotice) -> Result<()> {
         Ok(())
+    }
+
+    /// How the split positions of [`Self::snapshot_state`] reach the readers of a restored
+    /// job: split evenly (the default: each position is resumed by one reader), or every
+    /// reader gets all of them ([`Redistribution::Union`]), for a reader that picks its
+    /// splits by a rule of its own, e.g. a Kafka reader that owns the partitions an
+    /// assignment function gives it, so that it can tell a partition some other reader
+    /// resumes from one that is new.
+    fn split_redistribution(&self) -> Redistribution {
+        Redistribution::EvenSplit
     }
 }
 
@@ -106,6 +118,13 @@ impl<'a, T: 'static> SourceOutput<'a, T> {
     pub fn emit_watermark(&mut self, watermark: Watermark) -> Result<()> {
         self.flush()?;
         self.out.emit_watermark(watermark)
+    }
+
+    /// Marks the source's output idle (it holds back no watermark downstream) or active
+    /// again, after the records emitted before it.
+    pub fn emit_watermark_status(&mut self, status: WatermarkStatus) -> Result<()> {
+        self.flush()?;
+        self.out.emit_watermark_status(status)
     }
 
     /// Hands the gathered records down the chain.

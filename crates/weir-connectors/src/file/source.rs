@@ -288,6 +288,7 @@ mod tests {
                             restored_splits: None,
                             subtask: s,
                             parallelism: p,
+                            auto_watermark_interval_ms: 200,
                         })
                         .unwrap();
                     got.extend(drain(r.as_mut()));
@@ -323,6 +324,7 @@ mod tests {
                 restored_splits: None,
                 subtask: 0,
                 parallelism: 1,
+                auto_watermark_interval_ms: 200,
             })
             .err()
             .unwrap()

@@ -58,17 +58,7 @@ use two_phase::ExactlyOnceWriter;
 use weir_api::functions::UserError;
 use weir_api::sink::{Sink, SinkContext, SinkWriter};
 
-/// What a sink promises about its output across failures (Flink's `DeliveryGuarantee`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum DeliveryGuarantee {
-    /// Rows may be lost or repeated after a failure: batches are written when full or old.
-    None,
-    /// No row is lost; a restart may write rows again (an upsert makes that invisible).
-    #[default]
-    AtLeastOnce,
-    /// Each row is in the table once, visible when the checkpoint after it completes.
-    ExactlyOnce,
-}
+pub use crate::delivery::DeliveryGuarantee;
 
 /// The function that turns a record into a row.
 type RowFn<T> = dyn Fn(&T, &mut Row<'_>) + Send + Sync;
