@@ -62,7 +62,11 @@ fn a_bounded_source_reads_every_record_once_at_any_parallelism() {
         let mut want: Vec<Seen> = Vec::new();
         for part in 0..4 {
             let values = records.iter().filter(|r| r.0 == part);
-            want.extend(values.enumerate().map(|(o, r)| (part, o as i64, r.2.clone())));
+            want.extend(
+                values
+                    .enumerate()
+                    .map(|(o, r)| (part, o as i64, r.2.clone())),
+            );
         }
         want.sort();
         assert_eq!(got, want, "p={p}");
@@ -84,7 +88,9 @@ fn starting_offsets_earliest_latest_timestamp_and_committed() {
         if let Some(g) = group {
             b = b.group_id(g);
         }
-        let got = env.from_source(b.build().unwrap(), "kafka").collect_values();
+        let got = env
+            .from_source(b.build().unwrap(), "kafka")
+            .collect_values();
         env.execute("kafka starting offsets").unwrap();
         let mut v: Vec<String> = got.take().into_iter().map(|s| s.2).collect();
         v.sort();
@@ -235,14 +241,21 @@ fn positions_survive_a_savepoint_and_a_rescale() {
     let job = env.execute_async("kafka").unwrap();
     let waiting = Instant::now();
     while job.checkpoint_stats().unwrap().completed < 2 || first.len() < 100 {
-        assert!(waiting.elapsed() < Duration::from_secs(30), "no checkpoints");
+        assert!(
+            waiting.elapsed() < Duration::from_secs(30),
+            "no checkpoints"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     let sp = job
         .stop_with_savepoint(tmp.path().join("sp").display().to_string())
         .unwrap();
     let first = first.take();
-    assert!(first.len() < records.len(), "stopped midway: {}", first.len());
+    assert!(
+        first.len() < records.len(),
+        "stopped midway: {}",
+        first.len()
+    );
 
     let (env, second) = build(3);
     env.restore_from_savepoint(sp, false);

@@ -29,7 +29,9 @@ fn tansu() -> PathBuf {
     if let Some(p) = std::env::var_os("TANSU") {
         return p.into();
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
     let cargo_bin = home.join(".cargo/bin/tansu");
     if cargo_bin.exists() {
         return cargo_bin;
@@ -120,10 +122,9 @@ impl KafkaServer {
             .create()
             .expect("an admin client");
         let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
-        let results = futures::executor::block_on(
-            admin.create_topics(&[new], &AdminOptions::new()),
-        )
-        .expect("create_topics");
+        let results =
+            futures::executor::block_on(admin.create_topics(&[new], &AdminOptions::new()))
+                .expect("create_topics");
         for r in results {
             r.expect("topic created");
         }
@@ -132,8 +133,7 @@ impl KafkaServer {
         loop {
             let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(5));
             if let Ok(md) = md {
-                if md.topics().first().map(|t| t.partitions().len()) == Some(partitions as usize)
-                {
+                if md.topics().first().map(|t| t.partitions().len()) == Some(partitions as usize) {
                     return;
                 }
             }
@@ -172,7 +172,9 @@ impl KafkaServer {
                 }
             }
         }
-        producer.flush(Duration::from_secs(30)).expect("records acknowledged");
+        producer
+            .flush(Duration::from_secs(30))
+            .expect("records acknowledged");
     }
 
     /// The (low, high) offsets of a partition.
@@ -213,7 +215,8 @@ impl KafkaServer {
                 continue;
             };
             let m = m.expect("a record");
-            let text = |b: Option<&[u8]>| String::from_utf8_lossy(b.unwrap_or_default()).into_owned();
+            let text =
+                |b: Option<&[u8]>| String::from_utf8_lossy(b.unwrap_or_default()).into_owned();
             out.push((m.partition(), m.offset(), text(m.key()), text(m.payload())));
             last = Instant::now();
         }

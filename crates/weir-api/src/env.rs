@@ -3,6 +3,7 @@
 
 use crate::datastream::{DataStream, StreamInput};
 use crate::error::{ApiError, Result};
+use crate::functions::UserError;
 use crate::graph::{ChainingStrategy, NodeCode, NodeKind, StreamEdge, StreamNode};
 use crate::runner::CompiledJob;
 use crate::source::{
@@ -21,7 +22,6 @@ use weir_core::{ExecutionConfig, JobGraph, JobId, NodeId, TaskThreadScheduling};
 use weir_runtime::head::SourceHead;
 use weir_runtime::operator::Outputs;
 use weir_runtime::source::SourceReader;
-use crate::functions::UserError;
 
 pub(crate) struct EnvState {
     pub config: ExecutionConfig,

@@ -5,11 +5,11 @@
 //! barriers.
 
 use crate::checkpoint::CheckpointNotice;
+use crate::element::WatermarkStatus;
 use crate::element::{StreamRecord, Watermark};
 use crate::error::{Result, RuntimeError};
 use crate::operator::{batch_capacity, OutputControl, Outputs};
 use crate::push::{ensure_spare, lend, push_with_spare};
-use crate::element::WatermarkStatus;
 pub use weir_state::operator_state::Redistribution;
 
 /// What a poll achieved.

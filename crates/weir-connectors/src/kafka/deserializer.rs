@@ -89,7 +89,9 @@ impl<T: DeserializeOwned + 'static> KafkaRecordDeserializer<T> for Json<T> {
         record
             .value
             .map(|v| {
-                serde_json::from_slice(v).map_err(|e| format!("the value is not the JSON the source expects: {e}").into())
+                serde_json::from_slice(v).map_err(|e| {
+                    format!("the value is not the JSON the source expects: {e}").into()
+                })
             })
             .transpose()
     }

@@ -99,7 +99,10 @@ impl<T: 'static> KafkaReader<T> {
                 connector: "kafka source",
                 message: format!("cannot read the checkpointed partition positions: {e}"),
             })?;
-        let known = restored_splits.iter().map(|s| s.partition.clone()).collect();
+        let known = restored_splits
+            .iter()
+            .map(|s| s.partition.clone())
+            .collect();
         // Each checkpointed partition is resumed by its owner alone.
         let parallelism = ctx.parallelism.max(1);
         let restored = restored_splits
@@ -145,7 +148,10 @@ impl<T: 'static> KafkaReader<T> {
                         .consumer
                         .fetch_metadata(Some(topic), REQUEST_TIMEOUT)
                         .map_err(|e| {
-                            ConnectorError::kafka(format!("read the metadata of topic '{topic}'"), e)
+                            ConnectorError::kafka(
+                                format!("read the metadata of topic '{topic}'"),
+                                e,
+                            )
                         })?;
                     for t in metadata.topics() {
                         if let Some(err) = t.error() {
@@ -189,8 +195,7 @@ impl<T: 'static> KafkaReader<T> {
         let mut fresh: Vec<TopicPartition> = Vec::new();
         let mut resumed: Vec<PartitionSplit> = Vec::new();
         for tp in listed {
-            if split_owner(&tp, self.parallelism) != self.subtask || self.index.contains_key(&tp)
-            {
+            if split_owner(&tp, self.parallelism) != self.subtask || self.index.contains_key(&tp) {
                 continue;
             }
             if let Some(split) = self.restored.remove(&tp) {
@@ -222,7 +227,9 @@ impl<T: 'static> KafkaReader<T> {
         let mut assign = Vec::new();
         for split in resumed {
             debug!(subtask = self.subtask, partition = %split.partition, offset = split.next_offset, "assigned");
-            let finished = split.stopping_offset.is_some_and(|s| split.next_offset >= s);
+            let finished = split
+                .stopping_offset
+                .is_some_and(|s| split.next_offset >= s);
             let watermark = match &mut self.watermarks {
                 Some(w) => {
                     let h = w.add_split();
@@ -276,9 +283,9 @@ impl<T: 'static> KafkaReader<T> {
         debug!(subtask = self.subtask, partition = %tp, "partition read to its stopping offset");
         let list = super::offsets::list_of(std::slice::from_ref(tp), Offset::Invalid)
             .map_err(|e| RuntimeError::Other(e.to_string()))?;
-        self.consumer
-            .incremental_unassign(&list)
-            .map_err(|e| RuntimeError::Other(ConnectorError::kafka(format!("unassign {tp}"), e).to_string()))
+        self.consumer.incremental_unassign(&list).map_err(|e| {
+            RuntimeError::Other(ConnectorError::kafka(format!("unassign {tp}"), e).to_string())
+        })
     }
 
     fn all_finished(&self) -> bool {
@@ -388,10 +395,9 @@ impl<T: 'static> SourceReader<T> for KafkaReader<T> {
                         w.on_event(handle, &value, ts);
                         out.collect_with_timestamp(value, ts)?;
                     }
-                    None => out.collect_with_timestamp(
-                        value,
-                        record.timestamp.unwrap_or(NO_TIMESTAMP),
-                    )?,
+                    None => {
+                        out.collect_with_timestamp(value, record.timestamp.unwrap_or(NO_TIMESTAMP))?
+                    }
                 }
             }
             drop(message);

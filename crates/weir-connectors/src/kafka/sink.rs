@@ -195,7 +195,7 @@ impl<T: Send + 'static> SinkWriter<T> for FlushingWriter<T> {
         let record = self.config.serializer.serialize(&value, timestamp)?;
         self.producer.send(&record)?;
         self.sent += 1;
-        if self.sent % SERVE_EVERY == 0 {
+        if self.sent.is_multiple_of(SERVE_EVERY) {
             self.producer.serve();
             self.producer.check()?;
         }

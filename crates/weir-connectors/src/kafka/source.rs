@@ -208,8 +208,7 @@ impl<T: 'static> KafkaSourceBuilder<T> {
         let commit_offsets = self.commit_offsets && self.group_id.is_some();
         if self.group_id.is_none() && matches!(self.starting, StartingOffsets::Committed { .. }) {
             return Err(config_error(
-                "starting from committed offsets needs a consumer group: call group_id(...)"
-                    .into(),
+                "starting from committed offsets needs a consumer group: call group_id(...)".into(),
             ));
         }
         let group = self
@@ -253,7 +252,11 @@ impl<T: Send + 'static> Source<T> for KafkaSource<T> {
     }
 
     fn create_reader(&self, ctx: &SourceContext) -> Result<Box<dyn SourceReader<T>>, UserError> {
-        Ok(Box::new(KafkaReader::start(self.config.clone(), ctx, None)?))
+        Ok(Box::new(KafkaReader::start(
+            self.config.clone(),
+            ctx,
+            None,
+        )?))
     }
 
     fn generates_split_watermarks(&self) -> bool {

@@ -125,12 +125,11 @@ impl<T> TransactionalWriter<T> {
             config,
         };
         for bytes in ctx.restored_state.as_deref().unwrap_or_default() {
-            let state: WriterState = bincode::deserialize(bytes).map_err(|e| {
-                ConnectorError::Config {
+            let state: WriterState =
+                bincode::deserialize(bytes).map_err(|e| ConnectorError::Config {
                     connector: "kafka sink",
                     message: format!("cannot read the checkpointed transactions: {e}"),
-                }
-            })?;
+                })?;
             for id in &state.prepared {
                 writer.commit_restored(id)?;
             }
@@ -158,9 +157,9 @@ impl<T> TransactionalWriter<T> {
     fn commit_restored(&self, id: &str) -> Result<(), ConnectorError> {
         let found = registry().prepared.remove(id);
         if let Some(p) = found {
-            p.producer
-                .commit_transaction(TXN_TIMEOUT)
-                .map_err(|e| ConnectorError::kafka(format!("commit restored transaction '{id}'"), e))?;
+            p.producer.commit_transaction(TXN_TIMEOUT).map_err(|e| {
+                ConnectorError::kafka(format!("commit restored transaction '{id}'"), e)
+            })?;
             info!(id, "committed a restored kafka transaction");
             remember_committed(id.to_string());
             return Ok(());
@@ -193,7 +192,11 @@ impl<T> TransactionalWriter<T> {
     /// The open transaction, opened if there is none.
     fn open(&mut self) -> Result<&SinkProducer, ConnectorError> {
         if self.open.is_none() {
-            let id = transactional_id(&self.config.transactional_id_prefix, self.subtask, self.next);
+            let id = transactional_id(
+                &self.config.transactional_id_prefix,
+                self.subtask,
+                self.next,
+            );
             let p = self.producer_for(&id)?;
             p.producer
                 .begin_transaction()
@@ -240,7 +243,7 @@ impl<T: Send + 'static> SinkWriter<T> for TransactionalWriter<T> {
         let producer = self.open()?;
         producer.send(&record)?;
         self.sent += 1;
-        if self.sent % SERVE_EVERY == 0 {
+        if self.sent.is_multiple_of(SERVE_EVERY) {
             let producer = &self.open.as_ref().expect("open").1;
             producer.serve();
             producer.check()?;
@@ -305,6 +308,9 @@ mod tests {
         let r = registry();
         assert_eq!(r.committed.len(), COMMITTED_KEPT);
         assert!(!r.committed.iter().any(|c| c == "t-0"));
-        assert!(r.committed.iter().any(|c| c == &format!("t-{}", COMMITTED_KEPT + 9)));
+        assert!(r
+            .committed
+            .iter()
+            .any(|c| c == &format!("t-{}", COMMITTED_KEPT + 9)));
     }
 }
