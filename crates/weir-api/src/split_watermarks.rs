@@ -71,7 +71,8 @@ pub struct SplitWatermarks<T> {
 
 impl<T: 'static> SplitWatermarks<T> {
     /// Generators of `strategy`, asked for a watermark every `interval_ms` (0: never
-    /// periodically, only on events).
+    /// periodically, only on events), the first time at the first
+    /// [`Self::on_periodic_emit`].
     pub fn new(strategy: WatermarkStrategy<T>, interval_ms: u64) -> Self {
         let interval = Duration::from_millis(interval_ms);
         SplitWatermarks {
@@ -80,7 +81,8 @@ impl<T: 'static> SplitWatermarks<T> {
             current: i64::MIN,
             idle: false,
             interval,
-            next_periodic: Instant::now() + interval,
+            // The first call asks at once; later ones every interval.
+            next_periodic: Instant::now(),
         }
     }
 
