@@ -1,17 +1,22 @@
-//! An exactly-once file sink by two-phase commit (Flink's `FileSink` in row format with
-//! its on-checkpoint rolling policy).
+//! An exactly-once file sink by two-phase commit (Flink's `FileSink` with its
+//! on-checkpoint rolling policy), in any [`PartFormat`]: text, CSV or JSON lines (row
+//! formats) or Parquet (a bulk format).
 //!
-//! Each sink subtask writes lines into one *in-progress* part file at a time. On a
+//! Each sink subtask writes records into one *in-progress* part file at a time. On a
 //! checkpoint barrier the file is closed, synced and renamed to *pending* (pre-commit), and
 //! the pending files go into the checkpoint. When the checkpoint completes they are renamed
 //! to their *finished* names (commit). In-progress and pending files are hidden (their
 //! names start with `.`); finished ones are not:
 //!
 //! ```text
-//! .part-<run>-<subtask>-<n>.inprogress   being written
-//! .part-<run>-<subtask>-<n>.pending      prepared by checkpoint c, committed when c completes
-//! part-<run>-<subtask>-<n>               finished
+//! .part-<run>-<subtask>-<n><suffix>.inprogress   being written
+//! .part-<run>-<subtask>-<n><suffix>.pending      prepared by checkpoint c, committed when c completes
+//! part-<run>-<subtask>-<n><suffix>               finished
 //! ```
+//!
+//! The suffix is the format's (`.csv`, `.json`, `.parquet`, none for text). A bulk format
+//! such as Parquet writes its footer when the file is closed, on the barrier, so every
+//! committed file is complete.
 //!
 //! `<run>` is unique per writer instance, so files of a failed attempt never collide with
 //! those of the attempt that replaces it. A restored writer commits the pending files of
@@ -26,29 +31,58 @@
 //! left. Left behind: pending files of checkpoints that never completed (a restored subtask
 //! cannot tell which pending files another subtask still has to commit after a rescale).
 
+use super::format::{PartFormat, PartWriter, TextLines};
 use serde::{Deserialize, Serialize};
 use std::collections::hash_map::RandomState;
-use std::fmt::Display;
 use std::fs::File;
 use std::hash::BuildHasher;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use weir_api::functions::UserError;
 use weir_api::sink::{CheckpointNotice, Sink, SinkContext, SinkWriter};
 
-/// Writes lines into part files in a directory, exactly once across failures.
-#[derive(Clone, Debug)]
-pub struct FileSink {
+/// Writes records into part files in a directory, exactly once across failures.
+///
+/// ```no_run
+/// use weir_connectors::file::{CsvFormat, FileSink, ParquetFormat};
+/// # let env = weir_api::StreamExecutionEnvironment::new();
+/// # let trades = env.from_collection(vec![("a".to_string(), 1i64)]);
+/// trades.sink_to(FileSink::for_format("/data/trades-csv", CsvFormat::new()), "csv");
+/// let parquet = ParquetFormat::<(String, i64)>::new().expect("a schema for the type");
+/// trades.sink_to(FileSink::for_format("/data/trades", parquet), "parquet");
+/// ```
+#[derive(Debug)]
+pub struct FileSink<F = TextLines> {
     dir: PathBuf,
     prefix: String,
+    format: Arc<F>,
 }
 
-impl FileSink {
-    /// A sink writing part files (named `part-...`) into `dir`.
+impl<F> Clone for FileSink<F> {
+    fn clone(&self) -> Self {
+        FileSink {
+            dir: self.dir.clone(),
+            prefix: self.prefix.clone(),
+            format: self.format.clone(),
+        }
+    }
+}
+
+impl FileSink<TextLines> {
+    /// A sink writing each record's `Display` form as a line, into part files (named
+    /// `part-...`) in `dir`.
     pub fn for_row_format(dir: impl Into<PathBuf>) -> Self {
+        Self::for_format(dir, TextLines)
+    }
+}
+
+impl<F> FileSink<F> {
+    /// A sink writing part files of `format` (row or bulk) into `dir`.
+    pub fn for_format(dir: impl Into<PathBuf>, format: F) -> Self {
         FileSink {
             dir: dir.into(),
             prefix: "part".into(),
+            format: Arc::new(format),
         }
     }
 
@@ -76,18 +110,19 @@ fn in_progress_name(name: &str) -> String {
     format!(".{name}.inprogress")
 }
 
-struct InProgress {
+struct InProgress<T> {
     name: String,
-    out: BufWriter<File>,
+    out: Box<dyn PartWriter<T>>,
 }
 
-struct FileSinkWriter {
+struct FileSinkWriter<T> {
     dir: PathBuf,
     prefix: String,
+    format: Arc<dyn PartFormat<T>>,
     run: String,
     subtask: u32,
     counter: u64,
-    current: Option<InProgress>,
+    current: Option<InProgress<T>>,
     pending: Vec<Pending>,
 }
 
@@ -95,20 +130,22 @@ fn io_err(what: &str, path: &Path, e: std::io::Error) -> UserError {
     format!("file sink: cannot {what} '{}': {e}", path.display()).into()
 }
 
-impl FileSinkWriter {
-    fn open(&mut self) -> Result<&mut InProgress, UserError> {
+impl<T: 'static> FileSinkWriter<T> {
+    fn open(&mut self) -> Result<&mut InProgress<T>, UserError> {
         if self.current.is_none() {
             let name = format!(
-                "{}-{}-{}-{}",
-                self.prefix, self.run, self.subtask, self.counter
+                "{}-{}-{}-{}{}",
+                self.prefix,
+                self.run,
+                self.subtask,
+                self.counter,
+                self.format.suffix()
             );
             self.counter += 1;
             let path = self.dir.join(in_progress_name(&name));
             let file = File::create(&path).map_err(|e| io_err("create", &path, e))?;
-            self.current = Some(InProgress {
-                name,
-                out: BufWriter::with_capacity(64 * 1024, file),
-            });
+            let out = self.format.open(file)?;
+            self.current = Some(InProgress { name, out });
         }
         self.current
             .as_mut()
@@ -123,8 +160,8 @@ impl FileSinkWriter {
         let from = self.dir.join(in_progress_name(&cur.name));
         let file = cur
             .out
-            .into_inner()
-            .map_err(|e| io_err("write", &from, e.into_error()))?;
+            .finish()
+            .map_err(|e| format!("file sink: cannot write '{}': {e}", from.display()))?;
         file.sync_all().map_err(|e| io_err("sync", &from, e))?;
         let to = self.dir.join(pending_name(&cur.name));
         std::fs::rename(&from, &to).map_err(|e| io_err("rename", &from, e))?;
@@ -185,7 +222,7 @@ fn delete_abandoned(dir: &Path, prefix: &str, subtask: u32) {
     }
 }
 
-impl<T: Display + Send + 'static> Sink<T> for FileSink {
+impl<T: Send + 'static, F: PartFormat<T>> Sink<T> for FileSink<F> {
     fn create_writer(&self, ctx: &SinkContext) -> Result<Box<dyn SinkWriter<T>>, UserError> {
         std::fs::create_dir_all(&self.dir).map_err(|e| io_err("create", &self.dir, e))?;
         // Files prepared by the checkpoint this job restores from are committed now.
@@ -204,6 +241,7 @@ impl<T: Display + Send + 'static> Sink<T> for FileSink {
         Ok(Box::new(FileSinkWriter {
             dir: self.dir.clone(),
             prefix: self.prefix.clone(),
+            format: self.format.clone(),
             run,
             subtask: ctx.subtask,
             counter: 0,
@@ -213,12 +251,17 @@ impl<T: Display + Send + 'static> Sink<T> for FileSink {
     }
 }
 
-impl<T: Display> SinkWriter<T> for FileSinkWriter {
+impl<T: Send + 'static> SinkWriter<T> for FileSinkWriter<T> {
     fn write(&mut self, value: T, _: Option<i64>) -> Result<(), UserError> {
         let dir = self.dir.clone();
         let cur = self.open()?;
-        writeln!(cur.out, "{value}")
-            .map_err(|e| io_err("write", &dir.join(in_progress_name(&cur.name)), e))
+        cur.out.write(&value).map_err(|e| {
+            format!(
+                "file sink: cannot write '{}': {e}",
+                dir.join(in_progress_name(&cur.name)).display()
+            )
+            .into()
+        })
     }
 
     fn finish(&mut self) -> Result<(), UserError> {

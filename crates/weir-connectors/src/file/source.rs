@@ -1,14 +1,18 @@
-//! Reads lines of text files in parallel.
+//! Reads files in parallel: line formats (text, CSV, JSON lines) and Parquet.
 //!
-//! The input is cut into splits: one per file, and files larger than the block size into
-//! one split per block. Split `i` is read by subtask `i % parallelism`; every subtask lists
+//! The input is cut into splits: one per file, and for line formats files larger than the
+//! block size into one split per block (a Parquet file is one split). Split `i` is read by subtask `i % parallelism`; every subtask lists
 //! the same files in the same order, so the assignment needs no coordination. A line belongs
 //! to the split in which it starts: a reader of a split that starts inside a file skips the
 //! partial line at its start, and reads past its end to finish its last line.
 
+use super::format::parquet::ParquetRows;
+use super::format::{LineFormat, TextLines};
+use serde::de::DeserializeOwned;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use weir_api::functions::UserError;
 use weir_api::source::{encode_split, Boundedness, Source, SourceContext};
 use weir_runtime::source::{PollStatus, SourceOutput, SourceReader};
@@ -31,26 +35,96 @@ pub struct FileSplit {
     pub end: u64,
 }
 
-/// A bounded source of the lines of text files (UTF-8; invalid bytes are replaced).
-#[derive(Clone, Debug)]
-pub struct TextFileSource {
-    paths: Vec<PathBuf>,
-    block_size: u64,
+/// How a [`FileSource`] turns files into records.
+enum Format<T> {
+    /// One record per line; files split by block.
+    Lines(Arc<dyn LineFormat<T>>),
+    /// Parquet; a file is one split, read in batches.
+    Parquet(Arc<OpenParquet<T>>),
 }
 
-impl TextFileSource {
+impl<T> Clone for Format<T> {
+    fn clone(&self) -> Self {
+        match self {
+            Format::Lines(f) => Format::Lines(f.clone()),
+            Format::Parquet(f) => Format::Parquet(f.clone()),
+        }
+    }
+}
+
+/// Opens a Parquet file at a row.
+type OpenParquet<T> =
+    dyn Fn(File, u64) -> std::result::Result<ParquetRows<T>, String> + Send + Sync;
+
+/// A bounded source of the records of files (Flink's `FileSource`): lines of text
+/// ([`TextFileSource`]), a [`LineFormat`] such as CSV or JSON lines, or Parquet.
+///
+/// ```no_run
+/// use weir_connectors::file::{CsvFormat, FileSource};
+/// # let env = weir_api::StreamExecutionEnvironment::new();
+/// let csv = FileSource::for_line_format(CsvFormat::<(String, i64)>::new().with_header(), vec!["/data/in".into()]);
+/// let rows = env.from_source(csv, "csv files");
+/// let parquet = FileSource::<(String, i64)>::for_parquet(vec!["/data/pq".into()]);
+/// let more = env.from_source(parquet, "parquet files");
+/// ```
+pub struct FileSource<T> {
+    paths: Vec<PathBuf>,
+    block_size: u64,
+    format: Format<T>,
+}
+
+impl<T> Clone for FileSource<T> {
+    fn clone(&self) -> Self {
+        FileSource {
+            paths: self.paths.clone(),
+            block_size: self.block_size,
+            format: self.format.clone(),
+        }
+    }
+}
+
+/// The lines of text files (UTF-8; invalid bytes are replaced).
+pub type TextFileSource = FileSource<String>;
+
+impl FileSource<String> {
     /// Lines of the files at `paths`; a directory stands for the files in it (not
     /// recursively), skipping hidden files whose names start with `.` or `_`, as Flink does.
     pub fn new(paths: Vec<PathBuf>) -> Self {
-        TextFileSource {
+        Self::for_line_format(TextLines, paths)
+    }
+}
+
+impl<T> FileSource<T> {
+    /// Records of `format`, one per line, of the files at `paths` (directories as in
+    /// [`TextFileSource::new`]).
+    pub fn for_line_format(format: impl LineFormat<T>, paths: Vec<PathBuf>) -> Self {
+        FileSource {
             paths,
             block_size: DEFAULT_BLOCK_SIZE,
+            format: Format::Lines(Arc::new(format)),
         }
     }
 
-    /// Splits files into blocks of `bytes` (at least 1).
+    /// Records of the Parquet files at `paths` (columns matched to `T`'s fields by name,
+    /// as [`ParquetFormat`] writes them); each file is one split.
+    pub fn for_parquet(paths: Vec<PathBuf>) -> Self
+    where
+        T: DeserializeOwned + 'static,
+    {
+        FileSource {
+            paths,
+            block_size: u64::MAX,
+            format: Format::Parquet(Arc::new(|file, skip| {
+                ParquetRows::open(file, skip, PARQUET_BATCH_ROWS)
+            })),
+        }
+    }
+
+    /// Splits files of a line format into blocks of `bytes` (at least 1).
     pub fn with_block_size(mut self, bytes: u64) -> Self {
-        self.block_size = bytes.max(1);
+        if matches!(self.format, Format::Lines(_)) {
+            self.block_size = bytes.max(1);
+        }
         self
     }
 
@@ -104,15 +178,28 @@ impl TextFileSource {
     }
 }
 
-impl Source<String> for TextFileSource {
+/// Rows per batch when reading Parquet.
+const PARQUET_BATCH_ROWS: usize = 4096;
+
+impl<T: Send + 'static> Source<T> for FileSource<T> {
     fn boundedness(&self) -> Boundedness {
         Boundedness::Bounded
     }
 
-    fn create_reader(
+    fn create_reader(&self, ctx: &SourceContext) -> Result<Box<dyn SourceReader<T>>, UserError> {
+        match &self.format {
+            Format::Lines(format) => self.line_reader(format.clone(), ctx),
+            Format::Parquet(open) => self.parquet_reader(open.clone(), ctx),
+        }
+    }
+}
+
+impl<T: Send + 'static> FileSource<T> {
+    fn line_reader(
         &self,
+        format: Arc<dyn LineFormat<T>>,
         ctx: &SourceContext,
-    ) -> Result<Box<dyn SourceReader<String>>, UserError> {
+    ) -> Result<Box<dyn SourceReader<T>>, UserError> {
         let mine: Vec<PendingSplit> = match ctx.decode_restored::<SplitState>()? {
             Some(restored) => restored
                 .into_iter()
@@ -136,11 +223,89 @@ impl Source<String> for TextFileSource {
                 })
                 .collect(),
         };
-        Ok(Box::new(TextFileReader {
+        Ok(Box::new(LineReader {
+            format,
             splits: mine.into_iter().rev().collect(),
             current: None,
             line: Vec::new(),
         }))
+    }
+
+    fn parquet_reader(
+        &self,
+        open: Arc<OpenParquet<T>>,
+        ctx: &SourceContext,
+    ) -> Result<Box<dyn SourceReader<T>>, UserError> {
+        let mine: Vec<(PathBuf, u64)> = match ctx.decode_restored::<(String, u64)>()? {
+            Some(restored) => restored
+                .into_iter()
+                .map(|(path, row)| (PathBuf::from(path), row))
+                .collect(),
+            None => self
+                .splits()?
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| *i as u32 % ctx.parallelism == ctx.subtask)
+                .map(|(_, split)| (split.path, 0))
+                .collect(),
+        };
+        Ok(Box::new(ParquetReader {
+            open,
+            files: mine.into_iter().rev().collect(),
+            current: None,
+        }))
+    }
+}
+
+/// Reads Parquet files, one after another, a batch per poll.
+struct ParquetReader<T> {
+    open: Arc<OpenParquet<T>>,
+    /// Files still to read (last first), each with the rows of it already read.
+    files: Vec<(PathBuf, u64)>,
+    /// The open file: its path, rows read, and reader.
+    current: Option<(PathBuf, u64, ParquetRows<T>)>,
+}
+
+impl<T: 'static> SourceReader<T> for ParquetReader<T> {
+    fn poll_next(&mut self, out: &mut SourceOutput<'_, T>) -> Result<PollStatus> {
+        let (path, read, rows) = match &mut self.current {
+            Some(c) => c,
+            None => match self.files.pop() {
+                Some((path, skip)) => {
+                    let file = File::open(&path).map_err(|e| {
+                        RuntimeError::io(format!("cannot open '{}'", path.display()), e)
+                    })?;
+                    let rows = (self.open)(file, skip)
+                        .map_err(|e| RuntimeError::Other(format!("'{}': {e}", path.display())))?;
+                    self.current.insert((path, skip, rows))
+                }
+                None => return Ok(PollStatus::Finished),
+            },
+        };
+        match rows
+            .next_batch()
+            .map_err(|e| RuntimeError::Other(format!("'{}': {e}", path.display())))?
+        {
+            Some(batch) => {
+                *read += batch.len() as u64;
+                for r in batch {
+                    out.collect(r)?;
+                }
+            }
+            None => self.current = None,
+        }
+        Ok(PollStatus::MoreAvailable)
+    }
+
+    fn snapshot_state(&mut self, _: u64) -> Result<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        if let Some((path, read, _)) = &self.current {
+            out.push(encode_split(&(path.display().to_string(), *read))?);
+        }
+        for (path, read) in self.files.iter().rev() {
+            out.push(encode_split(&(path.display().to_string(), *read))?);
+        }
+        Ok(out)
     }
 }
 
@@ -162,14 +327,15 @@ struct OpenSplit {
     pos: u64,
 }
 
-struct TextFileReader {
+struct LineReader<T> {
+    format: Arc<dyn LineFormat<T>>,
     /// Splits still to read, last first.
     splits: Vec<PendingSplit>,
     current: Option<OpenSplit>,
     line: Vec<u8>,
 }
 
-impl TextFileReader {
+impl<T> LineReader<T> {
     fn open(pending: PendingSplit) -> Result<OpenSplit> {
         let split = pending.split;
         let ctx = |what: &str| format!("cannot {what} '{}'", split.path.display());
@@ -195,8 +361,8 @@ impl TextFileReader {
     }
 }
 
-impl SourceReader<String> for TextFileReader {
-    fn poll_next(&mut self, out: &mut SourceOutput<'_, String>) -> Result<PollStatus> {
+impl<T: 'static> SourceReader<T> for LineReader<T> {
+    fn poll_next(&mut self, out: &mut SourceOutput<'_, T>) -> Result<PollStatus> {
         let cur = match &mut self.current {
             Some(c) => c,
             None => match self.splits.pop() {
@@ -226,7 +392,19 @@ impl SourceReader<String> for TextFileReader {
                     l = &l[..l.len() - 1];
                 }
             }
-            out.collect(String::from_utf8_lossy(l).into_owned())?;
+            let at = cur.pos - n as u64;
+            if at == 0 && self.format.has_header() {
+                continue;
+            }
+            let record = self.format.decode(l).map_err(|e| {
+                RuntimeError::Other(format!(
+                    "'{}', line at byte {at}: {e}",
+                    cur.split.path.display()
+                ))
+            })?;
+            if let Some(r) = record {
+                out.collect(r)?;
+            }
         }
         Ok(PollStatus::MoreAvailable)
     }
