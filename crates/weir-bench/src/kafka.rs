@@ -103,7 +103,17 @@ fn write_end_markers(brokers: &str, topic: &str, partitions: i32) -> Result<(), 
 }
 
 fn source(brokers: &str, topic: &str) -> Result<KafkaSource<Kv>, String> {
-    KafkaSource::builder()
+    let mut builder = KafkaSource::builder();
+    // `WEIR_BENCH_KAFKA_CONSUMER=key=value;key=value`: librdkafka consumer properties.
+    if let Ok(props) = std::env::var("WEIR_BENCH_KAFKA_CONSUMER") {
+        for kv in props.split(';').filter(|kv| !kv.is_empty()) {
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| format!("WEIR_BENCH_KAFKA_CONSUMER: '{kv}' is not key=value"))?;
+            builder = builder.property(k, v);
+        }
+    }
+    builder
         .bootstrap_servers(brokers)
         .topics([topic])
         .bounded()
