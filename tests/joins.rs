@@ -217,7 +217,7 @@ impl KeyedBroadcastProcessFunction<i64, i64, (String, i64), String, String, i64>
     fn process_broadcast_element(
         &mut self,
         rule: (String, i64),
-        ctx: &mut BroadcastContext<'_, String, i64>,
+        ctx: &mut KeyedBroadcastContext<'_, i64, String, i64>,
         out: &mut Collector<'_, String>,
     ) -> Result<(), UserError> {
         ctx.broadcast_state().insert(rule.0.clone(), rule.1);

@@ -19,7 +19,7 @@ use weir_runtime::operator::{
     guarded, OperatorInfo, OutputControl, Outputs, SideOutputs, TwoInputOperator,
 };
 use weir_runtime::{Result, RuntimeError, StreamRecord, Watermark};
-use weir_state::{KeyedStateBackend, StateContext, StateKey};
+use weir_state::{KeyedState, KeyedStateBackend, StateContext, StateKey};
 
 /// Marks the element types an operator works on.
 type Marker<A, B, O> = PhantomData<fn() -> (A, B, O)>;
@@ -124,6 +124,71 @@ fn on_broadcast_element<B, O, UK, UV>(
     c.finish()
 }
 
+/// What the broadcast side of a [`KeyedBroadcastProcessFunction`] may do: all a
+/// [`BroadcastContext`] may (it derefs to one), and work on the keyed state of every key of
+/// the subtask (Flink's `applyToKeyedState`).
+pub struct KeyedBroadcastContext<'a, K, UK, UV> {
+    inner: BroadcastContext<'a, UK, UV>,
+    backend: &'a mut KeyedStateBackend<K>,
+}
+
+impl<'a, K, UK, UV> std::ops::Deref for KeyedBroadcastContext<'a, K, UK, UV> {
+    type Target = BroadcastContext<'a, UK, UV>;
+    fn deref(&self) -> &Self::Target {
+        &self.inner
+    }
+}
+
+impl<K, UK, UV> std::ops::DerefMut for KeyedBroadcastContext<'_, K, UK, UV> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.inner
+    }
+}
+
+impl<K: StateKey, UK, UV> KeyedBroadcastContext<'_, K, UK, UV> {
+    /// Calls `f` once for every key of this subtask that holds a value of `state`, with
+    /// that key current in the [`KeyedStateAccess`] it gets: `f` may read, update or clear
+    /// any keyed state of the key (e.g. reset a counter for every key when a rule changes).
+    pub fn apply_to_keyed_state<S: KeyedState>(
+        &mut self,
+        state: &S,
+        mut f: impl FnMut(&mut KeyedStateAccess<'_, K>) -> Result<(), UserError>,
+    ) -> Result<(), UserError> {
+        let mut access = KeyedStateAccess {
+            backend: &mut *self.backend,
+        };
+        let keys = state.keys(&mut access)?;
+        for key in keys {
+            access.backend.set_current_key(key)?;
+            f(&mut access)?;
+        }
+        Ok(())
+    }
+}
+
+/// One key's keyed state, during [`KeyedBroadcastContext::apply_to_keyed_state`]: a state
+/// context whose current key is the key being visited.
+pub struct KeyedStateAccess<'a, K> {
+    backend: &'a mut KeyedStateBackend<K>,
+}
+
+impl<K: StateKey> KeyedStateAccess<'_, K> {
+    /// The key being visited.
+    pub fn current_key(&self) -> &K {
+        self.backend
+            .current_key()
+            .expect("apply_to_keyed_state sets the key before calling the function")
+    }
+}
+
+impl<K: StateKey> StateContext for KeyedStateAccess<'_, K> {
+    type Key = K;
+    type Ns = ();
+    fn state_parts(&mut self) -> (&mut KeyedStateBackend<K>, &()) {
+        (self.backend, &())
+    }
+}
+
 /// What the keyed side may do: read the broadcast state, use keyed state and timers, emit.
 pub struct KeyedReadOnlyContext<'a, K, UK, UV> {
     state: &'a BroadcastState<UK, UV>,
@@ -169,6 +234,20 @@ impl<K: StateKey, UK, UV> KeyedReadOnlyContext<'_, K, UK, UV> {
         let k = self.current_key().clone();
         self.timers.delete_event(time, &k, &());
     }
+    /// Processing time in milliseconds.
+    pub fn current_processing_time(&self) -> i64 {
+        self.timers.clock.now()
+    }
+    /// Calls `on_timer` once processing time reaches `time`.
+    pub fn register_processing_time_timer(&mut self, time: i64) {
+        let k = self.current_key().clone();
+        self.timers.register_processing(time, k, ());
+    }
+    /// Deletes a processing-time timer of the current key.
+    pub fn delete_processing_time_timer(&mut self, time: i64) {
+        let k = self.current_key().clone();
+        self.timers.delete_processing(time, &k, &());
+    }
     /// Emits on a side output.
     pub fn output<X: 'static>(&mut self, tag: &OutputTag<X>, value: X) {
         if self.error.is_none() {
@@ -208,10 +287,11 @@ pub trait KeyedBroadcastProcessFunction<K, A, B, O, UK, UV>: Clone + Send + Sync
     fn process_broadcast_element(
         &mut self,
         value: B,
-        ctx: &mut BroadcastContext<'_, UK, UV>,
+        ctx: &mut KeyedBroadcastContext<'_, K, UK, UV>,
         out: &mut Collector<'_, O>,
     ) -> Result<(), UserError>;
-    /// An event-time timer of the current key fired.
+    /// A timer of the current key fired; [`KeyedReadOnlyContext::time_domain`] says which
+    /// clock.
     fn on_timer(
         &mut self,
         _timestamp: i64,
@@ -291,6 +371,48 @@ struct KeyedBroadcastOp<A, K, B, O, UK, UV, F> {
     _t: PhantomData<fn() -> (B, O)>,
 }
 
+impl<A, K, B, O, UK, UV, F> KeyedBroadcastOp<A, K, B, O, UK, UV, F>
+where
+    K: StateKey,
+    F: KeyedBroadcastProcessFunction<K, A, B, O, UK, UV>,
+{
+    /// Calls `call` on the keyed side with the key `key` set, the timestamp `ts` and, for a
+    /// timer, its domain.
+    fn call_keyed(
+        &mut self,
+        key: K,
+        ts: Option<i64>,
+        domain: Option<TimeDomain>,
+        out: &mut Outputs<O>,
+        call: impl FnOnce(
+            &mut F,
+            &mut KeyedReadOnlyContext<'_, K, UK, UV>,
+            &mut Collector<'_, O>,
+        ) -> Result<(), UserError>,
+    ) -> Result<()> {
+        self.backend
+            .set_current_key(key)
+            .map_err(|e| self.info.error(e.to_string()))?;
+        let (main, sides) = out.split();
+        let mut c = Collector::new(main, ts);
+        let mut ctx = KeyedReadOnlyContext {
+            state: &self.state,
+            backend: &mut self.backend,
+            timers: &mut self.timers,
+            sides,
+            timestamp: ts,
+            watermark: self.watermark,
+            domain,
+            error: None,
+        };
+        let res = call(&mut self.f, &mut ctx, &mut c);
+        let err = ctx.error.take();
+        res.map_err(|e| user_error(&self.info, e))?;
+        err.map_or(Ok(()), Err)?;
+        c.finish()
+    }
+}
+
 impl<A, K, B, O, UK, UV, F> TwoInputOperator<A, B, O> for KeyedBroadcastOp<A, K, B, O, UK, UV, F>
 where
     K: StateKey,
@@ -300,65 +422,59 @@ where
 {
     fn process_element1(&mut self, r: StreamRecord<A>, out: &mut Outputs<O>) -> Result<()> {
         let key = self.key_of.key(&r.value);
-        self.backend
-            .set_current_key(key)
-            .map_err(|e| self.info.error(e.to_string()))?;
+        let ts = r.timestamp();
+        self.call_keyed(key, ts, None, out, |f, ctx, c| {
+            f.process_element(r.value, ctx, c)
+        })
+    }
+
+    fn process_element2(&mut self, r: StreamRecord<B>, out: &mut Outputs<O>) -> Result<()> {
         let (main, sides) = out.split();
         let mut c = Collector::new(main, r.timestamp());
-        let mut ctx = KeyedReadOnlyContext {
-            state: &self.state,
+        let mut ctx = KeyedBroadcastContext {
+            inner: BroadcastContext {
+                state: &mut self.state,
+                sides,
+                timestamp: r.timestamp(),
+                watermark: self.watermark,
+                error: None,
+            },
             backend: &mut self.backend,
-            timers: &mut self.timers,
-            sides,
-            timestamp: r.timestamp(),
-            watermark: self.watermark,
-            domain: None,
-            error: None,
         };
-        let res = self.f.process_element(r.value, &mut ctx, &mut c);
-        let err = ctx.error.take();
+        let res = self.f.process_broadcast_element(r.value, &mut ctx, &mut c);
+        let err = ctx.inner.error.take();
         res.map_err(|e| user_error(&self.info, e))?;
         err.map_or(Ok(()), Err)?;
         c.finish()
     }
 
-    fn process_element2(&mut self, r: StreamRecord<B>, out: &mut Outputs<O>) -> Result<()> {
-        let f = &mut self.f;
-        on_broadcast_element(
-            &mut self.state,
-            self.watermark,
-            &self.info,
-            r,
-            out,
-            |v, ctx, c| f.process_broadcast_element(v, ctx, c),
-        )
-    }
-
     fn process_watermark(&mut self, wm: Watermark, out: &mut Outputs<O>) -> Result<()> {
         self.watermark = wm.0;
         while let Some((time, key, ())) = self.timers.event.pop_due(wm.0) {
-            self.backend
-                .set_current_key(key)
-                .map_err(|e| self.info.error(e.to_string()))?;
-            let (main, sides) = out.split();
-            let mut c = Collector::new(main, Some(time));
-            let mut ctx = KeyedReadOnlyContext {
-                state: &self.state,
-                backend: &mut self.backend,
-                timers: &mut self.timers,
-                sides,
-                timestamp: Some(time),
-                watermark: self.watermark,
-                domain: Some(TimeDomain::EventTime),
-                error: None,
-            };
-            let res = self.f.on_timer(time, &mut ctx, &mut c);
-            let err = ctx.error.take();
-            res.map_err(|e| user_error(&self.info, e))?;
-            err.map_or(Ok(()), Err)?;
-            c.finish()?;
+            self.call_keyed(
+                key,
+                Some(time),
+                Some(TimeDomain::EventTime),
+                out,
+                |f, ctx, c| f.on_timer(time, ctx, c),
+            )?;
         }
         out.emit_watermark(wm)
+    }
+
+    fn on_processing_time(&mut self, now: i64, out: &mut Outputs<O>) -> Result<()> {
+        while let Some((time, key, ())) = self.timers.processing.pop_due(now) {
+            // Processing-time firings carry no timestamp (as in Flink).
+            self.call_keyed(
+                key,
+                None,
+                Some(TimeDomain::ProcessingTime),
+                out,
+                |f, ctx, c| f.on_timer(time, ctx, c),
+            )?;
+        }
+        self.timers.request_next_processing();
+        Ok(())
     }
 
     fn state_entries(&self) -> u64 {

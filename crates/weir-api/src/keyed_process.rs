@@ -50,7 +50,33 @@ pub struct KeyedContext<'a, K> {
     error: Option<RuntimeError>,
 }
 
-impl<K: StateKey> KeyedContext<'_, K> {
+impl<'a, K: StateKey> KeyedContext<'a, K> {
+    /// A context over `backend` (its current key set) and `timers`, for a record or timer
+    /// with timestamp `timestamp`; `domain` is the firing timer's clock.
+    pub(crate) fn new(
+        backend: &'a mut KeyedStateBackend<K>,
+        timers: &'a mut InternalTimers<K, ()>,
+        sides: SideOutputs<'a>,
+        timestamp: Option<i64>,
+        watermark: i64,
+        domain: Option<TimeDomain>,
+    ) -> Self {
+        KeyedContext {
+            backend,
+            timers,
+            sides,
+            timestamp,
+            watermark,
+            domain,
+            error: None,
+        }
+    }
+
+    /// The error a side output met, if any, to fail the call with.
+    pub(crate) fn take_error(&mut self) -> Option<RuntimeError> {
+        self.error.take()
+    }
+
     /// The current key.
     pub fn current_key(&self) -> &K {
         // Set before every call; a missing key would be a bug in the operator.
@@ -155,17 +181,16 @@ impl<T, K: StateKey, O, P: KeyedProcessFunction<K, T, O>> KeyedProcessOp<T, K, O
         // firings carry none (as in Flink).
         let ts = (domain == TimeDomain::EventTime).then_some(time);
         let mut c = Collector::new(main, ts);
-        let mut ctx = KeyedContext {
-            backend: &mut self.backend,
-            timers: &mut self.timers,
+        let mut ctx = KeyedContext::new(
+            &mut self.backend,
+            &mut self.timers,
             sides,
-            timestamp: ts,
-            watermark: self.watermark,
-            domain: Some(domain),
-            error: None,
-        };
+            ts,
+            self.watermark,
+            Some(domain),
+        );
         let r = self.f.on_timer(time, &mut ctx, &mut c);
-        let err = ctx.error.take();
+        let err = ctx.take_error();
         r.map_err(|e| user_error(&self.info, e))?;
         if let Some(e) = err {
             return Err(e);
@@ -184,17 +209,16 @@ impl<T, K: StateKey, O, P: KeyedProcessFunction<K, T, O>> OneInputOperator<T, O>
             .map_err(|e| self.info.error(e.to_string()))?;
         let (main, sides) = out.split();
         let mut c = Collector::new(main, r.timestamp());
-        let mut ctx = KeyedContext {
-            backend: &mut self.backend,
-            timers: &mut self.timers,
+        let mut ctx = KeyedContext::new(
+            &mut self.backend,
+            &mut self.timers,
             sides,
-            timestamp: r.timestamp(),
-            watermark: self.watermark,
-            domain: None,
-            error: None,
-        };
+            r.timestamp(),
+            self.watermark,
+            None,
+        );
         let res = self.f.process_element(r.value, &mut ctx, &mut c);
-        let err = ctx.error.take();
+        let err = ctx.take_error();
         res.map_err(|e| user_error(&self.info, e))?;
         if let Some(e) = err {
             return Err(e);

@@ -32,6 +32,7 @@
 //! ```
 
 pub mod broadcast;
+pub mod collect;
 pub mod connected;
 pub mod datastream;
 pub mod env;
@@ -41,8 +42,10 @@ pub mod functions;
 pub mod graph;
 pub mod join;
 pub mod keyed;
+pub mod keyed_co_process;
 pub mod keyed_process;
 mod operators;
+pub mod rich;
 mod runner;
 pub mod sink;
 pub mod source;
@@ -66,7 +69,8 @@ pub use types::Data;
 pub mod prelude {
     pub use crate::broadcast::{
         BroadcastContext, BroadcastProcessFunction, BroadcastStateDescriptor,
-        KeyedBroadcastProcessFunction, KeyedReadOnlyContext, ReadOnlyContext,
+        KeyedBroadcastContext, KeyedBroadcastProcessFunction, KeyedReadOnlyContext,
+        KeyedStateAccess, ReadOnlyContext,
     };
     pub use crate::connected::{CoProcessFunction, ConnectedStreams};
     pub use crate::datastream::DataStream;
@@ -77,7 +81,12 @@ pub mod prelude {
     };
     pub use crate::join::{Either, JoinContext, ProcessJoinFunction};
     pub use crate::keyed::KeyedStream;
+    pub use crate::keyed_co_process::{ConnectedKeyedStreams, KeyedCoProcessFunction};
     pub use crate::keyed_process::{KeyedContext, KeyedProcessFunction};
+    pub use crate::rich::{
+        OpenContext, RichFilterFunction, RichFlatMapFunction, RichFunction, RichMapFunction,
+        SnapshotContext,
+    };
     pub use crate::sink::{CheckpointNotice, CollectedValues, Sink, SinkContext, SinkWriter};
     pub use crate::source::{decode_split, encode_split, Boundedness, Source, SourceContext};
     pub use crate::timers::TimeDomain;

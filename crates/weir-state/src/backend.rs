@@ -191,6 +191,26 @@ impl<K: StateKey> KeyedStateBackend<K> {
         Ok((table, key, self.slot))
     }
 
+    /// The keys holding a value of state `id` in namespace `ns`, over this subtask's key
+    /// groups (for operations over all keys, such as Flink's `applyToKeyedState`).
+    pub fn keys_of<N: Namespace, V: StateValue + Clone>(
+        &mut self,
+        id: StateId,
+        ns: &N,
+    ) -> Result<Vec<K>> {
+        let r = self
+            .states
+            .get_mut(id)
+            .ok_or(StateError::UnknownState(id))?;
+        let name = &r.name;
+        let table = r
+            .table
+            .as_any_mut()
+            .downcast_mut::<StateTable<K, N, V>>()
+            .ok_or_else(|| StateError::TypeMismatch { name: name.clone() })?;
+        table.keys_in(ns)
+    }
+
     /// Entries over all states: (key, namespace) pairs holding a value.
     pub fn entries(&self) -> usize {
         self.states.iter().map(|s| s.table.len()).sum()

@@ -34,7 +34,9 @@ pub use key_grouped::KeyGroupedMap;
 pub use metadata::{SnapshotKind, SnapshotMetadata, SnapshotReader};
 pub use snapshot::KeyedStateHandle;
 pub use snapshot::{OperatorSubtaskState, RestoredState, TaskStateSnapshot};
-pub use state::{AggregatingState, ListState, MapState, ReducingState, StateContext, ValueState};
+pub use state::{
+    AggregatingState, KeyedState, ListState, MapState, ReducingState, StateContext, ValueState,
+};
 pub use storage::CheckpointStorage;
 pub use table::{KeyedStore, StateTable};
 pub use timers::TimerQueue;

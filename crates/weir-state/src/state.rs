@@ -98,6 +98,34 @@ macro_rules! open {
     }};
 }
 
+/// A keyed state handle, for work over every key of the subtask (Flink's
+/// `applyToKeyedState` in a keyed broadcast function).
+pub trait KeyedState {
+    /// The keys that hold a value of this state in the context's namespace, over the key
+    /// groups of the subtask (expired TTL values included: reading them gives nothing).
+    fn keys<C: StateContext>(&self, ctx: &mut C) -> Result<Vec<C::Key>>;
+}
+
+/// Implements [`KeyedState`] for a handle type whose table holds `$v`.
+macro_rules! keyed_state {
+    ([$($g:tt)*] $ty:ty, $v:ty) => {
+        impl<$($g)*> KeyedState for $ty {
+            fn keys<C: StateContext>(&self, ctx: &mut C) -> Result<Vec<C::Key>> {
+                let (be, ns) = ctx.state_parts();
+                let ns = ns.clone();
+                let id = self.h.resolve::<_, C::Ns, $v>(be)?;
+                be.keys_of::<C::Ns, $v>(id, &ns)
+            }
+        }
+    };
+}
+
+keyed_state!([V: Clone + StateValue] ValueState<V>, TtlValue<V>);
+keyed_state!([V: Clone + StateValue] ListState<V>, Vec<TtlValue<V>>);
+keyed_state!([UK: Hash + Eq + Clone + StateValue, UV: Clone + StateValue] MapState<UK, UV>, UserMap<UK, UV>);
+keyed_state!([V: Clone + StateValue] ReducingState<V>, TtlValue<V>);
+keyed_state!([IN: 'static, ACC: Clone + StateValue, OUT: 'static] AggregatingState<IN, ACC, OUT>, TtlValue<ACC>);
+
 /// Reads a TTL'd single value, applying expiry and refresh.
 fn read_value<K: StateKey, N: Namespace, V: Clone + StateValue>(
     cfg: Option<&StateTtlConfig>,

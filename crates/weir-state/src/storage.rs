@@ -18,7 +18,7 @@
 
 use crate::error::{Result, StateError};
 use futures::TryStreamExt;
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjPath;
 use object_store::{ObjectStore, PutPayload};
@@ -27,8 +27,9 @@ use std::sync::Arc;
 /// Name of the metadata file in a checkpoint or savepoint directory.
 pub const METADATA_FILE: &str = "_metadata";
 
-/// The process's I/O runtime for checkpoint storage, started on first use.
-fn io_runtime() -> Result<&'static tokio::runtime::Runtime> {
+/// The process's I/O runtime for object storage (checkpoints, and the file connectors'
+/// S3 access), started on first use.
+pub fn io_runtime() -> Result<&'static tokio::runtime::Runtime> {
     static RT: std::sync::OnceLock<std::result::Result<tokio::runtime::Runtime, String>> =
         std::sync::OnceLock::new();
     RT.get_or_init(|| {
@@ -91,6 +92,12 @@ pub fn join_location(base: &str, name: &str) -> String {
     }
 }
 
+/// A client for the S3 `bucket`, configured from the `AWS_*` environment variables (see
+/// the module's documentation).
+pub fn s3_bucket(bucket: &str) -> std::result::Result<AmazonS3, object_store::Error> {
+    AmazonS3Builder::from_env().with_bucket_name(bucket).build()
+}
+
 fn storage_err(location: &str, e: impl std::fmt::Display) -> StateError {
     StateError::Storage {
         location: location.to_string(),
@@ -108,10 +115,7 @@ impl CheckpointStorage {
             if bucket.is_empty() {
                 return Err(storage_err(location, "the URL names no bucket"));
             }
-            let store = AmazonS3Builder::from_env()
-                .with_bucket_name(bucket)
-                .build()
-                .map_err(|e| storage_err(location, e))?;
+            let store = s3_bucket(bucket).map_err(|e| storage_err(location, e))?;
             let prefix = ObjPath::parse(prefix).map_err(|e| storage_err(location, e))?;
             return Ok(Arc::new(CheckpointStorage {
                 store: Arc::new(store),

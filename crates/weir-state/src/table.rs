@@ -108,6 +108,29 @@ impl<K: TableTypes, N: TableTypes, V: Clone + Send + Serialize + DeserializeOwne
         self.len() == 0
     }
 
+    /// The keys holding a value in namespace `ns`, over all key groups of the table (a
+    /// RocksDB table reads them from the store).
+    pub fn keys_in(&mut self, ns: &N) -> Result<Vec<K>> {
+        let range = self.key_group_range();
+        let mut out = Vec::new();
+        for kg in range.start..range.end {
+            match self {
+                StateTable::Heap(t) => out.extend(
+                    t.iter_key_group(kg)
+                        .filter(|((_, n), _)| n == ns)
+                        .map(|((k, _), _)| k.clone()),
+                ),
+                StateTable::Rocks(t) => out.extend(
+                    t.entries_of_key_group(kg)?
+                        .into_iter()
+                        .filter(|((_, n), _)| n == ns)
+                        .map(|((k, _), _)| k),
+                ),
+            }
+        }
+        Ok(out)
+    }
+
     /// The key groups of the table.
     pub fn key_group_range(&self) -> KeyGroupRange {
         match self {

@@ -118,3 +118,70 @@ impl<T: 'static, W: 'static> Evictor<T, W> for TimeEvictor {
         Box::new(*self)
     }
 }
+
+/// Removes every element whose delta to the window's last element is at least `threshold`
+/// (Flink's `DeltaEvictor`), before the function runs or, with [`DeltaEvictor::of_after`],
+/// after.
+pub struct DeltaEvictor<T> {
+    threshold: f64,
+    delta: super::triggers::DeltaFunction<T>,
+    after: bool,
+}
+
+impl<T> Clone for DeltaEvictor<T> {
+    fn clone(&self) -> Self {
+        DeltaEvictor {
+            threshold: self.threshold,
+            delta: self.delta.clone(),
+            after: self.after,
+        }
+    }
+}
+
+impl<T> DeltaEvictor<T> {
+    /// Evicts before the function runs the elements `e` with
+    /// `delta(e, last) >= threshold`.
+    pub fn of(threshold: f64, delta: impl Fn(&T, &T) -> f64 + Send + Sync + 'static) -> Self {
+        DeltaEvictor {
+            threshold,
+            delta: std::sync::Arc::new(delta),
+            after: false,
+        }
+    }
+
+    /// The same, after the function ran.
+    pub fn of_after(threshold: f64, delta: impl Fn(&T, &T) -> f64 + Send + Sync + 'static) -> Self {
+        DeltaEvictor {
+            after: true,
+            ..Self::of(threshold, delta)
+        }
+    }
+
+    fn evict(&self, elements: &mut Vec<TimestampedValue<T>>) {
+        let Some(last) = elements.last() else {
+            return;
+        };
+        let keep: Vec<bool> = elements
+            .iter()
+            .map(|e| (self.delta)(&e.value, &last.value) < self.threshold)
+            .collect();
+        let mut keep = keep.into_iter();
+        elements.retain(|_| keep.next().unwrap_or(true));
+    }
+}
+
+impl<T: 'static, W: 'static> Evictor<T, W> for DeltaEvictor<T> {
+    fn evict_before(&mut self, elements: &mut Vec<TimestampedValue<T>>, _: &W) {
+        if !self.after {
+            self.evict(elements)
+        }
+    }
+    fn evict_after(&mut self, elements: &mut Vec<TimestampedValue<T>>, _: &W) {
+        if self.after {
+            self.evict(elements)
+        }
+    }
+    fn box_clone(&self) -> Box<dyn Evictor<T, W>> {
+        Box::new(self.clone())
+    }
+}

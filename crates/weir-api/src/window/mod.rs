@@ -3,13 +3,16 @@
 //!
 //! - [`assigners`]: tumbling, sliding, session (static and dynamic gap) and global windows,
 //!   in event time and processing time.
-//! - [`triggers`]: when a window emits (event time, processing time, count, continuous,
-//!   purging, custom).
-//! - [`evictors`]: which elements are removed before or after a firing.
-//! - [`stream::WindowedStream`]: the API.
+//! - [`triggers`]: when a window emits (event time, processing time, count, delta,
+//!   continuous, purging, custom).
+//! - [`evictors`]: which elements are removed before or after a firing (count, time,
+//!   delta).
+//! - [`stream::WindowedStream`]: the API, with count windows; [`all::AllWindowedStream`]:
+//!   windows over a whole non-keyed stream.
 //! - `operator` and `fast`: the window operators (Flink's `WindowOperator`, and a window-major
 //!   one for event-time windows with the default trigger).
 
+pub mod all;
 pub mod assigners;
 pub mod evictors;
 mod fast;

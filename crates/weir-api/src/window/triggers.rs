@@ -3,7 +3,9 @@
 use super::Window;
 use crate::functions::UserError;
 use crate::timers::InternalTimers;
-use weir_state::{KeyedStateBackend, ReducingState, StateContext, StateKey};
+use weir_state::{
+    KeyedStateBackend, ReducingState, StateContext, StateKey, StateValue, ValueState,
+};
 
 /// What a trigger decides.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -373,6 +375,85 @@ impl<T, K: StateKey, W: Window> Trigger<T, K, W> for CountTrigger {
     }
     fn clear(&mut self, _: &W, ctx: &mut TriggerContext<'_, K, W>) -> Result<(), UserError> {
         Ok(self.count.clear(ctx)?)
+    }
+    fn box_clone(&self) -> Box<dyn Trigger<T, K, W>> {
+        Box::new(self.clone())
+    }
+}
+
+/// The distance between two elements, for [`DeltaTrigger`] and
+/// [`DeltaEvictor`](super::evictors::DeltaEvictor) (Flink's `DeltaFunction`).
+pub type DeltaFunction<T> = std::sync::Arc<dyn Fn(&T, &T) -> f64 + Send + Sync>;
+
+/// Fires when an element is more than `threshold` away from the element of the last firing
+/// (the first element of a window only sets the reference), by a delta function of the
+/// two (Flink's `DeltaTrigger`). The reference element is kept in the window's state.
+pub struct DeltaTrigger<T> {
+    threshold: f64,
+    delta: DeltaFunction<T>,
+    last: ValueState<T>,
+}
+
+impl<T> Clone for DeltaTrigger<T> {
+    fn clone(&self) -> Self {
+        DeltaTrigger {
+            threshold: self.threshold,
+            delta: self.delta.clone(),
+            last: self.last.clone(),
+        }
+    }
+}
+
+impl<T: Clone + StateValue> DeltaTrigger<T> {
+    /// Fires when `delta(reference, element) > threshold`; the element becomes the new
+    /// reference.
+    pub fn of(threshold: f64, delta: impl Fn(&T, &T) -> f64 + Send + Sync + 'static) -> Self {
+        DeltaTrigger {
+            threshold,
+            delta: std::sync::Arc::new(delta),
+            last: ValueState::new("delta-trigger"),
+        }
+    }
+}
+
+impl<T: Clone + StateValue, K: StateKey, W: Window> Trigger<T, K, W> for DeltaTrigger<T> {
+    fn on_element(
+        &mut self,
+        element: &T,
+        _: i64,
+        _: &W,
+        ctx: &mut TriggerContext<'_, K, W>,
+    ) -> Result<TriggerResult, UserError> {
+        match self.last.value(ctx)? {
+            None => {
+                self.last.update(ctx, element.clone())?;
+                Ok(TriggerResult::Continue)
+            }
+            Some(last) if (self.delta)(&last, element) > self.threshold => {
+                self.last.update(ctx, element.clone())?;
+                Ok(TriggerResult::Fire)
+            }
+            Some(_) => Ok(TriggerResult::Continue),
+        }
+    }
+    fn on_event_time(
+        &mut self,
+        _: i64,
+        _: &W,
+        _: &mut TriggerContext<'_, K, W>,
+    ) -> Result<TriggerResult, UserError> {
+        Ok(TriggerResult::Continue)
+    }
+    fn on_processing_time(
+        &mut self,
+        _: i64,
+        _: &W,
+        _: &mut TriggerContext<'_, K, W>,
+    ) -> Result<TriggerResult, UserError> {
+        Ok(TriggerResult::Continue)
+    }
+    fn clear(&mut self, _: &W, ctx: &mut TriggerContext<'_, K, W>) -> Result<(), UserError> {
+        Ok(self.last.clear(ctx)?)
     }
     fn box_clone(&self) -> Box<dyn Trigger<T, K, W>> {
         Box::new(self.clone())

@@ -30,18 +30,25 @@
 //! A restored writer deletes the in-progress files earlier attempts of its subtask index
 //! left. Left behind: pending files of checkpoints that never completed (a restored subtask
 //! cannot tell which pending files another subtask still has to commit after a rescale).
+//!
+//! The directory may be an `s3://bucket/prefix` URL: then a part is staged locally,
+//! uploaded as a multipart upload on the barrier (invisible until completed) and completed
+//! on commit; see [`super::part_store`]. Uploads of checkpoints that never completed stay
+//! incomplete in the bucket: an S3 lifecycle rule that aborts incomplete multipart uploads
+//! after a few days removes them (Flink leaves them the same way).
 
 use super::format::{PartFormat, PartWriter, TextLines};
+use super::part_store::{PartStore, Prepared};
 use serde::{Deserialize, Serialize};
 use std::collections::hash_map::RandomState;
-use std::fs::File;
 use std::hash::BuildHasher;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use weir_api::functions::UserError;
 use weir_api::sink::{CheckpointNotice, Sink, SinkContext, SinkWriter};
 
-/// Writes records into part files in a directory, exactly once across failures.
+/// Writes records into part files in a directory (a local path or an `s3://bucket/prefix`
+/// URL), exactly once across failures.
 ///
 /// ```no_run
 /// use weir_connectors::file::{CsvFormat, FileSink, ParquetFormat};
@@ -77,7 +84,8 @@ impl FileSink<TextLines> {
 }
 
 impl<F> FileSink<F> {
-    /// A sink writing part files of `format` (row or bulk) into `dir`.
+    /// A sink writing part files of `format` (row or bulk) into `dir`: a local directory
+    /// or an `s3://bucket/prefix` URL (S3 configured by the `AWS_*` environment variables).
     pub fn for_format(dir: impl Into<PathBuf>, format: F) -> Self {
         FileSink {
             dir: dir.into(),
@@ -100,14 +108,8 @@ struct Pending {
     checkpoint: u64,
     /// Its finished name, relative to the sink's directory.
     name: String,
-}
-
-fn pending_name(name: &str) -> String {
-    format!(".{name}.pending")
-}
-
-fn in_progress_name(name: &str) -> String {
-    format!(".{name}.inprogress")
+    /// What committing it needs.
+    prepared: Prepared,
 }
 
 struct InProgress<T> {
@@ -116,7 +118,7 @@ struct InProgress<T> {
 }
 
 struct FileSinkWriter<T> {
-    dir: PathBuf,
+    store: PartStore,
     prefix: String,
     format: Arc<dyn PartFormat<T>>,
     run: String,
@@ -124,10 +126,6 @@ struct FileSinkWriter<T> {
     counter: u64,
     current: Option<InProgress<T>>,
     pending: Vec<Pending>,
-}
-
-fn io_err(what: &str, path: &Path, e: std::io::Error) -> UserError {
-    format!("file sink: cannot {what} '{}': {e}", path.display()).into()
 }
 
 impl<T: 'static> FileSinkWriter<T> {
@@ -142,8 +140,7 @@ impl<T: 'static> FileSinkWriter<T> {
                 self.format.suffix()
             );
             self.counter += 1;
-            let path = self.dir.join(in_progress_name(&name));
-            let file = File::create(&path).map_err(|e| io_err("create", &path, e))?;
+            let file = self.store.create(&name)?;
             let out = self.format.open(file)?;
             self.current = Some(InProgress { name, out });
         }
@@ -152,22 +149,22 @@ impl<T: 'static> FileSinkWriter<T> {
             .ok_or_else(|| "file sink: no in-progress file".into())
     }
 
-    /// Closes the in-progress file and renames it to pending, for `checkpoint`.
+    /// Closes the in-progress file and prepares it for commit, for `checkpoint`.
     fn prepare(&mut self, checkpoint: u64) -> Result<(), UserError> {
         let Some(cur) = self.current.take() else {
             return Ok(());
         };
-        let from = self.dir.join(in_progress_name(&cur.name));
-        let file = cur
-            .out
-            .finish()
-            .map_err(|e| format!("file sink: cannot write '{}': {e}", from.display()))?;
-        file.sync_all().map_err(|e| io_err("sync", &from, e))?;
-        let to = self.dir.join(pending_name(&cur.name));
-        std::fs::rename(&from, &to).map_err(|e| io_err("rename", &from, e))?;
+        let file = cur.out.finish().map_err(|e| {
+            format!(
+                "file sink: cannot write '{}': {e}",
+                self.store.describe(&cur.name)
+            )
+        })?;
+        let prepared = self.store.prepare(&cur.name, file)?;
         self.pending.push(Pending {
             checkpoint,
             name: cur.name,
+            prepared,
         });
         Ok(())
     }
@@ -177,7 +174,7 @@ impl<T: 'static> FileSinkWriter<T> {
         let mut keep = Vec::new();
         for p in std::mem::take(&mut self.pending) {
             if p.checkpoint <= upto {
-                commit_file(&self.dir, &p.name)?;
+                self.store.commit(&p.name, &p.prepared)?;
             } else {
                 keep.push(p);
             }
@@ -187,59 +184,24 @@ impl<T: 'static> FileSinkWriter<T> {
     }
 }
 
-/// Renames a pending file to its finished name; a file committed before is left alone.
-fn commit_file(dir: &Path, name: &str) -> Result<(), UserError> {
-    let from = dir.join(pending_name(name));
-    let to = dir.join(name);
-    match std::fs::rename(&from, &to) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && to.exists() => Ok(()),
-        Err(e) => Err(io_err("commit", &from, e)),
-    }
-}
-
-/// After a restore, deletes the in-progress files an earlier attempt of subtask `subtask`
-/// left: no checkpoint refers to an in-progress file (a restored writer always starts a new
-/// one), and files of other subtask indexes are left to their own subtask, which may be
-/// writing them now.
-fn delete_abandoned(dir: &Path, prefix: &str, subtask: u32) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mine = format!("-{subtask}-");
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let abandoned = name
-            .strip_prefix(&format!(".{prefix}-"))
-            .and_then(|rest| rest.strip_suffix(".inprogress"))
-            // `<run>-<subtask>-<n>`: the run is 16 hex digits.
-            .is_some_and(|rest| rest.get(16..).is_some_and(|tail| tail.starts_with(&mine)));
-        if abandoned {
-            if let Err(err) = std::fs::remove_file(e.path()) {
-                tracing::warn!(file = %e.path().display(), error = %err, "cannot delete an abandoned in-progress file");
-            }
-        }
-    }
-}
-
 impl<T: Send + 'static, F: PartFormat<T>> Sink<T> for FileSink<F> {
     fn create_writer(&self, ctx: &SinkContext) -> Result<Box<dyn SinkWriter<T>>, UserError> {
-        std::fs::create_dir_all(&self.dir).map_err(|e| io_err("create", &self.dir, e))?;
+        let store = PartStore::open(&self.dir)?;
         // Files prepared by the checkpoint this job restores from are committed now.
         for bytes in ctx.restored_state.iter().flatten() {
             let p: Pending = bincode::deserialize(bytes)
                 .map_err(|e| format!("file sink: unreadable restored state: {e}"))?;
-            commit_file(&self.dir, &p.name)?;
+            store.commit(&p.name, &p.prepared)?;
         }
         if ctx.restored_state.is_some() {
-            delete_abandoned(&self.dir, &self.prefix, ctx.subtask);
+            store.delete_abandoned(&self.prefix, ctx.subtask);
         }
         let run = format!(
             "{:016x}",
             RandomState::new().hash_one((std::time::SystemTime::now(), ctx.subtask))
         );
         Ok(Box::new(FileSinkWriter {
-            dir: self.dir.clone(),
+            store,
             prefix: self.prefix.clone(),
             format: self.format.clone(),
             run,
@@ -253,15 +215,16 @@ impl<T: Send + 'static, F: PartFormat<T>> Sink<T> for FileSink<F> {
 
 impl<T: Send + 'static> SinkWriter<T> for FileSinkWriter<T> {
     fn write(&mut self, value: T, _: Option<i64>) -> Result<(), UserError> {
-        let dir = self.dir.clone();
         let cur = self.open()?;
-        cur.out.write(&value).map_err(|e| {
-            format!(
+        if let Err(e) = cur.out.write(&value) {
+            let name = cur.name.clone();
+            return Err(format!(
                 "file sink: cannot write '{}': {e}",
-                dir.join(in_progress_name(&cur.name)).display()
+                self.store.describe(&name)
             )
-            .into()
-        })
+            .into());
+        }
+        Ok(())
     }
 
     fn finish(&mut self) -> Result<(), UserError> {
@@ -289,6 +252,7 @@ impl<T: Send + 'static> SinkWriter<T> for FileSinkWriter<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn files(dir: &Path) -> (Vec<String>, Vec<String>) {
         let mut visible = Vec::new();

@@ -1,21 +1,31 @@
-//! Reads files in parallel: line formats (text, CSV, JSON lines) and Parquet.
+//! Reads files in parallel: line formats (text, CSV, JSON lines) and Parquet, from local
+//! paths or S3 (`s3://bucket/prefix` URLs), once (bounded) or continuously.
 //!
-//! The input is cut into splits: one per file, and for line formats files larger than the
-//! block size into one split per block (a Parquet file is one split). Split `i` is read by subtask `i % parallelism`; every subtask lists
-//! the same files in the same order, so the assignment needs no coordination. A line belongs
-//! to the split in which it starts: a reader of a split that starts inside a file skips the
-//! partial line at its start, and reads past its end to finish its last line.
+//! Bounded, the input is cut into splits: one per file, and for line formats files larger
+//! than the block size into one split per block (a Parquet file is one split). Split `i` is
+//! read by subtask `i % parallelism`; every subtask lists the same files in the same order,
+//! so the assignment needs no coordination. A line belongs to the split in which it starts:
+//! a reader of a split that starts inside a file skips the partial line at its start, and
+//! reads past its end to finish its last line.
+//!
+//! Monitoring continuously ([`FileSource::monitor_continuously`]), the source is unbounded:
+//! each subtask lists the paths at an interval and reads the new files that hash to it
+//! (see [`super::discovery`]).
 
+use super::discovery::{owner, Discovery};
 use super::format::parquet::ParquetRows;
 use super::format::{LineFormat, TextLines};
+use super::store::Location;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use std::fs::File;
-use std::io::{BufRead, BufReader, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::io::BufRead;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 use weir_api::functions::UserError;
 use weir_api::source::{encode_split, Boundedness, Source, SourceContext};
-use weir_runtime::source::{PollStatus, SourceOutput, SourceReader};
+use weir_runtime::source::{PollStatus, Redistribution, SourceOutput, SourceReader};
 use weir_runtime::{Result, RuntimeError};
 
 /// Default block size: files larger than this are read by several subtasks.
@@ -27,7 +37,7 @@ const LINES_PER_POLL: usize = 1024;
 /// A byte range of one file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileSplit {
-    /// The file.
+    /// The file: a local path, or an `s3://` URL.
     pub path: PathBuf,
     /// First byte.
     pub start: u64,
@@ -56,21 +66,30 @@ impl<T> Clone for Format<T> {
 type OpenParquet<T> =
     dyn Fn(File, u64) -> std::result::Result<ParquetRows<T>, String> + Send + Sync;
 
-/// A bounded source of the records of files (Flink's `FileSource`): lines of text
-/// ([`TextFileSource`]), a [`LineFormat`] such as CSV or JSON lines, or Parquet.
+/// A source of the records of files (Flink's `FileSource`): lines of text
+/// ([`TextFileSource`]), a [`LineFormat`] such as CSV or JSON lines, or Parquet; from local
+/// paths or `s3://bucket/prefix` URLs (configured as checkpoint storage on S3 is, by the
+/// `AWS_*` environment variables); bounded by default, or monitoring its paths for new
+/// files.
 ///
 /// ```no_run
+/// use std::time::Duration;
 /// use weir_connectors::file::{CsvFormat, FileSource};
 /// # let env = weir_api::StreamExecutionEnvironment::new();
 /// let csv = FileSource::for_line_format(CsvFormat::<(String, i64)>::new().with_header(), vec!["/data/in".into()]);
 /// let rows = env.from_source(csv, "csv files");
-/// let parquet = FileSource::<(String, i64)>::for_parquet(vec!["/data/pq".into()]);
+/// let parquet = FileSource::<(String, i64)>::for_parquet(vec!["s3://bucket/tables/trades".into()]);
 /// let more = env.from_source(parquet, "parquet files");
+/// let landing = FileSource::new(vec!["/data/landing".into()])
+///     .monitor_continuously(Duration::from_secs(10));
+/// let lines = env.from_source(landing, "new files as they land");
 /// ```
 pub struct FileSource<T> {
     paths: Vec<PathBuf>,
     block_size: u64,
     format: Format<T>,
+    /// List the paths at this interval for new files (unbounded), or read them once.
+    monitor: Option<Duration>,
 }
 
 impl<T> Clone for FileSource<T> {
@@ -79,6 +98,7 @@ impl<T> Clone for FileSource<T> {
             paths: self.paths.clone(),
             block_size: self.block_size,
             format: self.format.clone(),
+            monitor: self.monitor,
         }
     }
 }
@@ -87,8 +107,9 @@ impl<T> Clone for FileSource<T> {
 pub type TextFileSource = FileSource<String>;
 
 impl FileSource<String> {
-    /// Lines of the files at `paths`; a directory stands for the files in it (not
-    /// recursively), skipping hidden files whose names start with `.` or `_`, as Flink does.
+    /// Lines of the files at `paths`; a directory (or an S3 prefix) stands for the files in
+    /// it (not recursively), skipping hidden files whose names start with `.` or `_`, as
+    /// Flink does.
     pub fn new(paths: Vec<PathBuf>) -> Self {
         Self::for_line_format(TextLines, paths)
     }
@@ -102,11 +123,13 @@ impl<T> FileSource<T> {
             paths,
             block_size: DEFAULT_BLOCK_SIZE,
             format: Format::Lines(Arc::new(format)),
+            monitor: None,
         }
     }
 
     /// Records of the Parquet files at `paths` (columns matched to `T`'s fields by name,
-    /// as [`ParquetFormat`] writes them); each file is one split.
+    /// as [`ParquetFormat`](super::ParquetFormat) writes them); each file is one split. A
+    /// file in S3 is copied to the local temporary directory to be read.
     pub fn for_parquet(paths: Vec<PathBuf>) -> Self
     where
         T: DeserializeOwned + 'static,
@@ -117,6 +140,7 @@ impl<T> FileSource<T> {
             format: Format::Parquet(Arc::new(|file, skip| {
                 ParquetRows::open(file, skip, PARQUET_BATCH_ROWS)
             })),
+            monitor: None,
         }
     }
 
@@ -128,62 +152,80 @@ impl<T> FileSource<T> {
         self
     }
 
-    fn list(path: &Path, out: &mut Vec<(PathBuf, u64)>) -> std::io::Result<()> {
-        let meta = std::fs::metadata(path)?;
-        if meta.is_dir() {
-            let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?
-                .map(|e| e.map(|e| e.path()))
-                .collect::<std::io::Result<_>>()?;
-            entries.sort();
-            for p in entries {
-                let hidden = p
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with('.') || n.starts_with('_'));
-                if !hidden && std::fs::metadata(&p)?.is_file() {
-                    out.push((p.clone(), std::fs::metadata(&p)?.len()));
-                }
-            }
-        } else {
-            out.push((path.to_path_buf(), meta.len()));
-        }
-        Ok(())
+    /// Makes the source unbounded: it reads the files there are, then lists its paths
+    /// every `interval` and reads each new file once (Flink's `monitorContinuously`).
+    pub fn monitor_continuously(mut self, interval: Duration) -> Self {
+        self.monitor = Some(interval);
+        self
     }
 
-    /// All splits of the input, in a fixed order.
+    /// All splits of the input as it is now, in a fixed order.
     pub fn splits(&self) -> Result<Vec<FileSplit>> {
-        let mut files = Vec::new();
-        for p in &self.paths {
-            Self::list(p, &mut files).map_err(|e| {
-                RuntimeError::io(format!("cannot read input path '{}'", p.display()), e)
-            })?;
-        }
         let mut splits = Vec::new();
-        for (path, len) in files {
-            if len == 0 {
-                continue;
-            }
-            let mut start = 0;
-            while start < len {
-                let end = (start + self.block_size).min(len);
-                splits.push(FileSplit {
-                    path: path.clone(),
-                    start,
-                    end,
-                });
-                start = end;
+        for p in &self.paths {
+            let files = Location::of(p)
+                .and_then(|l| l.list_files())
+                .map_err(RuntimeError::Other)?;
+            for (path, len) in files {
+                splits.extend(block_splits(&path, len, self.block_size));
             }
         }
         Ok(splits)
     }
 }
 
+/// The splits of one file of `len` bytes: blocks of `block_size` bytes.
+fn block_splits(path: &str, len: u64, block_size: u64) -> Vec<FileSplit> {
+    let mut splits = Vec::new();
+    let mut start = 0;
+    while start < len {
+        let end = start.saturating_add(block_size).min(len);
+        splits.push(FileSplit {
+            path: PathBuf::from(path),
+            start,
+            end,
+        });
+        start = end;
+    }
+    splits
+}
+
 /// Rows per batch when reading Parquet.
 const PARQUET_BATCH_ROWS: usize = 4096;
 
+/// One entry of a file reader's checkpointed state.
+#[derive(Serialize, Deserialize)]
+enum Entry<S> {
+    /// A split still to read (or being read), from its checkpointed position.
+    Split(S),
+    /// A file a monitoring subtask has taken.
+    Seen(String),
+}
+
+/// A split's path in its checkpointed position.
+trait SplitPath {
+    fn path(&self) -> &str;
+}
+
+impl SplitPath for SplitState {
+    fn path(&self) -> &str {
+        &self.0
+    }
+}
+
+impl SplitPath for ParquetState {
+    fn path(&self) -> &str {
+        &self.0
+    }
+}
+
 impl<T: Send + 'static> Source<T> for FileSource<T> {
     fn boundedness(&self) -> Boundedness {
-        Boundedness::Bounded
+        if self.monitor.is_some() {
+            Boundedness::Unbounded
+        } else {
+            Boundedness::Bounded
+        }
     }
 
     fn create_reader(&self, ctx: &SourceContext) -> Result<Box<dyn SourceReader<T>>, UserError> {
@@ -195,39 +237,84 @@ impl<T: Send + 'static> Source<T> for FileSource<T> {
 }
 
 impl<T: Send + 'static> FileSource<T> {
+    /// This subtask's splits as restored or as assigned, and its discovery if monitoring.
+    fn assign<S: SplitPath + DeserializeOwned>(
+        &self,
+        ctx: &SourceContext,
+        initial: impl FnOnce(Vec<FileSplit>) -> Vec<S>,
+    ) -> Result<(Vec<S>, Option<Discovery>)> {
+        let restored = ctx.decode_restored::<Entry<S>>()?;
+        let Some(interval) = self.monitor else {
+            let mine = match restored {
+                // Bounded: the entries were split evenly over the subtasks.
+                Some(entries) => entries
+                    .into_iter()
+                    .filter_map(|e| match e {
+                        Entry::Split(s) => Some(s),
+                        Entry::Seen(_) => None,
+                    })
+                    .collect(),
+                None => initial(
+                    self.splits()?
+                        .into_iter()
+                        .enumerate()
+                        .filter(|(i, _)| *i as u32 % ctx.parallelism == ctx.subtask)
+                        .map(|(_, split)| split)
+                        .collect(),
+                ),
+            };
+            return Ok((mine, None));
+        };
+        // Monitoring: every subtask got every entry (union); it keeps those it owns.
+        let mut mine = Vec::new();
+        let mut seen = Vec::new();
+        for e in restored.into_iter().flatten() {
+            match e {
+                Entry::Split(s) if owner(s.path(), ctx.parallelism) == ctx.subtask => mine.push(s),
+                Entry::Split(_) => {}
+                Entry::Seen(p) => seen.push(p),
+            }
+        }
+        let discovery = Discovery::new(
+            self.paths.clone(),
+            interval,
+            seen,
+            ctx.subtask,
+            ctx.parallelism,
+        );
+        Ok((mine, Some(discovery)))
+    }
+
     fn line_reader(
         &self,
         format: Arc<dyn LineFormat<T>>,
         ctx: &SourceContext,
     ) -> Result<Box<dyn SourceReader<T>>, UserError> {
-        let mine: Vec<PendingSplit> = match ctx.decode_restored::<SplitState>()? {
-            Some(restored) => restored
+        let (mine, discovery) = self.assign::<SplitState>(ctx, |splits| {
+            splits
                 .into_iter()
-                .map(|(path, start, end, at_line_start)| PendingSplit {
-                    split: FileSplit {
-                        path: PathBuf::from(path),
-                        start,
-                        end,
-                    },
-                    at_line_start,
-                })
-                .collect(),
-            None => self
-                .splits()?
-                .into_iter()
-                .enumerate()
-                .filter(|(i, _)| *i as u32 % ctx.parallelism == ctx.subtask)
-                .map(|(_, split)| PendingSplit {
-                    at_line_start: split.start == 0,
-                    split,
-                })
-                .collect(),
-        };
+                .map(|s| (s.path.display().to_string(), s.start, s.end, s.start == 0))
+                .collect()
+        })?;
+        let splits = mine
+            .into_iter()
+            .rev()
+            .map(|(path, start, end, at_line_start)| PendingSplit {
+                split: FileSplit {
+                    path: PathBuf::from(path),
+                    start,
+                    end,
+                },
+                at_line_start,
+            })
+            .collect();
         Ok(Box::new(LineReader {
             format,
-            splits: mine.into_iter().rev().collect(),
+            block_size: self.block_size,
+            splits,
             current: None,
             line: Vec::new(),
+            discovery,
         }))
     }
 
@@ -236,26 +323,46 @@ impl<T: Send + 'static> FileSource<T> {
         open: Arc<OpenParquet<T>>,
         ctx: &SourceContext,
     ) -> Result<Box<dyn SourceReader<T>>, UserError> {
-        let mine: Vec<(PathBuf, u64)> = match ctx.decode_restored::<(String, u64)>()? {
-            Some(restored) => restored
+        let (mine, discovery) = self.assign::<ParquetState>(ctx, |splits| {
+            splits
                 .into_iter()
-                .map(|(path, row)| (PathBuf::from(path), row))
-                .collect(),
-            None => self
-                .splits()?
-                .into_iter()
-                .enumerate()
-                .filter(|(i, _)| *i as u32 % ctx.parallelism == ctx.subtask)
-                .map(|(_, split)| (split.path, 0))
-                .collect(),
-        };
+                .map(|s| (s.path.display().to_string(), 0))
+                .collect()
+        })?;
         Ok(Box::new(ParquetReader {
             open,
-            files: mine.into_iter().rev().collect(),
+            files: mine
+                .into_iter()
+                .rev()
+                .map(|(p, row)| (PathBuf::from(p), row))
+                .collect(),
             current: None,
+            discovery,
         }))
     }
 }
+
+/// Asks `discovery` (if any) for new files and gives each, with its size, to `take`.
+fn discover(discovery: &mut Option<Discovery>, mut take: impl FnMut(String, u64)) -> Result<()> {
+    if let Some(d) = discovery {
+        for (path, len) in d.poll().map_err(RuntimeError::Other)? {
+            take(path, len);
+        }
+    }
+    Ok(())
+}
+
+/// What a reader says when it has nothing to read now: finished, or waiting for new files.
+fn idle(discovery: &Option<Discovery>) -> PollStatus {
+    if discovery.is_some() {
+        PollStatus::NothingAvailable
+    } else {
+        PollStatus::Finished
+    }
+}
+
+/// A Parquet file's checkpointed position: path and rows already read.
+type ParquetState = (String, u64);
 
 /// Reads Parquet files, one after another, a batch per poll.
 struct ParquetReader<T> {
@@ -264,23 +371,40 @@ struct ParquetReader<T> {
     files: Vec<(PathBuf, u64)>,
     /// The open file: its path, rows read, and reader.
     current: Option<(PathBuf, u64, ParquetRows<T>)>,
+    discovery: Option<Discovery>,
+}
+
+impl<T: 'static> ParquetReader<T> {
+    fn next_file(&mut self) -> Result<Option<(PathBuf, u64)>> {
+        if self.files.is_empty() {
+            let mut new = Vec::new();
+            discover(&mut self.discovery, |path, len| {
+                if len > 0 {
+                    new.push((PathBuf::from(path), 0));
+                }
+            })?;
+            // Queued last first: reverse the listing order.
+            self.files.extend(new.into_iter().rev());
+        }
+        Ok(self.files.pop())
+    }
 }
 
 impl<T: 'static> SourceReader<T> for ParquetReader<T> {
     fn poll_next(&mut self, out: &mut SourceOutput<'_, T>) -> Result<PollStatus> {
-        let (path, read, rows) = match &mut self.current {
-            Some(c) => c,
-            None => match self.files.pop() {
-                Some((path, skip)) => {
-                    let file = File::open(&path).map_err(|e| {
-                        RuntimeError::io(format!("cannot open '{}'", path.display()), e)
-                    })?;
-                    let rows = (self.open)(file, skip)
-                        .map_err(|e| RuntimeError::Other(format!("'{}': {e}", path.display())))?;
-                    self.current.insert((path, skip, rows))
-                }
-                None => return Ok(PollStatus::Finished),
-            },
+        if self.current.is_none() {
+            let Some((path, skip)) = self.next_file()? else {
+                return Ok(idle(&self.discovery));
+            };
+            let file = Location::of(&path)
+                .and_then(|l| l.open_local())
+                .map_err(RuntimeError::Other)?;
+            let rows = (self.open)(file, skip)
+                .map_err(|e| RuntimeError::Other(format!("'{}': {e}", path.display())))?;
+            self.current = Some((path, skip, rows));
+        }
+        let Some((path, read, rows)) = &mut self.current else {
+            return Ok(PollStatus::MoreAvailable);
         };
         match rows
             .next_batch()
@@ -300,12 +424,39 @@ impl<T: 'static> SourceReader<T> for ParquetReader<T> {
     fn snapshot_state(&mut self, _: u64) -> Result<Vec<Vec<u8>>> {
         let mut out = Vec::new();
         if let Some((path, read, _)) = &self.current {
-            out.push(encode_split(&(path.display().to_string(), *read))?);
+            let s: ParquetState = (path.display().to_string(), *read);
+            out.push(encode_split(&Entry::Split(s))?);
         }
         for (path, read) in self.files.iter().rev() {
-            out.push(encode_split(&(path.display().to_string(), *read))?);
+            let s: ParquetState = (path.display().to_string(), *read);
+            out.push(encode_split(&Entry::Split(s))?);
         }
+        snapshot_seen(&self.discovery, &mut out)?;
         Ok(out)
+    }
+
+    fn split_redistribution(&self) -> Redistribution {
+        redistribution(&self.discovery)
+    }
+}
+
+/// Adds the files a monitoring reader has taken to its checkpoint entries.
+fn snapshot_seen(discovery: &Option<Discovery>, out: &mut Vec<Vec<u8>>) -> Result<()> {
+    if let Some(d) = discovery {
+        for p in d.seen() {
+            out.push(encode_split(&Entry::<()>::Seen(p.clone()))?);
+        }
+    }
+    Ok(())
+}
+
+/// Bounded readers split their entries evenly; monitoring ones need them all (union) to
+/// pick what they own.
+fn redistribution(discovery: &Option<Discovery>) -> Redistribution {
+    if discovery.is_some() {
+        Redistribution::Union
+    } else {
+        Redistribution::EvenSplit
     }
 }
 
@@ -322,53 +473,70 @@ struct PendingSplit {
 
 struct OpenSplit {
     split: FileSplit,
-    reader: BufReader<File>,
+    reader: Box<dyn BufRead + Send>,
     /// Offset of the next unread byte.
     pos: u64,
 }
 
 struct LineReader<T> {
     format: Arc<dyn LineFormat<T>>,
+    /// Newly discovered files are cut into blocks of this size.
+    block_size: u64,
     /// Splits still to read, last first.
     splits: Vec<PendingSplit>,
     current: Option<OpenSplit>,
     line: Vec<u8>,
+    discovery: Option<Discovery>,
 }
 
 impl<T> LineReader<T> {
     fn open(pending: PendingSplit) -> Result<OpenSplit> {
         let split = pending.split;
-        let ctx = |what: &str| format!("cannot {what} '{}'", split.path.display());
-        let file = File::open(&split.path).map_err(|e| RuntimeError::io(ctx("open"), e))?;
-        let mut reader = BufReader::with_capacity(64 * 1024, file);
-        let mut pos = split.start;
+        let location = Location::of(&split.path).map_err(RuntimeError::Other)?;
         if pending.at_line_start {
-            reader
-                .seek(SeekFrom::Start(split.start))
-                .map_err(|e| RuntimeError::io(ctx("seek in"), e))?;
-        } else {
-            // Skip the line that started in the previous split.
-            reader
-                .seek(SeekFrom::Start(split.start - 1))
-                .map_err(|e| RuntimeError::io(ctx("seek in"), e))?;
-            let mut skipped = Vec::new();
-            let n = reader
-                .read_until(b'\n', &mut skipped)
-                .map_err(|e| RuntimeError::io(ctx("read"), e))?;
-            pos = split.start - 1 + n as u64;
+            let reader = location.open_at(split.start).map_err(RuntimeError::Other)?;
+            let pos = split.start;
+            return Ok(OpenSplit { split, reader, pos });
         }
+        // Skip the line that started in the previous split.
+        let mut reader = location
+            .open_at(split.start - 1)
+            .map_err(RuntimeError::Other)?;
+        let mut skipped = Vec::new();
+        let n = reader
+            .read_until(b'\n', &mut skipped)
+            .map_err(|e| RuntimeError::io(format!("cannot read '{}'", split.path.display()), e))?;
+        let pos = split.start - 1 + n as u64;
         Ok(OpenSplit { split, reader, pos })
+    }
+
+    fn next_split(&mut self) -> Result<Option<PendingSplit>> {
+        if self.splits.is_empty() {
+            let mut new = Vec::new();
+            let block_size = self.block_size;
+            discover(&mut self.discovery, |path, len| {
+                new.extend(block_splits(&path, len, block_size));
+            })?;
+            self.splits
+                .extend(new.into_iter().rev().map(|split| PendingSplit {
+                    at_line_start: split.start == 0,
+                    split,
+                }));
+        }
+        Ok(self.splits.pop())
     }
 }
 
 impl<T: 'static> SourceReader<T> for LineReader<T> {
     fn poll_next(&mut self, out: &mut SourceOutput<'_, T>) -> Result<PollStatus> {
-        let cur = match &mut self.current {
-            Some(c) => c,
-            None => match self.splits.pop() {
-                Some(s) => self.current.insert(Self::open(s)?),
-                None => return Ok(PollStatus::Finished),
-            },
+        if self.current.is_none() {
+            let Some(split) = self.next_split()? else {
+                return Ok(idle(&self.discovery));
+            };
+            self.current = Some(Self::open(split)?);
+        }
+        let Some(cur) = &mut self.current else {
+            return Ok(PollStatus::MoreAvailable);
         };
         for _ in 0..LINES_PER_POLL {
             // A line belongs to this split if it starts before the split's end.
@@ -421,17 +589,22 @@ impl<T: 'static> SourceReader<T> for LineReader<T> {
         let mut out = Vec::new();
         if let Some(c) = &self.current {
             if c.pos < c.split.end {
-                out.push(encode_split(&state(&c.split, c.pos, true))?);
+                out.push(encode_split(&Entry::Split(state(&c.split, c.pos, true)))?);
             }
         }
         for p in self.splits.iter().rev() {
-            out.push(encode_split(&state(
+            out.push(encode_split(&Entry::Split(state(
                 &p.split,
                 p.split.start,
                 p.at_line_start,
-            ))?);
+            )))?);
         }
+        snapshot_seen(&self.discovery, &mut out)?;
         Ok(out)
+    }
+
+    fn split_redistribution(&self) -> Redistribution {
+        redistribution(&self.discovery)
     }
 }
 
