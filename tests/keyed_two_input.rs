@@ -186,30 +186,29 @@ impl KeyedCoProcessFunction<String, String, (String, u32), (String, u64)> for Co
 fn processing_time_timers_fire_per_key_with_state_from_both_sides() {
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(2);
-    // Each input ends with a marker that holds it open for a while, so the timers (20 ms
-    // after a key's first element) fire while the job runs; every element has arrived by
-    // then.
+    // Each input is joined by a marker stream that holds it open for a while (a stream of
+    // its own, so that no element waits behind the marker), so the timers (20 ms after a
+    // key's first element) fire while the job runs; every element has arrived by then.
     let hold = |end: bool| {
         if end {
             std::thread::sleep(Duration::from_millis(400));
         }
         !end
     };
-    let words = ["a", "b", "c", "a", "a", "b", "END"]
-        .map(String::from)
-        .to_vec();
+    let words = ["a", "b", "c", "a", "a", "b"].map(String::from).to_vec();
     let tagged = vec![
         ("a".to_string(), 1u32),
         ("c".to_string(), 2),
         ("d".to_string(), 3),
-        ("END".to_string(), 0),
     ];
-    let left = env
-        .from_collection(words)
+    let left_end = env
+        .from_collection(vec!["END".to_string()])
         .filter(move |w: &String| hold(w == "END"));
-    let right = env
-        .from_collection(tagged)
+    let right_end = env
+        .from_collection(vec![("END".to_string(), 0u32)])
         .filter(move |t: &(String, u32)| hold(t.0 == "END"));
+    let left = env.from_collection(words).union(&[&left_end]);
+    let right = env.from_collection(tagged).union(&[&right_end]);
     let reports = left
         .key_by(|w: &String| w.clone())
         .connect(&right.key_by(|t: &(String, u32)| t.0.clone()))
