@@ -66,6 +66,19 @@ struct Registered {
     table: Box<dyn ErasedTable>,
 }
 
+/// The table of registered state `id`, as the types it was registered with.
+fn typed_table<K: 'static, N: 'static, V: 'static>(
+    states: &mut [Registered],
+    id: StateId,
+) -> Result<&mut StateTable<K, N, V>> {
+    let r = states.get_mut(id).ok_or(StateError::UnknownState(id))?;
+    let name = &r.name;
+    r.table
+        .as_any_mut()
+        .downcast_mut::<StateTable<K, N, V>>()
+        .ok_or_else(|| StateError::TypeMismatch { name: name.clone() })
+}
+
 /// Keyed state of one operator subtask.
 pub struct KeyedStateBackend<K> {
     range: KeyGroupRange,
@@ -177,6 +190,8 @@ impl<K: StateKey> KeyedStateBackend<K> {
         &mut self,
         id: StateId,
     ) -> Result<(&mut StateTable<K, N, V>, &K, usize)> {
+        // The per-record path: written out here rather than through `typed_table`, so that
+        // the code measured in `bench/RESULTS.md` stays as it was.
         let key = self.key.as_ref().ok_or(StateError::NoCurrentKey)?;
         let r = self
             .states
@@ -198,17 +213,7 @@ impl<K: StateKey> KeyedStateBackend<K> {
         id: StateId,
         ns: &N,
     ) -> Result<Vec<K>> {
-        let r = self
-            .states
-            .get_mut(id)
-            .ok_or(StateError::UnknownState(id))?;
-        let name = &r.name;
-        let table = r
-            .table
-            .as_any_mut()
-            .downcast_mut::<StateTable<K, N, V>>()
-            .ok_or_else(|| StateError::TypeMismatch { name: name.clone() })?;
-        table.keys_in(ns)
+        typed_table::<K, N, V>(&mut self.states, id)?.keys_in(ns)
     }
 
     /// Entries over all states: (key, namespace) pairs holding a value.
