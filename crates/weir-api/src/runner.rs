@@ -148,6 +148,7 @@ impl JobCode for CompiledJob {
                 parallelism: node.parallelism,
                 max_parallelism: node.max_parallelism,
                 processing_time: io.processing_time.clone(),
+                waker: io.waker.clone(),
                 auto_watermark_interval_ms: graph.config.auto_watermark_interval_ms,
                 uid: op.uid.clone(),
                 restored: io.restored.get(&op.uid).cloned(),

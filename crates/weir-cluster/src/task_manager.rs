@@ -171,6 +171,7 @@ impl TaskManager {
             processing_time: ProcessingTimeService::default(),
             alignment: cfg.checkpoint.alignment(),
             restored: HashMap::new(),
+            waker: Default::default(),
         }
     }
 }
@@ -201,6 +202,7 @@ impl TaskExecutorGateway for TaskManager {
         let pool = io.pool.clone();
         let processing_time = io.processing_time.clone();
         let inbox = self.shuffle.inbox(d.job, d.attempt, d.vertex, d.subtask);
+        io.waker = weir_runtime::time::TaskWaker::new(&inbox, processing_time.clone());
         let key = (d.job, d.vertex, d.subtask);
         let attempt = d.attempt;
         self.running

@@ -49,6 +49,8 @@ pub struct TaskIo {
     pub alignment: weir_core::BarrierAlignment,
     /// The state each operator (by uid) starts from, when the job is restored.
     pub restored: std::collections::HashMap<String, std::sync::Arc<weir_state::RestoredState>>,
+    /// Wakes the task from other threads (for operators waiting on work elsewhere).
+    pub waker: crate::time::TaskWaker,
 }
 
 impl TaskIo {

@@ -94,6 +94,8 @@ pub struct OperatorInfo {
     pub max_parallelism: u32,
     /// The task's processing-time callbacks.
     pub processing_time: crate::time::ProcessingTimeService,
+    /// Wakes the task from another thread for an `on_processing_time` call.
+    pub waker: crate::time::TaskWaker,
     /// The job's periodic watermark interval in ms (0: off).
     pub auto_watermark_interval_ms: u64,
     /// The operator's stable id: its state in checkpoints is filed under it.

@@ -79,3 +79,42 @@ impl ProcessingTimeService {
             .map(|n| Duration::from_millis(n.saturating_sub(now).max(0) as u64))
     }
 }
+
+/// Wakes a task from another thread for an `on_processing_time` call down its chain: an
+/// operator that waits for work finishing elsewhere (async I/O calls) hands it to what it
+/// starts there. Flink's operators put a mail into the task's mailbox for this; here the
+/// wake is an empty mail (it interrupts the task's wait) plus a processing-time callback
+/// due at once (the task makes it right after running its mails).
+#[derive(Clone, Default)]
+pub struct TaskWaker {
+    inbox: Option<std::sync::Weak<crate::inbox::TaskInbox>>,
+    processing_time: ProcessingTimeService,
+}
+
+impl fmt::Debug for TaskWaker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TaskWaker(bound: {})", self.inbox.is_some())
+    }
+}
+
+impl TaskWaker {
+    /// A waker of the task with `inbox` whose operators share `processing_time`.
+    pub fn new(
+        inbox: &Arc<crate::inbox::TaskInbox>,
+        processing_time: ProcessingTimeService,
+    ) -> Self {
+        TaskWaker {
+            inbox: Some(Arc::downgrade(inbox)),
+            processing_time,
+        }
+    }
+
+    /// Makes the task call `on_processing_time` soon. A task that has ended is not woken
+    /// (nothing is kept alive by the waker).
+    pub fn wake(&self) {
+        self.processing_time.request(i64::MIN);
+        if let Some(inbox) = self.inbox.as_ref().and_then(std::sync::Weak::upgrade) {
+            inbox.send_mail(Box::new(|| Ok(())));
+        }
+    }
+}
