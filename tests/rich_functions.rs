@@ -179,3 +179,120 @@ fn errors_in_open_and_in_the_function_fail_the_job_with_the_operator_name() {
         "{err}"
     );
 }
+
+/// Keeps the numbers below a limit, with a counter of what it kept, a gauge of the last
+/// number seen, a histogram of the kept values and a meter of every number seen.
+#[derive(Clone)]
+struct KeepBelow {
+    limit: u64,
+    kept: Option<weir::runtime::user_metrics::Counter>,
+    last: Option<weir::runtime::user_metrics::Gauge>,
+    values: Option<weir::runtime::user_metrics::Histogram>,
+    seen: Option<weir::runtime::user_metrics::Meter>,
+}
+
+impl RichFunction for KeepBelow {
+    fn open(&mut self, ctx: &OpenContext<'_>) -> Result<(), UserError> {
+        let m = &ctx.runtime().metrics;
+        self.kept = Some(m.counter("kept")?);
+        self.last = Some(m.gauge("last_seen")?);
+        self.values = Some(m.histogram("kept_values", &[100.0, 200.0, 1000.0])?);
+        self.seen = Some(m.meter("seen")?);
+        Ok(())
+    }
+}
+
+impl RichFilterFunction<u64> for KeepBelow {
+    fn filter(&mut self, v: &u64) -> Result<bool, UserError> {
+        if let Some(m) = &self.seen {
+            m.mark_event();
+        }
+        if let Some(g) = &self.last {
+            g.set(*v as i64);
+        }
+        if *v >= self.limit {
+            return Ok(false);
+        }
+        if let (Some(c), Some(h)) = (&self.kept, &self.values) {
+            c.inc();
+            h.observe(*v as f64);
+        }
+        Ok(true)
+    }
+}
+
+/// The sum over subtasks of the series `name` in a Prometheus text scrape.
+fn scraped(text: &str, name: &str) -> Option<f64> {
+    let prefix = format!("{name}{{");
+    let values: Vec<f64> = text
+        .lines()
+        .filter(|l| l.starts_with(&prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
+}
+
+#[test]
+fn user_metrics_are_exported_with_the_cluster_metrics_while_the_job_runs() {
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2);
+    env.from_source(
+        DataGeneratorSource::new(u64::MAX, |i| i).with_rate_limit(5_000.0),
+        "numbers",
+    )
+    .rich_filter(KeepBelow {
+        limit: 300,
+        kept: None,
+        last: None,
+        values: None,
+        seen: None,
+    })
+    .name("keep below")
+    .discard();
+    let client = env.execute_async("metrics").unwrap();
+    let cluster = client.cluster().clone();
+    let start = Instant::now();
+    let text = loop {
+        let text = cluster.metrics().render();
+        if scraped(&text, "weir_user_kept") == Some(300.0) {
+            break text;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{text}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        text.contains(r#"operator_name="keep below",subtask="1""#),
+        "labelled by operator and subtask: {text}"
+    );
+    assert_eq!(scraped(&text, "weir_user_kept_values_count"), Some(300.0));
+    assert_eq!(
+        scraped(&text, "weir_user_kept_values_sum"),
+        Some((0..300).sum::<u64>() as f64)
+    );
+    assert!(
+        scraped(&text, "weir_user_seen_total").unwrap_or(0.0) >= 300.0,
+        "{text}"
+    );
+    assert!(
+        scraped(&text, "weir_user_seen_rate").unwrap_or(0.0) > 0.0,
+        "{text}"
+    );
+    // The generator gives subtask 0 the numbers from 0 (subtask 1 starts halfway up).
+    let last_of_first: f64 = text
+        .lines()
+        .find(|l| l.starts_with("weir_user_last_seen{") && l.contains(r#"subtask="0""#))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0);
+    assert!(last_of_first >= 299.0, "{text}");
+    client.cancel().unwrap();
+    let _ = client.wait();
+    // A task's series go with it.
+    let start = Instant::now();
+    while scraped(&cluster.metrics().render(), "weir_user_kept").is_some() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "series left behind"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -183,6 +183,9 @@ pub struct RuntimeContext {
     pub parallelism: u32,
     /// Number of key groups.
     pub max_parallelism: u32,
+    /// Where the function registers its metrics (counters, gauges, histograms, meters),
+    /// exported with the job's other metrics.
+    pub metrics: weir_runtime::user_metrics::MetricGroup,
 }
 
 impl RuntimeContext {
@@ -192,6 +195,7 @@ impl RuntimeContext {
             subtask: info.subtask,
             parallelism: info.parallelism,
             max_parallelism: info.max_parallelism,
+            metrics: info.metrics.clone(),
         }
     }
 }

@@ -149,6 +149,7 @@ impl JobCode for CompiledJob {
                 max_parallelism: node.max_parallelism,
                 processing_time: io.processing_time.clone(),
                 waker: io.waker.clone(),
+                metrics: io.metrics.for_operator(&node.name, subtask),
                 auto_watermark_interval_ms: graph.config.auto_watermark_interval_ms,
                 uid: op.uid.clone(),
                 restored: io.restored.get(&op.uid).cloned(),

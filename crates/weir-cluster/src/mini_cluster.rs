@@ -49,13 +49,16 @@ impl MiniCluster {
                 )
             })
             .collect();
+        let metrics = Arc::new(ClusterMetrics::default());
+        // User metrics are exported with the cluster's own, in one registry.
+        let user_metrics = weir_runtime::user_metrics::UserMetrics::new(metrics.registry().clone());
         for tm in &task_managers {
+            tm.export_user_metrics(user_metrics.clone());
             let gw: Arc<dyn TaskExecutorGateway> = tm.clone();
             resource_manager.register_task_manager(tm.id().clone(), tm.slots(), gw);
         }
         let rm: Arc<dyn ResourceManagerGateway> = resource_manager.clone();
         let s = shuffle.clone();
-        let metrics = Arc::new(ClusterMetrics::default());
         let dispatcher =
             Dispatcher::new(rm, Arc::new(move |job| s.release_job(job)), metrics.clone());
         Arc::new(MiniCluster {
@@ -71,7 +74,8 @@ impl MiniCluster {
         self.dispatcher.clone()
     }
 
-    /// The cluster's metrics (checkpoints, restarts), for scraping.
+    /// The cluster's metrics (checkpoints, restarts, user metrics of running tasks), for
+    /// scraping.
     pub fn metrics(&self) -> &Arc<ClusterMetrics> {
         &self.metrics
     }

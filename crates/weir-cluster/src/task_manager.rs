@@ -17,6 +17,7 @@ use weir_runtime::inbox::{ChannelSender, TaskControl, TaskInbox};
 use weir_runtime::operator::catch_user_panic;
 use weir_runtime::task::{ChainHead, Task, TaskCanceller, TaskCheckpointing};
 use weir_runtime::time::ProcessingTimeService;
+use weir_runtime::user_metrics::{MetricGroup, UserMetrics};
 use weir_runtime::RuntimeError;
 use weir_state::{CheckpointStorage, RestoredState, SnapshotReader};
 
@@ -104,6 +105,8 @@ pub struct TaskManager {
     shuffle: Arc<LocalShuffle>,
     running: RunningTasks,
     live_threads: Arc<AtomicUsize>,
+    /// Where user metrics of this TaskManager's tasks are exported, once set.
+    user_metrics: std::sync::OnceLock<Arc<UserMetrics>>,
 }
 
 impl TaskManager {
@@ -119,7 +122,14 @@ impl TaskManager {
             shuffle,
             running: Arc::new(Mutex::new(HashMap::new())),
             live_threads: Arc::new(AtomicUsize::new(0)),
+            user_metrics: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Exports the user metrics of tasks deployed from now on through `metrics` (the first
+    /// call counts).
+    pub fn export_user_metrics(&self, metrics: Arc<UserMetrics>) {
+        let _ = self.user_metrics.set(metrics);
     }
 
     /// This TaskManager's id.
@@ -172,6 +182,11 @@ impl TaskManager {
             alignment: cfg.checkpoint.alignment(),
             restored: HashMap::new(),
             waker: Default::default(),
+            metrics: MetricGroup::for_task(
+                self.user_metrics.get().cloned(),
+                &d.job.to_string(),
+                &graph.name,
+            ),
         }
     }
 }
@@ -203,6 +218,7 @@ impl TaskExecutorGateway for TaskManager {
         let processing_time = io.processing_time.clone();
         let inbox = self.shuffle.inbox(d.job, d.attempt, d.vertex, d.subtask);
         io.waker = weir_runtime::time::TaskWaker::new(&inbox, processing_time.clone());
+        let task_metrics = io.metrics.clone();
         let key = (d.job, d.vertex, d.subtask);
         let attempt = d.attempt;
         self.running
@@ -293,6 +309,8 @@ impl TaskExecutorGateway for TaskManager {
                     }
                 };
                 tracing::debug!(task = %task_name, ?end, "task ended");
+                // The task's metric series go with it, as Flink closes its metric group.
+                task_metrics.close();
                 {
                     let mut running = running.lock().unwrap_or_else(|p| p.into_inner());
                     if running.get(&key).is_some_and(|r| r.0 == attempt) {

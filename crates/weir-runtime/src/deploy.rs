@@ -51,6 +51,8 @@ pub struct TaskIo {
     pub restored: std::collections::HashMap<String, std::sync::Arc<weir_state::RestoredState>>,
     /// Wakes the task from other threads (for operators waiting on work elsewhere).
     pub waker: crate::time::TaskWaker,
+    /// The task's user metrics, scoped to its job (operators get groups of their own).
+    pub metrics: crate::user_metrics::MetricGroup,
 }
 
 impl TaskIo {

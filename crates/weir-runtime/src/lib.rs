@@ -32,6 +32,7 @@ pub mod source;
 pub mod task;
 pub mod time;
 pub mod typed;
+pub mod user_metrics;
 pub mod valve;
 pub mod writer;
 

@@ -96,6 +96,8 @@ pub struct OperatorInfo {
     pub processing_time: crate::time::ProcessingTimeService,
     /// Wakes the task from another thread for an `on_processing_time` call.
     pub waker: crate::time::TaskWaker,
+    /// Where the operator's user functions register metrics.
+    pub metrics: crate::user_metrics::MetricGroup,
     /// The job's periodic watermark interval in ms (0: off).
     pub auto_watermark_interval_ms: u64,
     /// The operator's stable id: its state in checkpoints is filed under it.
