@@ -529,3 +529,76 @@ fn a_non_positive_dynamic_session_gap_fails_the_job() {
     let msg = e.execute("bad gap").unwrap_err().to_string();
     assert!(msg.contains("session gaps must be positive"), "{msg}");
 }
+
+/// The newest timestamp each of two sources has emitted, and the largest lead of the fast
+/// one over the slow one seen so far.
+static SLOW_AT: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+static MAX_LEAD: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// Runs a fast source (about 100 000 per second) and a slow one (20 000 per second) over
+/// the same timestamps, with or without watermark alignment; returns the fast one's largest
+/// lead in event time and how many records arrived. (Alignment works on watermarks, which
+/// are periodic: a source that read everything before its first watermark would not be
+/// held back, so the fast one is not instantaneous.)
+fn race(aligned: bool) -> (i64, usize) {
+    use std::sync::atomic::Ordering;
+    use weir::connectors::datagen::DataGeneratorSource;
+    SLOW_AT.store(0, Ordering::SeqCst);
+    MAX_LEAD.store(0, Ordering::SeqCst);
+    let n = 20_000u64;
+    let e = env(1);
+    e.set_auto_watermark_interval(Duration::from_millis(5));
+    let strategy = || {
+        let s =
+            WatermarkStrategy::for_monotonous_timestamps().with_timestamp_assigner(|t: &i64, _| *t);
+        if aligned {
+            s.with_watermark_alignment("race", Duration::from_millis(100))
+        } else {
+            s
+        }
+    };
+    let slow = e
+        .from_source_with_watermarks(
+            DataGeneratorSource::new(n, |i| i as i64).with_rate_limit(20_000.0),
+            strategy(),
+            "slow",
+        )
+        .map(|t: i64| {
+            SLOW_AT.fetch_max(t, Ordering::SeqCst);
+            t
+        });
+    let fast = e
+        .from_source_with_watermarks(
+            DataGeneratorSource::new(n, |i| i as i64),
+            strategy(),
+            "fast",
+        )
+        .map(|t: i64| {
+            if t % 100 == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            MAX_LEAD.fetch_max(t - SLOW_AT.load(Ordering::SeqCst), Ordering::SeqCst);
+            t
+        });
+    let all = slow.union(&[&fast]).collect_values();
+    e.execute("race").unwrap();
+    (MAX_LEAD.load(Ordering::SeqCst), all.len())
+}
+
+#[test]
+fn watermark_alignment_holds_a_fast_source_back() {
+    // One test, run in turn: the statics are shared.
+    let (lead, n) = race(false);
+    assert_eq!(n, 40_000);
+    assert!(
+        lead > 10_000,
+        "without alignment the fast source runs ahead: {lead}"
+    );
+    let (lead, n) = race(true);
+    assert_eq!(n, 40_000, "nothing is lost while a source waits");
+    // The drift (100 ms of event time), a poll's batch and the watermark interval's lag.
+    assert!(
+        lead < 4_000,
+        "with alignment the fast source stays close: {lead}"
+    );
+}

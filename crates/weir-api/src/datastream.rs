@@ -408,6 +408,36 @@ impl<T> DataStream<T> {
         }
     }
 
+    /// Chains a [`WatermarkReporter`](crate::alignment::WatermarkReporter) for source
+    /// `source_no` of `group` after this stream, at this stream's parallelism.
+    pub(crate) fn report_watermarks_to(
+        &self,
+        group: Arc<crate::alignment::AlignmentGroup>,
+        source_no: u32,
+    ) -> DataStream<T>
+    where
+        T: Data,
+    {
+        let parallelism = self
+            .op
+            .and_then(|n| self.env.state.borrow().nodes[n.0 as usize].parallelism);
+        let s = self.one_input(
+            &format!("Watermark Alignment ({})", group.name()),
+            NodeKind::Operator,
+            move |info, out| {
+                let op = crate::alignment::WatermarkReporter {
+                    group: group.clone(),
+                    member: (source_no, info.subtask),
+                };
+                Ok(Box::new(OneInputLink::new(op, out, info.clone())?))
+            },
+        );
+        match parallelism {
+            Some(p) => s.set_parallelism(p),
+            None => s,
+        }
+    }
+
     fn update(self, what: &str, f: impl FnOnce(&mut crate::graph::StreamNode)) -> Self {
         let node = self.operator(what);
         f(&mut self.env.state.borrow_mut().nodes[node.0 as usize]);

@@ -32,6 +32,8 @@ pub(crate) struct EnvState {
     pub nodes: Vec<StreamNode>,
     pub edges: Vec<StreamEdge>,
     pub cluster: Option<Arc<MiniCluster>>,
+    /// Watermark alignment groups by name, shared by the sources that name them.
+    pub alignment_groups: std::collections::HashMap<String, Arc<crate::alignment::AlignmentGroup>>,
 }
 
 /// Builds and runs a streaming job (Flink's `StreamExecutionEnvironment`).
@@ -61,6 +63,7 @@ impl StreamExecutionEnvironment {
                 nodes: Vec::new(),
                 edges: Vec::new(),
                 cluster: None,
+                alignment_groups: Default::default(),
             })),
         }
     }
@@ -229,19 +232,50 @@ impl StreamExecutionEnvironment {
         strategy: crate::watermark::WatermarkStrategy<T>,
         name: &str,
     ) -> DataStream<T> {
-        if source.generates_split_watermarks() {
-            return self.add_source(source, name, move |source, ctx| {
-                source.create_reader_with_watermarks(ctx, &strategy)
-            });
-        }
-        let non_parallel = !source.is_parallel();
-        let s = self
-            .from_source(source, name)
-            .assign_timestamps_and_watermarks(strategy);
-        if non_parallel {
-            s.set_parallelism(1)
+        let aligned = strategy.watermark_alignment().map(|(group, drift)| {
+            let group = self
+                .state
+                .borrow_mut()
+                .alignment_groups
+                .entry(group.to_string())
+                .or_insert_with(|| crate::alignment::AlignmentGroup::new(group))
+                .clone();
+            let source_no = group.next_source();
+            (group, source_no, drift.as_millis() as i64)
+        });
+        let align = aligned.clone();
+        let wrap = move |reader: Box<dyn SourceReader<T>>, ctx: &SourceContext| match &align {
+            None => reader,
+            Some((group, source_no, drift)) => Box::new(crate::alignment::AlignedReader {
+                inner: reader,
+                group: group.clone(),
+                member: (*source_no, ctx.subtask),
+                max_drift_ms: *drift,
+            }),
+        };
+        let s = if source.generates_split_watermarks() {
+            self.add_source(source, name, move |source, ctx| {
+                Ok(wrap(
+                    source.create_reader_with_watermarks(ctx, &strategy)?,
+                    ctx,
+                ))
+            })
         } else {
-            s
+            let non_parallel = !source.is_parallel();
+            let s = self
+                .add_source(source, name, move |source, ctx| {
+                    Ok(wrap(source.create_reader(ctx)?, ctx))
+                })
+                .assign_timestamps_and_watermarks(strategy);
+            if non_parallel {
+                s.set_parallelism(1)
+            } else {
+                s
+            }
+        };
+        match aligned {
+            None => s,
+            Some((group, source_no, _)) => s.report_watermarks_to(group, source_no),
         }
     }
 

@@ -31,6 +31,7 @@
 //! assert_eq!(finals["b"], 2);
 //! ```
 
+pub mod alignment;
 pub mod async_io;
 pub mod broadcast;
 pub mod collect;

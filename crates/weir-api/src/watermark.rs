@@ -132,6 +132,8 @@ pub struct WatermarkStrategy<T> {
     /// Set for the built-in bounded out-of-orderness generator, which the operator runs
     /// inline (no virtual call per record).
     bounded: Option<Duration>,
+    /// The alignment group and maximum drift of a source's watermarks.
+    alignment: Option<(String, Duration)>,
 }
 
 impl<T> Clone for WatermarkStrategy<T> {
@@ -141,6 +143,7 @@ impl<T> Clone for WatermarkStrategy<T> {
             assigner: self.assigner.clone(),
             idleness: self.idleness,
             bounded: self.bounded,
+            alignment: self.alignment.clone(),
         }
     }
 }
@@ -169,6 +172,7 @@ impl<T: 'static> WatermarkStrategy<T> {
             assigner: None,
             idleness: None,
             bounded: None,
+            alignment: None,
         }
     }
 
@@ -185,6 +189,21 @@ impl<T: 'static> WatermarkStrategy<T> {
     ) -> Self {
         self.assigner = Some(Arc::new(assigner));
         self
+    }
+
+    /// Aligns a source's watermarks with the other sources of `group` (Flink's
+    /// `withWatermarkAlignment`): a source subtask whose watermark is more than `max_drift`
+    /// ahead of the group's lowest stops reading until the others catch up. Applies where
+    /// the strategy is given to a source
+    /// ([`StreamExecutionEnvironment::from_source_with_watermarks`](crate::StreamExecutionEnvironment::from_source_with_watermarks)).
+    pub fn with_watermark_alignment(mut self, group: &str, max_drift: Duration) -> Self {
+        self.alignment = Some((group.to_string(), max_drift));
+        self
+    }
+
+    /// The alignment group and maximum drift, if set.
+    pub fn watermark_alignment(&self) -> Option<(&str, Duration)> {
+        self.alignment.as_ref().map(|(g, d)| (g.as_str(), *d))
     }
 
     /// Marks the stream idle after `timeout` without events.
