@@ -4,6 +4,7 @@
 use crate::error::{Result, StateError};
 use crate::snapshot::{decode, OperatorSubtaskState, RestoredState};
 use crate::table::{slot_of, KeyedStore, StateTable, TableTypes};
+use crate::ttl::{Expiring, StateTtlConfig};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::any::Any;
@@ -64,6 +65,23 @@ impl<K: TableTypes, N: TableTypes, V: StateValue + Clone> ErasedTable for StateT
 struct Registered {
     name: String,
     table: Box<dyn ErasedTable>,
+    /// For a state with time-to-live: its configuration, and how to drop its expired
+    /// values (typed for the table).
+    ttl: Option<(StateTtlConfig, PurgeFn)>,
+}
+
+/// Drops the expired values of an erased table of a state with time-to-live.
+type PurgeFn = fn(&mut dyn ErasedTable, &StateTtlConfig, i64);
+
+/// A [`PurgeFn`] for tables of `(K, N) -> V`.
+fn purge_table<K: TableTypes, N: TableTypes, V: StateValue + Clone + Expiring>(
+    table: &mut dyn ErasedTable,
+    cfg: &StateTtlConfig,
+    now: i64,
+) {
+    if let Some(t) = table.as_any_mut().downcast_mut::<StateTable<K, N, V>>() {
+        t.retain_heap(|v| v.purge_expired(cfg, now));
+    }
 }
 
 /// The table of registered state `id`, as the types it was registered with.
@@ -179,8 +197,22 @@ impl<K: StateKey> KeyedStateBackend<K> {
         self.states.push(Registered {
             name: name.to_string(),
             table: Box::new(table),
+            ttl: None,
         });
         self.by_name.insert(name.to_string(), id);
+        Ok(id)
+    }
+
+    /// [`Self::register`] for a state with time-to-live `cfg`: its expired values are
+    /// dropped at every snapshot (heap tables; Flink's cleanup in full snapshots), also
+    /// those of keys never read again.
+    pub fn register_with_ttl<N: Namespace, V: StateValue + Clone + Expiring>(
+        &mut self,
+        name: &str,
+        cfg: StateTtlConfig,
+    ) -> Result<StateId> {
+        let id = self.register::<N, V>(name)?;
+        self.states[id].ttl = Some((cfg, purge_table::<K, N, V>));
         Ok(id)
     }
 
@@ -248,6 +280,12 @@ impl<K: StateKey> KeyedStateBackend<K> {
     /// later. RocksDB tables only write back here: snapshot the store after the operator's
     /// other tables ([`Self::snapshot_with_store`]).
     pub fn snapshot(&mut self, out: &mut OperatorSubtaskState) -> Result<()> {
+        let now = (self.clock)();
+        for r in &mut self.states {
+            if let Some((cfg, purge)) = &r.ttl {
+                purge(r.table.as_mut(), cfg, now);
+            }
+        }
         for r in &mut self.states {
             r.table
                 .snapshot_into(&format!("{SECTION_PREFIX}{}", r.name), out)?;

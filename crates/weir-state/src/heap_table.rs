@@ -120,6 +120,22 @@ impl<K: Hash + Eq + Clone, N: Hash + Eq + Clone, V> HeapTable<K, N, V> {
         }
     }
 
+    /// Keeps the entries for which `keep` returns true (it may change them), removes the
+    /// others.
+    pub fn retain(&mut self, mut keep: impl FnMut(&mut V) -> bool) {
+        let mut removed = 0;
+        for g in &mut self.groups {
+            g.retain(|e| {
+                let k = keep(&mut e.1);
+                if !k {
+                    removed += 1;
+                }
+                k
+            });
+        }
+        self.len -= removed;
+    }
+
     /// Number of (key, namespace) entries.
     pub fn len(&self) -> usize {
         self.len

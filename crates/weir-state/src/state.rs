@@ -65,7 +65,11 @@ impl Handle {
         }
     }
 
-    fn resolve<K: StateKey, N: Namespace, V: crate::backend::StateValue + Clone>(
+    fn resolve<
+        K: StateKey,
+        N: Namespace,
+        V: crate::backend::StateValue + Clone + crate::ttl::Expiring,
+    >(
         &self,
         be: &mut KeyedStateBackend<K>,
     ) -> Result<StateId> {
@@ -73,7 +77,10 @@ impl Handle {
         if id != UNSET {
             return Ok(id);
         }
-        let id = be.register::<N, V>(&self.name)?;
+        let id = match self.ttl {
+            Some(cfg) => be.register_with_ttl::<N, V>(&self.name, cfg)?,
+            None => be.register::<N, V>(&self.name)?,
+        };
         self.id.store(id, Ordering::Relaxed);
         Ok(id)
     }
@@ -679,6 +686,50 @@ mod tests {
         // The same name with another type is refused.
         let err = ValueState::<String>::new("v").value(&mut c).unwrap_err();
         assert!(err.to_string().contains("already registered"));
+    }
+
+    #[test]
+    fn snapshots_drop_expired_values_of_keys_never_read_again() {
+        use crate::snapshot::OperatorSubtaskState;
+        let (mut c, clock) = ctx();
+        let ttl = StateTtlConfig::new(Duration::from_millis(100));
+        let value = ValueState::<i32>::new("v").with_ttl(ttl);
+        let list = ListState::<i32>::new("l").with_ttl(ttl);
+        let map = MapState::<i32, i32>::new("m").with_ttl(ttl);
+        let kept = ValueState::<i32>::new("no-ttl");
+        for k in 0..50 {
+            c.be.set_current_key(format!("old-{k}")).unwrap();
+            value.update(&mut c, k).unwrap();
+            list.add(&mut c, k).unwrap();
+            map.put(&mut c, k, k).unwrap();
+            kept.update(&mut c, k).unwrap();
+        }
+        clock.store(1080, Ordering::Relaxed);
+        c.be.set_current_key("young".into()).unwrap();
+        value.update(&mut c, 1).unwrap();
+        list.add(&mut c, 1).unwrap();
+        map.put(&mut c, 1, 1).unwrap();
+        clock.store(1150, Ordering::Relaxed);
+        let mut out = OperatorSubtaskState::default();
+        c.be.snapshot(&mut out).unwrap();
+        // The 50 old keys' values expired at 1100 and went, live and in the snapshot; the
+        // young key's (until 1180) and the state without TTL stay.
+        assert_eq!(c.be.entries_of("v"), 1);
+        assert_eq!(c.be.entries_of("l"), 1);
+        assert_eq!(c.be.entries_of("m"), 1);
+        assert_eq!(c.be.entries_of("no-ttl"), 50);
+        assert_eq!(value.value(&mut c).unwrap(), Some(1));
+        // A list or map keeps its valid elements and drops its expired ones.
+        clock.store(1170, Ordering::Relaxed);
+        list.add(&mut c, 2).unwrap();
+        map.put(&mut c, 2, 2).unwrap();
+        clock.store(1200, Ordering::Relaxed);
+        let mut out = OperatorSubtaskState::default();
+        c.be.snapshot(&mut out).unwrap();
+        assert_eq!(list.get(&mut c).unwrap(), vec![2]);
+        assert_eq!(map.get(&mut c, &1).unwrap(), None);
+        assert_eq!(map.get(&mut c, &2).unwrap(), Some(2));
+        assert_eq!(c.be.entries_of("v"), 0);
     }
 
     #[test]

@@ -108,6 +108,15 @@ impl<K: TableTypes, N: TableTypes, V: Clone + Send + Serialize + DeserializeOwne
         self.len() == 0
     }
 
+    /// Removes the values `keep` rejects (it may change the ones it keeps, e.g. drop
+    /// expired elements of a list). Heap tables only: a RocksDB table is left as it is
+    /// (its expired values go when read, as before).
+    pub fn retain_heap(&mut self, keep: impl FnMut(&mut V) -> bool) {
+        if let StateTable::Heap(t) = self {
+            t.retain(keep);
+        }
+    }
+
     /// The keys holding a value in namespace `ns`, over all key groups of the table (a
     /// RocksDB table reads them from the store).
     pub fn keys_in(&mut self, ns: &N) -> Result<Vec<K>> {

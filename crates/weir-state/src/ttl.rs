@@ -1,6 +1,8 @@
 //! State time-to-live, as Flink's `StateTtlConfig`: a value expires `ttl` after it was last
 //! written (or also read, with [`TtlUpdateType::OnReadAndWrite`]), measured in processing time.
-//! Expired values are removed when they are read.
+//! Expired values are removed when they are read, and, on the heap backend, from every
+//! checkpoint's snapshot (with the live state: Flink's cleanup in full snapshots), so state
+//! written once and never read again does not stay forever.
 
 use std::time::Duration;
 
@@ -68,6 +70,33 @@ pub struct TtlValue<V> {
     pub value: V,
     /// Processing time of the last refreshing access, in ms.
     pub ts: i64,
+}
+
+/// A stored state value with time-to-live timestamps: a single value, a list or a map of
+/// them. Lets a snapshot drop what expired without knowing the state's kind.
+pub trait Expiring {
+    /// Drops expired parts (elements, entries); false if nothing valid is left.
+    fn purge_expired(&mut self, cfg: &StateTtlConfig, now: i64) -> bool;
+}
+
+impl<V> Expiring for TtlValue<V> {
+    fn purge_expired(&mut self, cfg: &StateTtlConfig, now: i64) -> bool {
+        !cfg.expired(self.ts, now)
+    }
+}
+
+impl<V> Expiring for Vec<TtlValue<V>> {
+    fn purge_expired(&mut self, cfg: &StateTtlConfig, now: i64) -> bool {
+        self.retain(|v| !cfg.expired(v.ts, now));
+        !self.is_empty()
+    }
+}
+
+impl<K, V> Expiring for std::collections::HashMap<K, TtlValue<V>> {
+    fn purge_expired(&mut self, cfg: &StateTtlConfig, now: i64) -> bool {
+        self.retain(|_, v| !cfg.expired(v.ts, now));
+        !self.is_empty()
+    }
 }
 
 /// Processing time from the wall clock.
