@@ -23,7 +23,7 @@ use crate::error::Result;
 use crate::functions::UserError;
 use crate::sink::{Sink, SinkContext, SinkWriter};
 use crate::types::Data;
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::time::Duration;
 
 /// Results buffered between the job and the caller before the job waits.
@@ -138,13 +138,8 @@ impl<T: Send + 'static> Sink<T> for ChannelSink<T> {
 
 impl<T: Send> SinkWriter<T> for ChannelWriter<T> {
     fn write(&mut self, value: T, _: Option<i64>) -> std::result::Result<(), UserError> {
-        match self.tx.try_send(value) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(v)) => self
-                .tx
-                .send(v)
-                .map_err(|_| "the collecting client went away".into()),
-            Err(TrySendError::Disconnected(_)) => Err("the collecting client went away".into()),
-        }
+        self.tx
+            .send(value)
+            .map_err(|_| "the collecting client went away".into())
     }
 }

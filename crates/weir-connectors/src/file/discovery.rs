@@ -4,7 +4,7 @@
 //! Flink's continuous enumerator is one coordinator: it lists the paths, remembers the files
 //! it has handed out, and hands the splits of new files to readers. Weir's source readers
 //! have no coordinator to ask, so each subtask lists the paths itself and takes the new
-//! files whose path hashes to it ([`owner`]): a new file is read whole by one subtask (the
+//! files whose path hashes to it ([`owner`], by the key-group assignment): a new file is read whole by one subtask (the
 //! bounded source, which knows all files at once, splits large files by block instead).
 //!
 //! Each subtask remembers the files it has taken (Flink's "already processed paths") and
@@ -21,15 +21,15 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// The subtask (of `parallelism`) that reads the file `path` in monitoring mode: a hash
-/// that every subtask, in every process and attempt, computes the same (FNV-1a).
+/// The subtask (of `parallelism`) that reads the file `path` in monitoring mode: the path
+/// is assigned as a key is (its key group among the most key groups there can be, and that
+/// group's subtask), which every subtask, in every process and attempt, computes the same.
 pub(crate) fn owner(path: &str, parallelism: u32) -> u32 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in path.as_bytes() {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    (h % u64::from(parallelism.max(1))) as u32
+    use weir_core::key_group::{
+        key_group_for_key, operator_index_for_key_group, UPPER_BOUND_MAX_PARALLELISM,
+    };
+    let kg = key_group_for_key(path, UPPER_BOUND_MAX_PARALLELISM);
+    operator_index_for_key_group(UPPER_BOUND_MAX_PARALLELISM, parallelism.max(1), kg)
 }
 
 /// Lists the source's paths every `interval` and yields the files new to this subtask.
