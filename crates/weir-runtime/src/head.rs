@@ -260,9 +260,16 @@ macro_rules! gated_input_methods {
 
         fn resume(&mut self) -> Result<Option<BarrierAction>> {
             while let Some((ch, held)) = self.aligner.next_held() {
+                // A held buffer or permit goes back to its producer's pool once processed.
                 let action = match held {
+                    Held::Buffer(b) => self.process(ch, Input::Data(&b))?,
                     Held::Data(d) => self.process(ch, Input::Data(&d))?,
-                    Held::Records(r) => self.process(ch, Input::Records(r))?,
+                    Held::Records(r) => {
+                        let (records, permit) = r.into_parts();
+                        let done = self.process(ch, Input::Records(records));
+                        drop(permit);
+                        done?
+                    }
                     Held::End(stopped) => self.process(ch, Input::End(stopped))?,
                 };
                 if let Some(b) = action {

@@ -124,7 +124,8 @@ mod tests {
             pool.request_permit().unwrap(),
         );
         assert_eq!(pool.in_use(), 2);
-        let records = a.into_records();
+        let (records, permit) = a.into_parts();
+        drop(permit);
         assert_eq!(pool.in_use(), 1, "the permit goes back without the records");
         assert_eq!(records.downcast::<u32>().unwrap()[0].value, 1);
         drop(b);

@@ -351,7 +351,7 @@ fn unaligned_checkpoints_record_in_memory_batches_as_frames() {
 }
 
 #[test]
-fn alignment_holds_in_memory_batches_and_releases_their_permits() {
+fn alignment_holds_in_memory_batches_with_their_permits() {
     let inbox = TaskInbox::new();
     let mut p = producers(&inbox);
     let log = Log::default();
@@ -366,7 +366,7 @@ fn alignment_holds_in_memory_batches_and_releases_their_permits() {
         assert_eq!(head.on_message(ch as usize, msg).unwrap(), None);
     }
     assert!(log.seen().is_empty(), "records after the barrier wait");
-    assert_eq!(p[0].0.in_use(), 0, "held records keep no permit");
+    assert!(p[0].0.in_use() > 0, "held records keep their permit");
     p[1].1.collect(record(10)).unwrap();
     p[1].1.checkpoint(&barrier(1), &mut snap).unwrap();
     let mut snapshot = None;
@@ -381,8 +381,105 @@ fn alignment_holds_in_memory_batches_and_releases_their_permits() {
         vec![Seen::Record(record(10).value, record(10).timestamp())]
     );
     assert_eq!(head.resume().unwrap(), None);
+    assert_eq!(
+        p[0].0.in_use(),
+        0,
+        "processed records give their permit back"
+    );
     let after: Vec<Seen> = (0..3)
         .map(|i| Seen::Record(record(i).value, record(i).timestamp()))
         .collect();
     assert_eq!(log.seen()[1..], after[..]);
+}
+
+/// While a checkpoint aligns, a channel that delivered its barrier is not read: what its
+/// producer sends after the barrier stays in the producer's buffers, so the producer waits
+/// once its pool is used up, and the consumer holds no more than that pool. Both the byte
+/// path and the in-memory path.
+fn alignment_memory_is_bounded_by_the_producers_pool(in_memory: bool) {
+    const RECORDS: u64 = 20_000;
+    let inbox = TaskInbox::new();
+    let pools: Vec<BufferPool> = (0..2).map(|_| BufferPool::new(4, 1024)).collect();
+    let writer = |ch: u32| {
+        let channels = ChannelBuffers::new(
+            vec![ChannelSender::new(inbox.clone(), ch)],
+            pools[ch as usize].clone(),
+            false,
+        );
+        if in_memory {
+            RecordWriter::in_memory(channels, BincodeSerializer::<Rec>::new(), FirstChannel)
+        } else {
+            RecordWriter::new(channels, BincodeSerializer::<Rec>::new(), FirstChannel)
+        }
+    };
+    let (mut fast, mut slow) = (writer(0), writer(1));
+    let log = Log::default();
+    let mut head = two_channel_head(BarrierAlignment::from(CheckpointingMode::ExactlyOnce), &log);
+    let producer = std::thread::spawn(move || -> Result<Writer> {
+        let mut snap = TaskStateSnapshot::default();
+        fast.checkpoint(&barrier(1), &mut snap)?;
+        for i in 0..RECORDS {
+            fast.collect(record(i))?;
+        }
+        fast.flush()?;
+        Ok(fast)
+    });
+    // Read everything that arrives until the producer has been stuck for a while.
+    let mut quiet_rounds = 0;
+    while quiet_rounds < 20 {
+        let messages = drain(&inbox);
+        if messages.is_empty() {
+            quiet_rounds += 1;
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        for (ch, msg) in messages {
+            assert_eq!(head.on_message(ch as usize, msg).unwrap(), None);
+        }
+    }
+    assert!(
+        !producer.is_finished(),
+        "the producer must wait for buffers"
+    );
+    assert!(log.seen().is_empty(), "records after the barrier wait");
+    assert_eq!(
+        pools[0].in_use(),
+        pools[0].capacity(),
+        "held data fills the pool"
+    );
+    assert!(pools[0].max_in_use() <= pools[0].capacity());
+    // The last barrier arrives: the snapshot, then everything held, then the rest.
+    let mut snap = TaskStateSnapshot::default();
+    slow.checkpoint(&barrier(1), &mut snap).unwrap();
+    let mut actions = Vec::new();
+    for (ch, msg) in drain(&inbox) {
+        actions.extend(head.on_message(ch as usize, msg).unwrap());
+    }
+    assert_eq!(actions, vec![BarrierAction::Snapshot(barrier(1))]);
+    let mut last_seen = 0;
+    while log.seen().len() < RECORDS as usize {
+        assert_eq!(head.resume().unwrap(), None);
+        for (ch, msg) in drain(&inbox) {
+            assert_eq!(head.on_message(ch as usize, msg).unwrap(), None);
+        }
+        let seen = log.seen().len();
+        if seen == last_seen {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        last_seen = seen;
+    }
+    producer.join().expect("producer panicked").unwrap();
+    let expected: Vec<Seen> = (0..RECORDS)
+        .map(|i| Seen::Record(record(i).value, record(i).timestamp()))
+        .collect();
+    assert_eq!(log.seen(), expected, "every record once, in order");
+}
+
+#[test]
+fn alignment_memory_is_bounded_by_the_producers_pool_for_bytes() {
+    alignment_memory_is_bounded_by_the_producers_pool(false);
+}
+
+#[test]
+fn alignment_memory_is_bounded_by_the_producers_pool_in_memory() {
+    alignment_memory_is_bounded_by_the_producers_pool(true);
 }

@@ -17,16 +17,24 @@
 //! one (it can no longer complete; the coordinator expires it). Barriers of checkpoints
 //! already taken or abandoned are ignored.
 //!
-//! Held-back data is copied out of the producer's buffer, which goes back to its pool at
-//! once. Keeping the buffers would let a blocked channel stall its producer, and through a
-//! shared upstream task the very input whose barrier the alignment waits for: a deadlock.
-//! (Flink avoids it by letting barriers overtake a backpressured output; Weir's barriers
-//! travel in the buffers, so the aligner releases them instead, and memory grows with the
-//! data that arrives during an alignment.)
+//! Held-back messages keep what they arrived in: a buffer stays out of its producer's pool
+//! and an in-memory batch keeps its permit until it is processed. A blocked channel's
+//! producer therefore runs out of buffers and waits, and alignment holds at most what the
+//! producers' bounded pools hold: memory stays bounded however long an alignment takes
+//! (Flink's blocked input channels do the same through their credits).
+//!
+//! This cannot deadlock. A channel is blocked only once its barrier arrived, and a task
+//! sends a barrier on every output at once, before any later record. So a producer that
+//! stalls on a blocked channel has passed the checkpoint, and nothing any alignment waits
+//! for is behind it. The barriers an alignment still waits for come from tasks that have
+//! not passed the checkpoint; no channel of theirs is blocked for it (nor for an older one,
+//! whose alignment ended before they could pass this one), and the tasks downstream of them
+//! have not passed it either, so their output keeps flowing down to the sinks.
 
+use crate::buffer::Buffer;
 use crate::checkpoint::CheckpointBarrier;
 use crate::inbox::{ChannelEvent, ChannelMessage};
-use crate::typed::ErasedRecords;
+use crate::typed::TypedRecords;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use weir_core::{BarrierAlignment, CheckpointingMode};
@@ -34,10 +42,12 @@ use weir_state::SnapshotKind;
 
 /// A message held back by alignment, owned by the consumer.
 pub enum Held {
-    /// The bytes of a buffer.
+    /// A buffer as it arrived: it stays out of its producer's pool while held.
+    Buffer(Buffer),
+    /// Restored in-flight bytes of an unaligned checkpoint.
     Data(Vec<u8>),
-    /// Records handed over in memory (their pool permit was released).
-    Records(ErasedRecords),
+    /// Records handed over in memory, with their producer's pool permit.
+    Records(TypedRecords),
     /// The channel ended (`true`: it stopped after a savepoint).
     End(bool),
 }
@@ -69,8 +79,13 @@ pub struct BarrierAligner {
     /// Recorded in-flight data of channels whose barrier arrived, for the checkpoint being
     /// recorded.
     in_flight: Vec<(usize, Vec<u8>)>,
-    held: VecDeque<(usize, Held)>,
-    held_per_channel: Vec<usize>,
+    /// Held messages per channel, in arrival order (order across channels does not matter).
+    held: Vec<VecDeque<Held>>,
+    /// Messages in `held`, over all channels.
+    held_total: usize,
+    /// The channel `next_held` looks at first: the one it took from last, so a released
+    /// channel is drained in a run.
+    next_channel: usize,
     last_alignment_ms: u64,
     /// Checkpoints the JobMaster aborted: their barriers are ignored from then on.
     aborted: std::collections::BTreeSet<u64>,
@@ -92,8 +107,9 @@ impl BarrierAligner {
             recording: None,
             in_flight: Vec::new(),
             last_seen: 0,
-            held: VecDeque::new(),
-            held_per_channel: vec![0; channels],
+            held: (0..channels).map(|_| VecDeque::new()).collect(),
+            held_total: 0,
+            next_channel: 0,
             last_alignment_ms: 0,
             aborted: Default::default(),
         }
@@ -107,36 +123,48 @@ impl BarrierAligner {
     /// messages of it are still held.
     #[inline]
     pub fn holds(&self, ch: usize) -> bool {
-        self.held_per_channel[ch] > 0 || self.blocks(ch)
+        !self.held[ch].is_empty() || self.blocks(ch)
     }
 
-    /// Keeps a message of `ch` for later; a buffer's bytes are copied and the buffer is
-    /// released to its producer, as is the permit of an in-memory batch.
+    /// Keeps a message of `ch` for later, as it arrived: a buffer stays out of its
+    /// producer's pool, an in-memory batch keeps its permit.
     pub fn hold(&mut self, ch: usize, msg: ChannelMessage) {
         let held = match msg {
-            ChannelMessage::Buffer(buf) => Held::Data(buf.to_vec()),
-            ChannelMessage::Records(r) => Held::Records(r.into_records()),
+            ChannelMessage::Buffer(buf) => Held::Buffer(buf),
+            ChannelMessage::Records(r) => Held::Records(r),
             ChannelMessage::Event(ChannelEvent::EndOfPartition) => Held::End(false),
             ChannelMessage::Event(ChannelEvent::Stopped) => Held::End(true),
         };
-        self.held_per_channel[ch] += 1;
-        self.held.push_back((ch, held));
+        self.held[ch].push_back(held);
+        self.held_total += 1;
     }
 
     /// Queues restored in-flight data of `ch`, to be processed before anything live.
     pub fn preload(&mut self, ch: usize, data: Vec<u8>) {
-        self.held_per_channel[ch] += 1;
-        self.held.push_back((ch, Held::Data(data)));
+        self.held[ch].push_back(Held::Data(data));
+        self.held_total += 1;
     }
 
-    /// The oldest held message whose channel is not blocked, to be processed now.
+    /// The oldest held message of a channel that is not blocked, to be processed now.
     pub fn next_held(&mut self) -> Option<(usize, Held)> {
-        let i = self.held.iter().position(|(ch, _)| !self.blocks(*ch))?;
-        let (ch, msg) = self.held.remove(i)?;
-        self.held_per_channel[ch] -= 1;
-        // Later messages of the same channel stay behind this one: they are only eligible
-        // once it was processed, which `holds` guarantees through the per-channel count.
+        if self.held_total == 0 {
+            return None;
+        }
+        let n = self.held.len();
+        let ch = (0..n)
+            .map(|i| (self.next_channel + i) % n)
+            .find(|&ch| !self.held[ch].is_empty() && !self.blocks(ch))?;
+        self.next_channel = ch;
+        let msg = self.held[ch].pop_front()?;
+        self.held_total -= 1;
+        // Later messages of the same channel stay behind this one: `holds` keeps new ones
+        // of the channel queued until its held messages were processed.
         Some((ch, msg))
+    }
+
+    /// Messages held back, over all channels.
+    pub fn held_messages(&self) -> usize {
+        self.held_total
     }
 
     /// True if `ch`'s data is in-flight data of an unaligned checkpoint, to be recorded.
@@ -357,7 +385,7 @@ impl BarrierAligner {
 
     /// True if every channel ended and nothing is held back.
     pub fn all_ended(&self) -> bool {
-        self.held.is_empty() && self.ended.iter().all(|e| *e)
+        self.held_total == 0 && self.ended.iter().all(|e| *e)
     }
 }
 
