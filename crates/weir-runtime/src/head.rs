@@ -263,7 +263,6 @@ macro_rules! gated_input_methods {
                 // A held buffer or permit goes back to its producer's pool once processed.
                 let action = match held {
                     Held::Buffer(b) => self.process(ch, Input::Data(&b))?,
-                    Held::Data(d) => self.process(ch, Input::Data(&d))?,
                     Held::Records(r) => {
                         let (records, permit) = r.into_parts();
                         let done = self.process(ch, Input::Records(records));

@@ -42,10 +42,9 @@ use weir_state::SnapshotKind;
 
 /// A message held back by alignment, owned by the consumer.
 pub enum Held {
-    /// A buffer as it arrived: it stays out of its producer's pool while held.
+    /// A buffer as it arrived (it stays out of its producer's pool while held), or restored
+    /// in-flight bytes of an unaligned checkpoint in a buffer of no pool.
     Buffer(Buffer),
-    /// Restored in-flight bytes of an unaligned checkpoint.
-    Data(Vec<u8>),
     /// Records handed over in memory, with their producer's pool permit.
     Records(TypedRecords),
     /// The channel ended (`true`: it stopped after a savepoint).
@@ -141,7 +140,7 @@ impl BarrierAligner {
 
     /// Queues restored in-flight data of `ch`, to be processed before anything live.
     pub fn preload(&mut self, ch: usize, data: Vec<u8>) {
-        self.held[ch].push_back(Held::Data(data));
+        self.held[ch].push_back(Held::Buffer(Buffer::unpooled(data)));
         self.held_total += 1;
     }
 
