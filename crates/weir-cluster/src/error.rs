@@ -65,6 +65,14 @@ pub enum ClusterError {
     /// The job id is not known to the dispatcher.
     #[error("unknown job {0}")]
     UnknownJob(JobId),
+    /// A network endpoint could not be bound, reached or understood.
+    #[error("{context}: {message}")]
+    Network {
+        /// What was attempted, e.g. "cannot bind the REST port 127.0.0.1:8081".
+        context: String,
+        /// Why it failed.
+        message: String,
+    },
     /// A role stopped answering (it shut down or crashed).
     #[error("{0} is not reachable")]
     Unreachable(String),

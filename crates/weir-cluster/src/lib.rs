@@ -8,6 +8,9 @@
 //!   from the latest checkpoint as the [`restart`] strategy allows.
 //! - [`MiniCluster`]: all of them in one process, the default for examples and tests.
 //!
+//! - [`process`]: the networked cluster: a JobManager process (ResourceManager service over
+//!   gRPC, [`rest`] API) and TaskManager processes that register and heartbeat ([`rpc`]).
+//!
 //! The roles talk only through the gateway traits in [`gateway`], so that the networked
 //! cluster can implement them over RPC without changing the roles themselves.
 
@@ -18,11 +21,15 @@ pub mod gateway;
 pub mod job_master;
 pub mod metrics;
 pub mod mini_cluster;
+pub mod process;
 pub mod resource_manager;
+pub mod rest;
 pub mod restart;
 pub mod result;
+pub mod rpc;
 pub mod shuffle;
 pub mod task_manager;
+pub mod task_manager_registry;
 pub mod thread_scheduling;
 pub mod wiring;
 

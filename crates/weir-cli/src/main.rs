@@ -1,0 +1,46 @@
+//! `weir`: start a JobManager or a TaskManager process, or a whole session cluster on this
+//! host (shaped after Flink's `jobmanager.sh`, `taskmanager.sh` and `start-cluster.sh`).
+
+mod cluster;
+mod error;
+mod roles;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Weir: Apache Flink's architecture and programming model, in Rust.
+#[derive(Parser)]
+#[command(name = "weir", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs a JobManager (ResourceManager RPC service and REST API) until SIGTERM or Ctrl-C.
+    Jobmanager(roles::JobManagerArgs),
+    /// Runs a TaskManager that offers its slots to a JobManager, until SIGTERM or Ctrl-C.
+    Taskmanager(roles::TaskManagerArgs),
+    /// Starts or stops a session cluster on this host, as background processes.
+    Cluster {
+        #[command(subcommand)]
+        action: cluster::ClusterAction,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Jobmanager(args) => roles::run_jobmanager(args),
+        Command::Taskmanager(args) => roles::run_taskmanager(args),
+        Command::Cluster { action } => cluster::run(action),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("weir: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

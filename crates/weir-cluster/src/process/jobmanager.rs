@@ -1,0 +1,271 @@
+//! The JobManager process: the ResourceManager's RPC service, the REST API, and the check
+//! that declares silent TaskManagers lost.
+//!
+//! Jobs are not yet submitted to it over the network: its Dispatcher answers the REST API's
+//! job queries, and deploying to TaskManager processes comes with the network exchange.
+
+use super::JobManagerAddresses;
+use crate::error::{ClusterError, Result};
+use crate::metrics::ClusterMetrics;
+use crate::rest::{self, RestState};
+use crate::rpc::resource_manager::resource_manager_server::{
+    ResourceManager as ResourceManagerRpc, ResourceManagerServer,
+};
+use crate::rpc::{
+    DisconnectTaskManagerRequest, Empty, HeartbeatRequest, HeartbeatResponse,
+    RegisterTaskManagerRequest, RegisterTaskManagerResponse,
+};
+use crate::task_manager_registry::{Registration, TaskManagerInfo, TaskManagerRegistry};
+use crate::{Dispatcher, DispatcherGateway, ResourceManager};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tonic::{Request, Response, Status};
+
+/// How a JobManager process is set up.
+#[derive(Clone, Debug)]
+pub struct JobManagerConfig {
+    /// The host to bind both ports on.
+    pub host: String,
+    /// The RPC port (0: any free port).
+    pub rpc_port: u16,
+    /// The REST port (0: any free port).
+    pub rest_port: u16,
+    /// How often TaskManagers send heartbeats.
+    pub heartbeat_interval: Duration,
+    /// After how long without a heartbeat a TaskManager is declared lost.
+    pub heartbeat_timeout: Duration,
+}
+
+impl Default for JobManagerConfig {
+    fn default() -> Self {
+        JobManagerConfig {
+            host: "127.0.0.1".into(),
+            rpc_port: 6123,
+            rest_port: 8081,
+            heartbeat_interval: Duration::from_secs(2),
+            heartbeat_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The ResourceManager's gRPC service over the TaskManager table.
+struct ResourceManagerService {
+    id: String,
+    registry: Arc<TaskManagerRegistry>,
+    heartbeat_interval: Duration,
+}
+
+#[tonic::async_trait]
+impl ResourceManagerRpc for ResourceManagerService {
+    async fn register_task_manager(
+        &self,
+        request: Request<RegisterTaskManagerRequest>,
+    ) -> std::result::Result<Response<RegisterTaskManagerResponse>, Status> {
+        let r = request.into_inner();
+        if r.task_manager_id.is_empty() || r.slots == 0 {
+            return Err(Status::invalid_argument(
+                "a TaskManager registers with a non-empty id and at least one slot",
+            ));
+        }
+        let info = TaskManagerInfo {
+            id: r.task_manager_id,
+            host: r.host,
+            pid: r.pid,
+            slots: r.slots,
+            allocated_slots: 0,
+            cpu_cores: r.cpu_cores,
+            physical_memory: r.physical_memory,
+            last_heartbeat_epoch_ms: 0,
+        };
+        let (id, host, slots) = (info.id.clone(), info.host.clone(), info.slots);
+        match self.registry.register(info) {
+            Registration::New => {
+                tracing::info!(task_manager = %id, %host, slots, "TaskManager registered")
+            }
+            Registration::Again => {
+                tracing::info!(task_manager = %id, %host, slots, "TaskManager registered again")
+            }
+        }
+        Ok(Response::new(RegisterTaskManagerResponse {
+            resource_manager_id: self.id.clone(),
+            heartbeat_interval_ms: self.heartbeat_interval.as_millis() as u64,
+            heartbeat_timeout_ms: self.registry.heartbeat_timeout().as_millis() as u64,
+        }))
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<HeartbeatRequest>,
+    ) -> std::result::Result<Response<HeartbeatResponse>, Status> {
+        let r = request.into_inner();
+        let registered =
+            r.resource_manager_id == self.id && self.registry.heartbeat(&r.task_manager_id);
+        Ok(Response::new(HeartbeatResponse { registered }))
+    }
+
+    async fn disconnect_task_manager(
+        &self,
+        request: Request<DisconnectTaskManagerRequest>,
+    ) -> std::result::Result<Response<Empty>, Status> {
+        let r = request.into_inner();
+        if self.registry.remove(&r.task_manager_id) {
+            tracing::info!(task_manager = %r.task_manager_id, reason = %r.reason, "TaskManager disconnected");
+        }
+        Ok(Response::new(Empty {}))
+    }
+}
+
+/// A running JobManager: its bound addresses and what stops it.
+pub struct JobManagerProcess {
+    addresses: JobManagerAddresses,
+    registry: Arc<TaskManagerRegistry>,
+    stop: watch::Sender<bool>,
+    servers: Vec<tokio::task::JoinHandle<Result<()>>>,
+}
+
+async fn bind(host: &str, port: u16, what: &str) -> Result<TcpListener> {
+    TcpListener::bind((host, port))
+        .await
+        .map_err(|e| ClusterError::Network {
+            context: format!("cannot bind the {what} port {host}:{port}"),
+            message: e.to_string(),
+        })
+}
+
+fn local_addr(l: &TcpListener, what: &str) -> Result<std::net::SocketAddr> {
+    l.local_addr().map_err(|e| ClusterError::Network {
+        context: format!("cannot read the bound {what} address"),
+        message: e.to_string(),
+    })
+}
+
+/// A random id for a role instance (hex, 32 digits), as Flink's resource ids are.
+pub(crate) fn instance_id() -> String {
+    format!("{}", weir_core::JobId::generate())
+}
+
+impl JobManagerProcess {
+    /// Binds the ports and starts serving on the current tokio runtime.
+    pub async fn start(config: JobManagerConfig) -> Result<JobManagerProcess> {
+        let rpc_listener = bind(&config.host, config.rpc_port, "RPC").await?;
+        let rest_listener = bind(&config.host, config.rest_port, "REST").await?;
+        let addresses = JobManagerAddresses {
+            rpc: local_addr(&rpc_listener, "RPC")?,
+            rest: local_addr(&rest_listener, "REST")?,
+        };
+        let registry = Arc::new(TaskManagerRegistry::new(config.heartbeat_timeout));
+        let metrics = Arc::new(ClusterMetrics::default());
+        let dispatcher: Arc<dyn DispatcherGateway> =
+            Dispatcher::new(ResourceManager::new(), Arc::new(|_| {}), metrics.clone());
+        let (stop, stopped) = watch::channel(false);
+        let until_stopped = |mut rx: watch::Receiver<bool>| async move {
+            while !*rx.borrow() {
+                if rx.changed().await.is_err() {
+                    break;
+                }
+            }
+        };
+        let rm = ResourceManagerService {
+            id: instance_id(),
+            registry: registry.clone(),
+            heartbeat_interval: config.heartbeat_interval,
+        };
+        let rpc = {
+            let stopped = stopped.clone();
+            tokio::spawn(async move {
+                tonic::transport::Server::builder()
+                    .add_service(ResourceManagerServer::new(rm))
+                    .serve_with_incoming_shutdown(
+                        tonic::transport::server::TcpIncoming::from(rpc_listener),
+                        until_stopped(stopped),
+                    )
+                    .await
+                    .map_err(|e| ClusterError::Network {
+                        context: "the RPC server failed".into(),
+                        message: e.to_string(),
+                    })
+            })
+        };
+        let state = Arc::new(RestState::new(dispatcher, registry.clone(), metrics));
+        let rest = {
+            let stopped = stopped.clone();
+            tokio::spawn(async move {
+                axum::serve(rest_listener, rest::router(state))
+                    .with_graceful_shutdown(until_stopped(stopped))
+                    .await
+                    .map_err(|e| ClusterError::Network {
+                        context: "the REST server failed".into(),
+                        message: e.to_string(),
+                    })
+            })
+        };
+        let reaper = {
+            let registry = registry.clone();
+            let mut stopped = stopped.clone();
+            let period = (config.heartbeat_timeout / 4).max(Duration::from_millis(10));
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(period) => {}
+                        _ = stopped.changed() => return Ok(()),
+                    }
+                    for tm in registry.expire(Instant::now()) {
+                        tracing::warn!(
+                            task_manager = %tm.id,
+                            host = %tm.host,
+                            slots = tm.slots,
+                            timeout_ms = registry.heartbeat_timeout().as_millis() as u64,
+                            "TaskManager lost: no heartbeat within the timeout; its slots are released"
+                        );
+                    }
+                }
+            })
+        };
+        tracing::info!(rpc = %addresses.rpc, rest = %addresses.rest, "JobManager started");
+        Ok(JobManagerProcess {
+            addresses,
+            registry,
+            stop,
+            servers: vec![rpc, rest, reaper],
+        })
+    }
+
+    /// The bound addresses.
+    pub fn addresses(&self) -> JobManagerAddresses {
+        self.addresses
+    }
+
+    /// The TaskManager table.
+    pub fn task_managers(&self) -> &Arc<TaskManagerRegistry> {
+        &self.registry
+    }
+
+    /// Stops serving and waits for the servers to end.
+    pub async fn shutdown(self) -> Result<()> {
+        let _ = self.stop.send(true);
+        self.wait().await
+    }
+
+    /// Waits until a server ends (it fails, or the JobManager was shut down).
+    pub async fn wait(self) -> Result<()> {
+        for s in self.servers {
+            match s.await {
+                Ok(r) => r?,
+                Err(e) => {
+                    return Err(ClusterError::Network {
+                        context: "a JobManager server task panicked".into(),
+                        message: e.to_string(),
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A handle that stops this JobManager from elsewhere (e.g. a signal handler).
+    pub fn stopper(&self) -> watch::Sender<bool> {
+        self.stop.clone()
+    }
+}

@@ -1,0 +1,269 @@
+//! The TaskManager process: registers its slots with the JobManager's ResourceManager and
+//! keeps them registered with heartbeats.
+//!
+//! The connection to the JobManager is a small state machine ([`Link`]): connect, register,
+//! then heartbeat at the interval the ResourceManager asked for. When the ResourceManager no
+//! longer knows this TaskManager (it declared it lost, or the JobManager restarted), it
+//! registers again; when the JobManager stays unreachable for longer than the heartbeat
+//! timeout, it reconnects, and keeps trying until it is stopped, as Flink's TaskExecutor
+//! does.
+
+use super::jobmanager::instance_id;
+use crate::error::{ClusterError, Result};
+use crate::rpc::resource_manager::resource_manager_client::ResourceManagerClient;
+use crate::rpc::{
+    endpoint_uri, DisconnectTaskManagerRequest, HeartbeatRequest, RegisterTaskManagerRequest,
+};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tonic::transport::Channel;
+
+/// How a TaskManager process is set up.
+#[derive(Clone, Debug)]
+pub struct TaskManagerConfig {
+    /// The JobManager's RPC address, `HOST:PORT`.
+    pub jobmanager: String,
+    /// Number of task slots.
+    pub slots: u32,
+    /// The host name this TaskManager reports.
+    pub host: String,
+}
+
+/// Where the link to the ResourceManager stands.
+enum Link {
+    /// Not connected; try again at the instant.
+    Disconnected { retry_at: Instant },
+    /// Connected, not registered.
+    Connected(ResourceManagerClient<Channel>),
+    /// Registered with ResourceManager `rm`; heartbeats go out every `interval`.
+    Registered {
+        client: ResourceManagerClient<Channel>,
+        rm: String,
+        interval: Duration,
+        timeout: Duration,
+        last_ack: Instant,
+    },
+}
+
+/// How long to wait between connection attempts, and for one RPC.
+const RETRY: Duration = Duration::from_millis(500);
+const RPC_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A TaskManager process's registration with its JobManager.
+pub struct TaskManagerProcess {
+    config: TaskManagerConfig,
+    id: String,
+    link: Link,
+    /// Connection failures in a row, to log the first one and then only now and then.
+    failures: u32,
+}
+
+fn cpu_cores() -> u32 {
+    std::thread::available_parallelism()
+        .map(|n| n.get() as u32)
+        .unwrap_or(1)
+}
+
+/// Total physical memory in bytes, from `/proc/meminfo` (0 where it cannot be read).
+fn physical_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+impl TaskManagerProcess {
+    /// A TaskManager for `config` with a fresh id; nothing happens until [`Self::run`].
+    pub fn new(config: TaskManagerConfig) -> Result<Self> {
+        if config.slots == 0 {
+            return Err(ClusterError::Network {
+                context: "cannot start a TaskManager".into(),
+                message: "it needs at least one slot (--slots N)".into(),
+            });
+        }
+        Ok(TaskManagerProcess {
+            config,
+            id: instance_id(),
+            link: Link::Disconnected {
+                retry_at: Instant::now(),
+            },
+            failures: 0,
+        })
+    }
+
+    /// This TaskManager's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Keeps the TaskManager registered until `stop` turns true; then tells the
+    /// ResourceManager it leaves.
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> Result<()> {
+        tracing::info!(task_manager = %self.id, jobmanager = %self.config.jobmanager, slots = self.config.slots, "TaskManager started");
+        while !*stop.borrow() {
+            let wait = self.step().await;
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => {}
+            }
+        }
+        self.leave().await;
+        Ok(())
+    }
+
+    /// One step of the link's state machine; returns how long to wait before the next.
+    async fn step(&mut self) -> Duration {
+        let link = std::mem::replace(
+            &mut self.link,
+            Link::Disconnected {
+                retry_at: Instant::now(),
+            },
+        );
+        let (next, wait) = match link {
+            Link::Disconnected { retry_at } => self.connect(retry_at).await,
+            Link::Connected(client) => self.register(client).await,
+            Link::Registered {
+                client,
+                rm,
+                interval,
+                timeout,
+                last_ack,
+            } => {
+                self.heartbeat(client, rm, interval, timeout, last_ack)
+                    .await
+            }
+        };
+        self.link = next;
+        wait
+    }
+
+    fn lost_connection(&mut self, what: &str, error: impl std::fmt::Display) -> (Link, Duration) {
+        self.failures += 1;
+        if self.failures == 1 || self.failures.is_multiple_of(20) {
+            tracing::warn!(task_manager = %self.id, jobmanager = %self.config.jobmanager, attempts = self.failures, "{what}: {error}; retrying");
+        }
+        (
+            Link::Disconnected {
+                retry_at: Instant::now() + RETRY,
+            },
+            RETRY,
+        )
+    }
+
+    async fn connect(&mut self, retry_at: Instant) -> (Link, Duration) {
+        let now = Instant::now();
+        if now < retry_at {
+            return (Link::Disconnected { retry_at }, retry_at - now);
+        }
+        let endpoint = match Channel::from_shared(endpoint_uri(&self.config.jobmanager)) {
+            Ok(e) => e.connect_timeout(RPC_TIMEOUT).timeout(RPC_TIMEOUT),
+            Err(e) => return self.lost_connection("the JobManager address is not valid", e),
+        };
+        match endpoint.connect().await {
+            Ok(channel) => (
+                Link::Connected(ResourceManagerClient::new(channel)),
+                Duration::ZERO,
+            ),
+            Err(e) => self.lost_connection("cannot connect to the JobManager", e),
+        }
+    }
+
+    async fn register(&mut self, mut client: ResourceManagerClient<Channel>) -> (Link, Duration) {
+        let request = RegisterTaskManagerRequest {
+            task_manager_id: self.id.clone(),
+            host: self.config.host.clone(),
+            slots: self.config.slots,
+            cpu_cores: cpu_cores(),
+            physical_memory: physical_memory(),
+            pid: std::process::id(),
+        };
+        match client.register_task_manager(request).await {
+            Ok(r) => {
+                let r = r.into_inner();
+                self.failures = 0;
+                tracing::info!(task_manager = %self.id, resource_manager = %r.resource_manager_id, "registered at the ResourceManager");
+                let interval = Duration::from_millis(r.heartbeat_interval_ms.max(1));
+                (
+                    Link::Registered {
+                        client,
+                        rm: r.resource_manager_id,
+                        interval,
+                        timeout: Duration::from_millis(r.heartbeat_timeout_ms.max(1)),
+                        last_ack: Instant::now(),
+                    },
+                    interval,
+                )
+            }
+            Err(status) => self.lost_connection("the registration failed", status.message()),
+        }
+    }
+
+    async fn heartbeat(
+        &mut self,
+        mut client: ResourceManagerClient<Channel>,
+        rm: String,
+        interval: Duration,
+        timeout: Duration,
+        last_ack: Instant,
+    ) -> (Link, Duration) {
+        let request = HeartbeatRequest {
+            task_manager_id: self.id.clone(),
+            resource_manager_id: rm.clone(),
+        };
+        match client.heartbeat(request).await {
+            Ok(r) if r.get_ref().registered => (
+                Link::Registered {
+                    client,
+                    rm,
+                    interval,
+                    timeout,
+                    last_ack: Instant::now(),
+                },
+                interval,
+            ),
+            Ok(_) => {
+                tracing::info!(task_manager = %self.id, "the ResourceManager does not know this TaskManager (declared lost, or a new JobManager); registering again");
+                (Link::Connected(client), Duration::ZERO)
+            }
+            Err(status) if last_ack.elapsed() < timeout => {
+                tracing::debug!(task_manager = %self.id, error = %status.message(), "a heartbeat failed");
+                (
+                    Link::Registered {
+                        client,
+                        rm,
+                        interval,
+                        timeout,
+                        last_ack,
+                    },
+                    interval,
+                )
+            }
+            Err(status) => self.lost_connection(
+                "the JobManager did not answer heartbeats within the timeout",
+                status.message(),
+            ),
+        }
+    }
+
+    /// Tells the ResourceManager this TaskManager leaves (best effort: it may be gone).
+    async fn leave(&mut self) {
+        let client = match &mut self.link {
+            Link::Registered { client, .. } | Link::Connected(client) => client,
+            Link::Disconnected { .. } => return,
+        };
+        let request = DisconnectTaskManagerRequest {
+            task_manager_id: self.id.clone(),
+            reason: "the TaskManager is shutting down".into(),
+        };
+        if let Err(e) = client.disconnect_task_manager(request).await {
+            tracing::debug!(task_manager = %self.id, error = %e.message(), "could not say goodbye to the ResourceManager");
+        }
+        tracing::info!(task_manager = %self.id, "TaskManager stopped");
+    }
+}

@@ -1,0 +1,94 @@
+//! The JobManager's REST API, with Flink's paths, JSON field names and HTTP codes, so that
+//! tools written against Flink's REST API read Weir's.
+//!
+//! Errors are JSON `{"errors": ["..."]}` with one readable message each (Flink puts a Java
+//! stack trace there). Job ids are 32 hex digits: a malformed one is 400, an unknown one 404.
+
+mod jobs;
+mod overview;
+
+use crate::metrics::ClusterMetrics;
+use crate::task_manager_registry::TaskManagerRegistry;
+use crate::DispatcherGateway;
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use std::sync::Arc;
+use weir_core::JobId;
+
+/// What the REST handlers read: the jobs, the TaskManagers and the metrics.
+pub struct RestState {
+    pub(crate) dispatcher: Arc<dyn DispatcherGateway>,
+    pub(crate) task_managers: Arc<TaskManagerRegistry>,
+    pub(crate) metrics: Arc<ClusterMetrics>,
+    pub(crate) gauges: overview::ClusterGauges,
+}
+
+impl RestState {
+    /// State over a Dispatcher, a TaskManager table and a metrics registry.
+    pub fn new(
+        dispatcher: Arc<dyn DispatcherGateway>,
+        task_managers: Arc<TaskManagerRegistry>,
+        metrics: Arc<ClusterMetrics>,
+    ) -> Self {
+        let gauges = overview::ClusterGauges::register(metrics.registry());
+        RestState {
+            dispatcher,
+            task_managers,
+            metrics,
+            gauges,
+        }
+    }
+}
+
+/// The REST API's routes over `state`.
+pub fn router(state: Arc<RestState>) -> Router {
+    Router::new()
+        .route("/overview", get(overview::overview))
+        .route("/config", get(overview::config))
+        .route("/taskmanagers", get(overview::task_managers))
+        .route("/taskmanagers/{id}", get(overview::task_manager))
+        .route("/metrics", get(overview::metrics))
+        .route("/jobs", get(jobs::list))
+        .route("/jobs/overview", get(jobs::overview))
+        .route("/jobs/{id}", get(jobs::detail).patch(jobs::cancel))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// A REST error: an HTTP status and one message.
+pub(crate) struct RestError(StatusCode, String);
+
+impl RestError {
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
+        RestError(StatusCode::NOT_FOUND, message.into())
+    }
+
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
+        RestError(StatusCode::BAD_REQUEST, message.into())
+    }
+}
+
+impl IntoResponse for RestError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "errors": [self.1] }))).into_response()
+    }
+}
+
+async fn not_found(uri: Uri) -> RestError {
+    RestError::not_found(format!("Not found: {}", uri.path()))
+}
+
+/// Parses a job id path parameter (32 hex digits, as Flink's `JobID`).
+pub(crate) fn parse_job_id(s: &str) -> Result<JobId, RestError> {
+    if s.len() == 32 {
+        if let Ok(v) = u128::from_str_radix(s, 16) {
+            return Ok(JobId(v));
+        }
+    }
+    Err(RestError::bad_request(format!(
+        "Bad request, could not parse parameters: cannot resolve path parameter (jobid) from value \"{s}\": a job id is 32 hexadecimal digits"
+    )))
+}

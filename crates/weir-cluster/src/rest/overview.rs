@@ -1,0 +1,144 @@
+//! Cluster-wide endpoints: `/overview`, `/config`, `/taskmanagers`, `/metrics`.
+
+use super::{RestError, RestState};
+use crate::result::JobStatus;
+use crate::task_manager_registry::TaskManagerInfo;
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::Json;
+use prometheus::{IntGauge, Opts, Registry};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// The JobManager's own gauges, with Flink's metric names, set at every scrape.
+pub(crate) struct ClusterGauges {
+    task_managers: IntGauge,
+    slots_total: IntGauge,
+    slots_available: IntGauge,
+    running_jobs: IntGauge,
+}
+
+fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::with_opts(
+        Opts::new(name, help)
+            .namespace("weir")
+            .subsystem("jobmanager"),
+    )
+    .unwrap_or_else(|e| panic!("metric {name} is malformed: {e}"));
+    // Fixed, distinct names: registering cannot collide (a second REST state on the same
+    // registry keeps the first registration, and both set the same values).
+    let _ = r.register(Box::new(g.clone()));
+    g
+}
+
+impl ClusterGauges {
+    pub(crate) fn register(r: &Registry) -> Self {
+        ClusterGauges {
+            task_managers: gauge(r, "numRegisteredTaskManagers", "Registered TaskManagers."),
+            slots_total: gauge(r, "taskSlotsTotal", "Task slots of all TaskManagers."),
+            slots_available: gauge(r, "taskSlotsAvailable", "Task slots not allocated."),
+            running_jobs: gauge(r, "numRunningJobs", "Jobs running."),
+        }
+    }
+}
+
+/// Job counts by Flink's overview buckets: (running, finished, cancelled, failed).
+fn job_counts(state: &RestState) -> (usize, usize, usize, usize) {
+    state
+        .dispatcher
+        .list_jobs()
+        .into_iter()
+        .fold((0, 0, 0, 0), |(r, f, c, x), (_, _, s)| match s {
+            JobStatus::Finished => (r, f + 1, c, x),
+            JobStatus::Canceled => (r, f, c + 1, x),
+            JobStatus::Failed => (r, f, c, x + 1),
+            _ => (r + 1, f, c, x),
+        })
+}
+
+pub(crate) async fn overview(State(state): State<Arc<RestState>>) -> Json<Value> {
+    let (total, free) = state.task_managers.slots();
+    let (running, finished, cancelled, failed) = job_counts(&state);
+    Json(json!({
+        "taskmanagers": state.task_managers.list().len(),
+        "slots-total": total,
+        "slots-available": free,
+        "jobs-running": running,
+        "jobs-finished": finished,
+        "jobs-cancelled": cancelled,
+        "jobs-failed": failed,
+        "flink-version": concat!("weir-", env!("CARGO_PKG_VERSION")),
+        "flink-commit": "",
+    }))
+}
+
+pub(crate) async fn config(State(state): State<Arc<RestState>>) -> Json<Value> {
+    let _ = &state;
+    Json(json!({
+        "refresh-interval": 3000,
+        "timezone-name": "Coordinated Universal Time",
+        "timezone-offset": 0,
+        "flink-version": concat!("weir-", env!("CARGO_PKG_VERSION")),
+        "flink-revision": "",
+        "features": {
+            "web-submit": false,
+            "web-cancel": true,
+            "web-rescale": false,
+            "web-history": false,
+        },
+    }))
+}
+
+fn task_manager_json(tm: &TaskManagerInfo) -> Value {
+    json!({
+        "id": tm.id,
+        "path": format!("weir://{}/taskmanager/{}", tm.host, tm.pid),
+        "dataPort": -1,
+        "jmxPort": -1,
+        "timeSinceLastHeartbeat": tm.last_heartbeat_epoch_ms,
+        "slotsNumber": tm.slots,
+        "freeSlots": tm.slots.saturating_sub(tm.allocated_slots),
+        "assignedTasks": 0,
+        "hardware": {
+            "cpuCores": tm.cpu_cores,
+            "physicalMemory": tm.physical_memory,
+        },
+    })
+}
+
+pub(crate) async fn task_managers(State(state): State<Arc<RestState>>) -> Json<Value> {
+    let list: Vec<Value> = state
+        .task_managers
+        .list()
+        .iter()
+        .map(task_manager_json)
+        .collect();
+    Json(json!({ "taskmanagers": list }))
+}
+
+pub(crate) async fn task_manager(
+    State(state): State<Arc<RestState>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, RestError> {
+    let tm = state
+        .task_managers
+        .get(&id)
+        .ok_or_else(|| RestError::not_found(format!("TaskManager {id} not found")))?;
+    let mut v = task_manager_json(&tm);
+    v["allocatedSlots"] = json!([]);
+    Ok(Json(v))
+}
+
+pub(crate) async fn metrics(State(state): State<Arc<RestState>>) -> impl IntoResponse {
+    let (total, free) = state.task_managers.slots();
+    let g = &state.gauges;
+    g.task_managers.set(state.task_managers.list().len() as i64);
+    g.slots_total.set(total as i64);
+    g.slots_available.set(free as i64);
+    g.running_jobs.set(job_counts(&state).0 as i64);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}
