@@ -100,8 +100,8 @@ fn zombie(pid: i32) -> bool {
 }
 
 fn signal(pid: i32, sig: libc::c_int) {
-    // SAFETY: sends a signal to a process id read from our own pid file; no memory is
-    // shared with the call.
+    // SAFETY: `pid` is positive (see `read_pid`), so this signals that one process and no
+    // group; the call shares no memory with us.
     unsafe {
         libc::kill(pid, sig);
     }
@@ -125,8 +125,11 @@ fn pid_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// The pid in a pid file; only a positive one (0 and negative pids name process groups or
+/// every process to `kill`, which a damaged file must never make us signal).
 fn read_pid(file: &Path) -> Option<i32> {
-    std::fs::read_to_string(file).ok()?.trim().parse().ok()
+    let pid: i32 = std::fs::read_to_string(file).ok()?.trim().parse().ok()?;
+    (pid > 0).then_some(pid)
 }
 
 /// Starts `weir ROLE ARGS` in the background, logging to `log/<name>.log`, and writes its
@@ -173,6 +176,16 @@ fn start(args: StartArgs) -> Result<()> {
             dir.display()
         )));
     }
+    let started = start_processes(&dir, &args);
+    if started.is_err() {
+        // Leave nothing half-started behind.
+        let _ = stop(&dir);
+    }
+    started
+}
+
+fn start_processes(dir: &Path, args: &StartArgs) -> Result<()> {
+    let dir = dir.to_path_buf();
     std::fs::create_dir_all(dir.join("log"))
         .map_err(CliError::io(format!("cannot create {}", dir.display())))?;
     for stale in pid_files(&dir) {
@@ -201,7 +214,6 @@ fn start(args: StartArgs) -> Result<()> {
             break JobManagerAddresses::parse(&line)?;
         }
         if !alive(jm_pid as i32) || Instant::now() > deadline {
-            let _ = stop(&dir);
             return Err(CliError::Usage(format!(
                 "the JobManager did not start; see {}",
                 dir.join("log").join("jobmanager.log").display()
@@ -219,6 +231,12 @@ fn start(args: StartArgs) -> Result<()> {
                 format!("--slots={}", args.slots),
             ],
         )?;
+    }
+    if !alive(jm_pid as i32) {
+        return Err(CliError::Usage(format!(
+            "the JobManager ended right after it started; see {}",
+            dir.join("log").join("jobmanager.log").display()
+        )));
     }
     println!(
         "Started a session cluster in {}: JobManager RPC at {}, REST at http://{}, {} TaskManager(s) with {} slot(s) each",
@@ -239,24 +257,28 @@ fn stop(dir: &Path) -> Result<()> {
             dir.display()
         )));
     }
-    let mut stopped = 0;
-    for file in files {
-        if let Some(pid) = read_pid(&file) {
-            if alive(pid) {
-                signal(pid, libc::SIGTERM);
-                let deadline = Instant::now() + STOP_TIMEOUT;
-                while alive(pid) && Instant::now() < deadline {
-                    reap(pid);
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                if alive(pid) {
-                    signal(pid, libc::SIGKILL);
-                }
-                stopped += 1;
-            }
-        }
-        let _ = std::fs::remove_file(&file);
+    // SIGTERM to every process first, then wait for all of them together.
+    let pids: Vec<i32> = files
+        .iter()
+        .filter_map(|f| read_pid(f))
+        .filter(|p| alive(*p))
+        .collect();
+    for &pid in &pids {
+        signal(pid, libc::SIGTERM);
     }
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    while pids.iter().any(|p| alive(*p)) && Instant::now() < deadline {
+        pids.iter().for_each(|p| reap(*p));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for &pid in pids.iter().filter(|p| alive(**p)) {
+        eprintln!("weir: process {pid} did not stop within 10 s of SIGTERM; sending SIGKILL");
+        signal(pid, libc::SIGKILL);
+    }
+    for file in &files {
+        let _ = std::fs::remove_file(file);
+    }
+    let stopped = pids.len();
     let _ = std::fs::remove_file(dir.join("jobmanager.address"));
     println!(
         "Stopped {stopped} process(es) of the cluster in {}",

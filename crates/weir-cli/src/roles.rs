@@ -78,7 +78,13 @@ async fn stop_on_signal(stop: watch::Sender<bool>) -> Result<()> {
 
 /// Writes `line` to `path` atomically (a reader never sees half of it).
 pub fn write_atomically(path: &std::path::Path, line: &str) -> Result<()> {
-    let tmp = path.with_extension("tmp");
+    // A temporary name of its own per file and process, so that two writers in one
+    // directory (the CLI's pid file, the JobManager's address file) never share one.
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
     std::fs::write(&tmp, format!("{line}\n"))
         .map_err(CliError::io(format!("cannot write {}", tmp.display())))?;
     std::fs::rename(&tmp, path).map_err(CliError::io(format!("cannot write {}", path.display())))

@@ -128,23 +128,42 @@ fn task_manager_ids(rest: SocketAddr) -> Vec<String> {
         .collect()
 }
 
+/// The heartbeat timeout of the test JobManagers: long enough that a loaded machine does
+/// not lose live TaskManagers, short enough to see a lost one go.
+const HEARTBEAT_TIMEOUT_MS: u64 = 3000;
+
+/// Starts a JobManager on `rpc_port` (0: any) and returns it with its RPC and REST
+/// addresses. A fixed port may be taken for a moment by another test's connection: the
+/// start is retried a few times.
 fn start_jobmanager(dir: &Path, name: &str, rpc_port: u16) -> (Proc, SocketAddr, SocketAddr) {
     let file = dir.join(name);
-    let jm = spawn(&[
-        "jobmanager",
-        "--rpc-port",
-        &rpc_port.to_string(),
-        "--rest-port",
-        "0",
-        "--heartbeat-interval-ms",
-        "100",
-        "--heartbeat-timeout-ms",
-        "1000",
-        "--address-file",
-        file.to_str().unwrap(),
-    ]);
-    let (rpc, rest) = addresses(&file);
-    (jm, rpc, rest)
+    for _ in 0..5 {
+        let mut jm = spawn(&[
+            "jobmanager",
+            "--rpc-port",
+            &rpc_port.to_string(),
+            "--rest-port",
+            "0",
+            "--heartbeat-interval-ms",
+            "100",
+            "--heartbeat-timeout-ms",
+            &HEARTBEAT_TIMEOUT_MS.to_string(),
+            "--address-file",
+            file.to_str().unwrap(),
+        ]);
+        let started = eventually(Duration::from_secs(20), "the address file", || {
+            if let Ok(Some(_)) = jm.0.try_wait() {
+                return Some(None);
+            }
+            std::fs::read_to_string(&file).ok()?;
+            Some(Some(addresses(&file)))
+        });
+        if let Some((rpc, rest)) = started {
+            return (jm, rpc, rest);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    panic!("the JobManager did not start on RPC port {rpc_port}");
 }
 
 #[test]
@@ -208,7 +227,7 @@ fn task_managers_register_heartbeat_and_are_lost_when_killed() {
     tm_b.wait_exit(Duration::from_secs(5))
         .expect("kill -9 ends the process");
     eventually(
-        Duration::from_secs(10),
+        Duration::from_secs(20),
         "the lost TaskManager to be removed",
         || {
             let (_, o) = get_json(rest, "/overview");
@@ -229,15 +248,18 @@ fn task_managers_register_heartbeat_and_are_lost_when_killed() {
 
     // SIGTERM stops both roles cleanly, and the TaskManager says goodbye.
     let mut tm_a = tm_a;
+    let sigterm = Instant::now();
     tm_a.signal(libc::SIGTERM);
     let status = tm_a
         .wait_exit(Duration::from_secs(10))
         .expect("SIGTERM stops a TaskManager");
     assert!(status.success(), "{status:?}");
-    eventually(
-        Duration::from_millis(900),
-        "the goodbye (before the timeout)",
-        || task_manager_ids(rest2).is_empty().then_some(()),
+    eventually(Duration::from_secs(10), "the TaskManager to leave", || {
+        task_manager_ids(rest2).is_empty().then_some(())
+    });
+    assert!(
+        sigterm.elapsed() < Duration::from_millis(HEARTBEAT_TIMEOUT_MS),
+        "the TaskManager left by saying goodbye, not by the heartbeat timeout"
     );
     jm2.signal(libc::SIGTERM);
     let status = jm2
@@ -292,7 +314,15 @@ fn cluster_start_and_stop_manage_background_processes() {
         "--rest-port",
         "0",
     ];
+    /// Stops the cluster if the test fails half-way (its processes are not our children).
+    struct StopOnDrop(String);
+    impl Drop for StopOnDrop {
+        fn drop(&mut self) {
+            let _ = run(&["cluster", "stop", "--dir", &self.0]);
+        }
+    }
     let out = run(&start);
+    let _guard = StopOnDrop(d_s.to_string());
     assert!(
         out.status.success(),
         "{}",

@@ -137,10 +137,11 @@ impl TaskManagerRegistry {
 
     /// (total, free) slots over all TaskManagers.
     pub fn slots(&self) -> (u32, u32) {
-        self.lock().values().fold((0, 0), |(t, f), e| {
+        // Slot counts come from the network: add without overflowing.
+        self.lock().values().fold((0u32, 0u32), |(t, f), e| {
             (
-                t + e.info.slots,
-                f + e.info.slots.saturating_sub(e.info.allocated_slots),
+                t.saturating_add(e.info.slots),
+                f.saturating_add(e.info.slots.saturating_sub(e.info.allocated_slots)),
             )
         })
     }

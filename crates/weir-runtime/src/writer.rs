@@ -193,7 +193,20 @@ impl ChannelBuffers {
             return Ok(());
         }
         let frame = barrier_frame(barrier)?;
-        self.append_all(&frame)?;
+        for c in 0..self.senders.len() {
+            let buf = match self.open[c].take() {
+                Some(mut b) => {
+                    b.extend_from_slice(&frame);
+                    b
+                }
+                // No open buffer: the barrier travels in a buffer of its own, outside the
+                // pool, so emitting a barrier never waits for a buffer (part of why aligned
+                // checkpoints may hold buffers without deadlocking; see the aligner).
+                None => Buffer::unpooled(frame.clone()),
+            };
+            self.open[c] = Some(buf);
+            self.send(c)?;
+        }
         self.flush()
     }
 

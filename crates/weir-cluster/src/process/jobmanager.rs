@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tonic::{Request, Response, Status};
 
 /// How a JobManager process is set up.
@@ -122,7 +123,21 @@ pub struct JobManagerProcess {
     addresses: JobManagerAddresses,
     registry: Arc<TaskManagerRegistry>,
     stop: watch::Sender<bool>,
-    servers: Vec<tokio::task::JoinHandle<Result<()>>>,
+    /// The RPC server, the REST server and the heartbeat check.
+    servers: JoinSet<Result<()>>,
+}
+
+/// How long a stopping JobManager waits for its servers to finish open requests.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A server task's outcome as the JobManager's.
+fn server_outcome(joined: std::result::Result<Result<()>, tokio::task::JoinError>) -> Result<()> {
+    joined.unwrap_or_else(|e| {
+        Err(ClusterError::Network {
+            context: "a JobManager server task panicked".into(),
+            message: e.to_string(),
+        })
+    })
 }
 
 async fn bind(host: &str, port: u16, what: &str) -> Result<TcpListener> {
@@ -172,9 +187,10 @@ impl JobManagerProcess {
             registry: registry.clone(),
             heartbeat_interval: config.heartbeat_interval,
         };
-        let rpc = {
+        let mut servers = JoinSet::new();
+        {
             let stopped = stopped.clone();
-            tokio::spawn(async move {
+            servers.spawn(async move {
                 tonic::transport::Server::builder()
                     .add_service(ResourceManagerServer::new(rm))
                     .serve_with_incoming_shutdown(
@@ -186,12 +202,12 @@ impl JobManagerProcess {
                         context: "the RPC server failed".into(),
                         message: e.to_string(),
                     })
-            })
-        };
+            });
+        }
         let state = Arc::new(RestState::new(dispatcher, registry.clone(), metrics));
-        let rest = {
+        {
             let stopped = stopped.clone();
-            tokio::spawn(async move {
+            servers.spawn(async move {
                 axum::serve(rest_listener, rest::router(state))
                     .with_graceful_shutdown(until_stopped(stopped))
                     .await
@@ -199,13 +215,13 @@ impl JobManagerProcess {
                         context: "the REST server failed".into(),
                         message: e.to_string(),
                     })
-            })
-        };
-        let reaper = {
+            });
+        }
+        {
             let registry = registry.clone();
             let mut stopped = stopped.clone();
             let period = (config.heartbeat_timeout / 4).max(Duration::from_millis(10));
-            tokio::spawn(async move {
+            servers.spawn(async move {
                 loop {
                     tokio::select! {
                         _ = tokio::time::sleep(period) => {}
@@ -221,14 +237,14 @@ impl JobManagerProcess {
                         );
                     }
                 }
-            })
-        };
+            });
+        }
         tracing::info!(rpc = %addresses.rpc, rest = %addresses.rest, "JobManager started");
         Ok(JobManagerProcess {
             addresses,
             registry,
             stop,
-            servers: vec![rpc, rest, reaper],
+            servers,
         })
     }
 
@@ -248,20 +264,33 @@ impl JobManagerProcess {
         self.wait().await
     }
 
-    /// Waits until a server ends (it fails, or the JobManager was shut down).
-    pub async fn wait(self) -> Result<()> {
-        for s in self.servers {
-            match s.await {
-                Ok(r) => r?,
-                Err(e) => {
-                    return Err(ClusterError::Network {
-                        context: "a JobManager server task panicked".into(),
-                        message: e.to_string(),
-                    })
+    /// Waits until a server ends (one failed, or the JobManager was asked to stop), then
+    /// stops the others, giving them [`SHUTDOWN_TIMEOUT`] to finish open requests. Returns
+    /// the first failure.
+    pub async fn wait(mut self) -> Result<()> {
+        let mut result = match self.servers.join_next().await {
+            Some(joined) => server_outcome(joined),
+            None => Ok(()),
+        };
+        let _ = self.stop.send(true);
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_TIMEOUT;
+        loop {
+            match tokio::time::timeout_at(deadline, self.servers.join_next()).await {
+                Ok(Some(joined)) => {
+                    let outcome = server_outcome(joined);
+                    if result.is_ok() {
+                        result = outcome;
+                    }
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    tracing::warn!("JobManager servers did not stop in time; aborting them");
+                    self.servers.abort_all();
+                    break;
                 }
             }
         }
-        Ok(())
+        result
     }
 
     /// A handle that stops this JobManager from elsewhere (e.g. a signal handler).

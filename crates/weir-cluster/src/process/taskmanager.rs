@@ -48,6 +48,8 @@ enum Link {
 /// How long to wait between connection attempts, and for one RPC.
 const RETRY: Duration = Duration::from_millis(500);
 const RPC_TIMEOUT: Duration = Duration::from_secs(5);
+/// The shortest heartbeat interval a TaskManager accepts from a ResourceManager.
+const MIN_HEARTBEAT_MS: u64 = 10;
 
 /// A TaskManager process's registration with its JobManager.
 pub struct TaskManagerProcess {
@@ -110,7 +112,13 @@ impl TaskManagerProcess {
             let wait = self.step().await;
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
-                _ = stop.changed() => {}
+                changed = stop.changed() => {
+                    // A dropped sender can never say stop: treat it as one rather than
+                    // spin on a receiver that returns at once.
+                    if changed.is_err() {
+                        break;
+                    }
+                }
             }
         }
         self.leave().await;
@@ -188,7 +196,7 @@ impl TaskManagerProcess {
                 let r = r.into_inner();
                 self.failures = 0;
                 tracing::info!(task_manager = %self.id, resource_manager = %r.resource_manager_id, "registered at the ResourceManager");
-                let interval = Duration::from_millis(r.heartbeat_interval_ms.max(1));
+                let interval = Duration::from_millis(r.heartbeat_interval_ms.max(MIN_HEARTBEAT_MS));
                 (
                     Link::Registered {
                         client,

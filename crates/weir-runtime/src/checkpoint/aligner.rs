@@ -24,12 +24,23 @@
 //! (Flink's blocked input channels do the same through their credits).
 //!
 //! This cannot deadlock. A channel is blocked only once its barrier arrived, and a task
-//! sends a barrier on every output at once, before any later record. So a producer that
-//! stalls on a blocked channel has passed the checkpoint, and nothing any alignment waits
-//! for is behind it. The barriers an alignment still waits for come from tasks that have
-//! not passed the checkpoint; no channel of theirs is blocked for it (nor for an older one,
-//! whose alignment ended before they could pass this one), and the tasks downstream of them
-//! have not passed it either, so their output keeps flowing down to the sinks.
+//! sends a barrier on every output at once, before any later record, without waiting for a
+//! buffer (a barrier that finds no open buffer travels in one outside the pool). So a
+//! producer that stalls on a blocked channel has passed the checkpoint, and nothing any
+//! alignment waits for is behind it. The barriers an alignment still waits for come from
+//! tasks that have not passed the checkpoint; no channel of theirs is blocked for it (nor for
+//! an older one, whose alignment ended before they could pass this one), and the tasks
+//! downstream of them have not passed it either, so their output keeps flowing down to the
+//! sinks.
+//!
+//! That holds while every channel delivers every checkpoint's barrier. A channel skips one
+//! only when the checkpoint was given up upstream: the coordinator aborted it (a decline, a
+//! timeout, a newer checkpoint completing), or a task abandoned it because a newer barrier
+//! overtook it, which in turn needs a source that never emitted the older one, i.e. one the
+//! coordinator could not trigger, so it aborts that checkpoint. Either way the abort notice
+//! reaches every task and ends the alignment it holds ([`BarrierAligner::abort`]), which
+//! releases what it held; until then, a producer stalled on the blocked channel waits, as a
+//! Flink producer without credit does.
 
 use crate::buffer::Buffer;
 use crate::checkpoint::CheckpointBarrier;
