@@ -32,7 +32,13 @@ struct PoolInner {
     buffer_size: usize,
     blocked_nanos: AtomicU64,
     max_in_use: AtomicU64,
+    /// Called after a buffer came back (outside the pool's lock): a network input channel
+    /// announces the freed buffer as credit to its sender.
+    on_return: Option<ReturnHook>,
 }
+
+/// What a pool calls each time a buffer comes back.
+pub type ReturnHook = Box<dyn Fn() + Send + Sync>;
 
 impl PoolInner {
     fn lock(&self) -> MutexGuard<'_, PoolState> {
@@ -51,6 +57,15 @@ pub struct BufferPool {
 impl BufferPool {
     /// A pool of at most `capacity` buffers of `buffer_size` bytes each.
     pub fn new(capacity: usize, buffer_size: usize) -> Self {
+        Self::build(capacity, buffer_size, None)
+    }
+
+    /// A pool like [`Self::new`] that calls `on_return` after each buffer came back.
+    pub fn with_return_hook(capacity: usize, buffer_size: usize, on_return: ReturnHook) -> Self {
+        Self::build(capacity, buffer_size, Some(on_return))
+    }
+
+    fn build(capacity: usize, buffer_size: usize, on_return: Option<ReturnHook>) -> Self {
         BufferPool {
             inner: Arc::new(PoolInner {
                 state: Mutex::new(PoolState {
@@ -65,6 +80,7 @@ impl BufferPool {
                 buffer_size: buffer_size.max(64),
                 blocked_nanos: AtomicU64::new(0),
                 max_in_use: AtomicU64::new(0),
+                on_return,
             }),
         }
     }
@@ -83,6 +99,31 @@ impl BufferPool {
     /// (the task is being cancelled).
     pub fn request(&self) -> Result<Buffer> {
         self.take(true)
+    }
+
+    /// Takes a free buffer if there is one, without waiting (`None` when all are in flight
+    /// or the pool is closed).
+    pub fn try_request(&self) -> Option<Buffer> {
+        let mut st = self.inner.lock();
+        if st.closed {
+            return None;
+        }
+        let data = if let Some(mut b) = st.free.pop() {
+            b.clear();
+            b
+        } else if st.created < self.inner.capacity {
+            st.created += 1;
+            Vec::with_capacity(self.inner.buffer_size)
+        } else {
+            return None;
+        };
+        let in_use = (st.created - st.free.len()) as u64;
+        drop(st);
+        self.inner.max_in_use.fetch_max(in_use, Ordering::Relaxed);
+        Some(Buffer {
+            data,
+            pool: Some(self.inner.clone()),
+        })
     }
 
     /// Takes a permit: a place in the pool, counted like a buffer in flight, for a batch of
@@ -214,6 +255,9 @@ impl Drop for Buffer {
             drop(st);
             if wake {
                 pool.available.notify_one();
+            }
+            if let Some(hook) = &pool.on_return {
+                hook();
             }
         }
     }

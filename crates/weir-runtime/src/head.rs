@@ -255,6 +255,7 @@ macro_rules! gated_input_methods {
                     self.process(ch, Input::End(false))
                 }
                 ChannelMessage::Event(ChannelEvent::Stopped) => self.process(ch, Input::End(true)),
+                ChannelMessage::Error(e) => Err(channel_failed(&self.task, ch, e)),
             }
         }
 
@@ -270,6 +271,7 @@ macro_rules! gated_input_methods {
                         done?
                     }
                     Held::End(stopped) => self.process(ch, Input::End(stopped))?,
+                    Held::Error(e) => return Err(channel_failed(&self.task, ch, e)),
                 };
                 if let Some(b) = action {
                     return Ok(Some(b));
@@ -493,6 +495,11 @@ impl<T: Send + 'static, S: TypeSerializer<T>> InputChainHead for OneInputHead<T,
         }
         self.chain.notify_checkpoint(n)
     }
+}
+
+/// The error of a task whose input channel `ch` failed with `message`.
+fn channel_failed(task: &str, ch: usize, message: String) -> RuntimeError {
+    RuntimeError::Other(format!("input channel {ch} of '{task}' failed: {message}"))
 }
 
 fn with_channel_context(e: RuntimeError, task: &str, ch: usize) -> RuntimeError {

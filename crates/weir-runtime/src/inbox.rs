@@ -33,6 +33,9 @@ pub enum ChannelMessage {
     Records(TypedRecords),
     /// A control event.
     Event(ChannelEvent),
+    /// The channel failed (its network connection broke, or the producer's side reported
+    /// an error): the consuming task fails with this message.
+    Error(String),
 }
 
 /// An action to run on the task thread between records (Flink's mailbox "letters").
@@ -189,23 +192,46 @@ impl TaskInbox {
     }
 }
 
-/// The sending end of one input channel of a consumer task.
+/// The sending end of one input channel of a consumer task: the consumer's inbox in this
+/// process, or a subpartition served to a consumer in another process over the network.
 #[derive(Clone)]
 pub struct ChannelSender {
-    inbox: Arc<TaskInbox>,
-    channel: u32,
+    target: Target,
+}
+
+#[derive(Clone)]
+enum Target {
+    Local { inbox: Arc<TaskInbox>, channel: u32 },
+    Remote(Arc<crate::exchange::Subpartition>),
 }
 
 impl ChannelSender {
     /// Sends to channel `channel` of the task owning `inbox`.
     pub fn new(inbox: Arc<TaskInbox>, channel: u32) -> Self {
-        ChannelSender { inbox, channel }
+        ChannelSender {
+            target: Target::Local { inbox, channel },
+        }
+    }
+
+    /// Sends into `subpartition`, which a consumer in another process reads.
+    pub fn remote(subpartition: Arc<crate::exchange::Subpartition>) -> Self {
+        ChannelSender {
+            target: Target::Remote(subpartition),
+        }
+    }
+
+    /// True if the consumer is in another process: records must be sent as bytes.
+    pub fn is_remote(&self) -> bool {
+        matches!(self.target, Target::Remote(_))
     }
 
     /// Delivers one message.
     #[inline]
     pub fn send(&self, msg: ChannelMessage) -> Result<()> {
-        self.inbox.push(self.channel, msg)
+        match &self.target {
+            Target::Local { inbox, channel } => inbox.push(*channel, msg),
+            Target::Remote(sub) => sub.push(msg),
+        }
     }
 }
 

@@ -7,6 +7,8 @@
 //!   serialised into fixed-size buffers taken from a bounded per-task pool; a full pool blocks
 //!   the writer, which is how backpressure reaches the sources. Between tasks of one process
 //!   [`typed`] batches carry the records in memory instead, bounded by the same pool.
+//! - [`exchange`]: the network data plane between processes (TCP, credit-based flow
+//!   control); a consumer's inbox receives network buffers like local ones.
 //! - [`partitioner`]: which consumer subtask gets a record.
 //! - `allocator` (feature `jemalloc`): the global allocator for job binaries.
 //! - [`batch`]: Arrow `RecordBatch`es as stream elements, with a hash partitioner that splits a
@@ -20,6 +22,7 @@ pub mod checkpoint;
 pub mod deploy;
 pub mod element;
 pub mod error;
+pub mod exchange;
 pub mod head;
 pub mod inbox;
 pub mod metrics;

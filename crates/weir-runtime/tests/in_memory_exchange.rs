@@ -234,6 +234,7 @@ fn in_memory_batches_are_bounded_by_the_pool() {
                 ),
                 ChannelMessage::Event(_) => got.push(u64::MAX),
                 ChannelMessage::Buffer(_) => {}
+                ChannelMessage::Error(e) => panic!("the channel failed: {e}"),
             }
         }
         std::thread::sleep(Duration::from_millis(5));

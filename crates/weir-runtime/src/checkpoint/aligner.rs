@@ -60,6 +60,8 @@ pub enum Held {
     Records(TypedRecords),
     /// The channel ended (`true`: it stopped after a savepoint).
     End(bool),
+    /// The channel failed.
+    Error(String),
 }
 
 /// What the task must do after a barrier (or a channel's end) was handled.
@@ -144,6 +146,7 @@ impl BarrierAligner {
             ChannelMessage::Records(r) => Held::Records(r),
             ChannelMessage::Event(ChannelEvent::EndOfPartition) => Held::End(false),
             ChannelMessage::Event(ChannelEvent::Stopped) => Held::End(true),
+            ChannelMessage::Error(e) => Held::Error(e),
         };
         self.held[ch].push_back(held);
         self.held_total += 1;

@@ -1,0 +1,337 @@
+//! One TCP connection between two processes, carrying every channel one of them reads from
+//! the other, both ways: buffers and events from the producing side, requests and credit
+//! from the consuming side.
+//!
+//! Two threads per connection. The reader decodes frames and reads a buffer frame's data
+//! straight into a buffer of the receiving channel. The writer sends control messages first
+//! (credit must not wait behind data), then serves the subpartitions in its ready queue round
+//! robin, one frame each, and flushes when it runs out of work.
+//!
+//! A bad frame (corrupt, oversized, for an unknown stream, or a buffer without credit) or an
+//! I/O error closes the connection: the channels it carried fail, which fails the tasks
+//! that use them and through them only their jobs; the process keeps running.
+
+use super::protocol::{buffer_fields, frame_len, ChannelKey, Message, BUFFER_HEADER, BUFFER_TAG};
+use super::receiver::RemoteInput;
+use super::sender::{Outgoing, Subpartition};
+use super::Shared;
+use crate::error::{Result, RuntimeError};
+use crate::inbox::ChannelMessage;
+use std::collections::{HashMap, VecDeque};
+use std::io::{BufWriter, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+
+#[derive(Default)]
+struct State {
+    control: VecDeque<Message>,
+    ready: VecDeque<Arc<Subpartition>>,
+    /// Subpartitions served on this connection, by stream id.
+    served: HashMap<u32, Arc<Subpartition>>,
+    /// Channels read on this connection, by stream id.
+    inputs: HashMap<u32, Arc<RemoteInput>>,
+    closed: Option<String>,
+}
+
+/// A data connection to one peer process.
+pub struct Connection {
+    peer: SocketAddr,
+    socket: TcpStream,
+    shared: Weak<Shared>,
+    state: Mutex<State>,
+    work: Condvar,
+    next_stream: AtomicU32,
+}
+
+impl Connection {
+    /// Starts the reader and writer threads of `socket`.
+    pub(crate) fn start(socket: TcpStream, shared: Weak<Shared>) -> Result<Arc<Self>> {
+        let io = |e: std::io::Error| RuntimeError::Other(format!("data connection: {e}"));
+        socket.set_nodelay(true).map_err(io)?;
+        let peer = socket.peer_addr().map_err(io)?;
+        let reader = socket.try_clone().map_err(io)?;
+        let writer = socket.try_clone().map_err(io)?;
+        let conn = Arc::new(Connection {
+            peer,
+            socket,
+            shared,
+            state: Mutex::new(State::default()),
+            work: Condvar::new(),
+            next_stream: AtomicU32::new(0),
+        });
+        let (r, w) = (conn.clone(), conn.clone());
+        std::thread::Builder::new()
+            .name(format!("weir-net-read {peer}"))
+            .spawn(move || r.read_loop(reader))
+            .map_err(io)?;
+        std::thread::Builder::new()
+            .name(format!("weir-net-write {peer}"))
+            .spawn(move || w.write_loop(writer))
+            .map_err(io)?;
+        Ok(conn)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The peer's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// True once the connection closed.
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed.is_some()
+    }
+
+    fn push_control(&self, msg: Message) {
+        let mut st = self.lock();
+        if st.closed.is_none() {
+            st.control.push_back(msg);
+            drop(st);
+            self.work.notify_one();
+        }
+    }
+
+    pub(crate) fn send_credit(&self, stream: u32, credit: u32) {
+        self.push_control(Message::Credit { stream, credit });
+    }
+
+    pub(crate) fn schedule(&self, sub: Arc<Subpartition>) {
+        let mut st = self.lock();
+        if st.closed.is_none() {
+            st.ready.push_back(sub);
+            drop(st);
+            self.work.notify_one();
+        }
+    }
+
+    /// Opens a channel read through this connection: registers `input`'s stream and sends
+    /// the request with its initial credit.
+    pub(crate) fn request(
+        self: &Arc<Self>,
+        key: ChannelKey,
+        make_input: impl FnOnce(u32) -> Arc<RemoteInput>,
+    ) -> Result<()> {
+        let stream = self.next_stream.fetch_add(1, Ordering::Relaxed);
+        let input = make_input(stream);
+        let credit = input.initial_credit();
+        let mut st = self.lock();
+        if let Some(why) = &st.closed {
+            return Err(RuntimeError::Other(format!(
+                "the data connection to {} is closed: {why}",
+                self.peer
+            )));
+        }
+        st.inputs.insert(stream, input);
+        st.control.push_back(Message::Request {
+            stream,
+            key,
+            credit,
+        });
+        drop(st);
+        self.work.notify_one();
+        Ok(())
+    }
+
+    /// Serves `sub` as `stream` (a request arrived, now or before the producer registered).
+    pub(crate) fn serve(self: &Arc<Self>, sub: Arc<Subpartition>, stream: u32, credit: u32) {
+        self.lock().served.insert(stream, sub.clone());
+        sub.attach(self, stream, credit);
+    }
+
+    /// Closes the connection: every channel on it fails with `why`.
+    pub(crate) fn close(&self, why: &str) {
+        let (served, inputs) = {
+            let mut st = self.lock();
+            if st.closed.is_some() {
+                return;
+            }
+            st.closed = Some(why.to_string());
+            st.ready.clear();
+            st.control.clear();
+            (
+                std::mem::take(&mut st.served),
+                std::mem::take(&mut st.inputs),
+            )
+        };
+        self.work.notify_all();
+        let _ = self.socket.shutdown(Shutdown::Both);
+        for sub in served.values() {
+            sub.fail(why);
+        }
+        for input in inputs.values() {
+            input.fail(why);
+        }
+    }
+
+    fn read_loop(self: Arc<Self>, mut socket: TcpStream) {
+        if let Err(e) = self.read_frames(&mut socket) {
+            let why = format!("data connection to {} closed: {e}", self.peer);
+            if !self.is_closed() {
+                tracing::error!(peer = %self.peer, error = %e, "closing a data connection");
+            }
+            self.close(&why);
+        }
+    }
+
+    fn read_frames(self: &Arc<Self>, socket: &mut TcpStream) -> Result<()> {
+        let io = |e: std::io::Error| RuntimeError::Other(e.to_string());
+        loop {
+            let mut prefix = [0u8; 4];
+            match socket.read_exact(&mut prefix) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    return Err(RuntimeError::Other("the peer closed the connection".into()))
+                }
+                Err(e) => return Err(io(e)),
+            }
+            let len = frame_len(prefix)?;
+            let mut tag = [0u8; 1];
+            socket.read_exact(&mut tag).map_err(io)?;
+            if tag[0] == BUFFER_TAG {
+                let data_len =
+                    len.checked_sub(BUFFER_HEADER - 4)
+                        .ok_or_else(|| RuntimeError::Codec {
+                            context: "corrupt frame on a data connection".into(),
+                            message: format!(
+                                "a buffer frame of {len} bytes has no room for its header"
+                            ),
+                        })?;
+                let mut fields = [0u8; 8];
+                socket.read_exact(&mut fields).map_err(io)?;
+                let (stream, backlog) = buffer_fields(fields);
+                let input = self.lock().inputs.get(&stream).cloned().ok_or_else(|| {
+                    RuntimeError::Codec {
+                        context: "corrupt frame on a data connection".into(),
+                        message: format!("a buffer for unknown stream {stream}"),
+                    }
+                })?;
+                let mut buf = input.receive_buffer(backlog)?;
+                buf.resize(data_len, 0);
+                socket.read_exact(&mut buf[..]).map_err(io)?;
+                input.deliver(ChannelMessage::Buffer(buf))?;
+                continue;
+            }
+            let mut body = vec![0u8; len];
+            body[0] = tag[0];
+            socket.read_exact(&mut body[1..]).map_err(io)?;
+            self.on_message(Message::decode(&body)?)?;
+        }
+    }
+
+    fn on_message(self: &Arc<Self>, msg: Message) -> Result<()> {
+        match msg {
+            Message::Request {
+                stream,
+                key,
+                credit,
+            } => {
+                let shared = self.shared.upgrade().ok_or_else(|| {
+                    RuntimeError::Other("the network environment shut down".into())
+                })?;
+                shared.requested(self, key, stream, credit);
+            }
+            Message::Credit { stream, credit } => {
+                let sub = self.lock().served.get(&stream).cloned();
+                match sub {
+                    Some(sub) => sub.add_credit(credit),
+                    None => tracing::debug!(stream, "credit for a stream no longer served"),
+                }
+            }
+            Message::Event { stream, event } => {
+                let input = self.lock().inputs.remove(&stream);
+                if let Some(input) = input {
+                    input.deliver(ChannelMessage::Event(event))?;
+                }
+            }
+            Message::Error { stream, message } => {
+                let (input, sub) = {
+                    let mut st = self.lock();
+                    (st.inputs.remove(&stream), st.served.remove(&stream))
+                };
+                if let Some(input) = input {
+                    input.fail(&message);
+                }
+                if let Some(sub) = sub {
+                    sub.fail(&message);
+                }
+            }
+            Message::Buffer { .. } => unreachable!("buffer frames are read in place"),
+        }
+        Ok(())
+    }
+
+    fn write_loop(self: Arc<Self>, socket: TcpStream) {
+        let mut out = BufWriter::with_capacity(64 * 1024, socket);
+        if let Err(e) = self.write_frames(&mut out) {
+            if !self.is_closed() {
+                tracing::error!(peer = %self.peer, error = %e, "closing a data connection");
+            }
+            self.close(&format!("data connection to {} closed: {e}", self.peer));
+        }
+    }
+
+    fn write_frames(&self, out: &mut BufWriter<TcpStream>) -> std::io::Result<()> {
+        let mut scratch = Vec::new();
+        loop {
+            let job = {
+                let mut st = self.lock();
+                loop {
+                    if st.closed.is_some() {
+                        return Ok(());
+                    }
+                    if let Some(m) = st.control.pop_front() {
+                        break Ok(m);
+                    }
+                    if let Some(sub) = st.ready.pop_front() {
+                        break Err(sub);
+                    }
+                    // Nothing to do: send what is buffered before sleeping.
+                    drop(st);
+                    out.flush()?;
+                    st = self.lock();
+                    if st.closed.is_none() && st.control.is_empty() && st.ready.is_empty() {
+                        st = self.work.wait(st).unwrap_or_else(|p| p.into_inner());
+                    }
+                }
+            };
+            match job {
+                Ok(msg) => {
+                    scratch.clear();
+                    msg.encode(&mut scratch);
+                    out.write_all(&scratch)?;
+                }
+                Err(sub) => {
+                    if let Some((stream, item, backlog, more)) = sub.next_to_send() {
+                        match item {
+                            Outgoing::Buffer(buf) => {
+                                scratch.clear();
+                                super::protocol::encode_buffer_header(
+                                    &mut scratch,
+                                    stream,
+                                    backlog,
+                                    buf.len(),
+                                );
+                                out.write_all(&scratch)?;
+                                out.write_all(&buf)?;
+                                // `buf` drops here: back to the producer's pool.
+                            }
+                            Outgoing::Event(event) => {
+                                scratch.clear();
+                                Message::Event { stream, event }.encode(&mut scratch);
+                                out.write_all(&scratch)?;
+                                self.lock().served.remove(&stream);
+                            }
+                        }
+                        if more {
+                            self.schedule(sub);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

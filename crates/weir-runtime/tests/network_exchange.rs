@@ -1,0 +1,345 @@
+//! Channels between two network environments over real TCP on 127.0.0.1 (as between two
+//! processes): every record arrives once and in order, credit-based flow control bounds
+//! both sides' memory and carries backpressure to the producer, and bad frames close only
+//! the connection that sent them.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use weir_core::{BarrierAlignment, CheckpointingMode};
+use weir_runtime::buffer::BufferPool;
+use weir_runtime::checkpoint::{CheckpointBarrier, CheckpointNotice};
+use weir_runtime::exchange::{ChannelKey, CreditConfig, NetworkEnvironment};
+use weir_runtime::head::{InputChainHead, OneInputHead};
+use weir_runtime::inbox::{ChannelMessage, Drained, TaskInbox};
+use weir_runtime::operator::{Output, OutputControl};
+use weir_runtime::partitioner::ChannelSelector;
+use weir_runtime::serializer::BincodeSerializer;
+use weir_runtime::writer::{ChannelBuffers, RecordWriter};
+use weir_runtime::{Result, StreamRecord, Watermark, WatermarkStatus};
+use weir_state::TaskStateSnapshot;
+
+type Rec = (u64, String);
+
+/// Records in arrival order, and whether the chain finished.
+#[derive(Clone, Default)]
+struct Log(Arc<Mutex<(Vec<Rec>, bool)>>);
+
+impl OutputControl for Log {
+    fn emit_watermark(&mut self, _: Watermark) -> Result<()> {
+        Ok(())
+    }
+    fn emit_watermark_status(&mut self, _: WatermarkStatus) -> Result<()> {
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
+    fn finish(&mut self) -> Result<()> {
+        self.0.lock().unwrap().1 = true;
+        Ok(())
+    }
+    fn stop(&mut self) -> Result<()> {
+        Ok(())
+    }
+    fn checkpoint(&mut self, _: &CheckpointBarrier, _: &mut TaskStateSnapshot) -> Result<()> {
+        Ok(())
+    }
+    fn notify_checkpoint(&mut self, _: CheckpointNotice) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl Output<Rec> for Log {
+    fn collect(&mut self, r: StreamRecord<Rec>) -> Result<()> {
+        self.0.lock().unwrap().0.push(r.value);
+        Ok(())
+    }
+}
+
+/// Record `i` goes to consumer `i % n`.
+#[derive(Clone)]
+struct ByIndex;
+
+impl ChannelSelector<Rec> for ByIndex {
+    fn select(&mut self, r: &Rec, channels: usize) -> usize {
+        (r.0 % channels as u64) as usize
+    }
+}
+
+fn key(consumer: u32) -> ChannelKey {
+    ChannelKey {
+        job: 7,
+        attempt: 0,
+        producer_vertex: 1,
+        producer_subtask: 0,
+        consumer_vertex: 2,
+        consumer_subtask: consumer,
+    }
+}
+
+fn record(i: u64) -> StreamRecord<Rec> {
+    StreamRecord::new((i, format!("value-{i}-{}", "x".repeat((i % 50) as usize))))
+}
+
+fn local() -> std::net::SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+fn config() -> CreditConfig {
+    CreditConfig {
+        exclusive_buffers: 2,
+        floating_buffers: 3,
+        buffer_size: 4096,
+    }
+}
+
+/// Drains `inbox` into `head` until its input ended or `limit` passes; returns whether it
+/// ended.
+fn consume(inbox: &TaskInbox, head: &mut dyn InputChainHead, limit: Duration) -> Result<bool> {
+    let deadline = Instant::now() + limit;
+    let mut drained = Drained::default();
+    while !head.input_ended() {
+        if Instant::now() > deadline {
+            return Ok(false);
+        }
+        inbox.drain(
+            Some(Instant::now() + Duration::from_millis(20)),
+            &mut drained,
+        );
+        while let Some((ch, msg)) = drained.inputs.pop_front() {
+            head.on_message(ch as usize, msg)?;
+        }
+    }
+    head.end_of_input()?;
+    Ok(true)
+}
+
+fn consumer_head(log: &Log) -> OneInputHead<Rec, BincodeSerializer<Rec>> {
+    OneInputHead::new(
+        1,
+        BarrierAlignment::from(CheckpointingMode::ExactlyOnce),
+        BincodeSerializer::new(),
+        Box::new(log.clone()),
+        "consumer".into(),
+    )
+}
+
+#[test]
+fn records_cross_the_network_once_and_in_order() {
+    const N: u64 = 30_000;
+    let producer_env = NetworkEnvironment::start(local(), config()).unwrap();
+    let consumer_env = NetworkEnvironment::start(local(), config()).unwrap();
+    let pool = BufferPool::new(6, 4096);
+    let senders = (0..2)
+        .map(|c| producer_env.register_subpartition(key(c)))
+        .collect();
+    let mut writer = RecordWriter::new(
+        ChannelBuffers::new(senders, pool.clone(), false),
+        BincodeSerializer::<Rec>::new(),
+        ByIndex,
+    );
+    let producer = std::thread::spawn(move || -> Result<()> {
+        for i in 0..N {
+            writer.collect(record(i))?;
+        }
+        writer.finish()
+    });
+    let consumers: Vec<_> = (0..2u32)
+        .map(|c| {
+            let inbox = TaskInbox::new();
+            let gate = consumer_env.input_gate(inbox.clone());
+            consumer_env
+                .connect_input(&gate, producer_env.local_addr(), key(c), 0)
+                .unwrap();
+            let log = Log::default();
+            let mut head = consumer_head(&log);
+            std::thread::spawn(move || {
+                let _gate = gate;
+                let ended = consume(&inbox, &mut head, Duration::from_secs(60)).unwrap();
+                (ended, log)
+            })
+        })
+        .collect();
+    producer.join().unwrap().unwrap();
+    for (c, t) in consumers.into_iter().enumerate() {
+        let (ended, log) = t.join().unwrap();
+        assert!(ended, "consumer {c} did not see the end of its channel");
+        let (got, finished) = log.0.lock().unwrap().clone();
+        let want: Vec<Rec> = (0..N)
+            .filter(|i| i % 2 == c as u64)
+            .map(|i| record(i).value)
+            .collect();
+        assert_eq!(got.len(), want.len());
+        assert!(
+            got == want,
+            "consumer {c}: records lost, duplicated or reordered"
+        );
+        assert!(finished);
+    }
+    assert!(pool.max_in_use() <= 6);
+}
+
+#[test]
+fn a_slow_consumer_blocks_the_producer_and_both_sides_stay_bounded() {
+    const N: u64 = 20_000;
+    let cfg = config();
+    let producer_env = NetworkEnvironment::start(local(), cfg).unwrap();
+    let consumer_env = NetworkEnvironment::start(local(), cfg).unwrap();
+    let pool = BufferPool::new(4, 4096);
+    let sender = producer_env.register_subpartition(key(0));
+    let mut writer = RecordWriter::new(
+        ChannelBuffers::new(vec![sender], pool.clone(), false),
+        BincodeSerializer::<Rec>::new(),
+        ByIndex,
+    );
+    let producer = std::thread::spawn(move || -> Result<()> {
+        for i in 0..N {
+            writer.collect(record(i))?;
+        }
+        writer.finish()
+    });
+    let inbox = TaskInbox::new();
+    let gate = consumer_env.input_gate(inbox.clone());
+    consumer_env
+        .connect_input(&gate, producer_env.local_addr(), key(0), 0)
+        .unwrap();
+    // Read nothing for a while: the receiver holds at most its exclusive and floating
+    // buffers, the sender at most its pool, and the producer waits.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut held = Drained::default();
+    inbox.drain(Some(Instant::now()), &mut held);
+    let buffers = held
+        .inputs
+        .iter()
+        .filter(|(_, m)| matches!(m, ChannelMessage::Buffer(_)))
+        .count();
+    assert!(
+        buffers <= cfg.exclusive_buffers + cfg.floating_buffers,
+        "{buffers} buffers arrived without credit for them"
+    );
+    assert!(
+        buffers >= cfg.exclusive_buffers,
+        "credit was granted, data must flow"
+    );
+    assert!(
+        !producer.is_finished(),
+        "the producer must be backpressured"
+    );
+    assert_eq!(
+        pool.in_use(),
+        pool.capacity(),
+        "the producer's pool is used up"
+    );
+    // Now consume everything: the held buffers first, then the rest.
+    let log = Log::default();
+    let mut head = consumer_head(&log);
+    for (ch, msg) in held.inputs.drain(..) {
+        head.on_message(ch as usize, msg).unwrap();
+    }
+    assert!(consume(&inbox, &mut head, Duration::from_secs(60)).unwrap());
+    producer.join().unwrap().unwrap();
+    let got = log.0.lock().unwrap().0.clone();
+    assert!(got == (0..N).map(|i| record(i).value).collect::<Vec<_>>());
+    assert!(pool.max_in_use() <= pool.capacity());
+}
+
+#[test]
+fn bad_frames_close_only_their_connection() {
+    let producer_env = NetworkEnvironment::start(local(), config()).unwrap();
+    for garbage in [
+        vec![0xff; 64],                              // an oversized length prefix
+        vec![3, 0, 0, 0, 99, 1, 2],                  // an unknown tag
+        vec![9, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0], // a buffer for a stream never requested
+        vec![20, 0, 0, 0, 1, 0],                     // truncated: the peer hangs up mid-frame
+    ] {
+        let mut s = TcpStream::connect(producer_env.local_addr()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(&garbage).unwrap();
+        if garbage.len() == 6 {
+            s.shutdown(std::net::Shutdown::Write).unwrap();
+        }
+        let mut rest = Vec::new();
+        // The environment closes the connection: the read ends (EOF or reset), not times out.
+        let r = s.read_to_end(&mut rest);
+        assert!(
+            r.is_ok()
+                || r.as_ref()
+                    .is_err_and(|e| e.kind() != std::io::ErrorKind::WouldBlock),
+            "{r:?}"
+        );
+    }
+    // The data port still serves well-formed channels.
+    let consumer_env = NetworkEnvironment::start(local(), config()).unwrap();
+    let mut writer = RecordWriter::new(
+        ChannelBuffers::new(
+            vec![producer_env.register_subpartition(key(0))],
+            BufferPool::new(4, 4096),
+            false,
+        ),
+        BincodeSerializer::<Rec>::new(),
+        ByIndex,
+    );
+    let inbox = TaskInbox::new();
+    let gate = consumer_env.input_gate(inbox.clone());
+    consumer_env
+        .connect_input(&gate, producer_env.local_addr(), key(0), 0)
+        .unwrap();
+    for i in 0..100 {
+        writer.collect(record(i)).unwrap();
+    }
+    writer.finish().unwrap();
+    let log = Log::default();
+    let mut head = consumer_head(&log);
+    assert!(consume(&inbox, &mut head, Duration::from_secs(30)).unwrap());
+    assert_eq!(log.0.lock().unwrap().0.len(), 100);
+}
+
+#[test]
+fn a_lost_consumer_fails_the_producer_and_a_lost_producer_fails_the_consumer() {
+    // The consumer's process goes away while the producer is blocked on it.
+    let producer_env = NetworkEnvironment::start(local(), config()).unwrap();
+    let consumer_env = NetworkEnvironment::start(local(), config()).unwrap();
+    let mut writer = RecordWriter::new(
+        ChannelBuffers::new(
+            vec![producer_env.register_subpartition(key(0))],
+            BufferPool::new(2, 4096),
+            false,
+        ),
+        BincodeSerializer::<Rec>::new(),
+        ByIndex,
+    );
+    let inbox = TaskInbox::new();
+    let gate = consumer_env.input_gate(inbox.clone());
+    consumer_env
+        .connect_input(&gate, producer_env.local_addr(), key(0), 0)
+        .unwrap();
+    let producer = std::thread::spawn(move || -> Result<()> {
+        for i in 0.. {
+            writer.collect(record(i))?;
+        }
+        Ok(())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    drop(gate);
+    drop(consumer_env);
+    let err = producer.join().unwrap().unwrap_err();
+    assert!(err.to_string().contains("is gone"), "{err}");
+
+    // The producer's process goes away: the consumer's channel fails, it does not hang.
+    let producer_env = NetworkEnvironment::start(local(), config()).unwrap();
+    let consumer_env = NetworkEnvironment::start(local(), config()).unwrap();
+    let _sender = producer_env.register_subpartition(key(1));
+    let inbox = TaskInbox::new();
+    let gate = consumer_env.input_gate(inbox.clone());
+    consumer_env
+        .connect_input(&gate, producer_env.local_addr(), key(1), 0)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    drop(producer_env);
+    let log = Log::default();
+    let mut head = consumer_head(&log);
+    let err = consume(&inbox, &mut head, Duration::from_secs(30)).unwrap_err();
+    assert!(err.to_string().contains("failed"), "{err}");
+}
