@@ -245,3 +245,89 @@ fn results_do_not_depend_on_chaining_or_parallelism() {
         }
     }
 }
+
+/// (operator name, uid) of every operator, in vertex and chain order.
+fn uids(env: &StreamExecutionEnvironment) -> Vec<(String, String)> {
+    env.job_graph("test")
+        .unwrap()
+        .vertices
+        .iter()
+        .flat_map(|v| v.operators.iter().map(|o| (o.name.clone(), o.uid.clone())))
+        .collect()
+}
+
+fn keyed_pipeline(env: &StreamExecutionEnvironment, map_after_reduce: bool, uid: Option<&str>) {
+    let reduced = env
+        .from_sequence(1, 10)
+        .map(|x: i64| (x % 3, x))
+        .key_by(|t: &(i64, i64)| t.0)
+        .reduce(|a, b| (a.0, a.1 + b.1));
+    let reduced = match uid {
+        Some(u) => reduced.uid(u),
+        None => reduced,
+    };
+    if map_after_reduce {
+        reduced.map(|t: (i64, i64)| t).discard();
+    } else {
+        reduced.discard();
+    }
+}
+
+fn uid_of(uids: &[(String, String)], name: &str) -> String {
+    uids.iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, u)| u.clone())
+        .unwrap_or_else(|| panic!("no operator {name} in {uids:?}"))
+}
+
+#[test]
+fn default_uids_are_a_hash_of_the_topology() {
+    let (a, b) = (env(2), env(2));
+    keyed_pipeline(&a, false, None);
+    keyed_pipeline(&b, false, None);
+    let ua = uids(&a);
+    assert_eq!(ua, uids(&b), "the same program gives the same uids");
+    assert_eq!(
+        a.job_graph("test").unwrap().fingerprint(),
+        b.job_graph("test").unwrap().fingerprint()
+    );
+    assert!(ua
+        .iter()
+        .all(|(_, u)| u.len() == 32 && u.chars().all(|c| c.is_ascii_hexdigit())));
+    let mut distinct: Vec<&String> = ua.iter().map(|(_, u)| u).collect();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), ua.len(), "uids are distinct: {ua:?}");
+
+    // An operator added after the keyed reduce leaves the uids up to it unchanged (its state
+    // still restores), but not the graph's fingerprint.
+    let c = env(2);
+    keyed_pipeline(&c, true, None);
+    let uc = uids(&c);
+    for name in ["Source: Sequence Source", "Map", "Keyed Reduce"] {
+        assert_eq!(uid_of(&ua, name), uid_of(&uc, name), "{name}");
+    }
+    assert_ne!(
+        a.job_graph("test").unwrap().fingerprint(),
+        c.job_graph("test").unwrap().fingerprint()
+    );
+
+    // A change upstream of the reduce (here a rebalance in front of its map) changes it.
+    let d = env(2);
+    let reduced = d
+        .from_sequence(1, 10)
+        .rebalance()
+        .map(|x: i64| (x % 3, x))
+        .key_by(|t: &(i64, i64)| t.0)
+        .reduce(|a, b| (a.0, a.1 + b.1));
+    reduced.discard();
+    assert_ne!(
+        uid_of(&ua, "Keyed Reduce"),
+        uid_of(&uids(&d), "Keyed Reduce")
+    );
+
+    // A uid set by the user is kept as it is.
+    let e = env(2);
+    keyed_pipeline(&e, false, Some("my-reduce"));
+    assert_eq!(uid_of(&uids(&e), "Keyed Reduce"), "my-reduce");
+}

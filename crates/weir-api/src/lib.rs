@@ -55,6 +55,7 @@ pub mod split_watermarks;
 pub mod timers;
 mod translate;
 mod types;
+mod uid_hash;
 pub mod watermark;
 pub mod window;
 

@@ -133,6 +133,8 @@ pub(crate) fn translate(st: &EnvState, job_name: &str) -> Result<Translation, Co
         })
         .collect();
 
+    let uid_hashes = crate::uid_hash::uid_hashes(&st.nodes, &st.edges, &partitioners, &chained);
+
     // Vertices: a node joins the vertex of the node it is chained to, else heads a new one.
     let mut node_vertex: Vec<u32> = Vec::with_capacity(n);
     let mut vertices: Vec<JobVertex> = Vec::new();
@@ -150,7 +152,7 @@ pub(crate) fn translate(st: &EnvState, job_name: &str) -> Result<Translation, Co
             uid: node
                 .uid
                 .clone()
-                .unwrap_or_else(|| format!("node-{}", node.id.0)),
+                .unwrap_or_else(|| crate::uid_hash::uid_of(uid_hashes[i])),
         };
         match chained_from {
             Some(v) => {

@@ -6,6 +6,7 @@
 //! sink computed, to be compared with the Flink anchor and `reference.py`. The jobs use the
 //! same engine paths as any user job: no special cases for the benchmark.
 
+pub mod exchange;
 pub mod kafka;
 pub mod nexmark;
 pub mod postgres;

@@ -15,7 +15,7 @@ static ALLOCATOR: JobAllocator = JobAllocator;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: weir-bench WORKLOAD EVENTS PARALLELISM   (WORKLOAD: W0 W1 W2 W3 W4, W2c: W2 with checkpoints, or a Nexmark query q0 q1 q2 q3 q4 q5 q7 q8, or pg-append / pg-upsert with WEIR_BENCH_POSTGRES=URL, or kafka-sink / kafka-source / kafka-to-kafka with WEIR_BENCH_KAFKA=HOST:PORT)\n       weir-bench --cross-core-probe   (the round trip of a cache line between CPUs 0 and 1, in ns)";
+    let usage = "usage: weir-bench WORKLOAD EVENTS PARALLELISM   (WORKLOAD: W0 W1 W2 W3 W4, W2c: W2 with checkpoints, or a Nexmark query q0 q1 q2 q3 q4 q5 q7 q8, or pg-append / pg-upsert with WEIR_BENCH_POSTGRES=URL, or kafka-sink / kafka-source / kafka-to-kafka with WEIR_BENCH_KAFKA=HOST:PORT, or exchange-typed / exchange-bytes / exchange-tcp: one channel between two threads, by transport; PARALLELISM is ignored)\n       weir-bench --cross-core-probe   (the round trip of a cache line between CPUs 0 and 1, in ns)";
     if args.len() == 2 && args[1] == "--cross-core-probe" {
         // `bench/compare.sh` records this before each run (see the `probe` module).
         return match weir_bench::probe::cross_core_round_trip_ns(0, 1, 200_000) {
@@ -40,7 +40,14 @@ fn main() -> ExitCode {
     };
     eprintln!("running {workload} over {events} events at parallelism {parallelism}");
     // Nexmark queries and the connectors' workloads count rows, without a checksum.
-    let rows_only = if workload.starts_with("kafka-") {
+    let rows_only = if workload.starts_with("exchange-") {
+        Some((
+            workload.to_string(),
+            weir_bench::exchange::run(workload, events)
+                .map(|o| (o.seconds, o.records))
+                .map_err(|e| e.to_string()),
+        ))
+    } else if workload.starts_with("kafka-") {
         Some((
             workload.to_string(),
             weir_bench::kafka::run(workload, events, parallelism).map(|o| (o.seconds, o.records)),

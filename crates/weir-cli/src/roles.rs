@@ -40,9 +40,12 @@ pub struct TaskManagerArgs {
     /// Number of task slots.
     #[arg(long, default_value_t = 1)]
     slots: u32,
-    /// The host name this TaskManager reports to the JobManager.
+    /// The address this TaskManager reports to the JobManager and binds its data port on.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
+    /// The data port other TaskManagers read this one's task output from (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    data_port: u16,
 }
 
 /// Logs to stderr at `info` unless `RUST_LOG` says otherwise.
@@ -130,6 +133,7 @@ pub fn run_taskmanager(args: TaskManagerArgs) -> Result<()> {
         jobmanager: args.jobmanager,
         slots: args.slots,
         host: args.host,
+        data_port: args.data_port,
     })?;
     runtime()?.block_on(async move {
         let (stop, stopped) = watch::channel(false);

@@ -198,6 +198,29 @@ fn task_managers_register_heartbeat_and_are_lost_when_killed() {
     let (status, detail) = get_json(rest, &format!("/taskmanagers/{one}"));
     assert_eq!((status, detail["id"].as_str()), (200, Some(one)));
 
+    // Each TaskManager serves a data port; bad frames there close that connection only.
+    for t in &tms {
+        let port = t["dataPort"].as_u64().expect("dataPort is a number");
+        assert!(port > 0 && port <= u64::from(u16::MAX), "{t}");
+        let mut s = TcpStream::connect(("127.0.0.1", port as u16)).expect("data port open");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(&[0xff; 32]).unwrap();
+        let mut answer = Vec::new();
+        // The TaskManager closes the connection: the read ends instead of timing out.
+        let read = s.read_to_end(&mut answer);
+        assert!(
+            read.as_ref()
+                .map_or_else(|e| e.kind() != std::io::ErrorKind::WouldBlock, |_| true),
+            "{read:?}"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        task_manager_ids(rest).len(),
+        2,
+        "both TaskManagers keep running"
+    );
+
     // Error answers, with Flink's codes and one readable message each.
     let (status, body) = get_json(rest, "/jobs");
     assert_eq!((status, body), (200, serde_json::json!({ "jobs": [] })));

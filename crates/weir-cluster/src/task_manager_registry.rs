@@ -20,6 +20,8 @@ pub struct TaskManagerInfo {
     pub host: String,
     /// Its process id.
     pub pid: u32,
+    /// The port of its data plane.
+    pub data_port: u16,
     /// Task slots it offers.
     pub slots: u32,
     /// Slots allocated to jobs.
@@ -156,6 +158,7 @@ mod tests {
             id: id.into(),
             host: "127.0.0.1".into(),
             pid: 1,
+            data_port: 1,
             slots,
             allocated_slots: 0,
             cpu_cores: 2,

@@ -134,6 +134,21 @@ impl JobGraph {
         self.edges.iter().filter(move |e| e.source == v)
     }
 
+    /// A fingerprint of the graph's structure, as 32 hex digits: its vertices (operators
+    /// with their uids, parallelism, max parallelism, slot sharing group) and edges
+    /// (partitioners). Processes that build the same program get the same fingerprint; a
+    /// changed program, or one that does not build its graph deterministically, another.
+    pub fn fingerprint(&self) -> String {
+        // Plain data of strings and numbers: encoding it cannot fail.
+        let bytes = serde_json::to_vec(&(&self.vertices, &self.edges)).unwrap_or_default();
+        let mut h: u128 = 0x6c62272e07bb014262b821756295c58d;
+        for b in bytes {
+            h ^= u128::from(b);
+            h = h.wrapping_mul(0x0000000001000000000000000000013b);
+        }
+        format!("{h:032x}")
+    }
+
     /// Slots the job needs: per slot sharing group, its highest parallelism, summed.
     pub fn required_slots(&self) -> usize {
         let mut groups: std::collections::BTreeMap<&str, u32> = Default::default();

@@ -70,10 +70,15 @@ impl ResourceManagerRpc for ResourceManagerService {
                 "a TaskManager registers with a non-empty id and at least one slot",
             ));
         }
+        let data_port = u16::try_from(r.data_port)
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| Status::invalid_argument(format!("bad data port {}", r.data_port)))?;
         let info = TaskManagerInfo {
             id: r.task_manager_id,
             host: r.host,
             pid: r.pid,
+            data_port,
             slots: r.slots,
             allocated_slots: 0,
             cpu_cores: r.cpu_cores,

@@ -17,6 +17,7 @@ use crate::rpc::{
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tonic::transport::Channel;
+use weir_runtime::exchange::{CreditConfig, NetworkEnvironment};
 
 /// How a TaskManager process is set up.
 #[derive(Clone, Debug)]
@@ -25,8 +26,10 @@ pub struct TaskManagerConfig {
     pub jobmanager: String,
     /// Number of task slots.
     pub slots: u32,
-    /// The host name this TaskManager reports.
+    /// The host name this TaskManager reports, and binds its data port on.
     pub host: String,
+    /// The data port (0: any free port).
+    pub data_port: u16,
 }
 
 /// Where the link to the ResourceManager stands.
@@ -58,6 +61,8 @@ pub struct TaskManagerProcess {
     link: Link,
     /// Connection failures in a row, to log the first one and then only now and then.
     failures: u32,
+    /// The data plane: the port other processes' tasks read this TaskManager's output from.
+    network: NetworkEnvironment,
 }
 
 fn cpu_cores() -> u32 {
@@ -89,7 +94,19 @@ impl TaskManagerProcess {
                 message: "it needs at least one slot (--slots N)".into(),
             });
         }
+        let bind = format!("{}:{}", config.host, config.data_port);
+        let bind: std::net::SocketAddr = bind.parse().map_err(|_| ClusterError::Network {
+            context: "cannot start a TaskManager".into(),
+            message: format!("'{bind}' is not an IP address and port to bind the data port on"),
+        })?;
+        let network = NetworkEnvironment::start(bind, CreditConfig::default()).map_err(|e| {
+            ClusterError::Network {
+                context: format!("cannot bind the data port {bind}"),
+                message: e.to_string(),
+            }
+        })?;
         Ok(TaskManagerProcess {
+            network,
             config,
             id: instance_id(),
             link: Link::Disconnected {
@@ -104,10 +121,15 @@ impl TaskManagerProcess {
         &self.id
     }
 
+    /// The bound data address.
+    pub fn data_address(&self) -> std::net::SocketAddr {
+        self.network.local_addr()
+    }
+
     /// Keeps the TaskManager registered until `stop` turns true; then tells the
     /// ResourceManager it leaves.
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> Result<()> {
-        tracing::info!(task_manager = %self.id, jobmanager = %self.config.jobmanager, slots = self.config.slots, "TaskManager started");
+        tracing::info!(task_manager = %self.id, jobmanager = %self.config.jobmanager, slots = self.config.slots, data = %self.network.local_addr(), "TaskManager started");
         while !*stop.borrow() {
             let wait = self.step().await;
             tokio::select! {
@@ -190,6 +212,7 @@ impl TaskManagerProcess {
             cpu_cores: cpu_cores(),
             physical_memory: physical_memory(),
             pid: std::process::id(),
+            data_port: u32::from(self.network.local_addr().port()),
         };
         match client.register_task_manager(request).await {
             Ok(r) => {

@@ -94,7 +94,7 @@ fn task_manager_json(tm: &TaskManagerInfo) -> Value {
     json!({
         "id": tm.id,
         "path": format!("weir://{}/taskmanager/{}", tm.host, tm.pid),
-        "dataPort": -1,
+        "dataPort": tm.data_port,
         "jmxPort": -1,
         "timeSinceLastHeartbeat": tm.last_heartbeat_epoch_ms,
         "slotsNumber": tm.slots,

@@ -22,6 +22,9 @@ pub struct RegisterTaskManagerRequest {
     /// The TaskManager's process id.
     #[prost(uint32, tag = "6")]
     pub pid: u32,
+    /// The port of its data plane (network exchange).
+    #[prost(uint32, tag = "7")]
+    pub data_port: u32,
 }
 
 /// The ResourceManager accepted a registration.
@@ -88,6 +91,7 @@ mod tests {
             cpu_cores: 2,
             physical_memory: 1 << 34,
             pid: 42,
+            data_port: 40000,
         };
         let bytes = req.encode_to_vec();
         assert_eq!(RegisterTaskManagerRequest::decode(&bytes[..]).unwrap(), req);
