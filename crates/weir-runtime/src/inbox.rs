@@ -138,9 +138,12 @@ impl TaskInbox {
     pub fn cancel(&self) {
         let mut st = self.lock();
         st.cancelled = true;
-        st.inputs.clear();
+        // Dropped after the lock is released: a returning buffer may run its pool's hook
+        // (a network channel grants credit), which must not run under the inbox's lock.
+        let dropped = std::mem::take(&mut st.inputs);
         self.has_mail.store(true, Ordering::Release);
         drop(st);
+        drop(dropped);
         self.wake.notify_all();
     }
 

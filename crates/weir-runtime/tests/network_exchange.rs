@@ -343,3 +343,91 @@ fn a_lost_consumer_fails_the_producer_and_a_lost_producer_fails_the_consumer() {
     let err = consume(&inbox, &mut head, Duration::from_secs(30)).unwrap_err();
     assert!(err.to_string().contains("failed"), "{err}");
 }
+
+fn single_writer(
+    env: &NetworkEnvironment,
+    key: ChannelKey,
+) -> RecordWriter<Rec, BincodeSerializer<Rec>, ByIndex> {
+    RecordWriter::new(
+        ChannelBuffers::new(
+            vec![env.register_subpartition(key)],
+            BufferPool::new(4, 4096),
+            false,
+        ),
+        BincodeSerializer::<Rec>::new(),
+        ByIndex,
+    )
+}
+
+#[test]
+fn a_request_before_the_producer_registers_is_served_when_it_does() {
+    let producer_env = NetworkEnvironment::start(local(), config()).unwrap();
+    let consumer_env = NetworkEnvironment::start(local(), config()).unwrap();
+    let inbox = TaskInbox::new();
+    let gate = consumer_env.input_gate(inbox.clone());
+    consumer_env
+        .connect_input(&gate, producer_env.local_addr(), key(0), 0)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut writer = single_writer(&producer_env, key(0));
+    let producer = std::thread::spawn(move || -> Result<()> {
+        for i in 0..5_000 {
+            writer.collect(record(i))?;
+        }
+        writer.finish()
+    });
+    let log = Log::default();
+    let mut head = consumer_head(&log);
+    assert!(consume(&inbox, &mut head, Duration::from_secs(30)).unwrap());
+    producer.join().unwrap().unwrap();
+    assert!(log.0.lock().unwrap().0 == (0..5_000).map(|i| record(i).value).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_cancelled_consumer_fails_only_its_own_channel() {
+    // Two channels from one producer process to one consumer process share a connection;
+    // cancelling one consumer task fails its producer and leaves the other channel running.
+    const N: u64 = 20_000;
+    let producer_env = NetworkEnvironment::start(local(), config()).unwrap();
+    let consumer_env = NetworkEnvironment::start(local(), config()).unwrap();
+    let writers: Vec<_> = (0..2)
+        .map(|c| single_writer(&producer_env, key(c)))
+        .collect();
+    let inboxes: Vec<_> = (0..2).map(|_| TaskInbox::new()).collect();
+    let gates: Vec<_> = (0..2)
+        .map(|c| {
+            let gate = consumer_env.input_gate(inboxes[c].clone());
+            consumer_env
+                .connect_input(&gate, producer_env.local_addr(), key(c as u32), 0)
+                .unwrap();
+            gate
+        })
+        .collect();
+    let producers: Vec<_> = writers
+        .into_iter()
+        .map(|mut w| {
+            std::thread::spawn(move || -> Result<()> {
+                for i in 0..N {
+                    w.collect(record(i))?;
+                }
+                w.finish()
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    inboxes[0].cancel();
+    let log = Log::default();
+    let mut head = consumer_head(&log);
+    assert!(consume(&inboxes[1], &mut head, Duration::from_secs(60)).unwrap());
+    let mut results = producers.into_iter().map(|p| p.join().unwrap());
+    let first = results.next().unwrap();
+    assert!(
+        first
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("is gone")),
+        "{first:?}"
+    );
+    assert!(results.next().unwrap().is_ok());
+    assert!(log.0.lock().unwrap().0 == (0..N).map(|i| record(i).value).collect::<Vec<_>>());
+    drop(gates);
+}

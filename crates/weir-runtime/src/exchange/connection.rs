@@ -11,13 +11,15 @@
 //! I/O error closes the connection: the channels it carried fail, which fails the tasks
 //! that use them and through them only their jobs; the process keeps running.
 
-use super::protocol::{buffer_fields, frame_len, ChannelKey, Message, BUFFER_HEADER, BUFFER_TAG};
+use super::protocol::{
+    buffer_fields, frame_len, ChannelKey, Message, BUFFER_HEADER, BUFFER_TAG, MAX_CONTROL_FRAME,
+};
 use super::receiver::RemoteInput;
 use super::sender::{Outgoing, Subpartition};
 use super::Shared;
 use crate::error::{Result, RuntimeError};
 use crate::inbox::ChannelMessage;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{BufWriter, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -31,6 +33,10 @@ struct State {
     served: HashMap<u32, Arc<Subpartition>>,
     /// Channels read on this connection, by stream id.
     inputs: HashMap<u32, Arc<RemoteInput>>,
+    /// Streams whose consuming task went away: what the sender sent before it heard of it
+    /// is still on its way and is dropped, not treated as a protocol error. (Stream ids are
+    /// never reused on a connection; the set grows with cancelled channels only.)
+    discarding: HashSet<u32>,
     closed: Option<String>,
 }
 
@@ -138,7 +144,22 @@ impl Connection {
 
     /// Serves `sub` as `stream` (a request arrived, now or before the producer registered).
     pub(crate) fn serve(self: &Arc<Self>, sub: Arc<Subpartition>, stream: u32, credit: u32) {
-        self.lock().served.insert(stream, sub.clone());
+        let mut st = self.lock();
+        if let Some(why) = st.closed.clone() {
+            drop(st);
+            sub.fail(&why);
+            return;
+        }
+        if st.served.contains_key(&stream) {
+            drop(st);
+            self.push_control(Message::Error {
+                stream,
+                message: format!("stream {stream} is already in use on this connection"),
+            });
+            return;
+        }
+        st.served.insert(stream, sub.clone());
+        drop(st);
         sub.attach(self, stream, credit);
     }
 
@@ -159,6 +180,9 @@ impl Connection {
         };
         self.work.notify_all();
         let _ = self.socket.shutdown(Shutdown::Both);
+        if let Some(shared) = self.shared.upgrade() {
+            shared.forget_requests_of(self);
+        }
         for sub in served.values() {
             sub.fail(why);
         }
@@ -203,17 +227,44 @@ impl Connection {
                 let mut fields = [0u8; 8];
                 socket.read_exact(&mut fields).map_err(io)?;
                 let (stream, backlog) = buffer_fields(fields);
-                let input = self.lock().inputs.get(&stream).cloned().ok_or_else(|| {
-                    RuntimeError::Codec {
-                        context: "corrupt frame on a data connection".into(),
-                        message: format!("a buffer for unknown stream {stream}"),
+                let (input, discard) = {
+                    let st = self.lock();
+                    (
+                        st.inputs.get(&stream).cloned(),
+                        st.discarding.contains(&stream),
+                    )
+                };
+                let input = match input {
+                    Some(input) => input,
+                    None if discard => {
+                        // In flight before the sender heard that its consumer is gone.
+                        std::io::copy(
+                            &mut (&mut *socket).take(data_len as u64),
+                            &mut std::io::sink(),
+                        )
+                        .map_err(io)?;
+                        continue;
                     }
-                })?;
+                    None => {
+                        return Err(RuntimeError::Codec {
+                            context: "corrupt frame on a data connection".into(),
+                            message: format!("a buffer for unknown stream {stream}"),
+                        })
+                    }
+                };
                 let mut buf = input.receive_buffer(backlog)?;
                 buf.resize(data_len, 0);
                 socket.read_exact(&mut buf[..]).map_err(io)?;
-                input.deliver(ChannelMessage::Buffer(buf))?;
+                self.deliver(stream, &input, ChannelMessage::Buffer(buf));
                 continue;
+            }
+            if len > MAX_CONTROL_FRAME {
+                return Err(RuntimeError::Codec {
+                    context: "corrupt frame on a data connection".into(),
+                    message: format!(
+                        "a control frame of {len} bytes, more than the {MAX_CONTROL_FRAME} allowed"
+                    ),
+                });
             }
             let mut body = vec![0u8; len];
             body[0] = tag[0];
@@ -242,9 +293,10 @@ impl Connection {
                 }
             }
             Message::Event { stream, event } => {
-                let input = self.lock().inputs.remove(&stream);
+                let input = self.lock().inputs.get(&stream).cloned();
                 if let Some(input) = input {
-                    input.deliver(ChannelMessage::Event(event))?;
+                    self.deliver(stream, &input, ChannelMessage::Event(event));
+                    self.lock().inputs.remove(&stream);
                 }
             }
             Message::Error { stream, message } => {
@@ -262,6 +314,37 @@ impl Connection {
             Message::Buffer { .. } => unreachable!("buffer frames are read in place"),
         }
         Ok(())
+    }
+
+    /// Hands `msg` to the task reading `stream`. A task that is gone (cancelled, failed)
+    /// closes only its own channel: the producer is told, the connection goes on.
+    fn deliver(&self, stream: u32, input: &RemoteInput, msg: ChannelMessage) {
+        if let Err(e) = input.deliver(msg) {
+            tracing::debug!(peer = %self.peer, stream, error = %e, "the consuming task is gone; closing its channel");
+            let mut st = self.lock();
+            st.inputs.remove(&stream);
+            st.discarding.insert(stream);
+            drop(st);
+            self.push_control(Message::Error {
+                stream,
+                message: "the consuming task is gone".into(),
+            });
+        }
+    }
+
+    /// Tells the consumer of `stream` that its request cannot be served.
+    pub(crate) fn reject(&self, stream: u32, message: String) {
+        self.push_control(Message::Error { stream, message });
+    }
+
+    /// Stops serving `stream` (its job was released here) and tells the consumer why.
+    pub(crate) fn stop_serving(&self, stream: u32, why: &str) {
+        if self.lock().served.remove(&stream).is_some() {
+            self.push_control(Message::Error {
+                stream,
+                message: why.to_string(),
+            });
+        }
     }
 
     fn write_loop(self: Arc<Self>, socket: TcpStream) {

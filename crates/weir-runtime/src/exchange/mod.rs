@@ -67,16 +67,30 @@ impl Shared {
         credit: u32,
     ) {
         let mut p = lock(&self.partitions);
-        match p.registered.get(&key).cloned() {
+        let reject = match p.registered.get(&key).cloned() {
+            Some(sub) if sub.is_attached() => Some("the channel is already being read"),
             Some(sub) => {
                 drop(p);
                 conn.serve(sub, stream, credit);
+                None
             }
+            None if p.waiting.contains_key(&key) => Some("the channel is already requested"),
             None => {
                 p.waiting
                     .insert(key, (Arc::downgrade(conn), stream, credit));
+                None
             }
+        };
+        if let Some(why) = reject {
+            conn.reject(stream, format!("{why}: {key:?}"));
         }
+    }
+
+    /// A connection closed: its requests that wait for a producer are void.
+    pub(crate) fn forget_requests_of(&self, conn: &Connection) {
+        lock(&self.partitions)
+            .waiting
+            .retain(|_, (c, _, _)| !std::ptr::eq(c.as_ptr(), conn));
     }
 }
 
@@ -131,11 +145,23 @@ impl NetworkEnvironment {
         ChannelSender::remote(sub)
     }
 
-    /// Forgets every subpartition of `job` (its tasks ended or were cancelled).
+    /// Releases every subpartition of `job` (its tasks ended or were cancelled): their
+    /// consumers are told, their queued buffers dropped, and requests for them forgotten.
     pub fn release_job(&self, job: u128) {
-        let mut p = lock(&self.shared.partitions);
-        p.registered.retain(|k, _| k.job != job);
-        p.waiting.retain(|k, _| k.job != job);
+        let released: Vec<Arc<Subpartition>> = {
+            let mut p = lock(&self.shared.partitions);
+            p.waiting.retain(|k, _| k.job != job);
+            let keys: Vec<ChannelKey> = p
+                .registered
+                .keys()
+                .filter(|k| k.job == job)
+                .copied()
+                .collect();
+            keys.iter().filter_map(|k| p.registered.remove(k)).collect()
+        };
+        for sub in released {
+            sub.release("the producing job was released on its TaskManager");
+        }
     }
 
     /// An input gate for a consumer task delivering into `inbox`.
@@ -157,18 +183,31 @@ impl NetworkEnvironment {
     }
 
     fn connection_to(&self, peer: SocketAddr) -> Result<Arc<Connection>> {
-        let mut out = lock(&self.shared.outgoing);
-        if let Some(c) = out.get(&peer) {
+        if let Some(c) = lock(&self.shared.outgoing).get(&peer) {
             if !c.is_closed() {
                 return Ok(c.clone());
             }
         }
+        // Connect without holding the table: a peer that does not answer must not stall
+        // channels to other peers.
         let socket = TcpStream::connect_timeout(&peer, CONNECT_TIMEOUT).map_err(|e| {
             RuntimeError::Other(format!("cannot connect to the data port {peer}: {e}"))
         })?;
         let conn = Connection::start(socket, Arc::downgrade(&self.shared))?;
-        out.insert(peer, conn.clone());
-        Ok(conn)
+        let mut out = lock(&self.shared.outgoing);
+        match out.get(&peer) {
+            // Another thread connected meanwhile: use its connection, close ours.
+            Some(c) if !c.is_closed() => {
+                let existing = c.clone();
+                drop(out);
+                conn.close("a second connection to the same peer is not needed");
+                Ok(existing)
+            }
+            _ => {
+                out.insert(peer, conn.clone());
+                Ok(conn)
+            }
+        }
     }
 
     /// Closes the data port and every connection.
@@ -206,9 +245,19 @@ fn accept_loop(listener: TcpListener, shared: Weak<Shared>) {
             Ok(conn) => {
                 let mut incoming = lock(&sh.incoming);
                 incoming.retain(|c| !c.is_closed());
+                if sh.stopped.load(Ordering::SeqCst) {
+                    // Accepted while shutting down: nobody would close it later.
+                    drop(incoming);
+                    conn.close("the network environment shut down");
+                    return;
+                }
                 incoming.push(conn);
             }
-            Err(e) => tracing::warn!(error = %e, "cannot accept a data connection"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot accept a data connection");
+                // Out of file descriptors, typically: do not spin.
+                std::thread::sleep(Duration::from_millis(100));
+            }
         }
     }
 }

@@ -152,7 +152,12 @@ impl Message {
             Message::Error { stream, message } => {
                 out.push(TAG_ERROR);
                 out.extend_from_slice(&stream.to_le_bytes());
-                out.extend_from_slice(message.as_bytes());
+                // Keep the frame small: an error message is for a log line.
+                let mut end = message.len().min(4096);
+                while !message.is_char_boundary(end) {
+                    end -= 1;
+                }
+                out.extend_from_slice(&message.as_bytes()[..end]);
             }
         }
         let len = (out.len() - start - 4) as u32;
@@ -220,6 +225,9 @@ pub fn encode_buffer_header(out: &mut Vec<u8>, stream: u32, backlog: u32, len: u
     out.extend_from_slice(&stream.to_le_bytes());
     out.extend_from_slice(&backlog.to_le_bytes());
 }
+
+/// The largest frame other than a buffer (requests, credit, events, errors are small).
+pub const MAX_CONTROL_FRAME: usize = 64 * 1024;
 
 /// Checks a frame's length prefix.
 pub fn frame_len(prefix: [u8; 4]) -> Result<usize> {

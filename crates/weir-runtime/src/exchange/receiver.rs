@@ -48,7 +48,10 @@ pub struct InputGate {
 
 impl InputGate {
     /// A gate delivering into `inbox`.
-    pub fn new(inbox: Arc<TaskInbox>, config: CreditConfig) -> Arc<Self> {
+    pub fn new(inbox: Arc<TaskInbox>, mut config: CreditConfig) -> Arc<Self> {
+        // A channel without an exclusive buffer could never start: it gets credit only from
+        // backlog, which it learns from a buffer.
+        config.exclusive_buffers = config.exclusive_buffers.max(1);
         Arc::new_cyclic(|gate: &Weak<InputGate>| {
             let gate = gate.clone();
             InputGate {
@@ -70,13 +73,12 @@ impl InputGate {
 
     /// Gives free floating buffers to channels whose backlog exceeds their credit.
     fn place_floating(&self) {
-        let channels: Vec<Arc<RemoteInput>> = self
-            .channels
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .filter_map(Weak::upgrade)
-            .collect();
+        let channels: Vec<Arc<RemoteInput>> = {
+            let mut all = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+            // Channels that ended are gone: forget them.
+            all.retain(|w| w.strong_count() > 0);
+            all.iter().filter_map(Weak::upgrade).collect()
+        };
         for ch in channels {
             ch.take_floating(&self.floating);
         }

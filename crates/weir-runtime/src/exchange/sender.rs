@@ -10,12 +10,15 @@
 //!   whenever it can send something it is there or being served.
 
 use super::connection::Connection;
-use super::protocol::ChannelKey;
+use super::protocol::{ChannelKey, MAX_FRAME};
 use crate::buffer::Buffer;
 use crate::error::{Result, RuntimeError};
 use crate::inbox::{ChannelEvent, ChannelMessage};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+/// The largest buffer a data connection carries (a frame's limit less its header).
+const MAX_BUFFER: usize = MAX_FRAME - super::protocol::BUFFER_HEADER;
 
 /// What waits to be sent.
 pub(crate) enum Outgoing {
@@ -73,6 +76,13 @@ impl Subpartition {
     pub fn push(self: &Arc<Self>, msg: ChannelMessage) -> Result<()> {
         let out = match msg {
             ChannelMessage::Buffer(b) if b.is_empty() => return Ok(()),
+            ChannelMessage::Buffer(b) if b.len() > MAX_BUFFER => {
+                return Err(RuntimeError::Other(format!(
+                    "a buffer of {} bytes for network channel {:?} is larger than the {MAX_BUFFER} a data connection carries: a record of that size cannot cross processes",
+                    b.len(),
+                    self.key
+                )))
+            }
             ChannelMessage::Buffer(b) => Outgoing::Buffer(b),
             ChannelMessage::Event(e) => Outgoing::Event(e),
             ChannelMessage::Records(_) | ChannelMessage::Error(_) => {
@@ -143,8 +153,26 @@ impl Subpartition {
         };
         let more = st.sendable();
         st.scheduled = more;
-        let backlog = st.queue.len() as u32;
+        // The backlog counts buffers only: a closing event needs no buffer at the receiver.
+        let event_last = matches!(st.queue.back(), Some(Outgoing::Event(_)));
+        let backlog = (st.queue.len() - usize::from(event_last)) as u32;
         item.map(|i| (stream, i, backlog, more))
+    }
+
+    /// True while a consumer's request is attached.
+    pub(crate) fn is_attached(&self) -> bool {
+        self.lock().attached.is_some()
+    }
+
+    /// The job ended here: tell the consumer (if one is attached) and drop what is queued.
+    pub(crate) fn release(&self, why: &str) {
+        let attached = self.lock().attached.clone();
+        if let Some((conn, stream)) = attached {
+            if let Some(conn) = conn.upgrade() {
+                conn.stop_serving(stream, why);
+            }
+        }
+        self.fail(why);
     }
 
     /// The consumer or the connection is gone: drop what is queued (its buffers go back to
