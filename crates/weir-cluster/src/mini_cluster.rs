@@ -85,6 +85,21 @@ impl MiniCluster {
         self.resource_manager.slot_report()
     }
 
+    /// Serves the REST API (Flink's paths and shapes, as a JobManager process does) for
+    /// this mini-cluster's jobs and TaskManagers at `address` (port 0: any free port), until
+    /// the returned server is dropped.
+    pub fn serve_rest(
+        &self,
+        address: std::net::SocketAddr,
+    ) -> crate::Result<crate::rest::RestServer> {
+        let state = crate::rest::RestState::new(
+            self.dispatcher.clone(),
+            self.resource_manager.clone(),
+            self.metrics.clone(),
+        );
+        crate::rest::RestServer::start(address, Arc::new(state))
+    }
+
     /// Task threads still alive in all TaskManagers.
     pub fn running_tasks(&self) -> usize {
         self.task_managers.iter().map(|t| t.running_tasks()).sum()

@@ -43,6 +43,30 @@ impl ResourceManager {
     }
 }
 
+impl crate::task_manager_registry::TaskManagerDirectory for ResourceManager {
+    /// The in-process TaskManagers of an embedded mini-cluster (no data port: their
+    /// channels stay in memory).
+    fn list(&self) -> Vec<crate::task_manager_registry::TaskManagerInfo> {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get() as u32)
+            .unwrap_or(1);
+        self.lock()
+            .iter()
+            .map(|(id, tm)| crate::task_manager_registry::TaskManagerInfo {
+                id: id.clone(),
+                host: "localhost".into(),
+                pid: std::process::id(),
+                data_port: 0,
+                slots: tm.slots.len() as u32,
+                allocated_slots: tm.slots.iter().filter(|s| s.is_some()).count() as u32,
+                cpu_cores: cores,
+                physical_memory: 0,
+                last_heartbeat_epoch_ms: 0,
+            })
+            .collect()
+    }
+}
+
 impl ResourceManagerGateway for ResourceManager {
     fn register_task_manager(
         &self,

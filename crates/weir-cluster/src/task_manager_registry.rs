@@ -49,6 +49,39 @@ pub enum Registration {
     Again,
 }
 
+/// What the REST API lists as TaskManagers: the networked ResourceManager's table, or the
+/// embedded mini-cluster's in-process TaskManagers.
+pub trait TaskManagerDirectory: Send + Sync {
+    /// Every TaskManager, by id.
+    fn list(&self) -> Vec<TaskManagerInfo>;
+
+    /// One TaskManager.
+    fn get(&self, id: &str) -> Option<TaskManagerInfo> {
+        self.list().into_iter().find(|t| t.id == id)
+    }
+
+    /// (total, free) slots over all TaskManagers.
+    fn slots(&self) -> (u32, u32) {
+        // Slot counts may come from the network: add without overflowing.
+        self.list().iter().fold((0u32, 0u32), |(t, f), tm| {
+            (
+                t.saturating_add(tm.slots),
+                f.saturating_add(tm.slots.saturating_sub(tm.allocated_slots)),
+            )
+        })
+    }
+}
+
+impl TaskManagerDirectory for TaskManagerRegistry {
+    fn list(&self) -> Vec<TaskManagerInfo> {
+        TaskManagerRegistry::list(self)
+    }
+
+    fn get(&self, id: &str) -> Option<TaskManagerInfo> {
+        TaskManagerRegistry::get(self, id)
+    }
+}
+
 /// The table, safe to share between the RPC service, the REST API and the heartbeat check.
 pub struct TaskManagerRegistry {
     entries: Mutex<BTreeMap<String, Entry>>,

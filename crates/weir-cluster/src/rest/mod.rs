@@ -8,7 +8,7 @@ mod jobs;
 mod overview;
 
 use crate::metrics::ClusterMetrics;
-use crate::task_manager_registry::TaskManagerRegistry;
+use crate::task_manager_registry::TaskManagerDirectory;
 use crate::DispatcherGateway;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -21,7 +21,7 @@ use weir_core::JobId;
 /// What the REST handlers read: the jobs, the TaskManagers and the metrics.
 pub struct RestState {
     pub(crate) dispatcher: Arc<dyn DispatcherGateway>,
-    pub(crate) task_managers: Arc<TaskManagerRegistry>,
+    pub(crate) task_managers: Arc<dyn TaskManagerDirectory>,
     pub(crate) metrics: Arc<ClusterMetrics>,
     pub(crate) gauges: overview::ClusterGauges,
 }
@@ -30,7 +30,7 @@ impl RestState {
     /// State over a Dispatcher, a TaskManager table and a metrics registry.
     pub fn new(
         dispatcher: Arc<dyn DispatcherGateway>,
-        task_managers: Arc<TaskManagerRegistry>,
+        task_managers: Arc<dyn TaskManagerDirectory>,
         metrics: Arc<ClusterMetrics>,
     ) -> Self {
         let gauges = overview::ClusterGauges::register(metrics.registry());
@@ -91,4 +91,84 @@ pub(crate) fn parse_job_id(s: &str) -> Result<JobId, RestError> {
     Err(RestError::bad_request(format!(
         "Bad request, could not parse parameters: cannot resolve path parameter (jobid) from value \"{s}\": a job id is 32 hexadecimal digits"
     )))
+}
+
+/// A REST server on a thread of its own (with its own async runtime), for a process whose
+/// roles are not async: the embedded mini-cluster. Dropping it stops the server.
+pub struct RestServer {
+    address: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RestServer {
+    /// Binds `address` (port 0: any free port) and serves the REST API over `state`.
+    pub fn start(
+        address: std::net::SocketAddr,
+        state: Arc<RestState>,
+    ) -> crate::Result<RestServer> {
+        let net = |context: String| {
+            move |e: std::io::Error| crate::ClusterError::Network {
+                context,
+                message: e.to_string(),
+            }
+        };
+        let listener = std::net::TcpListener::bind(address)
+            .map_err(net(format!("cannot bind the REST port {address}")))?;
+        let bound = listener
+            .local_addr()
+            .map_err(net("cannot read the bound REST address".into()))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(net("cannot set up the REST port".into()))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(net("cannot start the REST server's runtime".into()))?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("weir-rest".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let listener = match tokio::net::TcpListener::from_std(listener) {
+                        Ok(l) => l,
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot serve the REST API");
+                            return;
+                        }
+                    };
+                    let served = axum::serve(listener, router(state))
+                        .with_graceful_shutdown(async {
+                            let _ = stopped.await;
+                        })
+                        .await;
+                    if let Err(e) = served {
+                        tracing::error!(error = %e, "the REST server failed");
+                    }
+                })
+            })
+            .map_err(net("cannot start the REST server's thread".into()))?;
+        tracing::info!(rest = %bound, "REST API listening");
+        Ok(RestServer {
+            address: bound,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// The bound address.
+    pub fn address(&self) -> std::net::SocketAddr {
+        self.address
+    }
+}
+
+impl Drop for RestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }

@@ -1,0 +1,129 @@
+//! The REST API over a running job: the embedded mini-cluster serves the same endpoints as a
+//! JobManager process, with Flink's paths, field names and HTTP codes.
+
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+use weir::cluster::{MiniCluster, MiniClusterConfig};
+use weir::connectors::datagen::DataGeneratorSource;
+use weir::prelude::*;
+
+/// A plain HTTP/1.1 request; the status code and the body as JSON (or Null).
+fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, Value) {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("REST port");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("a status line");
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_running_job_is_listed_described_and_cancelled_over_rest() {
+    let cluster = MiniCluster::start(MiniClusterConfig {
+        task_managers: 1,
+        slots_per_task_manager: 2,
+    });
+    let server = cluster
+        .serve_rest("127.0.0.1:0".parse().unwrap())
+        .expect("REST server");
+    let rest = server.address();
+    let env = StreamExecutionEnvironment::new();
+    env.set_cluster(cluster.clone());
+    env.set_parallelism(2);
+    env.from_source(
+        DataGeneratorSource::new(u64::MAX, |i| i).with_rate_limit(2000.0),
+        "endless",
+    )
+    .map(|i: u64| i + 1)
+    .discard();
+    let job = env.execute_async("rest job").unwrap();
+    let id = job.job_id().to_string();
+    eventually("the job to run", || {
+        job.status().unwrap() == weir::cluster::JobStatus::Running
+    });
+
+    let (status, jobs) = http(rest, "GET", "/jobs");
+    assert_eq!(status, 200);
+    assert_eq!(jobs["jobs"][0]["id"], id.as_str());
+    assert_eq!(jobs["jobs"][0]["status"], "RUNNING");
+    let (_, overview) = http(rest, "GET", "/jobs/overview");
+    assert_eq!(overview["jobs"][0]["jid"], id.as_str());
+    assert_eq!(overview["jobs"][0]["name"], "rest job");
+    let (status, detail) = http(rest, "GET", &format!("/jobs/{id}"));
+    assert_eq!((status, detail["state"].as_str()), (200, Some("RUNNING")));
+    let (_, cluster_overview) = http(rest, "GET", "/overview");
+    assert_eq!(cluster_overview["jobs-running"], 1);
+    assert_eq!(cluster_overview["taskmanagers"], 1);
+    assert_eq!(cluster_overview["slots-total"], 2);
+    assert_eq!(
+        cluster_overview["slots-available"], 0,
+        "the job holds both slots"
+    );
+    let (_, tms) = http(rest, "GET", "/taskmanagers");
+    assert_eq!(tms["taskmanagers"][0]["slotsNumber"], 2);
+    assert_eq!(tms["taskmanagers"][0]["freeSlots"], 0);
+
+    // Bad requests are refused without touching the job.
+    let (status, body) = http(rest, "PATCH", &format!("/jobs/{id}?mode=stop"));
+    assert_eq!(status, 400);
+    assert!(body["errors"][0].as_str().unwrap().contains("mode"));
+    let (status, _) = http(rest, "PATCH", "/jobs/0123456789abcdef0123456789abcdef");
+    assert_eq!(status, 404);
+
+    // Cancel, as `flink cancel` does it: 202, then the job ends CANCELED.
+    let (status, body) = http(rest, "PATCH", &format!("/jobs/{id}?mode=cancel"));
+    assert_eq!((status, body), (202, serde_json::json!({})));
+    assert!(
+        job.wait().is_err(),
+        "a cancelled job reports its cancellation"
+    );
+    let (_, detail) = http(rest, "GET", &format!("/jobs/{id}"));
+    assert_eq!(detail["state"], "CANCELED");
+    let (_, cluster_overview) = http(rest, "GET", "/overview");
+    assert_eq!(cluster_overview["jobs-cancelled"], 1);
+    assert_eq!(cluster_overview["jobs-running"], 0);
+    eventually("the slots to come back", || {
+        http(rest, "GET", "/overview").1["slots-available"] == 2
+    });
+    let (status, metrics) = {
+        let mut s = TcpStream::connect(rest).unwrap();
+        write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut r = String::new();
+        s.read_to_string(&mut r).unwrap();
+        (r.split_whitespace().nth(1).map(str::to_string), r)
+    };
+    assert_eq!(status.as_deref(), Some("200"));
+    assert!(
+        metrics.contains("weir_jobmanager_numRunningJobs 0"),
+        "{metrics}"
+    );
+    drop(server);
+    assert!(
+        TcpStream::connect_timeout(&rest, Duration::from_millis(500)).is_err(),
+        "dropping the server closes the port"
+    );
+}
