@@ -1,6 +1,8 @@
 //! `weir`: start a JobManager or a TaskManager process, or a whole session cluster on this
-//! host (shaped after Flink's `jobmanager.sh`, `taskmanager.sh` and `start-cluster.sh`).
+//! host (shaped after Flink's `jobmanager.sh`, `taskmanager.sh` and `start-cluster.sh`), and
+//! list or cancel jobs through a cluster's REST API (as `flink list` and `flink cancel`).
 
+mod client;
 mod cluster;
 mod error;
 mod roles;
@@ -27,6 +29,10 @@ enum Command {
         #[command(subcommand)]
         action: cluster::ClusterAction,
     },
+    /// Lists the jobs of a cluster (through its REST API).
+    List(client::JobManagerAddress),
+    /// Cancels a job (through the cluster's REST API).
+    Cancel(client::CancelArgs),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +41,8 @@ fn main() -> ExitCode {
         Command::Jobmanager(args) => roles::run_jobmanager(args),
         Command::Taskmanager(args) => roles::run_taskmanager(args),
         Command::Cluster { action } => cluster::run(action),
+        Command::List(address) => client::list(address),
+        Command::Cancel(args) => client::cancel(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
