@@ -127,3 +127,69 @@ fn a_running_job_is_listed_described_and_cancelled_over_rest() {
         "dropping the server closes the port"
     );
 }
+
+#[test]
+fn checkpoint_statistics_have_flinks_shape() {
+    let cluster = MiniCluster::start(MiniClusterConfig {
+        task_managers: 1,
+        slots_per_task_manager: 1,
+    });
+    let server = cluster.serve_rest("127.0.0.1:0".parse().unwrap()).unwrap();
+    let rest = server.address();
+    let dir = tempfile::tempdir().unwrap();
+    let env = StreamExecutionEnvironment::new();
+    env.set_cluster(cluster.clone());
+    env.set_parallelism(1);
+    env.enable_checkpointing(Duration::from_millis(30));
+    env.set_checkpoint_storage(dir.path().to_str().unwrap());
+    env.from_source(
+        DataGeneratorSource::new(u64::MAX, |i| i % 10).with_rate_limit(2000.0),
+        "endless",
+    )
+    .key_by(|k: &u64| *k)
+    .reduce(|a, b| a + b)
+    .discard();
+    let job = env.execute_async("checkpointed").unwrap();
+    let id = job.job_id().to_string();
+    let path = format!("/jobs/{id}/checkpoints");
+    eventually("two completed checkpoints", || {
+        http(rest, "GET", &path).1["counts"]["completed"]
+            .as_u64()
+            .is_some_and(|n| n >= 2)
+    });
+    let (status, cp) = http(rest, "GET", &path);
+    assert_eq!(status, 200);
+    let counts = &cp["counts"];
+    assert!(counts["total"].as_u64() >= counts["completed"].as_u64());
+    assert_eq!(counts["failed"], 0);
+    let latest = &cp["latest"]["completed"];
+    assert_eq!(latest["status"], "COMPLETED");
+    assert_eq!(latest["is_savepoint"], false);
+    assert!(latest["checkpointed_size"].as_u64() > Some(0), "{latest}");
+    assert!(
+        latest["external_path"]
+            .as_str()
+            .is_some_and(|p| p.contains("chk-")),
+        "{latest}"
+    );
+    let history = cp["history"].as_array().unwrap();
+    assert!(history.len() >= 2);
+    assert!(
+        history[0]["id"].as_u64() > history[1]["id"].as_u64(),
+        "newest first, as Flink lists them"
+    );
+    assert!(cp["summary"]["end_to_end_duration"]["max"]
+        .as_u64()
+        .is_some());
+    assert_eq!(
+        http(
+            rest,
+            "GET",
+            "/jobs/0123456789abcdef0123456789abcdef/checkpoints"
+        )
+        .0,
+        404
+    );
+    job.cancel().unwrap();
+    let _ = job.wait();
+}

@@ -4,6 +4,7 @@
 //! Errors are JSON `{"errors": ["..."]}` with one readable message each (Flink puts a Java
 //! stack trace there). Job ids are 32 hex digits: a malformed one is 400, an unknown one 404.
 
+mod checkpoints;
 mod jobs;
 mod overview;
 
@@ -54,6 +55,7 @@ pub fn router(state: Arc<RestState>) -> Router {
         .route("/jobs", get(jobs::list))
         .route("/jobs/overview", get(jobs::overview))
         .route("/jobs/{id}", get(jobs::detail).patch(jobs::cancel))
+        .route("/jobs/{id}/checkpoints", get(checkpoints::checkpoints))
         .fallback(not_found)
         .with_state(state)
 }
