@@ -71,6 +71,14 @@ fn a_running_job_is_listed_described_and_cancelled_over_rest() {
     assert_eq!(overview["jobs"][0]["name"], "rest job");
     let (status, detail) = http(rest, "GET", &format!("/jobs/{id}"));
     assert_eq!((status, detail["state"].as_str()), (200, Some("RUNNING")));
+    let vertices = detail["vertices"].as_array().expect("vertices");
+    assert_eq!(
+        vertices.len(),
+        1,
+        "source, map and sink are one chain: {detail}"
+    );
+    assert_eq!(vertices[0]["parallelism"], 2);
+    assert_eq!(vertices[0]["status"], "RUNNING");
     let (_, cluster_overview) = http(rest, "GET", "/overview");
     assert_eq!(cluster_overview["jobs-running"], 1);
     assert_eq!(cluster_overview["taskmanagers"], 1);
@@ -190,6 +198,26 @@ fn checkpoint_statistics_have_flinks_shape() {
         .0,
         404
     );
+
+    // The plan: the source chain, and the reduce chain reading it by hash.
+    let (status, plan) = http(rest, "GET", &format!("/jobs/{id}/plan"));
+    assert_eq!(status, 200);
+    assert_eq!(plan["plan"]["jid"], id.as_str());
+    let nodes = plan["plan"]["nodes"].as_array().expect("nodes");
+    assert_eq!(nodes.len(), 2, "{plan}");
+    let source = nodes
+        .iter()
+        .find(|n| n.get("inputs").is_none())
+        .expect("a node without inputs");
+    assert!(
+        source["description"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("Source: endless<br/>")),
+        "{source}"
+    );
+    let reduce = nodes.iter().find(|n| n.get("inputs").is_some()).unwrap();
+    assert_eq!(reduce["inputs"][0]["ship_strategy"], "HASH");
+    assert_eq!(reduce["inputs"][0]["id"], source["id"]);
     job.cancel().unwrap();
     let _ = job.wait();
 }

@@ -19,6 +19,7 @@ struct ResultCell {
 
 struct JobEntry {
     name: String,
+    graph: Arc<JobGraph>,
     status: StatusCell,
     checkpoints: CheckpointStatsCell,
     master: Arc<JobMasterHandle>,
@@ -66,11 +67,12 @@ impl DispatcherGateway for Dispatcher {
         let checkpoints: CheckpointStatsCell = Arc::new(Mutex::new(CheckpointHistory::default()));
         let result = Arc::new(ResultCell::default());
         let cell = result.clone();
+        let graph = Arc::new(graph);
         let on_end = self.on_job_end.clone();
         let master = job_master::spawn(
             JobMasterParams {
                 job,
-                graph: Arc::new(graph),
+                graph: graph.clone(),
                 code,
                 resource_manager: self.resource_manager.clone(),
                 status: status.clone(),
@@ -87,6 +89,7 @@ impl DispatcherGateway for Dispatcher {
             job,
             JobEntry {
                 name,
+                graph,
                 status,
                 checkpoints,
                 master,
@@ -98,6 +101,10 @@ impl DispatcherGateway for Dispatcher {
 
     fn job_status(&self, job: JobId) -> Result<JobStatus> {
         self.with_job(job, |e| *e.status.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn job_graph(&self, job: JobId) -> Result<Arc<JobGraph>> {
+        self.with_job(job, |e| e.graph.clone())
     }
 
     fn checkpoint_stats(&self, job: JobId) -> Result<CheckpointHistory> {

@@ -165,6 +165,8 @@ pub trait DispatcherGateway: Send + Sync {
     fn job_status(&self, job: JobId) -> Result<JobStatus>;
     /// The job's checkpoint counts and history so far.
     fn checkpoint_stats(&self, job: JobId) -> Result<CheckpointHistory>;
+    /// The job's graph, as submitted.
+    fn job_graph(&self, job: JobId) -> Result<Arc<JobGraph>>;
     /// Takes a savepoint of a running job into a new directory below `target_dir` and
     /// waits for it; with `stop` the job then ends. Returns the savepoint's directory.
     fn trigger_savepoint(&self, job: JobId, target_dir: String, stop: bool) -> Result<String>;

@@ -56,11 +56,109 @@ pub(crate) async fn detail(
         .find(|(j, _, _)| *j == job)
         .map(|(_, n, _)| n)
         .unwrap_or_default();
+    let graph = state.dispatcher.job_graph(job).map_err(unknown)?;
+    let vertices: Vec<Value> = graph
+        .vertices
+        .iter()
+        .map(|v| {
+            json!({
+                "id": vertex_id(v.id),
+                "name": v.name,
+                "maxParallelism": v.max_parallelism,
+                "parallelism": v.parallelism,
+                "status": status.to_string(),
+            })
+        })
+        .collect();
     Ok(Json(json!({
         "jid": job.to_string(),
         "name": name,
         "state": status.to_string(),
         "job-type": "STREAMING",
+        "maxParallelism": -1,
+        "vertices": vertices,
+    })))
+}
+
+/// A vertex's id in the REST API: 32 hex digits, as Flink's `JobVertexID`.
+fn vertex_id(v: weir_core::VertexId) -> String {
+    format!("{:032x}", v.0)
+}
+
+/// Flink's name for how an edge's records are distributed.
+fn ship_strategy(p: weir_core::PartitionerKind) -> &'static str {
+    use weir_core::PartitionerKind::*;
+    match p {
+        Forward => "FORWARD",
+        Rebalance => "REBALANCE",
+        Rescale => "RESCALE",
+        Shuffle => "SHUFFLE",
+        Broadcast => "BROADCAST",
+        Global => "GLOBAL",
+        Hash => "HASH",
+        Custom => "CUSTOM",
+    }
+}
+
+/// A vertex's chain as Flink's plan describes it: `First<br/>+- Second<br/>`.
+fn description(v: &weir_core::JobVertex) -> String {
+    v.operators
+        .iter()
+        .enumerate()
+        .map(|(i, op)| {
+            if i == 0 {
+                format!("{}<br/>", op.name)
+            } else {
+                format!("+- {}<br/>", op.name)
+            }
+        })
+        .collect()
+}
+
+/// `/jobs/{id}/plan`: the job's vertices and their inputs, in Flink's plan shape.
+pub(crate) async fn plan(
+    State(state): State<Arc<RestState>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, RestError> {
+    let job = parse_job_id(&id)?;
+    let graph = state.dispatcher.job_graph(job).map_err(unknown)?;
+    let nodes: Vec<Value> = graph
+        .vertices
+        .iter()
+        .map(|v| {
+            let inputs: Vec<Value> = graph
+                .inputs_of(v.id)
+                .enumerate()
+                .map(|(num, e)| {
+                    json!({
+                        "num": num,
+                        "id": vertex_id(e.source),
+                        "ship_strategy": ship_strategy(e.partitioner),
+                        "exchange": "pipelined_bounded",
+                    })
+                })
+                .collect();
+            let mut node = json!({
+                "id": vertex_id(v.id),
+                "parallelism": v.parallelism,
+                "operator": "",
+                "operator_strategy": "",
+                "description": description(v),
+                "optimizer_properties": {},
+            });
+            if !inputs.is_empty() {
+                node["inputs"] = json!(inputs);
+            }
+            node
+        })
+        .collect();
+    Ok(Json(json!({
+        "plan": {
+            "jid": job.to_string(),
+            "name": graph.name,
+            "type": "STREAMING",
+            "nodes": nodes,
+        }
     })))
 }
 

@@ -56,6 +56,7 @@ pub fn router(state: Arc<RestState>) -> Router {
         .route("/jobs/overview", get(jobs::overview))
         .route("/jobs/{id}", get(jobs::detail).patch(jobs::cancel))
         .route("/jobs/{id}/checkpoints", get(checkpoints::checkpoints))
+        .route("/jobs/{id}/plan", get(jobs::plan))
         .fallback(not_found)
         .with_state(state)
 }
