@@ -74,11 +74,11 @@ pub trait TaskManagerDirectory: Send + Sync {
 
 impl TaskManagerDirectory for TaskManagerRegistry {
     fn list(&self) -> Vec<TaskManagerInfo> {
-        TaskManagerRegistry::list(self)
+        self.lock().values().map(|e| e.info.clone()).collect()
     }
 
     fn get(&self, id: &str) -> Option<TaskManagerInfo> {
-        TaskManagerRegistry::get(self, id)
+        self.lock().get(id).map(|e| e.info.clone())
     }
 }
 
@@ -158,27 +158,6 @@ impl TaskManagerRegistry {
         lost.iter()
             .filter_map(|id| entries.remove(id).map(|e| e.info))
             .collect()
-    }
-
-    /// Every registered TaskManager, by id.
-    pub fn list(&self) -> Vec<TaskManagerInfo> {
-        self.lock().values().map(|e| e.info.clone()).collect()
-    }
-
-    /// One TaskManager.
-    pub fn get(&self, id: &str) -> Option<TaskManagerInfo> {
-        self.lock().get(id).map(|e| e.info.clone())
-    }
-
-    /// (total, free) slots over all TaskManagers.
-    pub fn slots(&self) -> (u32, u32) {
-        // Slot counts come from the network: add without overflowing.
-        self.lock().values().fold((0u32, 0u32), |(t, f), e| {
-            (
-                t.saturating_add(e.info.slots),
-                f.saturating_add(e.info.slots.saturating_sub(e.info.allocated_slots)),
-            )
-        })
     }
 }
 

@@ -223,11 +223,6 @@ impl ChannelSender {
         }
     }
 
-    /// True if the consumer is in another process: records must be sent as bytes.
-    pub fn is_remote(&self) -> bool {
-        matches!(self.target, Target::Remote(_))
-    }
-
     /// Delivers one message.
     #[inline]
     pub fn send(&self, msg: ChannelMessage) -> Result<()> {

@@ -126,20 +126,30 @@ fn consumer_head(log: &Log) -> OneInputHead<Rec, BincodeSerializer<Rec>> {
     )
 }
 
+type Writer = RecordWriter<Rec, BincodeSerializer<Rec>, ByIndex>;
+
+/// A producer's writer into the network channels `keys`, with buffers from `pool`.
+fn writer(env: &NetworkEnvironment, keys: &[ChannelKey], pool: &BufferPool) -> Writer {
+    let senders = keys.iter().map(|k| env.register_subpartition(*k)).collect();
+    RecordWriter::new(
+        ChannelBuffers::new(senders, pool.clone(), false),
+        BincodeSerializer::<Rec>::new(),
+        ByIndex,
+    )
+}
+
+/// A producer's writer into the network channel `key`, with a pool of its own.
+fn single_writer(env: &NetworkEnvironment, key: ChannelKey) -> Writer {
+    writer(env, &[key], &BufferPool::new(4, 4096))
+}
+
 #[test]
 fn records_cross_the_network_once_and_in_order() {
     const N: u64 = 30_000;
     let producer_env = NetworkEnvironment::start(local(), config()).unwrap();
     let consumer_env = NetworkEnvironment::start(local(), config()).unwrap();
     let pool = BufferPool::new(6, 4096);
-    let senders = (0..2)
-        .map(|c| producer_env.register_subpartition(key(c)))
-        .collect();
-    let mut writer = RecordWriter::new(
-        ChannelBuffers::new(senders, pool.clone(), false),
-        BincodeSerializer::<Rec>::new(),
-        ByIndex,
-    );
+    let mut writer = writer(&producer_env, &[key(0), key(1)], &pool);
     let producer = std::thread::spawn(move || -> Result<()> {
         for i in 0..N {
             writer.collect(record(i))?;
@@ -188,12 +198,7 @@ fn a_slow_consumer_blocks_the_producer_and_both_sides_stay_bounded() {
     let producer_env = NetworkEnvironment::start(local(), cfg).unwrap();
     let consumer_env = NetworkEnvironment::start(local(), cfg).unwrap();
     let pool = BufferPool::new(4, 4096);
-    let sender = producer_env.register_subpartition(key(0));
-    let mut writer = RecordWriter::new(
-        ChannelBuffers::new(vec![sender], pool.clone(), false),
-        BincodeSerializer::<Rec>::new(),
-        ByIndex,
-    );
+    let mut writer = writer(&producer_env, &[key(0)], &pool);
     let producer = std::thread::spawn(move || -> Result<()> {
         for i in 0..N {
             writer.collect(record(i))?;
@@ -272,15 +277,7 @@ fn bad_frames_close_only_their_connection() {
     }
     // The data port still serves well-formed channels.
     let consumer_env = NetworkEnvironment::start(local(), config()).unwrap();
-    let mut writer = RecordWriter::new(
-        ChannelBuffers::new(
-            vec![producer_env.register_subpartition(key(0))],
-            BufferPool::new(4, 4096),
-            false,
-        ),
-        BincodeSerializer::<Rec>::new(),
-        ByIndex,
-    );
+    let mut writer = single_writer(&producer_env, key(0));
     let inbox = TaskInbox::new();
     let gate = consumer_env.input_gate(inbox.clone());
     consumer_env
@@ -301,15 +298,7 @@ fn a_lost_consumer_fails_the_producer_and_a_lost_producer_fails_the_consumer() {
     // The consumer's process goes away while the producer is blocked on it.
     let producer_env = NetworkEnvironment::start(local(), config()).unwrap();
     let consumer_env = NetworkEnvironment::start(local(), config()).unwrap();
-    let mut writer = RecordWriter::new(
-        ChannelBuffers::new(
-            vec![producer_env.register_subpartition(key(0))],
-            BufferPool::new(2, 4096),
-            false,
-        ),
-        BincodeSerializer::<Rec>::new(),
-        ByIndex,
-    );
+    let mut writer = writer(&producer_env, &[key(0)], &BufferPool::new(2, 4096));
     let inbox = TaskInbox::new();
     let gate = consumer_env.input_gate(inbox.clone());
     consumer_env
@@ -342,21 +331,6 @@ fn a_lost_consumer_fails_the_producer_and_a_lost_producer_fails_the_consumer() {
     let mut head = consumer_head(&log);
     let err = consume(&inbox, &mut head, Duration::from_secs(30)).unwrap_err();
     assert!(err.to_string().contains("failed"), "{err}");
-}
-
-fn single_writer(
-    env: &NetworkEnvironment,
-    key: ChannelKey,
-) -> RecordWriter<Rec, BincodeSerializer<Rec>, ByIndex> {
-    RecordWriter::new(
-        ChannelBuffers::new(
-            vec![env.register_subpartition(key)],
-            BufferPool::new(4, 4096),
-            false,
-        ),
-        BincodeSerializer::<Rec>::new(),
-        ByIndex,
-    )
 }
 
 #[test]

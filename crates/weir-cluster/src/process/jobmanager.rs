@@ -126,7 +126,6 @@ impl ResourceManagerRpc for ResourceManagerService {
 /// A running JobManager: its bound addresses and what stops it.
 pub struct JobManagerProcess {
     addresses: JobManagerAddresses,
-    registry: Arc<TaskManagerRegistry>,
     stop: watch::Sender<bool>,
     /// The RPC server, the REST server and the heartbeat check.
     servers: JoinSet<Result<()>>,
@@ -247,7 +246,6 @@ impl JobManagerProcess {
         tracing::info!(rpc = %addresses.rpc, rest = %addresses.rest, "JobManager started");
         Ok(JobManagerProcess {
             addresses,
-            registry,
             stop,
             servers,
         })
@@ -256,17 +254,6 @@ impl JobManagerProcess {
     /// The bound addresses.
     pub fn addresses(&self) -> JobManagerAddresses {
         self.addresses
-    }
-
-    /// The TaskManager table.
-    pub fn task_managers(&self) -> &Arc<TaskManagerRegistry> {
-        &self.registry
-    }
-
-    /// Stops serving and waits for the servers to end.
-    pub async fn shutdown(self) -> Result<()> {
-        let _ = self.stop.send(true);
-        self.wait().await
     }
 
     /// Waits until a server ends (one failed, or the JobManager was asked to stop), then

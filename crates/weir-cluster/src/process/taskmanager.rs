@@ -38,14 +38,21 @@ enum Link {
     Disconnected { retry_at: Instant },
     /// Connected, not registered.
     Connected(ResourceManagerClient<Channel>),
-    /// Registered with ResourceManager `rm`; heartbeats go out every `interval`.
-    Registered {
-        client: ResourceManagerClient<Channel>,
-        rm: String,
-        interval: Duration,
-        timeout: Duration,
-        last_ack: Instant,
-    },
+    /// Registered; heartbeats go out at the registration's interval.
+    Registered(Registered),
+}
+
+/// A registration with a ResourceManager.
+struct Registered {
+    client: ResourceManagerClient<Channel>,
+    /// The ResourceManager's instance id.
+    rm: String,
+    /// How often to send a heartbeat.
+    interval: Duration,
+    /// How long without an answered heartbeat before the JobManager counts as lost.
+    timeout: Duration,
+    /// When a heartbeat was last answered.
+    last_ack: Instant,
 }
 
 /// How long to wait between connection attempts, and for one RPC.
@@ -116,16 +123,6 @@ impl TaskManagerProcess {
         })
     }
 
-    /// This TaskManager's id.
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-
-    /// The bound data address.
-    pub fn data_address(&self) -> std::net::SocketAddr {
-        self.network.local_addr()
-    }
-
     /// Keeps the TaskManager registered until `stop` turns true; then tells the
     /// ResourceManager it leaves.
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> Result<()> {
@@ -158,16 +155,7 @@ impl TaskManagerProcess {
         let (next, wait) = match link {
             Link::Disconnected { retry_at } => self.connect(retry_at).await,
             Link::Connected(client) => self.register(client).await,
-            Link::Registered {
-                client,
-                rm,
-                interval,
-                timeout,
-                last_ack,
-            } => {
-                self.heartbeat(client, rm, interval, timeout, last_ack)
-                    .await
-            }
+            Link::Registered(reg) => self.heartbeat(reg).await,
         };
         self.link = next;
         wait
@@ -221,13 +209,13 @@ impl TaskManagerProcess {
                 tracing::info!(task_manager = %self.id, resource_manager = %r.resource_manager_id, "registered at the ResourceManager");
                 let interval = Duration::from_millis(r.heartbeat_interval_ms.max(MIN_HEARTBEAT_MS));
                 (
-                    Link::Registered {
+                    Link::Registered(Registered {
                         client,
                         rm: r.resource_manager_id,
                         interval,
                         timeout: Duration::from_millis(r.heartbeat_timeout_ms.max(1)),
                         last_ack: Instant::now(),
-                    },
+                    }),
                     interval,
                 )
             }
@@ -235,45 +223,25 @@ impl TaskManagerProcess {
         }
     }
 
-    async fn heartbeat(
-        &mut self,
-        mut client: ResourceManagerClient<Channel>,
-        rm: String,
-        interval: Duration,
-        timeout: Duration,
-        last_ack: Instant,
-    ) -> (Link, Duration) {
+    async fn heartbeat(&mut self, mut reg: Registered) -> (Link, Duration) {
         let request = HeartbeatRequest {
             task_manager_id: self.id.clone(),
-            resource_manager_id: rm.clone(),
+            resource_manager_id: reg.rm.clone(),
         };
-        match client.heartbeat(request).await {
-            Ok(r) if r.get_ref().registered => (
-                Link::Registered {
-                    client,
-                    rm,
-                    interval,
-                    timeout,
-                    last_ack: Instant::now(),
-                },
-                interval,
-            ),
+        match reg.client.heartbeat(request).await {
+            Ok(r) if r.get_ref().registered => {
+                reg.last_ack = Instant::now();
+                let interval = reg.interval;
+                (Link::Registered(reg), interval)
+            }
             Ok(_) => {
                 tracing::info!(task_manager = %self.id, "the ResourceManager does not know this TaskManager (declared lost, or a new JobManager); registering again");
-                (Link::Connected(client), Duration::ZERO)
+                (Link::Connected(reg.client), Duration::ZERO)
             }
-            Err(status) if last_ack.elapsed() < timeout => {
+            Err(status) if reg.last_ack.elapsed() < reg.timeout => {
                 tracing::debug!(task_manager = %self.id, error = %status.message(), "a heartbeat failed");
-                (
-                    Link::Registered {
-                        client,
-                        rm,
-                        interval,
-                        timeout,
-                        last_ack,
-                    },
-                    interval,
-                )
+                let interval = reg.interval;
+                (Link::Registered(reg), interval)
             }
             Err(status) => self.lost_connection(
                 "the JobManager did not answer heartbeats within the timeout",
@@ -285,7 +253,7 @@ impl TaskManagerProcess {
     /// Tells the ResourceManager this TaskManager leaves (best effort: it may be gone).
     async fn leave(&mut self) {
         let client = match &mut self.link {
-            Link::Registered { client, .. } | Link::Connected(client) => client,
+            Link::Registered(Registered { client, .. }) | Link::Connected(client) => client,
             Link::Disconnected { .. } => return,
         };
         let request = DisconnectTaskManagerRequest {

@@ -5,8 +5,7 @@
 //! fields are left out rather than reported as zero. `alignment_buffered` is 0 by design:
 //! an aligning task buffers nothing beyond its producers' pools.
 
-use super::{parse_job_id, RestError, RestState};
-use crate::error::ClusterError;
+use super::{parse_job_id, unknown, RestError, RestState};
 use crate::result::{CheckpointHistory, CheckpointStats, CheckpointStatus};
 use axum::extract::{Path, State};
 use axum::Json;
@@ -117,16 +116,7 @@ pub(crate) async fn checkpoints(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, RestError> {
     let job = parse_job_id(&id)?;
-    let history = state
-        .dispatcher
-        .checkpoint_stats(job)
-        .map_err(|e| match e {
-            ClusterError::UnknownJob(id) => RestError::not_found(format!("Job {id} not found")),
-            other => RestError(
-                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                other.to_string(),
-            ),
-        })?;
+    let history = state.dispatcher.checkpoint_stats(job).map_err(unknown)?;
     Ok(Json(checkpoints_json(&history)))
 }
 

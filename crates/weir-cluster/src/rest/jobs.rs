@@ -1,7 +1,6 @@
 //! Job endpoints: `/jobs`, `/jobs/overview`, `/jobs/{id}` and `PATCH /jobs/{id}` (cancel).
 
-use super::{parse_job_id, RestError, RestState};
-use crate::error::ClusterError;
+use super::{parse_job_id, unknown, RestError, RestState};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -36,26 +35,12 @@ pub(crate) async fn overview(State(state): State<Arc<RestState>>) -> Json<Value>
     Json(json!({ "jobs": jobs }))
 }
 
-fn unknown(e: ClusterError) -> RestError {
-    match e {
-        ClusterError::UnknownJob(id) => RestError::not_found(format!("Job {id} not found")),
-        other => RestError(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
-    }
-}
-
 pub(crate) async fn detail(
     State(state): State<Arc<RestState>>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, RestError> {
     let job = parse_job_id(&id)?;
     let status = state.dispatcher.job_status(job).map_err(unknown)?;
-    let name = state
-        .dispatcher
-        .list_jobs()
-        .into_iter()
-        .find(|(j, _, _)| *j == job)
-        .map(|(_, n, _)| n)
-        .unwrap_or_default();
     let graph = state.dispatcher.job_graph(job).map_err(unknown)?;
     let vertices: Vec<Value> = graph
         .vertices
@@ -72,7 +57,7 @@ pub(crate) async fn detail(
         .collect();
     Ok(Json(json!({
         "jid": job.to_string(),
-        "name": name,
+        "name": graph.name,
         "state": status.to_string(),
         "job-type": "STREAMING",
         "maxParallelism": -1,

@@ -80,6 +80,14 @@ impl IntoResponse for RestError {
     }
 }
 
+/// A failed job query: 404 for a job the Dispatcher does not know, 500 otherwise.
+pub(crate) fn unknown(e: crate::ClusterError) -> RestError {
+    match e {
+        crate::ClusterError::UnknownJob(id) => RestError::not_found(format!("Job {id} not found")),
+        other => RestError(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+    }
+}
+
 async fn not_found(uri: Uri) -> RestError {
     RestError::not_found(format!("Not found: {}", uri.path()))
 }

@@ -73,8 +73,7 @@ pub(crate) async fn overview(State(state): State<Arc<RestState>>) -> Json<Value>
     }))
 }
 
-pub(crate) async fn config(State(state): State<Arc<RestState>>) -> Json<Value> {
-    let _ = &state;
+pub(crate) async fn config() -> Json<Value> {
     Json(json!({
         "refresh-interval": 3000,
         "timezone-name": "Coordinated Universal Time",
@@ -99,7 +98,6 @@ fn task_manager_json(tm: &TaskManagerInfo) -> Value {
         "timeSinceLastHeartbeat": tm.last_heartbeat_epoch_ms,
         "slotsNumber": tm.slots,
         "freeSlots": tm.slots.saturating_sub(tm.allocated_slots),
-        "assignedTasks": 0,
         "hardware": {
             "cpuCores": tm.cpu_cores,
             "physicalMemory": tm.physical_memory,

@@ -175,11 +175,6 @@ impl BarrierAligner {
         Some((ch, msg))
     }
 
-    /// Messages held back, over all channels.
-    pub fn held_messages(&self) -> usize {
-        self.held_total
-    }
-
     /// True if `ch`'s data is in-flight data of an unaligned checkpoint, to be recorded.
     #[inline]
     pub fn recording(&self, ch: usize) -> bool {

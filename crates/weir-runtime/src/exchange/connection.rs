@@ -82,11 +82,6 @@ impl Connection {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The peer's address.
-    pub fn peer(&self) -> SocketAddr {
-        self.peer
-    }
-
     /// True once the connection closed.
     pub fn is_closed(&self) -> bool {
         self.lock().closed.is_some()

@@ -67,11 +67,6 @@ impl Subpartition {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The channel this subpartition feeds.
-    pub fn key(&self) -> ChannelKey {
-        self.key
-    }
-
     /// Queues a message of the producer (its writer's send).
     pub fn push(self: &Arc<Self>, msg: ChannelMessage) -> Result<()> {
         let out = match msg {
