@@ -70,15 +70,14 @@ impl AlignmentGroup {
     /// The highest watermark a member allowed `max_drift_ms` may have and still read: the
     /// group's lowest plus the drift (`None` while no member has reported).
     pub fn max_allowed_watermark(&self, max_drift_ms: i64) -> Option<i64> {
-        let low = self.lock().values().copied().min()?;
-        Some(low.saturating_add(max_drift_ms))
+        allowed(&self.lock(), max_drift_ms)
     }
 
     /// True if `member`, allowed `max_drift_ms`, is too far ahead to read now.
     pub(crate) fn must_wait(&self, member: Member, max_drift_ms: i64) -> bool {
         let w = self.lock();
-        match (w.get(&member), w.values().copied().min()) {
-            (Some(mine), Some(low)) => *mine > low.saturating_add(max_drift_ms),
+        match (w.get(&member), allowed(&w, max_drift_ms)) {
+            (Some(mine), Some(max)) => *mine > max,
             _ => false,
         }
     }
@@ -87,6 +86,12 @@ impl AlignmentGroup {
     pub fn name(&self) -> &str {
         &self.name
     }
+}
+
+/// The highest watermark a member may have and still read, given the group's `watermarks`.
+fn allowed(watermarks: &HashMap<Member, i64>, max_drift_ms: i64) -> Option<i64> {
+    let low = watermarks.values().copied().min()?;
+    Some(low.saturating_add(max_drift_ms))
 }
 
 /// A source reader that does not read while its subtask is ahead of its group.

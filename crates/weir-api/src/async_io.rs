@@ -54,7 +54,7 @@ use weir_runtime::checkpoint::CheckpointBarrier;
 use weir_runtime::operator::{guarded, OneInputLink, OneInputOperator, OperatorInfo, Outputs};
 use weir_runtime::time::TaskWaker;
 use weir_runtime::{OutputControl, Result, StreamRecord, Watermark};
-use weir_state::OperatorSubtaskState;
+use weir_state::{OperatorSubtaskState, RestoredState};
 
 /// What an async call returns: the records for its input.
 pub type AsyncResult<O> = Pin<Box<dyn Future<Output = Result<Vec<O>, UserError>> + Send>>;
@@ -156,13 +156,12 @@ impl AsyncDataStream {
         timeout: Duration,
         capacity: usize,
     ) -> DataStream<O> {
-        Self::build(
+        Self::unordered_wait_with_retry(
             stream,
             f,
             timeout,
             capacity,
             AsyncRetryStrategy::no_retry(),
-            OutputMode::Unordered,
         )
     }
 
@@ -173,14 +172,7 @@ impl AsyncDataStream {
         timeout: Duration,
         capacity: usize,
     ) -> DataStream<O> {
-        Self::build(
-            stream,
-            f,
-            timeout,
-            capacity,
-            AsyncRetryStrategy::no_retry(),
-            OutputMode::Ordered,
-        )
+        Self::ordered_wait_with_retry(stream, f, timeout, capacity, AsyncRetryStrategy::no_retry())
     }
 
     /// [`Self::unordered_wait`] with retries.
@@ -220,8 +212,8 @@ impl AsyncDataStream {
                 f.open(&RuntimeContext::of(info))
                     .map_err(|e| user_error(info, e))
             })?;
-            let mut op = AsyncWaitOp::new(f, timeout, capacity, retry.clone(), mode, info)?;
-            op.reissue_restored()?;
+            // A restored job's records in flight are called again in `initialize_state`.
+            let op = AsyncWaitOp::new(f, timeout, capacity, retry.clone(), mode, info)?;
             Ok(Box::new(OneInputLink::new(op, out, info.clone())?))
         })
     }
@@ -320,22 +312,6 @@ impl<I: Data, O: Send + 'static, F: AsyncFunction<I, O>> AsyncWaitOp<I, O, F> {
         })
     }
 
-    /// Calls again for the records a restored checkpoint had in flight.
-    fn reissue_restored(&mut self) -> Result<()> {
-        let Some(restored) = self.info.restored.clone() else {
-            return Ok(());
-        };
-        for bytes in restored.list(IN_FLIGHT_STATE) {
-            let (input, timestamp): (I, Option<i64>) =
-                bincode::deserialize(bytes).map_err(|e| {
-                    self.info
-                        .error(format!("cannot read its restored records: {e}"))
-                })?;
-            self.start(input, timestamp);
-        }
-        Ok(())
-    }
-
     /// Queues `input` and starts its call.
     fn start(&mut self, input: I, timestamp: Option<i64>) {
         let seq = self.next_seq;
@@ -347,12 +323,13 @@ impl<I: Data, O: Send + 'static, F: AsyncFunction<I, O>> AsyncWaitOp<I, O, F> {
             self.retry.clone(),
         );
         let completions = self.completions.clone();
-        if let Some(rt) = &self.rt {
-            rt.spawn(async move {
+        self.rt
+            .as_ref()
+            .expect("the async runtime lives until the operator is dropped")
+            .spawn(async move {
                 let outcome = call.await;
                 completions.complete(seq, outcome);
             });
-        }
         self.queue.push_back(Slot::Record {
             seq,
             input,
@@ -541,6 +518,19 @@ impl<I: Data, O: Send + 'static, F: AsyncFunction<I, O>> OneInputOperator<I, O>
         Ok(())
     }
 
+    fn initialize_state(&mut self, restored: &RestoredState) -> Result<()> {
+        // The records a restored checkpoint had in flight are called again.
+        for bytes in restored.list(IN_FLIGHT_STATE) {
+            let (input, timestamp): (I, Option<i64>) =
+                weir_state::snapshot::decode(IN_FLIGHT_STATE, bytes).map_err(|e| {
+                    self.info
+                        .error(format!("cannot read its restored records: {e}"))
+                })?;
+            self.start(input, timestamp);
+        }
+        Ok(())
+    }
+
     fn snapshot_state(
         &mut self,
         _: &CheckpointBarrier,
@@ -554,10 +544,14 @@ impl<I: Data, O: Send + 'static, F: AsyncFunction<I, O>> OneInputOperator<I, O>
                 input, timestamp, ..
             } = slot
             {
-                entries.push(bincode::serialize(&(input, timestamp)).map_err(|e| {
-                    self.info
-                        .error(format!("cannot write its records in flight: {e}"))
-                })?);
+                entries.push(
+                    weir_state::snapshot::encode(IN_FLIGHT_STATE, &(input, timestamp)).map_err(
+                        |e| {
+                            self.info
+                                .error(format!("cannot write its records in flight: {e}"))
+                        },
+                    )?,
+                );
             }
         }
         state.add_list(IN_FLIGHT_STATE, entries);
