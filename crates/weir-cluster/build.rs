@@ -38,6 +38,76 @@ fn main() {
             "Empty",
         ))
         .build();
-    Builder::new().compile(&[resource_manager]);
+    let task_manager = Service::builder()
+        .name("TaskManager")
+        .package("weir.cluster")
+        .comment("A TaskManager process: starts and stops the worker processes of jobs.")
+        .method(unary(
+            "prepare_job",
+            "PrepareJob",
+            "PrepareJobRequest",
+            "PrepareJobResponse",
+        ))
+        .method(unary("release_job", "ReleaseJob", "JobRequest", "Empty"))
+        .build();
+    let worker = Service::builder()
+        .name("Worker")
+        .package("weir.cluster")
+        .comment("A job's worker process on a TaskManager: runs the job's subtasks there.")
+        .method(unary(
+            "submit_task",
+            "SubmitTask",
+            "SubmitTaskRequest",
+            "Empty",
+        ))
+        .method(unary(
+            "cancel_job_tasks",
+            "CancelJobTasks",
+            "JobRequest",
+            "Empty",
+        ))
+        .method(unary(
+            "send_task_control",
+            "SendTaskControl",
+            "TaskControlRequest",
+            "TaskControlResponse",
+        ))
+        .build();
+    let job_master = Service::builder()
+        .name("JobMaster")
+        .package("weir.cluster")
+        .comment("The JobMasters of a JobManager: tasks in workers report here.")
+        .method(unary(
+            "update_task_execution_state",
+            "UpdateTaskExecutionState",
+            "TaskExecutionStateReport",
+            "Empty",
+        ))
+        .method(unary(
+            "acknowledge_checkpoint",
+            "AcknowledgeCheckpoint",
+            "CheckpointAckReport",
+            "Empty",
+        ))
+        .method(unary(
+            "decline_checkpoint",
+            "DeclineCheckpoint",
+            "CheckpointDeclineReport",
+            "Empty",
+        ))
+        .method(unary(
+            "finished_input",
+            "FinishedInput",
+            "FinishedInputReport",
+            "Empty",
+        ))
+        .method(unary(
+            "worker_lost",
+            "WorkerLost",
+            "WorkerLostReport",
+            "Empty",
+        ))
+        .build();
+    Builder::new().compile(&[resource_manager, task_manager, worker, job_master]);
     println!("cargo:rerun-if-changed=build.rs");
 }

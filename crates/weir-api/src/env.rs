@@ -1,6 +1,7 @@
 //! The StreamExecutionEnvironment: where a program sets defaults, adds sources and runs the
 //! job.
 
+use crate::cluster_client;
 use crate::datastream::{DataStream, StreamInput};
 use crate::error::{ApiError, Result};
 use crate::functions::UserError;
@@ -53,8 +54,25 @@ impl Default for StreamExecutionEnvironment {
 impl StreamExecutionEnvironment {
     /// An environment that runs jobs on an embedded mini-cluster, with parallelism defaulting
     /// to the number of cores.
+    ///
+    /// Started by `weir run`, the program also takes the command's settings from the
+    /// environment: `WEIR_PARALLELISM` (the default parallelism, as `flink run -p`) and
+    /// `WEIR_FROM_SAVEPOINT` (as `flink run -s`); the program's own calls override them.
     pub fn new() -> Self {
-        let config = ExecutionConfig::default();
+        let mut config = ExecutionConfig::default();
+        if let Some(p) = std::env::var(cluster_client::PARALLELISM)
+            .ok()
+            .and_then(|p| p.parse::<u32>().ok())
+            .filter(|p| *p > 0)
+        {
+            config.parallelism = p;
+        }
+        if let Ok(path) = std::env::var(cluster_client::FROM_SAVEPOINT) {
+            config.restore = Some(weir_core::RestoreSettings {
+                path,
+                allow_non_restored_state: false,
+            });
+        }
         StreamExecutionEnvironment {
             state: Rc::new(RefCell::new(EnvState {
                 raw_parallelism: config.parallelism as i64,
@@ -415,34 +433,62 @@ impl StreamExecutionEnvironment {
             let st = self.state.borrow();
             st.cluster.clone()
         };
+        if let Some(worker) = weir_cluster::process::worker::WorkerEnv::from_env() {
+            // Started by a TaskManager as this job's worker: run its subtasks, never return.
+            let worker = worker.map_err(ApiError::Client)?;
+            weir_cluster::process::worker::run(worker, &graph, Arc::new(code));
+        }
+        if cluster.is_none() {
+            if let Some(address) = cluster_client::jobmanager_address() {
+                self.clear_program();
+                return cluster_client::submit(&address, graph, job_name);
+            }
+        }
         let cluster = cluster.unwrap_or_else(|| {
             MiniCluster::start(MiniClusterConfig {
                 task_managers: 1,
                 slots_per_task_manager: graph.required_slots(),
             })
         });
-        {
-            let mut st = self.state.borrow_mut();
-            st.nodes.clear();
-            st.edges.clear();
-        }
+        self.clear_program();
         let dispatcher = cluster.dispatcher();
         let job = dispatcher.submit_job(graph, Arc::new(code))?;
         Ok(JobClient {
-            cluster,
-            dispatcher,
+            backend: Backend::Embedded {
+                cluster,
+                dispatcher,
+            },
             job,
             name: job_name.to_string(),
         })
     }
+
+    /// Clears the program's graph once a job was built from it, as Flink does.
+    fn clear_program(&self) {
+        let mut st = self.state.borrow_mut();
+        st.nodes.clear();
+        st.edges.clear();
+    }
+}
+
+/// Where a submitted job runs.
+pub(crate) enum Backend {
+    /// On a mini-cluster in this process.
+    Embedded {
+        cluster: Arc<MiniCluster>,
+        dispatcher: Arc<dyn DispatcherGateway>,
+    },
+    /// On a cluster reached through its REST API (started by `weir run`).
+    Remote(weir_cluster::rest::client::RestClient),
+    /// Submitted to a cluster in detached mode: the client does not follow it.
+    Detached,
 }
 
 /// A submitted job (Flink's `JobClient`).
 pub struct JobClient {
-    cluster: Arc<MiniCluster>,
-    dispatcher: Arc<dyn DispatcherGateway>,
-    job: JobId,
-    name: String,
+    pub(crate) backend: Backend,
+    pub(crate) job: JobId,
+    pub(crate) name: String,
 }
 
 impl JobClient {
@@ -451,19 +497,55 @@ impl JobClient {
         self.job
     }
 
-    /// The cluster running the job.
+    /// The embedded mini-cluster running the job.
+    ///
+    /// # Panics
+    /// If the job runs on a cluster of processes (the program was started by `weir run`):
+    /// there is no cluster object in this process then.
     pub fn cluster(&self) -> &Arc<MiniCluster> {
-        &self.cluster
+        match &self.backend {
+            Backend::Embedded { cluster, .. } => cluster,
+            _ => panic!(
+                "job {} runs on a remote cluster, not an embedded one",
+                self.job
+            ),
+        }
+    }
+
+    fn embedded(&self, what: &str) -> Result<&Arc<dyn DispatcherGateway>> {
+        match &self.backend {
+            Backend::Embedded { dispatcher, .. } => Ok(dispatcher),
+            Backend::Remote(_) | Backend::Detached => Err(ApiError::Client(format!(
+                "{what} of job {} on a cluster goes through the cluster's REST API (weir savepoint, /jobs/{}/checkpoints)",
+                self.job, self.job
+            ))),
+        }
+    }
+
+    fn remote(&self) -> Result<&weir_cluster::rest::client::RestClient> {
+        match &self.backend {
+            Backend::Remote(c) => Ok(c),
+            _ => Err(ApiError::Client(format!(
+                "job {} was submitted detached: follow it with weir list or the REST API",
+                self.job
+            ))),
+        }
     }
 
     /// The job's current status.
     pub fn status(&self) -> Result<JobStatus> {
-        Ok(self.dispatcher.job_status(self.job)?)
+        match &self.backend {
+            Backend::Embedded { dispatcher, .. } => Ok(dispatcher.job_status(self.job)?),
+            _ => Ok(self.remote()?.status(self.job)?),
+        }
     }
 
     /// Asks the job to cancel; [`wait`](Self::wait) then reports the cancellation.
     pub fn cancel(&self) -> Result<()> {
-        Ok(self.dispatcher.cancel_job(self.job)?)
+        match &self.backend {
+            Backend::Embedded { dispatcher, .. } => Ok(dispatcher.cancel_job(self.job)?),
+            _ => Ok(self.remote()?.cancel(self.job)?),
+        }
     }
 
     /// Takes a savepoint into a new directory below `target_dir` and waits for it; the
@@ -471,7 +553,7 @@ impl JobClient {
     /// [`StreamExecutionEnvironment::restore_from_savepoint`].
     pub fn trigger_savepoint(&self, target_dir: impl Into<String>) -> Result<String> {
         Ok(self
-            .dispatcher
+            .embedded("a savepoint")?
             .trigger_savepoint(self.job, target_dir.into(), false)?)
     }
 
@@ -480,22 +562,49 @@ impl JobClient {
     /// stop-with-savepoint). Returns the savepoint's directory.
     pub fn stop_with_savepoint(&self, target_dir: impl Into<String>) -> Result<String> {
         Ok(self
-            .dispatcher
+            .embedded("a savepoint")?
             .trigger_savepoint(self.job, target_dir.into(), true)?)
     }
 
     /// The job's checkpoint counts and history so far.
     pub fn checkpoint_stats(&self) -> Result<weir_cluster::CheckpointHistory> {
-        Ok(self.dispatcher.checkpoint_stats(self.job)?)
+        Ok(self
+            .embedded("the checkpoint statistics")?
+            .checkpoint_stats(self.job)?)
     }
 
-    /// Waits for the job to end.
+    /// Waits for the job to end. For a job on a cluster the result has the job's run time
+    /// and restarts; its per-operator counts are on the cluster's REST API.
     pub fn wait(&self) -> Result<JobExecutionResult> {
-        self.dispatcher
-            .request_job_result(self.job)
-            .map_err(|source: ClusterError| ApiError::JobFailed {
-                job: self.name.clone(),
-                source,
-            })
+        let failed = |source: ClusterError| ApiError::JobFailed {
+            job: self.name.clone(),
+            source,
+        };
+        match &self.backend {
+            Backend::Embedded { dispatcher, .. } => {
+                dispatcher.request_job_result(self.job).map_err(failed)
+            }
+            Backend::Remote(c) => {
+                let r = c.wait(self.job).map_err(failed)?;
+                Ok(JobExecutionResult {
+                    job_id: self.job,
+                    job_name: self.name.clone(),
+                    net_runtime: r.net_runtime,
+                    operators: Vec::new(),
+                    backpressured_ms: 0,
+                    restarts: r.restarts,
+                    checkpoints: Default::default(),
+                })
+            }
+            Backend::Detached => Ok(JobExecutionResult {
+                job_id: self.job,
+                job_name: self.name.clone(),
+                net_runtime: Duration::ZERO,
+                operators: Vec::new(),
+                backpressured_ms: 0,
+                restarts: 0,
+                checkpoints: Default::default(),
+            }),
+        }
     }
 }

@@ -22,6 +22,9 @@ pub enum ApiError {
     /// The cluster refused or lost the job.
     #[error(transparent)]
     Cluster(#[from] ClusterError),
+    /// A job on a cluster of processes cannot be submitted or asked this from here.
+    #[error("{0}")]
+    Client(String),
 }
 
 impl ApiError {

@@ -34,6 +34,7 @@
 pub mod alignment;
 pub mod async_io;
 pub mod broadcast;
+pub mod cluster_client;
 pub mod collect;
 pub mod connected;
 pub mod datastream;

@@ -17,12 +17,16 @@ pub struct JobManagerAddress {
 }
 
 impl JobManagerAddress {
-    fn base_url(&self) -> String {
-        let addr = self
-            .jobmanager
+    /// The REST address as given (or the default).
+    pub fn address(&self) -> String {
+        self.jobmanager
             .clone()
             .or_else(|| std::env::var("WEIR_JOBMANAGER").ok())
-            .unwrap_or_else(|| "127.0.0.1:8081".into());
+            .unwrap_or_else(|| "127.0.0.1:8081".into())
+    }
+
+    fn base_url(&self) -> String {
+        let addr = self.address();
         if addr.starts_with("http://") || addr.starts_with("https://") {
             addr.trim_end_matches('/').to_string()
         } else {

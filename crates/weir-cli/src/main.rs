@@ -6,6 +6,7 @@ mod client;
 mod cluster;
 mod error;
 mod roles;
+mod run;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -29,6 +30,8 @@ enum Command {
         #[command(subcommand)]
         action: cluster::ClusterAction,
     },
+    /// Runs a job binary on a cluster: it submits itself and its graph (as `flink run`).
+    Run(run::RunArgs),
     /// Lists the jobs of a cluster (through its REST API).
     List(client::JobManagerAddress),
     /// Cancels a job (through the cluster's REST API).
@@ -41,6 +44,7 @@ fn main() -> ExitCode {
         Command::Jobmanager(args) => roles::run_jobmanager(args),
         Command::Taskmanager(args) => roles::run_taskmanager(args),
         Command::Cluster { action } => cluster::run(action),
+        Command::Run(args) => run::run(args),
         Command::List(address) => client::list(address),
         Command::Cancel(args) => client::cancel(args),
     };

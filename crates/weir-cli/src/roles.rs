@@ -46,6 +46,9 @@ pub struct TaskManagerArgs {
     /// The data port other TaskManagers read this one's task output from (0: any free port).
     #[arg(long, default_value_t = 0)]
     data_port: u16,
+    /// The RPC port the JobManager starts jobs' workers through (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    rpc_port: u16,
 }
 
 /// Logs to stderr at `info` unless `RUST_LOG` says otherwise.
@@ -134,6 +137,7 @@ pub fn run_taskmanager(args: TaskManagerArgs) -> Result<()> {
         slots: args.slots,
         host: args.host,
         data_port: args.data_port,
+        rpc_port: args.rpc_port,
     })?;
     runtime()?.block_on(async move {
         let (stop, stopped) = watch::channel(false);

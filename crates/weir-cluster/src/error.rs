@@ -38,6 +38,14 @@ pub enum ClusterError {
     /// The job was cancelled by the user.
     #[error("job {0} was cancelled")]
     Cancelled(JobId),
+    /// A job on a cluster failed; its JobManager gave the reason.
+    #[error("job {job} failed: {message}")]
+    RemoteJobFailed {
+        /// The job.
+        job: JobId,
+        /// The reason, as the JobManager reported it.
+        message: String,
+    },
     /// A task could not be deployed.
     #[error("cannot deploy job {job}: {message}")]
     Deployment {

@@ -6,6 +6,7 @@
 
 use crate::error::Result;
 use crate::result::{CheckpointHistory, JobExecutionResult, JobStatus};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use weir_core::{JobGraph, JobId, VertexId};
@@ -86,7 +87,7 @@ pub struct TaskDeployment {
     /// The job's code.
     pub code: Arc<dyn JobCode>,
     /// Where the task reports its end.
-    pub job_master: Arc<dyn JobMasterGateway>,
+    pub job_master: Arc<dyn TaskStateListener>,
     /// Where the task reports checkpoints; `None` outside checkpointing.
     pub checkpoints: Option<Arc<dyn CheckpointResponder>>,
     /// The execution attempt (0 first, +1 per restart): tasks of different attempts never
@@ -94,10 +95,47 @@ pub struct TaskDeployment {
     pub attempt: u32,
     /// The snapshot to restore state from.
     pub restore: Option<RestorePoint>,
+    /// Where the job's subtasks run, when they run in several processes; `None` when
+    /// every subtask is in this process.
+    pub locations: Option<Arc<TaskLocations>>,
+}
+
+/// The data address of the process each subtask of a job runs in: where its output
+/// channels are read from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TaskLocations {
+    /// By vertex id, one address per subtask.
+    pub by_vertex: std::collections::BTreeMap<u32, Vec<SocketAddr>>,
+}
+
+impl TaskLocations {
+    /// Where subtask `subtask` of `vertex` runs, if known.
+    pub fn get(&self, vertex: VertexId, subtask: u32) -> Option<SocketAddr> {
+        self.by_vertex
+            .get(&vertex.0)
+            .and_then(|v| v.get(subtask as usize))
+            .copied()
+    }
 }
 
 /// A TaskManager's task-facing interface (Flink's `TaskExecutorGateway`).
 pub trait TaskExecutorGateway: Send + Sync {
+    /// Gets the job's code ready on this TaskManager before its tasks are deployed, and
+    /// returns the data address its tasks there will publish their channels on; `None` when
+    /// the tasks run in this process and exchange data through the local shuffle.
+    fn prepare_job(
+        &self,
+        job: JobId,
+        graph: &Arc<JobGraph>,
+        code: &Arc<dyn JobCode>,
+    ) -> Result<Option<SocketAddr>> {
+        let _ = (job, graph, code);
+        Ok(None)
+    }
+    /// The job ended: whatever [`prepare_job`](Self::prepare_job) started for it is stopped.
+    fn release_job(&self, job: JobId) {
+        let _ = job;
+    }
     /// Starts a task; its end is reported to the deployment's JobMaster.
     fn submit_task(&self, deployment: TaskDeployment) -> Result<()>;
     /// Cancels every task of `job` on this TaskManager.
@@ -143,10 +181,14 @@ pub struct TaskExecutionState {
     pub attempt: u32,
 }
 
-/// A JobMaster, as tasks and the Dispatcher see it.
-pub trait JobMasterGateway: Send + Sync {
+/// Where tasks report how they ended: their JobMaster, in this process or over RPC.
+pub trait TaskStateListener: Send + Sync {
     /// A task reached an end state.
     fn update_task_execution_state(&self, state: TaskExecutionState);
+}
+
+/// A JobMaster, as tasks and the Dispatcher see it.
+pub trait JobMasterGateway: TaskStateListener {
     /// The user asked to cancel the job.
     fn cancel(&self);
     /// Takes a savepoint into a new directory below `target_dir`; with `stop` the sources

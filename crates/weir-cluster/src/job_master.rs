@@ -15,11 +15,13 @@ use crate::coordinator::{CheckpointCoordinator, CheckpointStatsCell, TaskDirecto
 use crate::error::{ClusterError, Result};
 use crate::gateway::{
     AllocatedSlot, JobMasterGateway, ResourceManagerGateway, RestorePoint, SavepointReply,
-    TaskDeployment, TaskEnd, TaskExecutionState, TaskExecutorGateway,
+    TaskDeployment, TaskEnd, TaskExecutionState, TaskExecutorGateway, TaskLocations,
+    TaskStateListener,
 };
 use crate::restart::RestartBackoff;
 use crate::result::{JobExecutionResult, JobStatus, OperatorSummary};
 use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -56,11 +58,13 @@ impl JobMasterHandle {
     }
 }
 
-impl JobMasterGateway for JobMasterHandle {
+impl TaskStateListener for JobMasterHandle {
     fn update_task_execution_state(&self, state: TaskExecutionState) {
         self.send(Msg::Task(state));
     }
+}
 
+impl JobMasterGateway for JobMasterHandle {
     fn cancel(&self) {
         self.send(Msg::Cancel);
     }
@@ -257,6 +261,13 @@ impl JobMaster {
             }
         };
         let result = self.execute(&slots);
+        let mut released: Vec<&Arc<dyn TaskExecutorGateway>> = Vec::new();
+        for slot in &slots {
+            if !released.iter().any(|g| Arc::ptr_eq(g, &slot.gateway)) {
+                slot.gateway.release_job(job);
+                released.push(&slot.gateway);
+            }
+        }
         p.resource_manager.release_slots(job);
         self.set_status(match &result {
             Ok(_) => JobStatus::Finished,
@@ -389,6 +400,50 @@ impl JobMaster {
         }
     }
 
+    /// Gets the job's code ready on every TaskManager of `slots` (a worker process per
+    /// TaskManager for a job submitted as a binary) and returns where each subtask will run;
+    /// `None` when all of them run in this process.
+    fn prepare(
+        &self,
+        slots: &[AllocatedSlot],
+        group_base: &BTreeMap<&str, (usize, u32)>,
+    ) -> Result<Option<Arc<TaskLocations>>> {
+        let p = &self.params;
+        let mut addresses: Vec<(Arc<dyn TaskExecutorGateway>, Option<SocketAddr>)> = Vec::new();
+        for slot in slots {
+            if addresses.iter().any(|(g, _)| Arc::ptr_eq(g, &slot.gateway)) {
+                continue;
+            }
+            let addr = slot.gateway.prepare_job(p.job, &p.graph, &p.code)?;
+            addresses.push((slot.gateway.clone(), addr));
+        }
+        if addresses.iter().all(|(_, a)| a.is_none()) {
+            return Ok(None);
+        }
+        let mut locations = TaskLocations::default();
+        for v in &p.graph.vertices {
+            let base = group_base[v.slot_sharing_group.as_str()].0;
+            let mut subtasks = Vec::with_capacity(v.parallelism as usize);
+            for s in 0..v.parallelism as usize {
+                let gw = &slots[base + s].gateway;
+                let addr = addresses
+                    .iter()
+                    .find(|(g, _)| Arc::ptr_eq(g, gw))
+                    .and_then(|(_, a)| *a)
+                    .ok_or_else(|| ClusterError::Deployment {
+                        job: p.job,
+                        message: format!(
+                            "subtask {s} of '{}' would run in the JobManager's process while others run in TaskManager processes",
+                            v.name
+                        ),
+                    })?;
+                subtasks.push(addr);
+            }
+            locations.by_vertex.insert(v.id.0, subtasks);
+        }
+        Ok(Some(Arc::new(locations)))
+    }
+
     fn run_attempt(
         &self,
         attempt: u32,
@@ -415,11 +470,21 @@ impl JobMaster {
             handle: self.handle.clone(),
             attempt,
         });
-        let job_master: Arc<dyn JobMasterGateway> = self.handle.clone();
+        let job_master: Arc<dyn TaskStateListener> = self.handle.clone();
         let mut gateways: Vec<Arc<dyn TaskExecutorGateway>> = Vec::new();
         let mut directory = TaskDirectory::default();
         let mut failure: Option<ClusterError> = None;
+        let locations = match self.prepare(slots, &group_base) {
+            Ok(l) => l,
+            Err(e) => {
+                failure = Some(e);
+                None
+            }
+        };
         'deploy: for v in &graph.vertices {
+            if failure.is_some() {
+                break;
+            }
             let base = group_base[v.slot_sharing_group.as_str()].0;
             for s in 0..v.parallelism {
                 let slot = &slots[base + s as usize];
@@ -436,6 +501,7 @@ impl JobMaster {
                     checkpoints: Some(responder.clone()),
                     attempt,
                     restore: restore.clone(),
+                    locations: locations.clone(),
                 };
                 if let Err(e) = slot.gateway.submit_task(d) {
                     failure = Some(e);

@@ -37,6 +37,7 @@ pub use dispatcher::Dispatcher;
 pub use error::{ClusterError, Result};
 pub use gateway::{
     DispatcherGateway, JobMasterGateway, ResourceManagerGateway, TaskExecutorGateway,
+    TaskStateListener,
 };
 pub use metrics::ClusterMetrics;
 pub use mini_cluster::{MiniCluster, MiniClusterConfig};

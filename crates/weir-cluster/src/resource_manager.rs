@@ -43,6 +43,18 @@ impl ResourceManager {
     }
 }
 
+impl ResourceManager {
+    /// Removes a TaskManager that left or was lost; its slots are gone. True if it was
+    /// registered.
+    pub fn unregister(&self, id: &str) -> bool {
+        let removed = self.lock().remove(id).is_some();
+        if removed {
+            tracing::info!(task_manager = %id, "TaskManager unregistered");
+        }
+        removed
+    }
+}
+
 impl crate::task_manager_registry::TaskManagerDirectory for ResourceManager {
     /// The in-process TaskManagers of an embedded mini-cluster (no data port: their
     /// channels stay in memory).

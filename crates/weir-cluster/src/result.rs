@@ -36,6 +36,25 @@ impl JobStatus {
     }
 }
 
+impl JobStatus {
+    /// Every status.
+    pub const ALL: [JobStatus; 8] = [
+        JobStatus::Created,
+        JobStatus::Running,
+        JobStatus::Failing,
+        JobStatus::Failed,
+        JobStatus::Cancelling,
+        JobStatus::Canceled,
+        JobStatus::Finished,
+        JobStatus::Restarting,
+    ];
+
+    /// The status Flink's REST API names `name` (`RUNNING`, ...).
+    pub fn from_flink_name(name: &str) -> Option<JobStatus> {
+        Self::ALL.into_iter().find(|s| s.to_string() == name)
+    }
+}
+
 impl fmt::Display for JobStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

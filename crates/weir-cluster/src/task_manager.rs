@@ -7,12 +7,14 @@ use crate::gateway::{
 use crate::shuffle::LocalShuffle;
 use crate::wiring::{input_channels, output_targets};
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use weir_core::{JobId, TaskThreadScheduling, VertexId};
 use weir_runtime::buffer::BufferPool;
 use weir_runtime::checkpoint::{in_flight_uid, InFlightChannel, IN_FLIGHT_STATE};
 use weir_runtime::deploy::{OutputEdgeIo, TaskIo};
+use weir_runtime::exchange::{ChannelKey, InputGate, NetworkEnvironment};
 use weir_runtime::inbox::{ChannelSender, TaskControl, TaskInbox};
 use weir_runtime::operator::catch_user_panic;
 use weir_runtime::task::{ChainHead, Task, TaskCanceller, TaskCheckpointing};
@@ -107,6 +109,8 @@ pub struct TaskManager {
     live_threads: Arc<AtomicUsize>,
     /// Where user metrics of this TaskManager's tasks are exported, once set.
     user_metrics: std::sync::OnceLock<Arc<UserMetrics>>,
+    /// The data plane, for channels to and from subtasks in other processes.
+    network: Option<Arc<NetworkEnvironment>>,
 }
 
 impl TaskManager {
@@ -123,7 +127,76 @@ impl TaskManager {
             running: Arc::new(Mutex::new(HashMap::new())),
             live_threads: Arc::new(AtomicUsize::new(0)),
             user_metrics: std::sync::OnceLock::new(),
+            network: None,
         })
+    }
+
+    /// A TaskManager whose tasks also exchange data with subtasks in other processes,
+    /// through `network` (a job's worker process).
+    pub fn with_network(
+        id: impl Into<TaskManagerId>,
+        slots: usize,
+        shuffle: Arc<LocalShuffle>,
+        network: Arc<NetworkEnvironment>,
+    ) -> Arc<Self> {
+        Arc::new(TaskManager {
+            id: id.into(),
+            slots,
+            shuffle,
+            running: Arc::new(Mutex::new(HashMap::new())),
+            live_threads: Arc::new(AtomicUsize::new(0)),
+            user_metrics: std::sync::OnceLock::new(),
+            network: Some(network),
+        })
+    }
+
+    /// The data plane and the address of subtask `subtask` of `vertex`, when that subtask
+    /// runs in another process.
+    fn remote(
+        &self,
+        d: &TaskDeployment,
+        vertex: VertexId,
+        subtask: u32,
+    ) -> Option<(&Arc<NetworkEnvironment>, SocketAddr)> {
+        let net = self.network.as_ref()?;
+        let addr = d.locations.as_ref()?.get(vertex, subtask)?;
+        (addr != net.local_addr()).then_some((net, addr))
+    }
+
+    /// Opens the input channels of `d` whose producers run in other processes, into `inbox`.
+    fn connect_remote_inputs(
+        &self,
+        d: &TaskDeployment,
+        inbox: &Arc<TaskInbox>,
+    ) -> Result<Option<Arc<InputGate>>> {
+        let mut gate = None;
+        for (channel, info) in input_channels(&d.graph, d.vertex, d.subtask)
+            .into_iter()
+            .enumerate()
+        {
+            let producer = d.graph.edges[info.edge].source;
+            let Some((net, peer)) = self.remote(d, producer, info.producer) else {
+                continue;
+            };
+            let gate = gate.get_or_insert_with(|| net.input_gate(inbox.clone()));
+            let key = ChannelKey {
+                job: d.job.0,
+                attempt: d.attempt,
+                producer_vertex: producer.0,
+                producer_subtask: info.producer,
+                consumer_vertex: d.vertex.0,
+                consumer_subtask: d.subtask,
+            };
+            net.connect_input(gate, peer, key, channel as u32)
+                .map_err(|e| ClusterError::Deployment {
+                    job: d.job,
+                    message: format!(
+                        "cannot open input channel {channel} of subtask {} of vertex {} from {peer}: {e}",
+                        d.subtask, d.vertex.0
+                    ),
+                })?;
+        }
+        Ok(gate)
     }
 
     /// Exports the user metrics of tasks deployed from now on through `metrics` (the first
@@ -147,18 +220,32 @@ impl TaskManager {
         let cfg = &graph.config;
         let mut outputs = Vec::new();
         let mut channels_out = 0;
+        let mut remote_outputs = false;
         for (i, e) in graph.edges.iter().enumerate() {
             if e.source != d.vertex {
                 continue;
             }
             let senders: Vec<ChannelSender> = output_targets(graph, i, d.subtask)
                 .into_iter()
-                .map(|(consumer, channel)| {
-                    ChannelSender::new(
-                        self.shuffle.inbox(d.job, d.attempt, e.target, consumer),
-                        channel,
-                    )
-                })
+                .map(
+                    |(consumer, channel)| match self.remote(d, e.target, consumer) {
+                        Some((net, _)) => {
+                            remote_outputs = true;
+                            net.register_subpartition(ChannelKey {
+                                job: d.job.0,
+                                attempt: d.attempt,
+                                producer_vertex: d.vertex.0,
+                                producer_subtask: d.subtask,
+                                consumer_vertex: e.target.0,
+                                consumer_subtask: consumer,
+                            })
+                        }
+                        None => ChannelSender::new(
+                            self.shuffle.inbox(d.job, d.attempt, e.target, consumer),
+                            channel,
+                        ),
+                    },
+                )
                 .collect();
             channels_out += senders.len();
             outputs.push(OutputEdgeIo {
@@ -176,8 +263,8 @@ impl TaskManager {
                 cfg.buffer_size,
             ),
             flush_always: cfg.buffer_timeout_ms == 0,
-            // Every consumer is in this process (the local shuffle).
-            in_memory_exchange: !cfg.serialize_local_exchange,
+            // Records cross processes only as bytes.
+            in_memory_exchange: !cfg.serialize_local_exchange && !remote_outputs,
             processing_time: ProcessingTimeService::default(),
             alignment: cfg.checkpoint.alignment(),
             restored: HashMap::new(),
@@ -217,6 +304,7 @@ impl TaskExecutorGateway for TaskManager {
         let pool = io.pool.clone();
         let processing_time = io.processing_time.clone();
         let inbox = self.shuffle.inbox(d.job, d.attempt, d.vertex, d.subtask);
+        let gate = self.connect_remote_inputs(&d, &inbox)?;
         io.waker = weir_runtime::time::TaskWaker::new(&inbox, processing_time.clone());
         let task_metrics = io.metrics.clone();
         let key = (d.job, d.vertex, d.subtask);
@@ -240,6 +328,8 @@ impl TaskExecutorGateway for TaskManager {
         let spawned = std::thread::Builder::new()
             .name(thread_name)
             .spawn(move || {
+                // The gate lives as long as the task reads from it.
+                let _gate = gate;
                 tracing::debug!(task = %task_name, "task started");
                 apply_scheduling(d.graph.config.task_thread_scheduling, &task_name);
                 // The operators are built on the task's own thread, so that user code in

@@ -119,6 +119,43 @@ pub struct JobGraph {
 }
 
 impl JobGraph {
+    /// Checks what the runtime relies on when the graph comes from elsewhere (a client over
+    /// the network): dense vertex ids, a non-empty chain per vertex, parallelism within
+    /// max parallelism, edges between existing vertices and at most 1024 operators per
+    /// vertex. Returns the first problem found.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.vertices.is_empty() {
+            return Err("it has no vertices".into());
+        }
+        for (i, v) in self.vertices.iter().enumerate() {
+            if v.id.0 as usize != i {
+                return Err(format!("vertex {i} has id {}", v.id.0));
+            }
+            if v.operators.is_empty() || v.operators.len() > 1024 {
+                return Err(format!("vertex {i} has {} operators", v.operators.len()));
+            }
+            if v.parallelism == 0 || v.parallelism > v.max_parallelism {
+                return Err(format!(
+                    "vertex {i} has parallelism {} and max parallelism {}",
+                    v.parallelism, v.max_parallelism
+                ));
+            }
+        }
+        let n = self.vertices.len() as u32;
+        for (i, e) in self.edges.iter().enumerate() {
+            if e.source.0 >= n || e.target.0 >= n || e.source == e.target {
+                return Err(format!(
+                    "edge {i} connects vertex {} to vertex {}",
+                    e.source.0, e.target.0
+                ));
+            }
+            if e.input_index > 1 {
+                return Err(format!("edge {i} feeds input {}", e.input_index));
+            }
+        }
+        Ok(())
+    }
+
     /// The vertex with id `id`.
     pub fn vertex(&self, id: VertexId) -> &JobVertex {
         &self.vertices[id.0 as usize]

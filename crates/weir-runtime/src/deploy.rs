@@ -70,4 +70,37 @@ impl TaskIo {
 pub trait JobCode: Send + Sync {
     /// Builds subtask `io.subtask` of `vertex`, wired to `io`.
     fn instantiate(&self, graph: &JobGraph, vertex: VertexId, io: TaskIo) -> Result<ChainHead>;
+
+    /// The job's code as a program binary to start on each TaskManager, when the job was
+    /// submitted from another process; `None` when the code is here, in this process.
+    fn binary(&self) -> Option<&JobBinary> {
+        None
+    }
+}
+
+/// A job's program binary in the JobManager's blob store, and how the client ran it: a
+/// TaskManager starts it as the job's worker, which rebuilds the same graph (DESIGN.md §6).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobBinary {
+    /// The blob key (SHA-256 of the binary, hex).
+    pub blob_key: String,
+    /// The program's arguments.
+    pub args: Vec<String>,
+    /// The `WEIR_*` environment variables the client ran it with.
+    pub env: Vec<(String, String)>,
+    /// The fingerprint of the graph the client built.
+    pub fingerprint: String,
+}
+
+impl JobCode for JobBinary {
+    fn instantiate(&self, _: &JobGraph, vertex: VertexId, _: TaskIo) -> Result<ChainHead> {
+        Err(crate::RuntimeError::Other(format!(
+            "vertex {} belongs to a job whose code is the binary {}: it runs in the job's worker process on a TaskManager, not in this process",
+            vertex.0, self.blob_key
+        )))
+    }
+
+    fn binary(&self) -> Option<&JobBinary> {
+        Some(self)
+    }
 }

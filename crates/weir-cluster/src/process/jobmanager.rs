@@ -4,10 +4,14 @@
 //! Jobs are not yet submitted to it over the network: its Dispatcher answers the REST API's
 //! job queries, and deploying to TaskManager processes comes with the network exchange.
 
+use super::blob_store::BlobStore;
+use super::job_routes::{JobMasterService, JobRoutes};
+use super::remote_task_executor::RemoteTaskExecutor;
 use super::JobManagerAddresses;
 use crate::error::{ClusterError, Result};
 use crate::metrics::ClusterMetrics;
 use crate::rest::{self, RestState};
+use crate::rpc::job_master::job_master_server::JobMasterServer;
 use crate::rpc::resource_manager::resource_manager_server::{
     ResourceManager as ResourceManagerRpc, ResourceManagerServer,
 };
@@ -16,6 +20,7 @@ use crate::rpc::{
     RegisterTaskManagerRequest, RegisterTaskManagerResponse,
 };
 use crate::task_manager_registry::{Registration, TaskManagerInfo, TaskManagerRegistry};
+use crate::ResourceManagerGateway;
 use crate::{Dispatcher, DispatcherGateway, ResourceManager};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -56,6 +61,19 @@ struct ResourceManagerService {
     id: String,
     registry: Arc<TaskManagerRegistry>,
     heartbeat_interval: Duration,
+    /// Slots of registered TaskManagers, handed to JobMasters.
+    slots: Arc<ResourceManager>,
+    routes: Arc<JobRoutes>,
+    addresses: JobManagerAddresses,
+}
+
+impl ResourceManagerService {
+    /// A TaskManager is gone (it left, or was declared lost): its slots are removed and the
+    /// subtasks it ran fail.
+    fn gone(&self, id: &str, reason: &str) {
+        self.slots.unregister(id);
+        self.routes.process_lost(None, id, reason);
+    }
 }
 
 #[tonic::async_trait]
@@ -85,7 +103,27 @@ impl ResourceManagerRpc for ResourceManagerService {
             physical_memory: r.physical_memory,
             last_heartbeat_epoch_ms: 0,
         };
+        let rpc_port = u16::try_from(r.rpc_port)
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| Status::invalid_argument(format!("bad RPC port {}", r.rpc_port)))?;
         let (id, host, slots) = (info.id.clone(), info.host.clone(), info.slots);
+        let gateway = RemoteTaskExecutor::connect(
+            id.clone(),
+            &format!("{host}:{rpc_port}"),
+            tokio::runtime::Handle::current(),
+            self.addresses.rest.to_string(),
+            self.addresses.rpc.to_string(),
+            self.routes.clone(),
+        )
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        if self.slots.unregister(&id) {
+            // Registered again: what ran there under the old registration is gone.
+            self.routes
+                .process_lost(None, &id, "the TaskManager registered again");
+        }
+        self.slots
+            .register_task_manager(id.clone(), slots as usize, Arc::new(gateway));
         match self.registry.register(info) {
             Registration::New => {
                 tracing::info!(task_manager = %id, %host, slots, "TaskManager registered")
@@ -119,6 +157,10 @@ impl ResourceManagerRpc for ResourceManagerService {
         if self.registry.remove(&r.task_manager_id) {
             tracing::info!(task_manager = %r.task_manager_id, reason = %r.reason, "TaskManager disconnected");
         }
+        self.gone(
+            &r.task_manager_id,
+            &format!("the TaskManager disconnected: {}", r.reason),
+        );
         Ok(Response::new(Empty {}))
     }
 }
@@ -176,8 +218,16 @@ impl JobManagerProcess {
         };
         let registry = Arc::new(TaskManagerRegistry::new(config.heartbeat_timeout));
         let metrics = Arc::new(ClusterMetrics::default());
+        let slots = ResourceManager::new();
+        let routes = Arc::new(JobRoutes::default());
         let dispatcher: Arc<dyn DispatcherGateway> =
-            Dispatcher::new(ResourceManager::new(), Arc::new(|_| {}), metrics.clone());
+            Dispatcher::new(slots.clone(), Arc::new(|_| {}), metrics.clone());
+        let instance = instance_id();
+        let blobs = Arc::new(BlobStore::open(
+            std::env::temp_dir()
+                .join(format!("weir-jobmanager-{instance}"))
+                .join("blobs"),
+        )?);
         let (stop, stopped) = watch::channel(false);
         let until_stopped = |mut rx: watch::Receiver<bool>| async move {
             while !*rx.borrow() {
@@ -186,17 +236,22 @@ impl JobManagerProcess {
                 }
             }
         };
-        let rm = ResourceManagerService {
-            id: instance_id(),
+        let rm = Arc::new(ResourceManagerService {
+            id: instance,
             registry: registry.clone(),
             heartbeat_interval: config.heartbeat_interval,
-        };
+            slots,
+            routes: routes.clone(),
+            addresses,
+        });
+        let rm_for_expiry = rm.clone();
         let mut servers = JoinSet::new();
         {
             let stopped = stopped.clone();
             servers.spawn(async move {
                 tonic::transport::Server::builder()
-                    .add_service(ResourceManagerServer::new(rm))
+                    .add_service(ResourceManagerServer::from_arc(rm))
+                    .add_service(JobMasterServer::new(JobMasterService::new(routes)))
                     .serve_with_incoming_shutdown(
                         tonic::transport::server::TcpIncoming::from(rpc_listener),
                         until_stopped(stopped),
@@ -208,7 +263,8 @@ impl JobManagerProcess {
                     })
             });
         }
-        let state = Arc::new(RestState::new(dispatcher, registry.clone(), metrics));
+        let state =
+            Arc::new(RestState::new(dispatcher, registry.clone(), metrics).with_blobs(blobs));
         {
             let stopped = stopped.clone();
             servers.spawn(async move {
@@ -223,6 +279,7 @@ impl JobManagerProcess {
         }
         {
             let registry = registry.clone();
+            let rm = rm_for_expiry;
             let mut stopped = stopped.clone();
             let period = (config.heartbeat_timeout / 4).max(Duration::from_millis(10));
             servers.spawn(async move {
@@ -239,6 +296,7 @@ impl JobManagerProcess {
                             timeout_ms = registry.heartbeat_timeout().as_millis() as u64,
                             "TaskManager lost: no heartbeat within the timeout; its slots are released"
                         );
+                        rm.gone(&tm.id, "no heartbeat within the timeout");
                     }
                 }
             });

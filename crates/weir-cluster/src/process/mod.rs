@@ -5,8 +5,13 @@
 //! register their slots with it and heartbeat. A TaskManager that goes silent for longer
 //! than the heartbeat timeout is declared lost and its slots are released.
 
+pub mod blob_store;
+pub mod job_routes;
 pub mod jobmanager;
+pub mod remote_task_executor;
 pub mod taskmanager;
+pub mod worker;
+pub mod workers;
 
 use crate::error::{ClusterError, Result};
 use std::net::SocketAddr;

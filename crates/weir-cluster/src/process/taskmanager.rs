@@ -9,11 +9,14 @@
 //! does.
 
 use super::jobmanager::instance_id;
+use super::workers::{TaskManagerService, Workers};
 use crate::error::{ClusterError, Result};
 use crate::rpc::resource_manager::resource_manager_client::ResourceManagerClient;
+use crate::rpc::task_manager::task_manager_server::TaskManagerServer;
 use crate::rpc::{
     endpoint_uri, DisconnectTaskManagerRequest, HeartbeatRequest, RegisterTaskManagerRequest,
 };
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tonic::transport::Channel;
@@ -30,6 +33,8 @@ pub struct TaskManagerConfig {
     pub host: String,
     /// The data port (0: any free port).
     pub data_port: u16,
+    /// The RPC port the JobManager prepares jobs on (0: any free port).
+    pub rpc_port: u16,
 }
 
 /// Where the link to the ResourceManager stands.
@@ -70,6 +75,8 @@ pub struct TaskManagerProcess {
     failures: u32,
     /// The data plane: the port other processes' tasks read this TaskManager's output from.
     network: NetworkEnvironment,
+    /// The bound RPC port, once serving.
+    rpc_port: u16,
 }
 
 fn cpu_cores() -> u32 {
@@ -120,13 +127,65 @@ impl TaskManagerProcess {
                 retry_at: Instant::now(),
             },
             failures: 0,
+            rpc_port: 0,
         })
+    }
+
+    /// Serves the TaskManager RPC service (jobs' workers) until `stop`; returns the bound
+    /// port and the workers, to stop them at the end.
+    async fn serve_rpc(&self, stop: watch::Receiver<bool>) -> Result<(u16, Arc<Workers>)> {
+        let bind = format!("{}:{}", self.config.host, self.config.rpc_port);
+        let listener =
+            tokio::net::TcpListener::bind(&bind)
+                .await
+                .map_err(|e| ClusterError::Network {
+                    context: format!("cannot bind the TaskManager's RPC port {bind}"),
+                    message: e.to_string(),
+                })?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| ClusterError::Network {
+                context: "cannot read the TaskManager's RPC port".into(),
+                message: e.to_string(),
+            })?
+            .port();
+        let workers = Workers::new(
+            self.id.clone(),
+            self.config.host.clone(),
+            self.config.slots as usize,
+            std::env::temp_dir().join(format!("weir-taskmanager-{}", self.id)),
+            tokio::runtime::Handle::current(),
+        );
+        let service = TaskManagerService::new(workers.clone());
+        tokio::spawn(async move {
+            let mut stop = stop;
+            let until = async move {
+                while !*stop.borrow() {
+                    if stop.changed().await.is_err() {
+                        break;
+                    }
+                }
+            };
+            if let Err(e) = tonic::transport::Server::builder()
+                .add_service(TaskManagerServer::new(service))
+                .serve_with_incoming_shutdown(
+                    tonic::transport::server::TcpIncoming::from(listener),
+                    until,
+                )
+                .await
+            {
+                tracing::error!(error = %e, "the TaskManager's RPC server failed");
+            }
+        });
+        Ok((port, workers))
     }
 
     /// Keeps the TaskManager registered until `stop` turns true; then tells the
     /// ResourceManager it leaves.
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> Result<()> {
-        tracing::info!(task_manager = %self.id, jobmanager = %self.config.jobmanager, slots = self.config.slots, data = %self.network.local_addr(), "TaskManager started");
+        let (rpc_port, workers) = self.serve_rpc(stop.clone()).await?;
+        self.rpc_port = rpc_port;
+        tracing::info!(task_manager = %self.id, jobmanager = %self.config.jobmanager, slots = self.config.slots, data = %self.network.local_addr(), rpc_port, "TaskManager started");
         while !*stop.borrow() {
             let wait = self.step().await;
             tokio::select! {
@@ -140,6 +199,8 @@ impl TaskManagerProcess {
                 }
             }
         }
+        let w = workers.clone();
+        let _ = tokio::task::spawn_blocking(move || w.stop_all()).await;
         self.leave().await;
         Ok(())
     }
@@ -201,6 +262,7 @@ impl TaskManagerProcess {
             physical_memory: physical_memory(),
             pid: std::process::id(),
             data_port: u32::from(self.network.local_addr().port()),
+            rpc_port: u32::from(self.rpc_port),
         };
         match client.register_task_manager(request).await {
             Ok(r) => {

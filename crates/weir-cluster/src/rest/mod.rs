@@ -5,8 +5,12 @@
 //! stack trace there). Job ids are 32 hex digits: a malformed one is 400, an unknown one 404.
 
 mod checkpoints;
+pub mod client;
 mod jobs;
 mod overview;
+mod submit;
+
+pub use submit::SubmitJobRequest;
 
 use crate::metrics::ClusterMetrics;
 use crate::task_manager_registry::TaskManagerDirectory;
@@ -25,6 +29,8 @@ pub struct RestState {
     pub(crate) task_managers: Arc<dyn TaskManagerDirectory>,
     pub(crate) metrics: Arc<ClusterMetrics>,
     pub(crate) gauges: overview::ClusterGauges,
+    /// Where uploaded job binaries go; `None` on a cluster that takes none.
+    pub(crate) blobs: Option<Arc<crate::process::blob_store::BlobStore>>,
 }
 
 impl RestState {
@@ -40,9 +46,19 @@ impl RestState {
             task_managers,
             metrics,
             gauges,
+            blobs: None,
         }
     }
+
+    /// Takes job binaries into `blobs`: jobs can then be submitted over REST.
+    pub fn with_blobs(mut self, blobs: Arc<crate::process::blob_store::BlobStore>) -> Self {
+        self.blobs = Some(blobs);
+        self
+    }
 }
+
+/// The largest job binary an upload may carry.
+const MAX_BLOB_BYTES: usize = 2 << 30;
 
 /// The REST API's routes over `state`.
 pub fn router(state: Arc<RestState>) -> Router {
@@ -52,7 +68,14 @@ pub fn router(state: Arc<RestState>) -> Router {
         .route("/taskmanagers", get(overview::task_managers))
         .route("/taskmanagers/{id}", get(overview::task_manager))
         .route("/metrics", get(overview::metrics))
-        .route("/jobs", get(jobs::list))
+        .route("/jobs", get(jobs::list).post(submit::submit))
+        .route(
+            "/blobs",
+            axum::routing::post(submit::upload)
+                .layer(axum::extract::DefaultBodyLimit::max(MAX_BLOB_BYTES)),
+        )
+        .route("/blobs/{key}", get(submit::download))
+        .route("/jobs/{id}/execution-result", get(submit::execution_result))
         .route("/jobs/overview", get(jobs::overview))
         .route("/jobs/{id}", get(jobs::detail).patch(jobs::cancel))
         .route("/jobs/{id}/checkpoints", get(checkpoints::checkpoints))
@@ -62,7 +85,7 @@ pub fn router(state: Arc<RestState>) -> Router {
 }
 
 /// A REST error: an HTTP status and one message.
-pub(crate) struct RestError(StatusCode, String);
+pub(crate) struct RestError(pub(crate) StatusCode, pub(crate) String);
 
 impl RestError {
     pub(crate) fn not_found(message: impl Into<String>) -> Self {

@@ -25,6 +25,9 @@ pub struct RegisterTaskManagerRequest {
     /// The port of its data plane (network exchange).
     #[prost(uint32, tag = "7")]
     pub data_port: u32,
+    /// The port of its RPC service (jobs' workers are prepared there).
+    #[prost(uint32, tag = "8")]
+    pub rpc_port: u32,
 }
 
 /// The ResourceManager accepted a registration.
@@ -92,6 +95,7 @@ mod tests {
             physical_memory: 1 << 34,
             pid: 42,
             data_port: 40000,
+            rpc_port: 40001,
         };
         let bytes = req.encode_to_vec();
         assert_eq!(RegisterTaskManagerRequest::decode(&bytes[..]).unwrap(), req);

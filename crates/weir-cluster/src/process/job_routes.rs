@@ -1,0 +1,227 @@
+//! Where reports from tasks in worker processes go in the JobManager: each job's JobMaster
+//! and the checkpoint responder of each execution attempt, and the JobMaster RPC service
+//! that receives those reports.
+//!
+//! The table also knows which subtasks were deployed to which TaskManager and have not
+//! reported their end, so that a worker process that dies (a crash, `kill -9`) or a
+//! TaskManager that is lost fails exactly those subtasks, and their JobMaster restarts or
+//! fails the job as its restart strategy says. Other jobs are not touched.
+
+use crate::gateway::{TaskEnd, TaskExecutionState, TaskManagerId, TaskStateListener};
+use crate::rpc::convert::{ack_from_wire, job_id, task_state_from_wire};
+use crate::rpc::job_master::job_master_server::JobMaster as JobMasterRpc;
+use crate::rpc::{
+    CheckpointAckReport, CheckpointDeclineReport, Empty, FinishedInputReport,
+    TaskExecutionStateReport, WorkerLostReport,
+};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tonic::{Request, Response, Status};
+use weir_core::{JobId, VertexId};
+use weir_runtime::checkpoint::CheckpointResponder;
+use weir_runtime::RuntimeError;
+
+/// A subtask deployed to a TaskManager that has not reported its end.
+struct Outstanding {
+    attempt: u32,
+    task_manager: TaskManagerId,
+}
+
+/// One job's routes.
+struct JobRoute {
+    master: Arc<dyn TaskStateListener>,
+    responders: HashMap<u32, Arc<dyn CheckpointResponder>>,
+    outstanding: HashMap<(u32, u32), Outstanding>,
+}
+
+/// The JobManager's table of routes, shared by the deploying side and the RPC service.
+#[derive(Default)]
+pub struct JobRoutes {
+    jobs: Mutex<HashMap<JobId, JobRoute>>,
+}
+
+impl JobRoutes {
+    fn lock(&self) -> MutexGuard<'_, HashMap<JobId, JobRoute>> {
+        // Every update is one insert or remove: consistent after a panic.
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A subtask of `job` is being deployed to `task_manager`: its reports go to `master`
+    /// and `responder`.
+    pub fn deploying(
+        &self,
+        job: JobId,
+        vertex: VertexId,
+        subtask: u32,
+        attempt: u32,
+        task_manager: &TaskManagerId,
+        master: Arc<dyn TaskStateListener>,
+        responder: Option<Arc<dyn CheckpointResponder>>,
+    ) {
+        let mut jobs = self.lock();
+        let route = jobs.entry(job).or_insert_with(|| JobRoute {
+            master: master.clone(),
+            responders: HashMap::new(),
+            outstanding: HashMap::new(),
+        });
+        route.master = master;
+        if let Some(r) = responder {
+            route.responders.retain(|a, _| *a >= attempt);
+            route.responders.insert(attempt, r);
+        }
+        route.outstanding.insert(
+            (vertex.0, subtask),
+            Outstanding {
+                attempt,
+                task_manager: task_manager.clone(),
+            },
+        );
+    }
+
+    /// Subtasks of `job` deployed to `task_manager` that have not ended.
+    pub fn running_on(&self, task_manager: &str) -> usize {
+        self.lock()
+            .values()
+            .flat_map(|r| r.outstanding.values())
+            .filter(|o| o.task_manager == task_manager)
+            .count()
+    }
+
+    /// The job ended: its routes are dropped.
+    pub fn forget(&self, job: JobId) {
+        self.lock().remove(&job);
+    }
+
+    /// A task's final report.
+    pub fn task_ended(&self, state: TaskExecutionState) {
+        let master = {
+            let mut jobs = self.lock();
+            let Some(route) = jobs.get_mut(&state.job) else {
+                tracing::debug!(job = %state.job, "a task of an unknown or ended job reported");
+                return;
+            };
+            let key = (state.vertex.0, state.subtask);
+            if route
+                .outstanding
+                .get(&key)
+                .is_some_and(|o| o.attempt == state.attempt)
+            {
+                route.outstanding.remove(&key);
+            }
+            route.master.clone()
+        };
+        master.update_task_execution_state(state);
+    }
+
+    fn responder(&self, job: JobId, attempt: u32) -> Option<Arc<dyn CheckpointResponder>> {
+        self.lock()
+            .get(&job)
+            .and_then(|r| r.responders.get(&attempt).cloned())
+    }
+
+    /// Fails every subtask of `job` (all jobs when `None`) on `task_manager` that has not
+    /// reported its end: its process is gone, and its report never comes.
+    pub fn process_lost(&self, job: Option<JobId>, task_manager: &str, reason: &str) {
+        let mut failed = Vec::new();
+        {
+            let mut jobs = self.lock();
+            for (id, route) in jobs.iter_mut() {
+                if job.is_some_and(|j| j != *id) {
+                    continue;
+                }
+                let lost: Vec<(u32, u32)> = route
+                    .outstanding
+                    .iter()
+                    .filter(|(_, o)| o.task_manager == task_manager)
+                    .map(|(k, _)| *k)
+                    .collect();
+                for key in lost {
+                    if let Some(o) = route.outstanding.remove(&key) {
+                        failed.push((route.master.clone(), *id, key, o.attempt));
+                    }
+                }
+            }
+        }
+        for (master, job, (vertex, subtask), attempt) in failed {
+            tracing::warn!(job = %job, vertex, subtask, task_manager, %reason, "a subtask's process is gone");
+            master.update_task_execution_state(TaskExecutionState {
+                job,
+                vertex: VertexId(vertex),
+                subtask,
+                end: TaskEnd::Failed(RuntimeError::Other(format!(
+                    "the process running this subtask on TaskManager {task_manager} is gone: {reason}"
+                ))),
+                metrics: Vec::new(),
+                backpressured_ms: 0,
+                attempt,
+            });
+        }
+    }
+}
+
+/// The JobMaster RPC service: tasks in worker processes report here.
+pub struct JobMasterService {
+    routes: Arc<JobRoutes>,
+}
+
+impl JobMasterService {
+    /// A service forwarding to `routes`.
+    pub fn new(routes: Arc<JobRoutes>) -> Self {
+        JobMasterService { routes }
+    }
+}
+
+type RpcResult<T> = std::result::Result<Response<T>, Status>;
+
+#[tonic::async_trait]
+impl JobMasterRpc for JobMasterService {
+    async fn update_task_execution_state(
+        &self,
+        request: Request<TaskExecutionStateReport>,
+    ) -> RpcResult<Empty> {
+        let state = task_state_from_wire(request.into_inner())?;
+        self.routes.task_ended(state);
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn acknowledge_checkpoint(
+        &self,
+        request: Request<CheckpointAckReport>,
+    ) -> RpcResult<Empty> {
+        let r = request.into_inner();
+        let job = job_id(&r.job_id, "checkpoint acknowledgement")?;
+        if let Some(resp) = self.routes.responder(job, r.attempt) {
+            resp.acknowledge(ack_from_wire(r));
+        }
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn decline_checkpoint(
+        &self,
+        request: Request<CheckpointDeclineReport>,
+    ) -> RpcResult<Empty> {
+        let r = request.into_inner();
+        let job = job_id(&r.job_id, "checkpoint decline")?;
+        if let Some(resp) = self.routes.responder(job, r.attempt) {
+            resp.decline(r.checkpoint_id, VertexId(r.vertex), r.subtask, r.reason);
+        }
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn finished_input(&self, request: Request<FinishedInputReport>) -> RpcResult<Empty> {
+        let r = request.into_inner();
+        let job = job_id(&r.job_id, "finished-input report")?;
+        if let Some(resp) = self.routes.responder(job, r.attempt) {
+            resp.finished_input(VertexId(r.vertex), r.subtask);
+        }
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn worker_lost(&self, request: Request<WorkerLostReport>) -> RpcResult<Empty> {
+        let r = request.into_inner();
+        let job = job_id(&r.job_id, "worker-lost report")?;
+        self.routes
+            .process_lost(Some(job), &r.task_manager_id, &r.reason);
+        Ok(Response::new(Empty {}))
+    }
+}

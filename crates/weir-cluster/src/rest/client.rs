@@ -1,0 +1,177 @@
+//! A client of a JobManager's REST API, for programs that submit themselves to a cluster
+//! (`weir run`): upload the binary, submit the graph, follow and cancel the job.
+
+use super::submit::SubmitJobRequest;
+use crate::error::{ClusterError, Result};
+use crate::result::JobStatus;
+use serde_json::Value;
+use std::path::Path;
+use std::time::Duration;
+use weir_core::JobId;
+
+/// How often a waiting client asks whether the job ended.
+const POLL: Duration = Duration::from_millis(200);
+
+/// A job's end as the REST API reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteJobResult {
+    /// Wall time of the job, from its `net-runtime`.
+    pub net_runtime: Duration,
+    /// Restarts after failures.
+    pub restarts: u32,
+}
+
+/// A REST client of one JobManager.
+pub struct RestClient {
+    base: String,
+    http: reqwest::blocking::Client,
+}
+
+fn network(context: String) -> impl FnOnce(reqwest::Error) -> ClusterError {
+    move |e| ClusterError::Network {
+        context,
+        message: e.to_string(),
+    }
+}
+
+impl RestClient {
+    /// A client of the JobManager whose REST API listens at `address` (`HOST:PORT`).
+    pub fn new(address: &str) -> Result<Self> {
+        let base = if address.starts_with("http://") {
+            address.trim_end_matches('/').to_string()
+        } else {
+            format!("http://{address}")
+        };
+        let http = reqwest::blocking::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(None)
+            .build()
+            .map_err(network("cannot create an HTTP client".into()))?;
+        Ok(RestClient { base, http })
+    }
+
+    fn read(&self, what: &str, r: reqwest::blocking::Response) -> Result<Value> {
+        let status = r.status();
+        let body: Value = r.json().map_err(network(format!(
+            "{what}: the JobManager's answer is not JSON"
+        )))?;
+        if status.is_success() {
+            return Ok(body);
+        }
+        let message = body["errors"]
+            .as_array()
+            .and_then(|e| e.first())
+            .and_then(Value::as_str)
+            .unwrap_or("no reason given")
+            .to_string();
+        Err(ClusterError::Network {
+            context: format!("{what}: the JobManager answered {status}"),
+            message,
+        })
+    }
+
+    fn unreachable(&self, what: &str) -> impl FnOnce(reqwest::Error) -> ClusterError + '_ {
+        let context = format!("{what}: cannot reach the JobManager at {}", self.base);
+        network(context)
+    }
+
+    /// Uploads the file at `path` to the blob store; returns its key.
+    pub fn upload_blob(&self, path: &Path) -> Result<String> {
+        let what = format!("uploading {}", path.display());
+        let file = std::fs::File::open(path).map_err(|e| ClusterError::Network {
+            context: format!("cannot read {}", path.display()),
+            message: e.to_string(),
+        })?;
+        let r = self
+            .http
+            .post(format!("{}/blobs", self.base))
+            .body(reqwest::blocking::Body::from(file))
+            .send()
+            .map_err(self.unreachable(&what))?;
+        let body = self.read(&what, r)?;
+        body["blobKey"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| ClusterError::Network {
+                context: what,
+                message: "the answer has no blobKey".into(),
+            })
+    }
+
+    /// Submits a job; returns its id.
+    pub fn submit(&self, request: &SubmitJobRequest) -> Result<JobId> {
+        let what = "submitting the job";
+        let r = self
+            .http
+            .post(format!("{}/jobs", self.base))
+            .json(request)
+            .send()
+            .map_err(self.unreachable(what))?;
+        let body = self.read(what, r)?;
+        body["jobid"]
+            .as_str()
+            .and_then(|s| crate::rpc::convert::job_id(s, "submit answer").ok())
+            .ok_or_else(|| ClusterError::Network {
+                context: what.into(),
+                message: "the answer has no job id".into(),
+            })
+    }
+
+    /// The job's status.
+    pub fn status(&self, job: JobId) -> Result<JobStatus> {
+        let what = format!("asking for job {job}");
+        let r = self
+            .http
+            .get(format!("{}/jobs/{job}", self.base))
+            .send()
+            .map_err(self.unreachable(&what))?;
+        let body = self.read(&what, r)?;
+        let state = body["state"].as_str().unwrap_or_default();
+        JobStatus::from_flink_name(state).ok_or_else(|| ClusterError::Network {
+            context: what,
+            message: format!("unknown job state '{state}'"),
+        })
+    }
+
+    /// Asks the job to cancel.
+    pub fn cancel(&self, job: JobId) -> Result<()> {
+        let what = format!("cancelling job {job}");
+        let r = self
+            .http
+            .patch(format!("{}/jobs/{job}?mode=cancel", self.base))
+            .send()
+            .map_err(self.unreachable(&what))?;
+        self.read(&what, r).map(|_| ())
+    }
+
+    /// Waits for the job to end: its result, or why it failed or was cancelled.
+    pub fn wait(&self, job: JobId) -> Result<RemoteJobResult> {
+        let what = format!("waiting for job {job}");
+        loop {
+            let r = self
+                .http
+                .get(format!("{}/jobs/{job}/execution-result", self.base))
+                .send()
+                .map_err(self.unreachable(&what))?;
+            let body = self.read(&what, r)?;
+            if body["status"]["id"] == "COMPLETED" {
+                let r = &body["job-execution-result"];
+                return match r["application-status"].as_str() {
+                    Some("SUCCEEDED") => Ok(RemoteJobResult {
+                        net_runtime: Duration::from_millis(r["net-runtime"].as_u64().unwrap_or(0)),
+                        restarts: r["restarts"].as_u64().unwrap_or(0) as u32,
+                    }),
+                    Some("CANCELED") => Err(ClusterError::Cancelled(job)),
+                    _ => Err(ClusterError::RemoteJobFailed {
+                        job,
+                        message: r["failure-cause"]["stack-trace"]
+                            .as_str()
+                            .unwrap_or("no reason given")
+                            .to_string(),
+                    }),
+                };
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+}
