@@ -71,6 +71,8 @@ pub trait ResourceManagerGateway: Send + Sync {
     fn release_slots(&self, job: JobId);
     /// Current slot counts.
     fn slot_report(&self) -> SlotReport;
+    /// True while TaskManager `id` is registered (not lost, not gone).
+    fn is_registered(&self, id: &str) -> bool;
 }
 
 /// What a TaskManager deploys: one subtask of one vertex.

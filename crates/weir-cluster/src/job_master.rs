@@ -164,6 +164,18 @@ struct JobMaster {
     handle: Arc<JobMasterHandle>,
 }
 
+/// Tells each TaskManager of `slots` that is not in `keep` that the job is gone from it.
+fn release_gateways(job: JobId, slots: &[AllocatedSlot], keep: &[AllocatedSlot]) {
+    let mut released: Vec<&Arc<dyn TaskExecutorGateway>> = Vec::new();
+    for slot in slots {
+        let kept = keep.iter().any(|k| Arc::ptr_eq(&k.gateway, &slot.gateway));
+        if !kept && !released.iter().any(|g| Arc::ptr_eq(g, &slot.gateway)) {
+            slot.gateway.release_job(job);
+            released.push(&slot.gateway);
+        }
+    }
+}
+
 /// Reads the savepoint or checkpoint a job is configured to start from, and checks that
 /// its state belongs to the job's operators.
 fn initial_restore(job: JobId, graph: &JobGraph) -> Result<Option<RestorePoint>> {
@@ -249,7 +261,7 @@ impl JobMaster {
         let p = &self.params;
         let job = p.job;
         self.set_status(JobStatus::Created);
-        let slots = match self.allocate() {
+        let mut slots = match self.allocate() {
             Ok(Some(s)) => s,
             Ok(None) => {
                 self.set_status(JobStatus::Canceled);
@@ -260,14 +272,8 @@ impl JobMaster {
                 return Err(e);
             }
         };
-        let result = self.execute(&slots);
-        let mut released: Vec<&Arc<dyn TaskExecutorGateway>> = Vec::new();
-        for slot in &slots {
-            if !released.iter().any(|g| Arc::ptr_eq(g, &slot.gateway)) {
-                slot.gateway.release_job(job);
-                released.push(&slot.gateway);
-            }
-        }
+        let result = self.execute(&mut slots);
+        release_gateways(job, &slots, &[]);
         p.resource_manager.release_slots(job);
         self.set_status(match &result {
             Ok(_) => JobStatus::Finished,
@@ -277,8 +283,34 @@ impl JobMaster {
         result
     }
 
+    /// Before a restart: keeps the slots if every TaskManager holding one is still there;
+    /// otherwise (a TaskManager was lost) gives them back and asks for a new set, waiting
+    /// for slots as at the start, and releases the job on TaskManagers no longer used.
+    /// `Ok(false)` if the job was cancelled meanwhile.
+    fn reallocate(&self, slots: &mut Vec<AllocatedSlot>) -> Result<bool> {
+        let p = &self.params;
+        let lost: Vec<&str> = slots
+            .iter()
+            .map(|s| s.task_manager.as_str())
+            .filter(|tm| !p.resource_manager.is_registered(tm))
+            .collect();
+        if lost.is_empty() {
+            return Ok(true);
+        }
+        tracing::warn!(job = %p.job, lost = ?lost, "TaskManagers of the job are gone; asking for new slots");
+        p.resource_manager.release_slots(p.job);
+        match self.allocate()? {
+            Some(new) => {
+                release_gateways(p.job, slots, &new);
+                *slots = new;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
     /// Runs attempts until the job finishes, is cancelled, or may not restart any more.
-    fn execute(&self, slots: &[AllocatedSlot]) -> Result<JobExecutionResult> {
+    fn execute(&self, slots: &mut Vec<AllocatedSlot>) -> Result<JobExecutionResult> {
         let p = &self.params;
         let start = Instant::now();
         let mut coord = CheckpointCoordinator::new(
@@ -356,6 +388,17 @@ impl JobMaster {
             if self.wait_or_cancel(delay) {
                 coord.shutdown();
                 return Err(ClusterError::Cancelled(p.job));
+            }
+            match self.reallocate(slots) {
+                Ok(true) => {}
+                Ok(false) => {
+                    coord.shutdown();
+                    return Err(ClusterError::Cancelled(p.job));
+                }
+                Err(e) => {
+                    coord.shutdown();
+                    return Err(e);
+                }
             }
             restore = coord.latest().or_else(|| initial.clone());
             attempt += 1;

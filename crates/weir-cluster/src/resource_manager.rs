@@ -162,4 +162,8 @@ impl ResourceManagerGateway for ResourceManager {
     fn slot_report(&self) -> SlotReport {
         Self::report(&self.lock())
     }
+
+    fn is_registered(&self, id: &str) -> bool {
+        self.lock().contains_key(id)
+    }
 }

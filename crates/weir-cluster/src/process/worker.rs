@@ -339,6 +339,7 @@ impl CheckpointResponder for AttemptReports {
 }
 
 /// The worker's RPC service over its in-process TaskManager.
+#[derive(Clone)]
 struct WorkerService {
     job: JobId,
     graph: Arc<JobGraph>,
@@ -425,14 +426,19 @@ impl WorkerRpc for WorkerService {
         &self,
         request: Request<SubmitTaskRequest>,
     ) -> std::result::Result<Response<Empty>, Status> {
-        let d = self.deployment(request.into_inner())?;
-        let tm = self.task_manager.clone();
-        // Deploying opens connections to other workers: not on the async threads.
+        let r = request.into_inner();
+        let me = self.clone();
+        // Deploying reads the snapshot's metadata and opens connections to other workers:
+        // blocking work, not for the async threads.
         self.runtime
-            .spawn_blocking(move || tm.submit_task(d))
+            .spawn_blocking(move || {
+                let d = me.deployment(r)?;
+                me.task_manager
+                    .submit_task(d)
+                    .map_err(|e| Status::failed_precondition(e.to_string()))
+            })
             .await
-            .map_err(|e| Status::internal(format!("deploying the task panicked: {e}")))?
-            .map_err(|e| Status::failed_precondition(e.to_string()))?;
+            .map_err(|e| Status::internal(format!("deploying the task panicked: {e}")))??;
         Ok(Response::new(Empty {}))
     }
 
