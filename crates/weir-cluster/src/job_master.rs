@@ -452,13 +452,33 @@ impl JobMaster {
         group_base: &BTreeMap<&str, (usize, u32)>,
     ) -> Result<Option<Arc<TaskLocations>>> {
         let p = &self.params;
-        let mut addresses: Vec<(Arc<dyn TaskExecutorGateway>, Option<SocketAddr>)> = Vec::new();
+        let mut gateways: Vec<&Arc<dyn TaskExecutorGateway>> = Vec::new();
         for slot in slots {
-            if addresses.iter().any(|(g, _)| Arc::ptr_eq(g, &slot.gateway)) {
-                continue;
+            if !gateways.iter().any(|g| Arc::ptr_eq(g, &slot.gateway)) {
+                gateways.push(&slot.gateway);
             }
-            let addr = slot.gateway.prepare_job(p.job, &p.graph, &p.code)?;
-            addresses.push((slot.gateway.clone(), addr));
+        }
+        // TaskManagers fetch the binary and start workers at the same time.
+        let prepared: Vec<Result<Option<SocketAddr>>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = gateways
+                .iter()
+                .map(|g| scope.spawn(|| g.prepare_job(p.job, &p.graph, &p.code)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(ClusterError::Deployment {
+                            job: p.job,
+                            message: "preparing a TaskManager panicked".into(),
+                        })
+                    })
+                })
+                .collect()
+        });
+        let mut addresses: Vec<(Arc<dyn TaskExecutorGateway>, Option<SocketAddr>)> = Vec::new();
+        for (g, r) in gateways.into_iter().zip(prepared) {
+            addresses.push((g.clone(), r?));
         }
         if addresses.iter().all(|(_, a)| a.is_none()) {
             return Ok(None);

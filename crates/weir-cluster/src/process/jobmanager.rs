@@ -171,6 +171,8 @@ pub struct JobManagerProcess {
     stop: watch::Sender<bool>,
     /// The RPC server, the REST server and the heartbeat check.
     servers: JoinSet<Result<()>>,
+    /// Uploaded job binaries; removed when the JobManager stops.
+    work_dir: std::path::PathBuf,
 }
 
 /// How long a stopping JobManager waits for its servers to finish open requests.
@@ -223,11 +225,8 @@ impl JobManagerProcess {
         let dispatcher: Arc<dyn DispatcherGateway> =
             Dispatcher::new(slots.clone(), Arc::new(|_| {}), metrics.clone());
         let instance = instance_id();
-        let blobs = Arc::new(BlobStore::open(
-            std::env::temp_dir()
-                .join(format!("weir-jobmanager-{instance}"))
-                .join("blobs"),
-        )?);
+        let work_dir = std::env::temp_dir().join(format!("weir-jobmanager-{instance}"));
+        let blobs = Arc::new(BlobStore::open(work_dir.join("blobs"))?);
         let (stop, stopped) = watch::channel(false);
         let until_stopped = |mut rx: watch::Receiver<bool>| async move {
             while !*rx.borrow() {
@@ -306,6 +305,7 @@ impl JobManagerProcess {
             addresses,
             stop,
             servers,
+            work_dir,
         })
     }
 
@@ -339,6 +339,9 @@ impl JobManagerProcess {
                     break;
                 }
             }
+        }
+        if let Err(e) = std::fs::remove_dir_all(&self.work_dir) {
+            tracing::warn!(dir = %self.work_dir.display(), error = %e, "cannot remove the uploaded job binaries");
         }
         result
     }

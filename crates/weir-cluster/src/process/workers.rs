@@ -8,7 +8,7 @@
 //! ends while its job still runs here is reported to the JobManager, which fails the
 //! subtasks it ran (and only those of that job).
 
-use super::blob_store::{blob_key, is_blob_key};
+use super::blob_store::{is_blob_key, BlobStore};
 use super::worker::WorkerEnv;
 use crate::rpc::convert::job_id;
 use crate::rpc::job_master::job_master_client::JobMasterClient;
@@ -79,26 +79,35 @@ impl Workers {
             return Ok(path);
         }
         let url = format!("http://{server}/blobs/{key}");
-        let bytes = async {
-            let r = reqwest::get(&url).await?.error_for_status()?;
-            r.bytes().await
+        let unavailable = |e: reqwest::Error| {
+            Status::unavailable(format!("cannot download the job binary {url}: {e}"))
+        };
+        let store = BlobStore::open(&self.dir).map_err(|e| Status::internal(e.to_string()))?;
+        let mut writer = store
+            .writer()
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let mut response = reqwest::get(&url)
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(unavailable)?;
+        // Streamed to disk and hashed on the way: a binary is not held in memory.
+        while let Some(chunk) = response.chunk().await.map_err(unavailable)? {
+            writer
+                .write(&chunk)
+                .map_err(|e| Status::internal(e.to_string()))?;
         }
-        .await
-        .map_err(|e| Status::unavailable(format!("cannot download the job binary {url}: {e}")))?;
-        let got = blob_key(&bytes);
+        let (got, stored) = writer
+            .finish()
+            .map_err(|e| Status::internal(e.to_string()))?;
         if got != key {
+            let _ = std::fs::remove_file(&stored);
             return Err(Status::data_loss(format!(
                 "the job binary downloaded from {url} has SHA-256 {got}, not {key}: refusing to run it"
             )));
         }
-        tokio::fs::create_dir_all(&self.dir)
-            .await
-            .map_err(|e| Status::internal(format!("cannot create {}: {e}", self.dir.display())))?;
-        let tmp = self.dir.join(format!(".{key}.{}", std::process::id()));
-        write_executable(&tmp, &bytes)
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(|e| Status::internal(format!("cannot store the job binary: {e}")))?;
-        Ok(path)
+        make_executable(&stored)
+            .map_err(|e| Status::internal(format!("cannot make the job binary executable: {e}")))?;
+        Ok(stored)
     }
 
     /// Starts the worker of `r`'s job and waits until it serves.
@@ -226,19 +235,25 @@ impl Workers {
         }
     }
 
-    /// Kills every worker (the TaskManager stops).
+    /// Kills every worker and removes the cached binaries (the TaskManager stops).
     pub fn stop_all(&self) {
         for (job, w) in lock(&self.running).drain() {
             tracing::info!(job = %job, "stopping the job's worker");
-            let _ = lock(&w.child).kill();
+            let mut child = lock(&w.child);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "cannot remove the job binaries");
+            }
         }
     }
 }
 
-/// Writes `bytes` to `path` as an executable file.
-fn write_executable(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Makes the file at `path` executable.
+fn make_executable(path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::write(path, bytes)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
 }
 

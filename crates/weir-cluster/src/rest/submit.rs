@@ -84,7 +84,7 @@ pub(crate) async fn download(
         .path(&key)
         .ok_or_else(|| RestError::not_found(format!("no blob {key}")))?;
     let file = tokio::fs::File::open(&path).await.map_err(internal)?;
-    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
+    let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20));
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], body).into_response())
 }
 
