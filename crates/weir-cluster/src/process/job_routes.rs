@@ -7,7 +7,9 @@
 //! TaskManager that is lost fails exactly those subtasks, and their JobMaster restarts or
 //! fails the job as its restart strategy says. Other jobs are not touched.
 
-use crate::gateway::{TaskEnd, TaskExecutionState, TaskManagerId, TaskStateListener};
+use crate::gateway::{
+    TaskDeployment, TaskEnd, TaskExecutionState, TaskManagerId, TaskStateListener,
+};
 use crate::rpc::convert::{ack_from_wire, job_id, task_state_from_wire};
 use crate::rpc::job_master::job_master_server::JobMaster as JobMasterRpc;
 use crate::rpc::{
@@ -46,33 +48,24 @@ impl JobRoutes {
         self.jobs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A subtask of `job` is being deployed to `task_manager`: its reports go to `master`
-    /// and `responder`.
-    pub fn deploying(
-        &self,
-        job: JobId,
-        vertex: VertexId,
-        subtask: u32,
-        attempt: u32,
-        task_manager: &TaskManagerId,
-        master: Arc<dyn TaskStateListener>,
-        responder: Option<Arc<dyn CheckpointResponder>>,
-    ) {
+    /// Subtask `d` is being deployed to `task_manager`: its reports go to its JobMaster and
+    /// its attempt's checkpoint responder.
+    pub fn deploying(&self, d: &TaskDeployment, task_manager: &TaskManagerId) {
         let mut jobs = self.lock();
-        let route = jobs.entry(job).or_insert_with(|| JobRoute {
-            master: master.clone(),
+        let route = jobs.entry(d.job).or_insert_with(|| JobRoute {
+            master: d.job_master.clone(),
             responders: HashMap::new(),
             outstanding: HashMap::new(),
         });
-        route.master = master;
-        if let Some(r) = responder {
-            route.responders.retain(|a, _| *a >= attempt);
-            route.responders.insert(attempt, r);
+        route.master = d.job_master.clone();
+        if let Some(r) = &d.checkpoints {
+            route.responders.retain(|a, _| *a >= d.attempt);
+            route.responders.insert(d.attempt, r.clone());
         }
         route.outstanding.insert(
-            (vertex.0, subtask),
+            (d.vertex.0, d.subtask),
             Outstanding {
-                attempt,
+                attempt: d.attempt,
                 task_manager: task_manager.clone(),
             },
         );

@@ -218,15 +218,7 @@ impl TaskExecutorGateway for RemoteTaskExecutor {
             restore_location: d.restore.as_ref().map(|r| r.location.clone()),
             locations,
         };
-        self.routes.deploying(
-            d.job,
-            d.vertex,
-            d.subtask,
-            d.attempt,
-            &self.id,
-            d.job_master.clone(),
-            d.checkpoints.clone(),
-        );
+        self.routes.deploying(&d, &self.id);
         self.call(
             CALL_TIMEOUT,
             async move { worker.submit_task(request).await },

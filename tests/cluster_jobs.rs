@@ -1,0 +1,448 @@
+//! Jobs on a cluster of processes: real `weir jobmanager` and `weir taskmanager` processes
+//! on 127.0.0.1 with OS-assigned ports, and the `exactly_once` example submitted unchanged
+//! with `weir run`. Its committed output is compared with the reference computed here: after
+//! a plain run across two TaskManagers, after `kill -9` of a TaskManager in the middle of
+//! the job, and while another job on the same cluster fails. A job that needs more slots
+//! than the cluster has ends with one clear line.
+//!
+//! The binaries are found next to this test's executable (`cargo test --workspace` builds
+//! the `weir` binary and the examples first).
+
+#[path = "../examples/exactly_once.rs"]
+#[allow(dead_code)]
+mod exactly_once;
+
+mod common;
+
+use common::{committed, reference};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// The target directory's profile directory (`target/debug`).
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test executable in target/<profile>/deps")
+        .to_path_buf()
+}
+
+fn binary(path: PathBuf) -> PathBuf {
+    assert!(
+        path.is_file(),
+        "{} is missing: build it first (cargo test --workspace builds it)",
+        path.display()
+    );
+    path
+}
+
+fn weir_bin() -> PathBuf {
+    binary(profile_dir().join("weir"))
+}
+
+fn example_bin() -> PathBuf {
+    binary(profile_dir().join("examples").join("exactly_once"))
+}
+
+/// A child process killed when the test ends, whatever happens.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A JobManager and TaskManagers, with their logs and temporary files in one directory.
+struct Cluster {
+    dir: tempfile::TempDir,
+    rpc: String,
+    rest: String,
+    _jobmanager: Proc,
+    task_managers: Vec<Proc>,
+}
+
+impl Cluster {
+    /// A JobManager whose TaskManagers are lost after `heartbeat_timeout_ms` of silence.
+    fn start(heartbeat_timeout_ms: u64) -> Cluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let address_file = dir.path().join("address");
+        let log = std::fs::File::create(dir.path().join("jobmanager.log")).expect("log");
+        let jobmanager = Proc(
+            Command::new(weir_bin())
+                .args(["jobmanager", "--rpc-port", "0", "--rest-port", "0"])
+                .arg("--address-file")
+                .arg(&address_file)
+                .args(["--heartbeat-interval-ms", "200"])
+                .args(["--heartbeat-timeout-ms", &heartbeat_timeout_ms.to_string()])
+                .env("TMPDIR", dir.path())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("start the JobManager"),
+        );
+        let start = Instant::now();
+        let line = loop {
+            if let Ok(l) = std::fs::read_to_string(&address_file) {
+                if l.ends_with('\n') {
+                    break l;
+                }
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "no JobManager address"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let field = |k: &str| {
+            line.split_whitespace()
+                .find_map(|p| p.strip_prefix(k))
+                .expect("address line")
+                .to_string()
+        };
+        Cluster {
+            rpc: field("rpc="),
+            rest: field("rest="),
+            dir,
+            _jobmanager: jobmanager,
+            task_managers: Vec::new(),
+        }
+    }
+
+    /// Starts a TaskManager with `slots` slots; returns its index.
+    fn add_task_manager(&mut self, slots: u32) -> usize {
+        let i = self.task_managers.len();
+        let log = std::fs::File::create(self.log_path(&format!("taskmanager-{i}"))).expect("log");
+        self.task_managers.push(Proc(
+            Command::new(weir_bin())
+                .args(["taskmanager", "--jobmanager", &self.rpc])
+                .args(["--slots", &slots.to_string()])
+                .env("TMPDIR", self.dir.path())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("start a TaskManager"),
+        ));
+        i
+    }
+
+    fn log_path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(format!("{name}.log"))
+    }
+
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.log_path(name)).unwrap_or_default()
+    }
+
+    /// The tails of every log, for a failing assertion.
+    fn logs(&self) -> String {
+        let mut out = String::new();
+        let mut names = vec!["jobmanager".to_string()];
+        names.extend((0..self.task_managers.len()).map(|i| format!("taskmanager-{i}")));
+        for n in names {
+            let text = self.log(&n);
+            let tail: Vec<&str> = text.lines().rev().take(25).collect();
+            out.push_str(&format!("--- {n} ---\n"));
+            for l in tail.into_iter().rev() {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    fn get(&self, path: &str) -> Value {
+        reqwest::blocking::get(format!("http://{}{path}", self.rest))
+            .and_then(|r| r.json())
+            .unwrap_or(Value::Null)
+    }
+
+    /// Waits until `n` TaskManagers are registered.
+    fn wait_for_task_managers(&self, n: usize) {
+        let start = Instant::now();
+        while self.get("/taskmanagers")["taskmanagers"]
+            .as_array()
+            .map_or(0, Vec::len)
+            < n
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "{n} TaskManagers did not register\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts `weir run` of the example with `args`; its output goes to `run.log`.
+    fn run(&self, args: &[String]) -> Proc {
+        let log = std::fs::File::create(self.log_path("run")).expect("log");
+        Proc(
+            Command::new(weir_bin())
+                .args(["run", "--jobmanager", &self.rest])
+                .arg(example_bin())
+                .arg("--")
+                .args(args)
+                .env("TMPDIR", self.dir.path())
+                .stdout(log.try_clone().expect("log"))
+                .stderr(log)
+                .spawn()
+                .expect("start weir run"),
+        )
+    }
+
+    fn wait_for_log(&self, name: &str, text: &str, limit: Duration) {
+        let start = Instant::now();
+        while !self.log(name).contains(text) {
+            assert!(
+                start.elapsed() < limit,
+                "'{text}' not in the {name} log within {limit:?}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn wait(p: &mut Proc, limit: Duration) -> Option<ExitStatus> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Ok(Some(s)) = p.0.try_wait() {
+            return Some(s);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+fn example_args(events: u64, out: &Path, extra: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "--events",
+        &events.to_string(),
+        "--parallelism",
+        "2",
+        "--output-dir",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    a.push(out.display().to_string());
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
+}
+
+/// Runs `run` to its end and checks it succeeded and committed exactly the reference.
+fn assert_exactly_once(cluster: &Cluster, run: &mut Proc, events: u64, out: &Path) {
+    let status = wait(run, Duration::from_secs(180));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "weir run ended with {status:?}\n--- run ---\n{}\n{}",
+        cluster.log("run"),
+        cluster.logs()
+    );
+    let got = committed(out);
+    let want = reference(events);
+    assert!(
+        got == want,
+        "committed {} lines, the reference has {}\n{}",
+        got.len(),
+        want.len(),
+        cluster.logs()
+    );
+}
+
+/// Processes whose command line mentions `needle`.
+fn processes_with(needle: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains(needle) {
+                out.push(format!("{}: {cmd}", e.file_name().to_string_lossy()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_keyed_windowed_job_across_two_task_managers_commits_the_reference() {
+    let mut cluster = Cluster::start(10_000);
+    cluster.add_task_manager(1);
+    cluster.add_task_manager(1);
+    cluster.wait_for_task_managers(2);
+    let out = cluster.dir.path().join("out");
+    let mut run = cluster.run(&example_args(
+        20_000,
+        &out,
+        &["--checkpoint-interval-ms", "100"],
+    ));
+    assert_exactly_once(&cluster, &mut run, 20_000, &out);
+    // Each TaskManager ran a worker: the keyed exchanges crossed processes.
+    for i in 0..2 {
+        assert!(
+            cluster
+                .log(&format!("taskmanager-{i}"))
+                .contains("job worker started"),
+            "TaskManager {i} ran no worker\n{}",
+            cluster.logs()
+        );
+    }
+    assert!(cluster
+        .log("run")
+        .contains("Job has been submitted with JobID"));
+}
+
+#[test]
+fn kill_9_of_a_task_manager_mid_job_restores_exactly_once_on_another() {
+    let mut cluster = Cluster::start(1_500);
+    cluster.add_task_manager(1);
+    cluster.add_task_manager(1);
+    cluster.wait_for_task_managers(2);
+    let out = cluster.dir.path().join("out");
+    let events = 400_000;
+    // Slow enough for checkpoints before the kill; the restart waits until the lost
+    // TaskManager's heartbeat timeout has passed.
+    let mut run = cluster.run(&example_args(
+        events,
+        &out,
+        &[
+            "--checkpoint-interval-ms",
+            "100",
+            "--poll-pause-ms",
+            "2",
+            "--restart-delay-ms",
+            "2500",
+        ],
+    ));
+    cluster.wait_for_log("jobmanager", "checkpoint complete", Duration::from_secs(60));
+    // The spare TaskManager joins once the job runs on the first two.
+    let spare = cluster.add_task_manager(1);
+    cluster.wait_for_task_managers(3);
+    let victim = (0..spare)
+        .find(|i| {
+            cluster
+                .log(&format!("taskmanager-{i}"))
+                .contains("job worker started")
+        })
+        .expect("a TaskManager runs the job");
+    // SAFETY: sends SIGKILL to our own child process; no memory is involved.
+    unsafe {
+        libc::kill(cluster.task_managers[victim].0.id() as i32, libc::SIGKILL);
+    }
+    assert_exactly_once(&cluster, &mut run, events, &out);
+    assert!(
+        cluster.log("jobmanager").contains("asking for new slots"),
+        "the job did not move off the lost TaskManager\n{}",
+        cluster.logs()
+    );
+    // The killed TaskManager's worker died with it (PR_SET_PDEATHSIG), and the workers of
+    // the others were stopped when the job was released: no job binary runs any more.
+    let workers = cluster.dir.path().join("weir-taskmanager-");
+    let start = Instant::now();
+    loop {
+        let left = processes_with(&workers.display().to_string());
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "worker processes outlived their job: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_binary_that_builds_another_graph_fails_its_job_and_the_other_job_runs_on() {
+    let mut cluster = Cluster::start(10_000);
+    cluster.add_task_manager(2);
+    cluster.add_task_manager(2);
+    cluster.wait_for_task_managers(2);
+    let out = cluster.dir.path().join("out");
+    let events = 200_000;
+    let mut good = cluster.run(&example_args(
+        events,
+        &out,
+        &["--checkpoint-interval-ms", "100", "--poll-pause-ms", "2"],
+    ));
+    cluster.wait_for_log("jobmanager", "checkpoint complete", Duration::from_secs(60));
+
+    // A second job whose graph is not what its binary builds: one operator's uid differs.
+    let bad_out = cluster.dir.path().join("bad-out");
+    let args = example_args(1_000, &bad_out, &[]);
+    let parsed = {
+        use clap::Parser;
+        exactly_once::Args::parse_from(
+            std::iter::once("exactly_once".to_string()).chain(args.clone()),
+        )
+    };
+    let (env, _) = exactly_once::build(&parsed).expect("the example builds");
+    let mut graph = env.job_graph("Exactly once").expect("graph");
+    graph.vertices[1].operators[0].uid = "not-what-the-binary-builds".into();
+    let http = reqwest::blocking::Client::new();
+    let base = format!("http://{}", cluster.rest);
+    let blob: Value = http
+        .post(format!("{base}/blobs"))
+        .body(std::fs::read(example_bin()).expect("example binary"))
+        .send()
+        .and_then(|r| r.json())
+        .expect("upload");
+    let submitted: Value = http
+        .post(format!("{base}/jobs"))
+        .json(&json!({
+            "jobGraph": graph,
+            "blobKey": blob["blobKey"],
+            "args": args,
+            "env": [],
+        }))
+        .send()
+        .and_then(|r| r.json())
+        .expect("submit");
+    let bad = submitted["jobid"].as_str().expect("job id").to_string();
+    let start = Instant::now();
+    let result = loop {
+        let r = cluster.get(&format!("/jobs/{bad}/execution-result"));
+        if r["status"]["id"] == "COMPLETED" {
+            break r;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the mismatched job did not end\n{}",
+            cluster.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let r = &result["job-execution-result"];
+    assert_eq!(r["application-status"], "FAILED", "{result}");
+    let cause = r["failure-cause"]["stack-trace"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(cause.contains("built a different graph"), "{cause}");
+
+    // The other job was not touched.
+    assert_exactly_once(&cluster, &mut good, events, &out);
+}
+
+#[test]
+fn a_job_needing_more_slots_than_the_cluster_has_ends_with_one_line() {
+    let mut cluster = Cluster::start(10_000);
+    cluster.add_task_manager(1);
+    cluster.wait_for_task_managers(1);
+    let out = cluster.dir.path().join("out");
+    let mut run = cluster.run(&example_args(1_000, &out, &[]));
+    let status = wait(&mut run, Duration::from_secs(60)).expect("weir run ends");
+    assert!(!status.success());
+    let log = cluster.log("run");
+    let error = log
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_else(|| panic!("no error line in:\n{log}"));
+    assert!(
+        error.contains("could not allocate 2 slots"),
+        "unclear error: {error}"
+    );
+}
