@@ -61,7 +61,7 @@ struct Cluster {
     dir: tempfile::TempDir,
     rpc: String,
     rest: String,
-    _jobmanager: Proc,
+    jobmanager: Proc,
     task_managers: Vec<Proc>,
 }
 
@@ -107,7 +107,7 @@ impl Cluster {
             rpc: field("rpc="),
             rest: field("rest="),
             dir,
-            _jobmanager: jobmanager,
+            jobmanager,
             task_managers: Vec::new(),
         }
     }
@@ -445,4 +445,210 @@ fn a_job_needing_more_slots_than_the_cluster_has_ends_with_one_line() {
         error.contains("could not allocate 2 slots"),
         "unclear error: {error}"
     );
+}
+
+/// The job id `weir run` printed.
+fn submitted_job_id(cluster: &Cluster) -> String {
+    let start = Instant::now();
+    loop {
+        let log = cluster.log("run");
+        if let Some(id) = log
+            .lines()
+            .find_map(|l| l.strip_prefix("Job has been submitted with JobID "))
+        {
+            return id.trim().to_string();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no job id in:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs a `weir` client command against the cluster; returns its exit status and output.
+fn weir_cli(cluster: &Cluster, args: &[&str]) -> (bool, String) {
+    let out = Command::new(weir_bin())
+        .args(args)
+        .env("WEIR_JOBMANAGER", &cluster.rest)
+        .output()
+        .expect("run weir");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// The newest complete checkpoint below `root` (`<root>/<job>/chk-N` with a `_metadata`).
+fn latest_checkpoint(root: &Path) -> Option<PathBuf> {
+    let mut best: Option<(u64, PathBuf)> = None;
+    for job in std::fs::read_dir(root).ok()?.flatten() {
+        for chk in std::fs::read_dir(job.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = chk.file_name().to_string_lossy().into_owned();
+            let Some(n) = name
+                .strip_prefix("chk-")
+                .and_then(|n| n.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            if chk.path().join("_metadata").is_file() && best.as_ref().is_none_or(|b| n > b.0) {
+                best = Some((n, chk.path()));
+            }
+        }
+    }
+    best.map(|b| b.1)
+}
+
+#[test]
+fn after_kill_9_of_the_job_manager_the_job_resumes_from_its_checkpoint_on_a_new_cluster() {
+    let mut first = Cluster::start(1_500);
+    first.add_task_manager(1);
+    first.add_task_manager(1);
+    first.wait_for_task_managers(2);
+    let out = first.dir.path().join("out");
+    let checkpoints = first.dir.path().join("chk");
+    let events = 400_000;
+    let chk = checkpoints.display().to_string();
+    let args = example_args(
+        events,
+        &out,
+        &[
+            "--checkpoint-interval-ms",
+            "100",
+            "--poll-pause-ms",
+            "2",
+            "--checkpoint-dir",
+            &chk,
+        ],
+    );
+    let mut run = first.run(&args);
+    first.wait_for_log("jobmanager", "checkpoint complete", Duration::from_secs(60));
+    // SAFETY: sends SIGKILL to our own child process; no memory is involved.
+    unsafe {
+        libc::kill(first.jobmanager.0.id() as i32, libc::SIGKILL);
+    }
+    let status = wait(&mut run, Duration::from_secs(60)).expect("the client ends");
+    assert!(
+        !status.success(),
+        "the client cannot follow a dead JobManager"
+    );
+    // The TaskManagers stop the orphaned workers once the JobManager is silent for longer
+    // than the heartbeat timeout: nothing commits behind the checkpoint any more.
+    let workers = first.dir.path().join("weir-taskmanager-");
+    let start = Instant::now();
+    while !processes_with(&workers.display().to_string()).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the workers outlived their JobManager\n{}",
+            first.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let checkpoint = latest_checkpoint(&checkpoints).expect("a retained checkpoint");
+
+    let mut second = Cluster::start(10_000);
+    second.add_task_manager(1);
+    second.add_task_manager(1);
+    second.wait_for_task_managers(2);
+    let log = std::fs::File::create(second.log_path("run")).expect("log");
+    let mut resumed = Proc(
+        Command::new(weir_bin())
+            .args(["run", "--jobmanager", &second.rest, "--from-savepoint"])
+            .arg(&checkpoint)
+            .arg(example_bin())
+            .arg("--")
+            .args(&args)
+            .env("TMPDIR", second.dir.path())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start weir run"),
+    );
+    assert_exactly_once(&second, &mut resumed, events, &out);
+}
+
+#[test]
+fn savepoint_and_stop_from_the_command_line_then_resume_exactly_once() {
+    let mut cluster = Cluster::start(10_000);
+    cluster.add_task_manager(2);
+    cluster.wait_for_task_managers(1);
+    let out = cluster.dir.path().join("out");
+    let events = 400_000;
+    let args = example_args(
+        events,
+        &out,
+        &["--checkpoint-interval-ms", "200", "--poll-pause-ms", "2"],
+    );
+    let mut run = cluster.run(&args);
+    let job = submitted_job_id(&cluster);
+    cluster.wait_for_log("jobmanager", "checkpoint complete", Duration::from_secs(60));
+
+    let savepoints = cluster.dir.path().join("savepoints");
+    let dir = savepoints.display().to_string();
+    let (ok, text) = weir_cli(&cluster, &["savepoint", &job, &dir]);
+    assert!(ok && text.contains("Savepoint completed. Path: "), "{text}");
+    let (ok, text) = weir_cli(&cluster, &["savepoint", &"0".repeat(32), &dir]);
+    assert!(!ok && text.contains("not found"), "{text}");
+
+    let (ok, text) = weir_cli(&cluster, &["stop", "--savepoint-dir", &dir, &job]);
+    assert!(ok, "{text}");
+    let path = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Savepoint completed. Path: "))
+        .expect("the savepoint's path")
+        .trim()
+        .to_string();
+    let status = wait(&mut run, Duration::from_secs(60)).expect("the stopped job ends");
+    assert!(status.success(), "{}", cluster.log("run"));
+    assert!(
+        committed(&out).len() < reference(events).len(),
+        "the job was stopped before its end"
+    );
+
+    let log = std::fs::File::create(cluster.log_path("run")).expect("log");
+    let mut resumed = Proc(
+        Command::new(weir_bin())
+            .args([
+                "run",
+                "--jobmanager",
+                &cluster.rest,
+                "--from-savepoint",
+                &path,
+            ])
+            .arg(example_bin())
+            .arg("--")
+            .args(&args)
+            .env("TMPDIR", cluster.dir.path())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start weir run"),
+    );
+    assert_exactly_once(&cluster, &mut resumed, events, &out);
+}
+
+#[test]
+fn info_prints_the_plan_without_running_the_job() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("out");
+    let output = Command::new(weir_bin())
+        .arg("info")
+        .arg(example_bin())
+        .arg("--")
+        .args(example_args(1_000, &out, &[]))
+        .output()
+        .expect("weir info");
+    assert!(output.status.success());
+    let plan: Value = serde_json::from_slice(&output.stdout).expect("the plan is JSON");
+    let nodes = plan["nodes"].as_array().expect("nodes");
+    assert!(nodes
+        .iter()
+        .any(|n| n["contents"].as_str().is_some_and(|c| c.contains("Window"))));
+    assert!(!out.exists(), "the job must not run");
 }

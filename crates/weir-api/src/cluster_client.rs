@@ -17,6 +17,8 @@ pub const DETACHED: &str = "WEIR_DETACHED";
 pub const PARALLELISM: &str = "WEIR_PARALLELISM";
 /// A savepoint to start from (`weir run --from-savepoint`).
 pub const FROM_SAVEPOINT: &str = "WEIR_FROM_SAVEPOINT";
+/// Set, `execute` prints the execution plan as JSON and ends the program (`weir info`).
+pub const INFO: &str = "WEIR_INFO";
 
 /// The cluster to submit to, if the program was started for one.
 pub(crate) fn jobmanager_address() -> Option<String> {
@@ -30,6 +32,7 @@ fn graph_env() -> Vec<(String, String)> {
             k.starts_with("WEIR_")
                 && k != JOBMANAGER
                 && k != DETACHED
+                && k != INFO
                 && !k.starts_with("WEIR_WORKER_")
         })
         .collect()

@@ -423,6 +423,11 @@ impl StreamExecutionEnvironment {
     /// Submits the job and returns at once with a handle to wait for or cancel it. The
     /// program's graph is cleared, as in Flink, so the environment can build another job.
     pub fn execute_async(&self, job_name: &str) -> Result<JobClient> {
+        if std::env::var_os(cluster_client::INFO).is_some() {
+            // `weir info`: the plan is the program's whole output; the job does not run.
+            println!("{}", self.execution_plan()?);
+            std::process::exit(0);
+        }
         let (graph, code) = {
             let st = self.state.borrow();
             let t = translate::translate(&st, job_name)?;

@@ -136,3 +136,120 @@ pub fn cancel(args: CancelArgs) -> Result<()> {
         _ => Err(rest_error(status, &body)),
     }
 }
+
+/// Options of `weir savepoint`.
+#[derive(Args)]
+pub struct SavepointArgs {
+    #[command(flatten)]
+    jobmanager: JobManagerAddress,
+    /// The job's id.
+    job_id: String,
+    /// The directory the savepoint goes into (a new directory below it).
+    target_directory: Option<String>,
+    /// How long to wait for the savepoint, in seconds.
+    #[arg(long, default_value_t = 600)]
+    timeout_s: u64,
+}
+
+/// Options of `weir stop`.
+#[derive(Args)]
+pub struct StopArgs {
+    #[command(flatten)]
+    jobmanager: JobManagerAddress,
+    /// The directory the final savepoint goes into.
+    #[arg(long, short = 'p')]
+    savepoint_dir: String,
+    /// The job's id.
+    job_id: String,
+    /// How long to wait for the savepoint, in seconds.
+    #[arg(long, default_value_t = 600)]
+    timeout_s: u64,
+}
+
+/// Sends a JSON body and returns the status and the JSON answer.
+fn post_json(url: &str, body: &Value) -> Result<(u16, Value)> {
+    let response = client()?.post(url).json(body).send().map_err(|e| {
+        CliError::Usage(format!(
+            "cannot reach the JobManager's REST API at {url}: {}",
+            root_cause(&e)
+        ))
+    })?;
+    let status = response.status().as_u16();
+    let text = response.text().unwrap_or_default();
+    Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+}
+
+/// Follows a savepoint operation until it completes; returns its location.
+fn await_savepoint(base: &str, job: &str, request: &str, timeout: Duration) -> Result<String> {
+    let url = format!("{base}/jobs/{job}/savepoints/{request}");
+    let start = std::time::Instant::now();
+    loop {
+        let (status, body) = call(reqwest::Method::GET, &url)?;
+        if status != 200 {
+            return Err(rest_error(status, &body));
+        }
+        if body["status"]["id"] == "COMPLETED" {
+            let op = &body["operation"];
+            if let Some(location) = op["location"].as_str() {
+                return Ok(location.to_string());
+            }
+            let cause = op["failure-cause"]["stack-trace"]
+                .as_str()
+                .unwrap_or("no reason given");
+            return Err(CliError::Usage(format!("the savepoint failed: {cause}")));
+        }
+        if start.elapsed() > timeout {
+            return Err(CliError::Usage(format!(
+                "the savepoint did not complete within {timeout:?}; it may still complete: GET {url}"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn request_id(status: u16, body: &Value) -> Result<String> {
+    if status != 202 && status != 200 {
+        return Err(rest_error(status, body));
+    }
+    body["request-id"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| CliError::Usage("the JobManager answered no request id".into()))
+}
+
+/// `weir savepoint JOB_ID [DIR]`: takes a savepoint of a running job (as `flink savepoint`).
+pub fn savepoint(args: SavepointArgs) -> Result<()> {
+    let base = args.jobmanager.base_url();
+    println!("Triggering savepoint for job {}.", args.job_id);
+    let mut body = serde_json::json!({ "cancel-job": false });
+    if let Some(dir) = &args.target_directory {
+        body["target-directory"] = Value::String(dir.clone());
+    }
+    let (status, answer) = post_json(&format!("{base}/jobs/{}/savepoints", args.job_id), &body)?;
+    let request = request_id(status, &answer)?;
+    let location = await_savepoint(
+        &base,
+        &args.job_id,
+        &request,
+        Duration::from_secs(args.timeout_s),
+    )?;
+    println!("Savepoint completed. Path: {location}");
+    Ok(())
+}
+
+/// `weir stop --savepoint-dir DIR JOB_ID`: stops a job with a final savepoint (as `flink stop`).
+pub fn stop(args: StopArgs) -> Result<()> {
+    let base = args.jobmanager.base_url();
+    println!("Suspending job {} with a savepoint.", args.job_id);
+    let body = serde_json::json!({ "targetDirectory": args.savepoint_dir, "drain": false });
+    let (status, answer) = post_json(&format!("{base}/jobs/{}/stop", args.job_id), &body)?;
+    let request = request_id(status, &answer)?;
+    let location = await_savepoint(
+        &base,
+        &args.job_id,
+        &request,
+        Duration::from_secs(args.timeout_s),
+    )?;
+    println!("Savepoint completed. Path: {location}");
+    Ok(())
+}

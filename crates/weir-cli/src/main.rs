@@ -36,6 +36,12 @@ enum Command {
     List(client::JobManagerAddress),
     /// Cancels a job (through the cluster's REST API).
     Cancel(client::CancelArgs),
+    /// Takes a savepoint of a running job (through the cluster's REST API).
+    Savepoint(client::SavepointArgs),
+    /// Stops a job with a final savepoint (through the cluster's REST API).
+    Stop(client::StopArgs),
+    /// Prints a job binary's execution plan as JSON, without running it.
+    Info(run::InfoArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +53,9 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::List(address) => client::list(address),
         Command::Cancel(args) => client::cancel(args),
+        Command::Savepoint(args) => client::savepoint(args),
+        Command::Stop(args) => client::stop(args),
+        Command::Info(args) => run::info(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

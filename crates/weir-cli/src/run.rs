@@ -66,3 +66,38 @@ pub fn run(a: RunArgs) -> Result<()> {
         )))
     }
 }
+
+/// Options of `weir info`.
+#[derive(Args)]
+pub struct InfoArgs {
+    /// The job binary.
+    job_binary: PathBuf,
+    /// The program's arguments (after `--`).
+    #[arg(last = true)]
+    args: Vec<String>,
+}
+
+/// Runs the job binary in plan mode: its `execute` prints the execution plan (Flink's
+/// JSON shape) and the program ends without running the job (as `flink info`).
+pub fn info(a: InfoArgs) -> Result<()> {
+    if !a.job_binary.is_file() {
+        return Err(CliError::Usage(format!(
+            "the job binary {} does not exist",
+            a.job_binary.display()
+        )));
+    }
+    let status = Command::new(&a.job_binary)
+        .args(&a.args)
+        .env("WEIR_INFO", "1")
+        .env_remove("WEIR_JOBMANAGER")
+        .status()
+        .map_err(|e| CliError::Usage(format!("cannot start {}: {e}", a.job_binary.display())))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(CliError::Usage(format!(
+            "the job program {} ended with {status}",
+            a.job_binary.display()
+        )))
+    }
+}

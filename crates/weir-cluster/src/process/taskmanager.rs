@@ -77,6 +77,10 @@ pub struct TaskManagerProcess {
     network: NetworkEnvironment,
     /// The bound RPC port, once serving.
     rpc_port: u16,
+    /// The jobs' workers, once serving.
+    workers: Option<Arc<Workers>>,
+    /// The ResourceManager this TaskManager was last registered with.
+    last_rm: Option<String>,
 }
 
 fn cpu_cores() -> u32 {
@@ -128,6 +132,8 @@ impl TaskManagerProcess {
             },
             failures: 0,
             rpc_port: 0,
+            workers: None,
+            last_rm: None,
         })
     }
 
@@ -185,6 +191,7 @@ impl TaskManagerProcess {
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> Result<()> {
         let (rpc_port, workers) = self.serve_rpc(stop.clone()).await?;
         self.rpc_port = rpc_port;
+        self.workers = Some(workers.clone());
         tracing::info!(task_manager = %self.id, jobmanager = %self.config.jobmanager, slots = self.config.slots, data = %self.network.local_addr(), rpc_port, "TaskManager started");
         while !*stop.borrow() {
             let wait = self.step().await;
@@ -268,6 +275,16 @@ impl TaskManagerProcess {
             Ok(r) => {
                 let r = r.into_inner();
                 self.failures = 0;
+                if self
+                    .last_rm
+                    .as_ref()
+                    .is_some_and(|rm| *rm != r.resource_manager_id)
+                {
+                    // A new JobManager: the jobs of the old one are gone with it.
+                    self.stop_workers("the TaskManager registered with a new JobManager")
+                        .await;
+                }
+                self.last_rm = Some(r.resource_manager_id.clone());
                 tracing::info!(task_manager = %self.id, resource_manager = %r.resource_manager_id, "registered at the ResourceManager");
                 let interval = Duration::from_millis(r.heartbeat_interval_ms.max(MIN_HEARTBEAT_MS));
                 (
@@ -305,10 +322,23 @@ impl TaskManagerProcess {
                 let interval = reg.interval;
                 (Link::Registered(reg), interval)
             }
-            Err(status) => self.lost_connection(
-                "the JobManager did not answer heartbeats within the timeout",
-                status.message(),
-            ),
+            Err(status) => {
+                // As a Flink TaskExecutor that loses its JobManager fails the job's tasks:
+                // nobody coordinates their checkpoints or commits any more.
+                self.stop_workers("the JobManager did not answer heartbeats within the timeout")
+                    .await;
+                self.lost_connection(
+                    "the JobManager did not answer heartbeats within the timeout",
+                    status.message(),
+                )
+            }
+        }
+    }
+
+    /// Kills the jobs' workers (off the async threads: it waits for them to exit).
+    async fn stop_workers(&self, reason: &'static str) {
+        if let Some(w) = self.workers.clone() {
+            let _ = tokio::task::spawn_blocking(move || w.stop_jobs(reason)).await;
         }
     }
 

@@ -235,14 +235,20 @@ impl Workers {
         }
     }
 
-    /// Kills every worker and removes the cached binaries (the TaskManager stops).
-    pub fn stop_all(&self) {
-        for (job, w) in lock(&self.running).drain() {
-            tracing::info!(job = %job, "stopping the job's worker");
+    /// Kills every worker: their jobs are not this TaskManager's any more (`reason`).
+    pub fn stop_jobs(&self, reason: &str) {
+        let workers: Vec<(JobId, Worker)> = lock(&self.running).drain().collect();
+        for (job, w) in workers {
+            tracing::warn!(job = %job, %reason, "stopping the job's worker");
             let mut child = lock(&w.child);
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Kills every worker and removes the cached binaries (the TaskManager stops).
+    pub fn stop_all(&self) {
+        self.stop_jobs("the TaskManager stops");
         if let Err(e) = std::fs::remove_dir_all(&self.dir) {
             if e.kind() != std::io::ErrorKind::NotFound {
                 tracing::warn!(dir = %self.dir.display(), error = %e, "cannot remove the job binaries");

@@ -8,6 +8,7 @@ mod checkpoints;
 pub mod client;
 mod jobs;
 mod overview;
+mod savepoints;
 mod submit;
 
 pub use submit::SubmitJobRequest;
@@ -31,6 +32,8 @@ pub struct RestState {
     pub(crate) gauges: overview::ClusterGauges,
     /// Where uploaded job binaries go; `None` on a cluster that takes none.
     pub(crate) blobs: Option<Arc<crate::process::blob_store::BlobStore>>,
+    /// Savepoints triggered over REST.
+    pub(crate) savepoints: savepoints::SavepointTriggers,
 }
 
 impl RestState {
@@ -47,6 +50,7 @@ impl RestState {
             metrics,
             gauges,
             blobs: None,
+            savepoints: Default::default(),
         }
     }
 
@@ -76,6 +80,12 @@ pub fn router(state: Arc<RestState>) -> Router {
         )
         .route("/blobs/{key}", get(submit::download))
         .route("/jobs/{id}/execution-result", get(submit::execution_result))
+        .route(
+            "/jobs/{id}/savepoints",
+            axum::routing::post(savepoints::post),
+        )
+        .route("/jobs/{id}/savepoints/{request}", get(savepoints::status))
+        .route("/jobs/{id}/stop", axum::routing::post(savepoints::stop))
         .route("/jobs/overview", get(jobs::overview))
         .route("/jobs/{id}", get(jobs::detail).patch(jobs::cancel))
         .route("/jobs/{id}/checkpoints", get(checkpoints::checkpoints))
