@@ -33,6 +33,8 @@ pub(crate) struct EnvState {
     pub nodes: Vec<StreamNode>,
     pub edges: Vec<StreamEdge>,
     pub cluster: Option<Arc<MiniCluster>>,
+    /// The REST address of a cluster of processes to submit to, set by the program.
+    pub jobmanager: Option<String>,
     /// Watermark alignment groups by name, shared by the sources that name them.
     pub alignment_groups: std::collections::HashMap<String, Arc<crate::alignment::AlignmentGroup>>,
 }
@@ -81,6 +83,7 @@ impl StreamExecutionEnvironment {
                 nodes: Vec::new(),
                 edges: Vec::new(),
                 cluster: None,
+                jobmanager: None,
                 alignment_groups: Default::default(),
             })),
         }
@@ -220,6 +223,14 @@ impl StreamExecutionEnvironment {
             path: path.into(),
             allow_non_restored_state,
         });
+        self
+    }
+
+    /// Submits jobs to the cluster of processes whose JobManager's REST API is at `address`
+    /// (`HOST:PORT`), as Flink's remote environment does; the program's binary is uploaded
+    /// and runs as the job's workers. `WEIR_JOBMANAGER` (set by `weir run`) does the same.
+    pub fn set_jobmanager(&self, address: impl Into<String>) -> &Self {
+        self.state.borrow_mut().jobmanager = Some(address.into());
         self
     }
 
@@ -444,7 +455,8 @@ impl StreamExecutionEnvironment {
             weir_cluster::process::worker::run(worker, &graph, Arc::new(code));
         }
         if cluster.is_none() {
-            if let Some(address) = cluster_client::jobmanager_address() {
+            let set = self.state.borrow().jobmanager.clone();
+            if let Some(address) = set.or_else(cluster_client::jobmanager_address) {
                 self.clear_program();
                 return cluster_client::submit(&address, graph, job_name);
             }
@@ -578,8 +590,8 @@ impl JobClient {
             .checkpoint_stats(self.job)?)
     }
 
-    /// Waits for the job to end. For a job on a cluster the result has the job's run time
-    /// and restarts; its per-operator counts are on the cluster's REST API.
+    /// Waits for the job to end and returns its result (for a job on a cluster, as its
+    /// JobManager reports it).
     pub fn wait(&self) -> Result<JobExecutionResult> {
         let failed = |source: ClusterError| ApiError::JobFailed {
             job: self.name.clone(),
@@ -589,18 +601,7 @@ impl JobClient {
             Backend::Embedded { dispatcher, .. } => {
                 dispatcher.request_job_result(self.job).map_err(failed)
             }
-            Backend::Remote(c) => {
-                let r = c.wait(self.job).map_err(failed)?;
-                Ok(JobExecutionResult {
-                    job_id: self.job,
-                    job_name: self.name.clone(),
-                    net_runtime: r.net_runtime,
-                    operators: Vec::new(),
-                    backpressured_ms: 0,
-                    restarts: r.restarts,
-                    checkpoints: Default::default(),
-                })
-            }
+            Backend::Remote(c) => c.wait(self.job).map_err(failed),
             Backend::Detached => Ok(JobExecutionResult {
                 job_id: self.job,
                 job_name: self.name.clone(),

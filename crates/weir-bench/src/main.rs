@@ -1,5 +1,6 @@
-//! `weir-bench WORKLOAD EVENTS PARALLELISM`: runs one shared workload on the embedded
-//! mini-cluster and prints one line in the Flink anchor's format.
+//! `weir-bench [--taskmanagers N] WORKLOAD EVENTS PARALLELISM`: runs one shared workload on
+//! the embedded mini-cluster (or, with `--taskmanagers`, on a cluster of processes on this
+//! host) and prints one line in the Flink anchor's format.
 
 use std::process::ExitCode;
 use weir_runtime::allocator::JobAllocator;
@@ -15,7 +16,7 @@ static ALLOCATOR: JobAllocator = JobAllocator;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: weir-bench WORKLOAD EVENTS PARALLELISM   (WORKLOAD: W0 W1 W2 W3 W4, W2c: W2 with checkpoints, or a Nexmark query q0 q1 q2 q3 q4 q5 q7 q8, or pg-append / pg-upsert with WEIR_BENCH_POSTGRES=URL, or kafka-sink / kafka-source / kafka-to-kafka with WEIR_BENCH_KAFKA=HOST:PORT, or exchange-typed / exchange-bytes / exchange-tcp: one channel between two threads, by transport; PARALLELISM is ignored)\n       weir-bench --cross-core-probe   (the round trip of a cache line between CPUs 0 and 1, in ns)";
+    let usage = "usage: weir-bench [--taskmanagers N] WORKLOAD EVENTS PARALLELISM   (--taskmanagers: W0-W4 on a JobManager and N one-slot TaskManager processes on this host; WORKLOAD: W0 W1 W2 W3 W4, W2c: W2 with checkpoints, or a Nexmark query q0 q1 q2 q3 q4 q5 q7 q8, or pg-append / pg-upsert with WEIR_BENCH_POSTGRES=URL, or kafka-sink / kafka-source / kafka-to-kafka with WEIR_BENCH_KAFKA=HOST:PORT, or exchange-typed / exchange-bytes / exchange-tcp: one channel between two threads, by transport; PARALLELISM is ignored)\n       weir-bench --cross-core-probe   (the round trip of a cache line between CPUs 0 and 1, in ns)";
     if args.len() == 2 && args[1] == "--cross-core-probe" {
         // `bench/compare.sh` records this before each run (see the `probe` module).
         return match weir_bench::probe::cross_core_round_trip_ns(0, 1, 200_000) {
@@ -28,6 +29,19 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         };
+    }
+    // `--taskmanagers N`: the W workloads on a cluster of processes (see `cluster`).
+    let mut args = args;
+    let mut task_managers = None;
+    if args.len() == 6 && args[1] == "--taskmanagers" {
+        match args[2].parse::<usize>() {
+            Ok(n) if n > 0 => task_managers = Some(n),
+            _ => {
+                eprintln!("--taskmanagers takes a number of TaskManagers\n{usage}");
+                return ExitCode::from(2);
+            }
+        }
+        args.drain(1..3);
     }
     if args.len() != 4 {
         eprintln!("{usage}");
@@ -83,7 +97,24 @@ fn main() -> ExitCode {
             }
         };
     }
-    match weir_bench::run(workload, events, parallelism) {
+    // A job's worker process runs the workload's subtasks; the cluster is the client's.
+    let cluster = match task_managers {
+        Some(n) if !weir_bench::cluster::is_worker() => {
+            match weir_bench::cluster::LocalCluster::start(n) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        _ => None,
+    };
+    let outcome = match &cluster {
+        Some(c) => weir_bench::run_on_cluster(workload, events, parallelism, &c.rest),
+        None => weir_bench::run(workload, events, parallelism),
+    };
+    match outcome {
         Ok(o) => {
             if o.checkpoints > 0 {
                 eprintln!(
@@ -91,13 +122,20 @@ fn main() -> ExitCode {
                     o.checkpoints, o.checkpoint_bytes, o.checkpoint_sync_ms
                 );
             }
-            let rss = weir_bench::peak_rss_mb().map_or("NA".to_string(), |m| format!("{m:.0}"));
+            // On a cluster the memory and the checksum are the workers', not this process's.
+            let (rss, checksum) = match &cluster {
+                Some(_) => ("NA".to_string(), "NA".to_string()),
+                None => (
+                    weir_bench::peak_rss_mb().map_or("NA".to_string(), |m| format!("{m:.0}")),
+                    o.checksum.to_string(),
+                ),
+            };
+            let mode = if cluster.is_some() { " cluster=1" } else { "" };
             println!(
-                "workload={workload} events={events} parallelism={parallelism} seconds={:.3} events_per_sec={:.0} peak_rss_mb={rss} out_rows={} checksum={}",
+                "workload={workload} events={events} parallelism={parallelism}{mode} seconds={:.3} events_per_sec={:.0} peak_rss_mb={rss} out_rows={} checksum={checksum}",
                 o.seconds,
                 events as f64 / o.seconds,
                 o.out_rows,
-                o.checksum
             );
             ExitCode::SUCCESS
         }

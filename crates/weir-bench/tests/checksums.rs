@@ -33,7 +33,7 @@ fn workloads_match_the_reference_at_every_parallelism() {
 #[test]
 fn workloads_match_the_reference_with_serialized_exchange() {
     for &(w, n, rows, checksum) in EXPECTED.iter().filter(|e| e.1 == 1_000) {
-        let o = weir_bench::run_with_exchange(w, n, 2, true).unwrap();
+        let o = weir_bench::run_with_exchange(w, n, 2, true, None).unwrap();
         assert_eq!((o.out_rows, o.checksum), (rows, checksum), "{w} N={n}");
     }
 }

@@ -85,10 +85,30 @@ pub struct OperatorSummary {
     pub state_entries: u64,
 }
 
+/// A job id in text formats: its 32 hex digits.
+mod job_id_hex {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use weir_core::JobId;
+
+    pub fn serialize<S: Serializer>(id: &JobId, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&id.to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<JobId, D::Error> {
+        let s = String::deserialize(d)?;
+        u128::from_str_radix(&s, 16)
+            .ok()
+            .filter(|_| s.len() == 32)
+            .map(JobId)
+            .ok_or_else(|| serde::de::Error::custom(format!("'{s}' is not a job id")))
+    }
+}
+
 /// What a finished job reports (Flink's `JobExecutionResult`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct JobExecutionResult {
-    /// The job.
+    /// The job (as its 32 hex digits in JSON, which has no 128-bit numbers).
+    #[serde(with = "job_id_hex")]
     pub job_id: JobId,
     /// Its name.
     pub job_name: String,

@@ -3,7 +3,7 @@
 
 use super::submit::SubmitJobRequest;
 use crate::error::{ClusterError, Result};
-use crate::result::JobStatus;
+use crate::result::{JobExecutionResult, JobStatus};
 use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
@@ -11,15 +11,6 @@ use weir_core::JobId;
 
 /// How often a waiting client asks whether the job ended.
 const POLL: Duration = Duration::from_millis(200);
-
-/// A job's end as the REST API reports it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RemoteJobResult {
-    /// Wall time of the job, from its `net-runtime`.
-    pub net_runtime: Duration,
-    /// Restarts after failures.
-    pub restarts: u32,
-}
 
 /// A REST client of one JobManager.
 pub struct RestClient {
@@ -133,6 +124,18 @@ impl RestClient {
         })
     }
 
+    /// Registered TaskManagers.
+    pub fn task_managers(&self) -> Result<usize> {
+        let what = "listing the TaskManagers";
+        let r = self
+            .http
+            .get(format!("{}/taskmanagers", self.base))
+            .send()
+            .map_err(self.unreachable(what))?;
+        let body = self.read(what, r)?;
+        Ok(body["taskmanagers"].as_array().map_or(0, Vec::len))
+    }
+
     /// Asks the job to cancel.
     pub fn cancel(&self, job: JobId) -> Result<()> {
         let what = format!("cancelling job {job}");
@@ -145,7 +148,7 @@ impl RestClient {
     }
 
     /// Waits for the job to end: its result, or why it failed or was cancelled.
-    pub fn wait(&self, job: JobId) -> Result<RemoteJobResult> {
+    pub fn wait(&self, job: JobId) -> Result<JobExecutionResult> {
         let what = format!("waiting for job {job}");
         loop {
             let r = self
@@ -157,10 +160,14 @@ impl RestClient {
             if body["status"]["id"] == "COMPLETED" {
                 let r = &body["job-execution-result"];
                 return match r["application-status"].as_str() {
-                    Some("SUCCEEDED") => Ok(RemoteJobResult {
-                        net_runtime: Duration::from_millis(r["net-runtime"].as_u64().unwrap_or(0)),
-                        restarts: r["restarts"].as_u64().unwrap_or(0) as u32,
-                    }),
+                    Some("SUCCEEDED") => {
+                        serde_json::from_value(r["weir-result"].clone()).map_err(|e| {
+                            ClusterError::Network {
+                                context: what,
+                                message: format!("the job's result cannot be read: {e}"),
+                            }
+                        })
+                    }
                     Some("CANCELED") => Err(ClusterError::Cancelled(job)),
                     _ => Err(ClusterError::RemoteJobFailed {
                         job,

@@ -121,7 +121,8 @@ pub(crate) async fn submit(
 }
 
 /// `GET /jobs/{id}/execution-result`: `IN_PROGRESS` until the job ends, then its result
-/// (Flink's shape; the failure's message stands where Flink puts the stack trace).
+/// (Flink's shape; the failure's message stands where Flink puts the stack trace; a finished
+/// job's full [`crate::JobExecutionResult`] is under `weir-result`).
 pub(crate) async fn execution_result(
     State(state): State<Arc<RestState>>,
     Path(id): Path<String>,
@@ -141,7 +142,11 @@ pub(crate) async fn execution_result(
             "application-status": "SUCCEEDED",
             "accumulator-results": {},
             "net-runtime": r.net_runtime.as_millis() as u64,
-            "restarts": r.restarts,
+            // Weir's own account (operators' counts, restarts, checkpoints), for its client.
+            "weir-result": serde_json::to_value(&r).unwrap_or_else(|e| {
+                tracing::error!(job = %job, error = %e, "cannot encode the job's result");
+                Value::Null
+            }),
         }),
         Err(e) => {
             let canceled = matches!(e, ClusterError::Cancelled(_));
