@@ -445,6 +445,11 @@ fn a_job_needing_more_slots_than_the_cluster_has_ends_with_one_line() {
         error.contains("could not allocate 2 slots"),
         "unclear error: {error}"
     );
+    let other = log
+        .lines()
+        .filter(|l| !l.starts_with("Job has been submitted") && *l != error)
+        .count();
+    assert_eq!(other, 0, "one error line, nothing else:\n{log}");
 }
 
 /// The job id `weir run` printed.
@@ -651,4 +656,62 @@ fn info_prints_the_plan_without_running_the_job() {
         .iter()
         .any(|n| n["contents"].as_str().is_some_and(|c| c.contains("Window"))));
     assert!(!out.exists(), "the job must not run");
+}
+
+#[test]
+fn application_mode_runs_the_job_on_a_cluster_of_its_own_and_stops_it_after() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("out");
+    let address = dir.path().join("address");
+    let output = Command::new(weir_bin())
+        .args([
+            "run",
+            "--application",
+            "--taskmanagers",
+            "2",
+            "--address-file",
+        ])
+        .arg(&address)
+        .arg(example_bin())
+        .arg("--")
+        .args(example_args(
+            20_000,
+            &out,
+            &["--checkpoint-interval-ms", "100"],
+        ))
+        .env("TMPDIR", dir.path())
+        .output()
+        .expect("weir run --application");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("Application cluster: JobManager"), "{text}");
+    assert_eq!(committed(&out), reference(20_000));
+    // Its JobManager and TaskManagers ended with the job.
+    let line = std::fs::read_to_string(&address).expect("the address file");
+    let rpc = line
+        .split_whitespace()
+        .find_map(|p| p.strip_prefix("rpc="))
+        .expect("rpc address")
+        .to_string();
+    let start = Instant::now();
+    loop {
+        let left: Vec<String> = processes_with(&rpc)
+            .into_iter()
+            .chain(processes_with(
+                &dir.path().join("weir-application-").display().to_string(),
+            ))
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the application's cluster outlived it: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -19,6 +19,9 @@ pub enum CliError {
     /// Anything else, already phrased for the user.
     #[error("{0}")]
     Usage(String),
+    /// A program `weir` ran failed and said why itself; `weir` exits with its status.
+    #[error("the program exited with status {0}")]
+    ProgramFailed(u8),
 }
 
 impl CliError {

@@ -59,6 +59,8 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The program printed its own error line.
+        Err(error::CliError::ProgramFailed(code)) => ExitCode::from(code),
         Err(e) => {
             eprintln!("weir: {e}");
             ExitCode::FAILURE

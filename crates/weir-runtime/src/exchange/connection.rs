@@ -186,12 +186,27 @@ impl Connection {
         }
     }
 
+    /// Logs why the connection ends: an error if channels still used it, at debug level if
+    /// none did (a peer process that ended after its channels finished, say).
+    fn log_end(&self, e: &dyn std::fmt::Display) {
+        if self.is_closed() {
+            return;
+        }
+        let idle = {
+            let st = self.lock();
+            st.served.is_empty() && st.inputs.is_empty()
+        };
+        if idle {
+            tracing::debug!(peer = %self.peer, error = %e, "an idle data connection ended");
+        } else {
+            tracing::error!(peer = %self.peer, error = %e, "closing a data connection");
+        }
+    }
+
     fn read_loop(self: Arc<Self>, mut socket: TcpStream) {
         if let Err(e) = self.read_frames(&mut socket) {
             let why = format!("data connection to {} closed: {e}", self.peer);
-            if !self.is_closed() {
-                tracing::error!(peer = %self.peer, error = %e, "closing a data connection");
-            }
+            self.log_end(&e);
             self.close(&why);
         }
     }
@@ -345,9 +360,7 @@ impl Connection {
     fn write_loop(self: Arc<Self>, socket: TcpStream) {
         let mut out = BufWriter::with_capacity(64 * 1024, socket);
         if let Err(e) = self.write_frames(&mut out) {
-            if !self.is_closed() {
-                tracing::error!(peer = %self.peer, error = %e, "closing a data connection");
-            }
+            self.log_end(&e);
             self.close(&format!("data connection to {} closed: {e}", self.peer));
         }
     }

@@ -10,31 +10,30 @@
 //! The end of a job is a protocol too: a task whose input ended finishes its chain and
 //! reports it; when every task did, the JobMaster sends the final notice, on which
 //! two-phase-commit sinks commit what they prepared at the end, and the tasks end.
+//!
+//! Each execution attempt is a state machine of its own ([`attempt`]); this module holds
+//! what spans attempts: slots, restarts, the restore point and the result.
 
-use crate::coordinator::{CheckpointCoordinator, CheckpointStatsCell, TaskDirectory};
+mod attempt;
+
+use crate::coordinator::{CheckpointCoordinator, CheckpointStatsCell};
 use crate::error::{ClusterError, Result};
 use crate::gateway::{
     AllocatedSlot, JobMasterGateway, ResourceManagerGateway, RestorePoint, SavepointReply,
-    TaskDeployment, TaskEnd, TaskExecutionState, TaskExecutorGateway, TaskLocations,
-    TaskStateListener,
+    TaskExecutionState, TaskExecutorGateway, TaskStateListener,
 };
 use crate::restart::RestartBackoff;
 use crate::result::{JobExecutionResult, JobStatus, OperatorSummary};
+use attempt::Attempt;
 use std::collections::{BTreeMap, HashSet};
-use std::net::SocketAddr;
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use weir_core::{JobGraph, JobId, VertexId};
-use weir_runtime::checkpoint::{CheckpointAck, CheckpointNotice, CheckpointResponder};
+use weir_runtime::checkpoint::{CheckpointAck, CheckpointResponder};
 use weir_runtime::deploy::JobCode;
-use weir_runtime::inbox::TaskControl;
 use weir_runtime::RuntimeError;
 use weir_state::{CheckpointStorage, SnapshotMetadata};
-
-/// How long a failing or cancelling job waits for its tasks to stop before it gives up on
-/// them (a task stuck in user code that never returns).
-const CANCEL_WAIT: Duration = Duration::from_secs(30);
 
 enum Msg {
     Task(TaskExecutionState),
@@ -443,70 +442,6 @@ impl JobMaster {
         }
     }
 
-    /// Gets the job's code ready on every TaskManager of `slots` (a worker process per
-    /// TaskManager for a job submitted as a binary) and returns where each subtask will run;
-    /// `None` when all of them run in this process.
-    fn prepare(
-        &self,
-        slots: &[AllocatedSlot],
-        group_base: &BTreeMap<&str, (usize, u32)>,
-    ) -> Result<Option<Arc<TaskLocations>>> {
-        let p = &self.params;
-        let mut gateways: Vec<&Arc<dyn TaskExecutorGateway>> = Vec::new();
-        for slot in slots {
-            if !gateways.iter().any(|g| Arc::ptr_eq(g, &slot.gateway)) {
-                gateways.push(&slot.gateway);
-            }
-        }
-        // TaskManagers fetch the binary and start workers at the same time.
-        let prepared: Vec<Result<Option<SocketAddr>>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = gateways
-                .iter()
-                .map(|g| scope.spawn(|| g.prepare_job(p.job, &p.graph, &p.code)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(ClusterError::Deployment {
-                            job: p.job,
-                            message: "preparing a TaskManager panicked".into(),
-                        })
-                    })
-                })
-                .collect()
-        });
-        let mut addresses: Vec<(Arc<dyn TaskExecutorGateway>, Option<SocketAddr>)> = Vec::new();
-        for (g, r) in gateways.into_iter().zip(prepared) {
-            addresses.push((g.clone(), r?));
-        }
-        if addresses.iter().all(|(_, a)| a.is_none()) {
-            return Ok(None);
-        }
-        let mut locations = TaskLocations::default();
-        for v in &p.graph.vertices {
-            let base = group_base[v.slot_sharing_group.as_str()].0;
-            let mut subtasks = Vec::with_capacity(v.parallelism as usize);
-            for s in 0..v.parallelism as usize {
-                let gw = &slots[base + s].gateway;
-                let addr = addresses
-                    .iter()
-                    .find(|(g, _)| Arc::ptr_eq(g, gw))
-                    .and_then(|(_, a)| *a)
-                    .ok_or_else(|| ClusterError::Deployment {
-                        job: p.job,
-                        message: format!(
-                            "subtask {s} of '{}' would run in the JobManager's process while others run in TaskManager processes",
-                            v.name
-                        ),
-                    })?;
-                subtasks.push(addr);
-            }
-            locations.by_vertex.insert(v.id.0, subtasks);
-        }
-        Ok(Some(Arc::new(locations)))
-    }
-
     fn run_attempt(
         &self,
         attempt: u32,
@@ -515,219 +450,8 @@ impl JobMaster {
         coord: &mut CheckpointCoordinator,
         totals: &mut Totals,
     ) -> AttemptEnd {
-        let p = &self.params;
-        let graph = &p.graph;
-        // Slot sharing: group g gets a contiguous run of slots; subtask i of every vertex in
-        // the group goes to the group's slot i.
-        let mut group_base: BTreeMap<&str, (usize, u32)> = BTreeMap::new();
-        for v in &graph.vertices {
-            let e = group_base.entry(v.slot_sharing_group.as_str()).or_default();
-            e.1 = e.1.max(v.parallelism);
-        }
-        let mut next = 0;
-        for (_, (base, width)) in group_base.iter_mut() {
-            *base = next;
-            next += *width as usize;
-        }
-        let responder: Arc<dyn CheckpointResponder> = Arc::new(AttemptResponder {
-            handle: self.handle.clone(),
-            attempt,
-        });
-        let job_master: Arc<dyn TaskStateListener> = self.handle.clone();
-        let mut gateways: Vec<Arc<dyn TaskExecutorGateway>> = Vec::new();
-        let mut directory = TaskDirectory::default();
-        let mut failure: Option<ClusterError> = None;
-        let locations = match self.prepare(slots, &group_base) {
-            Ok(l) => l,
-            Err(e) => {
-                failure = Some(e);
-                None
-            }
-        };
-        'deploy: for v in &graph.vertices {
-            if failure.is_some() {
-                break;
-            }
-            let base = group_base[v.slot_sharing_group.as_str()].0;
-            for s in 0..v.parallelism {
-                let slot = &slots[base + s as usize];
-                if !gateways.iter().any(|g| Arc::ptr_eq(g, &slot.gateway)) {
-                    gateways.push(slot.gateway.clone());
-                }
-                let d = TaskDeployment {
-                    job: p.job,
-                    graph: graph.clone(),
-                    vertex: v.id,
-                    subtask: s,
-                    code: p.code.clone(),
-                    job_master: job_master.clone(),
-                    checkpoints: Some(responder.clone()),
-                    attempt,
-                    restore: restore.clone(),
-                    locations: locations.clone(),
-                };
-                if let Err(e) = slot.gateway.submit_task(d) {
-                    failure = Some(e);
-                    break 'deploy;
-                }
-                directory
-                    .tasks
-                    .push((slot.gateway.clone(), v.id, s, v.is_source));
-            }
-        }
-        let total = directory.tasks.len();
-        self.set_status(JobStatus::Running);
-        coord.start_attempt(total);
-
-        let mut cancelled = false;
-        let cancel_all = |gws: &[Arc<dyn TaskExecutorGateway>]| {
-            for g in gws {
-                g.cancel_job_tasks(p.job);
-            }
-        };
-        let mut stop_deadline: Option<Instant> = None;
-        if failure.is_some() {
-            self.set_status(JobStatus::Failing);
-            cancel_all(&gateways);
-            stop_deadline = Some(Instant::now() + CANCEL_WAIT);
-        }
-        let mut ended = 0;
-        let mut final_sent = false;
-        // Every task finished and the final checkpoint completed: commit and end.
-        macro_rules! send_final_if_ready {
-            () => {
-                if !final_sent && failure.is_none() && !cancelled && coord.final_ready() {
-                    final_sent = true;
-                    for (gw, v, s, _) in &directory.tasks {
-                        gw.send_task_control(
-                            p.job,
-                            *v,
-                            *s,
-                            TaskControl::Notify(CheckpointNotice::Final),
-                        );
-                    }
-                }
-            };
-        }
-        macro_rules! fail {
-            ($e:expr) => {{
-                if failure.is_none() && !cancelled {
-                    failure = Some($e);
-                    self.set_status(JobStatus::Failing);
-                    cancel_all(&gateways);
-                    stop_deadline = Some(Instant::now() + CANCEL_WAIT);
-                }
-            }};
-        }
-        while ended < total {
-            let deadline = match stop_deadline {
-                Some(d) => Some(d),
-                None => coord.next_deadline(),
-            };
-            let msg = match deadline {
-                None => self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-                Some(d) => self
-                    .rx
-                    .recv_timeout(d.saturating_duration_since(Instant::now())),
-            };
-            let msg = match msg {
-                Ok(m) => Some(m),
-                Err(RecvTimeoutError::Timeout) if stop_deadline.is_some() => {
-                    tracing::warn!(job = %p.job, "{} tasks did not stop within {:?}; giving up on them", total - ended, CANCEL_WAIT);
-                    break;
-                }
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => break,
-            };
-            if failure.is_none() && !cancelled {
-                let now = Instant::now();
-                if let Err(e) = coord.check_timeouts(now, &directory) {
-                    fail!(ClusterError::Checkpointing {
-                        job: p.job,
-                        message: e.0
-                    });
-                }
-                coord.maybe_trigger(now, &directory);
-            }
-            send_final_if_ready!();
-            let Some(msg) = msg else { continue };
-            match msg {
-                Msg::Cancel => {
-                    if failure.is_none() && !cancelled {
-                        cancelled = true;
-                        self.set_status(JobStatus::Cancelling);
-                        cancel_all(&gateways);
-                        stop_deadline = Some(Instant::now() + CANCEL_WAIT);
-                    }
-                }
-                Msg::Ack(a, ack) if a == attempt && failure.is_none() && !cancelled => {
-                    if let Err(e) = coord.on_ack(ack, &directory) {
-                        fail!(ClusterError::Checkpointing {
-                            job: p.job,
-                            message: e.0
-                        });
-                    }
-                }
-                Msg::Decline(a, id, reason) if a == attempt && failure.is_none() && !cancelled => {
-                    if let Err(e) = coord.on_decline(id, reason, &directory) {
-                        fail!(ClusterError::Checkpointing {
-                            job: p.job,
-                            message: e.0
-                        });
-                    }
-                }
-                Msg::FinishedInput(a, v, s) if a == attempt => {
-                    tracing::debug!(job = %p.job, vertex = v.0, subtask = s, "task finished its input");
-                    coord.task_finished(v, s, &directory);
-                }
-                Msg::Savepoint(dir, stop, reply) => {
-                    if failure.is_some() || cancelled {
-                        let _ = reply.send(Err(ClusterError::Savepoint {
-                            job: p.job,
-                            message: "the job is failing or being cancelled".into(),
-                        }));
-                    } else {
-                        coord.trigger_savepoint(&dir, stop, reply, &directory);
-                    }
-                }
-                Msg::Ack(..) | Msg::Decline(..) | Msg::FinishedInput(..) => {}
-                Msg::Task(state) if state.attempt != attempt => {}
-                Msg::Task(state) => {
-                    ended += 1;
-                    totals.backpressured_ms += state.backpressured_ms;
-                    for m in state.metrics {
-                        let e = totals
-                            .operators
-                            .entry(m.node)
-                            .or_insert_with(|| OperatorSummary {
-                                node: m.node,
-                                name: m.name.clone(),
-                                ..Default::default()
-                            });
-                        e.records_in += m.records_in;
-                        e.records_out += m.records_out;
-                        e.state_entries += m.state_entries;
-                    }
-                    if let TaskEnd::Failed(err) = state.end {
-                        let v = graph.vertex(state.vertex);
-                        tracing::error!(job = %p.job, task = %v.name, subtask = state.subtask, error = %err, "task failed");
-                        fail!(ClusterError::TaskFailed {
-                            task: v.name.clone(),
-                            subtask: state.subtask,
-                            parallelism: v.parallelism,
-                            source: Arc::new(err),
-                        });
-                    }
-                }
-            }
-            send_final_if_ready!();
-        }
-        if let Some(f) = failure {
-            return AttemptEnd::Failed(f);
-        }
-        if cancelled {
-            return AttemptEnd::Cancelled;
-        }
-        AttemptEnd::Finished
+        let a = Attempt::deploy(self, attempt, slots, restore);
+        coord.start_attempt(a.tasks());
+        a.run(coord, totals)
     }
 }
