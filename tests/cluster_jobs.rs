@@ -715,3 +715,103 @@ fn application_mode_runs_the_job_on_a_cluster_of_its_own_and_stops_it_after() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn a_crashed_worker_restarts_only_its_job_and_both_jobs_commit_exactly_once() {
+    let mut cluster = Cluster::start(10_000);
+    cluster.add_task_manager(2);
+    cluster.add_task_manager(2);
+    cluster.wait_for_task_managers(2);
+    let events = 300_000;
+    let slow = ["--checkpoint-interval-ms", "100", "--poll-pause-ms", "2"];
+    let out_a = cluster.dir.path().join("out-a");
+    let mut a = cluster.run(&example_args(events, &out_a, &slow));
+    let _ = submitted_job_id(&cluster);
+    let out_b = cluster.dir.path().join("out-b");
+    let log_b = std::fs::File::create(cluster.log_path("run-b")).expect("log");
+    let mut b = Proc(
+        Command::new(weir_bin())
+            .args(["run", "--jobmanager", &cluster.rest])
+            .arg(example_bin())
+            .arg("--")
+            .args(example_args(events, &out_b, &slow))
+            .env("TMPDIR", cluster.dir.path())
+            .stdout(log_b.try_clone().expect("log"))
+            .stderr(log_b)
+            .spawn()
+            .expect("start weir run"),
+    );
+    let job_b = {
+        let start = Instant::now();
+        loop {
+            let log = cluster.log("run-b");
+            if let Some(id) = log
+                .lines()
+                .find_map(|l| l.strip_prefix("Job has been submitted with JobID "))
+            {
+                break id.trim().to_string();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "job B was not submitted"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    // Job B's workers (the job binary under a TaskManager's cache, writing to out-b), once
+    // job B has a completed checkpoint.
+    let start = Instant::now();
+    let worker = loop {
+        let checkpointed = cluster
+            .log("jobmanager")
+            .lines()
+            .any(|l| l.contains("checkpoint complete") && l.contains(&job_b));
+        let found = processes_with(&out_b.display().to_string())
+            .into_iter()
+            .find(|p| p.contains("weir-taskmanager-"));
+        if let (Some(w), true) = (&found, checkpointed) {
+            break w.clone();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "job B's worker did not start\n{}",
+            cluster.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let pid: i32 = worker
+        .split(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("a pid");
+    // SAFETY: sends SIGKILL to a worker process this test's cluster started; no memory is
+    // involved.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+    assert_exactly_once(&cluster, &mut a, events, &out_a);
+    let status = wait(&mut b, Duration::from_secs(180));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "job B ended with {status:?}\n{}",
+        cluster.logs()
+    );
+    assert!(committed(&out_b) == reference(events), "job B's output");
+    let jm = cluster.log("jobmanager");
+    let important: String = jm
+        .lines()
+        .filter(|l| l.contains("WARN") || l.contains("ERROR") || l.contains("RESTART"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        jm.contains("the job's worker process exited"),
+        "the crash was not noticed\n{important}\n{}",
+        cluster.logs()
+    );
+    assert_eq!(
+        jm.matches("RESTARTING").count(),
+        1,
+        "one restart, job B's\n{}",
+        cluster.logs()
+    );
+}
