@@ -814,4 +814,33 @@ fn a_crashed_worker_restarts_only_its_job_and_both_jobs_commit_exactly_once() {
         "one restart, job B's\n{}",
         cluster.logs()
     );
+    // The failure is in job B's exception history, job A's is empty (Flink's shape).
+    let b = cluster.get(&format!("/jobs/{job_b}/exceptions"));
+    let entries = b["exceptionHistory"]["entries"]
+        .as_array()
+        .expect("entries");
+    assert_eq!(entries.len(), 1, "{b}");
+    assert_eq!(entries[0]["exceptionName"], "TaskFailed", "{b}");
+    assert!(
+        entries[0]["taskName"]
+            .as_str()
+            .is_some_and(|t| t.contains("/2)")),
+        "{b}"
+    );
+    assert!(
+        entries[0]["timestamp"].as_u64().is_some_and(|t| t > 0),
+        "{b}"
+    );
+    assert_eq!(b["exceptionHistory"]["truncated"], false);
+    let a_id = cluster
+        .log("run")
+        .lines()
+        .find_map(|l| l.strip_prefix("Job has been submitted with JobID "))
+        .expect("job A's id")
+        .trim()
+        .to_string();
+    assert_eq!(
+        cluster.get(&format!("/jobs/{a_id}/exceptions")),
+        json!({ "exceptionHistory": { "entries": [], "truncated": false } })
+    );
 }

@@ -22,6 +22,7 @@ struct JobEntry {
     graph: Arc<JobGraph>,
     status: StatusCell,
     checkpoints: CheckpointStatsCell,
+    exceptions: crate::result::ExceptionHistory,
     master: Arc<JobMasterHandle>,
     result: Arc<ResultCell>,
 }
@@ -65,6 +66,7 @@ impl DispatcherGateway for Dispatcher {
         tracing::info!(job = %job, name = %name, "job submitted");
         let status: StatusCell = Arc::new(Mutex::new(JobStatus::Created));
         let checkpoints: CheckpointStatsCell = Arc::new(Mutex::new(CheckpointHistory::default()));
+        let exceptions = crate::result::ExceptionHistory::default();
         let result = Arc::new(ResultCell::default());
         let cell = result.clone();
         let graph = Arc::new(graph);
@@ -77,6 +79,7 @@ impl DispatcherGateway for Dispatcher {
                 resource_manager: self.resource_manager.clone(),
                 status: status.clone(),
                 checkpoint_stats: checkpoints.clone(),
+                exceptions: exceptions.clone(),
                 metrics: self.metrics.clone(),
             },
             move |r| {
@@ -92,6 +95,7 @@ impl DispatcherGateway for Dispatcher {
                 graph,
                 status,
                 checkpoints,
+                exceptions,
                 master,
                 result,
             },
@@ -105,6 +109,15 @@ impl DispatcherGateway for Dispatcher {
 
     fn job_graph(&self, job: JobId) -> Result<Arc<JobGraph>> {
         self.with_job(job, |e| e.graph.clone())
+    }
+
+    fn job_exceptions(&self, job: JobId) -> Result<Vec<crate::result::JobException>> {
+        self.with_job(job, |e| {
+            e.exceptions
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+        })
     }
 
     fn checkpoint_stats(&self, job: JobId) -> Result<CheckpointHistory> {

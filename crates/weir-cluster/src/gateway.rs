@@ -209,6 +209,8 @@ pub trait DispatcherGateway: Send + Sync {
     fn job_status(&self, job: JobId) -> Result<JobStatus>;
     /// The job's checkpoint counts and history so far.
     fn checkpoint_stats(&self, job: JobId) -> Result<CheckpointHistory>;
+    /// The job's failures so far, oldest first.
+    fn job_exceptions(&self, job: JobId) -> Result<Vec<crate::result::JobException>>;
     /// The job's graph, as submitted.
     fn job_graph(&self, job: JobId) -> Result<Arc<JobGraph>>;
     /// Takes a savepoint of a running job into a new directory below `target_dir` and

@@ -202,3 +202,20 @@ impl JobExecutionResult {
         self.operators.iter().find(|o| o.name == name)
     }
 }
+
+/// A failure of a job's execution attempt, as the exception history keeps it (Flink's
+/// `/jobs/{id}/exceptions` entries).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobException {
+    /// When the attempt failed, in ms since the Unix epoch.
+    pub timestamp_ms: u64,
+    /// The failure's kind (the error's variant).
+    pub name: String,
+    /// The failure's message, with its causes.
+    pub message: String,
+    /// The failed task, `name (subtask/parallelism)`, when a task failed.
+    pub task: Option<String>,
+}
+
+/// A job's failures, oldest first, shared by its JobMaster and the REST API.
+pub type ExceptionHistory = std::sync::Arc<std::sync::Mutex<Vec<JobException>>>;

@@ -35,6 +35,10 @@ use weir_runtime::deploy::JobCode;
 use weir_runtime::RuntimeError;
 use weir_state::{CheckpointStorage, SnapshotMetadata};
 
+/// How many failures a job's exception history keeps (Flink's
+/// `web.exception-history-size` default).
+pub const EXCEPTION_HISTORY: usize = 16;
+
 enum Msg {
     Task(TaskExecutionState),
     Cancel,
@@ -112,6 +116,8 @@ pub struct JobMasterParams {
     pub status: StatusCell,
     /// Where checkpoint statistics are published.
     pub checkpoint_stats: CheckpointStatsCell,
+    /// Where failures are recorded.
+    pub exceptions: crate::result::ExceptionHistory,
     /// The cluster's metrics registry.
     pub metrics: Arc<crate::metrics::ClusterMetrics>,
 }
@@ -267,6 +273,7 @@ impl JobMaster {
                 return Err(ClusterError::Cancelled(job));
             }
             Err(e) => {
+                self.record_exception(&e);
                 self.set_status(JobStatus::Failed);
                 return Err(e);
             }
@@ -347,6 +354,7 @@ impl JobMaster {
                 }
                 AttemptEnd::Failed(e) => e,
             };
+            self.record_exception(&err);
             // A checkpoint that cannot be read is dropped; an earlier one is used instead.
             if let Some(RuntimeError::Restore { checkpoint_id, .. }) = err.task_error() {
                 let from_coordinator = restore
@@ -417,6 +425,44 @@ impl JobMaster {
             restarts: backoff.restarts(),
             checkpoints,
         })
+    }
+
+    /// Adds an attempt's failure to the job's exception history (the newest
+    /// [`EXCEPTION_HISTORY`] are kept).
+    fn record_exception(&self, err: &ClusterError) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let (name, task) = match err {
+            ClusterError::TaskFailed {
+                task,
+                subtask,
+                parallelism,
+                ..
+            } => (
+                "TaskFailed",
+                Some(format!("{task} ({}/{parallelism})", subtask + 1)),
+            ),
+            ClusterError::Checkpointing { .. } => ("CheckpointingFailed", None),
+            ClusterError::Deployment { .. } => ("DeploymentFailed", None),
+            ClusterError::NotEnoughSlots { .. } => ("NotEnoughSlots", None),
+            _ => ("JobFailed", None),
+        };
+        let mut history = self
+            .params
+            .exceptions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        history.push(crate::result::JobException {
+            timestamp_ms: now,
+            name: name.to_string(),
+            message: err.to_string(),
+            task,
+        });
+        // One more than shown: the REST API says the history was truncated when it is there.
+        let excess = history.len().saturating_sub(EXCEPTION_HISTORY + 1);
+        history.drain(..excess);
     }
 
     /// Sleeps `delay` while draining stale messages; true if the job was cancelled.

@@ -169,3 +169,34 @@ pub(crate) async fn cancel(
     state.dispatcher.cancel_job(job).map_err(unknown)?;
     Ok((StatusCode::ACCEPTED, Json(json!({}))))
 }
+
+/// `GET /jobs/{id}/exceptions`: the job's failures, newest first (Flink's exception history;
+/// Weir keeps the message with its causes where Flink has the Java stack trace).
+pub(crate) async fn exceptions(
+    State(state): State<Arc<RestState>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, RestError> {
+    let job = parse_job_id(&id)?;
+    let history = state.dispatcher.job_exceptions(job).map_err(unknown)?;
+    let entries: Vec<Value> = history
+        .iter()
+        .rev()
+        .take(crate::job_master::EXCEPTION_HISTORY)
+        .map(|e| {
+            json!({
+                "exceptionName": e.name,
+                "stacktrace": e.message,
+                "timestamp": e.timestamp_ms,
+                "taskName": e.task,
+                "failureLabels": {},
+                "concurrentExceptions": [],
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "exceptionHistory": {
+            "entries": entries,
+            "truncated": history.len() > crate::job_master::EXCEPTION_HISTORY,
+        }
+    })))
+}

@@ -90,6 +90,7 @@ pub fn router(state: Arc<RestState>) -> Router {
         .route("/jobs/{id}", get(jobs::detail).patch(jobs::cancel))
         .route("/jobs/{id}/checkpoints", get(checkpoints::checkpoints))
         .route("/jobs/{id}/plan", get(jobs::plan))
+        .route("/jobs/{id}/exceptions", get(jobs::exceptions))
         .fallback(not_found)
         .with_state(state)
 }
