@@ -43,7 +43,11 @@ fn weir_bin() -> PathBuf {
 }
 
 fn example_bin() -> PathBuf {
-    binary(profile_dir().join("examples").join("exactly_once"))
+    example_named("exactly_once")
+}
+
+fn example_named(name: &str) -> PathBuf {
+    binary(profile_dir().join("examples").join(name))
 }
 
 /// A child process killed when the test ends, whatever happens.
@@ -842,5 +846,114 @@ fn a_crashed_worker_restarts_only_its_job_and_both_jobs_commit_exactly_once() {
     assert_eq!(
         cluster.get(&format!("/jobs/{a_id}/exceptions")),
         json!({ "exceptionHistory": { "entries": [], "truncated": false } })
+    );
+}
+
+/// The resident set size of process `pid` in MB, if it still runs.
+fn rss_mb(pid: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
+#[test]
+fn backpressure_crosses_processes_and_the_workers_memory_stays_flat() {
+    let mut cluster = Cluster::start(10_000);
+    cluster.add_task_manager(1);
+    cluster.add_task_manager(1);
+    cluster.wait_for_task_managers(2);
+    let out = cluster.dir.path().join("out");
+    let records: u64 = 200_000;
+    let log = std::fs::File::create(cluster.log_path("run")).expect("log");
+    // 200 MB of payload from a source that could produce it in well under a second, into
+    // sinks that take about three seconds for it.
+    let mut run = Proc(
+        Command::new(weir_bin())
+            .args(["run", "--jobmanager", &cluster.rest])
+            .arg(example_named("backpressure"))
+            .arg("--")
+            .args(["--records", &records.to_string(), "--pause-every", "40"])
+            .args(["--pause-ms", "1", "--parallelism", "2", "--output-dir"])
+            .arg(&out)
+            .env("TMPDIR", cluster.dir.path())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start weir run"),
+    );
+    let workers = cluster
+        .dir
+        .path()
+        .join("weir-taskmanager-")
+        .display()
+        .to_string();
+    let mut peak: f64 = 0.0;
+    let mut samples = 0;
+    let status = loop {
+        if let Ok(Some(status)) = run.0.try_wait() {
+            break status;
+        }
+        for p in processes_with(&workers) {
+            let pid = p.split(':').next().unwrap_or_default().to_string();
+            if let Some(mb) = rss_mb(&pid) {
+                peak = peak.max(mb);
+                samples += 1;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        status.success(),
+        "{}\n{}",
+        cluster.log("run"),
+        cluster.logs()
+    );
+    let (mut count, mut sum) = (0u64, 0u64);
+    for e in std::fs::read_dir(&out).expect("output") {
+        let text = std::fs::read_to_string(e.expect("entry").path()).expect("part");
+        let (c, s) = text.trim().split_once(',').expect("count,sum");
+        count += c.parse::<u64>().expect("count");
+        sum += s.parse::<u64>().expect("sum");
+    }
+    assert_eq!((count, sum), (records, records * (records - 1) / 2));
+    eprintln!("workers' peak RSS {peak:.0} MB over {samples} samples");
+    assert!(
+        samples > 20,
+        "the job ran too briefly to watch ({samples} samples)"
+    );
+    assert!(
+        peak < 64.0,
+        "a worker's memory reached {peak:.0} MB: the source ran ahead of the sink"
+    );
+}
+
+#[test]
+fn a_program_that_collects_results_into_itself_is_refused_by_a_cluster() {
+    let cluster = Cluster::start(10_000);
+    let output = Command::new(weir_bin())
+        .args(["run", "--jobmanager", &cluster.rest])
+        .arg(example_named("parallel_pipeline"))
+        .args(["--", "--count", "1000"])
+        .env("TMPDIR", cluster.dir.path())
+        .output()
+        .expect("weir run");
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        text.contains("collect_values or execute_and_collect"),
+        "unclear refusal: {text}"
+    );
+    assert_eq!(
+        cluster.get("/jobs/overview")["jobs"]
+            .as_array()
+            .map(Vec::len),
+        Some(0),
+        "nothing was submitted"
     );
 }

@@ -34,9 +34,11 @@ const POLL: Duration = Duration::from_millis(10);
 
 impl<T: Data> DataStream<T> {
     /// Runs the job this stream belongs to and returns an iterator over this stream's
-    /// elements as they are produced (in no particular order across subtasks).
+    /// elements as they are produced (in no particular order across subtasks). The
+    /// elements come back into this process: on the embedded mini-cluster only.
     pub fn execute_and_collect(&self, job_name: &str) -> Result<CollectIterator<T>> {
         let (tx, rx) = sync_channel(BUFFERED_RESULTS);
+        self.env().state.borrow_mut().collects_in_process = true;
         self.sink_to(ChannelSink { tx }, "Collect Sink");
         let client = self.env().execute_async(job_name)?;
         Ok(CollectIterator {

@@ -386,7 +386,11 @@ impl<T: Data> DataStream<T> {
     }
 
     /// Gathers every element for the caller, who reads them after (or while) the job runs.
+    ///
+    /// The values are gathered in this process, so a job that collects runs only on the
+    /// embedded mini-cluster; submitted to a cluster of processes it is refused.
     pub fn collect_values(&self) -> CollectedValues<T> {
+        self.env().state.borrow_mut().collects_in_process = true;
         let values = CollectedValues::new();
         self.sink_to(
             CollectSink {

@@ -35,6 +35,9 @@ pub(crate) struct EnvState {
     pub cluster: Option<Arc<MiniCluster>>,
     /// The REST address of a cluster of processes to submit to, set by the program.
     pub jobmanager: Option<String>,
+    /// The program reads results back in its own memory (`collect_values`,
+    /// `execute_and_collect`): only possible on the embedded mini-cluster.
+    pub collects_in_process: bool,
     /// Watermark alignment groups by name, shared by the sources that name them.
     pub alignment_groups: std::collections::HashMap<String, Arc<crate::alignment::AlignmentGroup>>,
 }
@@ -84,6 +87,7 @@ impl StreamExecutionEnvironment {
                 edges: Vec::new(),
                 cluster: None,
                 jobmanager: None,
+                collects_in_process: false,
                 alignment_groups: Default::default(),
             })),
         }
@@ -457,7 +461,13 @@ impl StreamExecutionEnvironment {
         if cluster.is_none() {
             let set = self.state.borrow().jobmanager.clone();
             if let Some(address) = set.or_else(cluster_client::jobmanager_address) {
+                let collects = self.state.borrow().collects_in_process;
                 self.clear_program();
+                if collects {
+                    return Err(ApiError::Client(format!(
+                        "job '{job_name}' reads its results back into this program (collect_values or execute_and_collect), which works only on the embedded mini-cluster: on a cluster of processes they would stay in the TaskManagers' workers. Write them to a sink (files, Kafka, PostgreSQL) instead"
+                    )));
+                }
                 return cluster_client::submit(&address, graph, job_name);
             }
         }
@@ -485,6 +495,7 @@ impl StreamExecutionEnvironment {
         let mut st = self.state.borrow_mut();
         st.nodes.clear();
         st.edges.clear();
+        st.collects_in_process = false;
     }
 }
 
