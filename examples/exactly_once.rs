@@ -97,6 +97,13 @@ pub struct Args {
     /// handing them over in memory.
     #[arg(long)]
     pub serialize_exchange: bool,
+    /// Stop the job with a savepoint into `--savepoint-dir` this many ms after it started
+    /// (through the program's job client, also on a cluster).
+    #[arg(long, requires = "savepoint_dir")]
+    pub stop_after_ms: Option<u64>,
+    /// Where `--stop-after-ms` puts the savepoint.
+    #[arg(long)]
+    pub savepoint_dir: Option<PathBuf>,
 }
 
 /// One event.
@@ -274,7 +281,15 @@ impl ProcessWindowFunction<u64, String, u64, TimeWindow> for FormatWindow {
 
 /// Builds and runs the job.
 pub fn run(args: &Args) -> Result<JobExecutionResult, ApiError> {
-    build(args)?.0.execute("Exactly once")
+    let (env, _) = build(args)?;
+    let (Some(ms), Some(dir)) = (args.stop_after_ms, &args.savepoint_dir) else {
+        return env.execute("Exactly once");
+    };
+    let client = env.execute_async("Exactly once")?;
+    std::thread::sleep(Duration::from_millis(ms));
+    let savepoint = client.stop_with_savepoint(dir.display().to_string())?;
+    println!("stopped with savepoint {savepoint}");
+    client.wait()
 }
 
 /// Builds the job on a new environment; the failure points stay reachable for tests.

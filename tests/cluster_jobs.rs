@@ -957,3 +957,54 @@ fn a_program_that_collects_results_into_itself_is_refused_by_a_cluster() {
         "nothing was submitted"
     );
 }
+
+#[test]
+fn the_programs_job_client_stops_a_cluster_job_with_a_savepoint_and_it_resumes() {
+    let mut cluster = Cluster::start(10_000);
+    cluster.add_task_manager(1);
+    cluster.add_task_manager(1);
+    cluster.wait_for_task_managers(2);
+    let out = cluster.dir.path().join("out");
+    let savepoints = cluster.dir.path().join("savepoints");
+    let events = 400_000;
+    let common = ["--checkpoint-interval-ms", "200", "--poll-pause-ms", "2"];
+    let sp = savepoints.display().to_string();
+    let mut stopping = common.to_vec();
+    stopping.extend(["--stop-after-ms", "2000", "--savepoint-dir", &sp]);
+    let mut run = cluster.run(&example_args(events, &out, &stopping));
+    let status = wait(&mut run, Duration::from_secs(120));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{}\n{}",
+        cluster.log("run"),
+        cluster.logs()
+    );
+    let log = cluster.log("run");
+    let path = log
+        .lines()
+        .find_map(|l| l.strip_prefix("stopped with savepoint "))
+        .unwrap_or_else(|| panic!("no savepoint in:\n{log}"))
+        .trim()
+        .to_string();
+    assert!(committed(&out).len() < reference(events).len());
+    let log = std::fs::File::create(cluster.log_path("run")).expect("log");
+    let mut resumed = Proc(
+        Command::new(weir_bin())
+            .args([
+                "run",
+                "--jobmanager",
+                &cluster.rest,
+                "--from-savepoint",
+                &path,
+            ])
+            .arg(example_bin())
+            .arg("--")
+            .args(example_args(events, &out, &common))
+            .env("TMPDIR", cluster.dir.path())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start weir run"),
+    );
+    assert_exactly_once(&cluster, &mut resumed, events, &out);
+}

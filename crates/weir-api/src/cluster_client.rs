@@ -60,7 +60,7 @@ pub(crate) fn submit(address: &str, graph: JobGraph, job_name: &str) -> Result<J
     let detached = std::env::var(DETACHED).is_ok_and(|v| v == "1" || v == "true");
     Ok(JobClient {
         backend: if detached {
-            Backend::Detached
+            Backend::Detached(client)
         } else {
             Backend::Remote(client)
         },

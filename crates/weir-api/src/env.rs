@@ -508,8 +508,8 @@ pub(crate) enum Backend {
     },
     /// On a cluster reached through its REST API (started by `weir run`).
     Remote(weir_cluster::rest::client::RestClient),
-    /// Submitted to a cluster in detached mode: the client does not follow it.
-    Detached,
+    /// Submitted to a cluster in detached mode: `wait` returns at once.
+    Detached(weir_cluster::rest::client::RestClient),
 }
 
 /// A submitted job (Flink's `JobClient`).
@@ -543,8 +543,8 @@ impl JobClient {
     fn embedded(&self, what: &str) -> Result<&Arc<dyn DispatcherGateway>> {
         match &self.backend {
             Backend::Embedded { dispatcher, .. } => Ok(dispatcher),
-            Backend::Remote(_) | Backend::Detached => Err(ApiError::Client(format!(
-                "{what} of job {} on a cluster goes through the cluster's REST API (weir savepoint, /jobs/{}/checkpoints)",
+            Backend::Remote(_) | Backend::Detached(_) => Err(ApiError::Client(format!(
+                "{what} of job {} on a cluster of processes are on its JobManager's REST API (/jobs/{}/checkpoints)",
                 self.job, self.job
             ))),
         }
@@ -552,9 +552,9 @@ impl JobClient {
 
     fn remote(&self) -> Result<&weir_cluster::rest::client::RestClient> {
         match &self.backend {
-            Backend::Remote(c) => Ok(c),
-            _ => Err(ApiError::Client(format!(
-                "job {} was submitted detached: follow it with weir list or the REST API",
+            Backend::Remote(c) | Backend::Detached(c) => Ok(c),
+            Backend::Embedded { .. } => Err(ApiError::Client(format!(
+                "job {} runs on an embedded mini-cluster",
                 self.job
             ))),
         }
@@ -580,18 +580,23 @@ impl JobClient {
     /// job goes on. Returns the savepoint's directory, to start a job from with
     /// [`StreamExecutionEnvironment::restore_from_savepoint`].
     pub fn trigger_savepoint(&self, target_dir: impl Into<String>) -> Result<String> {
-        Ok(self
-            .embedded("a savepoint")?
-            .trigger_savepoint(self.job, target_dir.into(), false)?)
+        self.savepoint(target_dir.into(), false)
+    }
+
+    fn savepoint(&self, target_dir: String, stop: bool) -> Result<String> {
+        match &self.backend {
+            Backend::Embedded { dispatcher, .. } => {
+                Ok(dispatcher.trigger_savepoint(self.job, target_dir, stop)?)
+            }
+            _ => Ok(self.remote()?.savepoint(self.job, &target_dir, stop)?),
+        }
     }
 
     /// Takes a savepoint, then stops the job: sources end right after the savepoint
     /// barrier, without the final watermark, and the job finishes (Flink's
     /// stop-with-savepoint). Returns the savepoint's directory.
     pub fn stop_with_savepoint(&self, target_dir: impl Into<String>) -> Result<String> {
-        Ok(self
-            .embedded("a savepoint")?
-            .trigger_savepoint(self.job, target_dir.into(), true)?)
+        self.savepoint(target_dir.into(), true)
     }
 
     /// The job's checkpoint counts and history so far.
@@ -613,7 +618,7 @@ impl JobClient {
                 dispatcher.request_job_result(self.job).map_err(failed)
             }
             Backend::Remote(c) => c.wait(self.job).map_err(failed),
-            Backend::Detached => Ok(JobExecutionResult {
+            Backend::Detached(_) => Ok(JobExecutionResult {
                 job_id: self.job,
                 job_name: self.name.clone(),
                 net_runtime: Duration::ZERO,

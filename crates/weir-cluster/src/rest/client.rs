@@ -136,6 +136,59 @@ impl RestClient {
         Ok(body["taskmanagers"].as_array().map_or(0, Vec::len))
     }
 
+    /// Takes a savepoint of the job into a new directory below `target_dir` and waits for
+    /// it; with `stop` the job ends after it. Returns the savepoint's location.
+    pub fn savepoint(&self, job: JobId, target_dir: &str, stop: bool) -> Result<String> {
+        let what = format!("a savepoint of job {job}");
+        let (url, body) = if stop {
+            (
+                format!("{}/jobs/{job}/stop", self.base),
+                serde_json::json!({ "targetDirectory": target_dir, "drain": false }),
+            )
+        } else {
+            (
+                format!("{}/jobs/{job}/savepoints", self.base),
+                serde_json::json!({ "target-directory": target_dir, "cancel-job": false }),
+            )
+        };
+        let r = self
+            .http
+            .post(url)
+            .json(&body)
+            .send()
+            .map_err(self.unreachable(&what))?;
+        let answer = self.read(&what, r)?;
+        let request = answer["request-id"]
+            .as_str()
+            .ok_or_else(|| ClusterError::Network {
+                context: what.clone(),
+                message: "the answer has no request-id".into(),
+            })?
+            .to_string();
+        loop {
+            let r = self
+                .http
+                .get(format!("{}/jobs/{job}/savepoints/{request}", self.base))
+                .send()
+                .map_err(self.unreachable(&what))?;
+            let body = self.read(&what, r)?;
+            if body["status"]["id"] == "COMPLETED" {
+                let op = &body["operation"];
+                return match op["location"].as_str() {
+                    Some(location) => Ok(location.to_string()),
+                    None => Err(ClusterError::Savepoint {
+                        job,
+                        message: op["failure-cause"]["stack-trace"]
+                            .as_str()
+                            .unwrap_or("no reason given")
+                            .to_string(),
+                    }),
+                };
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
     /// Asks the job to cancel.
     pub fn cancel(&self, job: JobId) -> Result<()> {
         let what = format!("cancelling job {job}");
