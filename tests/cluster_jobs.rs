@@ -298,6 +298,19 @@ fn a_keyed_windowed_job_across_two_task_managers_commits_the_reference() {
     assert!(cluster
         .log("run")
         .contains("Job has been submitted with JobID"));
+    // The workers' counts reached the JobManager: the sink's vertex read every line.
+    let id = submitted_job_id(&cluster);
+    let detail = cluster.get(&format!("/jobs/{id}"));
+    let sink = detail["vertices"]
+        .as_array()
+        .and_then(|v| v.last())
+        .expect("vertices");
+    assert_eq!(
+        sink["metrics"]["read-records"].as_u64(),
+        Some(reference(20_000).len() as u64),
+        "{detail}"
+    );
+    assert_eq!(sink["metrics"]["read-records-complete"], true, "{detail}");
 }
 
 #[test]

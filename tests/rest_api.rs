@@ -221,3 +221,51 @@ fn checkpoint_statistics_have_flinks_shape() {
     job.cancel().unwrap();
     let _ = job.wait();
 }
+
+#[test]
+fn vertex_metrics_count_records_while_the_job_runs() {
+    let cluster = MiniCluster::start(MiniClusterConfig {
+        task_managers: 1,
+        slots_per_task_manager: 2,
+    });
+    let server = cluster
+        .serve_rest("127.0.0.1:0".parse().unwrap())
+        .expect("REST server");
+    let rest = server.address();
+    let env = StreamExecutionEnvironment::new();
+    env.set_cluster(cluster.clone());
+    env.set_parallelism(2);
+    env.from_source(
+        DataGeneratorSource::new(u64::MAX, |i| i).with_rate_limit(4000.0),
+        "endless",
+    )
+    .rebalance()
+    .map(|i: u64| i + 1)
+    .discard();
+    let job = env.execute_async("metrics job").unwrap();
+    let id = job.job_id().to_string();
+    let metrics = |v: usize| {
+        let (_, detail) = http(rest, "GET", &format!("/jobs/{id}"));
+        detail["vertices"][v]["metrics"].clone()
+    };
+    eventually("both vertices to report records", || {
+        let (source, sink) = (metrics(0), metrics(1));
+        source["write-records"].as_u64().unwrap_or(0) > 0
+            && source["write-records-complete"] == true
+            && sink["read-records"].as_u64().unwrap_or(0) > 0
+            && sink["read-records-complete"] == true
+    });
+    let (source, sink) = (metrics(0), metrics(1));
+    assert_eq!(
+        source["read-records"], 0,
+        "a source reads nothing: {source}"
+    );
+    assert_eq!(sink["write-records"], 0, "a sink writes nothing: {sink}");
+    // The counts grow while the job runs.
+    let before = sink["read-records"].as_u64().unwrap();
+    eventually("the counts to grow", || {
+        metrics(1)["read-records"].as_u64().unwrap_or(0) > before
+    });
+    job.cancel().unwrap();
+    let _ = job.wait();
+}

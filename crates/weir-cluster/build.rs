@@ -107,6 +107,12 @@ fn main() {
             "WorkerLostReport",
             "Empty",
         ))
+        .method(unary(
+            "report_task_metrics",
+            "ReportTaskMetrics",
+            "TaskMetricsReport",
+            "Empty",
+        ))
         .build();
     Builder::new().compile(&[resource_manager, task_manager, worker, job_master]);
     println!("cargo:rerun-if-changed=build.rs");

@@ -96,7 +96,8 @@ impl MiniCluster {
             self.dispatcher.clone(),
             self.resource_manager.clone(),
             self.metrics.clone(),
-        );
+        )
+        .with_task_metrics(Arc::new(self.task_managers.clone()));
         crate::rest::RestServer::start(address, Arc::new(state))
     }
 

@@ -16,6 +16,7 @@ use weir_runtime::checkpoint::{in_flight_uid, InFlightChannel, IN_FLIGHT_STATE};
 use weir_runtime::deploy::{OutputEdgeIo, TaskIo};
 use weir_runtime::exchange::{ChannelKey, InputGate, NetworkEnvironment};
 use weir_runtime::inbox::{ChannelSender, TaskControl, TaskInbox};
+use weir_runtime::metrics::LiveMetrics;
 use weir_runtime::operator::catch_user_panic;
 use weir_runtime::task::{ChainHead, Task, TaskCanceller, TaskCheckpointing};
 use weir_runtime::time::ProcessingTimeService;
@@ -111,6 +112,23 @@ pub struct TaskManager {
     user_metrics: std::sync::OnceLock<Arc<UserMetrics>>,
     /// The data plane, for channels to and from subtasks in other processes.
     network: Option<Arc<NetworkEnvironment>>,
+    /// Every task's live counters, of the latest attempt of each subtask; kept after the
+    /// task ends, so that an ended job shows its final counts (as the Dispatcher keeps ended
+    /// jobs).
+    live: Arc<Mutex<HashMap<TaskKey, (u32, LiveMetrics)>>>,
+}
+
+/// One subtask's counters as its task last published them.
+#[derive(Clone, Debug)]
+pub struct TaskMetrics {
+    /// The vertex.
+    pub vertex: VertexId,
+    /// The subtask index.
+    pub subtask: u32,
+    /// The execution attempt.
+    pub attempt: u32,
+    /// Per operator of its chain.
+    pub operators: Vec<weir_runtime::metrics::OperatorMetrics>,
 }
 
 impl TaskManager {
@@ -128,6 +146,7 @@ impl TaskManager {
             live_threads: Arc::new(AtomicUsize::new(0)),
             user_metrics: std::sync::OnceLock::new(),
             network: None,
+            live: Default::default(),
         })
     }
 
@@ -147,7 +166,23 @@ impl TaskManager {
             live_threads: Arc::new(AtomicUsize::new(0)),
             user_metrics: std::sync::OnceLock::new(),
             network: Some(network),
+            live: Default::default(),
         })
+    }
+
+    /// The counters of `job`'s tasks here, as their tasks last published them (those of
+    /// the latest attempt of each subtask).
+    pub fn task_metrics(&self, job: JobId) -> Vec<TaskMetrics> {
+        let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        live.iter()
+            .filter(|(k, _)| k.0 == job)
+            .map(|(k, (attempt, m))| TaskMetrics {
+                vertex: k.1,
+                subtask: k.2,
+                attempt: *attempt,
+                operators: m.snapshot(),
+            })
+            .collect()
     }
 
     /// The data plane and the address of subtask `subtask` of `vertex`, when that subtask
@@ -309,6 +344,11 @@ impl TaskExecutorGateway for TaskManager {
         let task_metrics = io.metrics.clone();
         let key = (d.job, d.vertex, d.subtask);
         let attempt = d.attempt;
+        let live_metrics = LiveMetrics::default();
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, (attempt, live_metrics.clone()));
         self.running
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -375,6 +415,7 @@ impl TaskExecutorGateway for TaskManager {
                             d.graph.config.buffer_timeout_ms,
                             processing_time,
                         );
+                        task = task.with_live_metrics(live_metrics);
                         if let Some(responder) = d.checkpoints.clone() {
                             task = task.with_checkpointing(TaskCheckpointing {
                                 responder,

@@ -24,7 +24,7 @@ use crate::checkpoint::{
 use crate::error::{Result, RuntimeError};
 use crate::head::{InputChainHead, SourceChainHead};
 use crate::inbox::{Drained, TaskControl, TaskInbox};
-use crate::metrics::OperatorMetrics;
+use crate::metrics::{LiveMetrics, OperatorMetrics, LIVE_METRICS_INTERVAL};
 use crate::operator::catch_user_panic;
 use crate::source::PollStatus;
 use crate::time::{now_ms, ProcessingTimeService};
@@ -100,6 +100,7 @@ pub struct Task {
     buffer_timeout: Option<Duration>,
     processing_time: ProcessingTimeService,
     checkpointing: Option<TaskCheckpointing>,
+    live_metrics: Option<LiveMetrics>,
 }
 
 impl Task {
@@ -124,7 +125,15 @@ impl Task {
             buffer_timeout,
             processing_time,
             checkpointing: None,
+            live_metrics: None,
         }
+    }
+
+    /// Publishes the operators' counters to `live` while the task runs (with the buffer
+    /// timeout's flushes, at most every [`LIVE_METRICS_INTERVAL`]).
+    pub fn with_live_metrics(mut self, live: LiveMetrics) -> Self {
+        self.live_metrics = Some(live);
+        self
     }
 
     /// Lets the task take part in checkpoints and the end-of-job protocol.
@@ -166,6 +175,9 @@ impl Task {
         match &self.head {
             ChainHead::Source(s) => s.visit_metrics(&mut |m| metrics.push(m.clone())),
             ChainHead::Input(i) => i.visit_metrics(&mut |m| metrics.push(m.clone())),
+        }
+        if let Some(live) = &self.live_metrics {
+            live.publish(metrics.clone());
         }
         if result.is_err() {
             // Release whatever waits on us.
@@ -398,7 +410,10 @@ impl Task {
         let pts = self.processing_time.clone();
         let name = self.name.clone();
         let checkpointing = self.checkpointing.clone();
-        // Timers and flushes, checked after every step of the default action.
+        let live = self.live_metrics.clone();
+        let mut next_publish = Instant::now();
+        // Timers and flushes, checked after every step of the default action; the live
+        // counters go out with a flush now and then.
         macro_rules! housekeeping {
             ($head:expr) => {{
                 if pts.next().is_some() {
@@ -412,6 +427,12 @@ impl Task {
                     if now >= due {
                         $head.flush()?;
                         next_flush = Some(now + t);
+                        if let Some(live) = live.as_ref().filter(|_| now >= next_publish) {
+                            let mut metrics = Vec::new();
+                            $head.visit_metrics(&mut |m| metrics.push(m.clone()));
+                            live.publish(metrics);
+                            next_publish = now + LIVE_METRICS_INTERVAL;
+                        }
                     }
                 }
             }};

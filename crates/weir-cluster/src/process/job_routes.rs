@@ -14,7 +14,7 @@ use crate::rpc::convert::{ack_from_wire, job_id, task_state_from_wire};
 use crate::rpc::job_master::job_master_server::JobMaster as JobMasterRpc;
 use crate::rpc::{
     CheckpointAckReport, CheckpointDeclineReport, Empty, FinishedInputReport,
-    TaskExecutionStateReport, WorkerLostReport,
+    TaskExecutionStateReport, TaskMetricsReport, WorkerLostReport,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -152,15 +152,51 @@ impl JobRoutes {
     }
 }
 
+/// The latest counters workers reported for their tasks, by job and subtask: what the
+/// REST API shows of a running job on a cluster of processes.
+#[derive(Default)]
+pub struct TaskMetricsTable {
+    jobs: Mutex<HashMap<JobId, SubtaskTable>>,
+}
+
+/// One job's latest counters, by (vertex, subtask).
+type SubtaskTable = HashMap<(u32, u32), crate::task_manager::TaskMetrics>;
+
+impl TaskMetricsTable {
+    fn update(&self, job: JobId, tasks: Vec<crate::task_manager::TaskMetrics>) {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        let entries = jobs.entry(job).or_default();
+        for t in tasks {
+            let key = (t.vertex.0, t.subtask);
+            // A report of an older attempt does not replace a newer one.
+            if entries.get(&key).is_none_or(|old| old.attempt <= t.attempt) {
+                entries.insert(key, t);
+            }
+        }
+    }
+}
+
+impl crate::rest::TaskMetricsSource for TaskMetricsTable {
+    fn task_metrics(&self, job: JobId) -> Vec<crate::task_manager::TaskMetrics> {
+        self.jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&job)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
 /// The JobMaster RPC service: tasks in worker processes report here.
 pub struct JobMasterService {
     routes: Arc<JobRoutes>,
+    metrics: Arc<TaskMetricsTable>,
 }
 
 impl JobMasterService {
-    /// A service forwarding to `routes`.
-    pub fn new(routes: Arc<JobRoutes>) -> Self {
-        JobMasterService { routes }
+    /// A service forwarding to `routes` and keeping task counters in `metrics`.
+    pub fn new(routes: Arc<JobRoutes>, metrics: Arc<TaskMetricsTable>) -> Self {
+        JobMasterService { routes, metrics }
     }
 }
 
@@ -173,6 +209,16 @@ impl JobMasterRpc for JobMasterService {
         request: Request<TaskExecutionStateReport>,
     ) -> RpcResult<Empty> {
         let state = task_state_from_wire(request.into_inner())?;
+        // A task's final counts, exact where the periodic reports may have missed the end.
+        self.metrics.update(
+            state.job,
+            vec![crate::task_manager::TaskMetrics {
+                vertex: state.vertex,
+                subtask: state.subtask,
+                attempt: state.attempt,
+                operators: state.metrics.clone(),
+            }],
+        );
         self.routes.task_ended(state);
         Ok(Response::new(Empty {}))
     }
@@ -207,6 +253,33 @@ impl JobMasterRpc for JobMasterService {
         if let Some(resp) = self.routes.responder(job, r.attempt) {
             resp.finished_input(VertexId(r.vertex), r.subtask);
         }
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn report_task_metrics(&self, request: Request<TaskMetricsReport>) -> RpcResult<Empty> {
+        let r = request.into_inner();
+        let job = job_id(&r.job_id, "task metrics report")?;
+        let tasks = r
+            .tasks
+            .into_iter()
+            .map(|t| crate::task_manager::TaskMetrics {
+                vertex: VertexId(t.vertex),
+                subtask: t.subtask,
+                attempt: t.attempt,
+                operators: t
+                    .operators
+                    .into_iter()
+                    .map(|m| weir_runtime::metrics::OperatorMetrics {
+                        node: m.node,
+                        name: m.name,
+                        records_in: m.records_in,
+                        records_out: m.records_out,
+                        state_entries: m.state_entries,
+                    })
+                    .collect(),
+            })
+            .collect();
+        self.metrics.update(job, tasks);
         Ok(Response::new(Empty {}))
     }
 

@@ -5,7 +5,7 @@
 //! job queries, and deploying to TaskManager processes comes with the network exchange.
 
 use super::blob_store::BlobStore;
-use super::job_routes::{JobMasterService, JobRoutes};
+use super::job_routes::{JobMasterService, JobRoutes, TaskMetricsTable};
 use super::remote_task_executor::RemoteTaskExecutor;
 use super::JobManagerAddresses;
 use crate::error::{ClusterError, Result};
@@ -244,13 +244,18 @@ impl JobManagerProcess {
             addresses,
         });
         let rm_for_expiry = rm.clone();
+        let task_metrics = Arc::new(TaskMetricsTable::default());
+        let task_metrics_table = task_metrics.clone();
         let mut servers = JoinSet::new();
         {
             let stopped = stopped.clone();
             servers.spawn(async move {
                 tonic::transport::Server::builder()
                     .add_service(ResourceManagerServer::from_arc(rm))
-                    .add_service(JobMasterServer::new(JobMasterService::new(routes)))
+                    .add_service(JobMasterServer::new(JobMasterService::new(
+                        routes,
+                        task_metrics_table,
+                    )))
                     .serve_with_incoming_shutdown(
                         tonic::transport::server::TcpIncoming::from(rpc_listener),
                         until_stopped(stopped),
@@ -262,8 +267,11 @@ impl JobManagerProcess {
                     })
             });
         }
-        let state =
-            Arc::new(RestState::new(dispatcher, registry.clone(), metrics).with_blobs(blobs));
+        let state = Arc::new(
+            RestState::new(dispatcher, registry.clone(), metrics)
+                .with_blobs(blobs)
+                .with_task_metrics(task_metrics),
+        );
         {
             let stopped = stopped.clone();
             servers.spawn(async move {

@@ -20,7 +20,8 @@ use crate::rpc::job_master::job_master_client::JobMasterClient;
 use crate::rpc::worker::worker_server::{Worker as WorkerRpc, WorkerServer};
 use crate::rpc::{
     endpoint_uri, CheckpointDeclineReport, Empty, FinishedInputReport, JobRequest,
-    SubmitTaskRequest, TaskControlRequest, TaskControlResponse,
+    OperatorMetricsReport, SubmitTaskRequest, SubtaskMetrics, TaskControlRequest,
+    TaskControlResponse, TaskMetricsReport,
 };
 use crate::shuffle::LocalShuffle;
 use crate::task_manager::TaskManager;
@@ -183,9 +184,15 @@ fn serve(env: &WorkerEnv, built: &JobGraph, code: Arc<dyn JobCode>) -> Result<()
             .connect_lazy()
     };
     let reports = Arc::new(Reports::start(
-        JobMasterClient::new(jobmanager),
+        JobMasterClient::new(jobmanager.clone()),
         runtime.handle().clone(),
     )?);
+    report_metrics_periodically(
+        env.job,
+        task_manager.clone(),
+        JobMasterClient::new(jobmanager),
+        runtime.handle().clone(),
+    )?;
     let service = WorkerService {
         job: env.job,
         graph: Arc::new(graph),
@@ -300,6 +307,57 @@ impl TaskStateListener for Reports {
     fn update_task_execution_state(&self, state: TaskExecutionState) {
         self.send(Report::TaskState(task_state_to_wire(&state)));
     }
+}
+
+/// Sends the counters of the worker's tasks to the JobManager every
+/// [`weir_runtime::metrics::LIVE_METRICS_INTERVAL`], for its REST API. A report that does
+/// not get through is dropped: the next one replaces it.
+fn report_metrics_periodically(
+    job: JobId,
+    task_manager: Arc<TaskManager>,
+    client: JobMasterClient<Channel>,
+    runtime: tokio::runtime::Handle,
+) -> Result<()> {
+    std::thread::Builder::new()
+        .name("weir-worker-metrics".into())
+        .spawn(move || loop {
+            std::thread::sleep(weir_runtime::metrics::LIVE_METRICS_INTERVAL);
+            let tasks = task_manager.task_metrics(job);
+            if tasks.is_empty() {
+                continue;
+            }
+            let report = TaskMetricsReport {
+                job_id: job.to_string(),
+                tasks: tasks
+                    .into_iter()
+                    .map(|t| SubtaskMetrics {
+                        vertex: t.vertex.0,
+                        subtask: t.subtask,
+                        attempt: t.attempt,
+                        operators: t
+                            .operators
+                            .into_iter()
+                            .map(|m| OperatorMetricsReport {
+                                node: m.node,
+                                name: m.name,
+                                records_in: m.records_in,
+                                records_out: m.records_out,
+                                state_entries: m.state_entries,
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            };
+            let mut c = client.clone();
+            if let Err(s) = runtime.block_on(async move { c.report_task_metrics(report).await }) {
+                tracing::debug!(error = %s.message(), "cannot send task metrics to the JobManager");
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| ClusterError::Network {
+            context: "cannot start the worker's metrics thread".into(),
+            message: e.to_string(),
+        })
 }
 
 /// The checkpoint responder of one execution attempt in a worker.

@@ -42,6 +42,11 @@ pub(crate) async fn detail(
     let job = parse_job_id(&id)?;
     let status = state.dispatcher.job_status(job).map_err(unknown)?;
     let graph = state.dispatcher.job_graph(job).map_err(unknown)?;
+    let tasks = state
+        .task_metrics
+        .as_ref()
+        .map(|s| s.task_metrics(job))
+        .unwrap_or_default();
     let vertices: Vec<Value> = graph
         .vertices
         .iter()
@@ -52,6 +57,7 @@ pub(crate) async fn detail(
                 "maxParallelism": v.max_parallelism,
                 "parallelism": v.parallelism,
                 "status": status.to_string(),
+                "metrics": vertex_metrics(v, &tasks),
             })
         })
         .collect();
@@ -63,6 +69,50 @@ pub(crate) async fn detail(
         "maxParallelism": -1,
         "vertices": vertices,
     })))
+}
+
+/// A vertex's record counts in Flink's shape: records read from the network by its chain's
+/// head (none for a source) and written to the network by its chain's last operator (none
+/// for a sink), summed over its subtasks; `-complete` once every subtask reported. Byte
+/// counts and busy/idle times are not measured and stay 0.
+fn vertex_metrics(v: &weir_core::JobVertex, tasks: &[crate::task_manager::TaskMetrics]) -> Value {
+    let head = v.operators.first().map(|o| o.node.0);
+    let tail = v.operators.last().map(|o| o.node.0);
+    let mine: Vec<&crate::task_manager::TaskMetrics> =
+        tasks.iter().filter(|t| t.vertex == v.id).collect();
+    let sum = |node: Option<u32>, f: fn(&weir_runtime::metrics::OperatorMetrics) -> u64| -> u64 {
+        mine.iter()
+            .flat_map(|t| t.operators.iter())
+            .filter(|m| Some(m.node) == node)
+            .map(f)
+            .sum()
+    };
+    let read = if v.is_source {
+        0
+    } else {
+        sum(head, |m| m.records_in)
+    };
+    let write = sum(tail, |m| m.records_out);
+    let reported = mine
+        .iter()
+        .filter(|t| !t.operators.is_empty())
+        .map(|t| t.subtask)
+        .collect::<std::collections::BTreeSet<u32>>()
+        .len();
+    let complete = reported == v.parallelism as usize;
+    json!({
+        "read-bytes": 0,
+        "read-bytes-complete": false,
+        "write-bytes": 0,
+        "write-bytes-complete": false,
+        "read-records": read,
+        "read-records-complete": complete,
+        "write-records": write,
+        "write-records-complete": complete,
+        "accumulated-backpressured-time": 0,
+        "accumulated-idle-time": 0,
+        "accumulated-busy-time": 0.0,
+    })
 }
 
 /// A vertex's id in the REST API: 32 hex digits, as Flink's `JobVertexID`.

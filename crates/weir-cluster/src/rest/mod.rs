@@ -34,6 +34,21 @@ pub struct RestState {
     pub(crate) blobs: Option<Arc<crate::process::blob_store::BlobStore>>,
     /// Savepoints triggered over REST.
     pub(crate) savepoints: savepoints::SavepointTriggers,
+    /// Where running tasks' counters are read; `None`: not available.
+    pub(crate) task_metrics: Option<Arc<dyn TaskMetricsSource>>,
+}
+
+/// Where the REST API reads the counters of a job's tasks while it runs: the embedded
+/// mini-cluster's TaskManagers, or what workers report to a JobManager process.
+pub trait TaskMetricsSource: Send + Sync {
+    /// The latest counters of every subtask of `job` known here.
+    fn task_metrics(&self, job: JobId) -> Vec<crate::task_manager::TaskMetrics>;
+}
+
+impl TaskMetricsSource for Vec<Arc<crate::TaskManager>> {
+    fn task_metrics(&self, job: JobId) -> Vec<crate::task_manager::TaskMetrics> {
+        self.iter().flat_map(|tm| tm.task_metrics(job)).collect()
+    }
 }
 
 impl RestState {
@@ -51,7 +66,14 @@ impl RestState {
             gauges,
             blobs: None,
             savepoints: Default::default(),
+            task_metrics: None,
         }
+    }
+
+    /// Reads running tasks' counters from `source` (the vertices' metrics of `/jobs/{id}`).
+    pub fn with_task_metrics(mut self, source: Arc<dyn TaskMetricsSource>) -> Self {
+        self.task_metrics = Some(source);
+        self
     }
 
     /// Takes job binaries into `blobs`: jobs can then be submitted over REST.

@@ -329,3 +329,31 @@ pub struct WorkerLostReport {
     #[prost(string, tag = "3")]
     pub reason: String,
 }
+
+/// The latest counters of a worker's tasks, sent about once a second while they run.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TaskMetricsReport {
+    /// The job, as 32 hex digits.
+    #[prost(string, tag = "1")]
+    pub job_id: String,
+    /// One entry per subtask in the worker.
+    #[prost(message, repeated, tag = "2")]
+    pub tasks: Vec<SubtaskMetrics>,
+}
+
+/// One subtask's counters.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SubtaskMetrics {
+    /// The vertex.
+    #[prost(uint32, tag = "1")]
+    pub vertex: u32,
+    /// The subtask index.
+    #[prost(uint32, tag = "2")]
+    pub subtask: u32,
+    /// The execution attempt.
+    #[prost(uint32, tag = "3")]
+    pub attempt: u32,
+    /// Per operator of its chain.
+    #[prost(message, repeated, tag = "4")]
+    pub operators: Vec<OperatorMetricsReport>,
+}
