@@ -91,6 +91,16 @@ pub struct TaskOutcome {
     pub backpressured_ms: u64,
 }
 
+/// Copies the chain's counters into `live`. Out of line and cold: it runs about once a
+/// second, and must not change how the record loop around it is compiled.
+#[cold]
+#[inline(never)]
+fn publish_live(live: &LiveMetrics, visit: impl FnOnce(crate::metrics::MetricsVisitor<'_>)) {
+    let mut metrics = Vec::new();
+    visit(&mut |m| metrics.push(m.clone()));
+    live.publish(metrics);
+}
+
 /// One runnable subtask.
 pub struct Task {
     name: String,
@@ -428,9 +438,7 @@ impl Task {
                         $head.flush()?;
                         next_flush = Some(now + t);
                         if let Some(live) = live.as_ref().filter(|_| now >= next_publish) {
-                            let mut metrics = Vec::new();
-                            $head.visit_metrics(&mut |m| metrics.push(m.clone()));
-                            live.publish(metrics);
+                            publish_live(live, |v| $head.visit_metrics(v));
                             next_publish = now + LIVE_METRICS_INTERVAL;
                         }
                     }
