@@ -29,6 +29,22 @@ fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, Value) {
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
+/// A plain GET; the body as text.
+fn http_text(addr: SocketAddr, path: &str) -> String {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("REST port");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    response
+        .split_once("\r\n\r\n")
+        .map_or(String::new(), |(_, b)| b.to_string())
+}
+
 fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !f() {
@@ -266,6 +282,15 @@ fn vertex_metrics_count_records_while_the_job_runs() {
     eventually("the counts to grow", || {
         metrics(1)["read-records"].as_u64().unwrap_or(0) > before
     });
+    // The same counts per operator and subtask in Prometheus' text format.
+    let text = http_text(rest, "/metrics");
+    let series = |name: &str| {
+        text.lines()
+            .filter(|l| l.starts_with(name) && l.contains(&format!("job_id=\"{id}\"")))
+            .count()
+    };
+    assert!(series("weir_operator_numRecordsIn{") >= 4, "{text}");
+    assert!(series("weir_operator_numRecordsOut{") >= 4, "{text}");
     job.cancel().unwrap();
     let _ = job.wait();
 }

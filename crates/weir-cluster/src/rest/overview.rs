@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Json;
-use prometheus::{IntGauge, Opts, Registry};
+use prometheus::{IntGauge, IntGaugeVec, Opts, Registry};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -17,6 +17,24 @@ pub(crate) struct ClusterGauges {
     slots_total: IntGauge,
     slots_available: IntGauge,
     running_jobs: IntGauge,
+    /// Per operator and subtask of running jobs (Flink's `numRecordsIn` / `numRecordsOut`).
+    records_in: IntGaugeVec,
+    records_out: IntGaugeVec,
+}
+
+/// Labels of the per-operator series.
+const OPERATOR_LABELS: [&str; 4] = ["job_id", "job_name", "operator_name", "subtask_index"];
+
+fn operator_gauge(r: &Registry, name: &str, help: &str) -> IntGaugeVec {
+    let g = IntGaugeVec::new(
+        Opts::new(name, help)
+            .namespace("weir")
+            .subsystem("operator"),
+        &OPERATOR_LABELS,
+    )
+    .unwrap_or_else(|e| panic!("metric {name} is malformed: {e}"));
+    let _ = r.register(Box::new(g.clone()));
+    g
 }
 
 fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
@@ -39,6 +57,16 @@ impl ClusterGauges {
             slots_total: gauge(r, "taskSlotsTotal", "Task slots of all TaskManagers."),
             slots_available: gauge(r, "taskSlotsAvailable", "Task slots not allocated."),
             running_jobs: gauge(r, "numRunningJobs", "Jobs running."),
+            records_in: operator_gauge(
+                r,
+                "numRecordsIn",
+                "Records that entered the operator (as of the task's last publication).",
+            ),
+            records_out: operator_gauge(
+                r,
+                "numRecordsOut",
+                "Records the operator emitted (as of the task's last publication).",
+            ),
         }
     }
 }
@@ -135,6 +163,35 @@ pub(crate) async fn metrics(State(state): State<Arc<RestState>>) -> impl IntoRes
     g.slots_total.set(total as i64);
     g.slots_available.set(free as i64);
     g.running_jobs.set(job_counts(&state).0 as i64);
+    // The operators of running jobs, as their tasks last published them; series of jobs
+    // that ended go away.
+    g.records_in.reset();
+    g.records_out.reset();
+    if let Some(source) = &state.task_metrics {
+        for (job, name, status) in state.dispatcher.list_jobs() {
+            if status.is_terminal() {
+                continue;
+            }
+            let id = job.to_string();
+            for t in source.task_metrics(job) {
+                let subtask = t.subtask.to_string();
+                for m in &t.operators {
+                    let labels = [
+                        id.as_str(),
+                        name.as_str(),
+                        m.name.as_str(),
+                        subtask.as_str(),
+                    ];
+                    g.records_in
+                        .with_label_values(&labels)
+                        .set(m.records_in as i64);
+                    g.records_out
+                        .with_label_values(&labels)
+                        .set(m.records_out as i64);
+                }
+            }
+        }
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
