@@ -181,18 +181,32 @@ impl Cluster {
         }
     }
 
-    /// Starts `weir run` of the example with `args`; its output goes to `run.log`.
+    /// Starts `weir run` of the `exactly_once` example with `args`; its output goes to
+    /// `run.log`.
     fn run(&self, args: &[String]) -> Proc {
-        let log = std::fs::File::create(self.log_path("run")).expect("log");
+        self.run_program("run", &[], &example_bin(), args)
+    }
+
+    /// Starts `weir run [OPTIONS] BINARY -- ARGS` against this cluster; its output goes to
+    /// `<log>.log`.
+    fn run_program<S: AsRef<std::ffi::OsStr>>(
+        &self,
+        log: &str,
+        options: &[&str],
+        binary: &Path,
+        args: &[S],
+    ) -> Proc {
+        let file = std::fs::File::create(self.log_path(log)).expect("log");
         Proc(
             Command::new(weir_bin())
                 .args(["run", "--jobmanager", &self.rest])
-                .arg(example_bin())
+                .args(options)
+                .arg(binary)
                 .arg("--")
                 .args(args)
                 .env("TMPDIR", self.dir.path())
-                .stdout(log.try_clone().expect("log"))
-                .stderr(log)
+                .stdout(file.try_clone().expect("log"))
+                .stderr(file)
                 .spawn()
                 .expect("start weir run"),
         )
@@ -578,19 +592,12 @@ fn after_kill_9_of_the_job_manager_the_job_resumes_from_its_checkpoint_on_a_new_
     second.add_task_manager(1);
     second.add_task_manager(1);
     second.wait_for_task_managers(2);
-    let log = std::fs::File::create(second.log_path("run")).expect("log");
-    let mut resumed = Proc(
-        Command::new(weir_bin())
-            .args(["run", "--jobmanager", &second.rest, "--from-savepoint"])
-            .arg(&checkpoint)
-            .arg(example_bin())
-            .arg("--")
-            .args(&args)
-            .env("TMPDIR", second.dir.path())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start weir run"),
+    let checkpoint = checkpoint.display().to_string();
+    let mut resumed = second.run_program(
+        "run",
+        &["--from-savepoint", &checkpoint],
+        &example_bin(),
+        &args,
     );
     assert_exactly_once(&second, &mut resumed, events, &out);
 }
@@ -633,25 +640,8 @@ fn savepoint_and_stop_from_the_command_line_then_resume_exactly_once() {
         "the job was stopped before its end"
     );
 
-    let log = std::fs::File::create(cluster.log_path("run")).expect("log");
-    let mut resumed = Proc(
-        Command::new(weir_bin())
-            .args([
-                "run",
-                "--jobmanager",
-                &cluster.rest,
-                "--from-savepoint",
-                &path,
-            ])
-            .arg(example_bin())
-            .arg("--")
-            .args(&args)
-            .env("TMPDIR", cluster.dir.path())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start weir run"),
-    );
+    let mut resumed =
+        cluster.run_program("run", &["--from-savepoint", &path], &example_bin(), &args);
     assert_exactly_once(&cluster, &mut resumed, events, &out);
 }
 
@@ -745,18 +735,11 @@ fn a_crashed_worker_restarts_only_its_job_and_both_jobs_commit_exactly_once() {
     let mut a = cluster.run(&example_args(events, &out_a, &slow));
     let _ = submitted_job_id(&cluster);
     let out_b = cluster.dir.path().join("out-b");
-    let log_b = std::fs::File::create(cluster.log_path("run-b")).expect("log");
-    let mut b = Proc(
-        Command::new(weir_bin())
-            .args(["run", "--jobmanager", &cluster.rest])
-            .arg(example_bin())
-            .arg("--")
-            .args(example_args(events, &out_b, &slow))
-            .env("TMPDIR", cluster.dir.path())
-            .stdout(log_b.try_clone().expect("log"))
-            .stderr(log_b)
-            .spawn()
-            .expect("start weir run"),
+    let mut b = cluster.run_program(
+        "run-b",
+        &[],
+        &example_bin(),
+        &example_args(events, &out_b, &slow),
     );
     let job_b = {
         let start = Instant::now();
@@ -883,22 +866,26 @@ fn backpressure_crosses_processes_and_the_workers_memory_stays_flat() {
     cluster.wait_for_task_managers(2);
     let out = cluster.dir.path().join("out");
     let records: u64 = 200_000;
-    let log = std::fs::File::create(cluster.log_path("run")).expect("log");
     // 200 MB of payload from a source that could produce it in well under a second, into
     // sinks that take about three seconds for it.
-    let mut run = Proc(
-        Command::new(weir_bin())
-            .args(["run", "--jobmanager", &cluster.rest])
-            .arg(example_named("backpressure"))
-            .arg("--")
-            .args(["--records", &records.to_string(), "--pause-every", "40"])
-            .args(["--pause-ms", "1", "--parallelism", "2", "--output-dir"])
-            .arg(&out)
-            .env("TMPDIR", cluster.dir.path())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start weir run"),
+    let records_arg = records.to_string();
+    let out_arg = out.display().to_string();
+    let mut run = cluster.run_program(
+        "run",
+        &[],
+        &example_named("backpressure"),
+        &[
+            "--records",
+            &records_arg,
+            "--pause-every",
+            "40",
+            "--pause-ms",
+            "1",
+            "--parallelism",
+            "2",
+            "--output-dir",
+            &out_arg,
+        ],
     );
     let workers = cluster
         .dir
@@ -1000,24 +987,11 @@ fn the_programs_job_client_stops_a_cluster_job_with_a_savepoint_and_it_resumes()
         .trim()
         .to_string();
     assert!(committed(&out).len() < reference(events).len());
-    let log = std::fs::File::create(cluster.log_path("run")).expect("log");
-    let mut resumed = Proc(
-        Command::new(weir_bin())
-            .args([
-                "run",
-                "--jobmanager",
-                &cluster.rest,
-                "--from-savepoint",
-                &path,
-            ])
-            .arg(example_bin())
-            .arg("--")
-            .args(example_args(events, &out, &common))
-            .env("TMPDIR", cluster.dir.path())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start weir run"),
+    let mut resumed = cluster.run_program(
+        "run",
+        &["--from-savepoint", &path],
+        &example_bin(),
+        &example_args(events, &out, &common),
     );
     assert_exactly_once(&cluster, &mut resumed, events, &out);
 }

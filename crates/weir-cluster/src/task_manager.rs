@@ -138,16 +138,7 @@ impl TaskManager {
         slots: usize,
         shuffle: Arc<LocalShuffle>,
     ) -> Arc<Self> {
-        Arc::new(TaskManager {
-            id: id.into(),
-            slots,
-            shuffle,
-            running: Arc::new(Mutex::new(HashMap::new())),
-            live_threads: Arc::new(AtomicUsize::new(0)),
-            user_metrics: std::sync::OnceLock::new(),
-            network: None,
-            live: Default::default(),
-        })
+        Self::build(id.into(), slots, shuffle, None)
     }
 
     /// A TaskManager whose tasks also exchange data with subtasks in other processes,
@@ -158,14 +149,23 @@ impl TaskManager {
         shuffle: Arc<LocalShuffle>,
         network: Arc<NetworkEnvironment>,
     ) -> Arc<Self> {
+        Self::build(id.into(), slots, shuffle, Some(network))
+    }
+
+    fn build(
+        id: TaskManagerId,
+        slots: usize,
+        shuffle: Arc<LocalShuffle>,
+        network: Option<Arc<NetworkEnvironment>>,
+    ) -> Arc<Self> {
         Arc::new(TaskManager {
-            id: id.into(),
+            id,
             slots,
             shuffle,
             running: Arc::new(Mutex::new(HashMap::new())),
             live_threads: Arc::new(AtomicUsize::new(0)),
             user_metrics: std::sync::OnceLock::new(),
-            network: Some(network),
+            network,
             live: Default::default(),
         })
     }

@@ -10,7 +10,7 @@
 use crate::gateway::{
     TaskDeployment, TaskEnd, TaskExecutionState, TaskManagerId, TaskStateListener,
 };
-use crate::rpc::convert::{ack_from_wire, job_id, task_state_from_wire};
+use crate::rpc::convert::{ack_from_wire, job_id, metrics_from_wire, task_state_from_wire};
 use crate::rpc::job_master::job_master_server::JobMaster as JobMasterRpc;
 use crate::rpc::{
     CheckpointAckReport, CheckpointDeclineReport, Empty, FinishedInputReport,
@@ -266,17 +266,7 @@ impl JobMasterRpc for JobMasterService {
                 vertex: VertexId(t.vertex),
                 subtask: t.subtask,
                 attempt: t.attempt,
-                operators: t
-                    .operators
-                    .into_iter()
-                    .map(|m| weir_runtime::metrics::OperatorMetrics {
-                        node: m.node,
-                        name: m.name,
-                        records_in: m.records_in,
-                        records_out: m.records_out,
-                        state_entries: m.state_entries,
-                    })
-                    .collect(),
+                operators: t.operators.into_iter().map(metrics_from_wire).collect(),
             })
             .collect();
         self.metrics.update(job, tasks);

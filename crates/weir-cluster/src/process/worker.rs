@@ -15,13 +15,14 @@ use crate::gateway::{
     RestorePoint, TaskDeployment, TaskExecutionState, TaskExecutorGateway, TaskLocations,
     TaskStateListener,
 };
-use crate::rpc::convert::{ack_to_wire, control_from_wire, job_id, task_state_to_wire};
+use crate::rpc::convert::{
+    ack_to_wire, control_from_wire, job_id, metrics_to_wire, task_state_to_wire,
+};
 use crate::rpc::job_master::job_master_client::JobMasterClient;
 use crate::rpc::worker::worker_server::{Worker as WorkerRpc, WorkerServer};
 use crate::rpc::{
     endpoint_uri, CheckpointDeclineReport, Empty, FinishedInputReport, JobRequest,
-    OperatorMetricsReport, SubmitTaskRequest, SubtaskMetrics, TaskControlRequest,
-    TaskControlResponse, TaskMetricsReport,
+    SubmitTaskRequest, SubtaskMetrics, TaskControlRequest, TaskControlResponse, TaskMetricsReport,
 };
 use crate::shuffle::LocalShuffle;
 use crate::task_manager::TaskManager;
@@ -334,17 +335,7 @@ fn report_metrics_periodically(
                         vertex: t.vertex.0,
                         subtask: t.subtask,
                         attempt: t.attempt,
-                        operators: t
-                            .operators
-                            .into_iter()
-                            .map(|m| OperatorMetricsReport {
-                                node: m.node,
-                                name: m.name,
-                                records_in: m.records_in,
-                                records_out: m.records_out,
-                                state_entries: m.state_entries,
-                            })
-                            .collect(),
+                        operators: t.operators.into_iter().map(metrics_to_wire).collect(),
                     })
                     .collect(),
             };

@@ -131,17 +131,7 @@ pub fn task_state_to_wire(s: &TaskExecutionState) -> TaskExecutionStateReport {
         end: end as i32,
         failure,
         restore_checkpoint_id,
-        metrics: s
-            .metrics
-            .iter()
-            .map(|m| OperatorMetricsReport {
-                node: m.node,
-                name: m.name.clone(),
-                records_in: m.records_in,
-                records_out: m.records_out,
-                state_entries: m.state_entries,
-            })
-            .collect(),
+        metrics: s.metrics.iter().cloned().map(metrics_to_wire).collect(),
         backpressured_ms: s.backpressured_ms,
     }
 }
@@ -172,20 +162,32 @@ pub fn task_state_from_wire(r: TaskExecutionStateReport) -> Result<TaskExecution
         vertex: VertexId(r.vertex),
         subtask: r.subtask,
         end,
-        metrics: r
-            .metrics
-            .into_iter()
-            .map(|m| OperatorMetrics {
-                node: m.node,
-                name: m.name,
-                records_in: m.records_in,
-                records_out: m.records_out,
-                state_entries: m.state_entries,
-            })
-            .collect(),
+        metrics: r.metrics.into_iter().map(metrics_from_wire).collect(),
         backpressured_ms: r.backpressured_ms,
         attempt: r.attempt,
     })
+}
+
+/// The wire form of one operator's counters.
+pub fn metrics_to_wire(m: OperatorMetrics) -> OperatorMetricsReport {
+    OperatorMetricsReport {
+        node: m.node,
+        name: m.name,
+        records_in: m.records_in,
+        records_out: m.records_out,
+        state_entries: m.state_entries,
+    }
+}
+
+/// Reads one operator's counters.
+pub fn metrics_from_wire(m: OperatorMetricsReport) -> OperatorMetrics {
+    OperatorMetrics {
+        node: m.node,
+        name: m.name,
+        records_in: m.records_in,
+        records_out: m.records_out,
+        state_entries: m.state_entries,
+    }
 }
 
 /// The wire form of a checkpoint acknowledgement of `attempt` of `job`.
