@@ -453,6 +453,13 @@ fn a_binary_that_builds_another_graph_fails_its_job_and_the_other_job_runs_on() 
         .as_str()
         .unwrap_or_default();
     assert!(cause.contains("built a different graph"), "{cause}");
+    // Restarting cannot help a binary that builds another graph: one failure, no restart.
+    let history = cluster.get(&format!("/jobs/{bad}/exceptions"));
+    let entries = history["exceptionHistory"]["entries"]
+        .as_array()
+        .expect("entries");
+    assert_eq!(entries.len(), 1, "{history}");
+    assert_eq!(entries[0]["exceptionName"], "JobBinaryFailed", "{history}");
 
     // The other job was not touched.
     assert_exactly_once(&cluster, &mut good, events, &out);
@@ -994,4 +1001,25 @@ fn the_programs_job_client_stops_a_cluster_job_with_a_savepoint_and_it_resumes()
         &example_args(events, &out, &common),
     );
     assert_exactly_once(&cluster, &mut resumed, events, &out);
+}
+
+#[test]
+fn an_application_whose_job_manager_cannot_start_fails_with_the_reason() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let port = busy.local_addr().expect("address").port().to_string();
+    let output = Command::new(weir_bin())
+        .args(["run", "--application", "--rest-port", &port])
+        .arg(example_bin())
+        .arg("--")
+        .args(example_args(1_000, &dir.path().join("out"), &[]))
+        .env("TMPDIR", dir.path())
+        .output()
+        .expect("weir run --application");
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        text.contains("JobManager exited") && text.contains("bind"),
+        "unclear error: {text}"
+    );
 }

@@ -49,11 +49,20 @@ pub(crate) fn submit(address: &str, graph: JobGraph, job_name: &str) -> Result<J
     let client = RestClient::new(address)?;
     tracing::info!(jobmanager = %address, binary = %binary.display(), "uploading the job binary");
     let blob_key = client.upload_blob(&binary)?;
+    let mut env = graph_env();
+    // The default parallelism is the client's core count unless set: a worker on a host with
+    // another core count must build the same graph, so it gets the client's default.
+    if !env.iter().any(|(k, _)| k == PARALLELISM) {
+        env.push((
+            PARALLELISM.to_string(),
+            graph.config.parallelism.to_string(),
+        ));
+    }
     let request = SubmitJobRequest {
         job_graph: graph,
         blob_key,
         args: std::env::args().skip(1).collect(),
-        env: graph_env(),
+        env,
     };
     let job = client.submit(&request)?;
     println!("Job has been submitted with JobID {job}");

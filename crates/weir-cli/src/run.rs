@@ -162,17 +162,28 @@ impl Application {
             "jobmanager.log",
         )?);
         let start = Instant::now();
+        let failed = |app: &mut Application, why: &str| {
+            let log = std::fs::read_to_string(dir.join("jobmanager.log")).unwrap_or_default();
+            let last = log.lines().last().unwrap_or("").to_string();
+            // Dropping `app` removes the directory: the log's last line goes into the error.
+            app.processes.iter_mut().for_each(|p| {
+                let _ = p.kill();
+                let _ = p.wait();
+            });
+            CliError::Usage(format!("the application's JobManager {why}: {last}"))
+        };
         let line = loop {
             match std::fs::read_to_string(&address) {
                 Ok(l) if l.ends_with('\n') => break l,
                 _ if start.elapsed() > Duration::from_secs(30) => {
-                    return Err(CliError::Usage(format!(
-                        "the application's JobManager did not start; see {}",
-                        dir.join("jobmanager.log").display()
-                    )))
+                    return Err(failed(&mut app, "did not start within 30 s"))
                 }
-                _ => std::thread::sleep(Duration::from_millis(20)),
+                _ => {}
             }
+            if let Ok(Some(_)) = app.processes[0].try_wait() {
+                return Err(failed(&mut app, "exited"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
         };
         let field = |k: &str| {
             line.split_whitespace()

@@ -46,6 +46,16 @@ pub enum ClusterError {
         /// The reason, as the JobManager reported it.
         message: String,
     },
+    /// The job's binary cannot run its job on a TaskManager: it built another graph, it
+    /// did not arrive intact, or it exited before serving. Restarting cannot help, so the
+    /// job fails at once.
+    #[error("job {job} cannot run: {message}")]
+    JobBinary {
+        /// The job.
+        job: JobId,
+        /// Why, as the TaskManager or the worker said.
+        message: String,
+    },
     /// A task could not be deployed.
     #[error("cannot deploy job {job}: {message}")]
     Deployment {

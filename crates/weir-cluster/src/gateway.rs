@@ -71,8 +71,10 @@ pub trait ResourceManagerGateway: Send + Sync {
     fn release_slots(&self, job: JobId);
     /// Current slot counts.
     fn slot_report(&self) -> SlotReport;
-    /// True while TaskManager `id` is registered (not lost, not gone).
-    fn is_registered(&self, id: &str) -> bool;
+    /// True while `slot`'s TaskManager is still registered as it was when the slot was
+    /// handed out: not lost, not gone, and not registered again (which starts afresh, with
+    /// all its slots free).
+    fn still_holds(&self, slot: &AllocatedSlot) -> bool;
 }
 
 /// What a TaskManager deploys: one subtask of one vertex.

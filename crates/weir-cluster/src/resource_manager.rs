@@ -163,7 +163,9 @@ impl ResourceManagerGateway for ResourceManager {
         Self::report(&self.lock())
     }
 
-    fn is_registered(&self, id: &str) -> bool {
-        self.lock().contains_key(id)
+    fn still_holds(&self, slot: &AllocatedSlot) -> bool {
+        self.lock()
+            .get(&slot.task_manager)
+            .is_some_and(|tm| Arc::ptr_eq(&tm.gateway, &slot.gateway))
     }
 }

@@ -335,6 +335,10 @@ impl TaskExecutorGateway for TaskManager {
     fn submit_task(&self, d: TaskDeployment) -> Result<()> {
         let vertex = d.graph.vertex(d.vertex);
         let task_name = format!("{} ({}/{})", vertex.name, d.subtask + 1, vertex.parallelism);
+        if let Some(net) = &self.network {
+            // Channels of earlier attempts of the job are dead; their buffers go.
+            net.release_attempts_before(d.job.0, d.attempt);
+        }
         let mut io = self.build_io(&d);
         let pool = io.pool.clone();
         let processing_time = io.processing_time.clone();

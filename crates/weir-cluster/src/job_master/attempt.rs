@@ -25,12 +25,12 @@ use crate::gateway::{
     TaskLocations, TaskStateListener,
 };
 use crate::result::{JobStatus, OperatorSummary};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use weir_core::JobGraph;
+use weir_core::{JobGraph, VertexId};
 use weir_runtime::checkpoint::{CheckpointNotice, CheckpointResponder};
 use weir_runtime::inbox::TaskControl;
 
@@ -77,7 +77,8 @@ pub(super) struct Attempt<'a> {
     /// TaskManagers with tasks of this attempt.
     gateways: Vec<Arc<dyn TaskExecutorGateway>>,
     directory: TaskDirectory,
-    ended: usize,
+    /// Deployed subtasks whose end was reported; each counts once.
+    ended: HashSet<(VertexId, u32)>,
     state: State,
 }
 
@@ -96,7 +97,7 @@ impl<'a> Attempt<'a> {
             number,
             gateways: Vec::new(),
             directory: TaskDirectory::default(),
-            ended: 0,
+            ended: HashSet::new(),
             state: State::Running { final_sent: false },
         };
         if let Err(e) = attempt.deploy_all(slots, restore) {
@@ -252,11 +253,11 @@ impl<'a> Attempt<'a> {
         coord: &mut CheckpointCoordinator,
         totals: &mut Totals,
     ) -> AttemptEnd {
-        while self.ended < self.tasks() {
+        while self.ended.len() < self.tasks() {
             let msg = match self.next_message(coord) {
                 Ok(m) => m,
                 Err(RecvTimeoutError::Timeout) => {
-                    tracing::warn!(job = %self.master.params.job, "{} tasks did not stop within {CANCEL_WAIT:?}; giving up on them", self.tasks() - self.ended);
+                    tracing::warn!(job = %self.master.params.job, "{} tasks did not stop within {CANCEL_WAIT:?}; giving up on them", self.tasks() - self.ended.len());
                     break;
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -374,7 +375,16 @@ impl<'a> Attempt<'a> {
 
     /// A task of this attempt ended: its counters are added; a failure fails the attempt.
     fn task_ended(&mut self, state: TaskExecutionState, totals: &mut Totals) {
-        self.ended += 1;
+        let key = (state.vertex, state.subtask);
+        let deployed = self
+            .directory
+            .tasks
+            .iter()
+            .any(|(_, v, s, _)| (*v, *s) == key);
+        if !deployed || !self.ended.insert(key) {
+            tracing::debug!(job = %self.master.params.job, vertex = key.0 .0, subtask = key.1, "the end of a subtask that is not running in this attempt is ignored");
+            return;
+        }
         totals.backpressured_ms += state.backpressured_ms;
         for m in state.metrics {
             let e = totals
@@ -390,6 +400,7 @@ impl<'a> Attempt<'a> {
             e.state_entries += m.state_entries;
         }
         if let TaskEnd::Failed(err) = state.end {
+            // Deployed, so the vertex exists.
             let v = self.master.params.graph.vertex(state.vertex);
             tracing::error!(job = %self.master.params.job, task = %v.name, subtask = state.subtask, error = %err, "task failed");
             self.fail(ClusterError::TaskFailed {

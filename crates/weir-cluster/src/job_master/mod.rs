@@ -297,8 +297,8 @@ impl JobMaster {
         let p = &self.params;
         let lost: Vec<&str> = slots
             .iter()
+            .filter(|s| !p.resource_manager.still_holds(s))
             .map(|s| s.task_manager.as_str())
-            .filter(|tm| !p.resource_manager.is_registered(tm))
             .collect();
         if lost.is_empty() {
             return Ok(true);
@@ -355,6 +355,11 @@ impl JobMaster {
                 AttemptEnd::Failed(e) => e,
             };
             self.record_exception(&err);
+            if let ClusterError::JobBinary { .. } = err {
+                tracing::error!(job = %p.job, error = %err, "the job cannot run; it is not restarted");
+                coord.shutdown();
+                return Err(err);
+            }
             // A checkpoint that cannot be read is dropped; an earlier one is used instead.
             if let Some(RuntimeError::Restore { checkpoint_id, .. }) = err.task_error() {
                 let from_coordinator = restore
@@ -446,6 +451,7 @@ impl JobMaster {
             ),
             ClusterError::Checkpointing { .. } => ("CheckpointingFailed", None),
             ClusterError::Deployment { .. } => ("DeploymentFailed", None),
+            ClusterError::JobBinary { .. } => ("JobBinaryFailed", None),
             ClusterError::NotEnoughSlots { .. } => ("NotEnoughSlots", None),
             _ => ("JobFailed", None),
         };

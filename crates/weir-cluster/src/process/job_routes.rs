@@ -71,7 +71,7 @@ impl JobRoutes {
         );
     }
 
-    /// Subtasks of `job` deployed to `task_manager` that have not ended.
+    /// Subtasks deployed to `task_manager` that have not ended.
     pub fn running_on(&self, task_manager: &str) -> usize {
         self.lock()
             .values()
@@ -80,12 +80,19 @@ impl JobRoutes {
             .count()
     }
 
+    /// True while `job` has tasks deployed through this table.
+    pub fn knows(&self, job: JobId) -> bool {
+        self.lock().contains_key(&job)
+    }
+
     /// The job ended: its routes are dropped.
     pub fn forget(&self, job: JobId) {
         self.lock().remove(&job);
     }
 
-    /// A task's final report.
+    /// A task's final report. Only a subtask that was deployed and has not ended (or been
+    /// declared lost) reports: anything else (a duplicate, a made-up subtask) is dropped, so
+    /// nothing from the network can end a subtask twice or one that does not exist.
     pub fn task_ended(&self, state: TaskExecutionState) {
         let master = {
             let mut jobs = self.lock();
@@ -94,22 +101,35 @@ impl JobRoutes {
                 return;
             };
             let key = (state.vertex.0, state.subtask);
-            if route
+            if !route
                 .outstanding
                 .get(&key)
                 .is_some_and(|o| o.attempt == state.attempt)
             {
-                route.outstanding.remove(&key);
+                tracing::debug!(job = %state.job, vertex = key.0, subtask = key.1, attempt = state.attempt, "a report of no running subtask is dropped");
+                return;
             }
+            route.outstanding.remove(&key);
             route.master.clone()
         };
         master.update_task_execution_state(state);
     }
 
-    fn responder(&self, job: JobId, attempt: u32) -> Option<Arc<dyn CheckpointResponder>> {
-        self.lock()
-            .get(&job)
-            .and_then(|r| r.responders.get(&attempt).cloned())
+    /// The checkpoint responder of `attempt`, if subtask `subtask` of `vertex` runs in it.
+    fn responder(
+        &self,
+        job: JobId,
+        attempt: u32,
+        vertex: u32,
+        subtask: u32,
+    ) -> Option<Arc<dyn CheckpointResponder>> {
+        let jobs = self.lock();
+        let route = jobs.get(&job)?;
+        route
+            .outstanding
+            .get(&(vertex, subtask))
+            .filter(|o| o.attempt == attempt)?;
+        route.responders.get(&attempt).cloned()
     }
 
     /// Fails every subtask of `job` (all jobs when `None`) on `task_manager` that has not
@@ -209,6 +229,9 @@ impl JobMasterRpc for JobMasterService {
         request: Request<TaskExecutionStateReport>,
     ) -> RpcResult<Empty> {
         let state = task_state_from_wire(request.into_inner())?;
+        if !self.routes.knows(state.job) {
+            return Ok(Response::new(Empty {}));
+        }
         // A task's final counts, exact where the periodic reports may have missed the end.
         self.metrics.update(
             state.job,
@@ -229,7 +252,7 @@ impl JobMasterRpc for JobMasterService {
     ) -> RpcResult<Empty> {
         let r = request.into_inner();
         let job = job_id(&r.job_id, "checkpoint acknowledgement")?;
-        if let Some(resp) = self.routes.responder(job, r.attempt) {
+        if let Some(resp) = self.routes.responder(job, r.attempt, r.vertex, r.subtask) {
             resp.acknowledge(ack_from_wire(r));
         }
         Ok(Response::new(Empty {}))
@@ -241,7 +264,7 @@ impl JobMasterRpc for JobMasterService {
     ) -> RpcResult<Empty> {
         let r = request.into_inner();
         let job = job_id(&r.job_id, "checkpoint decline")?;
-        if let Some(resp) = self.routes.responder(job, r.attempt) {
+        if let Some(resp) = self.routes.responder(job, r.attempt, r.vertex, r.subtask) {
             resp.decline(r.checkpoint_id, VertexId(r.vertex), r.subtask, r.reason);
         }
         Ok(Response::new(Empty {}))
@@ -250,7 +273,7 @@ impl JobMasterRpc for JobMasterService {
     async fn finished_input(&self, request: Request<FinishedInputReport>) -> RpcResult<Empty> {
         let r = request.into_inner();
         let job = job_id(&r.job_id, "finished-input report")?;
-        if let Some(resp) = self.routes.responder(job, r.attempt) {
+        if let Some(resp) = self.routes.responder(job, r.attempt, r.vertex, r.subtask) {
             resp.finished_input(VertexId(r.vertex), r.subtask);
         }
         Ok(Response::new(Empty {}))
@@ -259,6 +282,9 @@ impl JobMasterRpc for JobMasterService {
     async fn report_task_metrics(&self, request: Request<TaskMetricsReport>) -> RpcResult<Empty> {
         let r = request.into_inner();
         let job = job_id(&r.job_id, "task metrics report")?;
+        if !self.routes.knows(job) {
+            return Ok(Response::new(Empty {}));
+        }
         let tasks = r
             .tasks
             .into_iter()

@@ -1,8 +1,6 @@
-//! The JobManager process: the ResourceManager's RPC service, the REST API, and the check
-//! that declares silent TaskManagers lost.
-//!
-//! Jobs are not yet submitted to it over the network: its Dispatcher answers the REST API's
-//! job queries, and deploying to TaskManager processes comes with the network exchange.
+//! The JobManager process: the ResourceManager's and the JobMasters' RPC services, the REST
+//! API (where clients submit jobs with their binaries), and the check that declares silent
+//! TaskManagers lost. Jobs run in workers on the TaskManagers ([`super::worker`]).
 
 use super::blob_store::BlobStore;
 use super::job_routes::{JobMasterService, JobRoutes, TaskMetricsTable};

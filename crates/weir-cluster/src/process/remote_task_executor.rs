@@ -149,13 +149,19 @@ impl TaskExecutorGateway for RemoteTaskExecutor {
                 PREPARE_TIMEOUT,
                 async move { tm.prepare_job(request).await },
             )
-            .map_err(|s| ClusterError::Deployment {
-                job,
-                message: format!(
+            .map_err(|s| {
+                let message = format!(
                     "TaskManager {} cannot start the job's worker: {}",
                     self.id,
                     s.message()
-                ),
+                );
+                // The binary itself is the problem: no restart will change it.
+                match s.code() {
+                    tonic::Code::FailedPrecondition | tonic::Code::DataLoss => {
+                        ClusterError::JobBinary { job, message }
+                    }
+                    _ => ClusterError::Deployment { job, message },
+                }
             })?
             .into_inner();
         let data: SocketAddr = r

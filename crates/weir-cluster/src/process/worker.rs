@@ -284,7 +284,10 @@ impl Reports {
                         }
                     }
                     if !sent {
-                        tracing::error!("gave up sending {} to the JobMaster", report.what());
+                        // The JobMaster would wait for it forever: end the worker instead, so
+                        // that its TaskManager reports it lost and the job fails over.
+                        tracing::error!("gave up sending {} to the JobMaster; the worker exits", report.what());
+                        std::process::exit(3);
                     }
                 }
             })

@@ -117,7 +117,10 @@ impl Workers {
         binary: &Path,
         r: &PrepareJobRequest,
     ) -> Result<Worker, Status> {
-        let work = self.dir.join(format!("job-{job}"));
+        // A directory per start: two starts of one job never read each other's files.
+        static STARTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let work = self.dir.join(format!("job-{job}-{n}"));
         std::fs::create_dir_all(&work)
             .map_err(|e| Status::internal(format!("cannot create {}: {e}", work.display())))?;
         let env = WorkerEnv {
@@ -153,26 +156,32 @@ impl Workers {
         })?;
         let child = Arc::new(Mutex::new(child));
         let started = Instant::now();
-        loop {
+        let ready = loop {
             if let Ok(line) = std::fs::read_to_string(&env.ready_file) {
-                return parse_ready(line.trim()).map(|(rpc, data)| Worker {
-                    child: child.clone(),
-                    rpc,
-                    data,
-                });
+                break parse_ready(line.trim());
             }
             if let Ok(Some(status)) = lock(&child).try_wait() {
-                return Err(Status::failed_precondition(format!(
+                break Err(Status::failed_precondition(format!(
                     "the job's worker exited before it served ({status}); see the TaskManager's log"
                 )));
             }
             if started.elapsed() > READY_TIMEOUT {
-                let _ = lock(&child).kill();
-                return Err(Status::deadline_exceeded(format!(
+                break Err(Status::deadline_exceeded(format!(
                     "the job's worker did not serve within {READY_TIMEOUT:?}"
                 )));
             }
             std::thread::sleep(Duration::from_millis(20));
+        };
+        match ready {
+            Ok((rpc, data)) => Ok(Worker { child, rpc, data }),
+            Err(e) => {
+                // No zombie, no orphan: the worker is ended and reaped.
+                let mut c = lock(&child);
+                let _ = c.kill();
+                let _ = c.wait();
+                let _ = std::fs::remove_dir_all(&work);
+                Err(e)
+            }
         }
     }
 
@@ -363,7 +372,18 @@ impl TaskManagerRpc for TaskManagerService {
         let removed = lock(&self.workers.running).remove(&job);
         if let Some(w) = removed {
             tracing::info!(job = %job, "job released; stopping its worker");
-            let _ = lock(&w.child).kill();
+            let mut c = lock(&w.child);
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // The job's start directories (graph and ready files).
+        if let Ok(entries) = std::fs::read_dir(&self.workers.dir) {
+            let prefix = format!("job-{job}-");
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().starts_with(&prefix) {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
         }
         Ok(Response::new(Empty {}))
     }

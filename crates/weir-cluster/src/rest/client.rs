@@ -9,6 +9,9 @@ use std::path::Path;
 use std::time::Duration;
 use weir_core::JobId;
 
+/// How long one request may take (an upload of a large binary included).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// How often a waiting client asks whether the job ended.
 const POLL: Duration = Duration::from_millis(200);
 
@@ -33,9 +36,11 @@ impl RestClient {
         } else {
             format!("http://{address}")
         };
+        // Uploads take as long as the binary is large; every other call is short, and a
+        // JobManager that stops answering ends it after the timeout.
         let http = reqwest::blocking::Client::builder()
             .connect_timeout(Duration::from_secs(10))
-            .timeout(None)
+            .timeout(REQUEST_TIMEOUT)
             .build()
             .map_err(network("cannot create an HTTP client".into()))?;
         Ok(RestClient { base, http })
@@ -43,18 +48,28 @@ impl RestClient {
 
     fn read(&self, what: &str, r: reqwest::blocking::Response) -> Result<Value> {
         let status = r.status();
-        let body: Value = r.json().map_err(network(format!(
-            "{what}: the JobManager's answer is not JSON"
+        let text = r.text().map_err(network(format!(
+            "{what}: the JobManager's answer broke off"
         )))?;
+        let body: Option<Value> = serde_json::from_str(&text).ok();
         if status.is_success() {
-            return Ok(body);
+            return body.ok_or_else(|| ClusterError::Network {
+                context: format!("{what}: the JobManager's answer is not JSON"),
+                message: text.chars().take(200).collect(),
+            });
         }
-        let message = body["errors"]
-            .as_array()
-            .and_then(|e| e.first())
-            .and_then(Value::as_str)
-            .unwrap_or("no reason given")
-            .to_string();
+        // Weir's errors are {"errors": [..]}; a request the server could not even read
+        // (bad JSON, too large) is answered in plain text.
+        let message = body
+            .as_ref()
+            .and_then(|b| {
+                b["errors"]
+                    .as_array()?
+                    .first()?
+                    .as_str()
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| text.trim().chars().take(300).collect());
         Err(ClusterError::Network {
             context: format!("{what}: the JobManager answered {status}"),
             message,

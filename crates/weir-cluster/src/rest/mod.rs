@@ -83,7 +83,8 @@ impl RestState {
     }
 }
 
-/// The largest job binary an upload may carry.
+/// The largest job binary an upload may carry (checked while the body streams in: a
+/// streamed body is not subject to axum's body limit).
 const MAX_BLOB_BYTES: usize = 2 << 30;
 
 /// The REST API's routes over `state`.
@@ -95,11 +96,7 @@ pub fn router(state: Arc<RestState>) -> Router {
         .route("/taskmanagers/{id}", get(overview::task_manager))
         .route("/metrics", get(overview::metrics))
         .route("/jobs", get(jobs::list).post(submit::submit))
-        .route(
-            "/blobs",
-            axum::routing::post(submit::upload)
-                .layer(axum::extract::DefaultBodyLimit::max(MAX_BLOB_BYTES)),
-        )
+        .route("/blobs", axum::routing::post(submit::upload))
         .route("/blobs/{key}", get(submit::download))
         .route("/jobs/{id}/execution-result", get(submit::execution_result))
         .route(

@@ -54,6 +54,15 @@ pub(crate) async fn upload(
         let chunk =
             chunk.map_err(|e| RestError::bad_request(format!("the upload broke off: {e}")))?;
         size += chunk.len() as u64;
+        if size > super::MAX_BLOB_BYTES as u64 {
+            return Err(RestError(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "a job binary may have at most {} bytes",
+                    super::MAX_BLOB_BYTES
+                ),
+            ));
+        }
         writer.write(&chunk).map_err(internal)?;
     }
     if size == 0 {

@@ -148,19 +148,35 @@ impl NetworkEnvironment {
     /// Releases every subpartition of `job` (its tasks ended or were cancelled): their
     /// consumers are told, their queued buffers dropped, and requests for them forgotten.
     pub fn release_job(&self, job: u128) {
+        self.release_where(
+            |k| k.job == job,
+            "the producing job was released on its TaskManager",
+        );
+    }
+
+    /// Releases the subpartitions of `job`'s execution attempts before `attempt` (a new
+    /// attempt is being deployed: the earlier ones' channels are dead).
+    pub fn release_attempts_before(&self, job: u128, attempt: u32) {
+        self.release_where(
+            |k| k.job == job && k.attempt < attempt,
+            "the producing execution attempt was replaced by a restart",
+        );
+    }
+
+    fn release_where(&self, matches: impl Fn(&ChannelKey) -> bool, why: &str) {
         let released: Vec<Arc<Subpartition>> = {
             let mut p = lock(&self.shared.partitions);
-            p.waiting.retain(|k, _| k.job != job);
+            p.waiting.retain(|k, _| !matches(k));
             let keys: Vec<ChannelKey> = p
                 .registered
                 .keys()
-                .filter(|k| k.job == job)
+                .filter(|k| matches(k))
                 .copied()
                 .collect();
             keys.iter().filter_map(|k| p.registered.remove(k)).collect()
         };
         for sub in released {
-            sub.release("the producing job was released on its TaskManager");
+            sub.release(why);
         }
     }
 
