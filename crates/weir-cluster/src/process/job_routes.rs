@@ -101,10 +101,10 @@ impl JobRoutes {
                 return;
             };
             let key = (state.vertex.0, state.subtask);
-            if !route
+            if route
                 .outstanding
                 .get(&key)
-                .is_some_and(|o| o.attempt == state.attempt)
+                .is_none_or(|o| o.attempt != state.attempt)
             {
                 tracing::debug!(job = %state.job, vertex = key.0, subtask = key.1, attempt = state.attempt, "a report of no running subtask is dropped");
                 return;
