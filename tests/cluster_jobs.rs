@@ -1023,3 +1023,31 @@ fn an_application_whose_job_manager_cannot_start_fails_with_the_reason() {
         "unclear error: {text}"
     );
 }
+
+#[test]
+fn a_detached_run_returns_at_once_and_the_job_completes_on_its_own() {
+    let mut cluster = Cluster::start(10_000);
+    cluster.add_task_manager(2);
+    cluster.wait_for_task_managers(1);
+    let out = cluster.dir.path().join("out");
+    let events = 100_000;
+    let mut run = cluster.run_program(
+        "run",
+        &["--detached"],
+        &example_bin(),
+        &example_args(events, &out, &["--poll-pause-ms", "2"]),
+    );
+    let status = wait(&mut run, Duration::from_secs(60)).expect("weir run --detached ends");
+    assert!(status.success(), "{}", cluster.log("run"));
+    let id = submitted_job_id(&cluster);
+    let start = Instant::now();
+    while cluster.get(&format!("/jobs/{id}"))["state"] != "FINISHED" {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the detached job did not finish\n{}",
+            cluster.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(committed(&out), reference(events));
+}

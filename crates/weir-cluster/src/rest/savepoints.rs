@@ -11,10 +11,15 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 use weir_core::JobId;
 
-/// The outcome of one triggered savepoint: `None` while it runs.
-type Outcome = Arc<Mutex<Option<Result<String, String>>>>;
+/// The outcome of one triggered savepoint and when it came: `None` while it runs.
+type Outcome = Arc<Mutex<Option<(Result<String, String>, Instant)>>>;
+
+/// How long the outcome of a savepoint stays readable after it completed (Flink keeps its
+/// asynchronous operations' results for 5 minutes as well).
+const OUTCOME_TTL: Duration = Duration::from_secs(300);
 
 /// Savepoints triggered over REST, by job and request id.
 #[derive(Default)]
@@ -28,7 +33,7 @@ impl SavepointTriggers {
     }
 }
 
-fn lock(o: &Outcome) -> MutexGuard<'_, Option<Result<String, String>>> {
+fn lock(o: &Outcome) -> MutexGuard<'_, Option<(Result<String, String>, Instant)>> {
     o.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -71,10 +76,16 @@ fn trigger(
     }
     let id = JobId::generate().to_string();
     let outcome: Outcome = Arc::default();
-    state
-        .savepoints
-        .lock()
-        .insert((job, id.clone()), outcome.clone());
+    {
+        let mut triggers = state.savepoints.lock();
+        // Outcomes nobody asked for within the TTL go.
+        triggers.retain(|_, o| {
+            lock(o)
+                .as_ref()
+                .is_none_or(|(_, at)| at.elapsed() < OUTCOME_TTL)
+        });
+        triggers.insert((job, id.clone()), outcome.clone());
+    }
     let dispatcher = state.dispatcher.clone();
     // The savepoint waits for every task; the request does not.
     let spawned = std::thread::Builder::new()
@@ -87,7 +98,7 @@ fn trigger(
                 Ok(path) => tracing::info!(job = %job, %path, "savepoint completed"),
                 Err(e) => tracing::warn!(job = %job, error = %e, "savepoint failed"),
             }
-            *lock(&outcome) = Some(r);
+            *lock(&outcome) = Some((r, Instant::now()));
         });
     if let Err(e) = spawned {
         return Err(RestError(
@@ -146,7 +157,7 @@ pub(crate) async fn status(
                 "There is no savepoint operation with triggerId={request} for job {job}."
             ))
         })?;
-    let answer = match lock(&outcome).as_ref() {
+    let answer = match lock(&outcome).as_ref().map(|(r, _)| r) {
         None => json!({ "status": { "id": "IN_PROGRESS" } }),
         Some(Ok(location)) => json!({
             "status": { "id": "COMPLETED" },
