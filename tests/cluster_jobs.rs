@@ -1051,3 +1051,84 @@ fn a_detached_run_returns_at_once_and_the_job_completes_on_its_own() {
     }
     assert_eq!(committed(&out), reference(events));
 }
+
+/// The workers' data addresses of the jobs a JobManager prepared, from its log.
+fn worker_data_addresses(cluster: &Cluster) -> Vec<String> {
+    cluster
+        .log("jobmanager")
+        .lines()
+        .filter(|l| l.contains("job prepared on a TaskManager"))
+        .filter_map(|l| {
+            let at = l.rfind("data")?;
+            let rest = &l[at..];
+            let start = rest.find("127.0.0.1:")?;
+            let addr: String = rest[start..]
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+                .collect();
+            Some(addr)
+        })
+        .collect()
+}
+
+#[test]
+fn garbage_on_a_running_workers_data_port_leaves_the_job_exactly_once() {
+    use std::io::{Read, Write};
+    let mut cluster = Cluster::start(10_000);
+    cluster.add_task_manager(1);
+    cluster.add_task_manager(1);
+    cluster.wait_for_task_managers(2);
+    let out = cluster.dir.path().join("out");
+    let events = 200_000;
+    let mut run = cluster.run(&example_args(
+        events,
+        &out,
+        &["--checkpoint-interval-ms", "100", "--poll-pause-ms", "2"],
+    ));
+    cluster.wait_for_log("jobmanager", "checkpoint complete", Duration::from_secs(60));
+    let addresses = worker_data_addresses(&cluster);
+    assert_eq!(addresses.len(), 2, "{}", cluster.logs());
+    // Random bytes, an oversized length, an unknown tag, a buffer for a stream nobody
+    // requested, and a frame cut off mid-way: each closes only its own connection.
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    let random: Vec<u8> = (0..4096)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    for addr in &addresses {
+        for garbage in [
+            random.clone(),
+            vec![0xff; 64],
+            vec![3, 0, 0, 0, 99, 1, 2],
+            vec![9, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0],
+            vec![20, 0, 0, 0, 1, 0],
+        ] {
+            let mut s = std::net::TcpStream::connect(addr.as_str()).expect("a worker's data port");
+            s.set_read_timeout(Some(Duration::from_secs(10)))
+                .expect("timeout");
+            let _ = s.write_all(&garbage);
+            let _ = s.shutdown(std::net::Shutdown::Write);
+            let mut rest = Vec::new();
+            let _ = s.read_to_end(&mut rest);
+        }
+    }
+    assert_exactly_once(&cluster, &mut run, events, &out);
+    // The workers saw the bad frames (their log goes to their TaskManager's).
+    let closed = (0..2)
+        .filter(|i| {
+            cluster
+                .log(&format!("taskmanager-{i}"))
+                .contains("closing a data connection")
+        })
+        .count();
+    assert_eq!(closed, 2, "{}", cluster.logs());
+    assert!(
+        !cluster.log("jobmanager").contains("RESTARTING"),
+        "the job restarted\n{}",
+        cluster.logs()
+    );
+}

@@ -147,6 +147,11 @@ impl Workers {
         for (name, value) in env.to_vars() {
             cmd.env(name, value);
         }
+        // The worker's output (its log and what the program prints) goes to the
+        // TaskManager's log: stderr, where the TaskManager logs too.
+        if let Ok(err) = std::os::fd::AsFd::as_fd(&std::io::stderr()).try_clone_to_owned() {
+            cmd.stdout(std::process::Stdio::from(err));
+        }
         die_with_parent(&mut cmd);
         let child = cmd.spawn().map_err(|e| {
             Status::internal(format!(

@@ -186,9 +186,11 @@ impl Connection {
         }
     }
 
-    /// Logs why the connection ends: an error if channels still used it, at debug level if
-    /// none did (a peer process that ended after its channels finished, say).
-    fn log_end(&self, e: &dyn std::fmt::Display) {
+    /// Logs why the connection ends: at debug level if it ended cleanly (`clean`: the peer
+    /// hung up between frames, or a write failed after it did) while no channel used it (a
+    /// peer process that ended after its channels finished, say); an error otherwise (a bad
+    /// frame, or channels still open).
+    fn log_end(&self, e: &dyn std::fmt::Display, clean: bool) {
         if self.is_closed() {
             return;
         }
@@ -196,7 +198,7 @@ impl Connection {
             let st = self.lock();
             st.served.is_empty() && st.inputs.is_empty()
         };
-        if idle {
+        if clean && idle {
             tracing::debug!(peer = %self.peer, error = %e, "an idle data connection ended");
         } else {
             tracing::error!(peer = %self.peer, error = %e, "closing a data connection");
@@ -204,11 +206,16 @@ impl Connection {
     }
 
     fn read_loop(self: Arc<Self>, mut socket: TcpStream) {
-        if let Err(e) = self.read_frames(&mut socket) {
-            let why = format!("data connection to {} closed: {e}", self.peer);
-            self.log_end(&e);
-            self.close(&why);
-        }
+        let (e, clean) = match self.read_frames(&mut socket) {
+            Ok(()) => (
+                RuntimeError::Other("the peer closed the connection".into()),
+                true,
+            ),
+            Err(e) => (e, false),
+        };
+        let why = format!("data connection to {} closed: {e}", self.peer);
+        self.log_end(&e, clean);
+        self.close(&why);
     }
 
     fn read_frames(self: &Arc<Self>, socket: &mut TcpStream) -> Result<()> {
@@ -217,9 +224,8 @@ impl Connection {
             let mut prefix = [0u8; 4];
             match socket.read_exact(&mut prefix) {
                 Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                    return Err(RuntimeError::Other("the peer closed the connection".into()))
-                }
+                // Between frames: the peer hung up cleanly.
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
                 Err(e) => return Err(io(e)),
             }
             let len = frame_len(prefix)?;
@@ -360,7 +366,7 @@ impl Connection {
     fn write_loop(self: Arc<Self>, socket: TcpStream) {
         let mut out = BufWriter::with_capacity(64 * 1024, socket);
         if let Err(e) = self.write_frames(&mut out) {
-            self.log_end(&e);
+            self.log_end(&e, true);
             self.close(&format!("data connection to {} closed: {e}", self.peer));
         }
     }
