@@ -14,9 +14,11 @@
 //! count.
 //!
 //! Departure from Flink, and why: Flink's source coordinators in the JobMaster gather the
-//! watermarks and announce the allowed maximum every update interval. Weir's jobs run in one
-//! process so far, so the group is shared memory of that process, and a reader sees the
-//! others' watermarks at once.
+//! watermarks and announce the allowed maximum every update interval. Here the group is
+//! shared memory of one process, and a reader sees the others' watermarks at once: on the
+//! embedded mini-cluster that covers the whole job, but on a cluster of processes a job's
+//! worker aligns only its own source subtasks (alignment across workers would go through the
+//! JobMaster, as Flink's does; not built yet).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
