@@ -602,3 +602,37 @@ fn watermark_alignment_holds_a_fast_source_back() {
         "with alignment the fast source stays close: {lead}"
     );
 }
+
+#[test]
+fn an_idle_source_does_not_hold_its_alignment_group_back() {
+    use weir::connectors::datagen::DataGeneratorSource;
+    let e = env(1);
+    e.set_auto_watermark_interval(Duration::from_millis(5));
+    let strategy = || {
+        WatermarkStrategy::for_monotonous_timestamps()
+            .with_timestamp_assigner(|t: &i64, _| *t)
+            .with_idleness(Duration::from_millis(50))
+            .with_watermark_alignment("idle", Duration::from_millis(100))
+    };
+    // Ten events at timestamps 0..10, then nothing, without ending: it goes idle.
+    let quiet = e.from_source_with_watermarks(Upto(10), strategy(), "quiet");
+    // Twenty thousand events over 20 s of event time, far beyond the drift.
+    let busy = e.from_source_with_watermarks(
+        DataGeneratorSource::new(20_000, |i| i as i64),
+        strategy(),
+        "busy",
+    );
+    let all = quiet.union(&[&busy]).collect_values();
+    let client = e.execute_async("idle member").unwrap();
+    let start = std::time::Instant::now();
+    while all.len() < 20_010 && start.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let n = all.len();
+    client.cancel().unwrap();
+    let _ = client.wait();
+    assert_eq!(
+        n, 20_010,
+        "the busy source must not wait for an idle member of its group"
+    );
+}

@@ -9,8 +9,9 @@
 //! which skips polling while its subtask is ahead, and a [`WatermarkReporter`] chained
 //! right after the source's watermarks reports each watermark to the group. A paused
 //! reader tells the task that nothing is available, so the task stays responsive
-//! (checkpoints, timers) and looks again shortly after. A subtask whose input ended leaves
-//! the group, so it holds nobody back; a subtask that has reported no watermark yet does not
+//! (checkpoints, timers) and looks again shortly after. A subtask whose input ended, or that
+//! went idle (`with_idleness`), leaves the group, so it holds nobody back (an idle one comes
+//! back with its next watermark); a subtask that has reported no watermark yet does not
 //! count.
 //!
 //! Departure from Flink, and why: Flink's source coordinators in the JobMaster gather the
@@ -25,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use weir_runtime::checkpoint::CheckpointNotice;
 use weir_runtime::operator::{OneInputOperator, Outputs};
 use weir_runtime::source::{PollStatus, Redistribution, SourceOutput, SourceReader};
-use weir_runtime::{OutputControl, Result, StreamRecord, Watermark};
+use weir_runtime::{OutputControl, Result, StreamRecord, Watermark, WatermarkStatus};
 
 /// Which reader of a group: the source node and its subtask.
 pub(crate) type Member = (u32, u32);
@@ -161,6 +162,19 @@ impl<T: Send> OneInputOperator<T, T> for WatermarkReporter {
             self.group.report(self.member, wm.0);
         }
         out.emit_watermark(wm)
+    }
+
+    /// An idle source holds nobody back (as in Flink): it leaves the group until its next
+    /// watermark reports it again.
+    fn process_watermark_status(
+        &mut self,
+        status: WatermarkStatus,
+        out: &mut Outputs<T>,
+    ) -> Result<()> {
+        if status == WatermarkStatus::Idle {
+            self.group.leave(self.member);
+        }
+        out.emit_watermark_status(status)
     }
 
     fn finish(&mut self, _: &mut Outputs<T>) -> Result<()> {

@@ -651,6 +651,15 @@ pub trait OneInputOperator<I, O>: Send {
         out.emit_watermark(watermark)
     }
 
+    /// The input became idle or active again; by default forwarded.
+    fn process_watermark_status(
+        &mut self,
+        status: WatermarkStatus,
+        out: &mut Outputs<O>,
+    ) -> Result<()> {
+        out.emit_watermark_status(status)
+    }
+
     /// The input ended; emit what is still pending. Outputs are finished afterwards.
     fn finish(&mut self, _out: &mut Outputs<O>) -> Result<()> {
         Ok(())
@@ -698,9 +707,6 @@ macro_rules! link_control_methods {
         fn emit_watermark(&mut self, wm: Watermark) -> Result<()> {
             let (op, out) = (&mut self.op, &mut self.out);
             guarded(&self.info, || op.process_watermark(wm, out))
-        }
-        fn emit_watermark_status(&mut self, st: WatermarkStatus) -> Result<()> {
-            self.out.emit_watermark_status(st)
         }
         fn flush(&mut self) -> Result<()> {
             self.out.flush()
@@ -776,6 +782,11 @@ impl<I, O: 'static, Op: OneInputOperator<I, O>> OneInputLink<I, O, Op> {
 
 impl<I, O: 'static, Op: OneInputOperator<I, O>> OutputControl for OneInputLink<I, O, Op> {
     link_control_methods!();
+
+    fn emit_watermark_status(&mut self, st: WatermarkStatus) -> Result<()> {
+        let (op, out) = (&mut self.op, &mut self.out);
+        guarded(&self.info, || op.process_watermark_status(st, out))
+    }
 }
 
 impl<I, O: 'static, Op: OneInputOperator<I, O>> Output<I> for OneInputLink<I, O, Op> {
@@ -898,6 +909,10 @@ impl<A, B, O: 'static, Op: TwoInputOperator<A, B, O>> TwoInputLink<A, B, O, Op> 
 
 impl<A, B, O: 'static, Op: TwoInputOperator<A, B, O>> OutputControl for TwoInputLink<A, B, O, Op> {
     link_control_methods!();
+
+    fn emit_watermark_status(&mut self, st: WatermarkStatus) -> Result<()> {
+        self.out.emit_watermark_status(st)
+    }
 }
 
 #[cfg(test)]
