@@ -1132,3 +1132,79 @@ fn garbage_on_a_running_workers_data_port_leaves_the_job_exactly_once() {
         cluster.logs()
     );
 }
+
+/// `first_ms,last_ms,count` of each sink subtask of the `aligned_sources` example.
+fn timings(dir: &Path) -> Vec<(u64, u64, u64)> {
+    (0..2)
+        .map(|i| {
+            let text = std::fs::read_to_string(dir.join(format!("part-{i}"))).expect("part");
+            let v: Vec<u64> = text
+                .trim()
+                .split(',')
+                .map(|x| x.parse().expect("a number"))
+                .collect();
+            (v[0], v[1], v[2])
+        })
+        .collect()
+}
+
+#[test]
+fn watermark_alignment_holds_a_fast_source_subtask_back_across_task_managers() {
+    let mut cluster = Cluster::start(10_000);
+    cluster.add_task_manager(1);
+    cluster.add_task_manager(1);
+    cluster.wait_for_task_managers(2);
+    let run = |out: &Path, aligned: bool| {
+        let out_arg = out.display().to_string();
+        // The slow subtask takes about 2 s; the fast one, alone, about a fifth of that
+        // (long enough that the first watermark exchanges happen while it runs).
+        let mut args = vec![
+            "--events",
+            "100000",
+            "--slow-every",
+            "50",
+            "--fast-every",
+            "1000",
+            "--output-dir",
+            &out_arg,
+        ];
+        if !aligned {
+            args.push("--no-alignment");
+        }
+        let mut run = cluster.run_program("run", &[], &example_named("aligned_sources"), &args);
+        let status = wait(&mut run, Duration::from_secs(120));
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "{}\n{}",
+            cluster.log("run"),
+            cluster.logs()
+        );
+        timings(out)
+    };
+    // Without alignment the fast subtask is done long before the slow one.
+    let free = run(&cluster.dir.path().join("free"), false);
+    let (slow, fast) = (free[0], free[1]);
+    assert_eq!((slow.2, fast.2), (100_000, 100_000));
+    assert!(
+        fast.1 + 1_000 < slow.1,
+        "the comparison run must show a gap: slow ended at {}, fast at {}",
+        slow.1,
+        fast.1
+    );
+    // With alignment (the subtasks are in two workers) it keeps pace: it ends within the
+    // drift, the sync interval and the watermark interval of the slow one.
+    let aligned = run(&cluster.dir.path().join("aligned"), true);
+    let (slow, fast) = (aligned[0], aligned[1]);
+    eprintln!(
+        "without alignment the fast subtask ended {} ms before the slow one, with it {} ms",
+        free[0].1 as i64 - free[1].1 as i64,
+        slow.1 as i64 - fast.1 as i64
+    );
+    assert_eq!((slow.2, fast.2), (100_000, 100_000));
+    assert!(
+        fast.1 + 700 >= slow.1,
+        "the fast subtask ran ahead: it ended at {}, the slow one at {}",
+        fast.1,
+        slow.1
+    );
+}

@@ -113,6 +113,12 @@ fn main() {
             "TaskMetricsReport",
             "Empty",
         ))
+        .method(unary(
+            "sync_watermarks",
+            "SyncWatermarks",
+            "WatermarkSyncRequest",
+            "WatermarkSyncResponse",
+        ))
         .build();
     Builder::new().compile(&[resource_manager, task_manager, worker, job_master]);
     println!("cargo:rerun-if-changed=build.rs");

@@ -14,12 +14,13 @@
 //! back with its next watermark); a subtask that has reported no watermark yet does not
 //! count.
 //!
-//! Departure from Flink, and why: Flink's source coordinators in the JobMaster gather the
-//! watermarks and announce the allowed maximum every update interval. Here the group is
-//! shared memory of one process, and a reader sees the others' watermarks at once: on the
-//! embedded mini-cluster that covers the whole job, but on a cluster of processes a job's
-//! worker aligns only its own source subtasks (alignment across workers would go through the
-//! JobMaster, as Flink's does; not built yet).
+//! Within a process the group is shared memory, and a reader sees the others' watermarks at
+//! once. On a cluster of processes each worker also sends its members' watermarks to the
+//! JobMaster every [`SYNC_INTERVAL`](weir_cluster::process::worker) and learns the lowest
+//! watermark of the members in other workers, which counts as one more member (as Flink's
+//! source coordinators in the JobMaster announce the allowed maximum every update
+//! interval). Departure: on the embedded mini-cluster nothing goes through the JobMaster,
+//! since every member is in the one process.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -38,6 +39,9 @@ pub struct AlignmentGroup {
     watermarks: Mutex<HashMap<Member, i64>>,
     /// Sources added to the group so far, numbering them.
     sources: std::sync::atomic::AtomicU32,
+    /// The lowest watermark of the group's members in other processes, as the JobMaster
+    /// last said (`None`: there are none, or none reported yet).
+    remote_low: Mutex<Option<i64>>,
 }
 
 impl AlignmentGroup {
@@ -47,6 +51,7 @@ impl AlignmentGroup {
             name: name.to_string(),
             watermarks: Mutex::new(HashMap::new()),
             sources: std::sync::atomic::AtomicU32::new(0),
+            remote_low: Mutex::new(None),
         })
     }
 
@@ -73,13 +78,18 @@ impl AlignmentGroup {
     /// The highest watermark a member allowed `max_drift_ms` may have and still read: the
     /// group's lowest plus the drift (`None` while no member has reported).
     pub fn max_allowed_watermark(&self, max_drift_ms: i64) -> Option<i64> {
-        allowed(&self.lock(), max_drift_ms)
+        allowed(&self.lock(), self.remote_low(), max_drift_ms)
+    }
+
+    fn remote_low(&self) -> Option<i64> {
+        *self.remote_low.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// True if `member`, allowed `max_drift_ms`, is too far ahead to read now.
     pub(crate) fn must_wait(&self, member: Member, max_drift_ms: i64) -> bool {
+        let remote = self.remote_low();
         let w = self.lock();
-        match (w.get(&member), allowed(&w, max_drift_ms)) {
+        match (w.get(&member), allowed(&w, remote, max_drift_ms)) {
             (Some(mine), Some(max)) => *mine > max,
             _ => false,
         }
@@ -91,10 +101,29 @@ impl AlignmentGroup {
     }
 }
 
-/// The highest watermark a member may have and still read, given the group's `watermarks`.
-fn allowed(watermarks: &HashMap<Member, i64>, max_drift_ms: i64) -> Option<i64> {
-    let low = watermarks.values().copied().min()?;
+/// The highest watermark a member may have and still read, given the watermarks of the
+/// group's members here and the lowest one elsewhere.
+fn allowed(
+    watermarks: &HashMap<Member, i64>,
+    remote: Option<i64>,
+    max_drift_ms: i64,
+) -> Option<i64> {
+    let low = watermarks.values().copied().chain(remote).min()?;
     Some(low.saturating_add(max_drift_ms))
+}
+
+impl weir_runtime::deploy::AlignmentSync for AlignmentGroup {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn local_watermarks(&self) -> Vec<((u32, u32), i64)> {
+        self.lock().iter().map(|(m, w)| (*m, *w)).collect()
+    }
+
+    fn set_remote_low(&self, low: Option<i64>) {
+        *self.remote_low.lock().unwrap_or_else(|p| p.into_inner()) = low;
+    }
 }
 
 /// A source reader that does not read while its subtask is ahead of its group.

@@ -42,11 +42,14 @@ struct EdgeRuntime {
 pub(crate) struct CompiledJob {
     nodes: Vec<NodeRuntime>,
     edges: Vec<EdgeRuntime>,
+    /// The program's watermark alignment groups.
+    alignment: Vec<std::sync::Arc<crate::alignment::AlignmentGroup>>,
 }
 
 impl CompiledJob {
     pub(crate) fn new(st: &EnvState, t: &Translation) -> Self {
         CompiledJob {
+            alignment: st.alignment_groups.values().cloned().collect(),
             nodes: st
                 .nodes
                 .iter()
@@ -83,6 +86,13 @@ fn internal(msg: String) -> RuntimeError {
 }
 
 impl JobCode for CompiledJob {
+    fn alignment_groups(&self) -> Vec<std::sync::Arc<dyn weir_runtime::deploy::AlignmentSync>> {
+        self.alignment
+            .iter()
+            .map(|g| g.clone() as std::sync::Arc<dyn weir_runtime::deploy::AlignmentSync>)
+            .collect()
+    }
+
     fn instantiate(&self, graph: &JobGraph, vertex: VertexId, mut io: TaskIo) -> Result<ChainHead> {
         let v = graph.vertex(vertex);
         let subtask = io.subtask;

@@ -76,6 +76,23 @@ pub trait JobCode: Send + Sync {
     fn binary(&self) -> Option<&JobBinary> {
         None
     }
+
+    /// The job's watermark alignment groups, as this process holds them: a worker keeps
+    /// them in step with the members in other workers through its JobMaster.
+    fn alignment_groups(&self) -> Vec<std::sync::Arc<dyn AlignmentSync>> {
+        Vec::new()
+    }
+}
+
+/// A watermark alignment group as one process sees it: its own members' watermarks, and
+/// the lowest watermark of the members elsewhere, which the JobMaster tells it.
+pub trait AlignmentSync: Send + Sync {
+    /// The group's name.
+    fn name(&self) -> &str;
+    /// The members in this process (source number, subtask) with their latest watermark.
+    fn local_watermarks(&self) -> Vec<((u32, u32), i64)>;
+    /// The lowest watermark of the group's members in other processes (`None`: none).
+    fn set_remote_low(&self, low: Option<i64>);
 }
 
 /// A job's program binary in the JobManager's blob store, and how the client ran it: a

@@ -13,8 +13,9 @@ use crate::gateway::{
 use crate::rpc::convert::{ack_from_wire, job_id, metrics_from_wire, task_state_from_wire};
 use crate::rpc::job_master::job_master_server::JobMaster as JobMasterRpc;
 use crate::rpc::{
-    CheckpointAckReport, CheckpointDeclineReport, Empty, FinishedInputReport,
-    TaskExecutionStateReport, TaskMetricsReport, WorkerLostReport,
+    CheckpointAckReport, CheckpointDeclineReport, Empty, FinishedInputReport, GroupLow,
+    TaskExecutionStateReport, TaskMetricsReport, WatermarkSyncRequest, WatermarkSyncResponse,
+    WorkerLostReport,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -207,16 +208,67 @@ impl crate::rest::TaskMetricsSource for TaskMetricsTable {
     }
 }
 
+/// The watermarks of aligned source subtasks by job, group and worker: each worker learns
+/// the lowest watermark of its groups' members in the other workers (Flink's source
+/// coordinators do this in the JobMaster).
+#[derive(Default)]
+pub struct WatermarkTable {
+    jobs: Mutex<HashMap<JobId, GroupTable>>,
+}
+
+/// One job's alignment groups: by group name, each worker's members and watermarks.
+type GroupTable = HashMap<String, HashMap<String, Vec<i64>>>;
+
+impl WatermarkTable {
+    /// Takes `worker`'s watermarks (replacing what it sent before) and answers, per group,
+    /// the lowest watermark of the members in the other workers.
+    fn sync(
+        &self,
+        job: JobId,
+        worker: &str,
+        groups: Vec<(String, Vec<i64>)>,
+    ) -> Vec<(String, Option<i64>)> {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        let table = jobs.entry(job).or_default();
+        groups
+            .into_iter()
+            .map(|(name, watermarks)| {
+                let workers = table.entry(name.clone()).or_default();
+                workers.insert(worker.to_string(), watermarks);
+                let low = workers
+                    .iter()
+                    .filter(|(w, _)| w.as_str() != worker)
+                    .flat_map(|(_, wms)| wms.iter().copied())
+                    .min();
+                (name, low)
+            })
+            .collect()
+    }
+
+    /// Forgets `job` (it ended).
+    pub fn forget(&self, job: JobId) {
+        self.jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&job);
+    }
+}
+
 /// The JobMaster RPC service: tasks in worker processes report here.
 pub struct JobMasterService {
     routes: Arc<JobRoutes>,
     metrics: Arc<TaskMetricsTable>,
+    watermarks: WatermarkTable,
 }
 
 impl JobMasterService {
     /// A service forwarding to `routes` and keeping task counters in `metrics`.
     pub fn new(routes: Arc<JobRoutes>, metrics: Arc<TaskMetricsTable>) -> Self {
-        JobMasterService { routes, metrics }
+        JobMasterService {
+            routes,
+            metrics,
+            watermarks: WatermarkTable::default(),
+        }
     }
 }
 
@@ -297,6 +349,30 @@ impl JobMasterRpc for JobMasterService {
             .collect();
         self.metrics.update(job, tasks);
         Ok(Response::new(Empty {}))
+    }
+
+    async fn sync_watermarks(
+        &self,
+        request: Request<WatermarkSyncRequest>,
+    ) -> RpcResult<WatermarkSyncResponse> {
+        let r = request.into_inner();
+        let job = job_id(&r.job_id, "watermark sync")?;
+        if !self.routes.knows(job) {
+            self.watermarks.forget(job);
+            return Err(Status::not_found(format!("job {job} runs no tasks here")));
+        }
+        let groups = r
+            .groups
+            .into_iter()
+            .map(|g| (g.name, g.members.into_iter().map(|m| m.watermark).collect()))
+            .collect();
+        let lows = self.watermarks.sync(job, &r.task_manager_id, groups);
+        Ok(Response::new(WatermarkSyncResponse {
+            groups: lows
+                .into_iter()
+                .map(|(name, low)| GroupLow { name, low })
+                .collect(),
+        }))
     }
 
     async fn worker_lost(&self, request: Request<WorkerLostReport>) -> RpcResult<Empty> {

@@ -21,8 +21,9 @@ use crate::rpc::convert::{
 use crate::rpc::job_master::job_master_client::JobMasterClient;
 use crate::rpc::worker::worker_server::{Worker as WorkerRpc, WorkerServer};
 use crate::rpc::{
-    endpoint_uri, CheckpointDeclineReport, Empty, FinishedInputReport, JobRequest,
-    SubmitTaskRequest, SubtaskMetrics, TaskControlRequest, TaskControlResponse, TaskMetricsReport,
+    endpoint_uri, CheckpointDeclineReport, Empty, FinishedInputReport, GroupWatermarks, JobRequest,
+    MemberWatermark, SubmitTaskRequest, SubtaskMetrics, TaskControlRequest, TaskControlResponse,
+    TaskMetricsReport, WatermarkSyncRequest,
 };
 use crate::shuffle::LocalShuffle;
 use crate::task_manager::TaskManager;
@@ -188,6 +189,12 @@ fn serve(env: &WorkerEnv, built: &JobGraph, code: Arc<dyn JobCode>) -> Result<()
         JobMasterClient::new(jobmanager.clone()),
         runtime.handle().clone(),
     )?);
+    sync_watermarks_periodically(
+        env,
+        code.alignment_groups(),
+        JobMasterClient::new(jobmanager.clone()),
+        runtime.handle().clone(),
+    )?;
     report_metrics_periodically(
         env.job,
         task_manager.clone(),
@@ -311,6 +318,70 @@ impl TaskStateListener for Reports {
     fn update_task_execution_state(&self, state: TaskExecutionState) {
         self.send(Report::TaskState(task_state_to_wire(&state)));
     }
+}
+
+/// How often a worker exchanges its aligned sources' watermarks with the JobMaster (Flink's
+/// `pipeline.watermark-alignment.update-interval` is 1 s by default; Weir's is finer, the
+/// message is small). Until the first exchange, members elsewhere hold nobody back, as a
+/// member that has reported no watermark yet does not count.
+pub const SYNC_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Keeps the job's watermark alignment groups in step with their members in other workers:
+/// every [`SYNC_INTERVAL`], this worker's members' watermarks go to the JobMaster and the
+/// lowest watermark of the members elsewhere comes back. Nothing runs for a job without
+/// alignment groups. When the JobMaster cannot be reached, the groups keep the last answer.
+fn sync_watermarks_periodically(
+    env: &WorkerEnv,
+    groups: Vec<Arc<dyn weir_runtime::deploy::AlignmentSync>>,
+    client: JobMasterClient<Channel>,
+    runtime: tokio::runtime::Handle,
+) -> Result<()> {
+    if groups.is_empty() {
+        return Ok(());
+    }
+    let (job, task_manager) = (env.job, env.task_manager.clone());
+    std::thread::Builder::new()
+        .name("weir-worker-alignment".into())
+        .spawn(move || loop {
+            std::thread::sleep(SYNC_INTERVAL);
+            let request = WatermarkSyncRequest {
+                job_id: job.to_string(),
+                task_manager_id: task_manager.clone(),
+                groups: groups
+                    .iter()
+                    .map(|g| GroupWatermarks {
+                        name: g.name().to_string(),
+                        members: g
+                            .local_watermarks()
+                            .into_iter()
+                            .map(|((source, subtask), watermark)| MemberWatermark {
+                                source,
+                                subtask,
+                                watermark,
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            };
+            let mut c = client.clone();
+            match runtime.block_on(async move { c.sync_watermarks(request).await }) {
+                Ok(r) => {
+                    for low in r.into_inner().groups {
+                        if let Some(g) = groups.iter().find(|g| g.name() == low.name) {
+                            g.set_remote_low(low.low);
+                        }
+                    }
+                }
+                Err(s) => {
+                    tracing::debug!(error = %s.message(), "cannot exchange watermarks with the JobMaster")
+                }
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| ClusterError::Network {
+            context: "cannot start the worker's alignment thread".into(),
+            message: e.to_string(),
+        })
 }
 
 /// Sends the counters of the worker's tasks to the JobManager every

@@ -357,3 +357,61 @@ pub struct SubtaskMetrics {
     #[prost(message, repeated, tag = "4")]
     pub operators: Vec<OperatorMetricsReport>,
 }
+
+/// A worker's watermarks of its aligned source subtasks, per alignment group.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct WatermarkSyncRequest {
+    /// The job, as 32 hex digits.
+    #[prost(string, tag = "1")]
+    pub job_id: String,
+    /// The worker's TaskManager.
+    #[prost(string, tag = "2")]
+    pub task_manager_id: String,
+    /// Every alignment group of the job, with this worker's members (maybe none).
+    #[prost(message, repeated, tag = "3")]
+    pub groups: Vec<GroupWatermarks>,
+}
+
+/// One group's members in one worker.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct GroupWatermarks {
+    /// The group's name.
+    #[prost(string, tag = "1")]
+    pub name: String,
+    /// Its members here.
+    #[prost(message, repeated, tag = "2")]
+    pub members: Vec<MemberWatermark>,
+}
+
+/// One member's watermark.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MemberWatermark {
+    /// The source's number in its group.
+    #[prost(uint32, tag = "1")]
+    pub source: u32,
+    /// The source subtask.
+    #[prost(uint32, tag = "2")]
+    pub subtask: u32,
+    /// Its watermark.
+    #[prost(int64, tag = "3")]
+    pub watermark: i64,
+}
+
+/// Per group, the lowest watermark of its members in the other workers.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct WatermarkSyncResponse {
+    /// One entry per group of the request.
+    #[prost(message, repeated, tag = "1")]
+    pub groups: Vec<GroupLow>,
+}
+
+/// The lowest watermark of a group's members elsewhere.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct GroupLow {
+    /// The group's name.
+    #[prost(string, tag = "1")]
+    pub name: String,
+    /// The lowest watermark; absent when no member elsewhere has one.
+    #[prost(int64, optional, tag = "2")]
+    pub low: Option<i64>,
+}
