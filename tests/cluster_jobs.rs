@@ -624,6 +624,17 @@ fn savepoint_and_stop_from_the_command_line_then_resume_exactly_once() {
     let mut run = cluster.run(&args);
     let job = submitted_job_id(&cluster);
     cluster.wait_for_log("jobmanager", "checkpoint complete", Duration::from_secs(60));
+    // The running job holds both slots of the one TaskManager.
+    let overview = cluster.get("/overview");
+    assert_eq!(
+        (&overview["slots-total"], &overview["slots-available"]),
+        (&json!(2), &json!(0)),
+        "{overview}"
+    );
+    assert_eq!(
+        cluster.get("/taskmanagers")["taskmanagers"][0]["freeSlots"],
+        0
+    );
 
     let savepoints = cluster.dir.path().join("savepoints");
     let dir = savepoints.display().to_string();

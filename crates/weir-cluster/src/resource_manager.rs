@@ -44,6 +44,13 @@ impl ResourceManager {
 }
 
 impl ResourceManager {
+    /// Slots of TaskManager `id` allocated to jobs (0 if it is not registered).
+    pub fn allocated_slots(&self, id: &str) -> u32 {
+        self.lock().get(id).map_or(0, |tm| {
+            tm.slots.iter().filter(|s| s.is_some()).count() as u32
+        })
+    }
+
     /// Removes a TaskManager that left or was lost; its slots are gone. True if it was
     /// registered.
     pub fn unregister(&self, id: &str) -> bool {

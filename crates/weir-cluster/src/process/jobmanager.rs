@@ -163,6 +163,26 @@ impl ResourceManagerRpc for ResourceManagerService {
     }
 }
 
+/// The TaskManagers as the REST API lists them: the registry (hosts, heartbeats) with the
+/// ResourceManager's allocations.
+struct TaskManagerSlots {
+    registry: Arc<TaskManagerRegistry>,
+    slots: Arc<ResourceManager>,
+}
+
+impl crate::task_manager_registry::TaskManagerDirectory for TaskManagerSlots {
+    fn list(&self) -> Vec<TaskManagerInfo> {
+        self.registry
+            .list()
+            .into_iter()
+            .map(|mut tm| {
+                tm.allocated_slots = self.slots.allocated_slots(&tm.id).min(tm.slots);
+                tm
+            })
+            .collect()
+    }
+}
+
 /// A running JobManager: its bound addresses and what stops it.
 pub struct JobManagerProcess {
     addresses: JobManagerAddresses,
@@ -233,6 +253,7 @@ impl JobManagerProcess {
                 }
             }
         };
+        let slots_for_rest = slots.clone();
         let rm = Arc::new(ResourceManagerService {
             id: instance,
             registry: registry.clone(),
@@ -265,8 +286,12 @@ impl JobManagerProcess {
                     })
             });
         }
+        let directory = Arc::new(TaskManagerSlots {
+            registry: registry.clone(),
+            slots: slots_for_rest,
+        });
         let state = Arc::new(
-            RestState::new(dispatcher, registry.clone(), metrics)
+            RestState::new(dispatcher, directory, metrics)
                 .with_blobs(blobs)
                 .with_task_metrics(task_metrics),
         );
