@@ -87,6 +87,12 @@ fn a_running_job_is_listed_described_and_cancelled_over_rest() {
     assert_eq!(overview["jobs"][0]["name"], "rest job");
     let (status, detail) = http(rest, "GET", &format!("/jobs/{id}"));
     assert_eq!((status, detail["state"].as_str()), (200, Some("RUNNING")));
+    // Flink's times: started, not ended, running for a while.
+    let start = detail["start-time"].as_u64().expect("start-time");
+    assert!(start > 1_700_000_000_000, "{detail}");
+    assert_eq!(detail["end-time"], -1);
+    assert!(detail["duration"].as_u64().is_some(), "{detail}");
+    assert_eq!(overview["jobs"][0]["start-time"], start);
     let vertices = detail["vertices"].as_array().expect("vertices");
     assert_eq!(
         vertices.len(),
@@ -123,6 +129,13 @@ fn a_running_job_is_listed_described_and_cancelled_over_rest() {
     );
     let (_, detail) = http(rest, "GET", &format!("/jobs/{id}"));
     assert_eq!(detail["state"], "CANCELED");
+    let end = detail["end-time"]
+        .as_u64()
+        .expect("an ended job has an end-time");
+    assert_eq!(
+        detail["duration"].as_u64(),
+        Some(end - detail["start-time"].as_u64().unwrap())
+    );
     let (_, cluster_overview) = http(rest, "GET", "/overview");
     assert_eq!(cluster_overview["jobs-cancelled"], 1);
     assert_eq!(cluster_overview["jobs-running"], 0);

@@ -23,6 +23,10 @@ struct JobEntry {
     status: StatusCell,
     checkpoints: CheckpointStatsCell,
     exceptions: crate::result::ExceptionHistory,
+    /// Submission time, ms since the epoch.
+    start_ms: u64,
+    /// When the job ended (set by its JobMaster's end).
+    end_ms: Arc<Mutex<Option<u64>>>,
     master: Arc<JobMasterHandle>,
     result: Arc<ResultCell>,
 }
@@ -67,6 +71,9 @@ impl DispatcherGateway for Dispatcher {
         let status: StatusCell = Arc::new(Mutex::new(JobStatus::Created));
         let checkpoints: CheckpointStatsCell = Arc::new(Mutex::new(CheckpointHistory::default()));
         let exceptions = crate::result::ExceptionHistory::default();
+        let start_ms = crate::result::epoch_ms();
+        let end_ms: Arc<Mutex<Option<u64>>> = Arc::default();
+        let ended = end_ms.clone();
         let result = Arc::new(ResultCell::default());
         let cell = result.clone();
         let graph = Arc::new(graph);
@@ -83,6 +90,7 @@ impl DispatcherGateway for Dispatcher {
                 metrics: self.metrics.clone(),
             },
             move |r| {
+                *ended.lock().unwrap_or_else(|p| p.into_inner()) = Some(crate::result::epoch_ms());
                 on_end(job);
                 *cell.value.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
                 cell.ready.notify_all();
@@ -96,6 +104,8 @@ impl DispatcherGateway for Dispatcher {
                 status,
                 checkpoints,
                 exceptions,
+                start_ms,
+                end_ms,
                 master,
                 result,
             },
@@ -109,6 +119,13 @@ impl DispatcherGateway for Dispatcher {
 
     fn job_graph(&self, job: JobId) -> Result<Arc<JobGraph>> {
         self.with_job(job, |e| e.graph.clone())
+    }
+
+    fn job_times(&self, job: JobId) -> Result<crate::result::JobTimes> {
+        self.with_job(job, |e| crate::result::JobTimes {
+            start_ms: e.start_ms,
+            end_ms: *e.end_ms.lock().unwrap_or_else(|p| p.into_inner()),
+        })
     }
 
     fn job_exceptions(&self, job: JobId) -> Result<Vec<crate::result::JobException>> {

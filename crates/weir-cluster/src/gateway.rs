@@ -211,6 +211,8 @@ pub trait DispatcherGateway: Send + Sync {
     fn job_status(&self, job: JobId) -> Result<JobStatus>;
     /// The job's checkpoint counts and history so far.
     fn checkpoint_stats(&self, job: JobId) -> Result<CheckpointHistory>;
+    /// When the job was submitted and when it ended.
+    fn job_times(&self, job: JobId) -> Result<crate::result::JobTimes>;
     /// The job's failures so far, oldest first.
     fn job_exceptions(&self, job: JobId) -> Result<Vec<crate::result::JobException>>;
     /// The job's graph, as submitted.

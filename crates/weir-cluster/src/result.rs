@@ -219,3 +219,20 @@ pub struct JobException {
 
 /// A job's failures, oldest first, shared by its JobMaster and the REST API.
 pub type ExceptionHistory = std::sync::Arc<std::sync::Mutex<Vec<JobException>>>;
+
+/// When a job was submitted and when it ended, in ms since the Unix epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JobTimes {
+    /// Submission.
+    pub start_ms: u64,
+    /// The end; `None` while the job runs.
+    pub end_ms: Option<u64>,
+}
+
+/// Now, in ms since the Unix epoch.
+pub(crate) fn epoch_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

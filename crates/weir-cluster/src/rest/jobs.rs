@@ -24,12 +24,16 @@ pub(crate) async fn overview(State(state): State<Arc<RestState>>) -> Json<Value>
         .list_jobs()
         .into_iter()
         .map(|(id, name, status)| {
-            json!({
+            let mut entry = json!({
                 "jid": id.to_string(),
                 "name": name,
                 "jobType": "STREAMING",
                 "state": status.to_string(),
-            })
+            });
+            if let Ok(times) = state.dispatcher.job_times(id) {
+                add_times(&mut entry, times);
+            }
+            entry
         })
         .collect();
     Json(json!({ "jobs": jobs }))
@@ -61,14 +65,29 @@ pub(crate) async fn detail(
             })
         })
         .collect();
-    Ok(Json(json!({
+    let mut detail = json!({
         "jid": job.to_string(),
         "name": graph.name,
         "state": status.to_string(),
         "job-type": "STREAMING",
         "maxParallelism": -1,
+        "now": crate::result::epoch_ms(),
         "vertices": vertices,
-    })))
+    });
+    add_times(
+        &mut detail,
+        state.dispatcher.job_times(job).map_err(unknown)?,
+    );
+    Ok(Json(detail))
+}
+
+/// Flink's `start-time`, `end-time` (-1 while running) and `duration` (ms so far, or to
+/// the end).
+fn add_times(v: &mut Value, t: crate::result::JobTimes) {
+    let end = t.end_ms.unwrap_or_else(crate::result::epoch_ms);
+    v["start-time"] = json!(t.start_ms);
+    v["end-time"] = t.end_ms.map_or(json!(-1), |e| json!(e));
+    v["duration"] = json!(end.saturating_sub(t.start_ms));
 }
 
 /// A vertex's record counts in Flink's shape: records read from the network by its chain's
