@@ -941,6 +941,13 @@ fn backpressure_crosses_processes_and_the_workers_memory_stays_flat() {
     }
     assert_eq!((count, sum), (records, records * (records - 1) / 2));
     eprintln!("workers' peak RSS {peak:.0} MB over {samples} samples");
+    // The JobManager saw the source side wait for buffers: backpressure, per vertex.
+    let id = submitted_job_id(&cluster);
+    let detail = cluster.get(&format!("/jobs/{id}"));
+    let source_waited = detail["vertices"][0]["metrics"]["accumulated-backpressured-time"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(source_waited > 100, "{detail}");
     assert!(
         samples > 20,
         "the job ran too briefly to watch ({samples} samples)"

@@ -304,6 +304,11 @@ fn vertex_metrics_count_records_while_the_job_runs() {
     };
     assert!(series("weir_operator_numRecordsIn{") >= 4, "{text}");
     assert!(series("weir_operator_numRecordsOut{") >= 4, "{text}");
+    assert_eq!(series("weir_task_backPressuredTimeMsTotal{"), 4, "{text}");
+    assert!(
+        sink["accumulated-backpressured-time"].as_u64().is_some(),
+        "{sink}"
+    );
     job.cancel().unwrap();
     let _ = job.wait();
 }

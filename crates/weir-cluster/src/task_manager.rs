@@ -115,8 +115,12 @@ pub struct TaskManager {
     /// Every task's live counters, of the latest attempt of each subtask; kept after the
     /// task ends, so that an ended job shows its final counts (as the Dispatcher keeps ended
     /// jobs).
-    live: Arc<Mutex<HashMap<TaskKey, (u32, LiveMetrics)>>>,
+    live: Arc<Mutex<HashMap<TaskKey, LiveTask>>>,
 }
+
+/// What is kept of a task for its live counters: its attempt, its published operator counts
+/// and its buffer pool (whose backpressure time can be read at any moment).
+type LiveTask = (u32, LiveMetrics, BufferPool);
 
 /// One subtask's counters as its task last published them.
 #[derive(Clone, Debug)]
@@ -129,6 +133,8 @@ pub struct TaskMetrics {
     pub attempt: u32,
     /// Per operator of its chain.
     pub operators: Vec<weir_runtime::metrics::OperatorMetrics>,
+    /// Time its writers waited for buffers so far, ms (backpressure).
+    pub backpressured_ms: u64,
 }
 
 impl TaskManager {
@@ -176,11 +182,12 @@ impl TaskManager {
         let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
         live.iter()
             .filter(|(k, _)| k.0 == job)
-            .map(|(k, (attempt, m))| TaskMetrics {
+            .map(|(k, (attempt, m, pool))| TaskMetrics {
                 vertex: k.1,
                 subtask: k.2,
                 attempt: *attempt,
                 operators: m.snapshot(),
+                backpressured_ms: pool.backpressured_ms(),
             })
             .collect()
     }
@@ -352,7 +359,7 @@ impl TaskExecutorGateway for TaskManager {
         self.live
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(key, (attempt, live_metrics.clone()));
+            .insert(key, (attempt, live_metrics.clone(), pool.clone()));
         self.running
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -292,6 +292,7 @@ impl JobMasterRpc for JobMasterService {
                 subtask: state.subtask,
                 attempt: state.attempt,
                 operators: state.metrics.clone(),
+                backpressured_ms: state.backpressured_ms,
             }],
         );
         self.routes.task_ended(state);
@@ -345,6 +346,7 @@ impl JobMasterRpc for JobMasterService {
                 subtask: t.subtask,
                 attempt: t.attempt,
                 operators: t.operators.into_iter().map(metrics_from_wire).collect(),
+                backpressured_ms: t.backpressured_ms,
             })
             .collect();
         self.metrics.update(job, tasks);

@@ -410,6 +410,7 @@ fn report_metrics_periodically(
                         subtask: t.subtask,
                         attempt: t.attempt,
                         operators: t.operators.into_iter().map(metrics_to_wire).collect(),
+                        backpressured_ms: t.backpressured_ms,
                     })
                     .collect(),
             };

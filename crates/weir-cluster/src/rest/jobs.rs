@@ -92,8 +92,9 @@ fn add_times(v: &mut Value, t: crate::result::JobTimes) {
 
 /// A vertex's record counts in Flink's shape: records read from the network by its chain's
 /// head (none for a source) and written to the network by its chain's last operator (none
-/// for a sink), summed over its subtasks; `-complete` once every subtask reported. Byte
-/// counts and busy/idle times are not measured and stay 0.
+/// for a sink), summed over its subtasks; `-complete` once every subtask reported; the time
+/// its writers waited for buffers (backpressure), summed. Byte counts and busy/idle times
+/// are not measured and stay 0.
 fn vertex_metrics(v: &weir_core::JobVertex, tasks: &[crate::task_manager::TaskMetrics]) -> Value {
     let head = v.operators.first().map(|o| o.node.0);
     let tail = v.operators.last().map(|o| o.node.0);
@@ -128,7 +129,7 @@ fn vertex_metrics(v: &weir_core::JobVertex, tasks: &[crate::task_manager::TaskMe
         "read-records-complete": complete,
         "write-records": write,
         "write-records-complete": complete,
-        "accumulated-backpressured-time": 0,
+        "accumulated-backpressured-time": mine.iter().map(|t| t.backpressured_ms).sum::<u64>(),
         "accumulated-idle-time": 0,
         "accumulated-busy-time": 0.0,
     })

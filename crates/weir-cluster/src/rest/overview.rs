@@ -20,6 +20,8 @@ pub(crate) struct ClusterGauges {
     /// Per operator and subtask of running jobs (Flink's `numRecordsIn` / `numRecordsOut`).
     records_in: IntGaugeVec,
     records_out: IntGaugeVec,
+    /// Per task (vertex) and subtask: time its writers waited for buffers, ms.
+    backpressured: IntGaugeVec,
 }
 
 /// Labels of the per-operator series.
@@ -67,6 +69,20 @@ impl ClusterGauges {
                 "numRecordsOut",
                 "Records the operator emitted (as of the task's last publication).",
             ),
+            backpressured: {
+                let g = IntGaugeVec::new(
+                    Opts::new(
+                        "backPressuredTimeMsTotal",
+                        "Milliseconds the task's writers waited for buffers (backpressure).",
+                    )
+                    .namespace("weir")
+                    .subsystem("task"),
+                    &["job_id", "job_name", "task_name", "subtask_index"],
+                )
+                .unwrap_or_else(|e| panic!("metric backPressuredTimeMsTotal is malformed: {e}"));
+                let _ = r.register(Box::new(g.clone()));
+                g
+            },
         }
     }
 }
@@ -167,14 +183,28 @@ pub(crate) async fn metrics(State(state): State<Arc<RestState>>) -> impl IntoRes
     // that ended go away.
     g.records_in.reset();
     g.records_out.reset();
+    g.backpressured.reset();
     if let Some(source) = &state.task_metrics {
         for (job, name, status) in state.dispatcher.list_jobs() {
             if status.is_terminal() {
                 continue;
             }
             let id = job.to_string();
+            let graph = state.dispatcher.job_graph(job).ok();
             for t in source.task_metrics(job) {
                 let subtask = t.subtask.to_string();
+                let task = graph
+                    .as_ref()
+                    .and_then(|g| g.vertices.get(t.vertex.0 as usize))
+                    .map_or_else(|| format!("vertex {}", t.vertex.0), |v| v.name.clone());
+                g.backpressured
+                    .with_label_values(&[
+                        id.as_str(),
+                        name.as_str(),
+                        task.as_str(),
+                        subtask.as_str(),
+                    ])
+                    .set(t.backpressured_ms as i64);
                 for m in &t.operators {
                     let labels = [
                         id.as_str(),

@@ -356,6 +356,9 @@ pub struct SubtaskMetrics {
     /// Per operator of its chain.
     #[prost(message, repeated, tag = "4")]
     pub operators: Vec<OperatorMetricsReport>,
+    /// Time its writers waited for buffers so far, ms.
+    #[prost(uint64, tag = "5")]
+    pub backpressured_ms: u64,
 }
 
 /// A worker's watermarks of its aligned source subtasks, per alignment group.
