@@ -373,18 +373,11 @@ fn kill_9_of_a_task_manager_mid_job_restores_exactly_once_on_another() {
     // The killed TaskManager's worker died with it (PR_SET_PDEATHSIG), and the workers of
     // the others were stopped when the job was released: no job binary runs any more.
     let workers = cluster.dir.path().join("weir-taskmanager-");
-    let start = Instant::now();
-    loop {
-        let left = processes_with(&workers.display().to_string());
-        if left.is_empty() {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "worker processes outlived their job: {left:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until_no_process_with(
+        &[workers.display().to_string()],
+        Duration::from_secs(10),
+        "worker processes outlived their job",
+    );
 }
 
 #[test]
@@ -492,9 +485,14 @@ fn a_job_needing_more_slots_than_the_cluster_has_ends_with_one_line() {
 
 /// The job id `weir run` printed.
 fn submitted_job_id(cluster: &Cluster) -> String {
+    job_id_in_log(cluster, "run")
+}
+
+/// The job id a `weir run` printed into log `name`, waiting up to a minute for it.
+fn job_id_in_log(cluster: &Cluster, name: &str) -> String {
     let start = Instant::now();
     loop {
-        let log = cluster.log("run");
+        let log = cluster.log(name);
         if let Some(id) = log
             .lines()
             .find_map(|l| l.strip_prefix("Job has been submitted with JobID "))
@@ -506,6 +504,19 @@ fn submitted_job_id(cluster: &Cluster) -> String {
             "no job id in:\n{log}"
         );
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until no process's command line mentions any of `needles`, up to `limit`.
+fn wait_until_no_process_with(needles: &[String], limit: Duration, what: &str) {
+    let start = Instant::now();
+    loop {
+        let left: Vec<String> = needles.iter().flat_map(|n| processes_with(n)).collect();
+        if left.is_empty() {
+            return;
+        }
+        assert!(start.elapsed() < limit, "{what}: {left:?}");
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -584,15 +595,11 @@ fn after_kill_9_of_the_job_manager_the_job_resumes_from_its_checkpoint_on_a_new_
     // The TaskManagers stop the orphaned workers once the JobManager is silent for longer
     // than the heartbeat timeout: nothing commits behind the checkpoint any more.
     let workers = first.dir.path().join("weir-taskmanager-");
-    let start = Instant::now();
-    while !processes_with(&workers.display().to_string()).is_empty() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "the workers outlived their JobManager\n{}",
-            first.logs()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until_no_process_with(
+        &[workers.display().to_string()],
+        Duration::from_secs(20),
+        "the workers outlived their JobManager",
+    );
     let checkpoint = latest_checkpoint(&checkpoints).expect("a retained checkpoint");
 
     let mut second = Cluster::start(10_000);
@@ -722,23 +729,14 @@ fn application_mode_runs_the_job_on_a_cluster_of_its_own_and_stops_it_after() {
         .find_map(|p| p.strip_prefix("rpc="))
         .expect("rpc address")
         .to_string();
-    let start = Instant::now();
-    loop {
-        let left: Vec<String> = processes_with(&rpc)
-            .into_iter()
-            .chain(processes_with(
-                &dir.path().join("weir-application-").display().to_string(),
-            ))
-            .collect();
-        if left.is_empty() {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the application's cluster outlived it: {left:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until_no_process_with(
+        &[
+            rpc,
+            dir.path().join("weir-application-").display().to_string(),
+        ],
+        Duration::from_secs(10),
+        "the application's cluster outlived it",
+    );
 }
 
 #[test]
@@ -759,23 +757,7 @@ fn a_crashed_worker_restarts_only_its_job_and_both_jobs_commit_exactly_once() {
         &example_bin(),
         &example_args(events, &out_b, &slow),
     );
-    let job_b = {
-        let start = Instant::now();
-        loop {
-            let log = cluster.log("run-b");
-            if let Some(id) = log
-                .lines()
-                .find_map(|l| l.strip_prefix("Job has been submitted with JobID "))
-            {
-                break id.trim().to_string();
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "job B was not submitted"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    };
+    let job_b = job_id_in_log(&cluster, "run-b");
     // Job B's workers (the job binary under a TaskManager's cache, writing to out-b), once
     // job B has a completed checkpoint.
     let start = Instant::now();

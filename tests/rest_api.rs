@@ -9,8 +9,8 @@ use weir::cluster::{MiniCluster, MiniClusterConfig};
 use weir::connectors::datagen::DataGeneratorSource;
 use weir::prelude::*;
 
-/// A plain HTTP/1.1 request; the status code and the body as JSON (or Null).
-fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, Value) {
+/// A plain HTTP/1.1 request; the status code and the body as text.
+fn request(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("REST port");
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(
@@ -26,23 +26,34 @@ fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, Value) {
         .and_then(|c| c.parse().ok())
         .expect("a status line");
     let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    (status, body.to_string())
+}
+
+/// A plain HTTP/1.1 request; the status code and the body as JSON (or Null).
+fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, Value) {
+    let (status, body) = request(addr, method, path);
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
 }
 
 /// A plain GET; the body as text.
 fn http_text(addr: SocketAddr, path: &str) -> String {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("REST port");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    s.read_to_string(&mut response).unwrap();
-    response
-        .split_once("\r\n\r\n")
-        .map_or(String::new(), |(_, b)| b.to_string())
+    request(addr, "GET", path).1
+}
+
+/// A mini-cluster with one two-slot TaskManager serving REST on a free port, and an
+/// environment at parallelism 2 that runs jobs on it.
+fn two_slot_cluster_with_rest() -> (weir::cluster::rest::RestServer, StreamExecutionEnvironment) {
+    let cluster = MiniCluster::start(MiniClusterConfig {
+        task_managers: 1,
+        slots_per_task_manager: 2,
+    });
+    let server = cluster
+        .serve_rest("127.0.0.1:0".parse().unwrap())
+        .expect("REST server");
+    let env = StreamExecutionEnvironment::new();
+    env.set_cluster(cluster);
+    env.set_parallelism(2);
+    (server, env)
 }
 
 fn eventually(what: &str, mut f: impl FnMut() -> bool) {
@@ -55,17 +66,8 @@ fn eventually(what: &str, mut f: impl FnMut() -> bool) {
 
 #[test]
 fn a_running_job_is_listed_described_and_cancelled_over_rest() {
-    let cluster = MiniCluster::start(MiniClusterConfig {
-        task_managers: 1,
-        slots_per_task_manager: 2,
-    });
-    let server = cluster
-        .serve_rest("127.0.0.1:0".parse().unwrap())
-        .expect("REST server");
+    let (server, env) = two_slot_cluster_with_rest();
     let rest = server.address();
-    let env = StreamExecutionEnvironment::new();
-    env.set_cluster(cluster.clone());
-    env.set_parallelism(2);
     env.from_source(
         DataGeneratorSource::new(u64::MAX, |i| i).with_rate_limit(2000.0),
         "endless",
@@ -142,18 +144,8 @@ fn a_running_job_is_listed_described_and_cancelled_over_rest() {
     eventually("the slots to come back", || {
         http(rest, "GET", "/overview").1["slots-available"] == 2
     });
-    let (status, metrics) = {
-        let mut s = TcpStream::connect(rest).unwrap();
-        write!(
-            s,
-            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut r = String::new();
-        s.read_to_string(&mut r).unwrap();
-        (r.split_whitespace().nth(1).map(str::to_string), r)
-    };
-    assert_eq!(status.as_deref(), Some("200"));
+    let (status, metrics) = request(rest, "GET", "/metrics");
+    assert_eq!(status, 200);
     assert!(
         metrics.contains("weir_jobmanager_numRunningJobs 0"),
         "{metrics}"
@@ -253,17 +245,8 @@ fn checkpoint_statistics_have_flinks_shape() {
 
 #[test]
 fn vertex_metrics_count_records_while_the_job_runs() {
-    let cluster = MiniCluster::start(MiniClusterConfig {
-        task_managers: 1,
-        slots_per_task_manager: 2,
-    });
-    let server = cluster
-        .serve_rest("127.0.0.1:0".parse().unwrap())
-        .expect("REST server");
+    let (server, env) = two_slot_cluster_with_rest();
     let rest = server.address();
-    let env = StreamExecutionEnvironment::new();
-    env.set_cluster(cluster.clone());
-    env.set_parallelism(2);
     env.from_source(
         DataGeneratorSource::new(u64::MAX, |i| i).with_rate_limit(4000.0),
         "endless",
