@@ -255,6 +255,17 @@ impl CheckpointCoordinator {
         }
     }
 
+    /// True if checkpoints are unaligned from their start: their barriers are priority
+    /// events that overtake queued data. With an aligned timeout a checkpoint starts
+    /// aligned, so its barriers travel in-band (Weir switches to unaligned only at the
+    /// receiving task, see the aligner).
+    fn priority_barriers(&self) -> bool {
+        let a = self.cfg.alignment();
+        a.mode == weir_core::CheckpointingMode::ExactlyOnce
+            && a.unaligned
+            && a.aligned_timeout_ms == 0
+    }
+
     /// Triggers checkpoint number `next_id` at the sources and the finished tasks.
     fn start_checkpoint(&mut self, now: Instant, tasks: &TaskDirectory) -> u64 {
         let id = self.next_id;
@@ -266,6 +277,7 @@ impl CheckpointCoordinator {
             timestamp: now_epoch_ms(),
             kind: SnapshotKind::Checkpoint,
             target: location.clone(),
+            unaligned: self.priority_barriers(),
         };
         tracing::info!(job = %self.job, checkpoint = id, "triggering checkpoint");
         self.update_stats(|s| s.triggered += 1);
@@ -319,6 +331,7 @@ impl CheckpointCoordinator {
             timestamp: now_epoch_ms(),
             kind: SnapshotKind::Savepoint,
             target: location.clone(),
+            unaligned: false,
         };
         tracing::info!(job = %self.job, savepoint = id, stop, location = %location, "triggering savepoint");
         self.update_stats(|s| s.triggered += 1);

@@ -58,6 +58,15 @@ pub trait InputChainHead: Send {
         channel: usize,
         message: ChannelMessage,
     ) -> Result<Option<BarrierAction>>;
+    /// An unaligned checkpoint's barrier arrived on `channel` ahead of `overtaken`
+    /// messages of the channel not yet handed to [`Self::on_message`]. Returns what the
+    /// task must do now, as `on_message` does.
+    fn on_priority_barrier(
+        &mut self,
+        channel: usize,
+        barrier: CheckpointBarrier,
+        overtaken: u32,
+    ) -> Option<BarrierAction>;
     /// Processes what alignment held back, until the next checkpoint action (returned) or
     /// nothing is left.
     fn resume(&mut self) -> Result<Option<BarrierAction>>;
@@ -233,6 +242,21 @@ fn barrier_arrived(
     Ok(aligner.on_barrier(ch, b, len, &|c| decoders[c].partial().to_vec()))
 }
 
+/// After a message of `ch` was processed (with `action` as its outcome): a priority barrier
+/// may have been waiting for it to be processed, which completes that channel's in-flight
+/// data. Both at once cannot happen: while a channel counts down overtaken messages, they
+/// precede its barrier, so no barrier in them starts or ends anything.
+#[inline]
+fn after_processed(
+    aligner: &mut BarrierAligner,
+    ch: usize,
+    action: Option<BarrierAction>,
+) -> Option<BarrierAction> {
+    let counted = aligner.consumed(ch);
+    debug_assert!(action.is_none() || counted.is_none());
+    action.or(counted)
+}
+
 /// The methods of [`InputChainHead`] that both input heads share: they only use the head's
 /// `aligner`, `decoders` and `process`.
 macro_rules! gated_input_methods {
@@ -242,21 +266,35 @@ macro_rules! gated_input_methods {
                 self.aligner.hold(ch, msg);
                 return Ok(None);
             }
-            match msg {
-                ChannelMessage::Buffer(buf) => self.process(ch, Input::Data(&buf)),
+            let action = match msg {
+                ChannelMessage::Buffer(buf) => self.process(ch, Input::Data(&buf))?,
                 // The batch's permit goes back to the producer's pool once it was processed.
                 ChannelMessage::Records(r) => {
                     let (records, permit) = r.into_parts();
                     let done = self.process(ch, Input::Records(records));
                     drop(permit);
-                    done
+                    done?
                 }
                 ChannelMessage::Event(ChannelEvent::EndOfPartition) => {
-                    self.process(ch, Input::End(false))
+                    self.process(ch, Input::End(false))?
                 }
-                ChannelMessage::Event(ChannelEvent::Stopped) => self.process(ch, Input::End(true)),
-                ChannelMessage::Error(e) => Err(channel_failed(&self.task, ch, e)),
-            }
+                ChannelMessage::Event(ChannelEvent::Stopped) => {
+                    self.process(ch, Input::End(true))?
+                }
+                ChannelMessage::Error(e) => return Err(channel_failed(&self.task, ch, e)),
+            };
+            Ok(after_processed(&mut self.aligner, ch, action))
+        }
+
+        fn on_priority_barrier(
+            &mut self,
+            ch: usize,
+            barrier: CheckpointBarrier,
+            overtaken: u32,
+        ) -> Option<BarrierAction> {
+            let decoders = &self.decoders;
+            self.aligner
+                .on_priority_barrier(ch, barrier, overtaken, &|c| decoders[c].partial().to_vec())
         }
 
         fn resume(&mut self) -> Result<Option<BarrierAction>> {
@@ -273,7 +311,7 @@ macro_rules! gated_input_methods {
                     Held::End(stopped) => self.process(ch, Input::End(stopped))?,
                     Held::Error(e) => return Err(channel_failed(&self.task, ch, e)),
                 };
-                if let Some(b) = action {
+                if let Some(b) = after_processed(&mut self.aligner, ch, action) {
                     return Ok(Some(b));
                 }
             }

@@ -4,6 +4,14 @@
 //! Producers push whole buffers (tens of KiB, thousands of records), so the lock is taken
 //! once per buffer, not per record. The queue itself needs no bound: everything in it is a
 //! buffer taken from some producer's bounded pool.
+//!
+//! An unaligned checkpoint's barrier is a priority event ([`PriorityBarrier`]): it does not
+//! queue behind its channel's messages but beside them, with the number of them it overtook,
+//! and the task looks for it between any two messages it processes. Invariant: a priority
+//! barrier's `overtaken` counts exactly the messages of its channel that precede it in the
+//! channel's order and that the task had not yet taken out of the inbox when it arrived
+//! (plus what the producer's side reported it overtook there); the task adds those it had
+//! taken and not yet processed ([`TaskInbox::take_priority`]).
 
 use crate::buffer::Buffer;
 use crate::checkpoint::{CheckpointBarrier, CheckpointNotice};
@@ -38,6 +46,18 @@ pub enum ChannelMessage {
     Error(String),
 }
 
+/// An unaligned checkpoint's barrier that arrived on `channel` ahead of queued messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PriorityBarrier {
+    /// The input channel.
+    pub channel: u32,
+    /// The barrier.
+    pub barrier: CheckpointBarrier,
+    /// Messages of the channel that precede the barrier and were not yet processed when it
+    /// arrived: see the module's invariant.
+    pub overtaken: u32,
+}
+
 /// An action to run on the task thread between records (Flink's mailbox "letters").
 pub type Mail = Box<dyn FnOnce() -> Result<()> + Send>;
 
@@ -56,6 +76,7 @@ pub enum TaskControl {
 #[derive(Default)]
 struct InboxState {
     inputs: VecDeque<(u32, ChannelMessage)>,
+    priority: VecDeque<PriorityBarrier>,
     mails: VecDeque<Mail>,
     controls: VecDeque<TaskControl>,
     cancelled: bool,
@@ -71,6 +92,7 @@ pub struct TaskInbox {
     state: Mutex<InboxState>,
     wake: Condvar,
     has_mail: AtomicBool,
+    has_priority: AtomicBool,
 }
 
 /// Everything taken out of an inbox in one go.
@@ -78,6 +100,9 @@ pub struct TaskInbox {
 pub struct Drained {
     /// Channel messages in arrival order, with their channel index.
     pub inputs: VecDeque<(u32, ChannelMessage)>,
+    /// Priority barriers, to handle before `inputs`: their `overtaken` counts messages of
+    /// `inputs` (taken with them) and none processed before.
+    pub priority: VecDeque<PriorityBarrier>,
     /// Mails in arrival order.
     pub mails: VecDeque<Mail>,
     /// Control requests in arrival order.
@@ -118,6 +143,45 @@ impl TaskInbox {
         Ok(())
     }
 
+    /// Delivers an unaligned checkpoint's barrier on `channel` ahead of the channel's queued
+    /// messages; `overtaken_upstream` messages precede it that the producer's side still
+    /// holds (a network sender's queue). Fails if the task was cancelled.
+    pub fn push_priority(
+        &self,
+        channel: u32,
+        barrier: CheckpointBarrier,
+        overtaken_upstream: u32,
+    ) -> Result<()> {
+        let mut st = self.lock();
+        if st.cancelled {
+            return Err(RuntimeError::Cancelled);
+        }
+        let queued = st.inputs.iter().filter(|(c, _)| *c == channel).count() as u32;
+        st.priority.push_back(PriorityBarrier {
+            channel,
+            barrier,
+            overtaken: overtaken_upstream.saturating_add(queued),
+        });
+        self.has_priority.store(true, Ordering::Release);
+        self.wake_task(st);
+        Ok(())
+    }
+
+    /// Cheap check, without locking, whether a priority barrier waits.
+    #[inline]
+    pub fn has_priority(&self) -> bool {
+        self.has_priority.load(Ordering::Acquire)
+    }
+
+    /// Takes the waiting priority barriers without the messages queued with them: their
+    /// `overtaken` does not count the messages the task took out earlier and has not
+    /// processed yet; the caller adds those of the barrier's channel.
+    pub fn take_priority(&self, into: &mut VecDeque<PriorityBarrier>) {
+        let mut st = self.lock();
+        into.extend(st.priority.drain(..));
+        self.has_priority.store(false, Ordering::Release);
+    }
+
     /// Puts a mail in the mailbox.
     pub fn send_mail(&self, mail: Mail) {
         let mut st = self.lock();
@@ -141,6 +205,7 @@ impl TaskInbox {
         // Dropped after the lock is released: a returning buffer may run its pool's hook
         // (a network channel grants credit), which must not run under the inbox's lock.
         let dropped = std::mem::take(&mut st.inputs);
+        st.priority.clear();
         self.has_mail.store(true, Ordering::Release);
         drop(st);
         drop(dropped);
@@ -154,12 +219,14 @@ impl TaskInbox {
     }
 
     /// Takes everything queued, waiting until something arrives or `deadline` passes
-    /// (`None`: wait without limit). `into` is reused to avoid allocation.
+    /// (`None`: wait without limit). `into` is reused to avoid allocation; its `inputs`
+    /// must be empty (processed), or the priority barriers' counts would not add up.
     pub fn drain(&self, deadline: Option<Instant>, into: &mut Drained) {
         let mut st = self.lock();
         loop {
             if st.cancelled
                 || !st.inputs.is_empty()
+                || !st.priority.is_empty()
                 || !st.mails.is_empty()
                 || !st.controls.is_empty()
             {
@@ -188,6 +255,8 @@ impl TaskInbox {
             st.waiting = false;
         }
         std::mem::swap(&mut st.inputs, &mut into.inputs);
+        into.priority.extend(st.priority.drain(..));
+        self.has_priority.store(false, Ordering::Release);
         std::mem::swap(&mut st.mails, &mut into.mails);
         into.controls.extend(st.controls.drain(..));
         into.cancelled = st.cancelled;
@@ -229,6 +298,14 @@ impl ChannelSender {
         match &self.target {
             Target::Local { inbox, channel } => inbox.push(*channel, msg),
             Target::Remote(sub) => sub.push(msg),
+        }
+    }
+
+    /// Delivers an unaligned checkpoint's barrier ahead of what is queued for the consumer.
+    pub fn send_priority(&self, barrier: CheckpointBarrier) -> Result<()> {
+        match &self.target {
+            Target::Local { inbox, channel } => inbox.push_priority(*channel, barrier, 0),
+            Target::Remote(sub) => sub.push_priority(barrier),
         }
     }
 }
@@ -283,6 +360,49 @@ mod tests {
             "a push did not wake the task"
         );
         consumer.join().expect("consumer panicked");
+    }
+
+    #[test]
+    fn a_priority_barrier_counts_the_queued_messages_of_its_channel_only() {
+        let inbox = TaskInbox::new();
+        let msg = || ChannelMessage::Event(ChannelEvent::EndOfPartition);
+        let b = CheckpointBarrier {
+            id: 3,
+            timestamp: 0,
+            kind: weir_state::SnapshotKind::Checkpoint,
+            target: String::new(),
+            unaligned: true,
+        };
+        for ch in [0, 1, 0, 0] {
+            inbox.push(ch, msg()).unwrap();
+        }
+        assert!(!inbox.has_priority());
+        inbox.push_priority(0, b.clone(), 2).unwrap();
+        assert!(inbox.has_priority());
+        inbox.push(0, msg()).unwrap();
+        let mut d = Drained::default();
+        inbox.drain(Some(Instant::now()), &mut d);
+        assert!(!inbox.has_priority());
+        assert_eq!(
+            d.priority.pop_front(),
+            Some(PriorityBarrier {
+                channel: 0,
+                barrier: b.clone(),
+                overtaken: 5
+            }),
+            "three queued here, two at the producer; the one after it is not overtaken"
+        );
+        assert_eq!(d.inputs.len(), 5);
+        // Taken alone, a barrier leaves the inputs queued.
+        inbox.push(1, msg()).unwrap();
+        inbox.push_priority(1, b, 0).unwrap();
+        let mut p = VecDeque::new();
+        inbox.take_priority(&mut p);
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].overtaken, 1);
+        inbox.drain(Some(Instant::now()), &mut Drained::default());
+        inbox.cancel();
+        assert!(inbox.push_priority(0, p[0].barrier.clone(), 0).is_err());
     }
 
     #[test]

@@ -182,6 +182,7 @@ mod tests {
             timestamp: 123,
             kind: weir_state::SnapshotKind::Savepoint,
             target: "s3://bucket/sp".into(),
+            unaligned: false,
         };
         let frame = crate::writer::barrier_frame(&b).unwrap();
         assert_eq!(crate::writer::barrier_frame_len(&b).unwrap(), frame.len());

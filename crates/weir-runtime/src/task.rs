@@ -369,6 +369,8 @@ impl Task {
         let mut drained = Drained::default();
         loop {
             self.inbox.drain(None, &mut drained);
+            // Every channel ended: no barrier can come, and none matters any more.
+            drained.priority.clear();
             Self::run_mails(&mut drained)?;
             while let Some(c) = drained.controls.pop_front() {
                 match c {
@@ -605,7 +607,30 @@ impl Task {
                     }
                 }};
             }
-            while let Some((ch, msg)) = drained.inputs.pop_front() {
+            // Priority barriers first: those taken with the inputs counted them already.
+            while let Some(p) = drained.priority.pop_front() {
+                checkpoints!(head.on_priority_barrier(p.channel as usize, p.barrier, p.overtaken));
+            }
+            loop {
+                if inbox.has_priority() {
+                    // A priority barrier that came meanwhile overtakes what is left here too.
+                    inbox.take_priority(&mut drained.priority);
+                    while let Some(p) = drained.priority.pop_front() {
+                        let queued = drained
+                            .inputs
+                            .iter()
+                            .filter(|(c, _)| *c == p.channel)
+                            .count() as u32;
+                        checkpoints!(head.on_priority_barrier(
+                            p.channel as usize,
+                            p.barrier,
+                            p.overtaken.saturating_add(queued)
+                        ));
+                    }
+                }
+                let Some((ch, msg)) = drained.inputs.pop_front() else {
+                    break;
+                };
                 checkpoints!(head.on_message(ch as usize, msg)?);
             }
             checkpoints!(head.check_alignment_timeout());

@@ -186,11 +186,20 @@ impl ChannelBuffers {
     }
 
     /// Sends a checkpoint barrier on every channel, after everything written before it; each
-    /// channel's buffer is sent at once, so the barrier is the last frame of its buffer.
+    /// channel's buffer is sent at once, so the barrier is the last frame of its buffer. An
+    /// unaligned checkpoint's barrier goes out as a priority event instead, ahead of what
+    /// is queued for the consumer (the open buffers are sent first: they precede it).
     pub fn broadcast_barrier(&mut self, barrier: &CheckpointBarrier) -> Result<()> {
         if self.finished {
             // A finished task snapshots its final state; its consumers saw its end.
             return Ok(());
+        }
+        if barrier.unaligned {
+            self.flush()?;
+            return self
+                .senders
+                .iter()
+                .try_for_each(|s| s.send_priority(barrier.clone()));
         }
         let frame = barrier_frame(barrier)?;
         for c in 0..self.senders.len() {

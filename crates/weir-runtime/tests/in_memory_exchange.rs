@@ -78,6 +78,7 @@ fn barrier(id: u64) -> CheckpointBarrier {
         timestamp: 0,
         kind: SnapshotKind::Checkpoint,
         target: String::new(),
+        unaligned: false,
     }
 }
 

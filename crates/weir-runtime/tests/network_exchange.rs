@@ -405,3 +405,134 @@ fn a_cancelled_consumer_fails_only_its_own_channel() {
     assert!(log.0.lock().unwrap().0 == (0..N).map(|i| record(i).value).collect::<Vec<_>>());
     drop(gates);
 }
+
+/// An unaligned checkpoint's barrier does not wait behind queued data: it overtakes the
+/// buffers queued at the sender (no credit for them) and in the consumer's inbox, the
+/// consumer snapshots before processing them, and exactly those buffers become the
+/// checkpoint's in-flight data, which replays to the records written before the barrier.
+#[test]
+fn an_unaligned_barrier_overtakes_queued_buffers_on_both_sides() {
+    const BEFORE: u64 = 1_500;
+    const AFTER: u64 = 300;
+    let cfg = config();
+    let producer_env = NetworkEnvironment::start(local(), cfg).unwrap();
+    let consumer_env = NetworkEnvironment::start(local(), cfg).unwrap();
+    // Room for everything written before the barrier: the producer never blocks there.
+    let pool = BufferPool::new(64, 4096);
+    let mut writer = writer(&producer_env, &[key(0)], &pool);
+    let barrier = CheckpointBarrier {
+        id: 1,
+        timestamp: 0,
+        kind: weir_state::SnapshotKind::Checkpoint,
+        target: String::new(),
+        unaligned: true,
+    };
+    let inbox = TaskInbox::new();
+    let gate = consumer_env.input_gate(inbox.clone());
+    consumer_env
+        .connect_input(&gate, producer_env.local_addr(), key(0), 0)
+        .unwrap();
+    for i in 0..BEFORE {
+        writer.collect(record(i)).unwrap();
+    }
+    writer
+        .checkpoint(&barrier, &mut TaskStateSnapshot::default())
+        .unwrap();
+    // The consumer reads nothing until the barrier is there.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !inbox.has_priority() {
+        assert!(Instant::now() < deadline, "the barrier did not arrive");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let producer = std::thread::spawn(move || -> Result<()> {
+        for i in BEFORE..BEFORE + AFTER {
+            writer.collect(record(i))?;
+        }
+        writer.finish()
+    });
+    let mut drained = Drained::default();
+    inbox.drain(Some(Instant::now()), &mut drained);
+    let p = drained.priority.pop_front().expect("a priority barrier");
+    let queued_here = drained.inputs.len() as u32;
+    assert!(
+        queued_here as usize <= cfg.exclusive_buffers + cfg.floating_buffers,
+        "only buffers with credit crossed"
+    );
+    assert!(
+        p.overtaken > queued_here,
+        "the barrier overtook buffers still queued at the sender: {} in all, {queued_here} here",
+        p.overtaken
+    );
+    let log = Log::default();
+    let mut head = OneInputHead::new(
+        1,
+        BarrierAlignment {
+            mode: CheckpointingMode::ExactlyOnce,
+            unaligned: true,
+            aligned_timeout_ms: 0,
+        },
+        BincodeSerializer::<Rec>::new(),
+        Box::new(log.clone()),
+        "consumer".into(),
+    );
+    assert_eq!(
+        head.on_priority_barrier(0, p.barrier, p.overtaken),
+        Some(weir_runtime::checkpoint::BarrierAction::SnapshotUnaligned(
+            barrier.clone()
+        ))
+    );
+    assert!(
+        log.0.lock().unwrap().0.is_empty(),
+        "snapshot before any data"
+    );
+    // Process until the in-flight data is complete; count the messages it took.
+    let mut processed = 0;
+    let in_flight = loop {
+        if drained.inputs.is_empty() {
+            inbox.drain(
+                Some(Instant::now() + Duration::from_millis(20)),
+                &mut drained,
+            );
+        }
+        let Some((ch, msg)) = drained.inputs.pop_front() else {
+            assert!(
+                Instant::now() < deadline,
+                "the in-flight data never completed"
+            );
+            continue;
+        };
+        processed += 1;
+        if let Some(action) = head.on_message(ch as usize, msg).unwrap() {
+            match action {
+                weir_runtime::checkpoint::BarrierAction::InFlightComplete(1, data) => break data,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    };
+    assert_eq!(processed, p.overtaken, "the overtaken messages, no more");
+    assert_eq!(
+        log.0.lock().unwrap().0.len() as u64,
+        BEFORE,
+        "the overtaken messages hold exactly the records before the barrier"
+    );
+    // The recorded bytes replay to the same records.
+    let replayed = Log::default();
+    let mut restored = consumer_head(&replayed);
+    restored.preload_in_flight(in_flight);
+    assert_eq!(restored.resume().unwrap(), None);
+    assert!(
+        replayed.0.lock().unwrap().0 == (0..BEFORE).map(|i| record(i).value).collect::<Vec<_>>()
+    );
+    // The rest flows on, unrecorded.
+    for (ch, msg) in drained.inputs.drain(..) {
+        head.on_message(ch as usize, msg).unwrap();
+    }
+    assert!(consume(&inbox, &mut head, Duration::from_secs(60)).unwrap());
+    producer.join().unwrap().unwrap();
+    let got = log.0.lock().unwrap().0.clone();
+    assert!(
+        got == (0..BEFORE + AFTER)
+            .map(|i| record(i).value)
+            .collect::<Vec<_>>()
+    );
+}

@@ -62,6 +62,7 @@ pub fn control_to_wire(
         r.timestamp = b.timestamp;
         r.target = b.target.clone();
         r.savepoint = b.is_savepoint();
+        r.unaligned = b.unaligned;
     };
     match control {
         TaskControl::TriggerCheckpoint(b) => barrier(&mut r, b, ControlKind::TriggerCheckpoint),
@@ -90,6 +91,7 @@ pub fn control_from_wire(r: &TaskControlRequest) -> Result<TaskControl, Malforme
             SnapshotKind::Checkpoint
         },
         target: r.target.clone(),
+        unaligned: r.unaligned,
     };
     Ok(match ControlKind::try_from(r.kind) {
         Ok(ControlKind::TriggerCheckpoint) => TaskControl::TriggerCheckpoint(barrier()),
@@ -253,6 +255,7 @@ mod tests {
             timestamp: 99,
             kind: SnapshotKind::Savepoint,
             target: "/sp".into(),
+            unaligned: true,
         };
         for c in [
             TaskControl::TriggerCheckpoint(b.clone()),

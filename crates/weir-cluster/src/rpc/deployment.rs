@@ -124,6 +124,9 @@ pub struct TaskControlRequest {
     /// True if the barrier is a savepoint's.
     #[prost(bool, tag = "8")]
     pub savepoint: bool,
+    /// True if the barrier is an unaligned checkpoint's (it overtakes queued data).
+    #[prost(bool, tag = "9")]
+    pub unaligned: bool,
 }
 
 /// The kinds of [`TaskControlRequest`].

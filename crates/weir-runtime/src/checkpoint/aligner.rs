@@ -7,11 +7,26 @@
 //! - At-least-once: barriers are only counted; nothing is held back, so records after a
 //!   barrier may be part of the state before the snapshot, and are replayed after a
 //!   recovery.
-//! - Unaligned: the task snapshots at the first barrier and blocks nothing. What the other
-//!   channels deliver until their barriers arrive is processed *and* recorded: it is the
-//!   in-flight data of the checkpoint, stored with it and replayed first on restore. With
-//!   an aligned timeout, a checkpoint starts aligned and switches to unaligned when the
-//!   alignment takes longer. Savepoints are always aligned.
+//! - Unaligned: the task snapshots at the first barrier and blocks nothing. The barriers
+//!   are priority events ([`CheckpointBarrier::unaligned`]): each overtakes the messages
+//!   queued before it on its channel (at the producer and in the task's inbox) and says how
+//!   many. What a channel delivers before its barrier (channels whose barrier has not come)
+//!   and the messages a barrier overtook (counted down as they are processed) is processed
+//!   *and* recorded: it is the in-flight data of the checkpoint, stored with it and replayed
+//!   first on restore. The checkpoint's data is complete when every channel's barrier came
+//!   and its overtaken messages were processed. With an aligned timeout, a checkpoint
+//!   starts aligned, with in-band barriers, and switches to unaligned when the alignment
+//!   takes longer; the channels whose barrier has not come are then recorded up to it.
+//!   Savepoints are always aligned.
+//!
+//!   Departure from Flink: Flink writes the buffers a barrier overtook to the checkpoint at
+//!   once, on both sides (the sender's output queue and the receiver's input queue). Weir
+//!   records them at the receiver as it processes them, so the producer keeps no channel
+//!   state and restoring needs only the input side; the barrier itself is never delayed
+//!   (the snapshot, and the barrier's way downstream, do not wait for queued data), and the
+//!   checkpoint's in-flight part completes once each task processed what its barriers
+//!   overtook, at most its input buffers' worth. Likewise a timed-out aligned barrier does
+//!   not turn into a priority event at the producer's output, only at the receiver.
 //!
 //! A barrier of a newer checkpoint while an older one is still pending abandons the older
 //! one (it can no longer complete; the coordinator expires it). Barriers of checkpoints
@@ -76,6 +91,40 @@ pub enum BarrierAction {
     InFlightComplete(u64, Vec<(usize, Vec<u8>)>),
 }
 
+/// How far one channel's in-flight data of the unaligned checkpoint being recorded is.
+#[derive(Debug)]
+enum ChannelRecording {
+    /// Complete: the channel's barrier came and what it overtook was recorded, or it ended.
+    Done,
+    /// The barrier has not come: everything the channel delivers is recorded (an in-band
+    /// barrier ends it).
+    UntilBarrier(Vec<u8>),
+    /// The channel's priority barrier came ahead of `remaining` messages: they are recorded
+    /// as they are processed.
+    Overtaken { data: Vec<u8>, remaining: u32 },
+}
+
+impl ChannelRecording {
+    fn data_mut(&mut self) -> Option<&mut Vec<u8>> {
+        match self {
+            ChannelRecording::Done => None,
+            ChannelRecording::UntilBarrier(d) | ChannelRecording::Overtaken { data: d, .. } => {
+                Some(d)
+            }
+        }
+    }
+
+    /// Ends the recording; the data recorded so far.
+    fn finish(&mut self) -> Option<Vec<u8>> {
+        match std::mem::replace(self, ChannelRecording::Done) {
+            ChannelRecording::Done => None,
+            ChannelRecording::UntilBarrier(d) | ChannelRecording::Overtaken { data: d, .. } => {
+                Some(d)
+            }
+        }
+    }
+}
+
 /// Alignment state of one task's input channels.
 pub struct BarrierAligner {
     exactly_once: bool,
@@ -84,9 +133,12 @@ pub struct BarrierAligner {
     got: Vec<bool>,
     ended: Vec<bool>,
     pending: Option<(CheckpointBarrier, Instant)>,
-    /// The unaligned checkpoint being recorded, and per channel its in-flight data (`None`
-    /// once the channel's barrier arrived).
-    recording: Option<(u64, Vec<Option<Vec<u8>>>)>,
+    /// The unaligned checkpoint being recorded, and per channel how far its in-flight data
+    /// is.
+    recording: Option<(u64, Vec<ChannelRecording>)>,
+    /// Channels of `recording` counting down overtaken messages (0 keeps the per-message
+    /// check in [`Self::consumed`] to one comparison).
+    counting: usize,
     last_seen: u64,
     /// Recorded in-flight data of channels whose barrier arrived, for the checkpoint being
     /// recorded.
@@ -117,6 +169,7 @@ impl BarrierAligner {
             ended: vec![false; channels],
             pending: None,
             recording: None,
+            counting: 0,
             in_flight: Vec::new(),
             last_seen: 0,
             held: (0..channels).map(|_| VecDeque::new()).collect(),
@@ -178,16 +231,61 @@ impl BarrierAligner {
     /// True if `ch`'s data is in-flight data of an unaligned checkpoint, to be recorded.
     #[inline]
     pub fn recording(&self, ch: usize) -> bool {
-        matches!(&self.recording, Some((_, r)) if r[ch].is_some())
+        matches!(&self.recording, Some((_, r)) if !matches!(r[ch], ChannelRecording::Done))
     }
 
     /// Records data of `ch` that arrived before its barrier (see [`Self::recording`]).
     pub fn record(&mut self, ch: usize, data: &[u8]) {
         if let Some((_, r)) = &mut self.recording {
-            if let Some(buf) = &mut r[ch] {
+            if let Some(buf) = r[ch].data_mut() {
                 buf.extend_from_slice(data);
             }
         }
+    }
+
+    /// A message of `ch` was processed (and recorded if [`Self::recording`]): if it was the
+    /// last one a priority barrier overtook, the channel's in-flight data is complete.
+    #[inline]
+    pub fn consumed(&mut self, ch: usize) -> Option<BarrierAction> {
+        if self.counting == 0 {
+            return None;
+        }
+        self.count_down(ch)
+    }
+
+    fn count_down(&mut self, ch: usize) -> Option<BarrierAction> {
+        let (_, r) = self.recording.as_mut()?;
+        let ChannelRecording::Overtaken { remaining, .. } = &mut r[ch] else {
+            return None;
+        };
+        *remaining = remaining.saturating_sub(1);
+        if *remaining > 0 {
+            return None;
+        }
+        self.finish_channel(ch);
+        self.finish_recording()
+    }
+
+    /// Ends `ch`'s recording and keeps what it recorded.
+    fn finish_channel(&mut self, ch: usize) {
+        let Some((_, r)) = &mut self.recording else {
+            return;
+        };
+        if matches!(r[ch], ChannelRecording::Overtaken { .. }) {
+            self.counting -= 1;
+        }
+        if let Some(data) = r[ch].finish() {
+            if !data.is_empty() {
+                self.in_flight.push((ch, data));
+            }
+        }
+    }
+
+    /// Stops recording (the checkpoint was abandoned or aborted).
+    fn drop_recording(&mut self) {
+        self.recording = None;
+        self.counting = 0;
+        self.in_flight.clear();
     }
 
     fn all_arrived(&self) -> bool {
@@ -209,9 +307,16 @@ impl BarrierAligner {
         partial: &dyn Fn(usize) -> Vec<u8>,
     ) -> BarrierAction {
         let channels = (0..self.got.len())
-            .map(|ch| (!self.got[ch] && !self.ended[ch]).then(|| partial(ch)))
+            .map(|ch| {
+                if self.got[ch] || self.ended[ch] {
+                    ChannelRecording::Done
+                } else {
+                    ChannelRecording::UntilBarrier(partial(ch))
+                }
+            })
             .collect();
         self.recording = Some((b.id, channels));
+        self.counting = 0;
         // Nothing is blocked any more: what the channels that delivered the barrier hold
         // comes after the snapshot and is processed normally.
         self.pending = None;
@@ -220,10 +325,11 @@ impl BarrierAligner {
 
     fn finish_recording(&mut self) -> Option<BarrierAction> {
         let (_, r) = self.recording.as_ref()?;
-        if r.iter().any(Option::is_some) {
+        if r.iter().any(|c| !matches!(c, ChannelRecording::Done)) {
             return None;
         }
         let (id, _) = self.recording.take()?;
+        self.counting = 0;
         let data = std::mem::take(&mut self.in_flight);
         Some(BarrierAction::InFlightComplete(id, data))
     }
@@ -237,12 +343,10 @@ impl BarrierAligner {
         barrier_len: usize,
         partial: &dyn Fn(usize) -> Vec<u8>,
     ) -> Option<BarrierAction> {
-        if let Some((id, r)) = &mut self.recording {
-            // Another checkpoint's barrier is no record: it leaves the recorded data.
-            if b.id != *id {
-                if let Some(data) = &mut r[ch] {
-                    data.truncate(data.len().saturating_sub(barrier_len));
-                }
+        if let Some((_, r)) = &mut self.recording {
+            // A barrier frame is no record: it leaves the recorded data.
+            if let Some(data) = r[ch].data_mut() {
+                data.truncate(data.len().saturating_sub(barrier_len));
             }
         }
         if self.aborted.contains(&b.id) {
@@ -250,40 +354,17 @@ impl BarrierAligner {
         }
         if let Some((id, r)) = &mut self.recording {
             if b.id == *id {
-                if let Some(mut data) = r[ch].take() {
-                    data.truncate(data.len().saturating_sub(barrier_len));
-                    if !data.is_empty() {
-                        self.in_flight.push((ch, data));
-                    }
+                if matches!(r[ch], ChannelRecording::UntilBarrier(_)) {
+                    self.finish_channel(ch);
                 }
                 return self.finish_recording();
             }
-            if b.id > *id {
-                tracing::debug!(
-                    abandoned = *id,
-                    newer = b.id,
-                    "a newer barrier arrived while in-flight data was recorded"
-                );
-                self.recording = None;
-                self.in_flight.clear();
-            } else {
+            if !self.newer_than_recording(b.id) {
                 return None;
             }
         }
-        match &self.pending {
-            Some((p, _)) if b.id < p.id => return None,
-            Some((p, _)) if b.id > p.id => {
-                tracing::debug!(
-                    abandoned = p.id,
-                    newer = b.id,
-                    "a newer barrier arrived during alignment"
-                );
-                self.got.iter_mut().for_each(|g| *g = false);
-                self.pending = None;
-            }
-            Some(_) => {}
-            None if b.id <= self.last_seen => return None,
-            None => {}
+        if !self.newer_than_pending(b.id) {
+            return None;
         }
         let first = self.pending.is_none();
         if first {
@@ -304,6 +385,109 @@ impl BarrierAligner {
             self.got.iter_mut().for_each(|g| *g = false);
             return Some(action);
         }
+        None
+    }
+
+    /// Checkpoint `id`'s barrier arrived while another one's in-flight data is recorded:
+    /// false if `id` is older (its barrier is stale); if newer, the recorded one is
+    /// abandoned (it can no longer complete).
+    fn newer_than_recording(&mut self, id: u64) -> bool {
+        let Some((recorded, _)) = &self.recording else {
+            return true;
+        };
+        if id < *recorded {
+            return false;
+        }
+        tracing::debug!(
+            abandoned = *recorded,
+            newer = id,
+            "a newer barrier arrived while in-flight data was recorded"
+        );
+        self.drop_recording();
+        true
+    }
+
+    /// Checkpoint `id`'s barrier arrived: false if it is stale (older than the pending
+    /// alignment, or already seen); a pending older alignment is abandoned.
+    fn newer_than_pending(&mut self, id: u64) -> bool {
+        match &self.pending {
+            Some((p, _)) if id < p.id => false,
+            Some((p, _)) if id > p.id => {
+                tracing::debug!(
+                    abandoned = p.id,
+                    newer = id,
+                    "a newer barrier arrived during alignment"
+                );
+                self.got.iter_mut().for_each(|g| *g = false);
+                self.pending = None;
+                true
+            }
+            Some(_) => true,
+            None => id > self.last_seen,
+        }
+    }
+
+    /// An unaligned checkpoint's barrier arrived on `ch` as a priority event, ahead of
+    /// `overtaken` unprocessed messages of the channel (besides those held here, which it
+    /// overtook too). The first one of a checkpoint snapshots at once; each channel's
+    /// in-flight data is complete once its barrier came and the messages it overtook were
+    /// processed ([`Self::consumed`]).
+    pub fn on_priority_barrier(
+        &mut self,
+        ch: usize,
+        b: CheckpointBarrier,
+        overtaken: u32,
+        partial: &dyn Fn(usize) -> Vec<u8>,
+    ) -> Option<BarrierAction> {
+        if ch >= self.got.len() || self.aborted.contains(&b.id) {
+            return None;
+        }
+        let overtaken = overtaken.saturating_add(self.held[ch].len() as u32);
+        if let Some((id, _)) = &self.recording {
+            if b.id == *id {
+                return self.overtaken_on(ch, overtaken);
+            }
+            if !self.newer_than_recording(b.id) {
+                return None;
+            }
+        }
+        if !self.newer_than_pending(b.id) {
+            return None;
+        }
+        // The first barrier of `b`: snapshot now. (A pending aligned checkpoint of the same
+        // id does not exist: its barriers would be in-band.)
+        self.last_seen = b.id;
+        self.last_alignment_ms = 0;
+        self.pending = None;
+        self.got.iter_mut().for_each(|g| *g = false);
+        let others_ended = (0..self.ended.len()).all(|c| c == ch || self.ended[c]);
+        if overtaken == 0 && others_ended {
+            // Nothing is in flight: an aligned snapshot.
+            return Some(BarrierAction::Snapshot(b));
+        }
+        let action = self.go_unaligned(b, partial);
+        // Nothing that comes from here on completes the recording at once: `ch` either has
+        // overtaken messages or, if none, another channel still records.
+        self.overtaken_on(ch, overtaken);
+        Some(action)
+    }
+
+    /// `ch`'s barrier of the recorded checkpoint came ahead of `overtaken` messages.
+    fn overtaken_on(&mut self, ch: usize, overtaken: u32) -> Option<BarrierAction> {
+        let (_, r) = self.recording.as_mut()?;
+        let ChannelRecording::UntilBarrier(data) = &mut r[ch] else {
+            return None;
+        };
+        if overtaken == 0 {
+            self.finish_channel(ch);
+            return self.finish_recording();
+        }
+        let data = std::mem::take(data);
+        r[ch] = ChannelRecording::Overtaken {
+            data,
+            remaining: overtaken,
+        };
+        self.counting += 1;
         None
     }
 
@@ -344,12 +528,8 @@ impl BarrierAligner {
     /// Channel `ch` ended; it no longer holds back a pending checkpoint.
     pub fn on_end(&mut self, ch: usize) -> Option<BarrierAction> {
         self.ended[ch] = true;
-        if let Some((_, r)) = &mut self.recording {
-            if let Some(data) = r[ch].take() {
-                if !data.is_empty() {
-                    self.in_flight.push((ch, data));
-                }
-            }
+        if self.recording.is_some() {
+            self.finish_channel(ch);
             return self.finish_recording();
         }
         if self.pending.is_some() && self.all_arrived() {
@@ -366,8 +546,7 @@ impl BarrierAligner {
             self.got.iter_mut().for_each(|g| *g = false);
         }
         if matches!(&self.recording, Some((r, _)) if *r == id) {
-            self.recording = None;
-            self.in_flight.clear();
+            self.drop_recording();
         }
         self.aborted.insert(id);
         // Ids far below what this task has seen cannot come back.
@@ -407,6 +586,7 @@ mod tests {
             timestamp: 0,
             kind: SnapshotKind::Checkpoint,
             target: String::new(),
+            unaligned: false,
         }
     }
 
@@ -518,5 +698,110 @@ mod tests {
             a.on_barrier(1, barrier(1), 0, &none),
             Some(BarrierAction::InFlightComplete(1, vec![(1, vec![5])]))
         );
+    }
+
+    fn priority(id: u64) -> CheckpointBarrier {
+        CheckpointBarrier {
+            unaligned: true,
+            ..barrier(id)
+        }
+    }
+
+    #[test]
+    fn a_priority_barrier_snapshots_at_once_and_records_what_it_overtook() {
+        let mut a = BarrierAligner::new(2, unaligned(0));
+        let partial = |ch: usize| if ch == 0 { vec![7] } else { Vec::new() };
+        // Channel 0's barrier overtook two messages (one of them held here first).
+        a.preload(0, vec![1]);
+        assert_eq!(
+            a.on_priority_barrier(0, priority(1), 1, &partial),
+            Some(BarrierAction::SnapshotUnaligned(priority(1)))
+        );
+        assert!(a.recording(0) && a.recording(1));
+        // The held message and one more of channel 0 are the overtaken ones.
+        let (ch, _) = a.next_held().unwrap();
+        assert_eq!(ch, 0);
+        a.record(0, &[1]);
+        assert_eq!(a.consumed(0), None);
+        a.record(0, &[2, 3]);
+        assert_eq!(
+            a.consumed(0),
+            None,
+            "channel 1 has not delivered its barrier"
+        );
+        assert!(
+            !a.recording(0),
+            "what follows the overtaken messages is not recorded"
+        );
+        assert_eq!(a.consumed(0), None);
+        a.record(1, &[4]);
+        assert_eq!(a.consumed(1), None);
+        // Channel 1's barrier overtook nothing: the checkpoint's data is complete.
+        assert_eq!(
+            a.on_priority_barrier(1, priority(1), 0, &partial),
+            Some(BarrierAction::InFlightComplete(
+                1,
+                vec![(0, vec![7, 1, 2, 3]), (1, vec![4])]
+            ))
+        );
+        assert!(!a.recording(1));
+        assert_eq!(
+            a.on_priority_barrier(1, priority(1), 0, &partial),
+            None,
+            "stale"
+        );
+    }
+
+    #[test]
+    fn a_priority_barrier_with_nothing_in_flight_is_an_aligned_snapshot() {
+        let mut a = BarrierAligner::new(2, unaligned(0));
+        assert_eq!(a.on_end(1), None);
+        assert_eq!(
+            a.on_priority_barrier(0, priority(4), 0, &none),
+            Some(BarrierAction::Snapshot(priority(4)))
+        );
+        assert!(!a.recording(0));
+    }
+
+    #[test]
+    fn the_last_overtaken_message_or_the_end_completes_a_channel() {
+        let mut a = BarrierAligner::new(2, unaligned(0));
+        assert_eq!(
+            a.on_priority_barrier(1, priority(2), 3, &none),
+            Some(BarrierAction::SnapshotUnaligned(priority(2)))
+        );
+        assert_eq!(a.on_priority_barrier(0, priority(2), 2, &none), None);
+        a.record(0, &[1]);
+        assert_eq!(a.consumed(0), None);
+        a.record(0, &[2]);
+        assert_eq!(a.consumed(0), None);
+        a.record(1, &[9]);
+        assert_eq!(a.consumed(1), None);
+        // Channel 1 ends before its last overtaken message was counted.
+        assert_eq!(
+            a.on_end(1),
+            Some(BarrierAction::InFlightComplete(
+                2,
+                vec![(0, vec![1, 2]), (1, vec![9])]
+            ))
+        );
+    }
+
+    #[test]
+    fn a_newer_priority_barrier_abandons_the_recording_and_abort_forgets_it() {
+        let mut a = BarrierAligner::new(2, unaligned(0));
+        a.on_priority_barrier(0, priority(1), 5, &none);
+        a.record(0, &[1]);
+        assert_eq!(
+            a.on_priority_barrier(1, priority(2), 1, &none),
+            Some(BarrierAction::SnapshotUnaligned(priority(2))),
+            "checkpoint 1 can no longer complete"
+        );
+        assert!(a.recording(0), "channel 0 records for checkpoint 2 now");
+        a.abort(2);
+        assert!(!a.recording(0) && !a.recording(1));
+        assert_eq!(a.consumed(1), None);
+        assert_eq!(a.on_priority_barrier(0, priority(2), 0, &none), None);
+        assert_eq!(a.on_priority_barrier(0, priority(1), 0, &none), None);
     }
 }

@@ -2,7 +2,8 @@
 //! snapshot to the checkpoint coordinator.
 //!
 //! A source task takes a snapshot when the coordinator triggers it and sends the barrier
-//! downstream in-band, after the records it emitted before. A task with inputs takes its
+//! downstream: in-band, after the records it emitted before, or for an unaligned checkpoint
+//! as a priority event ahead of them ([`CheckpointBarrier::unaligned`]). A task with inputs takes its
 //! snapshot once the barrier arrived on every input (see [`aligner`]). Taking a snapshot
 //! serialises the chain's state to bytes on the task thread (the copy that stalls
 //! processing); writing those bytes to storage runs in the background and ends with the
@@ -27,6 +28,12 @@ pub struct CheckpointBarrier {
     pub kind: SnapshotKind,
     /// Directory (path or URL) the snapshot files go to.
     pub target: String,
+    /// An unaligned checkpoint's barrier, a priority event (Flink's unaligned
+    /// `CheckpointOptions`): it overtakes the data queued before it on every channel, and
+    /// the consumer records what it overtook as the checkpoint's in-flight data. Set only
+    /// for checkpoints (never savepoints) of exactly-once jobs with unaligned checkpoints
+    /// and no aligned timeout; other barriers travel in-band, behind the data.
+    pub unaligned: bool,
 }
 
 impl CheckpointBarrier {

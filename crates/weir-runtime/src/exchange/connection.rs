@@ -315,6 +315,16 @@ impl Connection {
                     self.lock().inputs.remove(&stream);
                 }
             }
+            Message::Barrier {
+                stream,
+                overtaken,
+                barrier,
+            } => {
+                let input = self.lock().inputs.get(&stream).cloned();
+                if let Some(input) = input {
+                    self.deliver_with(stream, || input.deliver_priority(barrier, overtaken));
+                }
+            }
             Message::Error { stream, message } => {
                 let (input, sub) = {
                     let mut st = self.lock();
@@ -335,7 +345,12 @@ impl Connection {
     /// Hands `msg` to the task reading `stream`. A task that is gone (cancelled, failed)
     /// closes only its own channel: the producer is told, the connection goes on.
     fn deliver(&self, stream: u32, input: &RemoteInput, msg: ChannelMessage) {
-        if let Err(e) = input.deliver(msg) {
+        self.deliver_with(stream, || input.deliver(msg));
+    }
+
+    /// Runs `deliver` (a hand-over to the task reading `stream`); see [`Self::deliver`].
+    fn deliver_with(&self, stream: u32, deliver: impl FnOnce() -> Result<()>) {
+        if let Err(e) = deliver() {
             tracing::debug!(peer = %self.peer, stream, error = %e, "the consuming task is gone; closing its channel");
             let mut st = self.lock();
             st.inputs.remove(&stream);
@@ -421,6 +436,16 @@ impl Connection {
                                 Message::Event { stream, event }.encode(&mut scratch);
                                 out.write_all(&scratch)?;
                                 self.lock().served.remove(&stream);
+                            }
+                            Outgoing::Barrier(barrier, overtaken) => {
+                                scratch.clear();
+                                Message::Barrier {
+                                    stream,
+                                    overtaken,
+                                    barrier,
+                                }
+                                .encode(&mut scratch);
+                                out.write_all(&scratch)?;
                             }
                         }
                         if more {

@@ -7,12 +7,15 @@
 //! the receiver chose. The sender sends a [`Message::Buffer`] only while it holds credit,
 //! one credit per buffer; the receiver grants more with [`Message::Credit`] as its buffers
 //! come free. Each buffer tells how many more wait behind it (`backlog`), which is how the
-//! receiver decides where its floating buffers go.
+//! receiver decides where its floating buffers go. An unaligned checkpoint's barrier is a
+//! [`Message::Barrier`]: it needs no credit and leaves ahead of the buffers queued before it,
+//! saying how many it overtook.
 //!
 //! Decoding checks everything: a frame longer than [`MAX_FRAME`], an unknown tag, a field
 //! that runs past the frame's end or bytes left over are errors, and the connection that
 //! sent them is closed.
 
+use crate::checkpoint::{CheckpointBarrier, SnapshotKind};
 use crate::error::{Result, RuntimeError};
 use crate::inbox::ChannelEvent;
 
@@ -73,6 +76,16 @@ pub enum Message {
         /// The event.
         event: ChannelEvent,
     },
+    /// Sender to receiver: an unaligned checkpoint's barrier, sent ahead of `overtaken`
+    /// messages of the stream still queued at the sender (they follow it).
+    Barrier {
+        /// The stream.
+        stream: u32,
+        /// Messages queued before the barrier that it overtook.
+        overtaken: u32,
+        /// The barrier.
+        barrier: CheckpointBarrier,
+    },
     /// Either way: the stream failed (an unknown channel, a cancelled task).
     Error {
         /// The stream.
@@ -87,6 +100,7 @@ const TAG_CREDIT: u8 = 2;
 const TAG_BUFFER: u8 = 3;
 const TAG_EVENT: u8 = 4;
 const TAG_ERROR: u8 = 5;
+const TAG_BARRIER: u8 = 6;
 
 const EVENT_END: u8 = 0;
 const EVENT_STOPPED: u8 = 1;
@@ -149,6 +163,21 @@ impl Message {
                     ChannelEvent::Stopped => EVENT_STOPPED,
                 });
             }
+            Message::Barrier {
+                stream,
+                overtaken,
+                barrier,
+            } => {
+                out.push(TAG_BARRIER);
+                out.extend_from_slice(&stream.to_le_bytes());
+                out.extend_from_slice(&overtaken.to_le_bytes());
+                out.extend_from_slice(&barrier.id.to_le_bytes());
+                out.extend_from_slice(&barrier.timestamp.to_le_bytes());
+                out.push(u8::from(barrier.is_savepoint()));
+                out.push(u8::from(barrier.unaligned));
+                out.extend_from_slice(&(barrier.target.len() as u32).to_le_bytes());
+                out.extend_from_slice(barrier.target.as_bytes());
+            }
             Message::Error { stream, message } => {
                 out.push(TAG_ERROR);
                 out.extend_from_slice(&stream.to_le_bytes());
@@ -200,6 +229,30 @@ impl Message {
                     EVENT_END => ChannelEvent::EndOfPartition,
                     EVENT_STOPPED => ChannelEvent::Stopped,
                     e => return Err(corrupt(format!("unknown event {e}"))),
+                },
+            },
+            TAG_BARRIER => Message::Barrier {
+                stream: r.u32()?,
+                overtaken: r.u32()?,
+                barrier: CheckpointBarrier {
+                    id: u64::from_le_bytes(r.take()?),
+                    timestamp: i64::from_le_bytes(r.take()?),
+                    kind: match r.u8()? {
+                        0 => SnapshotKind::Checkpoint,
+                        1 => SnapshotKind::Savepoint,
+                        k => return Err(corrupt(format!("unknown snapshot kind {k}"))),
+                    },
+                    unaligned: match r.u8()? {
+                        0 => false,
+                        1 => true,
+                        u => return Err(corrupt(format!("a flag of value {u}"))),
+                    },
+                    target: {
+                        let len = r.u32()? as usize;
+                        let bytes = r.bytes(len)?;
+                        String::from_utf8(bytes.to_vec())
+                            .map_err(|_| corrupt("a barrier's target is not UTF-8"))?
+                    },
                 },
             },
             TAG_ERROR => Message::Error {
@@ -281,6 +334,15 @@ impl Reader<'_> {
         Ok(u128::from_le_bytes(self.take()?))
     }
 
+    fn bytes(&mut self, n: usize) -> Result<&[u8]> {
+        if self.0.len() < n {
+            return Err(corrupt("a frame ends in the middle of a field"));
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
     fn rest(&mut self) -> &[u8] {
         std::mem::take(&mut self.0)
     }
@@ -333,6 +395,17 @@ mod tests {
             Message::Error {
                 stream: 9,
                 message: "no such channel".into(),
+            },
+            Message::Barrier {
+                stream: 9,
+                overtaken: 17,
+                barrier: CheckpointBarrier {
+                    id: 12,
+                    timestamp: -3,
+                    kind: SnapshotKind::Checkpoint,
+                    target: "file:///tmp/chk-12".into(),
+                    unaligned: true,
+                },
             },
         ]
     }

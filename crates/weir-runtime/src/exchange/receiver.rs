@@ -209,6 +209,16 @@ impl RemoteInput {
         Ok(())
     }
 
+    /// Hands an unaligned checkpoint's barrier to the task, ahead of its queued buffers;
+    /// `overtaken` more buffers of the channel, queued at the sender, precede it.
+    pub(crate) fn deliver_priority(
+        &self,
+        barrier: crate::checkpoint::CheckpointBarrier,
+        overtaken: u32,
+    ) -> Result<()> {
+        self.inbox.push_priority(self.channel, barrier, overtaken)
+    }
+
     /// The channel failed: the task fails with `why`.
     pub(crate) fn fail(&self, why: &str) {
         let _ = self

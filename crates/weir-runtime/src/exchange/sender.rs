@@ -3,6 +3,10 @@
 //!
 //! Invariants:
 //! - a buffer leaves the queue only with a credit (one credit, one buffer); events need none;
+//! - an unaligned checkpoint's barrier goes to the front of the queue (behind earlier such
+//!   barriers only) and carries the number of messages it overtook there: the consumer
+//!   records that many more messages of the channel as the checkpoint's in-flight data;
+//! - `buffers` is the number of buffers in the queue (the backlog announced to the consumer);
 //! - queued buffers stay out of the producer's pool, so a consumer that grants no credit
 //!   blocks its producer once the pool is used up: backpressure crosses processes, and the
 //!   sender's memory stays bounded by its pool;
@@ -12,6 +16,7 @@
 use super::connection::Connection;
 use super::protocol::{ChannelKey, MAX_FRAME};
 use crate::buffer::Buffer;
+use crate::checkpoint::CheckpointBarrier;
 use crate::error::{Result, RuntimeError};
 use crate::inbox::{ChannelEvent, ChannelMessage};
 use std::collections::VecDeque;
@@ -24,11 +29,15 @@ const MAX_BUFFER: usize = MAX_FRAME - super::protocol::BUFFER_HEADER;
 pub(crate) enum Outgoing {
     Buffer(Buffer),
     Event(ChannelEvent),
+    /// A priority barrier and the number of queued messages it overtook.
+    Barrier(CheckpointBarrier, u32),
 }
 
 #[derive(Default)]
 struct State {
     queue: VecDeque<Outgoing>,
+    /// Buffers in `queue`.
+    buffers: u32,
     credit: u32,
     /// The connection and stream id the consumer requested this subpartition on.
     attached: Option<(Weak<Connection>, u32)>,
@@ -41,7 +50,7 @@ impl State {
     fn sendable(&self) -> bool {
         self.attached.is_some()
             && match self.queue.front() {
-                Some(Outgoing::Event(_)) => true,
+                Some(Outgoing::Event(_) | Outgoing::Barrier(..)) => true,
                 Some(Outgoing::Buffer(_)) => self.credit > 0,
                 None => false,
             }
@@ -94,7 +103,31 @@ impl Subpartition {
                 self.key
             )));
         }
+        if matches!(out, Outgoing::Buffer(_)) {
+            st.buffers += 1;
+        }
         st.queue.push_back(out);
+        self.schedule_if_sendable(st);
+        Ok(())
+    }
+
+    /// Queues an unaligned checkpoint's barrier ahead of the queued messages (behind earlier
+    /// barriers only, so barriers keep their order); it needs no credit.
+    pub fn push_priority(self: &Arc<Self>, barrier: CheckpointBarrier) -> Result<()> {
+        let mut st = self.lock();
+        if let Some(why) = &st.failed {
+            return Err(RuntimeError::Other(format!(
+                "the consumer of network channel {:?} is gone: {why}",
+                self.key
+            )));
+        }
+        let at = st
+            .queue
+            .iter()
+            .position(|o| !matches!(o, Outgoing::Barrier(..)))
+            .unwrap_or(st.queue.len());
+        let overtaken = (st.queue.len() - at) as u32;
+        st.queue.insert(at, Outgoing::Barrier(barrier, overtaken));
         self.schedule_if_sendable(st);
         Ok(())
     }
@@ -139,6 +172,7 @@ impl Subpartition {
             match st.queue.pop_front() {
                 Some(Outgoing::Buffer(b)) => {
                     st.credit -= 1;
+                    st.buffers -= 1;
                     Some(Outgoing::Buffer(b))
                 }
                 other => other,
@@ -148,10 +182,8 @@ impl Subpartition {
         };
         let more = st.sendable();
         st.scheduled = more;
-        // The backlog counts buffers only: a closing event needs no buffer at the receiver.
-        let event_last = matches!(st.queue.back(), Some(Outgoing::Event(_)));
-        let backlog = (st.queue.len() - usize::from(event_last)) as u32;
-        item.map(|i| (stream, i, backlog, more))
+        // The backlog counts buffers only: events and barriers need no buffer at the receiver.
+        item.map(|i| (stream, i, st.buffers, more))
     }
 
     /// True while a consumer's request is attached.
@@ -178,6 +210,7 @@ impl Subpartition {
             st.failed.get_or_insert_with(|| why.to_string());
             st.attached = None;
             st.scheduled = false;
+            st.buffers = 0;
             std::mem::take(&mut st.queue)
         };
         // Dropped outside the lock: returning buffers may run pool hooks.
