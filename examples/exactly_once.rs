@@ -287,6 +287,8 @@ pub fn run(args: &Args) -> Result<JobExecutionResult, ApiError> {
     };
     let client = env.execute_async("Exactly once")?;
     std::thread::sleep(Duration::from_millis(ms));
+    let stats = client.checkpoint_stats()?;
+    println!("checkpoints completed before the stop: {}", stats.completed);
     let savepoint = client.stop_with_savepoint(dir.display().to_string())?;
     println!("stopped with savepoint {savepoint}");
     client.wait()

@@ -995,6 +995,13 @@ fn the_programs_job_client_stops_a_cluster_job_with_a_savepoint_and_it_resumes()
         .unwrap_or_else(|| panic!("no savepoint in:\n{log}"))
         .trim()
         .to_string();
+    // The program read its job's checkpoint statistics from the JobManager.
+    let completed: u64 = log
+        .lines()
+        .find_map(|l| l.strip_prefix("checkpoints completed before the stop: "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no checkpoint statistics in:\n{log}"));
+    assert!(completed >= 1, "{log}");
     assert!(committed(&out).len() < reference(events).len());
     let mut resumed = cluster.run_program(
         "run",

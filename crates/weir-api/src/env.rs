@@ -540,16 +540,6 @@ impl JobClient {
         }
     }
 
-    fn embedded(&self, what: &str) -> Result<&Arc<dyn DispatcherGateway>> {
-        match &self.backend {
-            Backend::Embedded { dispatcher, .. } => Ok(dispatcher),
-            Backend::Remote(_) | Backend::Detached(_) => Err(ApiError::Client(format!(
-                "{what} of job {} on a cluster of processes are on its JobManager's REST API (/jobs/{}/checkpoints)",
-                self.job, self.job
-            ))),
-        }
-    }
-
     fn remote(&self) -> Result<&weir_cluster::rest::client::RestClient> {
         match &self.backend {
             Backend::Remote(c) | Backend::Detached(c) => Ok(c),
@@ -599,11 +589,13 @@ impl JobClient {
         self.savepoint(target_dir.into(), true)
     }
 
-    /// The job's checkpoint counts and history so far.
+    /// The job's checkpoint counts and history so far (for a job on a cluster, from its
+    /// JobManager's REST API).
     pub fn checkpoint_stats(&self) -> Result<weir_cluster::CheckpointHistory> {
-        Ok(self
-            .embedded("the checkpoint statistics")?
-            .checkpoint_stats(self.job)?)
+        match &self.backend {
+            Backend::Embedded { dispatcher, .. } => Ok(dispatcher.checkpoint_stats(self.job)?),
+            _ => Ok(self.remote()?.checkpoint_stats(self.job)?),
+        }
     }
 
     /// Waits for the job to end and returns its result (for a job on a cluster, as its

@@ -2,7 +2,9 @@
 //! Flink's shape (`counts`, `summary`, `latest`, `history`, with Flink's field names).
 //!
 //! Weir does not measure Flink's `processed_data` and `persisted_data` per checkpoint; those
-//! fields are left out rather than reported as zero. `alignment_buffered` is 0 by design:
+//! fields are left out rather than reported as zero. Weir adds one field, `weir-history`: the
+//! whole history as Weir records it (per-operator sizes, alignment, sync and async times),
+//! which a program's `JobClient` reads for a job on a cluster; Flink clients ignore it. `alignment_buffered` is 0 by design:
 //! an aligning task buffers nothing beyond its producers' pools.
 
 use super::{parse_job_id, unknown, RestError, RestState};
@@ -108,6 +110,7 @@ pub(crate) fn checkpoints_json(h: &CheckpointHistory) -> Value {
             }),
         },
         "history": h.history.iter().rev().map(entry).collect::<Vec<_>>(),
+        "weir-history": serde_json::to_value(h).unwrap_or(Value::Null),
     })
 }
 

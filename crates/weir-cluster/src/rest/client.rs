@@ -139,6 +139,22 @@ impl RestClient {
         })
     }
 
+    /// The job's checkpoint counts and history (from Weir's field of
+    /// `/jobs/{id}/checkpoints`).
+    pub fn checkpoint_stats(&self, job: JobId) -> Result<crate::CheckpointHistory> {
+        let what = format!("asking for the checkpoints of job {job}");
+        let r = self
+            .http
+            .get(format!("{}/jobs/{job}/checkpoints", self.base))
+            .send()
+            .map_err(self.unreachable(&what))?;
+        let body = self.read(&what, r)?;
+        serde_json::from_value(body["weir-history"].clone()).map_err(|e| ClusterError::Network {
+            context: what,
+            message: format!("the answer has no readable checkpoint history: {e}"),
+        })
+    }
+
     /// Registered TaskManagers.
     pub fn task_managers(&self) -> Result<usize> {
         let what = "listing the TaskManagers";
