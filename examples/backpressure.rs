@@ -46,6 +46,32 @@ struct Record {
     payload: String,
 }
 
+/// Makes the 1 KiB records, counting them in a user metric (`weir_user_records_made`,
+/// exported where the job's other metrics are).
+#[derive(Clone, Default)]
+struct MakeRecord {
+    made: Option<weir::runtime::user_metrics::Counter>,
+}
+
+impl RichFunction for MakeRecord {
+    fn open(&mut self, ctx: &OpenContext<'_>) -> Result<(), UserError> {
+        self.made = Some(ctx.runtime().metrics.counter("records_made")?);
+        Ok(())
+    }
+}
+
+impl RichMapFunction<i64, Record> for MakeRecord {
+    fn map(&mut self, i: i64) -> Result<Record, UserError> {
+        if let Some(made) = &self.made {
+            made.inc();
+        }
+        Ok(Record {
+            i: i as u64,
+            payload: "x".repeat(1000),
+        })
+    }
+}
+
 #[derive(Clone)]
 struct SlowSink {
     every: u64,
@@ -95,10 +121,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     env.set_parallelism(args.parallelism);
     let n = args.records;
     env.from_sequence(0, n as i64 - 1)
-        .map(|i: i64| Record {
-            i: i as u64,
-            payload: "x".repeat(1000),
-        })
+        .rich_map(MakeRecord::default())
         .name("1 KiB records")
         .key_by(|r: &Record| r.i % 64)
         .sink_to(

@@ -164,6 +164,13 @@ impl Cluster {
             .unwrap_or(Value::Null)
     }
 
+    /// The JobManager's Prometheus scrape (empty if it does not answer).
+    fn metrics_text(&self) -> String {
+        reqwest::blocking::get(format!("http://{}/metrics", self.rest))
+            .and_then(|r| r.text())
+            .unwrap_or_default()
+    }
+
     /// Waits until `n` TaskManagers are registered.
     fn wait_for_task_managers(&self, n: usize) {
         let start = Instant::now();
@@ -897,9 +904,22 @@ fn backpressure_crosses_processes_and_the_workers_memory_stays_flat() {
         .to_string();
     let mut peak: f64 = 0.0;
     let mut samples = 0;
+    // The user metric the job's map counts in the workers, as the JobManager exports it.
+    let mut records_made = 0u64;
+    let mut next_scrape = Instant::now();
     let status = loop {
         if let Ok(Some(status)) = run.0.try_wait() {
             break status;
+        }
+        if Instant::now() >= next_scrape {
+            next_scrape = Instant::now() + Duration::from_millis(200);
+            let text = cluster.metrics_text();
+            let made: f64 = text
+                .lines()
+                .filter(|l| l.starts_with("weir_user_records_made{"))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum();
+            records_made = records_made.max(made as u64);
         }
         for p in processes_with(&workers) {
             let pid = p.split(':').next().unwrap_or_default().to_string();
@@ -932,6 +952,10 @@ fn backpressure_crosses_processes_and_the_workers_memory_stays_flat() {
         .as_u64()
         .unwrap_or(0);
     assert!(source_waited > 100, "{detail}");
+    assert!(
+        records_made > 0 && records_made <= records,
+        "the workers' user metric did not reach the JobManager's /metrics: {records_made}"
+    );
     assert!(
         samples > 20,
         "the job ran too briefly to watch ({samples} samples)"

@@ -10,15 +10,19 @@
 use crate::gateway::{
     TaskDeployment, TaskEnd, TaskExecutionState, TaskManagerId, TaskStateListener,
 };
-use crate::rpc::convert::{ack_from_wire, job_id, metrics_from_wire, task_state_from_wire};
+use crate::rpc::convert::{
+    ack_from_wire, job_id, metrics_from_wire, task_state_from_wire, user_metrics_from_wire,
+};
 use crate::rpc::job_master::job_master_server::JobMaster as JobMasterRpc;
 use crate::rpc::{
     CheckpointAckReport, CheckpointDeclineReport, Empty, FinishedInputReport, GroupLow,
     TaskExecutionStateReport, TaskMetricsReport, WatermarkSyncRequest, WatermarkSyncResponse,
     WorkerLostReport,
 };
+use prometheus::proto::MetricFamily;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 use tonic::{Request, Response, Status};
 use weir_core::{JobId, VertexId};
 use weir_runtime::checkpoint::CheckpointResponder;
@@ -173,17 +177,31 @@ impl JobRoutes {
     }
 }
 
-/// The latest counters workers reported for their tasks, by job and subtask: what the
-/// REST API shows of a running job on a cluster of processes.
+/// The latest counters workers reported for their tasks, by job and subtask, and their user
+/// metrics by job and worker: what the REST API shows of a running job on a cluster of
+/// processes.
 #[derive(Default)]
 pub struct TaskMetricsTable {
     jobs: Mutex<HashMap<JobId, SubtaskTable>>,
+    user: Mutex<HashMap<JobId, HashMap<String, (Instant, Vec<MetricFamily>)>>>,
 }
+
+/// How long a worker's user metrics are shown after its last report: a worker that died
+/// reports no more, and its series go away (its subtasks' new workers report their own).
+const USER_METRICS_TTL: Duration = Duration::from_secs(5);
 
 /// One job's latest counters, by (vertex, subtask).
 type SubtaskTable = HashMap<(u32, u32), crate::task_manager::TaskMetrics>;
 
 impl TaskMetricsTable {
+    /// Replaces what `worker` reported of `job`'s user metrics.
+    fn update_user(&self, job: JobId, worker: String, families: Vec<MetricFamily>) {
+        let mut user = self.user.lock().unwrap_or_else(|p| p.into_inner());
+        user.entry(job)
+            .or_default()
+            .insert(worker, (Instant::now(), families));
+    }
+
     fn update(&self, job: JobId, tasks: Vec<crate::task_manager::TaskMetrics>) {
         let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
         let entries = jobs.entry(job).or_default();
@@ -205,6 +223,18 @@ impl crate::rest::TaskMetricsSource for TaskMetricsTable {
             .get(&job)
             .map(|m| m.values().cloned().collect())
             .unwrap_or_default()
+    }
+
+    fn user_metrics(&self, job: JobId) -> Vec<MetricFamily> {
+        let mut user = self.user.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(workers) = user.get_mut(&job) else {
+            return Vec::new();
+        };
+        workers.retain(|_, (at, _)| at.elapsed() < USER_METRICS_TTL);
+        workers
+            .values()
+            .flat_map(|(_, families)| families.iter().cloned())
+            .collect()
     }
 }
 
@@ -350,6 +380,8 @@ impl JobMasterRpc for JobMasterService {
             })
             .collect();
         self.metrics.update(job, tasks);
+        let user = user_metrics_from_wire(r.user_metrics)?;
+        self.metrics.update_user(job, r.task_manager_id, user);
         Ok(Response::new(Empty {}))
     }
 

@@ -17,6 +17,7 @@ use crate::gateway::{
 };
 use crate::rpc::convert::{
     ack_to_wire, control_from_wire, job_id, metrics_to_wire, task_state_to_wire,
+    user_metrics_to_wire,
 };
 use crate::rpc::job_master::job_master_client::JobMasterClient;
 use crate::rpc::worker::worker_server::{Worker as WorkerRpc, WorkerServer};
@@ -195,9 +196,16 @@ fn serve(env: &WorkerEnv, built: &JobGraph, code: Arc<dyn JobCode>) -> Result<()
         JobMasterClient::new(jobmanager.clone()),
         runtime.handle().clone(),
     )?;
+    // The user metrics of this worker's operators: gathered here and reported to the
+    // JobManager with the counters, which exports them with the job's other metrics.
+    let user_registry = prometheus::Registry::new();
+    task_manager.export_user_metrics(weir_runtime::user_metrics::UserMetrics::new(
+        user_registry.clone(),
+    ));
     report_metrics_periodically(
-        env.job,
+        env,
         task_manager.clone(),
+        user_registry,
         JobMasterClient::new(jobmanager),
         runtime.handle().clone(),
     )?;
@@ -388,11 +396,14 @@ fn sync_watermarks_periodically(
 /// [`weir_runtime::metrics::LIVE_METRICS_INTERVAL`], for its REST API. A report that does
 /// not get through is dropped: the next one replaces it.
 fn report_metrics_periodically(
-    job: JobId,
+    env: &WorkerEnv,
     task_manager: Arc<TaskManager>,
+    user_metrics: prometheus::Registry,
     client: JobMasterClient<Channel>,
     runtime: tokio::runtime::Handle,
 ) -> Result<()> {
+    let job = env.job;
+    let worker = env.task_manager.clone();
     std::thread::Builder::new()
         .name("weir-worker-metrics".into())
         .spawn(move || loop {
@@ -413,6 +424,8 @@ fn report_metrics_periodically(
                         backpressured_ms: t.backpressured_ms,
                     })
                     .collect(),
+                task_manager_id: worker.clone(),
+                user_metrics: user_metrics_to_wire(user_metrics.gather()),
             };
             let mut c = client.clone();
             if let Err(s) = runtime.block_on(async move { c.report_task_metrics(report).await }) {

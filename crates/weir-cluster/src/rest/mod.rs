@@ -43,6 +43,13 @@ pub struct RestState {
 pub trait TaskMetricsSource: Send + Sync {
     /// The latest counters of every subtask of `job` known here.
     fn task_metrics(&self, job: JobId) -> Vec<crate::task_manager::TaskMetrics>;
+
+    /// User metric families of `job` that are not in the REST API's own registry (those
+    /// workers reported), to export with it; the embedded TaskManagers export theirs into
+    /// that registry directly.
+    fn user_metrics(&self, _job: JobId) -> Vec<prometheus::proto::MetricFamily> {
+        Vec::new()
+    }
 }
 
 impl TaskMetricsSource for Vec<Arc<crate::TaskManager>> {

@@ -222,8 +222,51 @@ pub(crate) async fn metrics(State(state): State<Arc<RestState>>) -> impl IntoRes
             }
         }
     }
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
+    let mut text = state.metrics.render();
+    if let Some(source) = &state.task_metrics {
+        let families = state
+            .dispatcher
+            .list_jobs()
+            .into_iter()
+            .filter(|(_, _, status)| !status.is_terminal())
+            .flat_map(|(job, _, _)| source.user_metrics(job));
+        text.push_str(&render_families(merge_families(families)));
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+}
+
+/// Joins families of the same name (each worker reports its own subtasks' series of a
+/// family): a scrape must name each family once.
+fn merge_families(
+    families: impl IntoIterator<Item = prometheus::proto::MetricFamily>,
+) -> Vec<prometheus::proto::MetricFamily> {
+    let mut merged: std::collections::BTreeMap<String, prometheus::proto::MetricFamily> =
+        Default::default();
+    for mut f in families {
+        match merged.get_mut(f.name()) {
+            Some(m) if m.get_field_type() == f.get_field_type() => {
+                let mut series = m.take_metric();
+                series.extend(f.take_metric());
+                m.set_metric(series);
+            }
+            // The same name as another kind (two jobs disagree): the first one is shown.
+            Some(_) => {}
+            None => {
+                merged.insert(f.name().to_string(), f);
+            }
+        }
+    }
+    merged.into_values().collect()
+}
+
+/// Prometheus text of `families` (empty if they cannot be encoded, which for families read
+/// back from the wire means none).
+fn render_families(families: Vec<prometheus::proto::MetricFamily>) -> String {
+    use prometheus::Encoder;
+    let mut out = Vec::new();
+    if let Err(e) = prometheus::TextEncoder::new().encode(&families, &mut out) {
+        tracing::warn!(error = %e, "cannot encode the workers' user metrics");
+        return String::new();
+    }
+    String::from_utf8(out).unwrap_or_default()
 }

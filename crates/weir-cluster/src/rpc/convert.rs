@@ -3,9 +3,12 @@
 
 use super::{
     CheckpointAckReport, ControlKind, OperatorMetricsReport, OperatorStateSizeReport,
-    TaskControlRequest, TaskEndKind, TaskExecutionStateReport,
+    TaskControlRequest, TaskEndKind, TaskExecutionStateReport, UserMetricFamily, UserMetricSeries,
 };
 use crate::gateway::{TaskEnd, TaskExecutionState};
+use prometheus::proto::{
+    Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType,
+};
 use weir_core::{JobId, VertexId};
 use weir_runtime::checkpoint::{
     CheckpointAck, CheckpointBarrier, CheckpointNotice, OperatorStateSize, SnapshotKind,
@@ -248,6 +251,43 @@ mod tests {
     use super::*;
 
     #[test]
+    fn user_metrics_cross_the_wire_unchanged_and_bad_ones_are_refused() {
+        use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts};
+        let registry = prometheus::Registry::new();
+        let counter =
+            IntCounterVec::new(Opts::new("weir_user_kept", "kept"), &["subtask"]).unwrap();
+        let gauge = IntGaugeVec::new(Opts::new("weir_user_last", "last"), &["subtask"]).unwrap();
+        let histogram = HistogramVec::new(
+            HistogramOpts::new("weir_user_values", "values").buckets(vec![1.0, 10.0]),
+            &["subtask"],
+        )
+        .unwrap();
+        registry.register(Box::new(counter.clone())).unwrap();
+        registry.register(Box::new(gauge.clone())).unwrap();
+        registry.register(Box::new(histogram.clone())).unwrap();
+        counter.with_label_values(&["0"]).inc_by(7);
+        gauge.with_label_values(&["1"]).set(-3);
+        histogram.with_label_values(&["0"]).observe(5.0);
+        let text = |families: &[MetricFamily]| {
+            let mut out = Vec::new();
+            prometheus::TextEncoder::new()
+                .encode(families, &mut out)
+                .unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let gathered = registry.gather();
+        let wire = user_metrics_to_wire(gathered.clone());
+        let back = user_metrics_from_wire(wire.clone()).unwrap();
+        assert_eq!(text(&back), text(&gathered));
+        let mut bad = wire.clone();
+        bad[0].kind = 9;
+        assert!(user_metrics_from_wire(bad).is_err());
+        let mut bad = wire;
+        bad[0].series[0].label_values.clear();
+        assert!(user_metrics_from_wire(bad).is_err());
+    }
+
+    #[test]
     fn controls_round_trip_and_unknown_kinds_are_errors() {
         let job = JobId(7);
         let b = CheckpointBarrier {
@@ -307,4 +347,140 @@ mod tests {
         w.job_id = "xyz".into();
         assert!(task_state_from_wire(w).is_err());
     }
+}
+
+/// A process's user metric families (what its registry gathers), for the wire.
+pub fn user_metrics_to_wire(families: Vec<MetricFamily>) -> Vec<UserMetricFamily> {
+    families
+        .into_iter()
+        .filter_map(|f| {
+            let kind = match f.get_field_type() {
+                MetricType::COUNTER => 0,
+                MetricType::GAUGE => 1,
+                MetricType::HISTOGRAM => 2,
+                // User metrics are only these three.
+                _ => return None,
+            };
+            let series = f
+                .get_metric()
+                .iter()
+                .map(|m| {
+                    let (label_names, label_values) = m
+                        .get_label()
+                        .iter()
+                        .map(|l| (l.name().to_string(), l.value().to_string()))
+                        .unzip();
+                    let h = m.get_histogram();
+                    UserMetricSeries {
+                        label_names,
+                        label_values,
+                        value: match kind {
+                            0 => m.get_counter().get_value(),
+                            1 => m.get_gauge().get_value(),
+                            _ => 0.0,
+                        },
+                        sample_count: h.get_sample_count(),
+                        sample_sum: h.get_sample_sum(),
+                        bucket_bounds: h.get_bucket().iter().map(|b| b.upper_bound()).collect(),
+                        bucket_counts: h
+                            .get_bucket()
+                            .iter()
+                            .map(|b| b.cumulative_count())
+                            .collect(),
+                    }
+                })
+                .collect();
+            Some(UserMetricFamily {
+                name: f.name().to_string(),
+                help: f.help().to_string(),
+                kind,
+                series,
+            })
+        })
+        .collect()
+}
+
+/// Reads user metric families a worker reported.
+pub fn user_metrics_from_wire(
+    families: Vec<UserMetricFamily>,
+) -> Result<Vec<MetricFamily>, Malformed> {
+    families
+        .into_iter()
+        .map(|f| {
+            let kind = match f.kind {
+                0 => MetricType::COUNTER,
+                1 => MetricType::GAUGE,
+                2 => MetricType::HISTOGRAM,
+                k => {
+                    return Err(Malformed {
+                        message: "task metrics report",
+                        why: format!("user metric '{}' of unknown kind {k}", f.name),
+                    })
+                }
+            };
+            let metrics = f
+                .series
+                .into_iter()
+                .map(|s| {
+                    if s.label_names.len() != s.label_values.len()
+                        || s.bucket_bounds.len() != s.bucket_counts.len()
+                    {
+                        return Err(Malformed {
+                            message: "task metrics report",
+                            why: format!("a series of user metric '{}' does not add up", f.name),
+                        });
+                    }
+                    let labels = s
+                        .label_names
+                        .into_iter()
+                        .zip(s.label_values)
+                        .map(|(n, v)| {
+                            let mut l = LabelPair::default();
+                            l.set_name(n);
+                            l.set_value(v);
+                            l
+                        })
+                        .collect();
+                    let mut m = Metric::from_label(labels);
+                    match kind {
+                        MetricType::COUNTER => {
+                            let mut c = Counter::default();
+                            c.set_value(s.value);
+                            m.set_counter(c);
+                        }
+                        MetricType::GAUGE => {
+                            let mut g = Gauge::default();
+                            g.set_value(s.value);
+                            m.set_gauge(g);
+                        }
+                        _ => {
+                            let mut h = Histogram::default();
+                            h.set_sample_count(s.sample_count);
+                            h.set_sample_sum(s.sample_sum);
+                            h.set_bucket(
+                                s.bucket_bounds
+                                    .into_iter()
+                                    .zip(s.bucket_counts)
+                                    .map(|(bound, count)| {
+                                        let mut b = Bucket::default();
+                                        b.set_upper_bound(bound);
+                                        b.set_cumulative_count(count);
+                                        b
+                                    })
+                                    .collect(),
+                            );
+                            m.set_histogram(h);
+                        }
+                    }
+                    Ok(m)
+                })
+                .collect::<Result<Vec<_>, Malformed>>()?;
+            let mut family = MetricFamily::default();
+            family.set_name(f.name);
+            family.set_help(f.help);
+            family.set_field_type(kind);
+            family.set_metric(metrics);
+            Ok(family)
+        })
+        .collect()
 }

@@ -342,6 +342,56 @@ pub struct TaskMetricsReport {
     /// One entry per subtask in the worker.
     #[prost(message, repeated, tag = "2")]
     pub tasks: Vec<SubtaskMetrics>,
+    /// The reporting worker (its TaskManager's id): a worker's user metrics replace what
+    /// it reported before.
+    #[prost(string, tag = "3")]
+    pub task_manager_id: String,
+    /// The user metrics the worker's operators registered, as Prometheus families.
+    #[prost(message, repeated, tag = "4")]
+    pub user_metrics: Vec<UserMetricFamily>,
+}
+
+/// One user metric family (a Prometheus family: counter, gauge or histogram).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct UserMetricFamily {
+    /// The family's name (`weir_user_...`).
+    #[prost(string, tag = "1")]
+    pub name: String,
+    /// Its help text.
+    #[prost(string, tag = "2")]
+    pub help: String,
+    /// 0 counter, 1 gauge, 2 histogram.
+    #[prost(uint32, tag = "3")]
+    pub kind: u32,
+    /// Its series.
+    #[prost(message, repeated, tag = "4")]
+    pub series: Vec<UserMetricSeries>,
+}
+
+/// One series of a user metric family.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct UserMetricSeries {
+    /// Label names, in the order of `label_values`.
+    #[prost(string, repeated, tag = "1")]
+    pub label_names: Vec<String>,
+    /// Label values.
+    #[prost(string, repeated, tag = "2")]
+    pub label_values: Vec<String>,
+    /// A counter's or gauge's value.
+    #[prost(double, tag = "3")]
+    pub value: f64,
+    /// A histogram's observation count.
+    #[prost(uint64, tag = "4")]
+    pub sample_count: u64,
+    /// A histogram's sum of observations.
+    #[prost(double, tag = "5")]
+    pub sample_sum: f64,
+    /// A histogram's bucket upper bounds.
+    #[prost(double, repeated, tag = "6")]
+    pub bucket_bounds: Vec<f64>,
+    /// A histogram's cumulative bucket counts, one per bound.
+    #[prost(uint64, repeated, tag = "7")]
+    pub bucket_counts: Vec<u64>,
 }
 
 /// One subtask's counters.
