@@ -183,8 +183,11 @@ impl JobRoutes {
 #[derive(Default)]
 pub struct TaskMetricsTable {
     jobs: Mutex<HashMap<JobId, SubtaskTable>>,
-    user: Mutex<HashMap<JobId, HashMap<String, (Instant, Vec<MetricFamily>)>>>,
+    user: Mutex<HashMap<JobId, WorkerUserMetrics>>,
 }
+
+/// One job's user metrics by worker, with when each worker last reported.
+type WorkerUserMetrics = HashMap<String, (Instant, Vec<MetricFamily>)>;
 
 /// How long a worker's user metrics are shown after its last report: a worker that died
 /// reports no more, and its series go away (its subtasks' new workers report their own).

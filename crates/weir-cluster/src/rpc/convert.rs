@@ -246,109 +246,6 @@ pub fn ack_from_wire(r: CheckpointAckReport) -> CheckpointAck {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn user_metrics_cross_the_wire_unchanged_and_bad_ones_are_refused() {
-        use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts};
-        let registry = prometheus::Registry::new();
-        let counter =
-            IntCounterVec::new(Opts::new("weir_user_kept", "kept"), &["subtask"]).unwrap();
-        let gauge = IntGaugeVec::new(Opts::new("weir_user_last", "last"), &["subtask"]).unwrap();
-        let histogram = HistogramVec::new(
-            HistogramOpts::new("weir_user_values", "values").buckets(vec![1.0, 10.0]),
-            &["subtask"],
-        )
-        .unwrap();
-        registry.register(Box::new(counter.clone())).unwrap();
-        registry.register(Box::new(gauge.clone())).unwrap();
-        registry.register(Box::new(histogram.clone())).unwrap();
-        counter.with_label_values(&["0"]).inc_by(7);
-        gauge.with_label_values(&["1"]).set(-3);
-        histogram.with_label_values(&["0"]).observe(5.0);
-        let text = |families: &[MetricFamily]| {
-            let mut out = Vec::new();
-            prometheus::TextEncoder::new()
-                .encode(families, &mut out)
-                .unwrap();
-            String::from_utf8(out).unwrap()
-        };
-        let gathered = registry.gather();
-        let wire = user_metrics_to_wire(gathered.clone());
-        let back = user_metrics_from_wire(wire.clone()).unwrap();
-        assert_eq!(text(&back), text(&gathered));
-        let mut bad = wire.clone();
-        bad[0].kind = 9;
-        assert!(user_metrics_from_wire(bad).is_err());
-        let mut bad = wire;
-        bad[0].series[0].label_values.clear();
-        assert!(user_metrics_from_wire(bad).is_err());
-    }
-
-    #[test]
-    fn controls_round_trip_and_unknown_kinds_are_errors() {
-        let job = JobId(7);
-        let b = CheckpointBarrier {
-            id: 3,
-            timestamp: 99,
-            kind: SnapshotKind::Savepoint,
-            target: "/sp".into(),
-            unaligned: true,
-        };
-        for c in [
-            TaskControl::TriggerCheckpoint(b.clone()),
-            TaskControl::StopWithSavepoint(b),
-            TaskControl::Notify(CheckpointNotice::Complete(4)),
-            TaskControl::Notify(CheckpointNotice::Aborted(5)),
-            TaskControl::Notify(CheckpointNotice::Final),
-        ] {
-            let w = control_to_wire(job, VertexId(1), 2, &c);
-            assert_eq!(
-                format!("{:?}", control_from_wire(&w).unwrap()),
-                format!("{c:?}")
-            );
-        }
-        let bad = TaskControlRequest {
-            kind: 42,
-            ..Default::default()
-        };
-        assert!(control_from_wire(&bad).is_err());
-    }
-
-    #[test]
-    fn task_states_keep_restore_failures_and_reject_bad_ids() {
-        let s = TaskExecutionState {
-            job: JobId(9),
-            vertex: VertexId(2),
-            subtask: 1,
-            end: TaskEnd::Failed(RuntimeError::Restore {
-                checkpoint_id: 12,
-                source: weir_state::StateError::Restore("damaged".into()),
-            }),
-            metrics: vec![],
-            backpressured_ms: 5,
-            attempt: 3,
-        };
-        let back = task_state_from_wire(task_state_to_wire(&s)).unwrap();
-        assert!(matches!(
-            back.end,
-            TaskEnd::Failed(RuntimeError::Restore {
-                checkpoint_id: 12,
-                ..
-            })
-        ));
-        assert_eq!(
-            (back.attempt, back.subtask, back.vertex),
-            (3, 1, VertexId(2))
-        );
-        let mut w = task_state_to_wire(&s);
-        w.job_id = "xyz".into();
-        assert!(task_state_from_wire(w).is_err());
-    }
-}
-
 /// A process's user metric families (what its registry gathers), for the wire.
 pub fn user_metrics_to_wire(families: Vec<MetricFamily>) -> Vec<UserMetricFamily> {
     families
@@ -483,4 +380,107 @@ pub fn user_metrics_from_wire(
             Ok(family)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_metrics_cross_the_wire_unchanged_and_bad_ones_are_refused() {
+        use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts};
+        let registry = prometheus::Registry::new();
+        let counter =
+            IntCounterVec::new(Opts::new("weir_user_kept", "kept"), &["subtask"]).unwrap();
+        let gauge = IntGaugeVec::new(Opts::new("weir_user_last", "last"), &["subtask"]).unwrap();
+        let histogram = HistogramVec::new(
+            HistogramOpts::new("weir_user_values", "values").buckets(vec![1.0, 10.0]),
+            &["subtask"],
+        )
+        .unwrap();
+        registry.register(Box::new(counter.clone())).unwrap();
+        registry.register(Box::new(gauge.clone())).unwrap();
+        registry.register(Box::new(histogram.clone())).unwrap();
+        counter.with_label_values(&["0"]).inc_by(7);
+        gauge.with_label_values(&["1"]).set(-3);
+        histogram.with_label_values(&["0"]).observe(5.0);
+        let text = |families: &[MetricFamily]| {
+            let mut out = Vec::new();
+            prometheus::TextEncoder::new()
+                .encode(families, &mut out)
+                .unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let gathered = registry.gather();
+        let wire = user_metrics_to_wire(gathered.clone());
+        let back = user_metrics_from_wire(wire.clone()).unwrap();
+        assert_eq!(text(&back), text(&gathered));
+        let mut bad = wire.clone();
+        bad[0].kind = 9;
+        assert!(user_metrics_from_wire(bad).is_err());
+        let mut bad = wire;
+        bad[0].series[0].label_values.clear();
+        assert!(user_metrics_from_wire(bad).is_err());
+    }
+
+    #[test]
+    fn controls_round_trip_and_unknown_kinds_are_errors() {
+        let job = JobId(7);
+        let b = CheckpointBarrier {
+            id: 3,
+            timestamp: 99,
+            kind: SnapshotKind::Savepoint,
+            target: "/sp".into(),
+            unaligned: true,
+        };
+        for c in [
+            TaskControl::TriggerCheckpoint(b.clone()),
+            TaskControl::StopWithSavepoint(b),
+            TaskControl::Notify(CheckpointNotice::Complete(4)),
+            TaskControl::Notify(CheckpointNotice::Aborted(5)),
+            TaskControl::Notify(CheckpointNotice::Final),
+        ] {
+            let w = control_to_wire(job, VertexId(1), 2, &c);
+            assert_eq!(
+                format!("{:?}", control_from_wire(&w).unwrap()),
+                format!("{c:?}")
+            );
+        }
+        let bad = TaskControlRequest {
+            kind: 42,
+            ..Default::default()
+        };
+        assert!(control_from_wire(&bad).is_err());
+    }
+
+    #[test]
+    fn task_states_keep_restore_failures_and_reject_bad_ids() {
+        let s = TaskExecutionState {
+            job: JobId(9),
+            vertex: VertexId(2),
+            subtask: 1,
+            end: TaskEnd::Failed(RuntimeError::Restore {
+                checkpoint_id: 12,
+                source: weir_state::StateError::Restore("damaged".into()),
+            }),
+            metrics: vec![],
+            backpressured_ms: 5,
+            attempt: 3,
+        };
+        let back = task_state_from_wire(task_state_to_wire(&s)).unwrap();
+        assert!(matches!(
+            back.end,
+            TaskEnd::Failed(RuntimeError::Restore {
+                checkpoint_id: 12,
+                ..
+            })
+        ));
+        assert_eq!(
+            (back.attempt, back.subtask, back.vertex),
+            (3, 1, VertexId(2))
+        );
+        let mut w = task_state_to_wire(&s);
+        w.job_id = "xyz".into();
+        assert!(task_state_from_wire(w).is_err());
+    }
 }
