@@ -31,7 +31,12 @@
 //! assert_eq!(finals["b"], 2);
 //! ```
 
+/// The Arrow crates [`arrow_batch::Batch`] is built on, for users of batches.
+pub use arrow_array;
+/// Arrow schemas and data types.
+pub use arrow_schema;
 pub mod alignment;
+pub mod arrow_batch;
 pub mod async_io;
 pub mod broadcast;
 pub mod cluster_client;

@@ -1,12 +1,14 @@
 //! `weir`: start a JobManager or a TaskManager process, or a whole session cluster on this
 //! host (shaped after Flink's `jobmanager.sh`, `taskmanager.sh` and `start-cluster.sh`), and
-//! list or cancel jobs through a cluster's REST API (as `flink list` and `flink cancel`).
+//! list or cancel jobs through a cluster's REST API (as `flink list` and `flink cancel`), and
+//! run Flink SQL scripts (`weir sql`, as Flink's SQL client).
 
 mod client;
 mod cluster;
 mod error;
 mod roles;
 mod run;
+mod sql;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -42,6 +44,8 @@ enum Command {
     Stop(client::StopArgs),
     /// Prints a job binary's execution plan as JSON, without running it.
     Info(run::InfoArgs),
+    /// Runs a Flink SQL script on the embedded mini-cluster (`-f FILE`, or standard input).
+    Sql(sql::SqlArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +60,7 @@ fn main() -> ExitCode {
         Command::Savepoint(args) => client::savepoint(args),
         Command::Stop(args) => client::stop(args),
         Command::Info(args) => run::info(args),
+        Command::Sql(args) => sql::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,277 @@
+//! Runs a SQL script statement by statement, as Flink's SQL client does with `-f`: DDL
+//! fills the catalog, `SET` changes options, each `SELECT` runs as a job and prints its
+//! result as a table with row kinds. With a results directory, the i-th SELECT's result
+//! is also written as `result-i.csv` (the changelog applied to an empty multiset, rows
+//! sorted bytewise), `changelog-i.csv` and `schema-i.txt`, in the files and format
+//! Weir's SQL oracle writes for Flink. Files are written only once every statement
+//! succeeded, so a failed script leaves none behind.
+
+use crate::catalog::parse_create_table;
+use crate::error::{Result, SqlError};
+use crate::format;
+use crate::job::{self, QueryOutput};
+use crate::plan::Catalog;
+use crate::script::{self, Statement};
+use datafusion_sql::sqlparser::dialect::GenericDialect;
+use datafusion_sql::sqlparser::parser::Parser;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// A client session: the catalog and options the statements so far created.
+pub struct Session {
+    catalog: Catalog,
+    /// Where relative `'path'`s of tables resolve.
+    base: PathBuf,
+    parallelism: u32,
+    results: Vec<QueryOutput>,
+}
+
+impl Session {
+    /// A session resolving relative paths against `base`, running jobs at `parallelism`.
+    pub fn new(base: impl Into<PathBuf>, parallelism: u32) -> Self {
+        Session {
+            catalog: Catalog::new(),
+            base: base.into(),
+            parallelism: parallelism.max(1),
+            results: Vec::new(),
+        }
+    }
+
+    /// The results of the SELECTs run so far, in order.
+    pub fn results(&self) -> &[QueryOutput] {
+        &self.results
+    }
+
+    /// Runs the script at `path` (with `-- include:` lines expanded), printing to `out`.
+    pub fn run_file(&mut self, path: &Path, out: &mut dyn Write) -> Result<()> {
+        let text = script::expand(path)?;
+        self.run_statements(&text, out)
+    }
+
+    /// Runs the statements of `text` (includes relative to the session's directory),
+    /// printing to `out`. The first failing statement ends the script with an error that
+    /// names it and its line.
+    pub fn run_text(&mut self, text: &str, out: &mut dyn Write) -> Result<()> {
+        let text = script::expand_text(text, &self.base)?;
+        self.run_statements(&text, out)
+    }
+
+    fn run_statements(&mut self, text: &str, out: &mut dyn Write) -> Result<()> {
+        for s in script::split(text)? {
+            self.run_statement(&s, out)
+                .map_err(|e| SqlError::Statement {
+                    number: s.number,
+                    line: s.line,
+                    source: Box::new(e),
+                })?;
+        }
+        Ok(())
+    }
+
+    fn run_statement(&mut self, s: &Statement, out: &mut dyn Write) -> Result<()> {
+        let words: Vec<String> = s
+            .text
+            .split_whitespace()
+            .take(3)
+            .map(str::to_ascii_uppercase)
+            .collect();
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
+        let print = |out: &mut dyn Write, text: &str| {
+            writeln!(out, "{text}").map_err(|e| SqlError::Output {
+                what: "the client's output".into(),
+                source: e,
+            })
+        };
+        match words.as_slice() {
+            ["CREATE", "TABLE", ..] | ["CREATE", "TEMPORARY", "TABLE"] => {
+                let table = parse_create_table(&s.text)?;
+                let name = table.name.clone();
+                self.catalog.create_table(table)?;
+                print(out, &format!("[INFO] Table '{name}' has been created."))
+            }
+            ["SET", ..] => self.set(&s.text, out),
+            ["SHOW", "TABLES", ..] => {
+                let names = self.catalog.table_names();
+                print(out, &names.join("\n"))
+            }
+            ["SELECT", ..] | ["WITH", ..] | ["VALUES", ..] | ["(", ..] => {
+                let statement = Parser::parse_sql(&GenericDialect {}, &s.text)
+                    .map_err(|e| SqlError::Invalid(e.to_string()))?
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| SqlError::Invalid("an empty statement".into()))?;
+                let query = self.catalog.plan_query(statement)?;
+                let output = job::run(&query, &self.base, self.parallelism)?;
+                print_table(&output, out)?;
+                self.results.push(output);
+                Ok(())
+            }
+            _ => Err(SqlError::Unsupported(format!(
+                "the statement '{}' (Weir's SQL client runs CREATE TABLE, SET, SHOW TABLES and SELECT so far)",
+                s.text.lines().next().unwrap_or_default()
+            ))),
+        }
+    }
+
+    /// `SET 'key' = 'value'`: `parallelism.default` is used; other keys are accepted and
+    /// reported as ignored.
+    fn set(&mut self, text: &str, out: &mut dyn Write) -> Result<()> {
+        let body = text[3..].trim();
+        let (key, value) = body
+            .split_once('=')
+            .map(|(k, v)| (unquote(k.trim()), unquote(v.trim())))
+            .ok_or_else(|| SqlError::Invalid("SET needs 'key' = 'value'".into()))?;
+        match key.as_str() {
+            "parallelism.default" => {
+                self.parallelism = value.parse().ok().filter(|p| *p > 0).ok_or_else(|| {
+                    SqlError::Invalid(format!(
+                        "'parallelism.default' must be a positive number, not '{value}'"
+                    ))
+                })?;
+            }
+            other => {
+                writeln!(out, "[WARNING] '{other}' has no effect in Weir yet.").map_err(|e| {
+                    SqlError::Output {
+                        what: "the client's output".into(),
+                        source: e,
+                    }
+                })?;
+            }
+        }
+        writeln!(out, "[INFO] Execute statement succeeded.").map_err(|e| SqlError::Output {
+            what: "the client's output".into(),
+            source: e,
+        })
+    }
+
+    /// Writes `result-i.csv`, `changelog-i.csv` and `schema-i.txt` for every SELECT into
+    /// `dir` (created if missing; earlier files of these names are removed first).
+    pub fn write_results(&self, dir: &Path) -> Result<()> {
+        let io = |what: &Path| {
+            let what = what.display().to_string();
+            move |source| SqlError::Output { what, source }
+        };
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+            let path = entry.map_err(io(dir))?.path();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            if ["result-", "changelog-", "schema-"]
+                .iter()
+                .any(|p| name.starts_with(p))
+            {
+                std::fs::remove_file(&path).map_err(io(&path))?;
+            }
+        }
+        for (i, output) in self.results.iter().enumerate() {
+            let n = i + 1;
+            let rows = rows(output);
+            let mut changelog = String::new();
+            for r in &rows {
+                changelog.push_str("+I,");
+                changelog.push_str(r);
+                changelog.push('\n');
+            }
+            let mut sorted = rows;
+            sorted.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+            let mut result = String::new();
+            for r in sorted {
+                result.push_str(&r);
+                result.push('\n');
+            }
+            let schema: String = output
+                .columns
+                .iter()
+                .map(|(name, t)| format!("{name}\t{}\n", t.display()))
+                .collect();
+            for (file, text) in [
+                (format!("result-{n}.csv"), result),
+                (format!("changelog-{n}.csv"), changelog),
+                (format!("schema-{n}.txt"), schema),
+            ] {
+                let path = dir.join(file);
+                std::fs::write(&path, text).map_err(io(&path))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn unquote(s: &str) -> String {
+    s.strip_prefix('\'')
+        .and_then(|s| s.strip_suffix('\''))
+        .unwrap_or(s)
+        .replace("''", "'")
+}
+
+/// Every row of `output`, formatted.
+fn rows(output: &QueryOutput) -> Vec<String> {
+    let mut rows = Vec::new();
+    for b in &output.batches {
+        for r in 0..b.num_rows() {
+            let fields: Vec<String> = output
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(c, (_, t))| format::value(b.column(c), t, r))
+                .collect();
+            rows.push(fields.join(","));
+        }
+    }
+    rows
+}
+
+/// Prints a result as Flink's SQL client prints a table (tableau mode), with the row kind.
+fn print_table(output: &QueryOutput, out: &mut dyn Write) -> Result<()> {
+    let mut header = vec!["op".to_string()];
+    header.extend(output.columns.iter().map(|(n, _)| n.clone()));
+    let mut lines: Vec<Vec<String>> = Vec::new();
+    for b in &output.batches {
+        for r in 0..b.num_rows() {
+            let mut line = vec!["+I".to_string()];
+            line.extend(
+                output
+                    .columns
+                    .iter()
+                    .enumerate()
+                    .map(|(c, (_, t))| format::value(b.column(c), t, r).replace("\\N", "<NULL>")),
+            );
+            lines.push(line);
+        }
+    }
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            lines
+                .iter()
+                .map(|l| l[i].chars().count())
+                .chain([header[i].chars().count()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let rule: String = widths
+        .iter()
+        .map(|w| format!("+{}", "-".repeat(w + 2)))
+        .collect::<String>()
+        + "+";
+    let row = |cells: &[String]| {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("| {c:>w$} "))
+            .collect::<String>()
+            + "|"
+    };
+    let mut text = format!("{rule}\n{}\n{rule}\n", row(&header));
+    for l in &lines {
+        text.push_str(&row(l));
+        text.push('\n');
+    }
+    text.push_str(&format!("{rule}\n{} rows in set", lines.len()));
+    writeln!(out, "{text}").map_err(|e| SqlError::Output {
+        what: "the client's output".into(),
+        source: e,
+    })
+}

@@ -1,0 +1,32 @@
+//! Weir's SQL: Flink SQL scripts planned by DataFusion and run as streaming jobs over Arrow
+//! batches on Weir's runtime.
+//!
+//! - [`script`]: a script as statements (includes, splitting, line numbers);
+//! - [`catalog`]: `CREATE TABLE` with Flink's DDL (watermarks, connector options);
+//! - [`types`]: Flink's logical types and their Arrow form;
+//! - [`plan`]: a SELECT planned by DataFusion and typed by Flink's rules;
+//! - [`csv_source`]: the `filesystem` connector's CSV format as a source of batches;
+//! - [`job`]: a planned query as a job of vectorised operators;
+//! - [`format`]: values printed as Flink prints results;
+//! - [`client`]: a script run statement by statement, with its results.
+//!
+//! ```no_run
+//! let mut session = weir_sql::client::Session::new(".", 1);
+//! session.run_file(std::path::Path::new("script.sql"), &mut std::io::stdout()).unwrap();
+//! session.write_results(std::path::Path::new("out")).unwrap();
+//! ```
+
+pub mod catalog;
+pub mod client;
+pub mod csv_source;
+mod decimal;
+pub mod error;
+pub mod format;
+mod interval;
+pub mod job;
+mod literal;
+pub mod plan;
+pub mod script;
+pub mod types;
+
+pub use error::{Result, SqlError};

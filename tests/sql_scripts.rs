@@ -1,0 +1,171 @@
+//! Flink SQL scripts through `weir sql -f --results-dir`, compared byte for byte with what
+//! Apache Flink 2.3 returned for them (`tests/sql/expected`, written by the SQL oracle), at
+//! parallelism 1 and 2; and the client's failures: the failing statement named with its
+//! line, exit status 1, and no result file written.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn weir_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executable in target/<profile>/deps")
+        .join("weir");
+    assert!(
+        bin.is_file(),
+        "{} is missing: build it first (cargo test --workspace builds it)",
+        bin.display()
+    );
+    bin
+}
+
+fn sql_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sql")
+}
+
+/// Runs `weir sql` in `dir` with `args`.
+fn weir_sql(dir: &Path, args: &[&str]) -> Output {
+    Command::new(weir_bin())
+        .arg("sql")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("weir sql")
+}
+
+/// A copy of the test data in a new directory (scripts resolve table paths against the
+/// current directory, and results are written next to them).
+fn workspace() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for entry in std::fs::read_dir(sql_dir().join("data")).expect("data") {
+        let path = entry.expect("entry").path();
+        std::fs::copy(&path, dir.path().join(path.file_name().expect("name"))).expect("copy");
+    }
+    dir
+}
+
+#[test]
+fn scripts_give_flinks_results_and_types_at_parallelism_1_and_2() {
+    let expected = sql_dir().join("expected");
+    let mut scripts: Vec<String> = std::fs::read_dir(&expected)
+        .expect("expected")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    scripts.sort();
+    assert!(scripts.len() >= 3, "{scripts:?}");
+    let dir = workspace();
+    for script in &scripts {
+        for p in ["1", "2"] {
+            let out = dir.path().join(format!("out-{script}-p{p}"));
+            let run = weir_sql(
+                dir.path(),
+                &[
+                    "-f",
+                    &format!("{script}.sql"),
+                    "--results-dir",
+                    &out.display().to_string(),
+                    "-p",
+                    p,
+                ],
+            );
+            assert!(
+                run.status.success(),
+                "{script} at p={p}: {}",
+                String::from_utf8_lossy(&run.stderr)
+            );
+            for want in std::fs::read_dir(expected.join(script)).expect("expected files") {
+                let want = want.expect("entry").path();
+                let name = want.file_name().expect("name");
+                let got = std::fs::read(out.join(name))
+                    .unwrap_or_else(|e| panic!("{script} p={p}: no {name:?}: {e}"));
+                let want_bytes = std::fs::read(&want).expect("expected file");
+                assert!(
+                    got == want_bytes,
+                    "{script} at p={p}: {name:?} differs from Flink's\n--- got (first lines)\n{}\n--- want\n{}",
+                    String::from_utf8_lossy(&got).lines().take(5).collect::<Vec<_>>().join("\n"),
+                    String::from_utf8_lossy(&want_bytes).lines().take(5).collect::<Vec<_>>().join("\n"),
+                );
+            }
+            // The changelog of an append-only query is its rows as insertions.
+            let changelog =
+                std::fs::read_to_string(out.join("changelog-1.csv")).expect("changelog");
+            assert!(changelog.lines().all(|l| l.starts_with("+I,")));
+        }
+    }
+}
+
+#[test]
+fn a_failing_statement_is_named_with_its_line_and_nothing_is_written() {
+    let dir = workspace();
+    let cases = [
+        // (script, what stderr must say)
+        (
+            "-- include: prelude.sql\nSELECT price FROM bid;\n\nSELECT nope\nFROM bid;\n",
+            "statement 5 (line 33)",
+        ),
+        ("SELECT 1 FROM missing;\n", "statement 1 (line 1)"),
+        (
+            "CREATE TABLE t (a INT) WITH ('connector' = 'filesystem', 'format' = 'csv', 'path' = 'no-such.csv');\nSELECT a FROM t;\n",
+            "no-such.csv",
+        ),
+        (
+            "CREATE TABLE t (a INT) WITH ('connector' = 'filesystem', 'format' = 'csv', 'path' = 'bid.csv');\nSELECT a FROM t;\n",
+            "5 fields, the table has 1 columns",
+        ),
+        (
+            "-- include: prelude.sql\nSELECT price / 0 FROM bid WHERE price IS NOT NULL;\n",
+            "by zero",
+        ),
+        ("DROP TABLE bid;\n", "not supported"),
+        ("SELECT 'open;\n", "never closed"),
+    ];
+    for (i, (script, want)) in cases.iter().enumerate() {
+        let file = format!("bad-{i}.sql");
+        std::fs::write(dir.path().join(&file), script).expect("script");
+        let out = dir.path().join(format!("bad-out-{i}"));
+        let run = weir_sql(
+            dir.path(),
+            &["-f", &file, "--results-dir", &out.display().to_string()],
+        );
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(1), "case {i}: {stderr}");
+        assert!(
+            stderr.contains(want),
+            "case {i}: want '{want}' in: {stderr}"
+        );
+        assert_eq!(
+            stderr.lines().filter(|l| l.starts_with("weir:")).count(),
+            1,
+            "{stderr}"
+        );
+        assert!(!out.exists(), "case {i}: result files were written");
+    }
+}
+
+#[test]
+fn statements_can_come_from_standard_input() {
+    use std::io::Write;
+    let dir = workspace();
+    let mut child = Command::new(weir_bin())
+        .args(["sql", "--results-dir", "out"])
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("weir sql");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"-- include: prelude.sql\nSET 'parallelism.default' = '2';\nSELECT auction, price FROM bid WHERE MOD(auction, 7) = 0 AND price IS NOT NULL;\n")
+        .expect("write");
+    let out = child.wait_with_output().expect("weir sql");
+    assert!(out.status.success());
+    let got = std::fs::read(dir.path().join("out/result-1.csv")).expect("result");
+    let want =
+        std::fs::read(sql_dir().join("expected/q06_nexmark_q2/result-1.csv")).expect("expected");
+    assert_eq!(got, want);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("| op | auction | price |"));
+}
