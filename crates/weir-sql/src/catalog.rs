@@ -225,63 +225,54 @@ fn read_string(s: &str) -> Option<(String, &str)> {
     None
 }
 
+/// The characters of `s` outside quotes, each with its byte offset and the parenthesis
+/// depth before it (quote characters themselves are left out).
+fn unquoted(s: &str) -> impl Iterator<Item = (usize, char, i32)> + '_ {
+    let mut quote = None;
+    let mut depth = 0;
+    s.char_indices().filter_map(move |(i, ch)| {
+        if let Some(q) = quote {
+            if ch == q {
+                quote = None;
+            }
+            return None;
+        }
+        if matches!(ch, '\'' | '`' | '"') {
+            quote = Some(ch);
+            return None;
+        }
+        let before = depth;
+        match ch {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            _ => {}
+        }
+        Some((i, ch, before))
+    })
+}
+
 /// The byte offset of the first `c` at nesting depth 0 at or after `from`, outside quotes.
 fn find_top_level(s: &str, c: char, from: usize) -> Option<usize> {
-    let mut quote = None;
-    for (i, ch) in s[from..].char_indices() {
-        match quote {
-            Some(q) if ch == q => quote = None,
-            Some(_) => {}
-            None if ch == '\'' || ch == '`' || ch == '"' => quote = Some(ch),
-            None if ch == c => return Some(from + i),
-            None => {}
-        }
-    }
-    None
+    unquoted(&s[from..])
+        .find(|&(_, ch, depth)| ch == c && depth == 0)
+        .map(|(i, ..)| from + i)
 }
 
 /// The offset of the `)` that closes the `(` at `open`.
 fn matching_paren(s: &str, open: usize) -> Option<usize> {
-    let mut depth = 0;
-    let mut quote = None;
-    for (i, ch) in s[open..].char_indices() {
-        match quote {
-            Some(q) if ch == q => quote = None,
-            Some(_) => {}
-            None => match ch {
-                '\'' | '`' | '"' => quote = Some(ch),
-                '(' => depth += 1,
-                ')' => {
-                    depth -= 1;
-                    if depth == 0 {
-                        return Some(open + i);
-                    }
-                }
-                _ => {}
-            },
-        }
-    }
-    None
+    unquoted(&s[open..])
+        .find(|&(_, ch, depth)| ch == ')' && depth == 1)
+        .map(|(i, ..)| open + i)
 }
 
 /// `s` split at commas at nesting depth 0 outside quotes, each part trimmed.
 fn split_top_level(s: &str) -> Vec<&str> {
     let mut parts = Vec::new();
-    let (mut depth, mut quote, mut start) = (0i32, None, 0);
-    for (i, ch) in s.char_indices() {
-        match quote {
-            Some(q) if ch == q => quote = None,
-            Some(_) => {}
-            None => match ch {
-                '\'' | '`' | '"' => quote = Some(ch),
-                '(' => depth += 1,
-                ')' => depth -= 1,
-                ',' if depth == 0 => {
-                    parts.push(s[start..i].trim());
-                    start = i + 1;
-                }
-                _ => {}
-            },
+    let mut start = 0;
+    for (i, ch, depth) in unquoted(s) {
+        if ch == ',' && depth == 0 {
+            parts.push(s[start..i].trim());
+            start = i + 1;
         }
     }
     let last = s[start..].trim();
