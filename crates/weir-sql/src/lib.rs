@@ -22,6 +22,7 @@ pub mod csv_source;
 mod decimal;
 pub mod error;
 pub mod format;
+mod functions;
 mod interval;
 pub mod job;
 mod literal;

@@ -16,7 +16,7 @@ use datafusion_common::config::ConfigOptions;
 use datafusion_common::{ScalarValue, TableReference};
 use datafusion_expr::expr::{Alias, Cast, ScalarFunction};
 use datafusion_expr::logical_plan::builder::LogicalTableSource;
-use datafusion_expr::planner::ContextProvider;
+use datafusion_expr::planner::{ContextProvider, ExprPlanner, PlannerResult};
 use datafusion_expr::{
     AggregateUDF, BinaryExpr, ColumnarValue, Expr, HigherOrderUDF, LogicalPlan, Operator,
     ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TableSource, Volatility, WindowUDF,
@@ -43,22 +43,31 @@ pub struct Catalog {
     tables: HashMap<String, Arc<TableDef>>,
     options: ConfigOptions,
     functions: HashMap<String, Arc<ScalarUDF>>,
+    planners: Vec<Arc<dyn ExprPlanner>>,
 }
 
 impl Catalog {
     /// An empty catalog with Weir's built-in functions.
     pub fn new() -> Self {
         let mut functions = HashMap::new();
-        for name in ["mod", "coalesce", "nullif"] {
+        let names = ["mod", "coalesce", "nullif"]
+            .iter()
+            .chain(crate::functions::NAMES);
+        for name in names {
             functions.insert(
                 name.to_string(),
                 Arc::new(ScalarUDF::from(Rewritten::new(name))),
             );
         }
+        let planners: Vec<Arc<dyn ExprPlanner>> = vec![Arc::new(SpecialSyntax {
+            substring: Arc::new(ScalarUDF::from(Rewritten::new("substring"))),
+            position: Arc::new(ScalarUDF::from(Rewritten::new("position"))),
+        })];
         Catalog {
             tables: HashMap::new(),
             options: ConfigOptions::default(),
             functions,
+            planners,
         }
     }
 
@@ -121,6 +130,10 @@ impl ContextProvider for Catalog {
         self.functions.get(&name.to_ascii_lowercase()).cloned()
     }
 
+    fn get_expr_planners(&self) -> &[Arc<dyn ExprPlanner>] {
+        &self.planners
+    }
+
     fn get_higher_order_meta(&self, _name: &str) -> Option<Arc<HigherOrderUDF>> {
         None
     }
@@ -155,6 +168,34 @@ impl ContextProvider for Catalog {
 
     fn udwf_names(&self) -> Vec<String> {
         Vec::new()
+    }
+}
+
+/// Plans SQL's special call syntax, `SUBSTRING(s FROM a FOR b)` and `POSITION(a IN s)`, as
+/// calls of the functions of those names.
+#[derive(Debug)]
+struct SpecialSyntax {
+    substring: Arc<ScalarUDF>,
+    position: Arc<ScalarUDF>,
+}
+
+impl ExprPlanner for SpecialSyntax {
+    fn plan_substring(
+        &self,
+        args: Vec<Expr>,
+    ) -> datafusion_common::Result<PlannerResult<Vec<Expr>>> {
+        Ok(PlannerResult::Planned(Expr::ScalarFunction(
+            ScalarFunction::new_udf(self.substring.clone(), args),
+        )))
+    }
+
+    fn plan_position(
+        &self,
+        args: Vec<Expr>,
+    ) -> datafusion_common::Result<PlannerResult<Vec<Expr>>> {
+        Ok(PlannerResult::Planned(Expr::ScalarFunction(
+            ScalarFunction::new_udf(self.position.clone(), args),
+        )))
     }
 }
 
@@ -284,6 +325,15 @@ impl QueryBuilder {
 
     /// `e` typed by Flink's rules, rewritten so that evaluating it gives Flink's values.
     fn typed(&self, e: &Expr) -> Result<(Expr, FlinkType)> {
+        if let Expr::ScalarFunction(ScalarFunction { func, args }) = e {
+            if let Some(f) = crate::functions::by_name(func.name()) {
+                let typed = args
+                    .iter()
+                    .map(|a| self.typed(a))
+                    .collect::<Result<Vec<_>>>()?;
+                return string_call(f, func.name(), typed);
+            }
+        }
         Ok(match e {
             Expr::Alias(Alias { expr, .. }) => self.typed(expr)?,
             Expr::Column(c) => (e.clone(), self.column(&c.name)?),
@@ -389,6 +439,31 @@ impl QueryBuilder {
                         Some(Box::new(otherwise)),
                     )),
                     result,
+                )
+            }
+            Expr::Like(like) => {
+                let (x, xt) = self.typed(&like.expr)?;
+                let (pattern, pt) = self.typed(&like.pattern)?;
+                if !xt.is_string() || !pt.is_string() {
+                    return Err(SqlError::Invalid(format!(
+                        "LIKE needs strings, not {} and {}",
+                        xt.display(),
+                        pt.display()
+                    )));
+                }
+                (
+                    Expr::Like(datafusion_expr::expr::Like::new(
+                        like.negated,
+                        Box::new(x),
+                        Box::new(pattern),
+                        like.escape_char,
+                        like.case_insensitive,
+                    )),
+                    FlinkType {
+                        kind: Kind::Boolean,
+                        nullable: xt.nullable || pt.nullable,
+                        rowtime: false,
+                    },
                 )
             }
             Expr::IsNull(inner) => {
@@ -685,8 +760,89 @@ fn binary(
             };
             Ok((cast(e, &result), result))
         }
+        Operator::StringConcat => string_call(
+            crate::functions::StringFn::Concat,
+            "||",
+            vec![(l, lt), (r, rt)],
+        ),
         other => Err(SqlError::Unsupported(format!("the operator {other}"))),
     }
+}
+
+/// A call of a string function, typed: string arguments as they are, INT arguments cast
+/// to INT; the result a string (CONCAT of bounded strings: VARCHAR of their total length,
+/// else STRING) or an INT, nullable if an argument is or the function can return NULL.
+fn string_call(
+    f: crate::functions::StringFn,
+    name: &str,
+    args: Vec<(Expr, FlinkType)>,
+) -> Result<(Expr, FlinkType)> {
+    use crate::functions::{may_return_null, returns_int, signature, StringUdf};
+    let wants = |i: usize| signature(f).map_or(Some(true), |s| s.get(i).copied());
+    let arity_ok = match signature(f) {
+        Some(s) => {
+            args.len() <= s.len()
+                && args.len()
+                    + usize::from(matches!(
+                        f,
+                        crate::functions::StringFn::Substring
+                            | crate::functions::StringFn::Trim(..)
+                    ))
+                    >= s.len()
+        }
+        None => !args.is_empty(),
+    };
+    if !arity_ok {
+        return Err(SqlError::Invalid(format!(
+            "{} does not take {} arguments",
+            name.to_ascii_uppercase(),
+            args.len()
+        )));
+    }
+    let nullable = args.iter().any(|(_, t)| t.nullable) || may_return_null(f);
+    let mut exprs = Vec::with_capacity(args.len());
+    let mut length: u64 = 0;
+    let mut unbounded = false;
+    for (i, (e, t)) in args.into_iter().enumerate() {
+        match wants(i) {
+            Some(true) if t.is_string() => {
+                match t.kind {
+                    Kind::Char(n) | Kind::Varchar(n) if n < crate::types::MAX_LENGTH => {
+                        length += n as u64
+                    }
+                    _ => unbounded = true,
+                }
+                exprs.push(e);
+            }
+            Some(false) if t.is_integer() => exprs.push(cast(e, &FlinkType::nullable(Kind::Int))),
+            _ => {
+                return Err(SqlError::Invalid(format!(
+                    "{} cannot take {} as argument {}",
+                    name.to_ascii_uppercase(),
+                    t.display(),
+                    i + 1
+                )))
+            }
+        }
+    }
+    let kind = if returns_int(f) {
+        Kind::Int
+    } else if matches!(f, crate::functions::StringFn::Concat) && !unbounded {
+        Kind::Varchar(length.min(crate::types::MAX_LENGTH as u64) as u32)
+    } else {
+        Kind::Varchar(crate::types::MAX_LENGTH)
+    };
+    Ok((
+        Expr::ScalarFunction(ScalarFunction::new_udf(
+            Arc::new(ScalarUDF::from(StringUdf::new(f))),
+            exprs,
+        )),
+        FlinkType {
+            kind,
+            nullable,
+            rowtime: false,
+        },
+    ))
 }
 
 /// A NULL of `t`'s Arrow type.
