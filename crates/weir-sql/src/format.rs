@@ -146,6 +146,22 @@ fn date(days: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+/// Nanoseconds since the epoch as Flink casts a TIMESTAMP(`precision`) to a string: the
+/// fraction has `precision` digits (none for 0), more only when the value has them.
+pub(crate) fn timestamp_text(nanos: i128, precision: u8) -> String {
+    let full = timestamp(nanos);
+    let (head, fraction) = full.split_once('.').unwrap_or((full.as_str(), ""));
+    let mut digits = fraction.trim_end_matches('0').to_string();
+    while digits.len() < precision as usize {
+        digits.push('0');
+    }
+    if digits.is_empty() {
+        head.to_string()
+    } else {
+        format!("{head}.{digits}")
+    }
+}
+
 /// Nanoseconds since the epoch as `YYYY-MM-DD HH:MM:SS.fff`, with 6 or 9 fraction digits
 /// only when the value has them.
 fn timestamp(nanos: i128) -> String {

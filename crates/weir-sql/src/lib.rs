@@ -28,6 +28,7 @@ pub mod job;
 mod literal;
 pub mod plan;
 pub mod script;
+mod time_functions;
 pub mod types;
 
 pub use error::{Result, SqlError};

@@ -23,6 +23,8 @@ use datafusion_expr::{
 };
 use datafusion_sql::planner::{ParserOptions, SqlToRel};
 use datafusion_sql::sqlparser::ast::Statement as SqlStatement;
+use datafusion_sql::sqlparser::dialect::GenericDialect;
+use datafusion_sql::sqlparser::parser::Parser;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -52,7 +54,8 @@ impl Catalog {
         let mut functions = HashMap::new();
         let names = ["mod", "coalesce", "nullif"]
             .iter()
-            .chain(crate::functions::NAMES);
+            .chain(crate::functions::NAMES)
+            .chain(TIME_FUNCTIONS);
         for name in names {
             functions.insert(
                 name.to_string(),
@@ -62,6 +65,7 @@ impl Catalog {
         let planners: Vec<Arc<dyn ExprPlanner>> = vec![Arc::new(SpecialSyntax {
             substring: Arc::new(ScalarUDF::from(Rewritten::new("substring"))),
             position: Arc::new(ScalarUDF::from(Rewritten::new("position"))),
+            extract: Arc::new(ScalarUDF::from(Rewritten::new("extract"))),
         })];
         Catalog {
             tables: HashMap::new(),
@@ -96,7 +100,8 @@ impl Catalog {
     }
 
     /// Plans a SELECT statement.
-    pub fn plan_query(&self, statement: SqlStatement) -> Result<Query> {
+    pub fn plan_query(&self, mut statement: SqlStatement) -> Result<Query> {
+        rewrite_time_syntax(&mut statement)?;
         let options = ParserOptions {
             parse_float_as_decimal: true,
             enable_ident_normalization: false,
@@ -171,12 +176,79 @@ impl ContextProvider for Catalog {
     }
 }
 
+/// Time functions the planner types itself (`__floor_time` / `__ceil_time` stand for
+/// `FLOOR(ts TO unit)` / `CEIL(ts TO unit)`, which the SQL is rewritten to first).
+const TIME_FUNCTIONS: &[&str] = &[
+    "extract",
+    "hour",
+    "minute",
+    "second",
+    "__floor_time",
+    "__ceil_time",
+    "timestampdiff",
+    "date_format",
+];
+
+/// Rewrites SQL syntax DataFusion's planner does not take into calls it does:
+/// `FLOOR(ts TO unit)` / `CEIL(ts TO unit)` into `__floor_time(ts, 'unit')` /
+/// `__ceil_time(ts, 'unit')`, and the unit keyword of `TIMESTAMPDIFF(unit, a, b)` into a
+/// string.
+fn rewrite_time_syntax(statement: &mut SqlStatement) -> Result<()> {
+    use datafusion_sql::sqlparser::ast::{
+        visit_expressions_mut, CeilFloorKind, DateTimeField, Expr as SqlExpr, FunctionArg,
+        FunctionArgExpr, FunctionArguments, Value,
+    };
+    use std::ops::ControlFlow;
+    let flow = visit_expressions_mut(statement, |e: &mut SqlExpr| {
+        let replacement = match e {
+            SqlExpr::Floor {
+                expr,
+                field: CeilFloorKind::DateTimeField(f),
+            } if *f != DateTimeField::NoDateTime => Some(format!("__floor_time({expr}, '{f}')")),
+            SqlExpr::Ceil {
+                expr,
+                field: CeilFloorKind::DateTimeField(f),
+            } if *f != DateTimeField::NoDateTime => Some(format!("__ceil_time({expr}, '{f}')")),
+            SqlExpr::Function(func)
+                if func.name.to_string().eq_ignore_ascii_case("timestampdiff") =>
+            {
+                if let FunctionArguments::List(list) = &mut func.args {
+                    if let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(first))) =
+                        list.args.first_mut()
+                    {
+                        if let SqlExpr::Identifier(unit) = first {
+                            *first = SqlExpr::value(Value::SingleQuotedString(unit.value.clone()));
+                        }
+                    }
+                }
+                None
+            }
+            _ => None,
+        };
+        if let Some(text) = replacement {
+            match Parser::new(&GenericDialect {})
+                .try_with_sql(&text)
+                .and_then(|mut p| p.parse_expr())
+            {
+                Ok(call) => *e = call,
+                Err(err) => return ControlFlow::Break(err.to_string()),
+            }
+        }
+        ControlFlow::Continue(())
+    });
+    match flow {
+        ControlFlow::Break(e) => Err(SqlError::Invalid(e)),
+        ControlFlow::Continue(()) => Ok(()),
+    }
+}
+
 /// Plans SQL's special call syntax, `SUBSTRING(s FROM a FOR b)` and `POSITION(a IN s)`, as
 /// calls of the functions of those names.
 #[derive(Debug)]
 struct SpecialSyntax {
     substring: Arc<ScalarUDF>,
     position: Arc<ScalarUDF>,
+    extract: Arc<ScalarUDF>,
 }
 
 impl ExprPlanner for SpecialSyntax {
@@ -186,6 +258,12 @@ impl ExprPlanner for SpecialSyntax {
     ) -> datafusion_common::Result<PlannerResult<Vec<Expr>>> {
         Ok(PlannerResult::Planned(Expr::ScalarFunction(
             ScalarFunction::new_udf(self.substring.clone(), args),
+        )))
+    }
+
+    fn plan_extract(&self, args: Vec<Expr>) -> datafusion_common::Result<PlannerResult<Vec<Expr>>> {
+        Ok(PlannerResult::Planned(Expr::ScalarFunction(
+            ScalarFunction::new_udf(self.extract.clone(), args),
         )))
     }
 
@@ -315,6 +393,98 @@ impl QueryBuilder {
         }
     }
 
+    /// A time function call, typed: timestamps go in as nanoseconds; FLOOR and CEIL give
+    /// back the argument's type (a time attribute stays one, as in Flink).
+    fn time_call(&self, name: &str, args: &[Expr]) -> Result<(Expr, FlinkType)> {
+        use crate::time_functions::{TimeFn, Unit};
+        let unit_of = |e: &Expr| -> Result<Unit> {
+            match e {
+                Expr::Literal(ScalarValue::Utf8(Some(u)), _) => Unit::parse(u)
+                    .ok_or_else(|| SqlError::Unsupported(format!("the time unit {u}"))),
+                other => Err(SqlError::Invalid(format!("'{other}' is not a time unit"))),
+            }
+        };
+        let timestamp = |e: &Expr| -> Result<(Expr, FlinkType)> {
+            let (x, t) = self.typed(e)?;
+            if !matches!(t.kind, Kind::Timestamp(_)) {
+                return Err(SqlError::Invalid(format!(
+                    "{} needs a TIMESTAMP, not {}",
+                    name.to_ascii_uppercase(),
+                    t.display()
+                )));
+            }
+            Ok((cast(x, &FlinkType::nullable(Kind::Timestamp(9))), t))
+        };
+        let arity = |n: usize| {
+            if args.len() == n {
+                Ok(())
+            } else {
+                Err(SqlError::Invalid(format!(
+                    "{} takes {n} arguments",
+                    name.to_ascii_uppercase()
+                )))
+            }
+        };
+        let bigint = |t: &FlinkType| FlinkType::nullable(Kind::BigInt).with_nullable(t.nullable);
+        Ok(match name {
+            "extract" => {
+                arity(2)?;
+                let unit = unit_of(&args[0])?;
+                let (x, t) = timestamp(&args[1])?;
+                (time_udf(TimeFn::Extract(unit), vec![x]), bigint(&t))
+            }
+            "hour" | "minute" | "second" => {
+                arity(1)?;
+                let unit = Unit::parse(name).unwrap_or(Unit::Second);
+                let (x, t) = timestamp(&args[0])?;
+                (time_udf(TimeFn::Extract(unit), vec![x]), bigint(&t))
+            }
+            "__floor_time" | "__ceil_time" => {
+                arity(2)?;
+                let unit = unit_of(&args[1])?;
+                let (x, t) = timestamp(&args[0])?;
+                let f = if name == "__floor_time" {
+                    TimeFn::Floor(unit)
+                } else {
+                    TimeFn::Ceil(unit)
+                };
+                (cast(time_udf(f, vec![x]), &t), t)
+            }
+            "timestampdiff" => {
+                arity(3)?;
+                let unit = unit_of(&args[0])?;
+                let (a, at) = timestamp(&args[1])?;
+                let (b, bt) = timestamp(&args[2])?;
+                (
+                    time_udf(TimeFn::Diff(unit), vec![a, b]),
+                    FlinkType {
+                        kind: Kind::Int,
+                        nullable: at.nullable || bt.nullable,
+                        rowtime: false,
+                    },
+                )
+            }
+            _ => {
+                arity(2)?;
+                let (x, t) = timestamp(&args[0])?;
+                let (p, pt) = self.typed(&args[1])?;
+                if !pt.is_string() {
+                    return Err(SqlError::Invalid(
+                        "DATE_FORMAT needs a pattern string".into(),
+                    ));
+                }
+                (
+                    time_udf(TimeFn::Format, vec![x, p]),
+                    FlinkType {
+                        kind: Kind::Varchar(crate::types::MAX_LENGTH),
+                        nullable: t.nullable || pt.nullable,
+                        rowtime: false,
+                    },
+                )
+            }
+        })
+    }
+
     fn column(&self, name: &str) -> Result<FlinkType> {
         self.table
             .as_ref()
@@ -332,6 +502,41 @@ impl QueryBuilder {
                     .map(|a| self.typed(a))
                     .collect::<Result<Vec<_>>>()?;
                 return string_call(f, func.name(), typed);
+            }
+            if TIME_FUNCTIONS.contains(&func.name()) {
+                return self.time_call(func.name(), args);
+            }
+        }
+        if let Expr::BinaryExpr(b) = e {
+            if interval_ms(&b.right).is_some() && matches!(b.op, Operator::Plus | Operator::Minus) {
+                let (l, lt) = self.typed(&b.left)?;
+                if !matches!(lt.kind, Kind::Timestamp(_)) {
+                    return Err(SqlError::Invalid(format!(
+                        "an interval added to a {}",
+                        lt.display()
+                    )));
+                }
+                // The timestamp keeps its type, time attribute included (as in Flink).
+                return Ok((
+                    Expr::BinaryExpr(BinaryExpr::new(Box::new(l), b.op, b.right.clone())),
+                    lt,
+                ));
+            }
+        }
+        if let Expr::Cast(Cast { expr, field }) = e {
+            if matches!(field.data_type(), DataType::Utf8) {
+                let (x, t) = self.typed(expr)?;
+                if let Kind::Timestamp(p) = t.kind {
+                    let call = time_udf(
+                        crate::time_functions::TimeFn::ToString(p),
+                        vec![cast(x, &FlinkType::nullable(Kind::Timestamp(9)))],
+                    );
+                    return Ok((
+                        call,
+                        FlinkType::nullable(Kind::Varchar(crate::types::MAX_LENGTH))
+                            .with_nullable(t.nullable),
+                    ));
+                }
             }
         }
         Ok(match e {
@@ -843,6 +1048,27 @@ fn string_call(
             rowtime: false,
         },
     ))
+}
+
+/// A call of a time function.
+fn time_udf(f: crate::time_functions::TimeFn, args: Vec<Expr>) -> Expr {
+    Expr::ScalarFunction(ScalarFunction::new_udf(
+        Arc::new(ScalarUDF::from(crate::time_functions::TimeUdf::new(f))),
+        args,
+    ))
+}
+
+/// The length of an interval literal in milliseconds, if `e` is one (of days and time).
+fn interval_ms(e: &Expr) -> Option<i64> {
+    match e {
+        Expr::Literal(ScalarValue::IntervalMonthDayNano(Some(v)), _) if v.months == 0 => {
+            Some(v.days as i64 * 86_400_000 + v.nanoseconds / 1_000_000)
+        }
+        Expr::Literal(ScalarValue::IntervalDayTime(Some(v)), _) => {
+            Some(v.days as i64 * 86_400_000 + v.milliseconds as i64)
+        }
+        _ => None,
+    }
 }
 
 /// A NULL of `t`'s Arrow type.
