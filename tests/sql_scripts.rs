@@ -118,6 +118,10 @@ fn a_failing_statement_is_named_with_its_line_and_nothing_is_written() {
             "-- include: prelude.sql\nSELECT price / 0 FROM bid WHERE price IS NOT NULL;\n",
             "by zero",
         ),
+        (
+            "-- include: prelude.sql\nSELECT price,\n  FROM bid WHERE price > 3 )\n;\n",
+            "line 32, column 28",
+        ),
         ("DROP TABLE bid;\n", "not supported"),
         ("SELECT 'open;\n", "never closed"),
     ];

@@ -96,7 +96,7 @@ impl Session {
             }
             ["SELECT", ..] | ["WITH", ..] | ["VALUES", ..] | ["(", ..] => {
                 let statement = Parser::parse_sql(&GenericDialect {}, &s.text)
-                    .map_err(|e| SqlError::Invalid(e.to_string()))?
+                    .map_err(|e| SqlError::Invalid(script_position(&e.to_string(), s.line)))?
                     .into_iter()
                     .next()
                     .ok_or_else(|| SqlError::Invalid("an empty statement".into()))?;
@@ -199,6 +199,23 @@ impl Session {
     }
 }
 
+/// A parser message's `Line: L, Column: C` (within the statement) as the script's line:
+/// `line N, column C`.
+fn script_position(message: &str, statement_line: usize) -> String {
+    let Ok(re) = regex::Regex::new(r"Line: (\d+), Column: (\d+)") else {
+        return message.to_string();
+    };
+    re.replace_all(message, |c: &regex::Captures<'_>| {
+        let line: usize = c[1].parse().unwrap_or(1);
+        format!(
+            "line {}, column {}",
+            statement_line + line.saturating_sub(1),
+            &c[2]
+        )
+    })
+    .into_owned()
+}
+
 fn unquote(s: &str) -> String {
     s.strip_prefix('\'')
         .and_then(|s| s.strip_suffix('\''))
@@ -274,4 +291,21 @@ fn print_table(output: &QueryOutput, out: &mut dyn Write) -> Result<()> {
         what: "the client's output".into(),
         source: e,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parser_positions_become_script_lines() {
+        assert_eq!(
+            script_position(
+                "Expected: an expression, found: ) at Line: 2, Column: 9",
+                31
+            ),
+            "Expected: an expression, found: ) at line 32, column 9"
+        );
+        assert_eq!(script_position("no position", 5), "no position");
+    }
 }
