@@ -173,3 +173,30 @@ fn statements_can_come_from_standard_input() {
     assert_eq!(got, want);
     assert!(String::from_utf8_lossy(&out.stdout).contains("| op | auction | price |"));
 }
+
+#[test]
+fn describe_and_explain_print_the_schema_and_the_plan() {
+    let dir = workspace();
+    std::fs::write(
+        dir.path().join("ex.sql"),
+        "-- include: prelude.sql\nDESCRIBE bid;\nEXPLAIN SELECT auction, 0.908 * price AS p FROM bid WHERE MOD(auction, 7) = 0;\nSHOW TABLES;\n",
+    )
+    .expect("script");
+    let run = weir_sql(dir.path(), &["-f", "ex.sql"]);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    for want in [
+        "| TIMESTAMP(3) *ROWTIME* |",
+        "`ts` - INTERVAL '5000' MILLISECOND",
+        "== Logical Plan (DataFusion) ==",
+        "TableScan: bid",
+        "p DECIMAL(24, 3)",
+        "auction\nbid\nperson",
+    ] {
+        assert!(stdout.contains(want), "want {want:?} in:\n{stdout}");
+    }
+}

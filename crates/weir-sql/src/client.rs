@@ -90,6 +90,33 @@ impl Session {
                 print(out, &format!("[INFO] Table '{name}' has been created."))
             }
             ["SET", ..] => self.set(&s.text, out),
+            ["DESCRIBE", ..] | ["DESC", ..] => {
+                let name = s
+                    .text
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or_default()
+                    .trim_matches('`');
+                let table = self
+                    .catalog
+                    .table(name)
+                    .ok_or_else(|| SqlError::Invalid(format!("table '{name}' does not exist")))?;
+                print(out, &describe(table))
+            }
+            ["EXPLAIN", ..] => {
+                let rest = s.text.trim_start()[7..].trim_start();
+                let rest = match rest.get(..8) {
+                    Some(p) if p.eq_ignore_ascii_case("PLAN FOR") => rest[8..].trim_start(),
+                    _ => rest,
+                };
+                let statement = Parser::parse_sql(&GenericDialect {}, rest)
+                    .map_err(|e| SqlError::Invalid(script_position(&e.to_string(), s.line)))?
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| SqlError::Invalid("EXPLAIN of nothing".into()))?;
+                let query = self.catalog.plan_query(statement)?;
+                print(out, &query.explain())
+            }
             ["SHOW", "TABLES", ..] => {
                 let names = self.catalog.table_names();
                 print(out, &names.join("\n"))
@@ -107,7 +134,7 @@ impl Session {
                 Ok(())
             }
             _ => Err(SqlError::Unsupported(format!(
-                "the statement '{}' (Weir's SQL client runs CREATE TABLE, SET, SHOW TABLES and SELECT so far)",
+                "the statement '{}' (Weir's SQL client runs CREATE TABLE, SET, SHOW TABLES, DESCRIBE, EXPLAIN and SELECT so far)",
                 s.text.lines().next().unwrap_or_default()
             ))),
         }
@@ -238,6 +265,65 @@ fn rows(output: &QueryOutput) -> Vec<String> {
         }
     }
     rows
+}
+
+/// A table's columns as Flink's SQL client describes them: name, type, nullability and
+/// the watermark of the rowtime column.
+fn describe(table: &crate::catalog::TableDef) -> String {
+    let header = ["name", "type", "null", "key", "extras", "watermark"];
+    let rows: Vec<[String; 6]> = table
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let watermark = match &table.watermark {
+                Some(w) if w.column == i && w.delay_ms == 0 => format!("`{}`", c.name),
+                Some(w) if w.column == i => {
+                    format!("`{}` - INTERVAL '{}' MILLISECOND", c.name, w.delay_ms)
+                }
+                _ => String::new(),
+            };
+            let mut t = c.ty;
+            t.nullable = true;
+            [
+                c.name.clone(),
+                t.display(),
+                if c.ty.nullable { "TRUE" } else { "FALSE" }.to_string(),
+                String::new(),
+                String::new(),
+                watermark,
+            ]
+        })
+        .collect();
+    let widths: Vec<usize> = (0..6)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let rule: String = widths
+        .iter()
+        .map(|w| format!("+{}", "-".repeat(w + 2)))
+        .collect::<String>()
+        + "+";
+    let line = |cells: Vec<&str>| {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("| {c:>w$} "))
+            .collect::<String>()
+            + "|"
+    };
+    let mut text = format!("{rule}\n{}\n{rule}\n", line(header.to_vec()));
+    for r in &rows {
+        text.push_str(&line(r.iter().map(String::as_str).collect()));
+        text.push('\n');
+    }
+    text.push_str(&format!("{rule}\n{} rows in set", rows.len()));
+    text
 }
 
 /// Prints a result as Flink's SQL client prints a table (tableau mode), with the row kind.

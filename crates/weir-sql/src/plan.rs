@@ -37,6 +37,28 @@ pub struct Query {
     pub filter: Option<Expr>,
     /// The output columns: name, expression over the table's columns, Flink type.
     pub columns: Vec<(String, Expr, FlinkType)>,
+    /// DataFusion's logical plan of the statement, indented (for EXPLAIN).
+    pub logical_plan: String,
+}
+
+impl Query {
+    /// The plan as `EXPLAIN` prints it: DataFusion's logical plan, then the job Weir runs,
+    /// with the Flink-typed expressions each operator evaluates.
+    pub fn explain(&self) -> String {
+        let mut out = String::from("== Logical Plan (DataFusion) ==\n");
+        out.push_str(&self.logical_plan);
+        out.push_str("\n\n== Weir Job ==\n");
+        out.push_str(&format!("Source: {} (filesystem)\n", self.table.name));
+        out.push_str("  -> rebalance\n");
+        out.push_str("Calc\n");
+        if let Some(f) = &self.filter {
+            out.push_str(&format!("  where: {f}\n"));
+        }
+        for (name, e, t) in &self.columns {
+            out.push_str(&format!("  {name} {}: {e}\n", t.display()));
+        }
+        out
+    }
 }
 
 /// The tables a statement may name.
@@ -109,7 +131,9 @@ impl Catalog {
             ..ParserOptions::new()
         };
         let plan = SqlToRel::new_with_options(self, options).sql_statement_to_plan(statement)?;
-        QueryBuilder::default().plan(&plan, self)
+        let mut query = QueryBuilder::default().plan(&plan, self)?;
+        query.logical_plan = plan.display_indent().to_string();
+        Ok(query)
     }
 }
 
@@ -358,6 +382,7 @@ impl QueryBuilder {
             table,
             filter: self.filter,
             columns,
+            logical_plan: String::new(),
         })
     }
 
