@@ -295,11 +295,19 @@ fn describe(table: &crate::catalog::TableDef) -> String {
             ]
         })
         .collect();
-    let widths: Vec<usize> = (0..6)
+    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    let rows: Vec<Vec<String>> = rows.into_iter().map(Vec::from).collect();
+    tableau(&header, &rows)
+}
+
+/// Rows as a table in the style of Flink's SQL client (tableau mode): right-aligned cells
+/// between rules, then the row count.
+fn tableau(header: &[String], rows: &[Vec<String>]) -> String {
+    let widths: Vec<usize> = (0..header.len())
         .map(|i| {
             rows.iter()
                 .map(|r| r[i].chars().count())
-                .chain([header[i].len()])
+                .chain([header[i].chars().count()])
                 .max()
                 .unwrap_or(0)
         })
@@ -309,7 +317,7 @@ fn describe(table: &crate::catalog::TableDef) -> String {
         .map(|w| format!("+{}", "-".repeat(w + 2)))
         .collect::<String>()
         + "+";
-    let line = |cells: Vec<&str>| {
+    let line = |cells: &[String]| {
         cells
             .iter()
             .zip(&widths)
@@ -317,9 +325,9 @@ fn describe(table: &crate::catalog::TableDef) -> String {
             .collect::<String>()
             + "|"
     };
-    let mut text = format!("{rule}\n{}\n{rule}\n", line(header.to_vec()));
-    for r in &rows {
-        text.push_str(&line(r.iter().map(String::as_str).collect()));
+    let mut text = format!("{rule}\n{}\n{rule}\n", line(header));
+    for r in rows {
+        text.push_str(&line(r));
         text.push('\n');
     }
     text.push_str(&format!("{rule}\n{} rows in set", rows.len()));
@@ -344,35 +352,7 @@ fn print_table(output: &QueryOutput, out: &mut dyn Write) -> Result<()> {
             lines.push(line);
         }
     }
-    let widths: Vec<usize> = (0..header.len())
-        .map(|i| {
-            lines
-                .iter()
-                .map(|l| l[i].chars().count())
-                .chain([header[i].chars().count()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let rule: String = widths
-        .iter()
-        .map(|w| format!("+{}", "-".repeat(w + 2)))
-        .collect::<String>()
-        + "+";
-    let row = |cells: &[String]| {
-        cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("| {c:>w$} "))
-            .collect::<String>()
-            + "|"
-    };
-    let mut text = format!("{rule}\n{}\n{rule}\n", row(&header));
-    for l in &lines {
-        text.push_str(&row(l));
-        text.push('\n');
-    }
-    text.push_str(&format!("{rule}\n{} rows in set", lines.len()));
+    let text = tableau(&header, &lines);
     writeln!(out, "{text}").map_err(|e| SqlError::Output {
         what: "the client's output".into(),
         source: e,
