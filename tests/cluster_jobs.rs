@@ -71,6 +71,16 @@ struct Cluster {
 
 impl Cluster {
     /// A JobManager whose TaskManagers are lost after `heartbeat_timeout_ms` of silence.
+    /// A JobManager and `count` TaskManagers of `slots` slots each, all registered.
+    fn with_task_managers(heartbeat_timeout_ms: u64, count: usize, slots: u32) -> Cluster {
+        let mut cluster = Cluster::start(heartbeat_timeout_ms);
+        for _ in 0..count {
+            cluster.add_task_manager(slots);
+        }
+        cluster.wait_for_task_managers(count);
+        cluster
+    }
+
     fn start(heartbeat_timeout_ms: u64) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let address_file = dir.path().join("address");
@@ -295,10 +305,7 @@ fn processes_with(needle: &str) -> Vec<String> {
 
 #[test]
 fn a_keyed_windowed_job_across_two_task_managers_commits_the_reference() {
-    let mut cluster = Cluster::start(10_000);
-    cluster.add_task_manager(1);
-    cluster.add_task_manager(1);
-    cluster.wait_for_task_managers(2);
+    let cluster = Cluster::with_task_managers(10_000, 2, 1);
     let out = cluster.dir.path().join("out");
     let mut run = cluster.run(&example_args(
         20_000,
@@ -336,10 +343,7 @@ fn a_keyed_windowed_job_across_two_task_managers_commits_the_reference() {
 
 #[test]
 fn kill_9_of_a_task_manager_mid_job_restores_exactly_once_on_another() {
-    let mut cluster = Cluster::start(1_500);
-    cluster.add_task_manager(1);
-    cluster.add_task_manager(1);
-    cluster.wait_for_task_managers(2);
+    let mut cluster = Cluster::with_task_managers(1_500, 2, 1);
     let out = cluster.dir.path().join("out");
     let events = 400_000;
     // Slow enough for checkpoints before the kill; the restart waits until the lost
@@ -391,10 +395,7 @@ fn kill_9_of_a_task_manager_mid_job_restores_exactly_once_on_another() {
 
 #[test]
 fn a_binary_that_builds_another_graph_fails_its_job_and_the_other_job_runs_on() {
-    let mut cluster = Cluster::start(10_000);
-    cluster.add_task_manager(2);
-    cluster.add_task_manager(2);
-    cluster.wait_for_task_managers(2);
+    let cluster = Cluster::with_task_managers(10_000, 2, 2);
     let out = cluster.dir.path().join("out");
     let events = 200_000;
     let mut good = cluster.run(&example_args(
@@ -469,9 +470,7 @@ fn a_binary_that_builds_another_graph_fails_its_job_and_the_other_job_runs_on() 
 
 #[test]
 fn a_job_needing_more_slots_than_the_cluster_has_ends_with_one_line() {
-    let mut cluster = Cluster::start(10_000);
-    cluster.add_task_manager(1);
-    cluster.wait_for_task_managers(1);
+    let cluster = Cluster::with_task_managers(10_000, 1, 1);
     let out = cluster.dir.path().join("out");
     let mut run = cluster.run(&example_args(1_000, &out, &[]));
     let status = wait(&mut run, Duration::from_secs(60)).expect("weir run ends");
@@ -570,10 +569,7 @@ fn latest_checkpoint(root: &Path) -> Option<PathBuf> {
 
 #[test]
 fn after_kill_9_of_the_job_manager_the_job_resumes_from_its_checkpoint_on_a_new_cluster() {
-    let mut first = Cluster::start(1_500);
-    first.add_task_manager(1);
-    first.add_task_manager(1);
-    first.wait_for_task_managers(2);
+    let first = Cluster::with_task_managers(1_500, 2, 1);
     let out = first.dir.path().join("out");
     let checkpoints = first.dir.path().join("chk");
     let events = 400_000;
@@ -611,10 +607,7 @@ fn after_kill_9_of_the_job_manager_the_job_resumes_from_its_checkpoint_on_a_new_
     );
     let checkpoint = latest_checkpoint(&checkpoints).expect("a retained checkpoint");
 
-    let mut second = Cluster::start(10_000);
-    second.add_task_manager(1);
-    second.add_task_manager(1);
-    second.wait_for_task_managers(2);
+    let second = Cluster::with_task_managers(10_000, 2, 1);
     let checkpoint = checkpoint.display().to_string();
     let mut resumed = second.run_program(
         "run",
@@ -627,9 +620,7 @@ fn after_kill_9_of_the_job_manager_the_job_resumes_from_its_checkpoint_on_a_new_
 
 #[test]
 fn savepoint_and_stop_from_the_command_line_then_resume_exactly_once() {
-    let mut cluster = Cluster::start(10_000);
-    cluster.add_task_manager(2);
-    cluster.wait_for_task_managers(1);
+    let cluster = Cluster::with_task_managers(10_000, 1, 2);
     let out = cluster.dir.path().join("out");
     let events = 400_000;
     let args = example_args(
@@ -750,10 +741,7 @@ fn application_mode_runs_the_job_on_a_cluster_of_its_own_and_stops_it_after() {
 
 #[test]
 fn a_crashed_worker_restarts_only_its_job_and_both_jobs_commit_exactly_once() {
-    let mut cluster = Cluster::start(10_000);
-    cluster.add_task_manager(2);
-    cluster.add_task_manager(2);
-    cluster.wait_for_task_managers(2);
+    let cluster = Cluster::with_task_managers(10_000, 2, 2);
     let events = 300_000;
     let slow = ["--checkpoint-interval-ms", "100", "--poll-pause-ms", "2"];
     let out_a = cluster.dir.path().join("out-a");
@@ -869,10 +857,7 @@ fn rss_mb(pid: &str) -> Option<f64> {
 
 #[test]
 fn backpressure_crosses_processes_and_the_workers_memory_stays_flat() {
-    let mut cluster = Cluster::start(10_000);
-    cluster.add_task_manager(1);
-    cluster.add_task_manager(1);
-    cluster.wait_for_task_managers(2);
+    let cluster = Cluster::with_task_managers(10_000, 2, 1);
     let out = cluster.dir.path().join("out");
     let records: u64 = 200_000;
     // 200 MB of payload from a source that could produce it in well under a second, into
@@ -993,10 +978,7 @@ fn a_program_that_collects_results_into_itself_is_refused_by_a_cluster() {
 
 #[test]
 fn the_programs_job_client_stops_a_cluster_job_with_a_savepoint_and_it_resumes() {
-    let mut cluster = Cluster::start(10_000);
-    cluster.add_task_manager(1);
-    cluster.add_task_manager(1);
-    cluster.wait_for_task_managers(2);
+    let cluster = Cluster::with_task_managers(10_000, 2, 1);
     let out = cluster.dir.path().join("out");
     let savepoints = cluster.dir.path().join("savepoints");
     let events = 400_000;
@@ -1059,9 +1041,7 @@ fn an_application_whose_job_manager_cannot_start_fails_with_the_reason() {
 
 #[test]
 fn a_detached_run_returns_at_once_and_the_job_completes_on_its_own() {
-    let mut cluster = Cluster::start(10_000);
-    cluster.add_task_manager(2);
-    cluster.wait_for_task_managers(1);
+    let cluster = Cluster::with_task_managers(10_000, 1, 2);
     let out = cluster.dir.path().join("out");
     let events = 100_000;
     let mut run = cluster.run_program(
@@ -1107,10 +1087,7 @@ fn worker_data_addresses(cluster: &Cluster) -> Vec<String> {
 #[test]
 fn garbage_on_a_running_workers_data_port_leaves_the_job_exactly_once() {
     use std::io::{Read, Write};
-    let mut cluster = Cluster::start(10_000);
-    cluster.add_task_manager(1);
-    cluster.add_task_manager(1);
-    cluster.wait_for_task_managers(2);
+    let cluster = Cluster::with_task_managers(10_000, 2, 1);
     let out = cluster.dir.path().join("out");
     let events = 200_000;
     let mut run = cluster.run(&example_args(
@@ -1183,10 +1160,7 @@ fn timings(dir: &Path) -> Vec<(u64, u64, u64)> {
 
 #[test]
 fn watermark_alignment_holds_a_fast_source_subtask_back_across_task_managers() {
-    let mut cluster = Cluster::start(10_000);
-    cluster.add_task_manager(1);
-    cluster.add_task_manager(1);
-    cluster.wait_for_task_managers(2);
+    let cluster = Cluster::with_task_managers(10_000, 2, 1);
     let run = |out: &Path, aligned: bool| {
         let out_arg = out.display().to_string();
         // The slow subtask takes 4 s or more; the fast one, alone, a fraction of that (long

@@ -5,7 +5,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::Decimal128Type;
 use arrow_array::{Array, ArrayRef, Decimal128Array};
 use arrow_schema::DataType;
-use datafusion_common::{DataFusionError, Result, ScalarValue};
+use datafusion_common::{DataFusionError, Result};
 use datafusion_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
 use std::sync::Arc;
 
@@ -115,15 +115,7 @@ impl ScalarUDFImpl for DecimalDivide {
         }
         let array =
             Decimal128Array::from(out).with_precision_and_scale(self.precision, self.scale)?;
-        if rows == 1
-            && matches!(args.args[0], ColumnarValue::Scalar(_))
-            && matches!(args.args[1], ColumnarValue::Scalar(_))
-        {
-            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
-                &array, 0,
-            )?));
-        }
-        Ok(ColumnarValue::Array(Arc::new(array)))
+        crate::functions::columnar_result(&args.args, Arc::new(array))
     }
 }
 

@@ -171,13 +171,9 @@ impl ScalarUDFImpl for StringUdf {
         })
     }
 
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let rows = args.number_rows;
-        let all_scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let args = args
+    fn invoke_with_args(&self, call: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = call.number_rows;
+        let args = call
             .args
             .iter()
             .map(|a| {
@@ -207,13 +203,19 @@ impl ScalarUDFImpl for StringUdf {
                     .collect::<StringArray>(),
             )
         };
-        if all_scalar && rows == 1 {
-            return Ok(ColumnarValue::Scalar(
-                datafusion_common::ScalarValue::try_from_array(&out, 0)?,
-            ));
-        }
-        Ok(ColumnarValue::Array(out))
+        columnar_result(&call.args, out)
     }
+}
+
+/// The result of a function computed row by row: a scalar when every argument was one
+/// (a call on constants), else the array.
+pub(crate) fn columnar_result(args: &[ColumnarValue], out: ArrayRef) -> Result<ColumnarValue> {
+    if out.len() == 1 && args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
+        return Ok(ColumnarValue::Scalar(
+            datafusion_common::ScalarValue::try_from_array(&out, 0)?,
+        ));
+    }
+    Ok(ColumnarValue::Array(out))
 }
 
 impl StringUdf {

@@ -533,7 +533,7 @@ impl QueryBuilder {
             }
         }
         if let Expr::BinaryExpr(b) = e {
-            if interval_ms(&b.right).is_some() && matches!(b.op, Operator::Plus | Operator::Minus) {
+            if is_day_time_interval(&b.right) && matches!(b.op, Operator::Plus | Operator::Minus) {
                 let (l, lt) = self.typed(&b.left)?;
                 if !matches!(lt.kind, Kind::Timestamp(_)) {
                     return Err(SqlError::Invalid(format!(
@@ -1083,16 +1083,12 @@ fn time_udf(f: crate::time_functions::TimeFn, args: Vec<Expr>) -> Expr {
     ))
 }
 
-/// The length of an interval literal in milliseconds, if `e` is one (of days and time).
-fn interval_ms(e: &Expr) -> Option<i64> {
+/// True if `e` is an interval literal of days and time (what `ts ± INTERVAL` adds).
+fn is_day_time_interval(e: &Expr) -> bool {
     match e {
-        Expr::Literal(ScalarValue::IntervalMonthDayNano(Some(v)), _) if v.months == 0 => {
-            Some(v.days as i64 * 86_400_000 + v.nanoseconds / 1_000_000)
-        }
-        Expr::Literal(ScalarValue::IntervalDayTime(Some(v)), _) => {
-            Some(v.days as i64 * 86_400_000 + v.milliseconds as i64)
-        }
-        _ => None,
+        Expr::Literal(ScalarValue::IntervalMonthDayNano(Some(v)), _) => v.months == 0,
+        Expr::Literal(ScalarValue::IntervalDayTime(Some(_)), _) => true,
+        _ => false,
     }
 }
 

@@ -8,7 +8,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::TimestampNanosecondType;
 use arrow_array::{Array, ArrayRef, Int32Array, Int64Array, StringArray, TimestampNanosecondArray};
 use arrow_schema::{DataType, TimeUnit};
-use datafusion_common::{DataFusionError, Result, ScalarValue};
+use datafusion_common::{DataFusionError, Result};
 use datafusion_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
 use std::sync::Arc;
 
@@ -253,10 +253,6 @@ impl ScalarUDFImpl for TimeUdf {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let rows = args.number_rows;
-        let all_scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let first = nanos_arg(&args.args[0], rows)?;
         let get = |a: &TimestampNanosecondArray, r: usize| (!a.is_null(r)).then(|| a.value(r));
         let out: ArrayRef = match self.f {
@@ -303,10 +299,7 @@ impl ScalarUDFImpl for TimeUdf {
                     .collect::<StringArray>(),
             ),
         };
-        if all_scalar && rows == 1 {
-            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?));
-        }
-        Ok(ColumnarValue::Array(out))
+        crate::functions::columnar_result(&args.args, out)
     }
 }
 
