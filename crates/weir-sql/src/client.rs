@@ -342,13 +342,13 @@ fn print_table(output: &QueryOutput, out: &mut dyn Write) -> Result<()> {
     for b in &output.batches {
         for r in 0..b.num_rows() {
             let mut line = vec!["+I".to_string()];
-            line.extend(
-                output
-                    .columns
-                    .iter()
-                    .enumerate()
-                    .map(|(c, (_, t))| format::value(b.column(c), t, r).replace("\\N", "<NULL>")),
-            );
+            line.extend(output.columns.iter().enumerate().map(|(c, (_, t))| {
+                if b.column(c).is_null(r) {
+                    "<NULL>".to_string()
+                } else {
+                    format::value(b.column(c), t, r)
+                }
+            }));
             lines.push(line);
         }
     }

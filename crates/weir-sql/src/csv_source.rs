@@ -316,10 +316,13 @@ impl ColumnBuilder {
         let number = |what: &str| format!("'{f}' is not {what}");
         match self {
             ColumnBuilder::Boolean(b) => {
-                b.append_value(match f.trim().to_ascii_lowercase().as_str() {
-                    "true" => true,
-                    "false" => false,
-                    _ => return Err(number("a BOOLEAN")),
+                let f = f.trim();
+                b.append_value(if f.eq_ignore_ascii_case("true") {
+                    true
+                } else if f.eq_ignore_ascii_case("false") {
+                    false
+                } else {
+                    return Err(number("a BOOLEAN"));
                 })
             }
             ColumnBuilder::Int8(b) => {

@@ -62,9 +62,9 @@ pub fn parse_timestamp_nanos(text: &str) -> Option<i128> {
     let days = parse_date(date)?;
     let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
     let mut parts = hms.splitn(3, ':');
-    let h: i64 = parts.next()?.parse().ok()?;
-    let mi: i64 = parts.next()?.parse().ok()?;
-    let s: i64 = parts.next().unwrap_or("0").parse().ok()?;
+    let h: u32 = parts.next()?.parse().ok()?;
+    let mi: u32 = parts.next()?.parse().ok()?;
+    let s: u32 = parts.next().unwrap_or("0").parse().ok()?;
     if h > 23 || mi > 59 || s > 59 || frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -72,7 +72,8 @@ pub fn parse_timestamp_nanos(text: &str) -> Option<i128> {
     for (i, b) in frac.bytes().enumerate() {
         nanos += (b - b'0') as i128 * 10i128.pow(8 - i as u32);
     }
-    Some(((days * 86_400 + h * 3600 + mi * 60 + s) as i128) * 1_000_000_000 + nanos)
+    let seconds = (h * 3600 + mi * 60 + s) as i64;
+    Some(((days * 86_400 + seconds) as i128) * 1_000_000_000 + nanos)
 }
 
 #[cfg(test)]
@@ -93,5 +94,6 @@ mod tests {
             Some(1_500_000_000)
         );
         assert_eq!(parse_timestamp_nanos("1970-01-01 25:00:00"), None);
+        assert_eq!(parse_timestamp_nanos("1970-01-01 -1:-5:00"), None);
     }
 }

@@ -84,10 +84,16 @@ impl Catalog {
                 Arc::new(ScalarUDF::from(Rewritten::new(name))),
             );
         }
+        let function = |name: &str| {
+            functions
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| Arc::new(ScalarUDF::from(Rewritten::new(name))))
+        };
         let planners: Vec<Arc<dyn ExprPlanner>> = vec![Arc::new(SpecialSyntax {
-            substring: Arc::new(ScalarUDF::from(Rewritten::new("substring"))),
-            position: Arc::new(ScalarUDF::from(Rewritten::new("position"))),
-            extract: Arc::new(ScalarUDF::from(Rewritten::new("extract"))),
+            substring: function("substring"),
+            position: function("position"),
+            extract: function("extract"),
         })];
         Catalog {
             tables: HashMap::new(),
@@ -548,22 +554,6 @@ impl QueryBuilder {
                 ));
             }
         }
-        if let Expr::Cast(Cast { expr, field }) = e {
-            if matches!(field.data_type(), DataType::Utf8) {
-                let (x, t) = self.typed(expr)?;
-                if let Kind::Timestamp(p) = t.kind {
-                    let call = time_udf(
-                        crate::time_functions::TimeFn::ToString(p),
-                        vec![cast(x, &FlinkType::nullable(Kind::Timestamp(9)))],
-                    );
-                    return Ok((
-                        call,
-                        FlinkType::nullable(Kind::Varchar(crate::types::MAX_LENGTH))
-                            .with_nullable(t.nullable),
-                    ));
-                }
-            }
-        }
         Ok(match e {
             Expr::Alias(Alias { expr, .. }) => self.typed(expr)?,
             Expr::Column(c) => (e.clone(), self.column(&c.name)?),
@@ -728,6 +718,18 @@ impl QueryBuilder {
             Expr::Cast(Cast { expr, field }) => {
                 let data_type = field.data_type();
                 let (x, t) = self.typed(expr)?;
+                if let (DataType::Utf8, Kind::Timestamp(p)) = (data_type, t.kind) {
+                    // Flink's text of a timestamp, not arrow's (`T` between date and time).
+                    let call = time_udf(
+                        crate::time_functions::TimeFn::ToString(p),
+                        vec![cast(x, &FlinkType::nullable(Kind::Timestamp(9)))],
+                    );
+                    return Ok((
+                        call,
+                        FlinkType::nullable(Kind::Varchar(crate::types::MAX_LENGTH))
+                            .with_nullable(t.nullable),
+                    ));
+                }
                 let kind = kind_of_arrow(data_type)?;
                 (
                     Expr::Cast(Cast::new(Box::new(x), data_type.clone())),
@@ -795,7 +797,7 @@ fn literal(v: &ScalarValue) -> Result<(Expr, FlinkType)> {
         },
         ScalarValue::Decimal128(Some(u), _, s) => {
             let digits = u.unsigned_abs().to_string().len() as u8;
-            let p = digits.max(*s as u8 + 1).min(MAX_PRECISION);
+            let p = digits.max((*s).max(0) as u8 + 1).min(MAX_PRECISION);
             (
                 lit(ScalarValue::Decimal128(Some(*u), p, *s)),
                 FlinkType::not_null(Kind::Decimal(p, *s)),

@@ -200,6 +200,12 @@ impl TaskMetricsTable {
     /// Replaces what `worker` reported of `job`'s user metrics.
     fn update_user(&self, job: JobId, worker: String, families: Vec<MetricFamily>) {
         let mut user = self.user.lock().unwrap_or_else(|p| p.into_inner());
+        // Reports of workers that stopped reporting (their jobs ended or moved) expire here,
+        // so the table holds only what a scrape could still show.
+        for workers in user.values_mut() {
+            workers.retain(|_, (at, _)| at.elapsed() < USER_METRICS_TTL);
+        }
+        user.retain(|_, workers| !workers.is_empty());
         user.entry(job)
             .or_default()
             .insert(worker, (Instant::now(), families));

@@ -245,9 +245,7 @@ fn merge_families(
     for mut f in families {
         match merged.get_mut(f.name()) {
             Some(m) if m.get_field_type() == f.get_field_type() => {
-                let mut series = m.take_metric();
-                series.extend(f.take_metric());
-                m.set_metric(series);
+                m.mut_metric().extend(f.take_metric());
             }
             // The same name as another kind (two jobs disagree): the first one is shown.
             Some(_) => {}
