@@ -70,3 +70,60 @@ fn batches_cross_serialising_and_in_memory_exchanges_whole() {
     assert_eq!(run(true), want, "through Arrow IPC");
     assert_eq!(run(false), want, "handed over in memory");
 }
+
+/// Every (subtask, key) pair a keyed batch exchange delivered, with the rows' values.
+fn keyed_run(serialize: bool) -> Vec<(u32, Option<String>, i64)> {
+    #[derive(Clone)]
+    struct Tag(u32);
+    impl RichFunction for Tag {
+        fn open(&mut self, ctx: &weir::api::rich::OpenContext<'_>) -> Result<(), UserError> {
+            self.0 = ctx.runtime().subtask;
+            Ok(())
+        }
+    }
+    impl RichFlatMapFunction<Batch, (u32, Option<String>, i64)> for Tag {
+        fn flat_map(
+            &mut self,
+            b: Batch,
+            out: &mut Collector<'_, (u32, Option<String>, i64)>,
+        ) -> Result<(), UserError> {
+            let names = b.0.column(0).as_string::<i32>();
+            let v = b.0.column(1).as_primitive::<Int64Type>();
+            for i in 0..b.num_rows() {
+                let name = (!names.is_null(i)).then(|| names.value(i).to_string());
+                out.collect((self.0, name, v.value(i)));
+            }
+            Ok(())
+        }
+    }
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(3);
+    env.set_serialize_local_exchange(serialize);
+    let batches: Vec<Batch> = (0..20).map(|i| batch(i * 100, 100)).collect();
+    let rows = env
+        .from_collection(batches)
+        .key_by_columns(vec![0])
+        .rich_flat_map(Tag(0))
+        .collect_values();
+    env.execute("keyed batches").expect("job");
+    rows.take()
+}
+
+#[test]
+fn a_keyed_batch_exchange_sends_each_key_to_one_subtask() {
+    for serialize in [true, false] {
+        let rows = keyed_run(serialize);
+        let mut values: Vec<i64> = rows.iter().map(|r| r.2).collect();
+        values.sort_unstable();
+        assert_eq!(values, (0..2000).collect::<Vec<_>>(), "every row once");
+        let mut owner: std::collections::HashMap<Option<String>, u32> = Default::default();
+        for (subtask, key, _) in &rows {
+            let o = *owner.entry(key.clone()).or_insert(*subtask);
+            assert_eq!(o, *subtask, "key {key:?} on two subtasks");
+        }
+        // 7 names and NULL: 8 keys, spread over more than one of the 3 subtasks.
+        assert_eq!(owner.len(), 8);
+        let used: std::collections::HashSet<u32> = owner.values().copied().collect();
+        assert!(used.len() > 1, "{owner:?}");
+    }
+}

@@ -25,6 +25,8 @@ use arrow_ipc::writer::StreamWriter;
 use serde::de::Visitor;
 use serde::ser::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use weir_runtime::operator::{Output, OutputControl};
+use weir_runtime::{Result as RtResult, StreamRecord, Watermark, WatermarkStatus};
 
 /// A `RecordBatch` as a stream element: serialised as an Arrow IPC stream.
 #[derive(Clone, Debug, PartialEq)]
@@ -93,6 +95,163 @@ impl<'de> Visitor<'de> for IpcVisitor {
 impl<'de> Deserialize<'de> for Batch {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Batch, D::Error> {
         d.deserialize_byte_buf(IpcVisitor)
+    }
+}
+
+impl crate::DataStream<Batch> {
+    /// Partitions the rows of every batch by the values of the columns `key_columns` (Flink's
+    /// hash exchange, per row): each batch is split into one batch per consumer subtask,
+    /// holding the rows whose key group that subtask owns. A key lands on the same subtask
+    /// as the equal Rust key (`i64`, `&str`, `bool`, tuples of them) would in a `key_by`.
+    /// Key columns must be integers, booleans or strings; another type fails the job.
+    pub fn key_by_columns(&self, key_columns: Vec<usize>) -> crate::DataStream<Batch> {
+        self.repartitioned(
+            weir_core::PartitionerKind::Hash,
+            Some(split_writer(key_columns.into())),
+        )
+    }
+}
+
+/// The writer factory of a batch edge keyed by columns.
+fn split_writer(key_columns: std::sync::Arc<[usize]>) -> crate::exchange::WriterFactory {
+    use weir_runtime::serializer::BincodeSerializer;
+    use weir_runtime::writer::RecordWriter;
+    std::sync::Arc::new(move |setup: crate::exchange::WriterSetup| {
+        let selector = FirstRowChannel {
+            key_columns: key_columns.clone(),
+            max_parallelism: setup.consumer_max_parallelism,
+            scratch: Vec::new(),
+        };
+        let channels = setup.channels.num_channels();
+        let serializer = BincodeSerializer::<Batch>::new();
+        let inner: Box<dyn Output<Batch>> = if setup.in_memory {
+            Box::new(RecordWriter::in_memory(
+                setup.channels,
+                serializer,
+                selector,
+            ))
+        } else {
+            Box::new(RecordWriter::new(setup.channels, serializer, selector))
+        };
+        Ok(crate::types::erase::<Batch>(Box::new(SplitByKey {
+            inner,
+            key_columns: key_columns.clone(),
+            max_parallelism: setup.consumer_max_parallelism,
+            channels,
+            row_channels: Vec::new(),
+        })))
+    })
+}
+
+/// Routes a batch whose rows all belong to one consumer (as [`SplitByKey`] makes them) by
+/// the key of its first row.
+struct FirstRowChannel {
+    key_columns: std::sync::Arc<[usize]>,
+    max_parallelism: u32,
+    scratch: Vec<u32>,
+}
+
+impl weir_runtime::partitioner::ChannelSelector<Batch> for FirstRowChannel {
+    fn select(&mut self, record: &Batch, num_channels: usize) -> usize {
+        if num_channels <= 1 || record.0.num_rows() == 0 {
+            return 0;
+        }
+        // `SplitByKey` hashed these columns already, so this cannot fail.
+        match weir_runtime::batch::channels_of_rows(
+            &record.0.slice(0, 1),
+            &self.key_columns,
+            self.max_parallelism,
+            num_channels,
+            &mut self.scratch,
+        ) {
+            Ok(()) => self.scratch.first().map_or(0, |&c| c as usize),
+            Err(_) => 0,
+        }
+    }
+}
+
+/// Splits each batch into one batch per consumer channel by the key group of each row.
+struct SplitByKey {
+    inner: Box<dyn Output<Batch>>,
+    key_columns: std::sync::Arc<[usize]>,
+    max_parallelism: u32,
+    channels: usize,
+    row_channels: Vec<u32>,
+}
+
+impl OutputControl for SplitByKey {
+    fn emit_watermark(&mut self, wm: Watermark) -> RtResult<()> {
+        self.inner.emit_watermark(wm)
+    }
+    fn emit_watermark_status(&mut self, s: WatermarkStatus) -> RtResult<()> {
+        self.inner.emit_watermark_status(s)
+    }
+    fn flush(&mut self) -> RtResult<()> {
+        self.inner.flush()
+    }
+    fn finish(&mut self) -> RtResult<()> {
+        self.inner.finish()
+    }
+    fn stop(&mut self) -> RtResult<()> {
+        self.inner.stop()
+    }
+    fn visit_metrics(&self, visitor: weir_runtime::metrics::MetricsVisitor<'_>) {
+        self.inner.visit_metrics(visitor)
+    }
+    fn on_processing_time(&mut self, now: i64) -> RtResult<()> {
+        self.inner.on_processing_time(now)
+    }
+    fn checkpoint(
+        &mut self,
+        barrier: &weir_runtime::checkpoint::CheckpointBarrier,
+        state: &mut weir_state::TaskStateSnapshot,
+    ) -> RtResult<()> {
+        self.inner.checkpoint(barrier, state)
+    }
+    fn notify_checkpoint(
+        &mut self,
+        notice: weir_runtime::checkpoint::CheckpointNotice,
+    ) -> RtResult<()> {
+        self.inner.notify_checkpoint(notice)
+    }
+}
+
+impl Output<Batch> for SplitByKey {
+    fn collect(&mut self, record: StreamRecord<Batch>) -> RtResult<()> {
+        if self.channels <= 1 {
+            return self.inner.collect(record);
+        }
+        let batch = &record.value.0;
+        weir_runtime::batch::channels_of_rows(
+            batch,
+            &self.key_columns,
+            self.max_parallelism,
+            self.channels,
+            &mut self.row_channels,
+        )?;
+        let first = self.row_channels.first().copied();
+        if self.row_channels.iter().all(|&c| Some(c) == first) {
+            return self.inner.collect(record);
+        }
+        let timestamp = record.timestamp();
+        for c in 0..self.channels as u32 {
+            let rows: arrow_array::UInt32Array = self
+                .row_channels
+                .iter()
+                .enumerate()
+                .filter(|(_, &ch)| ch == c)
+                .map(|(i, _)| i as u32)
+                .collect();
+            if rows.is_empty() {
+                continue;
+            }
+            let part = arrow_select::take::take_record_batch(batch, &rows).map_err(|e| {
+                weir_runtime::RuntimeError::Other(format!("cannot split a batch by key: {e}"))
+            })?;
+            self.inner
+                .collect(StreamRecord::from_parts(Batch(part), timestamp))?;
+        }
+        Ok(())
     }
 }
 

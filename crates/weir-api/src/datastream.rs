@@ -69,7 +69,11 @@ impl<T: Data> DataStream<T> {
         }
     }
 
-    fn repartitioned(&self, kind: PartitionerKind, writer: Option<WriterFactory>) -> Self {
+    pub(crate) fn repartitioned(
+        &self,
+        kind: PartitionerKind,
+        writer: Option<WriterFactory>,
+    ) -> Self {
         DataStream {
             env: self.env.clone(),
             inputs: self
@@ -112,6 +116,24 @@ impl<T: Data> DataStream<T> {
             &inputs,
         );
         DataStream::from_node(self.env.clone(), id)
+    }
+
+    /// Adds an operator written against the runtime's operator interface (Flink's
+    /// `DataStream#transform`): `build` makes one per subtask from its [`OperatorInfo`]
+    /// (name, subtask, max parallelism, keyed state store, processing-time service). This is
+    /// the extension point for operators the DataStream API does not offer, such as the SQL
+    /// layer's operators over Arrow batches; the operator owns its state and snapshots it in
+    /// [`weir_runtime::operator::OneInputOperator::snapshot_state`].
+    pub fn transform<O, Op, B>(&self, name: &str, build: B) -> DataStream<O>
+    where
+        O: Data,
+        Op: weir_runtime::operator::OneInputOperator<T, O> + 'static,
+        B: Fn(&OperatorInfo) -> RtResult<Op> + Send + Sync + 'static,
+    {
+        self.one_input(name, NodeKind::Operator, move |info, out| {
+            let op = build(info)?;
+            Ok(Box::new(OneInputLink::new(op, out, info.clone())?))
+        })
     }
 
     /// Applies `f` to every element.

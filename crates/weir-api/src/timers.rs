@@ -13,14 +13,19 @@ pub enum TimeDomain {
     ProcessingTime,
 }
 
-/// Event- and processing-time timers of one keyed operator subtask.
-pub(crate) struct InternalTimers<K, N> {
+/// Event- and processing-time timers of one keyed operator subtask, for operators built
+/// with [`crate::DataStream::transform`] as for the API's own keyed operators.
+pub struct InternalTimers<K, N> {
+    /// Timers that fire when the watermark passes them.
     pub event: TimerQueue<K, N>,
+    /// Timers that fire when the wall clock passes them.
     pub processing: TimerQueue<K, N>,
+    /// The task's processing-time service, asked for callbacks.
     pub clock: ProcessingTimeService,
 }
 
 impl<K: StateKey, N: Namespace> InternalTimers<K, N> {
+    /// No timers; processing-time callbacks are requested from `clock`.
     pub fn new(clock: ProcessingTimeService) -> Self {
         InternalTimers {
             event: TimerQueue::default(),
@@ -29,20 +34,24 @@ impl<K: StateKey, N: Namespace> InternalTimers<K, N> {
         }
     }
 
+    /// Registers an event-time timer (again: no duplicate).
     pub fn register_event(&mut self, time: i64, key: K, ns: N) {
         self.event.register(time, key, ns);
     }
 
+    /// Deletes an event-time timer, if registered.
     pub fn delete_event(&mut self, time: i64, key: &K, ns: &N) {
         self.event.delete(time, key, ns);
     }
 
+    /// Registers a processing-time timer and asks for a callback at its time.
     pub fn register_processing(&mut self, time: i64, key: K, ns: N) {
         if self.processing.register(time, key, ns) {
             self.clock.request(time);
         }
     }
 
+    /// Deletes a processing-time timer, if registered.
     pub fn delete_processing(&mut self, time: i64, key: &K, ns: &N) {
         self.processing.delete(time, key, ns);
     }
@@ -57,6 +66,11 @@ impl<K: StateKey, N: Namespace> InternalTimers<K, N> {
     /// Number of timers registered.
     pub fn len(&self) -> usize {
         self.event.len() + self.processing.len()
+    }
+
+    /// True if no timer is registered.
+    pub fn is_empty(&self) -> bool {
+        self.event.is_empty() && self.processing.is_empty()
     }
 
     /// Writes both timer queues into a snapshot, per key group.
@@ -87,7 +101,7 @@ const PROCESSING_TIMERS: &str = "timers/processing";
 
 /// Writes a keyed operator's state and timers into its snapshot; the store (RocksDB)
 /// last, after the operator wrote its other tables back.
-pub(crate) fn snapshot_keyed<K: StateKey, N: Namespace>(
+pub fn snapshot_keyed<K: StateKey, N: Namespace>(
     info: &weir_runtime::operator::OperatorInfo,
     barrier: &weir_runtime::checkpoint::CheckpointBarrier,
     backend: &mut weir_state::KeyedStateBackend<K>,
@@ -102,7 +116,7 @@ pub(crate) fn snapshot_keyed<K: StateKey, N: Namespace>(
 }
 
 /// Loads a keyed operator's state and timers from a restored snapshot.
-pub(crate) fn restore_keyed<K: StateKey, N: Namespace>(
+pub fn restore_keyed<K: StateKey, N: Namespace>(
     info: &weir_runtime::operator::OperatorInfo,
     backend: &mut weir_state::KeyedStateBackend<K>,
     timers: &mut InternalTimers<K, N>,
@@ -115,7 +129,7 @@ pub(crate) fn restore_keyed<K: StateKey, N: Namespace>(
 }
 
 /// A state error of operator `info`, doing `what`.
-pub(crate) fn state_error(
+pub fn state_error(
     info: &weir_runtime::operator::OperatorInfo,
     what: &str,
     e: weir_state::StateError,

@@ -7,13 +7,12 @@
 //! succeeded, so a failed script leaves none behind.
 
 use crate::catalog::parse_create_table;
+use crate::changelog::{kind_at, kinds, RowKind};
 use crate::error::{Result, SqlError};
 use crate::format;
 use crate::job::{self, QueryOutput};
 use crate::plan::Catalog;
 use crate::script::{self, Statement};
-use datafusion_sql::sqlparser::dialect::GenericDialect;
-use datafusion_sql::sqlparser::parser::Parser;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -109,12 +108,9 @@ impl Session {
                     Some(p) if p.eq_ignore_ascii_case("PLAN FOR") => rest[8..].trim_start(),
                     _ => rest,
                 };
-                let statement = Parser::parse_sql(&GenericDialect {}, rest)
-                    .map_err(|e| SqlError::Invalid(script_position(&e.to_string(), s.line)))?
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| SqlError::Invalid("EXPLAIN of nothing".into()))?;
-                let query = self.catalog.plan_query(statement)?;
+                let (statement, windows) = crate::window_tvf::parse_statement(rest)
+                    .map_err(|e| SqlError::Invalid(script_position(&e.to_string(), s.line)))?;
+                let query = self.catalog.plan_query(statement, &windows)?;
                 print(out, &query.explain())
             }
             ["SHOW", "TABLES", ..] => {
@@ -122,12 +118,9 @@ impl Session {
                 print(out, &names.join("\n"))
             }
             ["SELECT", ..] | ["WITH", ..] | ["VALUES", ..] | ["(", ..] => {
-                let statement = Parser::parse_sql(&GenericDialect {}, &s.text)
-                    .map_err(|e| SqlError::Invalid(script_position(&e.to_string(), s.line)))?
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| SqlError::Invalid("an empty statement".into()))?;
-                let query = self.catalog.plan_query(statement)?;
+                let (statement, windows) = crate::window_tvf::parse_statement(&s.text)
+                    .map_err(|e| SqlError::Invalid(script_position(&e.to_string(), s.line)))?;
+                let query = self.catalog.plan_query(statement, &windows)?;
                 let output = job::run(&query, &self.base, self.parallelism)?;
                 print_table(&output, out)?;
                 self.results.push(output);
@@ -196,13 +189,13 @@ impl Session {
             let n = i + 1;
             let rows = rows(output);
             let mut changelog = String::new();
-            for r in &rows {
-                changelog.push_str("+I,");
+            for (kind, r) in &rows {
+                changelog.push_str(kind.short());
+                changelog.push(',');
                 changelog.push_str(r);
                 changelog.push('\n');
             }
-            let mut sorted = rows;
-            sorted.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+            let sorted = materialise(&rows)?;
             let mut result = String::new();
             for r in sorted {
                 result.push_str(&r);
@@ -251,9 +244,10 @@ fn unquote(s: &str) -> String {
 }
 
 /// Every row of `output`, formatted.
-fn rows(output: &QueryOutput) -> Vec<String> {
+fn rows(output: &QueryOutput) -> Vec<(RowKind, String)> {
     let mut rows = Vec::new();
     for b in &output.batches {
+        let row_kinds = kinds(b);
         for r in 0..b.num_rows() {
             let fields: Vec<String> = output
                 .columns
@@ -261,10 +255,37 @@ fn rows(output: &QueryOutput) -> Vec<String> {
                 .enumerate()
                 .map(|(c, (_, t))| format::value(b.column(c), t, r))
                 .collect();
-            rows.push(fields.join(","));
+            rows.push((kind_at(row_kinds.as_ref(), r), fields.join(",")));
         }
     }
     rows
+}
+
+/// A changelog applied to an empty multiset (`+I`/`+U` add a row, `-U`/`-D` take one
+/// occurrence away), rows sorted by their bytes. A withdrawal of a row that is not there is
+/// an error: the query's operators emitted an inconsistent changelog.
+fn materialise(changes: &[(RowKind, String)]) -> Result<Vec<String>> {
+    let mut counts: std::collections::BTreeMap<&[u8], i64> = Default::default();
+    for (kind, row) in changes {
+        let n = counts.entry(row.as_bytes()).or_insert(0);
+        if kind.adds() {
+            *n += 1;
+        } else if *n == 0 {
+            return Err(SqlError::Invalid(format!(
+                "the result's changelog withdraws a row it does not hold ({} {row})",
+                kind.short()
+            )));
+        } else {
+            *n -= 1;
+        }
+    }
+    let mut out = Vec::new();
+    for (row, n) in counts {
+        for _ in 0..n {
+            out.push(String::from_utf8_lossy(row).into_owned());
+        }
+    }
+    Ok(out)
 }
 
 /// A table's columns as Flink's SQL client describes them: name, type, nullability and
@@ -340,8 +361,9 @@ fn print_table(output: &QueryOutput, out: &mut dyn Write) -> Result<()> {
     header.extend(output.columns.iter().map(|(n, _)| n.clone()));
     let mut lines: Vec<Vec<String>> = Vec::new();
     for b in &output.batches {
+        let row_kinds = kinds(b);
         for r in 0..b.num_rows() {
-            let mut line = vec!["+I".to_string()];
+            let mut line = vec![kind_at(row_kinds.as_ref(), r).short().to_string()];
             line.extend(output.columns.iter().enumerate().map(|(c, (_, t))| {
                 if b.column(c).is_null(r) {
                     "<NULL>".to_string()
@@ -362,6 +384,21 @@ fn print_table(output: &QueryOutput, out: &mut dyn Write) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn changelogs_materialise_as_multisets() {
+        let c = |k, r: &str| (k, r.to_string());
+        let changes = [
+            c(RowKind::Insert, "b,1"),
+            c(RowKind::Insert, "a,1"),
+            c(RowKind::UpdateBefore, "b,1"),
+            c(RowKind::UpdateAfter, "b,2"),
+            c(RowKind::Insert, "a,1"),
+            c(RowKind::Delete, "a,1"),
+        ];
+        assert_eq!(materialise(&changes).unwrap(), vec!["a,1", "b,2"]);
+        assert!(materialise(&[c(RowKind::Delete, "x")]).is_err());
+    }
 
     #[test]
     fn parser_positions_become_script_lines() {

@@ -7,6 +7,13 @@
 //! string, and for other types a parse error that fails the job with the file and line.
 //! The reader checkpoints its position (the byte offset of the next line), so a restored
 //! job reads on from there.
+//!
+//! A table with a `WATERMARK` gets its watermarks here, as Flink's watermark assigner
+//! right after the scan makes them: the largest rowtime so far minus the delay, emitted
+//! after each batch. Flink emits one after every row that advances it, and whether a row
+//! is late depends on the watermark just before it; so each batch also carries that
+//! watermark per row, as a last column named [`ROW_WATERMARK`], for the operators that
+//! drop late rows.
 
 use crate::catalog::TableDef;
 use crate::error::{Result, SqlError};
@@ -17,7 +24,7 @@ use arrow_array::builder::{
     TimestampMillisecondBuilder, TimestampNanosecondBuilder,
 };
 use arrow_array::{ArrayRef, RecordBatch};
-use arrow_schema::{Field, Schema, SchemaRef};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,6 +32,9 @@ use weir_api::arrow_batch::Batch;
 use weir_api::source::{encode_split, Boundedness, Source, SourceContext};
 use weir_api::UserError;
 use weir_runtime::source::{PollStatus, SourceOutput, SourceReader};
+
+/// The name of the per-row watermark column of a table with a watermark.
+pub const ROW_WATERMARK: &str = "$watermark";
 
 /// Rows per emitted batch.
 const BATCH_ROWS: usize = 1024;
@@ -36,6 +46,8 @@ pub struct CsvTable {
     columns: Vec<(String, FlinkType)>,
     delimiter: u8,
     null_literal: Option<String>,
+    /// The rowtime column and the watermark's delay in milliseconds.
+    watermark: Option<(usize, i64)>,
     schema: SchemaRef,
 }
 
@@ -64,16 +76,26 @@ impl CsvTable {
             .iter()
             .map(|c| (c.name.clone(), c.ty))
             .collect();
+        let watermark = table.watermark.as_ref().map(|w| (w.column, w.delay_ms));
+        let mut schema = schema_of(&columns);
+        if watermark.is_some() {
+            let mut fields: Vec<Field> =
+                schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+            fields.push(Field::new(ROW_WATERMARK, DataType::Int64, false));
+            schema = Arc::new(Schema::new(fields));
+        }
         Ok(CsvTable {
             path,
             delimiter,
             null_literal: table.option("csv.null-literal").map(str::to_string),
-            schema: schema_of(&columns),
+            watermark,
+            schema,
             columns,
         })
     }
 
-    /// The Arrow schema of the batches it reads.
+    /// The Arrow schema of the batches it reads: the table's columns, then the per-row
+    /// watermark if the table has a watermark.
     pub fn schema(&self) -> SchemaRef {
         self.schema.clone()
     }
@@ -116,6 +138,9 @@ impl Source<Batch> for CsvTable {
             offset,
             line_number: 0,
             done: false,
+            // As Flink's watermark generators, a restored reader starts without one.
+            max_rowtime: i64::MIN,
+            emitted: i64::MIN,
         }))
     }
 }
@@ -128,6 +153,10 @@ struct CsvReader {
     /// Lines read by this reader (for messages; a restored reader counts from its offset).
     line_number: u64,
     done: bool,
+    /// The largest rowtime read (milliseconds).
+    max_rowtime: i64,
+    /// The last watermark emitted.
+    emitted: i64,
 }
 
 impl CsvReader {
@@ -189,14 +218,24 @@ impl SourceReader<Batch> for CsvReader {
             rows += 1;
         }
         if rows > 0 {
-            let arrays = columns
+            let mut arrays = columns
                 .into_iter()
                 .map(ColumnBuilder::finish)
                 .collect::<std::result::Result<Vec<ArrayRef>, _>>()
                 .map_err(|e| self.fail(e))?;
+            if let Some((column, delay)) = self.table.watermark {
+                arrays.push(self.row_watermarks(&arrays[column], delay)?);
+            }
             let batch = RecordBatch::try_new(self.table.schema.clone(), arrays)
                 .map_err(|e| self.fail(e))?;
             output.collect(Batch(batch))?;
+            if let Some((_, delay)) = self.table.watermark {
+                let watermark = self.max_rowtime.saturating_sub(delay);
+                if self.max_rowtime != i64::MIN && watermark > self.emitted {
+                    self.emitted = watermark;
+                    output.emit_watermark(weir_runtime::Watermark(watermark))?;
+                }
+            }
         }
         Ok(if self.done {
             PollStatus::Finished
@@ -207,6 +246,39 @@ impl SourceReader<Batch> for CsvReader {
 
     fn snapshot_state(&mut self, _checkpoint_id: u64) -> weir_runtime::Result<Vec<Vec<u8>>> {
         Ok(vec![encode_split(&self.offset)?])
+    }
+}
+
+impl CsvReader {
+    /// The watermark in force before each row of `rowtimes` (Flink's: the largest rowtime
+    /// before it minus `delay`), advancing the reader's largest rowtime.
+    fn row_watermarks(
+        &mut self,
+        rowtimes: &ArrayRef,
+        delay: i64,
+    ) -> weir_runtime::Result<ArrayRef> {
+        let mut out = Vec::with_capacity(rowtimes.len());
+        for row in 0..rowtimes.len() {
+            out.push(if self.max_rowtime == i64::MIN {
+                i64::MIN
+            } else {
+                self.max_rowtime.saturating_sub(delay)
+            });
+            match crate::values::value_at(rowtimes.as_ref(), row) {
+                Some(crate::values::Value::Int(t)) => {
+                    let ms = match rowtimes.data_type() {
+                        DataType::Timestamp(TimeUnit::Microsecond, _) => t.div_euclid(1_000),
+                        DataType::Timestamp(TimeUnit::Nanosecond, _) => t.div_euclid(1_000_000),
+                        _ => t,
+                    };
+                    self.max_rowtime = self.max_rowtime.max(ms);
+                }
+                _ => return Err(self.fail(
+                    "the rowtime column is NULL (a time attribute must not be NULL, as in Flink)",
+                )),
+            }
+        }
+        Ok(Arc::new(arrow_array::Int64Array::from(out)))
     }
 }
 

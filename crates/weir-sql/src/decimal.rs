@@ -29,7 +29,7 @@ impl DecimalDivide {
 }
 
 /// `n / d` rounded half up (away from zero on a tie); `None` on division by zero.
-fn div_half_up(n: i128, d: i128) -> Option<i128> {
+pub(crate) fn div_half_up(n: i128, d: i128) -> Option<i128> {
     if d == 0 {
         return None;
     }

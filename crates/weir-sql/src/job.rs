@@ -1,25 +1,30 @@
-//! A planned query as a streaming job: the table's source, then one vectorised `Calc`
-//! operator (Flink's name for a projection with a filter) that evaluates the query's
-//! expressions on each Arrow batch, then the result back to the client.
+//! A planned query as a streaming job: each [`Node`] of the plan becomes Weir operators over
+//! Arrow batches: the table's source, vectorised `Calc`s (Flink's name for a projection
+//! with a filter) that evaluate DataFusion physical expressions on each batch, window
+//! assigners, and window aggregates behind a batch exchange keyed by their group key; then
+//! the result back to the client.
 
 use crate::catalog::TableDef;
 use crate::csv_source::{schema_of, CsvTable};
 use crate::error::{Result, SqlError};
-use crate::plan::Query;
+use crate::plan::{Node, Query, ScopeColumn};
 use crate::types::FlinkType;
+use crate::window_agg::WindowAggregateOp;
+use crate::window_tvf::WindowKind;
 use arrow_array::{Array, ArrayRef, RecordBatch};
-use arrow_schema::SchemaRef;
+use arrow_schema::{Field, SchemaRef};
 use datafusion_common::DFSchema;
 use datafusion_expr::execution_props::ExecutionProps;
 use datafusion_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion_expr::Expr;
 use datafusion_physical_expr::{create_physical_expr, PhysicalExpr};
 use std::path::Path;
 use std::sync::Arc;
 use weir_api::arrow_batch::Batch;
 use weir_api::prelude::*;
 
-/// The rows a query produced, as batches of its output columns (append-only: every row is
-/// an insertion).
+/// The rows a query produced, as batches of its output columns; the batches of an updating
+/// query also hold a row-kind column ([`crate::changelog`]).
 pub struct QueryOutput {
     /// The output columns.
     pub columns: Vec<(String, FlinkType)>,
@@ -55,24 +60,70 @@ fn source(table: &TableDef, base: &Path) -> Result<CsvTable> {
 /// Runs `query` on the embedded mini-cluster at `parallelism` and returns its rows.
 /// Relative paths of the tables resolve against `base`.
 pub fn run(query: &Query, base: &Path, parallelism: u32) -> Result<QueryOutput> {
-    let source = source(&query.table, base)?;
-    let calc = Calc::new(query, source.schema())?;
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(parallelism.max(1) as i64);
-    let rows = env
-        .from_source(source, &format!("Source: {}", query.table.name))
-        .rebalance()
-        .rich_flat_map(calc)
-        .name("Calc")
-        .collect_values();
+    let rows = build(&query.root, &env, base)?.collect_values();
     env.execute("SELECT")?;
     Ok(QueryOutput {
-        columns: query
-            .columns
-            .iter()
-            .map(|(n, _, t)| (n.clone(), *t))
-            .collect(),
+        columns: query.columns.clone(),
         batches: rows.take().into_iter().map(|b| b.0).collect(),
+    })
+}
+
+/// The stream of batches `node` produces.
+fn build(node: &Node, env: &StreamExecutionEnvironment, base: &Path) -> Result<DataStream<Batch>> {
+    Ok(match node {
+        Node::Scan { table } => {
+            let source = source(table, base)?;
+            env.from_source(source, &format!("Source: {}", table.name))
+        }
+        Node::Calc {
+            input,
+            input_scope,
+            filter,
+            columns,
+        } => {
+            let calc = Calc::new(input_scope, filter.as_ref(), columns)?;
+            let upstream = build(input, env, base)?;
+            // The source reads on one subtask: spread its batches over the Calc's.
+            let upstream = match input.as_ref() {
+                Node::Scan { .. } => upstream.rebalance(),
+                _ => upstream,
+            };
+            upstream.rich_flat_map(calc).name("Calc")
+        }
+        Node::WindowTvf {
+            input,
+            kind,
+            rowtime,
+        } => {
+            let assign = AssignWindows {
+                kind: *kind,
+                rowtime: *rowtime,
+            };
+            let upstream = build(input, env, base)?;
+            let upstream = match input.as_ref() {
+                Node::Scan { .. } => upstream.rebalance(),
+                _ => upstream,
+            };
+            upstream.rich_flat_map(assign).name(kind.name())
+        }
+        Node::WindowAggregate { input, spec } => {
+            let spec = spec.clone();
+            build(input, env, base)?
+                .key_by_columns((0..spec.keys).collect())
+                .transform("WindowAggregate", move |info| {
+                    WindowAggregateOp::new(spec.clone(), info)
+                })
+        }
+        Node::GroupAggregate { input, spec } => {
+            let spec = spec.clone();
+            build(input, env, base)?
+                .key_by_columns((0..spec.keys).collect())
+                .transform("GroupAggregate", move |info| {
+                    crate::group_agg::GroupAggregateOp::new(spec.clone(), info)
+                })
+        }
     })
 }
 
@@ -85,24 +136,24 @@ struct Calc {
 }
 
 impl Calc {
-    fn new(query: &Query, input: SchemaRef) -> Result<Self> {
-        let schema = DFSchema::try_from_qualified_schema(query.table.name.as_str(), &input)?;
+    fn new(
+        input: &[ScopeColumn],
+        filter: Option<&Expr>,
+        columns: &[(String, Expr, FlinkType)],
+    ) -> Result<Self> {
+        let schema = schema_of_scope(input)?;
         let props = ExecutionProps::new();
         let context = PhysicalPlanningContext::default();
         let compile = |e| create_physical_expr(e, &schema, &props, &context);
-        let columns: Vec<(String, FlinkType)> = query
-            .columns
-            .iter()
-            .map(|(n, _, t)| (n.clone(), *t))
-            .collect();
+        let output: Vec<(String, FlinkType)> =
+            columns.iter().map(|(n, _, t)| (n.clone(), *t)).collect();
         Ok(Calc {
-            filter: query.filter.as_ref().map(compile).transpose()?,
-            projections: query
-                .columns
+            filter: filter.map(compile).transpose()?,
+            projections: columns
                 .iter()
                 .map(|(_, e, _)| compile(e))
                 .collect::<datafusion_common::Result<_>>()?,
-            output: schema_of(&columns),
+            output: schema_of(&output),
         })
     }
 
@@ -148,5 +199,90 @@ impl RichFlatMapFunction<Batch, Batch> for Calc {
             Ok(None) => Ok(()),
             Err(e) => Err(e.strip_backtrace().into()),
         }
+    }
+}
+
+/// The DataFusion schema of a scope's columns (qualified as the plan names them).
+fn schema_of_scope(scope: &[ScopeColumn]) -> Result<DFSchema> {
+    let fields = scope
+        .iter()
+        .map(|c| {
+            (
+                c.qualifier
+                    .as_deref()
+                    .map(datafusion_common::TableReference::bare),
+                Arc::new(Field::new(&c.name, c.ty.arrow(), true)),
+            )
+        })
+        .collect();
+    Ok(DFSchema::new_with_metadata(fields, Default::default())?)
+}
+
+/// A window TVF without aggregation: each row once per window it falls in, with the
+/// window's start, end and time appended. Late rows are kept (only aggregates drop them).
+#[derive(Clone)]
+struct AssignWindows {
+    kind: WindowKind,
+    rowtime: usize,
+}
+
+impl AssignWindows {
+    fn apply(&self, batch: &RecordBatch) -> std::result::Result<RecordBatch, String> {
+        use crate::values::{value_at, Value};
+        let mut rows = Vec::with_capacity(batch.num_rows());
+        let (mut starts, mut ends) = (Vec::new(), Vec::new());
+        let mut windows = Vec::new();
+        let time = batch.column(self.rowtime);
+        for row in 0..batch.num_rows() {
+            let Some(Value::Int(ts)) = value_at(time.as_ref(), row) else {
+                return Err("a row's time attribute is NULL".into());
+            };
+            self.kind.windows_of(ts, &mut windows);
+            for &(start, end) in &windows {
+                rows.push(row as u32);
+                starts.push(start);
+                ends.push(end);
+            }
+        }
+        let rows = arrow_array::UInt32Array::from(rows);
+        let mut columns: Vec<ArrayRef> = batch
+            .columns()
+            .iter()
+            .map(|c| arrow_select::take::take(c.as_ref(), &rows, None))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| e.to_string())?;
+        let times: Vec<i64> = ends.iter().map(|e| e - 1).collect();
+        for values in [starts, ends, times] {
+            columns.push(Arc::new(arrow_array::TimestampMillisecondArray::from(
+                values,
+            )));
+        }
+        let mut fields: Vec<Field> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        for name in crate::plan::WINDOW_COLUMNS {
+            fields.push(Field::new(
+                name,
+                FlinkType::not_null(crate::types::Kind::Timestamp(3)).arrow(),
+                true,
+            ));
+        }
+        RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), columns)
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl RichFunction for AssignWindows {}
+
+impl RichFlatMapFunction<Batch, Batch> for AssignWindows {
+    fn flat_map(&mut self, value: Batch, out: &mut Collector<'_, Batch>) -> Result<(), UserError> {
+        let b = self.apply(&value.0)?;
+        if b.num_rows() > 0 {
+            out.collect(Batch(b));
+        }
+        Ok(())
     }
 }

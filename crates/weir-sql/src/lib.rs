@@ -4,7 +4,13 @@
 //! - [`script`]: a script as statements (includes, splitting, line numbers);
 //! - [`catalog`]: `CREATE TABLE` with Flink's DDL (watermarks, connector options);
 //! - [`types`]: Flink's logical types and their Arrow form;
-//! - [`plan`]: a SELECT planned by DataFusion and typed by Flink's rules;
+//! - [`window_tvf`]: the window TVF syntax (`TABLE(TUMBLE(TABLE t, ...))`) and windows;
+//! - [`plan`]: a SELECT planned by DataFusion, as a tree of Weir's operators;
+//! - `lower` / `typing`: the logical plan lowered to that tree, expressions typed by
+//!   Flink's rules;
+//! - [`aggregate`], [`window_agg`], [`group_agg`]: aggregate functions and the window and
+//!   group aggregate operators; [`changelog`]: row kinds of updating results;
+//! - [`values`]: single values and group keys out of Arrow columns;
 //! - [`csv_source`]: the `filesystem` connector's CSV format as a source of batches;
 //! - [`job`]: a planned query as a job of vectorised operators;
 //! - [`format`]: values printed as Flink prints results;
@@ -16,19 +22,27 @@
 //! session.write_results(std::path::Path::new("out")).unwrap();
 //! ```
 
+pub mod aggregate;
 pub mod catalog;
+pub mod changelog;
 pub mod client;
 pub mod csv_source;
 mod decimal;
 pub mod error;
 pub mod format;
 mod functions;
+pub mod group_agg;
 mod interval;
 pub mod job;
 mod literal;
+mod lower;
 pub mod plan;
 pub mod script;
 mod time_functions;
 pub mod types;
+mod typing;
+pub mod values;
+pub mod window_agg;
+pub mod window_tvf;
 
 pub use error::{Result, SqlError};

@@ -12,7 +12,7 @@ pub const MAX_LENGTH: u32 = i32::MAX as u32;
 pub const MAX_PRECISION: u8 = 38;
 
 /// The kind of a Flink logical type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Kind {
     /// `BOOLEAN`
     Boolean,
@@ -41,7 +41,7 @@ pub enum Kind {
 }
 
 /// A column's Flink type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct FlinkType {
     /// What it is.
     pub kind: Kind,

@@ -27,7 +27,7 @@ pub mod timers;
 pub mod ttl;
 
 pub use aggregate::AggregateFunction;
-pub use backend::{KeyedStateBackend, Namespace, StateKey, StateValue};
+pub use backend::{KeyedStateBackend, Namespace, StateId, StateKey, StateValue};
 pub use error::{Result, StateError};
 pub use heap_table::HeapTable;
 pub use key_grouped::KeyGroupedMap;
