@@ -49,6 +49,19 @@ impl<A: Data, B: Data> ConnectedStreams<A, B> {
         crate::join::two_input_node(&self.first, &self.second, name, make)
     }
 
+    /// Adds a two-input operator written against the runtime's operator interface (Flink's
+    /// `ConnectedStreams#transform`): `build` makes one per subtask from its
+    /// [`OperatorInfo`]. Each input keeps its partitioning (connect two streams keyed the
+    /// same way for a keyed two-input operator, such as a SQL join).
+    pub fn transform<O, Op, F>(&self, name: &str, build: F) -> DataStream<O>
+    where
+        O: Data,
+        Op: TwoInputOperator<A, B, O> + 'static,
+        F: Fn(&OperatorInfo) -> RtResult<Op> + Send + Sync + 'static,
+    {
+        self.two_input(name, build)
+    }
+
     /// One map function per input, with a common output type.
     pub fn co_map<O, F1, F2>(&self, f1: F1, f2: F2) -> DataStream<O>
     where

@@ -88,6 +88,13 @@ impl Session {
                 self.catalog.create_table(table)?;
                 print(out, &format!("[INFO] Table '{name}' has been created."))
             }
+            ["CREATE", "VIEW", ..] | ["CREATE", "TEMPORARY", "VIEW"] => {
+                let (name, query) = view_definition(&s.text)?;
+                self.catalog
+                    .create_view(&name, query)
+                    .map_err(|e| SqlError::Invalid(script_position(&e.to_string(), s.line)))?;
+                print(out, &format!("[INFO] View '{name}' has been created."))
+            }
             ["SET", ..] => self.set(&s.text, out),
             ["DESCRIBE", ..] | ["DESC", ..] => {
                 let name = s
@@ -127,7 +134,7 @@ impl Session {
                 Ok(())
             }
             _ => Err(SqlError::Unsupported(format!(
-                "the statement '{}' (Weir's SQL client runs CREATE TABLE, SET, SHOW TABLES, DESCRIBE, EXPLAIN and SELECT so far)",
+                "the statement '{}' (Weir's SQL client runs CREATE TABLE, CREATE VIEW, SET, SHOW TABLES, DESCRIBE, EXPLAIN and SELECT so far)",
                 s.text.lines().next().unwrap_or_default()
             ))),
         }
@@ -234,6 +241,26 @@ fn script_position(message: &str, statement_line: usize) -> String {
         )
     })
     .into_owned()
+}
+
+/// The name and query of `CREATE [TEMPORARY] VIEW name AS query`.
+fn view_definition(text: &str) -> Result<(String, &str)> {
+    let bad = || SqlError::Invalid("CREATE VIEW needs a name and AS <query>".into());
+    let mut rest = text.trim_start();
+    let mut name = None;
+    // CREATE, [TEMPORARY,] VIEW, the name, AS: each a word followed by whitespace.
+    loop {
+        let end = rest.find(char::is_whitespace).ok_or_else(bad)?;
+        let (word, tail) = rest.split_at(end);
+        rest = tail.trim_start();
+        match word.to_ascii_uppercase().as_str() {
+            "CREATE" | "TEMPORARY" | "VIEW" if name.is_none() => {}
+            "AS" if name.is_some() => break,
+            _ if name.is_none() => name = Some(word.trim_matches('`').to_string()),
+            _ => return Err(bad()),
+        }
+    }
+    Ok((name.ok_or_else(bad)?, rest))
 }
 
 fn unquote(s: &str) -> String {
@@ -384,6 +411,15 @@ fn print_table(output: &QueryOutput, out: &mut dyn Write) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn view_definitions_split_into_name_and_query() {
+        let (name, query) =
+            view_definition("CREATE TEMPORARY VIEW `v` AS\n  SELECT a AS b FROM t").unwrap();
+        assert_eq!((name.as_str(), query), ("v", "SELECT a AS b FROM t"));
+        assert!(view_definition("CREATE VIEW v SELECT 1").is_err());
+        assert!(view_definition("CREATE VIEW AS SELECT 1").is_err());
+    }
 
     #[test]
     fn changelogs_materialise_as_multisets() {

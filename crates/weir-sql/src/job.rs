@@ -7,6 +7,7 @@
 use crate::catalog::TableDef;
 use crate::csv_source::{schema_of, CsvTable};
 use crate::error::{Result, SqlError};
+use crate::join::JoinOp;
 use crate::plan::{Node, Query, ScopeColumn};
 use crate::types::FlinkType;
 use crate::window_agg::WindowAggregateOp;
@@ -115,6 +116,50 @@ fn build(node: &Node, env: &StreamExecutionEnvironment, base: &Path) -> Result<D
                 .transform("WindowAggregate", move |info| {
                     WindowAggregateOp::new(spec.clone(), info)
                 })
+        }
+        Node::Union { inputs } => {
+            let streams = inputs
+                .iter()
+                .map(|i| build(i, env, base))
+                .collect::<Result<Vec<_>>>()?;
+            let (first, rest) = streams
+                .split_first()
+                .ok_or_else(|| SqlError::Invalid("UNION ALL of nothing".into()))?;
+            let rest: Vec<&DataStream<Batch>> = rest.iter().collect();
+            first.union(&rest)
+        }
+        Node::Join {
+            left,
+            right,
+            spec,
+            residual,
+            residual_scope,
+        } => {
+            let schema = schema_of_scope(residual_scope)?;
+            let residual = residual
+                .as_ref()
+                .map(|e| {
+                    create_physical_expr(
+                        e,
+                        &schema,
+                        &ExecutionProps::new(),
+                        &PhysicalPlanningContext::default(),
+                    )
+                })
+                .transpose()?;
+            let residual_schema = Arc::new(schema.as_arrow().clone());
+            let spec = spec.clone();
+            let keys: Vec<usize> = (0..spec.keys).collect();
+            let l = build(left, env, base)?.key_by_columns(keys.clone());
+            let r = build(right, env, base)?.key_by_columns(keys);
+            l.connect(&r).transform("Join", move |info| {
+                JoinOp::new(
+                    spec.clone(),
+                    residual.clone(),
+                    residual_schema.clone(),
+                    info,
+                )
+            })
         }
         Node::GroupAggregate { input, spec } => {
             let spec = spec.clone();

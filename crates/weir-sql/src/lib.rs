@@ -9,7 +9,8 @@
 //! - `lower` / `typing`: the logical plan lowered to that tree, expressions typed by
 //!   Flink's rules;
 //! - [`aggregate`], [`window_agg`], [`group_agg`]: aggregate functions and the window and
-//!   group aggregate operators; [`changelog`]: row kinds of updating results;
+//!   group aggregate operators; [`join`]: the regular join operator; [`changelog`]: row
+//!   kinds of updating results;
 //! - [`values`]: single values and group keys out of Arrow columns;
 //! - [`csv_source`]: the `filesystem` connector's CSV format as a source of batches;
 //! - [`job`]: a planned query as a job of vectorised operators;
@@ -34,6 +35,7 @@ mod functions;
 pub mod group_agg;
 mod interval;
 pub mod job;
+pub mod join;
 mod literal;
 mod lower;
 pub mod plan;

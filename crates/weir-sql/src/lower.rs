@@ -13,6 +13,7 @@ use crate::changelog::ROW_KIND;
 use crate::csv_source::ROW_WATERMARK;
 use crate::error::{Result, SqlError};
 use crate::group_agg::{GroupAggSpec, GroupColumn};
+use crate::join::{JoinKind, JoinSpec};
 use crate::plan::{
     window_column_types, Node, Query, ScopeColumn, StatementContext, WINDOW_COLUMNS,
 };
@@ -20,9 +21,11 @@ use crate::types::{FlinkType, Kind};
 use crate::typing::Typer;
 use crate::values::can_be_key;
 use crate::window_agg::{OutputColumn, WindowAggSpec};
+use datafusion_common::JoinType;
 use datafusion_common::{Column, DFSchema};
 use datafusion_expr::expr::{AggregateFunction, Alias};
-use datafusion_expr::{Expr, LogicalPlan};
+use datafusion_expr::utils::split_conjunction;
+use datafusion_expr::{BinaryExpr, Expr, LogicalPlan, Operator};
 use std::sync::Arc;
 
 /// An expression typed by Flink's rules, with its type.
@@ -71,8 +74,14 @@ fn visible(scope: &[ScopeColumn]) -> impl Iterator<Item = &ScopeColumn> {
     scope.iter().filter(|c| !is_hidden(&c.name))
 }
 
+/// A reference to `c` (its qualifier taken as it is: not parsed, so case stays).
 fn column_expr(c: &ScopeColumn) -> Expr {
-    Expr::Column(Column::new(c.qualifier.clone(), c.name.clone()))
+    Expr::Column(Column::new(
+        c.qualifier
+            .as_deref()
+            .map(datafusion_common::TableReference::bare),
+        c.name.clone(),
+    ))
 }
 
 /// A Calc that keeps the visible columns of `input` and its row kinds.
@@ -93,15 +102,26 @@ fn project_visible(input: Node, scope: Vec<ScopeColumn>) -> Node {
 /// The operator tree of `plan` and the columns it outputs.
 fn lower(plan: &LogicalPlan, ctx: &StatementContext<'_>) -> Result<(Node, Vec<ScopeColumn>)> {
     match plan {
-        LogicalPlan::TableScan(scan) => scan_of(scan.table_name.table(), ctx),
-        LogicalPlan::SubqueryAlias(a) => {
-            let (node, mut scope) = lower(&a.input, ctx)?;
-            for c in scope.iter_mut() {
-                c.qualifier = Some(a.alias.table().to_string());
+        LogicalPlan::TableScan(scan) => match scan.source.get_logical_plan() {
+            // A view: its query, its columns qualified by the view's name.
+            Some(view) => {
+                let (node, scope) = lower(&view, ctx)?;
+                Ok((node, requalify(scope, scan.table_name.table())))
             }
-            Ok((node, scope))
+            None => scan_of(scan.table_name.table(), ctx),
+        },
+        LogicalPlan::Union(u) => lower_union(u, ctx),
+        LogicalPlan::SubqueryAlias(a) => {
+            let (node, scope) = lower(&a.input, ctx)?;
+            Ok((node, requalify(scope, a.alias.table())))
         }
         LogicalPlan::Filter(f) => {
+            // A WHERE over a comma join (`FROM a, b WHERE a.k = b.k AND ...`) is its ON.
+            if let LogicalPlan::Join(j) = f.input.as_ref() {
+                if j.join_type == JoinType::Inner {
+                    return lower_join(j, Some(&f.predicate), ctx);
+                }
+            }
             let (node, scope) = lower(&f.input, ctx)?;
             let (predicate, ty) = Typer::new(scope.clone()).typed(&f.predicate)?;
             if ty.kind != Kind::Boolean {
@@ -158,6 +178,7 @@ fn lower(plan: &LogicalPlan, ctx: &StatementContext<'_>) -> Result<(Node, Vec<Sc
             ))
         }
         LogicalPlan::Aggregate(a) => lower_aggregate(a, ctx),
+        LogicalPlan::Join(j) => lower_join(j, None, ctx),
         LogicalPlan::Distinct(datafusion_expr::logical_plan::Distinct::All(input)) => {
             let (node, scope) = lower(input, ctx)?;
             lower_distinct(node, scope)
@@ -169,10 +190,60 @@ fn lower(plan: &LogicalPlan, ctx: &StatementContext<'_>) -> Result<(Node, Vec<Sc
     }
 }
 
+/// `scope`'s visible columns qualified by `name` (a view's or alias's).
+fn requalify(mut scope: Vec<ScopeColumn>, name: &str) -> Vec<ScopeColumn> {
+    for c in scope.iter_mut().filter(|c| !is_hidden(&c.name)) {
+        c.qualifier = Some(name.to_string());
+    }
+    scope
+}
+
+/// A window TVF over the view `view` (its plan), named `name`.
+fn window_over_view(
+    name: &str,
+    view: &LogicalPlan,
+    window: &crate::window_tvf::WindowTvf,
+    ctx: &StatementContext<'_>,
+) -> Result<(Node, Vec<ScopeColumn>)> {
+    let (node, scope) = lower(view, ctx)?;
+    let mut scope = requalify(scope, name);
+    let rowtime = scope
+        .iter()
+        .position(|c| c.name == window.time_column && c.ty.rowtime)
+        .ok_or_else(|| {
+            SqlError::Invalid(format!(
+                "{}: DESCRIPTOR({}) must name a time attribute of view '{}'",
+                window.kind.name(),
+                window.time_column,
+                window.table
+            ))
+        })?;
+    for (n, t) in WINDOW_COLUMNS.iter().zip(window_column_types()) {
+        scope.push(ScopeColumn {
+            qualifier: Some(name.to_string()),
+            name: n.to_string(),
+            ty: t,
+        });
+    }
+    Ok((
+        Node::WindowTvf {
+            input: Box::new(node),
+            kind: window.kind,
+            rowtime,
+        },
+        scope,
+    ))
+}
+
 /// The source of table `name` (a window TVF's windowed table included).
 fn scan_of(name: &str, ctx: &StatementContext<'_>) -> Result<(Node, Vec<ScopeColumn>)> {
     let window = ctx.window(name);
     let table_name = window.map_or(name, |w| w.table.as_str());
+    if let Some(w) = window {
+        if let Some(view) = ctx.view(table_name)? {
+            return window_over_view(name, &view, w, ctx);
+        }
+    }
     let table = ctx
         .catalog
         .table(table_name)
@@ -652,4 +723,264 @@ fn lower_window_aggregate(
         },
         out_scope,
     ))
+}
+
+/// True if every column `e` names is in `scope` (and it names one).
+fn only_in(e: &Expr, scope: &[ScopeColumn]) -> bool {
+    let refs = e.column_refs();
+    !refs.is_empty() && refs.iter().all(|c| scope.iter().any(|s| s.matches(c)))
+}
+
+/// Two join keys typed alike, so equal values hash alike on both sides: integers as
+/// BIGINT, strings as they are.
+fn join_keys(l: Typed, r: Typed) -> Result<(Typed, Typed)> {
+    let (le, lt) = l;
+    let (re, rt) = r;
+    if lt.is_integer() && rt.is_integer() {
+        let bigint = |e: Expr, t: FlinkType| {
+            let to = FlinkType {
+                kind: Kind::BigInt,
+                nullable: t.nullable,
+                rowtime: false,
+            };
+            (crate::typing::cast(e, &to), to)
+        };
+        return Ok((bigint(le, lt), bigint(re, rt)));
+    }
+    if (lt.is_string() && rt.is_string()) || lt.kind == rt.kind {
+        if !can_be_key(&lt) {
+            return Err(SqlError::Unsupported(format!(
+                "a join key of type {} (keys are integers, booleans and strings so far)",
+                lt.display()
+            )));
+        }
+        return Ok(((le, lt), (re, rt)));
+    }
+    Err(SqlError::Invalid(format!(
+        "a join condition compares {} with {}",
+        lt.display(),
+        rt.display()
+    )))
+}
+
+/// A regular join, its condition from ON (and the WHERE of a comma join, `filter`).
+fn lower_join(
+    j: &datafusion_expr::logical_plan::Join,
+    filter: Option<&Expr>,
+    ctx: &StatementContext<'_>,
+) -> Result<(Node, Vec<ScopeColumn>)> {
+    let kind = match j.join_type {
+        JoinType::Inner => JoinKind::Inner,
+        JoinType::Left => JoinKind::Left,
+        JoinType::Right => JoinKind::Right,
+        JoinType::Full => JoinKind::Full,
+        other => {
+            return Err(SqlError::Unsupported(format!(
+                "{other} joins (Weir runs inner, left, right and full outer joins)"
+            )))
+        }
+    };
+    let (ln, ls) = lower(&j.left, ctx)?;
+    let (rn, rs) = lower(&j.right, ctx)?;
+    let lv: Vec<ScopeColumn> = visible(&ls).cloned().collect();
+    let rv: Vec<ScopeColumn> = visible(&rs).cloned().collect();
+    // The condition: equalities between the sides are the key, the rest is residual.
+    let mut conditions: Vec<Expr> = j.on.iter().map(|(l, r)| l.clone().eq(r.clone())).collect();
+    for e in j.filter.iter().chain(filter) {
+        conditions.extend(split_conjunction(e).into_iter().cloned());
+    }
+    let (lt, rt) = (Typer::new(lv.clone()), Typer::new(rv.clone()));
+    let mut keys: Vec<(Typed, Typed)> = Vec::new();
+    let mut residual: Vec<Expr> = Vec::new();
+    for c in conditions {
+        if let Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Eq,
+            right,
+        }) = &c
+        {
+            let pair = if only_in(left, &lv) && only_in(right, &rv) {
+                Some((left, right))
+            } else if only_in(left, &rv) && only_in(right, &lv) {
+                Some((right, left))
+            } else {
+                None
+            };
+            if let Some((l, r)) = pair {
+                keys.push(join_keys(lt.typed(l)?, rt.typed(r)?)?);
+                continue;
+            }
+        }
+        residual.push(c);
+    }
+    if keys.is_empty() {
+        return Err(SqlError::Unsupported(
+            "a join without an equality between the two sides (Weir runs equi-joins)".into(),
+        ));
+    }
+    // The joined row's columns, for the residual condition and the output.
+    let nullable = |c: &ScopeColumn, padded: bool| ScopeColumn {
+        ty: FlinkType {
+            nullable: c.ty.nullable || padded,
+            ..c.ty
+        },
+        ..c.clone()
+    };
+    let mut out_scope: Vec<ScopeColumn> = lv
+        .iter()
+        .map(|c| nullable(c, kind.keeps(1)))
+        .chain(rv.iter().map(|c| nullable(c, kind.keeps(0))))
+        .collect();
+    let joined_typer = Typer::new(lv.iter().chain(&rv).cloned().collect());
+    let residual = residual
+        .into_iter()
+        .map(|e| {
+            let (x, t) = joined_typer.typed(&e)?;
+            if t.kind != Kind::Boolean {
+                return Err(SqlError::Invalid(format!(
+                    "a join condition must be BOOLEAN, not {}",
+                    t.display()
+                )));
+            }
+            Ok(x)
+        })
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .reduce(Expr::and);
+    // Each side: its key columns, its own columns, its row kinds.
+    let side = |node: Node, scope: Vec<ScopeColumn>, own: &[ScopeColumn], keys: Vec<Typed>| {
+        let mut columns: Vec<(String, Expr, FlinkType)> = keys
+            .into_iter()
+            .enumerate()
+            .map(|(i, (e, t))| (format!("$key{i}"), e, t))
+            .collect();
+        columns.extend(own.iter().map(|c| (c.name.clone(), column_expr(c), c.ty)));
+        let row_kind = scope.iter().find(|c| c.name == ROW_KIND).cloned();
+        if let Some(k) = &row_kind {
+            columns.push((k.name.clone(), column_expr(k), k.ty));
+        }
+        (calc_over(node, scope, columns), row_kind.is_some())
+    };
+    let (left_keys, right_keys): (Vec<Typed>, Vec<Typed>) = keys.into_iter().unzip();
+    let key_count = left_keys.len();
+    let (left, left_updating) = side(ln, ls, &lv, left_keys);
+    let (right, right_updating) = side(rn, rs, &rv, right_keys);
+    let emits_kinds = kind != JoinKind::Inner || left_updating || right_updating;
+    let output: Vec<(String, FlinkType)> =
+        out_scope.iter().map(|c| (c.name.clone(), c.ty)).collect();
+    let spec = JoinSpec {
+        kind,
+        keys: key_count,
+        sides: [
+            lv.iter().map(|c| c.ty).collect(),
+            rv.iter().map(|c| c.ty).collect(),
+        ],
+        updating: [left_updating, right_updating],
+        output,
+        emits_kinds,
+    };
+    let residual_scope: Vec<ScopeColumn> = lv.iter().chain(&rv).cloned().collect();
+    if emits_kinds {
+        out_scope.push(ScopeColumn {
+            qualifier: None,
+            name: ROW_KIND.to_string(),
+            ty: FlinkType::not_null(Kind::TinyInt),
+        });
+    }
+    Ok((
+        Node::Join {
+            left: Box::new(left),
+            right: Box::new(right),
+            spec: Arc::new(spec),
+            residual,
+            residual_scope,
+        },
+        out_scope,
+    ))
+}
+
+/// UNION ALL: every input's visible columns cast to the common types (Flink's: strings of
+/// different lengths become VARCHAR of the longest), with row kinds if any input updates.
+fn lower_union(
+    u: &datafusion_expr::logical_plan::Union,
+    ctx: &StatementContext<'_>,
+) -> Result<(Node, Vec<ScopeColumn>)> {
+    let lowered = u
+        .inputs
+        .iter()
+        .map(|i| lower(i, ctx))
+        .collect::<Result<Vec<_>>>()?;
+    let width = u.schema.fields().len();
+    let mut types = Vec::with_capacity(width);
+    for i in 0..width {
+        let column: Vec<FlinkType> = lowered
+            .iter()
+            .map(|(_, scope)| {
+                visible(scope)
+                    .nth(i)
+                    .map(|c| c.ty)
+                    .ok_or_else(|| SqlError::Invalid("UNION ALL inputs of different widths".into()))
+            })
+            .collect::<Result<_>>()?;
+        let mut common = crate::typing::common_type(column.iter())?
+            .ok_or_else(|| SqlError::Invalid("UNION ALL of nothing".into()))?;
+        common.rowtime = column.iter().all(|t| t.rowtime);
+        types.push(common);
+    }
+    let updating = lowered
+        .iter()
+        .any(|(_, scope)| scope.iter().any(|c| c.name == ROW_KIND));
+    let row_kind = FlinkType::not_null(Kind::TinyInt);
+    let mut inputs = Vec::with_capacity(lowered.len());
+    for (node, scope) in lowered {
+        let mut columns: Vec<(String, Expr, FlinkType)> = visible(&scope)
+            .zip(&types)
+            .map(|(c, t)| {
+                let e = if c.ty.kind == t.kind {
+                    column_expr(c)
+                } else {
+                    crate::typing::cast(column_expr(c), t)
+                };
+                (c.name.clone(), e, *t)
+            })
+            .collect();
+        if updating {
+            let kind = match scope.iter().find(|c| c.name == ROW_KIND) {
+                Some(k) => column_expr(k),
+                None => Expr::Literal(
+                    datafusion_common::ScalarValue::Int8(Some(
+                        crate::changelog::RowKind::Insert as i8,
+                    )),
+                    None,
+                ),
+            };
+            columns.push((ROW_KIND.to_string(), kind, row_kind));
+        }
+        inputs.push(Node::Calc {
+            input: Box::new(node),
+            input_scope: scope,
+            filter: None,
+            columns,
+        });
+    }
+    let mut scope: Vec<ScopeColumn> = types
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let (qualifier, field) = u.schema.qualified_field(i);
+            ScopeColumn {
+                qualifier: qualifier.map(|q| q.table().to_string()),
+                name: field.name().clone(),
+                ty: *t,
+            }
+        })
+        .collect();
+    if updating {
+        scope.push(ScopeColumn {
+            qualifier: None,
+            name: ROW_KIND.to_string(),
+            ty: row_kind,
+        });
+    }
+    Ok((Node::Union { inputs }, scope))
 }

@@ -20,8 +20,8 @@ use datafusion_expr::expr::ScalarFunction;
 use datafusion_expr::logical_plan::builder::LogicalTableSource;
 use datafusion_expr::planner::{ContextProvider, ExprPlanner, PlannerResult};
 use datafusion_expr::{
-    AggregateUDF, AggregateUDFImpl, ColumnarValue, Expr, HigherOrderUDF, ScalarFunctionArgs,
-    ScalarUDF, ScalarUDFImpl, Signature, TableSource, Volatility, WindowUDF,
+    AggregateUDF, AggregateUDFImpl, ColumnarValue, Expr, HigherOrderUDF, LogicalPlan,
+    ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TableSource, Volatility, WindowUDF,
 };
 use datafusion_sql::planner::{ParserOptions, SqlToRel};
 use datafusion_sql::sqlparser::ast::Statement as SqlStatement;
@@ -90,6 +90,24 @@ pub enum Node {
         /// What it computes.
         spec: Arc<WindowAggSpec>,
     },
+    /// The rows of every input (UNION ALL), each laid out alike.
+    Union {
+        /// The inputs.
+        inputs: Vec<Node>,
+    },
+    /// A regular join; both inputs are partitioned by their first `spec.keys` columns.
+    Join {
+        /// The left input (key columns, then its own columns, then row kinds if updating).
+        left: Box<Node>,
+        /// The right input, laid out alike.
+        right: Box<Node>,
+        /// What it joins and emits.
+        spec: Arc<crate::join::JoinSpec>,
+        /// The non-equi part of the condition, over the joined row.
+        residual: Option<Expr>,
+        /// The joined row's columns (left's, then right's).
+        residual_scope: Vec<ScopeColumn>,
+    },
     /// A group aggregate (an updating result); its input is partitioned by the first
     /// `spec.keys` columns.
     GroupAggregate {
@@ -152,6 +170,31 @@ impl Node {
                 }
                 input.explain(depth + 1, out);
             }
+            Node::Union { inputs } => {
+                out.push_str(&format!("{pad}Union\n"));
+                for i in inputs {
+                    i.explain(depth + 1, out);
+                }
+            }
+            Node::Join {
+                left,
+                right,
+                spec,
+                residual,
+                ..
+            } => {
+                out.push_str(&format!(
+                    "{pad}Join {:?}, both sides partitioned by columns 0..{}{}\n",
+                    spec.kind,
+                    spec.keys,
+                    if spec.emits_kinds { " (updating)" } else { "" }
+                ));
+                if let Some(r) = residual {
+                    out.push_str(&format!("{pad}  where: {r}\n"));
+                }
+                left.explain(depth + 1, out);
+                right.explain(depth + 1, out);
+            }
             Node::GroupAggregate { input, spec } => {
                 out.push_str(&format!(
                     "{pad}GroupAggregate, partitioned by columns 0..{} (updating)\n",
@@ -200,6 +243,7 @@ impl Query {
 #[derive(Default)]
 pub struct Catalog {
     tables: HashMap<String, Arc<TableDef>>,
+    views: HashMap<String, View>,
     options: ConfigOptions,
     functions: HashMap<String, Arc<ScalarUDF>>,
     planners: Vec<Arc<dyn ExprPlanner>>,
@@ -232,14 +276,41 @@ impl Catalog {
         })];
         Catalog {
             tables: HashMap::new(),
+            views: HashMap::new(),
             options: ConfigOptions::default(),
             functions,
             planners,
         }
     }
 
+    /// Adds a view: the query `sql` under `name`, planned (and so checked) now and again
+    /// wherever it is used, as Flink inlines views.
+    pub fn create_view(&mut self, name: &str, sql: &str) -> Result<()> {
+        if self.tables.contains_key(name) || self.views.contains_key(name) {
+            return Err(SqlError::Invalid(format!(
+                "a table or view '{name}' already exists"
+            )));
+        }
+        let prefix = format!("{}{name}_", crate::window_tvf::WINDOW_TABLE_PREFIX);
+        let (statement, windows) = crate::window_tvf::parse_statement_with_prefix(sql, &prefix)?;
+        let view = View { statement, windows };
+        StatementContext {
+            catalog: self,
+            windows: &[],
+        }
+        .view_plan(&view)?;
+        self.views.insert(name.to_string(), view);
+        Ok(())
+    }
+
     /// Adds a table; an existing one of the same name is an error.
     pub fn create_table(&mut self, table: TableDef) -> Result<()> {
+        if self.views.contains_key(&table.name) {
+            return Err(SqlError::Invalid(format!(
+                "a view '{}' already exists",
+                table.name
+            )));
+        }
         if self.tables.contains_key(&table.name) {
             return Err(SqlError::Invalid(format!(
                 "table '{}' already exists",
@@ -255,28 +326,25 @@ impl Catalog {
         self.tables.get(name)
     }
 
-    /// The catalog's table names, sorted.
+    /// The catalog's table and view names, sorted.
     pub fn table_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.tables.keys().cloned().collect();
+        let mut names: Vec<String> = self
+            .tables
+            .keys()
+            .chain(self.views.keys())
+            .cloned()
+            .collect();
         names.sort();
         names
     }
 
     /// Plans a SELECT statement whose window TVF calls were rewritten to `windows`.
-    pub fn plan_query(&self, mut statement: SqlStatement, windows: &[WindowTvf]) -> Result<Query> {
-        rewrite_time_syntax(&mut statement)?;
-        let options = ParserOptions {
-            parse_float_as_decimal: true,
-            enable_ident_normalization: false,
-            map_string_types_to_utf8view: false,
-            ..ParserOptions::new()
-        };
+    pub fn plan_query(&self, statement: SqlStatement, windows: &[WindowTvf]) -> Result<Query> {
         let context = StatementContext {
             catalog: self,
             windows,
         };
-        let plan =
-            SqlToRel::new_with_options(&context, options).sql_statement_to_plan(statement)?;
+        let plan = context.logical_plan(statement)?;
         let mut query = crate::lower::lower_query(&plan, &context)?;
         query.logical_plan = plan.display_indent().to_string();
         Ok(query)
@@ -296,10 +364,64 @@ pub(crate) struct StatementContext<'a> {
     pub windows: &'a [WindowTvf],
 }
 
+/// A view: its query, parsed, with its window TVF calls.
+struct View {
+    statement: SqlStatement,
+    windows: Vec<WindowTvf>,
+}
+
+/// A view as DataFusion's planner sees it: a table with its query's schema and plan.
+struct ViewSource {
+    plan: LogicalPlan,
+    schema: arrow_schema::SchemaRef,
+}
+
+impl TableSource for ViewSource {
+    fn schema(&self) -> arrow_schema::SchemaRef {
+        self.schema.clone()
+    }
+
+    fn get_logical_plan(&self) -> Option<std::borrow::Cow<'_, LogicalPlan>> {
+        Some(std::borrow::Cow::Borrowed(&self.plan))
+    }
+}
+
 impl StatementContext<'_> {
-    /// The window TVF call a table name stands for.
+    /// The window TVF call a table name stands for (of the statement or of a view).
     pub fn window(&self, name: &str) -> Option<&WindowTvf> {
-        self.windows.iter().find(|w| w.alias == name)
+        self.windows
+            .iter()
+            .chain(self.catalog.views.values().flat_map(|v| &v.windows))
+            .find(|w| w.alias == name)
+    }
+
+    /// The logical plan of a statement, by DataFusion's SQL planner.
+    fn logical_plan(&self, mut statement: SqlStatement) -> Result<LogicalPlan> {
+        rewrite_time_syntax(&mut statement)?;
+        let options = ParserOptions {
+            parse_float_as_decimal: true,
+            enable_ident_normalization: false,
+            map_string_types_to_utf8view: false,
+            ..ParserOptions::new()
+        };
+        Ok(SqlToRel::new_with_options(self, options).sql_statement_to_plan(statement)?)
+    }
+
+    /// The logical plan of a view's query.
+    fn view_plan(&self, view: &View) -> Result<LogicalPlan> {
+        StatementContext {
+            catalog: self.catalog,
+            windows: &view.windows,
+        }
+        .logical_plan(view.statement.clone())
+    }
+
+    /// The logical plan of the view called `name`, if there is one.
+    pub fn view(&self, name: &str) -> Result<Option<LogicalPlan>> {
+        match self.catalog.views.get(name) {
+            Some(v) => self.view_plan(v).map(Some),
+            None => Ok(None),
+        }
     }
 }
 
@@ -323,6 +445,31 @@ impl ContextProvider for StatementContext<'_> {
             Some(w) => (w.table.as_str(), true),
             None => (name.table(), false),
         };
+        if let Some(plan) = self
+            .view(table)
+            .map_err(|e| datafusion_common::DataFusionError::Plan(e.to_string()))?
+        {
+            let mut fields: Vec<arrow_schema::Field> = plan
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone())
+                .collect();
+            if window {
+                for (n, t) in WINDOW_COLUMNS.iter().zip(window_column_types()) {
+                    fields.push(arrow_schema::Field::new(*n, t.arrow(), true));
+                }
+                // A windowed view is planned by Weir from the view's plan; DataFusion only
+                // needs its columns.
+                return Ok(Arc::new(LogicalTableSource::new(Arc::new(
+                    arrow_schema::Schema::new(fields),
+                ))));
+            }
+            return Ok(Arc::new(ViewSource {
+                schema: Arc::new(arrow_schema::Schema::new(fields)),
+                plan,
+            }));
+        }
         let table = self.catalog.tables.get(table).ok_or_else(|| {
             datafusion_common::DataFusionError::Plan(format!("table '{table}' does not exist"))
         })?;

@@ -131,6 +131,25 @@ impl Typer {
 
     /// `e` typed by Flink's rules, rewritten so that evaluating it gives Flink's values.
     pub fn typed(&self, e: &Expr) -> Result<(Expr, FlinkType)> {
+        // `x [NOT] BETWEEN a AND b` is `a <= x AND x <= b` (negated), as in Flink.
+        if let Expr::Between(b) = e {
+            let ge = Expr::BinaryExpr(BinaryExpr::new(
+                b.expr.clone(),
+                Operator::GtEq,
+                b.low.clone(),
+            ));
+            let le = Expr::BinaryExpr(BinaryExpr::new(
+                b.expr.clone(),
+                Operator::LtEq,
+                b.high.clone(),
+            ));
+            let both = ge.and(le);
+            return self.typed(&if b.negated {
+                Expr::Not(Box::new(both))
+            } else {
+                both
+            });
+        }
         if let Expr::ScalarFunction(ScalarFunction { func, args }) = e {
             if let Some(f) = crate::functions::by_name(func.name()) {
                 let typed = args
@@ -441,7 +460,7 @@ fn integer_rank(k: Kind) -> u8 {
     }
 }
 
-fn cast(e: Expr, t: &FlinkType) -> Expr {
+pub(crate) fn cast(e: Expr, t: &FlinkType) -> Expr {
     Expr::Cast(Cast::new(Box::new(e), t.arrow()))
 }
 
@@ -707,7 +726,9 @@ fn null_of(t: &FlinkType) -> Result<ScalarValue> {
 /// The type of values that may be any of `types` (the branches of a CASE, the arguments of
 /// COALESCE), by Flink's rules: strings of different lengths are VARCHAR of the longest,
 /// numbers their common numeric type; nullable if any is.
-fn common_type<'a>(types: impl Iterator<Item = &'a FlinkType>) -> Result<Option<FlinkType>> {
+pub(crate) fn common_type<'a>(
+    types: impl Iterator<Item = &'a FlinkType>,
+) -> Result<Option<FlinkType>> {
     let mut common: Option<FlinkType> = None;
     for t in types {
         common = Some(match common {

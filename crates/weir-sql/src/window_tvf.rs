@@ -113,11 +113,17 @@ pub const WINDOW_TABLE_PREFIX: &str = "__window_";
 
 /// Parses one statement, rewriting its window TVF calls first.
 pub fn parse_statement(sql: &str) -> Result<(Statement, Vec<WindowTvf>)> {
+    parse_statement_with_prefix(sql, WINDOW_TABLE_PREFIX)
+}
+
+/// [`parse_statement`], naming the window tables `<prefix><n>` (a view's windows get a
+/// prefix of their own, so they are told apart from those of the statements using it).
+pub fn parse_statement_with_prefix(sql: &str, prefix: &str) -> Result<(Statement, Vec<WindowTvf>)> {
     let dialect = GenericDialect {};
     let tokens = Tokenizer::new(&dialect, sql)
         .tokenize_with_location()
         .map_err(|e| SqlError::Invalid(format!("sql parser error: {e}")))?;
-    let (tokens, windows) = rewrite(tokens)?;
+    let (tokens, windows) = rewrite(tokens, prefix)?;
     let mut parser = Parser::new(&dialect).with_tokens_with_locations(tokens);
     let statement = parser
         .parse_statement()
@@ -143,7 +149,10 @@ fn is_space(t: &TokenWithSpan) -> bool {
 }
 
 /// Replaces every `TABLE(<window fn>(...))` in `tokens` by a window table's name.
-fn rewrite(tokens: Vec<TokenWithSpan>) -> Result<(Vec<TokenWithSpan>, Vec<WindowTvf>)> {
+fn rewrite(
+    tokens: Vec<TokenWithSpan>,
+    prefix: &str,
+) -> Result<(Vec<TokenWithSpan>, Vec<WindowTvf>)> {
     let mut out: Vec<TokenWithSpan> = Vec::with_capacity(tokens.len());
     let mut windows = Vec::new();
     let mut i = 0;
@@ -215,7 +224,7 @@ fn rewrite(tokens: Vec<TokenWithSpan>) -> Result<(Vec<TokenWithSpan>, Vec<Window
                 "sql parser error: TABLE({window_fn}(...) needs a closing parenthesis"
             )));
         }
-        let alias = format!("{WINDOW_TABLE_PREFIX}{}", windows.len());
+        let alias = format!("{prefix}{}", windows.len());
         windows.push(window_call(&window_fn, &args, alias.clone())?);
         out.push(TokenWithSpan::new(
             Token::Word(Word {

@@ -1,0 +1,373 @@
+//! The regular join operator: `a [LEFT | RIGHT | FULL] JOIN b ON a.k = b.k [AND ...]` without
+//! time bounds (Flink's `Join` / `StreamingJoinOperator`): every row of each side is kept in
+//! keyed state and joined with every later row of the other side.
+//!
+//! Both inputs are partitioned by the equi-join key, which is their first `keys` columns;
+//! the side's own columns follow, then a row-kind column if the side is updating. Per key,
+//! keyed state holds each side's distinct rows with how often each is in and, for the outer
+//! sides, with how many rows of the other side it is joined to, so that a row's NULL-padded
+//! form is emitted while it has no partner and withdrawn when it gets one (and emitted again
+//! when its last partner is withdrawn), as Flink does. A residual condition (the non-equi
+//! part of ON) is evaluated on the joined rows of each input batch at once, with DataFusion's
+//! physical expressions. NULL keys join nothing (SQL's `=`), but an outer side's row with a
+//! NULL key is still emitted NULL-padded.
+//!
+//! The output is the left side's columns then the right side's, with a row-kind column when
+//! it is updating (an outer join, or an updating input): `+I` for a joined row that appears,
+//! `-D` for one that goes.
+
+use crate::changelog::{kind_at, kinds, RowKind};
+use crate::types::FlinkType;
+use crate::values::{build_column, value_at, RowKey, Value};
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, ArrayRef, BooleanArray, Int8Array, RecordBatch};
+use arrow_schema::SchemaRef;
+use datafusion_physical_expr::PhysicalExpr;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use weir_api::arrow_batch::Batch;
+use weir_api::timers::{restore_keyed, snapshot_keyed, InternalTimers};
+use weir_runtime::operator::{OperatorInfo, Outputs, TwoInputOperator};
+use weir_runtime::{Result, StreamRecord};
+use weir_state::{KeyedStateBackend, StateId};
+
+/// Which rows a join keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JoinKind {
+    /// Joined rows only.
+    Inner,
+    /// And left rows without a partner, NULL-padded.
+    Left,
+    /// And right rows without a partner, NULL-padded.
+    Right,
+    /// And rows of either side without a partner.
+    Full,
+}
+
+impl JoinKind {
+    /// True if unmatched rows of `side` (0 left, 1 right) are emitted NULL-padded.
+    pub fn keeps(&self, side: usize) -> bool {
+        matches!(
+            (self, side),
+            (JoinKind::Left, 0) | (JoinKind::Right, 1) | (JoinKind::Full, _)
+        )
+    }
+}
+
+/// A regular join as data (the residual condition is compiled per job).
+#[derive(Clone, Debug)]
+pub struct JoinSpec {
+    /// Which rows it keeps.
+    pub kind: JoinKind,
+    /// Both inputs' first `keys` columns are the equi-join key.
+    pub keys: usize,
+    /// The types of each side's own columns (after the key columns).
+    pub sides: [Vec<FlinkType>; 2],
+    /// True if the side's batches end with a row-kind column.
+    pub updating: [bool; 2],
+    /// The output columns: the left side's, then the right side's (outer sides nullable).
+    pub output: Vec<(String, FlinkType)>,
+    /// True if the output is updating (it has a row-kind column).
+    pub emits_kinds: bool,
+}
+
+/// One distinct row of a side, with its multiplicity and (for an outer side) how many rows
+/// of the other side it is joined to.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Stored {
+    row: Vec<Option<Value>>,
+    count: i64,
+    partners: i64,
+}
+
+/// State names of the two sides' rows.
+const SIDES: [&str; 2] = ["join-left", "join-right"];
+
+/// Runs a [`JoinSpec`] on one subtask.
+pub struct JoinOp {
+    spec: Arc<JoinSpec>,
+    residual: Option<Arc<dyn PhysicalExpr>>,
+    schema: SchemaRef,
+    residual_schema: SchemaRef,
+    backend: KeyedStateBackend<RowKey>,
+    states: [StateId; 2],
+    timers: InternalTimers<RowKey, ()>,
+    info: OperatorInfo,
+}
+
+/// The changes one input batch causes, as output rows.
+#[derive(Default)]
+struct Changes {
+    rows: Vec<Vec<Option<Value>>>,
+    kinds: Vec<i8>,
+}
+
+impl Changes {
+    fn push(&mut self, kind: RowKind, row: Vec<Option<Value>>, times: i64) {
+        for _ in 0..times.max(0) {
+            self.rows.push(row.clone());
+            self.kinds.push(kind as i8);
+        }
+    }
+}
+
+impl JoinOp {
+    /// The operator for subtask `info`; `residual` is compiled against the joined row
+    /// (`residual_schema`: the left side's columns, then the right side's).
+    pub fn new(
+        spec: Arc<JoinSpec>,
+        residual: Option<Arc<dyn PhysicalExpr>>,
+        residual_schema: SchemaRef,
+        info: &OperatorInfo,
+    ) -> Result<Self> {
+        let mut backend = KeyedStateBackend::with_store(info.keyed_store()?, info.max_parallelism);
+        let mut states = [0; 2];
+        for (s, name) in states.iter_mut().zip(SIDES) {
+            *s = backend
+                .register::<(), Vec<Stored>>(name)
+                .map_err(|e| info.error(e.to_string()))?;
+        }
+        let mut columns: Vec<(String, FlinkType)> = spec.output.clone();
+        if spec.emits_kinds {
+            columns.push((
+                crate::changelog::ROW_KIND.to_string(),
+                FlinkType::not_null(crate::types::Kind::TinyInt),
+            ));
+        }
+        Ok(JoinOp {
+            schema: crate::csv_source::schema_of(&columns),
+            residual_schema,
+            residual,
+            spec,
+            backend,
+            states,
+            timers: InternalTimers::new(info.processing_time.clone()),
+            info: info.clone(),
+        })
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> weir_runtime::RuntimeError {
+        self.info.error(e.to_string())
+    }
+
+    /// The stored rows of `side` under the current key.
+    fn stored(&mut self, side: usize) -> Result<Vec<Stored>> {
+        let (table, key, slot) = self
+            .backend
+            .table::<(), Vec<Stored>>(self.states[side])
+            .map_err(|e| self.info.error(e.to_string()))?;
+        Ok(table
+            .get(slot, key, &())
+            .map_err(|e| self.info.error(e.to_string()))?
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    fn store(&mut self, side: usize, rows: Vec<Stored>) -> Result<()> {
+        let (table, key, slot) = self
+            .backend
+            .table::<(), Vec<Stored>>(self.states[side])
+            .map_err(|e| self.info.error(e.to_string()))?;
+        let r = if rows.is_empty() {
+            table.remove(slot, key, &()).map(|_| ())
+        } else {
+            table.insert(slot, key, &(), rows)
+        };
+        r.map_err(|e| self.info.error(e.to_string()))
+    }
+
+    /// The joined row of a row of `side` and a row of the other side.
+    fn joined(side: usize, mine: &[Option<Value>], other: &[Option<Value>]) -> Vec<Option<Value>> {
+        let (l, r) = if side == 0 {
+            (mine, other)
+        } else {
+            (other, mine)
+        };
+        l.iter().chain(r).cloned().collect()
+    }
+
+    /// A row of `side` padded with NULLs for the other side.
+    fn padded(&self, side: usize, mine: &[Option<Value>]) -> Vec<Option<Value>> {
+        let nulls = vec![None; self.spec.sides[1 - side].len()];
+        Self::joined(side, mine, &nulls)
+    }
+
+    /// Which candidate pairs pass the residual condition.
+    fn residual_mask(&self, pairs: &[Vec<Option<Value>>]) -> Result<Vec<bool>> {
+        let Some(residual) = &self.residual else {
+            return Ok(vec![true; pairs.len()]);
+        };
+        if pairs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let types: Vec<FlinkType> = self.spec.sides.iter().flatten().copied().collect();
+        let columns: Vec<ArrayRef> = types
+            .iter()
+            .enumerate()
+            .map(|(i, t)| build_column(t, pairs.iter().map(|p| p[i].clone())))
+            .collect();
+        let batch = RecordBatch::try_new(self.residual_schema.clone(), columns)
+            .map_err(|e| self.err(format!("cannot build the joined rows: {e}")))?;
+        let mask = residual
+            .evaluate(&batch)
+            .and_then(|v| v.into_array(batch.num_rows()))
+            .map_err(|e| self.err(e.strip_backtrace()))?;
+        let mask: &BooleanArray = mask
+            .as_boolean_opt()
+            .ok_or_else(|| self.err("a join condition that is not BOOLEAN"))?;
+        Ok((0..mask.len())
+            .map(|i| mask.is_valid(i) && mask.value(i))
+            .collect())
+    }
+
+    fn process(
+        &mut self,
+        side: usize,
+        batch: &RecordBatch,
+        out: &mut Outputs<Batch>,
+    ) -> Result<()> {
+        let spec = self.spec.clone();
+        let other = 1 - side;
+        let width = spec.sides[side].len();
+        let row_kinds = if spec.updating[side] {
+            kinds(batch)
+        } else {
+            None
+        };
+        let mut changes = Changes::default();
+        for row in 0..batch.num_rows() {
+            let key = RowKey::of_row(&batch.columns()[..spec.keys], row)
+                .ok_or_else(|| self.err("a join key column of a type that cannot be a key"))?;
+            let null_key = key.0.contains(&crate::values::KeyCell::Null);
+            let data: Vec<Option<Value>> = (0..width)
+                .map(|c| value_at(batch.column(spec.keys + c).as_ref(), row))
+                .collect();
+            let adds = kind_at(row_kinds.as_ref(), row).adds();
+            if null_key && !spec.kind.keeps(side) {
+                continue;
+            }
+            self.backend
+                .set_current_key(key)
+                .map_err(|e| self.info.error(e.to_string()))?;
+            let mut partners = if null_key {
+                Vec::new()
+            } else {
+                self.stored(other)?
+            };
+            let pairs: Vec<Vec<Option<Value>>> = partners
+                .iter()
+                .map(|p| Self::joined(side, &data, &p.row))
+                .collect();
+            let mask = self.residual_mask(&pairs)?;
+            let mut matched = 0i64;
+            let kind = if adds {
+                RowKind::Insert
+            } else {
+                RowKind::Delete
+            };
+            for ((p, pair), ok) in partners.iter_mut().zip(pairs).zip(mask) {
+                if !ok {
+                    continue;
+                }
+                matched += p.count;
+                if spec.kind.keeps(other) {
+                    let padded = self.padded(other, &p.row);
+                    if adds {
+                        if p.partners == 0 {
+                            changes.push(RowKind::Delete, padded, p.count);
+                        }
+                        p.partners += 1;
+                    } else {
+                        p.partners -= 1;
+                        if p.partners == 0 {
+                            changes.push(RowKind::Insert, padded, p.count);
+                        }
+                    }
+                }
+                changes.push(kind, pair, p.count);
+            }
+            if spec.kind.keeps(other) && !null_key {
+                self.store(other, partners)?;
+            }
+            if matched == 0 && spec.kind.keeps(side) {
+                changes.push(kind, self.padded(side, &data), 1);
+            }
+            if null_key {
+                // Nothing can ever join it: its padded form is all there is to it.
+                continue;
+            }
+            let mut mine = self.stored(side)?;
+            match mine.iter_mut().position(|s| s.row == data) {
+                Some(i) if adds => mine[i].count += 1,
+                Some(i) => {
+                    mine[i].count -= 1;
+                    if mine[i].count <= 0 {
+                        mine.swap_remove(i);
+                    }
+                }
+                None if adds => mine.push(Stored {
+                    row: data,
+                    count: 1,
+                    partners: matched,
+                }),
+                None => {}
+            }
+            self.store(side, mine)?;
+        }
+        self.emit(changes, out)
+    }
+
+    fn emit(&self, changes: Changes, out: &mut Outputs<Batch>) -> Result<()> {
+        if changes.rows.is_empty() {
+            return Ok(());
+        }
+        let Changes { mut rows, kinds } = changes;
+        let mut columns: Vec<ArrayRef> = self
+            .spec
+            .output
+            .iter()
+            .enumerate()
+            .map(|(i, (_, ty))| build_column(ty, rows.iter_mut().map(|r| r[i].take())))
+            .collect();
+        if self.spec.emits_kinds {
+            columns.push(Arc::new(Int8Array::from(kinds)));
+        }
+        let batch = RecordBatch::try_new(self.schema.clone(), columns)
+            .map_err(|e| self.err(format!("cannot build a result batch: {e}")))?;
+        out.collect(StreamRecord::new(Batch(batch)))
+    }
+}
+
+impl TwoInputOperator<Batch, Batch, Batch> for JoinOp {
+    fn process_element1(
+        &mut self,
+        record: StreamRecord<Batch>,
+        out: &mut Outputs<Batch>,
+    ) -> Result<()> {
+        self.process(0, &record.value.0, out)
+    }
+
+    fn process_element2(
+        &mut self,
+        record: StreamRecord<Batch>,
+        out: &mut Outputs<Batch>,
+    ) -> Result<()> {
+        self.process(1, &record.value.0, out)
+    }
+
+    fn state_entries(&self) -> u64 {
+        self.backend.entries() as u64
+    }
+
+    fn snapshot_state(
+        &mut self,
+        barrier: &weir_runtime::checkpoint::CheckpointBarrier,
+        state: &mut weir_state::OperatorSubtaskState,
+    ) -> Result<()> {
+        snapshot_keyed(&self.info, barrier, &mut self.backend, &self.timers, state)
+    }
+
+    fn initialize_state(&mut self, restored: &weir_state::RestoredState) -> Result<()> {
+        restore_keyed(&self.info, &mut self.backend, &mut self.timers, restored)
+    }
+}
