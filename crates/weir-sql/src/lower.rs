@@ -141,7 +141,7 @@ fn lower(plan: &LogicalPlan, ctx: &StatementContext<'_>) -> Result<(Node, Vec<Sc
                     input_scope,
                     filter,
                     columns,
-                } if is_identity(&columns, &input_scope) => (*input, input_scope, filter),
+                } if is_identity(&columns, &input_scope, &scope) => (*input, input_scope, filter),
                 other => (other, scope, None),
             };
             let typer = Typer::new(input_scope.clone());
@@ -315,7 +315,7 @@ fn add_filter(node: Node, scope: Vec<ScopeColumn>, predicate: Expr) -> (Node, Ve
             input_scope,
             filter,
             columns,
-        } if is_identity(&columns, &input_scope) => {
+        } if is_identity(&columns, &input_scope, &scope) => {
             let filter = Some(match filter {
                 Some(f) => f.and(predicate),
                 None => predicate,
@@ -348,13 +348,24 @@ fn add_filter(node: Node, scope: Vec<ScopeColumn>, predicate: Expr) -> (Node, Ve
     }
 }
 
-/// True if `columns` are the columns of `scope`, in order (a Calc that only filters).
-fn is_identity(columns: &[(String, Expr, FlinkType)], scope: &[ScopeColumn]) -> bool {
-    columns.len() == scope.len()
+/// True if a Calc over `input_scope` computing `columns` only filters: its columns are
+/// its input's, in order, and its output is still known by the same names (`scope`: no
+/// alias renamed it since), so another Calc can take its place.
+fn is_identity(
+    columns: &[(String, Expr, FlinkType)],
+    input_scope: &[ScopeColumn],
+    scope: &[ScopeColumn],
+) -> bool {
+    columns.len() == input_scope.len()
         && columns
             .iter()
-            .zip(scope)
+            .zip(input_scope)
             .all(|((_, e, _), c)| matches!(e, Expr::Column(col) if c.matches(col)))
+        && input_scope.len() == scope.len()
+        && input_scope
+            .iter()
+            .zip(scope)
+            .all(|(a, b)| a.qualifier == b.qualifier && a.name == b.name)
 }
 
 /// `GROUP BY`: a window aggregate over a window TVF grouped by its window, a group
@@ -371,7 +382,9 @@ fn lower_aggregate(
             input_scope,
             filter,
             columns,
-        } if is_identity(&columns, &input_scope) && matches!(*input, Node::WindowTvf { .. }) => {
+        } if is_identity(&columns, &input_scope, &scope)
+            && matches!(*input, Node::WindowTvf { .. }) =>
+        {
             lower_window_aggregate(a, *input, filter, scope)
         }
         other => lower_group_aggregate(a, other, scope),
@@ -466,7 +479,7 @@ fn calc_over(node: Node, scope: Vec<ScopeColumn>, columns: Vec<(String, Expr, Fl
             input_scope,
             filter,
             columns: below,
-        } if is_identity(&below, &input_scope) => Node::Calc {
+        } if is_identity(&below, &input_scope, &scope) => Node::Calc {
             input,
             input_scope,
             filter,
