@@ -117,6 +117,14 @@ fn build(node: &Node, env: &StreamExecutionEnvironment, base: &Path) -> Result<D
                     WindowAggregateOp::new(spec.clone(), info)
                 })
         }
+        Node::Rank { input, spec } => {
+            let spec = spec.clone();
+            build(input, env, base)?
+                .key_by_columns((0..spec.keys).collect())
+                .transform("Rank", move |info| {
+                    crate::rank::RankOp::new(spec.clone(), info)
+                })
+        }
         Node::Union { inputs } => {
             let streams = inputs
                 .iter()

@@ -10,7 +10,7 @@
 //!   Flink's rules;
 //! - [`aggregate`], [`window_agg`], [`group_agg`]: aggregate functions and the window and
 //!   group aggregate operators; [`join`]: the regular join operator; [`changelog`]: row
-//!   kinds of updating results;
+//!   kinds of updating results; [`rank`]: Top-N and deduplication;
 //! - [`values`]: single values and group keys out of Arrow columns;
 //! - [`csv_source`]: the `filesystem` connector's CSV format as a source of batches;
 //! - [`job`]: a planned query as a job of vectorised operators;
@@ -39,6 +39,7 @@ pub mod join;
 mod literal;
 mod lower;
 pub mod plan;
+pub mod rank;
 pub mod script;
 mod time_functions;
 pub mod types;

@@ -116,6 +116,9 @@ fn lower(plan: &LogicalPlan, ctx: &StatementContext<'_>) -> Result<(Node, Vec<Sc
             Ok((node, requalify(scope, a.alias.table())))
         }
         LogicalPlan::Filter(f) => {
+            if let Some(rank) = lower_rank(f, ctx)? {
+                return Ok(rank);
+            }
             // A WHERE over a comma join (`FROM a, b WHERE a.k = b.k AND ...`) is its ON.
             if let LogicalPlan::Join(j) = f.input.as_ref() {
                 if j.join_type == JoinType::Inner {
@@ -996,4 +999,172 @@ fn lower_union(
         });
     }
     Ok((Node::Union { inputs }, scope))
+}
+
+/// `WHERE rn <= N` (or `rn < N`, `rn = 1`) over `ROW_NUMBER() OVER (PARTITION BY ... ORDER
+/// BY ...) AS rn`: a Top-N. `None` if the filter is not one.
+fn lower_rank(
+    f: &datafusion_expr::logical_plan::Filter,
+    ctx: &StatementContext<'_>,
+) -> Result<Option<(Node, Vec<ScopeColumn>)>> {
+    use datafusion_expr::expr::{WindowFunction, WindowFunctionParams};
+    let mut input = f.input.as_ref();
+    let mut alias = None;
+    if let LogicalPlan::SubqueryAlias(a) = input {
+        alias = Some(a.alias.table().to_string());
+        input = a.input.as_ref();
+    }
+    let LogicalPlan::Projection(p) = input else {
+        return Ok(None);
+    };
+    let LogicalPlan::Window(w) = p.input.as_ref() else {
+        return Ok(None);
+    };
+    let [Expr::WindowFunction(wf)] = w.window_expr.as_slice() else {
+        return Ok(None);
+    };
+    let WindowFunction {
+        fun,
+        params:
+            WindowFunctionParams {
+                partition_by,
+                order_by,
+                args,
+                ..
+            },
+    } = wf.as_ref();
+    if fun.name() != "row_number" || !args.is_empty() {
+        return Ok(None);
+    }
+    // The window function's column, and which projected column names it.
+    let rn_name = w.schema.field(w.schema.fields().len() - 1).name().clone();
+    let projects_rn = |e: &Expr| {
+        let inner = match e {
+            Expr::Alias(Alias { expr, .. }) => expr.as_ref(),
+            other => other,
+        };
+        matches!(inner, Expr::Column(c) if c.name == rn_name)
+    };
+    let Some(rn_at) = p.expr.iter().position(projects_rn) else {
+        return Ok(None);
+    };
+    let rn_column = p.schema.field(rn_at).name().clone();
+    // The limit.
+    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = &f.predicate else {
+        return Ok(None);
+    };
+    let (Expr::Column(c), Expr::Literal(v, _)) = (left.as_ref(), right.as_ref()) else {
+        return Ok(None);
+    };
+    if c.name != rn_column {
+        return Ok(None);
+    }
+    let n = match v {
+        datafusion_common::ScalarValue::Int64(Some(n)) => *n,
+        datafusion_common::ScalarValue::Int32(Some(n)) => *n as i64,
+        _ => return Ok(None),
+    };
+    let limit = match op {
+        Operator::LtEq => n,
+        Operator::Lt => n - 1,
+        Operator::Eq if n == 1 => 1,
+        _ => {
+            return Err(SqlError::Unsupported(
+                "a filter on ROW_NUMBER() other than rn <= N, rn < N or rn = 1".into(),
+            ))
+        }
+    };
+    if limit < 1 {
+        return Err(SqlError::Invalid(format!(
+            "a Top-N of {limit} rows keeps nothing"
+        )));
+    }
+    let (node, scope) = lower(&w.input, ctx)?;
+    let typer = Typer::new(scope.clone());
+    let mut columns: Vec<(String, Expr, FlinkType)> = Vec::new();
+    for (i, e) in partition_by.iter().enumerate() {
+        let (x, t) = typer.typed(e)?;
+        // Time columns partition by their epoch value.
+        let (x, t) = match t.kind {
+            Kind::Timestamp(_) | Kind::Date => {
+                let to = FlinkType::nullable(Kind::BigInt);
+                (
+                    Expr::Cast(datafusion_expr::expr::Cast::new(
+                        Box::new(x),
+                        arrow_schema::DataType::Int64,
+                    )),
+                    to,
+                )
+            }
+            _ if can_be_key(&t) => (x, t),
+            _ => {
+                return Err(SqlError::Unsupported(format!(
+                    "PARTITION BY a {} column",
+                    t.display()
+                )))
+            }
+        };
+        columns.push((format!("$key{i}"), x, t));
+    }
+    let keys = columns.len();
+    let mut sort = Vec::new();
+    for (i, s) in order_by.iter().enumerate() {
+        let (x, t) = typer.typed(&s.expr)?;
+        columns.push((format!("$sort{i}"), x, t));
+        sort.push(crate::rank::SortKey {
+            asc: s.asc,
+            nulls_first: s.nulls_first,
+        });
+    }
+    let mut row_types = Vec::new();
+    let mut output = Vec::new();
+    let mut out_scope = Vec::new();
+    for (i, e) in p.expr.iter().enumerate() {
+        let (qualifier, field) = p.schema.qualified_field(i);
+        let ty = if i == rn_at {
+            FlinkType::not_null(Kind::BigInt)
+        } else {
+            let inner = match e {
+                Expr::Alias(Alias { expr, .. }) => expr.as_ref(),
+                other => other,
+            };
+            let (x, t) = typer.typed(inner)?;
+            columns.push((field.name().clone(), x, t));
+            row_types.push(t);
+            t
+        };
+        output.push((field.name().clone(), ty));
+        out_scope.push(ScopeColumn {
+            qualifier: alias
+                .clone()
+                .or_else(|| qualifier.map(|q| q.table().to_string())),
+            name: field.name().clone(),
+            ty,
+        });
+    }
+    let updating = scope.iter().any(|c| c.name == ROW_KIND);
+    if let Some(k) = scope.iter().find(|c| c.name == ROW_KIND) {
+        columns.push((k.name.clone(), column_expr(k), k.ty));
+    }
+    out_scope.push(ScopeColumn {
+        qualifier: None,
+        name: ROW_KIND.to_string(),
+        ty: FlinkType::not_null(Kind::TinyInt),
+    });
+    let spec = crate::rank::RankSpec {
+        keys,
+        sort,
+        limit: limit as usize,
+        columns: row_types,
+        row_number_at: Some(rn_at),
+        output,
+        updating,
+    };
+    Ok(Some((
+        Node::Rank {
+            input: Box::new(calc_over(node, scope, columns)),
+            spec: Arc::new(spec),
+        },
+        out_scope,
+    )))
 }

@@ -90,6 +90,14 @@ pub enum Node {
         /// What it computes.
         spec: Arc<WindowAggSpec>,
     },
+    /// A Top-N per partition (an updating result); its input is partitioned by the first
+    /// `spec.keys` columns.
+    Rank {
+        /// Where its rows come from (partition keys, sort keys, columns, row kinds).
+        input: Box<Node>,
+        /// What it keeps.
+        spec: Arc<crate::rank::RankSpec>,
+    },
     /// The rows of every input (UNION ALL), each laid out alike.
     Union {
         /// The inputs.
@@ -168,6 +176,13 @@ impl Node {
                     };
                     out.push_str(&format!("{pad}  {name} {}: {what}\n", t.display()));
                 }
+                input.explain(depth + 1, out);
+            }
+            Node::Rank { input, spec } => {
+                out.push_str(&format!(
+                    "{pad}Rank: the first {} rows per partition of columns 0..{}, sorted by {:?} (updating)\n",
+                    spec.limit, spec.keys, spec.sort
+                ));
                 input.explain(depth + 1, out);
             }
             Node::Union { inputs } => {
@@ -402,6 +417,8 @@ impl StatementContext<'_> {
             parse_float_as_decimal: true,
             enable_ident_normalization: false,
             map_string_types_to_utf8view: false,
+            // Flink sorts NULLs as the smallest values: first ascending, last descending.
+            default_null_ordering: datafusion_sql::planner::NullOrdering::NullsMin,
             ..ParserOptions::new()
         };
         Ok(SqlToRel::new_with_options(self, options).sql_statement_to_plan(statement)?)
@@ -510,8 +527,9 @@ impl ContextProvider for StatementContext<'_> {
             .then(|| Arc::new(AggregateUDF::from(PlannedAggregate::new(&name))))
     }
 
-    fn get_window_meta(&self, _name: &str) -> Option<Arc<WindowUDF>> {
-        None
+    fn get_window_meta(&self, name: &str) -> Option<Arc<WindowUDF>> {
+        name.eq_ignore_ascii_case("row_number")
+            .then(|| Arc::new(WindowUDF::from(RowNumber::default())))
     }
 
     fn get_variable_type(&self, _variable_names: &[String]) -> Option<DataType> {
@@ -535,7 +553,51 @@ impl ContextProvider for StatementContext<'_> {
     }
 
     fn udwf_names(&self) -> Vec<String> {
-        Vec::new()
+        vec!["row_number".to_string()]
+    }
+}
+
+/// `ROW_NUMBER()` as DataFusion's planner sees it; Weir's Top-N operator numbers the rows.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct RowNumber {
+    signature: Signature,
+}
+
+impl Default for RowNumber {
+    fn default() -> Self {
+        RowNumber {
+            signature: Signature::exact(vec![], Volatility::Immutable),
+        }
+    }
+}
+
+impl datafusion_expr::WindowUDFImpl for RowNumber {
+    fn name(&self) -> &str {
+        "row_number"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn partition_evaluator(
+        &self,
+        _args: datafusion_expr::function::PartitionEvaluatorArgs,
+    ) -> datafusion_common::Result<Box<dyn datafusion_expr::PartitionEvaluator>> {
+        Err(datafusion_common::DataFusionError::Internal(
+            "ROW_NUMBER() is computed by Weir's Top-N operator".into(),
+        ))
+    }
+
+    fn field(
+        &self,
+        args: datafusion_expr::function::WindowUDFFieldArgs,
+    ) -> datafusion_common::Result<arrow_schema::FieldRef> {
+        Ok(Arc::new(arrow_schema::Field::new(
+            args.name(),
+            DataType::Int64,
+            false,
+        )))
     }
 }
 

@@ -1,0 +1,310 @@
+//! The Top-N operator: `ROW_NUMBER() OVER (PARTITION BY k ORDER BY ...)` filtered to the
+//! first N rows (`WHERE rn <= N`), Flink's `Rank`; with N = 1 it is Flink's deduplication
+//! (keep first with `ORDER BY ts ASC`, keep last with `ORDER BY ts DESC`).
+//!
+//! Input batches hold the partition key columns first, then the sort key columns, then the
+//! row's output columns (without the row number), then a row-kind column if the input is
+//! updating. Per partition key, keyed state holds the partition's rows in sort order (each
+//! distinct row with its multiplicity). For each partition an input batch touched, the
+//! operator compares the first N rows (with their row numbers, if the query selects them)
+//! before and after the batch and emits the difference: `-D` for rows that left the top N
+//! or changed number, `+I` for those that entered. The materialised result is Flink's; the
+//! changelog is shorter (Flink retracts and re-emits per input row).
+//!
+//! NULLs sort as Flink sorts them: first in ascending order, last in descending order.
+
+use crate::changelog::{kind_at, kinds, RowKind, ROW_KIND};
+use crate::types::{FlinkType, Kind};
+use crate::values::{build_column, value_at, RowKey, Value};
+use arrow_array::{ArrayRef, Int8Array, RecordBatch};
+use arrow_schema::SchemaRef;
+use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::sync::Arc;
+use weir_api::arrow_batch::Batch;
+use weir_api::timers::{restore_keyed, snapshot_keyed, InternalTimers};
+use weir_runtime::operator::{OneInputOperator, OperatorInfo, Outputs};
+use weir_runtime::{Result, StreamRecord};
+use weir_state::{KeyedStateBackend, StateId};
+
+/// One ORDER BY key: ascending or not, NULLs first or last.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SortKey {
+    /// Ascending order.
+    pub asc: bool,
+    /// NULLs before the values.
+    pub nulls_first: bool,
+}
+
+/// A Top-N as data.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RankSpec {
+    /// Input columns `0..keys` are the partition key.
+    pub keys: usize,
+    /// The sort keys: the input columns after the partition key, in order.
+    pub sort: Vec<SortKey>,
+    /// How many rows per partition it keeps.
+    pub limit: usize,
+    /// The types of the row's output columns (after the sort keys).
+    pub columns: Vec<FlinkType>,
+    /// Where the row number goes among the output columns, if the query selects it.
+    pub row_number_at: Option<usize>,
+    /// The output columns' names and types (the row number included).
+    pub output: Vec<(String, FlinkType)>,
+    /// True if the input's batches end with a row-kind column.
+    pub updating: bool,
+}
+
+impl RankSpec {
+    /// The Arrow schema of the output batches (with the row kind last).
+    pub fn schema(&self) -> SchemaRef {
+        let mut columns = self.output.clone();
+        columns.push((ROW_KIND.to_string(), FlinkType::not_null(Kind::TinyInt)));
+        crate::csv_source::schema_of(&columns)
+    }
+
+    fn compare(&self, a: &[Option<Value>], b: &[Option<Value>]) -> Ordering {
+        for (k, (x, y)) in self.sort.iter().zip(a.iter().zip(b)) {
+            let o = match (x, y) {
+                (None, None) => Ordering::Equal,
+                (None, Some(_)) => {
+                    if k.nulls_first {
+                        Ordering::Less
+                    } else {
+                        Ordering::Greater
+                    }
+                }
+                (Some(_), None) => {
+                    if k.nulls_first {
+                        Ordering::Greater
+                    } else {
+                        Ordering::Less
+                    }
+                }
+                (Some(x), Some(y)) => {
+                    if k.asc {
+                        x.cmp(y)
+                    } else {
+                        y.cmp(x)
+                    }
+                }
+            };
+            if o != Ordering::Equal {
+                return o;
+            }
+        }
+        Ordering::Equal
+    }
+}
+
+/// A distinct row of a partition: its sort key, its columns, how often it is in.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Ranked {
+    sort: Vec<Option<Value>>,
+    row: Vec<Option<Value>>,
+    count: i64,
+}
+
+/// State name of the partitions.
+const PARTITIONS: &str = "rank-partitions";
+
+/// Runs a [`RankSpec`] on one subtask.
+pub struct RankOp {
+    spec: Arc<RankSpec>,
+    schema: SchemaRef,
+    backend: KeyedStateBackend<RowKey>,
+    partitions: StateId,
+    timers: InternalTimers<RowKey, ()>,
+    info: OperatorInfo,
+}
+
+impl RankOp {
+    /// The operator for subtask `info`.
+    pub fn new(spec: Arc<RankSpec>, info: &OperatorInfo) -> Result<Self> {
+        let mut backend = KeyedStateBackend::with_store(info.keyed_store()?, info.max_parallelism);
+        let partitions = backend
+            .register::<(), Vec<Ranked>>(PARTITIONS)
+            .map_err(|e| info.error(e.to_string()))?;
+        Ok(RankOp {
+            schema: spec.schema(),
+            spec,
+            backend,
+            partitions,
+            timers: InternalTimers::new(info.processing_time.clone()),
+            info: info.clone(),
+        })
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> weir_runtime::RuntimeError {
+        self.info.error(e.to_string())
+    }
+
+    /// The output rows of a partition's first N rows, numbered.
+    fn top(&self, rows: &[Ranked]) -> Vec<Vec<Option<Value>>> {
+        let mut out = Vec::new();
+        for r in rows {
+            for _ in 0..r.count {
+                if out.len() == self.spec.limit {
+                    return out;
+                }
+                let mut row = r.row.clone();
+                if let Some(at) = self.spec.row_number_at {
+                    row.insert(at, Some(Value::Int(out.len() as i64 + 1)));
+                }
+                out.push(row);
+            }
+        }
+        out
+    }
+
+    fn partition(&mut self) -> Result<Vec<Ranked>> {
+        let (table, key, slot) = self
+            .backend
+            .table::<(), Vec<Ranked>>(self.partitions)
+            .map_err(|e| self.info.error(e.to_string()))?;
+        Ok(table
+            .get(slot, key, &())
+            .map_err(|e| self.info.error(e.to_string()))?
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    fn store(&mut self, rows: Vec<Ranked>) -> Result<()> {
+        let (table, key, slot) = self
+            .backend
+            .table::<(), Vec<Ranked>>(self.partitions)
+            .map_err(|e| self.info.error(e.to_string()))?;
+        let r = if rows.is_empty() {
+            table.remove(slot, key, &()).map(|_| ())
+        } else {
+            table.insert(slot, key, &(), rows)
+        };
+        r.map_err(|e| self.info.error(e.to_string()))
+    }
+}
+
+impl OneInputOperator<Batch, Batch> for RankOp {
+    fn process_element(
+        &mut self,
+        record: StreamRecord<Batch>,
+        out: &mut Outputs<Batch>,
+    ) -> Result<()> {
+        let spec = self.spec.clone();
+        let batch = &record.value.0;
+        let row_kinds = if spec.updating { kinds(batch) } else { None };
+        let sorts = spec.sort.len();
+        // Each partition touched, in order of first touch, with its top N before.
+        let mut order: Vec<RowKey> = Vec::new();
+        let mut before: HashMap<RowKey, Vec<Vec<Option<Value>>>> = HashMap::new();
+        for row in 0..batch.num_rows() {
+            let key = RowKey::of_row(&batch.columns()[..spec.keys], row)
+                .ok_or_else(|| self.err("a partition key column of a type that cannot be a key"))?;
+            let value = |c: usize| value_at(batch.column(c).as_ref(), row);
+            let sort: Vec<Option<Value>> = (0..sorts).map(|i| value(spec.keys + i)).collect();
+            let columns: Vec<Option<Value>> = (0..spec.columns.len())
+                .map(|i| value(spec.keys + sorts + i))
+                .collect();
+            self.backend
+                .set_current_key(key.clone())
+                .map_err(|e| self.info.error(e.to_string()))?;
+            let mut rows = self.partition()?;
+            if !before.contains_key(&key) {
+                before.insert(key.clone(), self.top(&rows));
+                order.push(key);
+            }
+            // The first position whose row sorts after the new one (ties keep arrival
+            // order), or the equal row's.
+            if kind_at(row_kinds.as_ref(), row).adds() {
+                match rows.iter().position(|r| r.row == columns && r.sort == sort) {
+                    Some(i) => rows[i].count += 1,
+                    None => {
+                        let at = rows
+                            .iter()
+                            .position(|r| spec.compare(&r.sort, &sort) == Ordering::Greater)
+                            .unwrap_or(rows.len());
+                        rows.insert(
+                            at,
+                            Ranked {
+                                sort,
+                                row: columns,
+                                count: 1,
+                            },
+                        );
+                    }
+                }
+            } else if let Some(i) = rows.iter().position(|r| r.row == columns) {
+                rows[i].count -= 1;
+                if rows[i].count <= 0 {
+                    rows.remove(i);
+                }
+            }
+            if !spec.updating {
+                // Nothing is ever withdrawn: rows behind the first N cannot come back.
+                let mut kept = 0;
+                rows.retain(|r| {
+                    let keep = kept < spec.limit as i64;
+                    kept += r.count;
+                    keep
+                });
+            }
+            self.store(rows)?;
+        }
+        let mut changes: Vec<Vec<Option<Value>>> = Vec::new();
+        let mut change_kinds: Vec<i8> = Vec::new();
+        for key in order {
+            self.backend
+                .set_current_key(key.clone())
+                .map_err(|e| self.info.error(e.to_string()))?;
+            let after = {
+                let rows = self.partition()?;
+                self.top(&rows)
+            };
+            let mut gone = before.remove(&key).unwrap_or_default();
+            let mut came = Vec::new();
+            for r in after {
+                match gone.iter().position(|g| *g == r) {
+                    Some(i) => {
+                        gone.swap_remove(i);
+                    }
+                    None => came.push(r),
+                }
+            }
+            for (kind, rows) in [(RowKind::Delete, gone), (RowKind::Insert, came)] {
+                for r in rows {
+                    changes.push(r);
+                    change_kinds.push(kind as i8);
+                }
+            }
+        }
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut columns: Vec<ArrayRef> = spec
+            .output
+            .iter()
+            .enumerate()
+            .map(|(i, (_, ty))| build_column(ty, changes.iter_mut().map(|r| r[i].take())))
+            .collect();
+        columns.push(Arc::new(Int8Array::from(change_kinds)));
+        let batch = RecordBatch::try_new(self.schema.clone(), columns)
+            .map_err(|e| self.err(format!("cannot build a result batch: {e}")))?;
+        out.collect(StreamRecord::new(Batch(batch)))
+    }
+
+    fn state_entries(&self) -> u64 {
+        self.backend.entries() as u64
+    }
+
+    fn snapshot_state(
+        &mut self,
+        barrier: &weir_runtime::checkpoint::CheckpointBarrier,
+        state: &mut weir_state::OperatorSubtaskState,
+    ) -> Result<()> {
+        snapshot_keyed(&self.info, barrier, &mut self.backend, &self.timers, state)
+    }
+
+    fn initialize_state(&mut self, restored: &weir_state::RestoredState) -> Result<()> {
+        restore_keyed(&self.info, &mut self.backend, &mut self.timers, restored)
+    }
+}
