@@ -245,3 +245,40 @@ fn describe_and_explain_print_the_schema_and_the_plan() {
         assert!(stdout.contains(want), "want {want:?} in:\n{stdout}");
     }
 }
+
+#[test]
+fn an_interval_join_expires_rows_with_the_watermark_and_emits_only_insertions() {
+    let dir = workspace();
+    std::fs::write(
+        dir.path().join("ij.sql"),
+        "-- include: q13_interval_join.sql\nEXPLAIN SELECT a.id, b.price FROM auction a LEFT JOIN bid b ON a.id = b.auction AND b.ts BETWEEN a.ts AND a.ts + INTERVAL '15' SECOND;\n",
+    )
+    .expect("script");
+    let run = weir_sql(
+        dir.path(),
+        &["-f", "ij.sql", "--results-dir", "out", "-p", "2"],
+    );
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        stdout.contains("interval: right time - left time in [0, 15000] ms"),
+        "{stdout}"
+    );
+    // A left interval join pads an auction without bids once, when it expires: no
+    // retractions, unlike a regular left join.
+    let changelog = std::fs::read_to_string(dir.path().join("out/changelog-2.csv")).expect("log");
+    assert!(changelog.lines().count() > 100);
+    assert!(
+        changelog.lines().all(|l| l.starts_with("+I,")),
+        "{changelog}"
+    );
+    let padded = changelog
+        .lines()
+        .filter(|l| l.ends_with(",\\N,\\N,\\N"))
+        .count();
+    assert!(padded > 0, "some auctions got no bid in 15 s");
+}

@@ -15,6 +15,13 @@
 //! The output is the left side's columns then the right side's, with a row-kind column when
 //! it is updating (an outer join, or an updating input): `+I` for a joined row that appears,
 //! `-D` for one that goes.
+//!
+//! With [`IntervalBounds`] (an equi-join whose condition also bounds the distance of the two
+//! sides' time attributes, Flink's interval join) a row is only kept while a partner can
+//! still arrive: an event-time timer drops it once the watermark passes the last time a
+//! partner could have, and an outer side's row that never found one is emitted NULL-padded
+//! then, once (so the output is append-only, as Flink's interval join is). A row that is
+//! already past that point when it arrives joins what is there and is not kept.
 
 use crate::changelog::{kind_at, kinds, RowKind};
 use crate::types::FlinkType;
@@ -27,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use weir_api::arrow_batch::Batch;
 use weir_api::timers::{restore_keyed, snapshot_keyed, InternalTimers};
-use weir_runtime::operator::{OperatorInfo, Outputs, TwoInputOperator};
+use weir_runtime::operator::{OperatorInfo, OutputControl, Outputs, TwoInputOperator};
 use weir_runtime::{Result, StreamRecord};
 use weir_state::{KeyedStateBackend, StateId};
 
@@ -54,6 +61,31 @@ impl JoinKind {
     }
 }
 
+/// The time bounds of an interval join: `right.time - left.time` lies in `[lower, upper]`
+/// (milliseconds), with each side's time attribute among its own columns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntervalBounds {
+    /// The left side's time attribute (index among its columns).
+    pub left_time: usize,
+    /// The right side's time attribute.
+    pub right_time: usize,
+    /// The smallest `right.time - left.time`.
+    pub lower: i64,
+    /// The largest `right.time - left.time`.
+    pub upper: i64,
+}
+
+impl IntervalBounds {
+    /// The last watermark at which a row of `side` at `time` can still get a partner.
+    fn expiry(&self, side: usize, time: i64) -> i64 {
+        if side == 0 {
+            time.saturating_add(self.upper)
+        } else {
+            time.saturating_sub(self.lower)
+        }
+    }
+}
+
 /// A regular join as data (the residual condition is compiled per job).
 #[derive(Clone, Debug)]
 pub struct JoinSpec {
@@ -69,6 +101,8 @@ pub struct JoinSpec {
     pub output: Vec<(String, FlinkType)>,
     /// True if the output is updating (it has a row-kind column).
     pub emits_kinds: bool,
+    /// Time bounds, for an interval join.
+    pub interval: Option<IntervalBounds>,
 }
 
 /// One distinct row of a side, with its multiplicity and (for an outer side) how many rows
@@ -91,7 +125,9 @@ pub struct JoinOp {
     residual_schema: SchemaRef,
     backend: KeyedStateBackend<RowKey>,
     states: [StateId; 2],
-    timers: InternalTimers<RowKey, ()>,
+    /// Expiry timers of an interval join, per key and side.
+    timers: InternalTimers<RowKey, u8>,
+    watermark: i64,
     info: OperatorInfo,
 }
 
@@ -142,8 +178,40 @@ impl JoinOp {
             backend,
             states,
             timers: InternalTimers::new(info.processing_time.clone()),
+            watermark: i64::MIN,
             info: info.clone(),
         })
+    }
+
+    /// When a row of `side` stops waiting for partners (interval joins only).
+    fn expiry_of(&self, side: usize, row: &[Option<Value>]) -> Option<i64> {
+        let b = self.spec.interval?;
+        let column = if side == 0 { b.left_time } else { b.right_time };
+        match row.get(column) {
+            Some(Some(Value::Int(t))) => Some(b.expiry(side, *t)),
+            // A NULL time waits for nothing.
+            _ => Some(i64::MIN),
+        }
+    }
+
+    /// Drops the rows of both sides of the current key that expired at `watermark`,
+    /// emitting an outer side's rows that never found a partner.
+    fn expire(&mut self, watermark: i64, changes: &mut Changes) -> Result<()> {
+        for side in 0..2 {
+            let rows = self.stored(side)?;
+            let mut kept = Vec::with_capacity(rows.len());
+            for r in rows {
+                if self.expiry_of(side, &r.row).is_some_and(|e| e <= watermark) {
+                    if self.spec.kind.keeps(side) && r.partners == 0 {
+                        changes.push(RowKind::Insert, self.padded(side, &r.row), r.count);
+                    }
+                } else {
+                    kept.push(r);
+                }
+            }
+            self.store(side, kept)?;
+        }
+        Ok(())
     }
 
     fn err(&self, e: impl std::fmt::Display) -> weir_runtime::RuntimeError {
@@ -270,7 +338,9 @@ impl JoinOp {
                     continue;
                 }
                 matched += p.count;
-                if spec.kind.keeps(other) {
+                if spec.kind.keeps(other) && spec.interval.is_some() {
+                    p.partners += if adds { 1 } else { -1 };
+                } else if spec.kind.keeps(other) {
                     let padded = self.padded(other, &p.row);
                     if adds {
                         if p.partners == 0 {
@@ -289,12 +359,26 @@ impl JoinOp {
             if spec.kind.keeps(other) && !null_key {
                 self.store(other, partners)?;
             }
-            if matched == 0 && spec.kind.keeps(side) {
+            let expiry = self.expiry_of(side, &data);
+            let expired = expiry.is_some_and(|e| e <= self.watermark);
+            // A regular outer join pads a row at once; an interval join when it expires.
+            if matched == 0
+                && spec.kind.keeps(side)
+                && (spec.interval.is_none() || expired || null_key)
+            {
                 changes.push(kind, self.padded(side, &data), 1);
             }
-            if null_key {
-                // Nothing can ever join it: its padded form is all there is to it.
+            if null_key || expired {
+                // Nothing can join it any more: it is not kept.
                 continue;
+            }
+            if let Some(e) = expiry {
+                let key = self
+                    .backend
+                    .current_key()
+                    .map_err(|e| self.info.error(e.to_string()))?
+                    .clone();
+                self.timers.register_event(e, key, side as u8);
             }
             let mut mine = self.stored(side)?;
             match mine.iter_mut().position(|s| s.row == data) {
@@ -355,8 +439,25 @@ impl TwoInputOperator<Batch, Batch, Batch> for JoinOp {
         self.process(1, &record.value.0, out)
     }
 
+    fn process_watermark(
+        &mut self,
+        watermark: weir_runtime::Watermark,
+        out: &mut Outputs<Batch>,
+    ) -> Result<()> {
+        self.watermark = self.watermark.max(watermark.0);
+        let mut changes = Changes::default();
+        while let Some((_, key, _)) = self.timers.event.pop_due(watermark.0) {
+            self.backend
+                .set_current_key(key)
+                .map_err(|e| self.info.error(e.to_string()))?;
+            self.expire(watermark.0, &mut changes)?;
+        }
+        self.emit(changes, out)?;
+        out.emit_watermark(watermark)
+    }
+
     fn state_entries(&self) -> u64 {
-        self.backend.entries() as u64
+        (self.backend.entries() + self.timers.len()) as u64
     }
 
     fn snapshot_state(

@@ -848,6 +848,7 @@ fn lower_join(
         .chain(rv.iter().map(|c| nullable(c, kind.keeps(0))))
         .collect();
     let joined_typer = Typer::new(lv.iter().chain(&rv).cloned().collect());
+    let residual_conditions = residual.clone();
     let residual = residual
         .into_iter()
         .map(|e| {
@@ -881,7 +882,15 @@ fn lower_join(
     let key_count = left_keys.len();
     let (left, left_updating) = side(ln, ls, &lv, left_keys);
     let (right, right_updating) = side(rn, rs, &rv, right_keys);
-    let emits_kinds = kind != JoinKind::Inner || left_updating || right_updating;
+    // An interval join (both sides' time attributes bounded against each other) emits its
+    // padded rows once, when they expire: its output is append-only.
+    let interval = if left_updating || right_updating {
+        None
+    } else {
+        interval_bounds(&residual_conditions, &lv, &rv)
+    };
+    let emits_kinds =
+        (kind != JoinKind::Inner && interval.is_none()) || left_updating || right_updating;
     let output: Vec<(String, FlinkType)> =
         out_scope.iter().map(|c| (c.name.clone(), c.ty)).collect();
     let spec = JoinSpec {
@@ -894,6 +903,7 @@ fn lower_join(
         updating: [left_updating, right_updating],
         output,
         emits_kinds,
+        interval,
     };
     let residual_scope: Vec<ScopeColumn> = lv.iter().chain(&rv).cloned().collect();
     if emits_kinds {
@@ -1167,4 +1177,111 @@ fn lower_rank(
         },
         out_scope,
     )))
+}
+
+/// `c` plus a constant interval, as (column, milliseconds): `ts`, `ts + INTERVAL '5'
+/// SECOND`, `ts - INTERVAL ...`.
+fn time_term(e: &Expr) -> Option<(&Column, i64)> {
+    match e {
+        Expr::Column(c) => Some((c, 0)),
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+            let Expr::Column(c) = left.as_ref() else {
+                return None;
+            };
+            let ms = interval_literal_ms(right)?;
+            match op {
+                Operator::Plus => Some((c, ms)),
+                Operator::Minus => Some((c, -ms)),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// The length of a day-time interval literal in milliseconds.
+fn interval_literal_ms(e: &Expr) -> Option<i64> {
+    use datafusion_common::ScalarValue;
+    match e {
+        Expr::Literal(ScalarValue::IntervalDayTime(Some(v)), _) => {
+            Some(v.days as i64 * 86_400_000 + v.milliseconds as i64)
+        }
+        Expr::Literal(ScalarValue::IntervalMonthDayNano(Some(v)), _) if v.months == 0 => {
+            Some(v.days as i64 * 86_400_000 + v.nanoseconds / 1_000_000)
+        }
+        _ => None,
+    }
+}
+
+/// The bounds on `right.time - left.time` that `conditions` set, if they bound it on both
+/// sides with the two sides' time attributes (Flink's interval join condition).
+fn interval_bounds(
+    conditions: &[Expr],
+    left: &[ScopeColumn],
+    right: &[ScopeColumn],
+) -> Option<crate::join::IntervalBounds> {
+    // Each bound as `x >= y + c` (`ge`) or `x <= y + c`.
+    let mut bounds: Vec<(&Expr, &Expr, bool, i64)> = Vec::new();
+    for c in conditions {
+        match c {
+            Expr::Between(b) if !b.negated => {
+                bounds.push((&b.expr, &b.low, true, 0));
+                bounds.push((&b.expr, &b.high, false, 0));
+            }
+            Expr::BinaryExpr(BinaryExpr {
+                left: x,
+                op,
+                right: y,
+            }) => match op {
+                Operator::GtEq => bounds.push((x, y, true, 0)),
+                Operator::Gt => bounds.push((x, y, true, 1)),
+                Operator::LtEq => bounds.push((x, y, false, 0)),
+                Operator::Lt => bounds.push((x, y, false, -1)),
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+    let time_of =
+        |c: &Column, scope: &[ScopeColumn]| scope.iter().position(|s| s.matches(c) && s.ty.rowtime);
+    let (mut lower, mut upper) = (None::<i64>, None::<i64>);
+    let mut times = None;
+    for (x, y, ge, strict) in bounds {
+        let (Some((xc, xo)), Some((yc, yo))) = (time_term(x), time_term(y)) else {
+            continue;
+        };
+        // `x + xo >= y + yo + strict`, i.e. x - y >= yo - xo + strict (or <=).
+        let c = yo - xo + strict;
+        let (x_right, pair) = match (
+            time_of(xc, right),
+            time_of(yc, left),
+            time_of(xc, left),
+            time_of(yc, right),
+        ) {
+            (Some(r), Some(l), _, _) => (true, (l, r)),
+            (_, _, Some(l), Some(r)) => (false, (l, r)),
+            _ => continue,
+        };
+        if *times.get_or_insert(pair) != pair {
+            return None;
+        }
+        // right - left >= c when x is the right side and the bound is `>=`.
+        match (x_right, ge) {
+            (true, true) | (false, false) => {
+                let v = if x_right { c } else { -c };
+                lower = Some(lower.map_or(v, |l| l.max(v)));
+            }
+            (true, false) | (false, true) => {
+                let v = if x_right { c } else { -c };
+                upper = Some(upper.map_or(v, |u| u.min(v)));
+            }
+        }
+    }
+    let (left_time, right_time) = times?;
+    Some(crate::join::IntervalBounds {
+        left_time,
+        right_time,
+        lower: lower?,
+        upper: upper?,
+    })
 }

@@ -204,6 +204,12 @@ impl Node {
                     spec.keys,
                     if spec.emits_kinds { " (updating)" } else { "" }
                 ));
+                if let Some(b) = &spec.interval {
+                    out.push_str(&format!(
+                        "{pad}  interval: right time - left time in [{}, {}] ms (rows expire with the watermark)\n",
+                        b.lower, b.upper
+                    ));
+                }
                 if let Some(r) = residual {
                     out.push_str(&format!("{pad}  where: {r}\n"));
                 }
