@@ -242,6 +242,44 @@ impl AggCall {
         }
     }
 
+    /// Adds everything `other` holds to `acc` (two sessions that merge).
+    pub fn merge(&self, acc: &mut Acc, other: Acc) {
+        match (acc, other) {
+            (Acc::Count(a), Acc::Count(b)) => *a += b,
+            (Acc::Sum { sum, count }, Acc::Sum { sum: s2, count: c2 })
+            | (Acc::Avg { sum, count }, Acc::Avg { sum: s2, count: c2 }) => {
+                if let Some(v) = s2 {
+                    *sum = Some(match sum.take() {
+                        Some(s) => add(&s, &v),
+                        None => v,
+                    });
+                }
+                *count += c2;
+            }
+            (Acc::Min(a), Acc::Min(b)) => {
+                if let Some(b) = b {
+                    if a.as_ref().is_none_or(|a| b < *a) {
+                        *a = Some(b);
+                    }
+                }
+            }
+            (Acc::Max(a), Acc::Max(b)) => {
+                if let Some(b) = b {
+                    if a.as_ref().is_none_or(|a| b > *a) {
+                        *a = Some(b);
+                    }
+                }
+            }
+            (Acc::Distinct(a), Acc::Distinct(b)) | (Acc::Extremes(a), Acc::Extremes(b)) => {
+                for (v, n) in b {
+                    *a.entry(v).or_insert(0) += n;
+                }
+            }
+            // Accumulators of one call are all of one kind.
+            _ => {}
+        }
+    }
+
     /// The result of the accumulator, of type [`AggCall::result`].
     pub fn value(&self, acc: &Acc) -> Option<Value> {
         match acc {
@@ -394,6 +432,13 @@ mod tests {
         c.accumulate(&mut acc, Some(&Value::Int(4)));
         c.retract(&mut acc, Some(&Value::Int(4)));
         assert_eq!(c.value(&acc), None);
+        // Merged accumulators give what one over all the rows gives.
+        let c = call(AggFunc::Avg, Kind::BigInt);
+        let (mut a, mut b) = (c.empty(), c.empty());
+        c.accumulate(&mut a, Some(&Value::Int(3)));
+        c.accumulate(&mut b, Some(&Value::Int(8)));
+        c.merge(&mut a, b);
+        assert_eq!(c.value(&a), Some(Value::Int(5)));
         assert!(AggFunc::by_name("sum", true, true).is_err());
         assert!(AggFunc::by_name("stddev", false, true).is_err());
         assert!(AggFunc::Sum

@@ -97,7 +97,13 @@ fn build(node: &Node, env: &StreamExecutionEnvironment, base: &Path) -> Result<D
             input,
             kind,
             rowtime,
+            ..
         } => {
+            if let WindowKind::Session { .. } = kind {
+                return Err(SqlError::Unsupported(
+                    "a SESSION window TVF without GROUP BY window_start, window_end (its rows are only known when the session closes)".into(),
+                ));
+            }
             let assign = AssignWindows {
                 kind: *kind,
                 rowtime: *rowtime,

@@ -233,6 +233,7 @@ fn window_over_view(
             input: Box::new(node),
             kind: window.kind,
             rowtime,
+            partition_by: window.partition_by.clone(),
         },
         scope,
     ))
@@ -305,6 +306,7 @@ fn scan_of(name: &str, ctx: &StatementContext<'_>) -> Result<(Node, Vec<ScopeCol
             input: Box::new(scan),
             kind: window.kind,
             rowtime,
+            partition_by: window.partition_by.clone(),
         },
         scope,
     ))
@@ -625,6 +627,7 @@ fn lower_window_aggregate(
         input: scan,
         kind,
         rowtime,
+        partition_by,
     } = tvf
     else {
         return Err(SqlError::Unsupported("an aggregate of this input".into()));
@@ -664,6 +667,18 @@ fn lower_window_aggregate(
         }
         group_columns.push(OutputColumn::Key(keys.len()));
         keys.push(group_key(&typer, e)?);
+    }
+    // Sessions are kept per group: the group must be the session's partition (or finer).
+    for p in &partition_by {
+        let grouped = a
+            .group_expr
+            .iter()
+            .any(|e| matches!(e, Expr::Column(c) if c.name == *p));
+        if !grouped {
+            return Err(SqlError::Unsupported(format!(
+                "a SESSION aggregate not grouped by its partition column {p}"
+            )));
+        }
     }
     let grouped = |c: OutputColumn| group_columns.contains(&c);
     if !(grouped(OutputColumn::WindowStart) && grouped(OutputColumn::WindowEnd)) {

@@ -82,6 +82,8 @@ pub enum Node {
         kind: WindowKind,
         /// The input column of the time attribute.
         rowtime: usize,
+        /// A SESSION's partition columns.
+        partition_by: Vec<String>,
     },
     /// A window aggregate; its input is partitioned by the first `spec.keys` columns.
     WindowAggregate {
@@ -157,6 +159,7 @@ impl Node {
                 input,
                 kind,
                 rowtime,
+                ..
             } => {
                 out.push_str(&format!("{pad}{kind:?} on column {rowtime}\n"));
                 input.explain(depth + 1, out);

@@ -79,6 +79,16 @@ impl WindowAggSpec {
 
 /// State name of the accumulators.
 const ACCUMULATORS: &str = "window-accumulators";
+/// State name of a SESSION aggregate's open sessions.
+const SESSIONS: &str = "window-sessions";
+
+/// An open session of one group: its bounds and accumulators.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Session {
+    start: i64,
+    end: i64,
+    accs: Vec<Acc>,
+}
 
 /// Runs a [`WindowAggSpec`] on one subtask.
 pub struct WindowAggregateOp {
@@ -86,6 +96,7 @@ pub struct WindowAggregateOp {
     schema: SchemaRef,
     backend: KeyedStateBackend<RowKey>,
     accumulators: StateId,
+    sessions: StateId,
     timers: InternalTimers<RowKey, i64>,
     watermark: i64,
     info: OperatorInfo,
@@ -100,11 +111,15 @@ impl WindowAggregateOp {
         let accumulators = backend
             .register::<i64, Vec<Acc>>(ACCUMULATORS)
             .map_err(|e| info.error(e.to_string()))?;
+        let sessions = backend
+            .register::<(), Vec<Session>>(SESSIONS)
+            .map_err(|e| info.error(e.to_string()))?;
         Ok(WindowAggregateOp {
             schema: spec.schema(),
             spec,
             backend,
             accumulators,
+            sessions,
             timers: InternalTimers::new(info.processing_time.clone()),
             watermark: i64::MIN,
             info: info.clone(),
@@ -123,6 +138,9 @@ impl WindowAggregateOp {
                 ))
             }
         };
+        if let WindowKind::Session { gap } = spec.window {
+            return self.add_to_session(batch, row, ts, gap, watermark);
+        }
         spec.window.windows_of(ts, &mut self.windows);
         // A window has fired once the watermark reached its last millisecond.
         self.windows.retain(|&(_, end)| end - 1 > watermark);
@@ -160,25 +178,120 @@ impl WindowAggregateOp {
         Ok(())
     }
 
+    /// Adds a row at `ts` to its group's session `[ts, ts + gap)`, merged with every open
+    /// session it overlaps or touches (Flink's session merging). A row whose merged session
+    /// would have fired already is late and dropped; a session that fired takes no row,
+    /// so a later row near it opens a session of its own (as in Flink).
+    fn add_to_session(
+        &mut self,
+        batch: &RecordBatch,
+        row: usize,
+        ts: i64,
+        gap: i64,
+        watermark: i64,
+    ) -> Result<()> {
+        let spec = self.spec.clone();
+        let key = RowKey::of_row(&batch.columns()[..spec.keys], row).ok_or_else(|| {
+            self.info
+                .error("a group key column of a type that cannot be a key")
+        })?;
+        self.backend
+            .set_current_key(key.clone())
+            .map_err(|e| self.info.error(e.to_string()))?;
+        let (table, k, slot) = self
+            .backend
+            .table::<(), Vec<Session>>(self.sessions)
+            .map_err(|e| self.info.error(e.to_string()))?;
+        let mut sessions = table
+            .get(slot, k, &())
+            .map_err(|e| self.info.error(e.to_string()))?
+            .cloned()
+            .unwrap_or_default();
+        let (mut start, mut end) = (ts, ts.saturating_add(gap));
+        // A session the row's watermark has passed fired (in Flink, at that watermark;
+        // here at the watermark after this batch): it takes no more rows.
+        let (merged, mut kept): (Vec<Session>, Vec<Session>) = sessions
+            .drain(..)
+            .partition(|s| s.end - 1 > watermark && s.start <= end && s.end >= start);
+        for s in &merged {
+            start = start.min(s.start);
+            end = end.max(s.end);
+        }
+        if end - 1 <= watermark {
+            return Ok(());
+        }
+        let mut accs: Vec<Acc> = spec.aggs.iter().map(AggCall::empty).collect();
+        for s in merged {
+            for ((call, acc), other) in spec.aggs.iter().zip(accs.iter_mut()).zip(s.accs) {
+                call.merge(acc, other);
+            }
+        }
+        for (call, acc) in spec.aggs.iter().zip(accs.iter_mut()) {
+            let v = call
+                .arg
+                .and_then(|c| value_at(batch.column(c).as_ref(), row));
+            call.accumulate(acc, v.as_ref());
+        }
+        kept.push(Session { start, end, accs });
+        let (table, k, slot) = self
+            .backend
+            .table::<(), Vec<Session>>(self.sessions)
+            .map_err(|e| self.info.error(e.to_string()))?;
+        table
+            .insert(slot, k, &(), kept)
+            .map_err(|e| self.info.error(e.to_string()))?;
+        // Timers of merged-away sessions find nothing when they fire.
+        self.timers.register_event(end - 1, key, end);
+        Ok(())
+    }
+
+    /// Removes the session of the current key that ends at `end`, if it is still open.
+    fn close_session(&mut self, end: i64) -> Result<Option<(i64, Vec<Acc>)>> {
+        let (table, k, slot) = self
+            .backend
+            .table::<(), Vec<Session>>(self.sessions)
+            .map_err(|e| self.info.error(e.to_string()))?;
+        let Some(sessions) = table
+            .get_mut(slot, k, &())
+            .map_err(|e| self.info.error(e.to_string()))?
+        else {
+            return Ok(None);
+        };
+        let Some(i) = sessions.iter().position(|s| s.end == end) else {
+            return Ok(None);
+        };
+        let s = sessions.swap_remove(i);
+        if sessions.is_empty() {
+            table
+                .remove(slot, k, &())
+                .map_err(|e| self.info.error(e.to_string()))?;
+        }
+        Ok(Some((s.start, s.accs)))
+    }
+
     /// Emits the windows whose timers are due at `watermark`, as one batch.
     fn fire(&mut self, watermark: i64, out: &mut Outputs<Batch>) -> Result<()> {
         let spec = self.spec.clone();
         let mut rows: Vec<Vec<Option<Value>>> = Vec::new();
         while let Some((_, key, end)) = self.timers.event.pop_due(watermark) {
             self.backend
-                .set_current_key(key)
+                .set_current_key(key.clone())
                 .map_err(|e| self.info.error(e.to_string()))?;
-            let (table, key, slot) = self
-                .backend
-                .table::<i64, Vec<Acc>>(self.accumulators)
-                .map_err(|e| self.info.error(e.to_string()))?;
-            let Some(accs) = table
-                .remove(slot, key, &end)
-                .map_err(|e| self.info.error(e.to_string()))?
-            else {
+            let closed = if let WindowKind::Session { .. } = spec.window {
+                self.close_session(end)?
+            } else {
+                let (table, k, slot) = self
+                    .backend
+                    .table::<i64, Vec<Acc>>(self.accumulators)
+                    .map_err(|e| self.info.error(e.to_string()))?;
+                table
+                    .remove(slot, k, &end)
+                    .map_err(|e| self.info.error(e.to_string()))?
+                    .map(|accs| (spec.window.start_of(end), accs))
+            };
+            let Some((start, accs)) = closed else {
                 continue;
             };
-            let start = spec.window.start_of(end);
             rows.push(
                 spec.output
                     .iter()

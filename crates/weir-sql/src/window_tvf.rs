@@ -38,6 +38,12 @@ pub enum WindowKind {
         /// Longest window.
         size: i64,
     },
+    /// Sessions per partition: a row opens `[ts, ts + gap)`, and windows that overlap or
+    /// touch merge into one.
+    Session {
+        /// The gap of inactivity that ends a session.
+        gap: i64,
+    },
 }
 
 impl WindowKind {
@@ -62,6 +68,7 @@ impl WindowKind {
                     start += slide;
                 }
             }
+            WindowKind::Session { gap } => out.push((ts, ts.saturating_add(gap))),
             WindowKind::Cumulate { step, size } => {
                 let start = ts - ts.rem_euclid(size);
                 let first_end = ts - ts.rem_euclid(step) + step;
@@ -74,10 +81,12 @@ impl WindowKind {
         }
     }
 
-    /// The start of the window that ends at `end`.
+    /// The start of the window that ends at `end` (a session's start is its own: this
+    /// gives that of a session of one row).
     pub fn start_of(&self, end: i64) -> i64 {
         match *self {
             WindowKind::Tumble { size } | WindowKind::Hop { size, .. } => end - size,
+            WindowKind::Session { gap } => end - gap,
             WindowKind::Cumulate { size, .. } => {
                 let e = end - 1;
                 e - e.rem_euclid(size)
@@ -91,6 +100,7 @@ impl WindowKind {
             WindowKind::Tumble { .. } => "TUMBLE",
             WindowKind::Hop { .. } => "HOP",
             WindowKind::Cumulate { .. } => "CUMULATE",
+            WindowKind::Session { .. } => "SESSION",
         }
     }
 }
@@ -104,6 +114,8 @@ pub struct WindowTvf {
     pub table: String,
     /// The time attribute named by `DESCRIPTOR`.
     pub time_column: String,
+    /// The partition columns of a SESSION (`PARTITION BY`): sessions are per partition.
+    pub partition_by: Vec<String>,
     /// The windows.
     pub kind: WindowKind,
 }
@@ -172,13 +184,12 @@ fn rewrite(
         }
         let at = |k: usize| solid.get(s + k).map(|&j| &tokens[j].token);
         let window_fn = match at(2) {
-            Some(t) if is_word(t, "TUMBLE") || is_word(t, "HOP") || is_word(t, "CUMULATE") => {
+            Some(t)
+                if ["TUMBLE", "HOP", "CUMULATE", "SESSION"]
+                    .iter()
+                    .any(|f| is_word(t, f)) =>
+            {
                 t.to_string().to_ascii_uppercase()
-            }
-            Some(t) if is_word(t, "SESSION") => {
-                return Err(SqlError::Unsupported(
-                    "the SESSION window TVF (TUMBLE, HOP and CUMULATE run)".into(),
-                ))
             }
             _ => String::new(),
         };
@@ -246,6 +257,8 @@ fn window_call(name: &str, args: &[Vec<Token>], alias: String) -> Result<WindowT
             "{name} takes (TABLE t, DESCRIPTOR(time_column), {})",
             if name == "TUMBLE" {
                 "size"
+            } else if name == "SESSION" {
+                "gap"
             } else if name == "HOP" {
                 "slide, size"
             } else {
@@ -253,12 +266,37 @@ fn window_call(name: &str, args: &[Vec<Token>], alias: String) -> Result<WindowT
             }
         ))
     };
-    let expected = if name == "TUMBLE" { 3 } else { 4 };
+    let expected = if name == "TUMBLE" || name == "SESSION" {
+        3
+    } else {
+        4
+    };
     if args.len() != expected {
         return Err(usage());
     }
-    let table = match args[0].as_slice() {
-        [t, Token::Word(w)] if is_word(t, "TABLE") => w.value.clone(),
+    let (table, partition_by) = match args[0].as_slice() {
+        [t, Token::Word(w)] if is_word(t, "TABLE") => (w.value.clone(), Vec::new()),
+        [t, Token::Word(w), p, b, rest @ ..]
+            if is_word(t, "TABLE")
+                && is_word(p, "PARTITION")
+                && is_word(b, "BY")
+                && name == "SESSION" =>
+        {
+            let columns: Vec<String> = match rest {
+                [Token::Word(c)] => vec![c.value.clone()],
+                [Token::LParen, inner @ .., Token::RParen] => inner
+                    .iter()
+                    .filter_map(|t| match t {
+                        Token::Word(c) => Some(Ok(c.value.clone())),
+                        Token::Comma => None,
+                        _ => Some(Err(())),
+                    })
+                    .collect::<std::result::Result<_, ()>>()
+                    .map_err(|()| usage())?,
+                _ => return Err(usage()),
+            };
+            (w.value.clone(), columns)
+        }
         _ => return Err(usage()),
     };
     let time_column = match args[1].as_slice() {
@@ -286,6 +324,7 @@ fn window_call(name: &str, args: &[Vec<Token>], alias: String) -> Result<WindowT
         .collect::<Result<Vec<i64>>>()?;
     let kind = match (name, lengths.as_slice()) {
         ("TUMBLE", [size]) => WindowKind::Tumble { size: *size },
+        ("SESSION", [gap]) => WindowKind::Session { gap: *gap },
         ("HOP", [slide, size]) => {
             if size % slide != 0 {
                 return Err(SqlError::Invalid(format!(
@@ -314,6 +353,7 @@ fn window_call(name: &str, args: &[Vec<Token>], alias: String) -> Result<WindowT
         alias,
         table,
         time_column,
+        partition_by,
         kind,
     })
 }
@@ -338,6 +378,7 @@ mod tests {
                 alias: "__window_0".into(),
                 table: "bid".into(),
                 time_column: "ts".into(),
+                partition_by: Vec::new(),
                 kind: WindowKind::Tumble { size: 10_000 },
             }]
         );
@@ -352,6 +393,12 @@ mod tests {
                 size: 20_000
             }
         );
+        let (_, windows) = parse_statement(
+            "SELECT * FROM TABLE(SESSION(TABLE bid PARTITION BY (bidder, auction), DESCRIPTOR(ts), INTERVAL '10' SECOND))",
+        )
+        .unwrap();
+        assert_eq!(windows[0].kind, WindowKind::Session { gap: 10_000 });
+        assert_eq!(windows[0].partition_by, vec!["bidder", "auction"]);
         // Quoted text is left alone.
         let (statement, windows) = parse_statement("SELECT 'TABLE(TUMBLE(TABLE x' FROM t").unwrap();
         assert!(windows.is_empty());
@@ -368,7 +415,8 @@ mod tests {
             "SELECT * FROM TABLE(TUMBLE(bid, DESCRIPTOR(ts), INTERVAL '1' SECOND))",
             "SELECT * FROM TABLE(HOP(TABLE bid, DESCRIPTOR(ts), INTERVAL '3' SECOND, INTERVAL '10' SECOND))",
             "SELECT * FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(ts), INTERVAL '1' SECOND)",
-            "SELECT * FROM TABLE(SESSION(TABLE bid, DESCRIPTOR(ts), INTERVAL '1' SECOND))",
+            "SELECT * FROM TABLE(SESSION(TABLE bid PARTITION BY 3, DESCRIPTOR(ts), INTERVAL '1' SECOND))",
+            "SELECT * FROM TABLE(TUMBLE(TABLE bid PARTITION BY a, DESCRIPTOR(ts), INTERVAL '1' SECOND))",
         ] {
             assert!(parse_statement(bad).is_err(), "{bad}");
         }
