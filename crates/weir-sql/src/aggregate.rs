@@ -256,16 +256,8 @@ impl AggCall {
                 }
                 *count += c2;
             }
-            (Acc::Min(a), Acc::Min(Some(b))) => {
-                if a.as_ref().is_none_or(|a| b < *a) {
-                    *a = Some(b);
-                }
-            }
-            (Acc::Max(a), Acc::Max(Some(b))) => {
-                if a.as_ref().is_none_or(|a| b > *a) {
-                    *a = Some(b);
-                }
-            }
+            (Acc::Min(a), Acc::Min(Some(b))) if a.as_ref().is_none_or(|a| b < *a) => *a = Some(b),
+            (Acc::Max(a), Acc::Max(Some(b))) if a.as_ref().is_none_or(|a| b > *a) => *a = Some(b),
             (Acc::Distinct(a), Acc::Distinct(b)) | (Acc::Extremes(a), Acc::Extremes(b)) => {
                 for (v, n) in b {
                     *a.entry(v).or_insert(0) += n;
