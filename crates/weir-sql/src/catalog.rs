@@ -179,8 +179,14 @@ fn parse_watermark(text: &str, table: &str, columns: &mut [Column]) -> Result<Wa
             )))
         }
     };
-    if !matches!(columns[column].ty.kind, crate::types::Kind::Timestamp(_)) {
-        return Err(bad(&format!("'{column_name}' is not a TIMESTAMP column")));
+    match columns[column].ty.kind {
+        crate::types::Kind::Timestamp(p) if p <= 3 => {}
+        crate::types::Kind::Timestamp(p) => {
+            return Err(bad(&format!(
+                "the time attribute '{column_name}' is TIMESTAMP({p}); it must be TIMESTAMP(3) or coarser (as in Flink)"
+            )))
+        }
+        _ => return Err(bad(&format!("'{column_name}' is not a TIMESTAMP column"))),
     }
     columns[column].ty.rowtime = true;
     Ok(WatermarkSpec { column, delay_ms })

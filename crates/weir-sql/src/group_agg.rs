@@ -150,6 +150,20 @@ impl OneInputOperator<Batch, Batch> for GroupAggregateOp {
             self.backend
                 .set_current_key(key.clone())
                 .map_err(|e| self.state_err(e))?;
+            if !adds {
+                // Flink ignores a retraction of a group it does not hold.
+                let (table, k, slot) = self
+                    .backend
+                    .table::<(), Group>(self.groups)
+                    .map_err(|e| self.info.error(e.to_string()))?;
+                let held = table
+                    .get(slot, k, &())
+                    .map_err(|e| self.info.error(e.to_string()))?
+                    .is_some_and(|g| g.rows > 0);
+                if !held {
+                    continue;
+                }
+            }
             let first_touch = seen.insert(key.clone(), ()).is_none();
             let (table, k, slot) = self
                 .backend

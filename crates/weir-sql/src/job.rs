@@ -63,7 +63,7 @@ fn source(table: &TableDef, base: &Path) -> Result<CsvTable> {
 pub fn run(query: &Query, base: &Path, parallelism: u32) -> Result<QueryOutput> {
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(parallelism.max(1) as i64);
-    let rows = build(&query.root, &env, base)?.collect_values();
+    let rows = build(&query.root, &env, base)?.0.collect_values();
     env.execute("SELECT")?;
     Ok(QueryOutput {
         columns: query.columns.clone(),
@@ -71,12 +71,33 @@ pub fn run(query: &Query, base: &Path, parallelism: u32) -> Result<QueryOutput> 
     })
 }
 
-/// The stream of batches `node` produces.
-fn build(node: &Node, env: &StreamExecutionEnvironment, base: &Path) -> Result<DataStream<Batch>> {
+/// The stream of batches `node` produces, and whether it runs in its source's one
+/// subtask.
+///
+/// The file source reads on one subtask (a file is one split). The stateless operators
+/// after it run there too, chained to it, as Flink chains them into the one active source
+/// task: rows reach the first keyed exchange in file order, so every key's rows keep
+/// their order (which Top-N ties and session merging depend on), and the keyed operators
+/// after the exchange run at the query's parallelism.
+fn build(
+    node: &Node,
+    env: &StreamExecutionEnvironment,
+    base: &Path,
+) -> Result<(DataStream<Batch>, bool)> {
+    let in_source = |stream: DataStream<Batch>, bound: bool| {
+        if bound {
+            (stream.set_parallelism(1), true)
+        } else {
+            (stream, false)
+        }
+    };
     Ok(match node {
         Node::Scan { table } => {
             let source = source(table, base)?;
-            env.from_source(source, &format!("Source: {}", table.name))
+            (
+                env.from_source(source, &format!("Source: {}", table.name)),
+                true,
+            )
         }
         Node::Calc {
             input,
@@ -85,13 +106,8 @@ fn build(node: &Node, env: &StreamExecutionEnvironment, base: &Path) -> Result<D
             columns,
         } => {
             let calc = Calc::new(input_scope, filter.as_ref(), columns)?;
-            let upstream = build(input, env, base)?;
-            // The source reads on one subtask: spread its batches over the Calc's.
-            let upstream = match input.as_ref() {
-                Node::Scan { .. } => upstream.rebalance(),
-                _ => upstream,
-            };
-            upstream.rich_flat_map(calc).name("Calc")
+            let (upstream, bound) = build(input, env, base)?;
+            in_source(upstream.rich_flat_map(calc).name("Calc"), bound)
         }
         Node::WindowTvf {
             input,
@@ -108,39 +124,41 @@ fn build(node: &Node, env: &StreamExecutionEnvironment, base: &Path) -> Result<D
                 kind: *kind,
                 rowtime: *rowtime,
             };
-            let upstream = build(input, env, base)?;
-            let upstream = match input.as_ref() {
-                Node::Scan { .. } => upstream.rebalance(),
-                _ => upstream,
-            };
-            upstream.rich_flat_map(assign).name(kind.name())
+            let (upstream, bound) = build(input, env, base)?;
+            in_source(upstream.rich_flat_map(assign).name(kind.name()), bound)
         }
         Node::WindowAggregate { input, spec } => {
             let spec = spec.clone();
-            build(input, env, base)?
+            let stream = build(input, env, base)?
+                .0
                 .key_by_columns((0..spec.keys).collect())
                 .transform("WindowAggregate", move |info| {
                     WindowAggregateOp::new(spec.clone(), info)
-                })
+                });
+            (stream, false)
         }
         Node::Rank { input, spec } => {
             let spec = spec.clone();
-            build(input, env, base)?
+            let stream = build(input, env, base)?
+                .0
                 .key_by_columns((0..spec.keys).collect())
                 .transform("Rank", move |info| {
                     crate::rank::RankOp::new(spec.clone(), info)
-                })
+                });
+            (stream, false)
         }
         Node::Union { inputs } => {
-            let streams = inputs
+            let built = inputs
                 .iter()
                 .map(|i| build(i, env, base))
                 .collect::<Result<Vec<_>>>()?;
+            let bound = built.iter().all(|(_, b)| *b);
+            let streams: Vec<DataStream<Batch>> = built.into_iter().map(|(s, _)| s).collect();
             let (first, rest) = streams
                 .split_first()
                 .ok_or_else(|| SqlError::Invalid("UNION ALL of nothing".into()))?;
             let rest: Vec<&DataStream<Batch>> = rest.iter().collect();
-            first.union(&rest)
+            (first.union(&rest), bound)
         }
         Node::Join {
             left,
@@ -164,24 +182,27 @@ fn build(node: &Node, env: &StreamExecutionEnvironment, base: &Path) -> Result<D
             let residual_schema = Arc::new(schema.as_arrow().clone());
             let spec = spec.clone();
             let keys: Vec<usize> = (0..spec.keys).collect();
-            let l = build(left, env, base)?.key_by_columns(keys.clone());
-            let r = build(right, env, base)?.key_by_columns(keys);
-            l.connect(&r).transform("Join", move |info| {
+            let l = build(left, env, base)?.0.key_by_columns(keys.clone());
+            let r = build(right, env, base)?.0.key_by_columns(keys);
+            let stream = l.connect(&r).transform("Join", move |info| {
                 JoinOp::new(
                     spec.clone(),
                     residual.clone(),
                     residual_schema.clone(),
                     info,
                 )
-            })
+            });
+            (stream, false)
         }
         Node::GroupAggregate { input, spec } => {
             let spec = spec.clone();
-            build(input, env, base)?
+            let stream = build(input, env, base)?
+                .0
                 .key_by_columns((0..spec.keys).collect())
                 .transform("GroupAggregate", move |info| {
                     crate::group_agg::GroupAggregateOp::new(spec.clone(), info)
-                })
+                });
+            (stream, false)
         }
     })
 }

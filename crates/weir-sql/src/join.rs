@@ -201,7 +201,8 @@ impl JoinOp {
             let rows = self.stored(side)?;
             let mut kept = Vec::with_capacity(rows.len());
             for r in rows {
-                if self.expiry_of(side, &r.row).is_some_and(|e| e <= watermark) {
+                // Flink keeps a stored row through a watermark equal to its expiry.
+                if self.expiry_of(side, &r.row).is_some_and(|e| e < watermark) {
                     if self.spec.kind.keeps(side) && r.partners == 0 {
                         changes.push(RowKind::Insert, self.padded(side, &r.row), r.count);
                     }
@@ -378,7 +379,8 @@ impl JoinOp {
                     .current_key()
                     .map_err(|e| self.info.error(e.to_string()))?
                     .clone();
-                self.timers.register_event(e, key, side as u8);
+                self.timers
+                    .register_event(e.saturating_add(1), key, side as u8);
             }
             let mut mine = self.stored(side)?;
             match mine.iter_mut().position(|s| s.row == data) {

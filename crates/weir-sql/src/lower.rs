@@ -1132,6 +1132,10 @@ fn lower_rank(
         columns.push((format!("$key{i}"), x, t));
     }
     let keys = columns.len();
+    let newer_first = limit == 1
+        && order_by.len() == 1
+        && !order_by[0].asc
+        && matches!(&order_by[0].expr, Expr::Column(c) if scope.iter().any(|s| s.matches(c) && s.ty.rowtime));
     let mut sort = Vec::new();
     for (i, s) in order_by.iter().enumerate() {
         let (x, t) = typer.typed(&s.expr)?;
@@ -1184,6 +1188,7 @@ fn lower_rank(
         row_number_at: Some(rn_at),
         output,
         updating,
+        newer_first,
     };
     Ok(Some((
         Node::Rank {

@@ -54,6 +54,10 @@ pub struct RankSpec {
     pub output: Vec<(String, FlinkType)>,
     /// True if the input's batches end with a row-kind column.
     pub updating: bool,
+    /// A row goes before the rows that sort equal to it, not after: Flink's deduplication
+    /// keeping the last row by time (`ORDER BY rowtime DESC`, `rn = 1`) keeps the newer of
+    /// two rows with the same time.
+    pub newer_first: bool,
 }
 
 impl RankSpec {
@@ -219,9 +223,12 @@ impl OneInputOperator<Batch, Batch> for RankOp {
                 match rows.iter().position(|r| r.row == columns && r.sort == sort) {
                     Some(i) => rows[i].count += 1,
                     None => {
+                        let after = |o: Ordering| {
+                            o == Ordering::Greater || (spec.newer_first && o == Ordering::Equal)
+                        };
                         let at = rows
                             .iter()
-                            .position(|r| spec.compare(&r.sort, &sort) == Ordering::Greater)
+                            .position(|r| after(spec.compare(&r.sort, &sort)))
                             .unwrap_or(rows.len());
                         rows.insert(
                             at,
@@ -233,7 +240,7 @@ impl OneInputOperator<Batch, Batch> for RankOp {
                         );
                     }
                 }
-            } else if let Some(i) = rows.iter().position(|r| r.row == columns) {
+            } else if let Some(i) = rows.iter().position(|r| r.row == columns && r.sort == sort) {
                 rows[i].count -= 1;
                 if rows[i].count <= 0 {
                     rows.remove(i);

@@ -217,6 +217,11 @@ impl WindowAggregateOp {
             start = start.min(s.start);
             end = end.max(s.end);
         }
+        if end - 1 > watermark {
+            for s in &merged {
+                self.timers.delete_event(s.end - 1, &key, &s.end);
+            }
+        }
         if end - 1 <= watermark {
             return Ok(());
         }
@@ -240,7 +245,6 @@ impl WindowAggregateOp {
         table
             .insert(slot, k, &(), kept)
             .map_err(|e| self.info.error(e.to_string()))?;
-        // Timers of merged-away sessions find nothing when they fire.
         self.timers.register_event(end - 1, key, end);
         Ok(())
     }
