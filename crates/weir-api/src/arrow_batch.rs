@@ -234,17 +234,18 @@ impl Output<Batch> for SplitByKey {
             return self.inner.collect(record);
         }
         let timestamp = record.timestamp();
-        for c in 0..self.channels as u32 {
-            let rows: arrow_array::UInt32Array = self
-                .row_channels
-                .iter()
-                .enumerate()
-                .filter(|(_, &ch)| ch == c)
-                .map(|(i, _)| i as u32)
-                .collect();
+        // One pass puts every row in its channel's bucket.
+        let mut buckets: Vec<Vec<u32>> = vec![Vec::new(); self.channels];
+        for (row, &c) in self.row_channels.iter().enumerate() {
+            if let Some(b) = buckets.get_mut(c as usize) {
+                b.push(row as u32);
+            }
+        }
+        for rows in buckets {
             if rows.is_empty() {
                 continue;
             }
+            let rows = arrow_array::UInt32Array::from(rows);
             let part = arrow_select::take::take_record_batch(batch, &rows).map_err(|e| {
                 weir_runtime::RuntimeError::Other(format!("cannot split a batch by key: {e}"))
             })?;
