@@ -18,8 +18,7 @@ use crate::aggregate::{Acc, AggCall};
 use crate::changelog::{kind_at, kinds, RowKind, ROW_KIND};
 use crate::csv_source::schema_of;
 use crate::types::FlinkType;
-use crate::values::{build_column, value_at, RowKey, Value};
-use arrow_array::{ArrayRef, Int8Array, RecordBatch};
+use crate::values::{emit_rows, value_at, RowKey, Value};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -233,19 +232,14 @@ impl OneInputOperator<Batch, Batch> for GroupAggregateOp {
                 _ => {}
             }
         }
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let mut columns: Vec<ArrayRef> = spec
-            .output
-            .iter()
-            .enumerate()
-            .map(|(i, (_, _, ty))| build_column(ty, rows.iter_mut().map(|r| r[i].take())))
-            .collect();
-        columns.push(Arc::new(Int8Array::from(row_kinds)));
-        let batch = RecordBatch::try_new(self.schema.clone(), columns)
-            .map_err(|e| self.info.error(format!("cannot build a result batch: {e}")))?;
-        out.collect(StreamRecord::new(Batch(batch)))
+        emit_rows(
+            out,
+            &self.schema,
+            spec.output.iter().map(|(_, _, t)| *t),
+            rows,
+            Some(row_kinds),
+            &self.info,
+        )
     }
 
     fn state_entries(&self) -> u64 {

@@ -25,9 +25,9 @@
 
 use crate::changelog::{kind_at, kinds, RowKind};
 use crate::types::FlinkType;
-use crate::values::{build_column, value_at, RowKey, Value};
+use crate::values::{build_column, emit_rows, value_at, RowKey, Value};
 use arrow_array::cast::AsArray;
-use arrow_array::{Array, ArrayRef, BooleanArray, Int8Array, RecordBatch};
+use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch};
 use arrow_schema::SchemaRef;
 use datafusion_physical_expr::PhysicalExpr;
 use serde::{Deserialize, Serialize};
@@ -404,23 +404,15 @@ impl JoinOp {
     }
 
     fn emit(&self, changes: Changes, out: &mut Outputs<Batch>) -> Result<()> {
-        if changes.rows.is_empty() {
-            return Ok(());
-        }
-        let Changes { mut rows, kinds } = changes;
-        let mut columns: Vec<ArrayRef> = self
-            .spec
-            .output
-            .iter()
-            .enumerate()
-            .map(|(i, (_, ty))| build_column(ty, rows.iter_mut().map(|r| r[i].take())))
-            .collect();
-        if self.spec.emits_kinds {
-            columns.push(Arc::new(Int8Array::from(kinds)));
-        }
-        let batch = RecordBatch::try_new(self.schema.clone(), columns)
-            .map_err(|e| self.err(format!("cannot build a result batch: {e}")))?;
-        out.collect(StreamRecord::new(Batch(batch)))
+        let Changes { rows, kinds } = changes;
+        emit_rows(
+            out,
+            &self.schema,
+            self.spec.output.iter().map(|(_, t)| *t),
+            rows,
+            self.spec.emits_kinds.then_some(kinds),
+            &self.info,
+        )
     }
 }
 

@@ -15,8 +15,7 @@
 
 use crate::changelog::{kind_at, kinds, RowKind, ROW_KIND};
 use crate::types::{FlinkType, Kind};
-use crate::values::{build_column, value_at, RowKey, Value};
-use arrow_array::{ArrayRef, Int8Array, RecordBatch};
+use crate::values::{emit_rows, value_at, RowKey, Value};
 use arrow_schema::SchemaRef;
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
@@ -284,19 +283,14 @@ impl OneInputOperator<Batch, Batch> for RankOp {
                 }
             }
         }
-        if changes.is_empty() {
-            return Ok(());
-        }
-        let mut columns: Vec<ArrayRef> = spec
-            .output
-            .iter()
-            .enumerate()
-            .map(|(i, (_, ty))| build_column(ty, changes.iter_mut().map(|r| r[i].take())))
-            .collect();
-        columns.push(Arc::new(Int8Array::from(change_kinds)));
-        let batch = RecordBatch::try_new(self.schema.clone(), columns)
-            .map_err(|e| self.err(format!("cannot build a result batch: {e}")))?;
-        out.collect(StreamRecord::new(Batch(batch)))
+        emit_rows(
+            out,
+            &self.schema,
+            spec.output.iter().map(|(_, t)| *t),
+            changes,
+            Some(change_kinds),
+            &self.info,
+        )
     }
 
     fn state_entries(&self) -> u64 {

@@ -184,6 +184,34 @@ pub fn build_column(ty: &FlinkType, values: impl IntoIterator<Item = Option<Valu
     }
 }
 
+/// Hands on rows of values as one batch of `schema` (nothing if there are none): each
+/// column built from its Flink type in `types`, then the rows' kinds as a last Int8
+/// column if `kinds` is given (an updating output).
+pub(crate) fn emit_rows(
+    out: &mut weir_runtime::operator::Outputs<weir_api::arrow_batch::Batch>,
+    schema: &arrow_schema::SchemaRef,
+    types: impl Iterator<Item = FlinkType>,
+    mut rows: Vec<Vec<Option<Value>>>,
+    kinds: Option<Vec<i8>>,
+    info: &weir_runtime::operator::OperatorInfo,
+) -> weir_runtime::Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut columns: Vec<ArrayRef> = types
+        .enumerate()
+        .map(|(i, ty)| build_column(&ty, rows.iter_mut().map(|r| r[i].take())))
+        .collect();
+    if let Some(k) = kinds {
+        columns.push(Arc::new(arrow_array::Int8Array::from(k)));
+    }
+    let batch = arrow_array::RecordBatch::try_new(schema.clone(), columns)
+        .map_err(|e| info.error(format!("cannot build a result batch: {e}")))?;
+    out.collect(weir_runtime::StreamRecord::new(
+        weir_api::arrow_batch::Batch(batch),
+    ))
+}
+
 /// One cell of a group key, with the width of its column (the exchange hashes integers at
 /// their width).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -19,11 +19,11 @@
 use crate::aggregate::{Acc, AggCall};
 use crate::csv_source::schema_of;
 use crate::types::FlinkType;
-use crate::values::{build_column, value_at, RowKey, Value};
+use crate::values::{emit_rows, value_at, RowKey, Value};
 use crate::window_tvf::WindowKind;
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -309,18 +309,14 @@ impl WindowAggregateOp {
                     .collect(),
             );
         }
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let columns: Vec<ArrayRef> = spec
-            .output
-            .iter()
-            .enumerate()
-            .map(|(i, (_, _, ty))| build_column(ty, rows.iter_mut().map(|r| r[i].take())))
-            .collect();
-        let batch = RecordBatch::try_new(self.schema.clone(), columns)
-            .map_err(|e| self.info.error(format!("cannot build a result batch: {e}")))?;
-        out.collect(StreamRecord::new(Batch(batch)))
+        emit_rows(
+            out,
+            &self.schema,
+            spec.output.iter().map(|(_, _, t)| *t),
+            rows,
+            None,
+            &self.info,
+        )
     }
 }
 
