@@ -97,8 +97,9 @@ pub struct Args {
     /// handing them over in memory.
     #[arg(long)]
     pub serialize_exchange: bool,
-    /// Stop the job with a savepoint into `--savepoint-dir` this many ms after it started
-    /// (through the program's job client, also on a cluster).
+    /// Stop the job with a savepoint into `--savepoint-dir` this many ms after it started,
+    /// once it has completed a checkpoint (through the program's job client, also on a
+    /// cluster).
     #[arg(long, requires = "savepoint_dir")]
     pub stop_after_ms: Option<u64>,
     /// Where `--stop-after-ms` puts the savepoint.
@@ -287,7 +288,14 @@ pub fn run(args: &Args) -> Result<JobExecutionResult, ApiError> {
     };
     let client = env.execute_async("Exactly once")?;
     std::thread::sleep(Duration::from_millis(ms));
-    let stats = client.checkpoint_stats()?;
+    // A job still deploying has completed no checkpoint yet: wait for one (at most 30 s
+    // more), so that the stop comes while the job runs.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut stats = client.checkpoint_stats()?;
+    while stats.completed == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        stats = client.checkpoint_stats()?;
+    }
     println!("checkpoints completed before the stop: {}", stats.completed);
     let savepoint = client.stop_with_savepoint(dir.display().to_string())?;
     println!("stopped with savepoint {savepoint}");
