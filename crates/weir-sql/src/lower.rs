@@ -763,7 +763,7 @@ fn only_in(e: &Expr, scope: &[ScopeColumn]) -> bool {
 }
 
 /// Two join keys typed alike, so equal values hash alike on both sides: integers as
-/// BIGINT, strings as they are.
+/// BIGINT, times (precision 3 and below) as their epoch milliseconds, strings as they are.
 fn join_keys(l: Typed, r: Typed) -> Result<(Typed, Typed)> {
     let (le, lt) = l;
     let (re, rt) = r;
@@ -777,6 +777,26 @@ fn join_keys(l: Typed, r: Typed) -> Result<(Typed, Typed)> {
             (crate::typing::cast(e, &to), to)
         };
         return Ok((bigint(le, lt), bigint(re, rt)));
+    }
+    // Times join by their epoch value (milliseconds at precision 3 and below).
+    if let (Kind::Timestamp(lp), Kind::Timestamp(rp)) = (lt.kind, rt.kind) {
+        if lp <= 3 && rp <= 3 {
+            let epoch = |e: Expr, t: FlinkType| {
+                let to = FlinkType {
+                    kind: Kind::BigInt,
+                    nullable: t.nullable,
+                    rowtime: false,
+                };
+                (
+                    Expr::Cast(datafusion_expr::expr::Cast::new(
+                        Box::new(e),
+                        arrow_schema::DataType::Int64,
+                    )),
+                    to,
+                )
+            };
+            return Ok((epoch(le, lt), epoch(re, rt)));
+        }
     }
     if (lt.is_string() && rt.is_string()) || lt.kind == rt.kind {
         if !can_be_key(&lt) {
