@@ -21,7 +21,7 @@ use crate::types::FlinkType;
 use crate::values::{emit_rows, value_at, RowKey, Value};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::Arc;
 use weir_api::arrow_batch::Batch;
 use weir_api::timers::{restore_keyed, snapshot_keyed, InternalTimers};
@@ -132,7 +132,7 @@ impl OneInputOperator<Batch, Batch> for GroupAggregateOp {
         let row_kinds = kinds(batch);
         // Each group the batch touches, in order of first touch, with its row before.
         let mut touched: Vec<(RowKey, Option<Vec<Option<Value>>>)> = Vec::new();
-        let mut seen: HashMap<RowKey, ()> = HashMap::new();
+        let mut seen: HashSet<RowKey> = HashSet::new();
         let mut args: Vec<Option<Value>> = Vec::with_capacity(spec.aggs.len());
         for row in 0..batch.num_rows() {
             let key = RowKey::of_row(&batch.columns()[..spec.keys], row).ok_or_else(|| {
@@ -163,7 +163,7 @@ impl OneInputOperator<Batch, Batch> for GroupAggregateOp {
                     continue;
                 }
             }
-            let first_touch = seen.insert(key.clone(), ()).is_none();
+            let first_touch = seen.insert(key.clone());
             let (table, k, slot) = self
                 .backend
                 .table::<(), Group>(self.groups)

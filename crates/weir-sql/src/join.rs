@@ -105,6 +105,66 @@ pub struct JoinSpec {
     pub interval: Option<IntervalBounds>,
 }
 
+impl JoinSpec {
+    /// A row of `side` padded with NULLs for the other side.
+    fn padded(&self, side: usize, mine: &[Option<Value>]) -> Vec<Option<Value>> {
+        let nulls = vec![None; self.sides[1 - side].len()];
+        joined(side, mine, &nulls)
+    }
+}
+
+/// The joined row of a row of `side` and a row of the other side.
+fn joined(side: usize, mine: &[Option<Value>], other: &[Option<Value>]) -> Vec<Option<Value>> {
+    let (l, r) = if side == 0 {
+        (mine, other)
+    } else {
+        (other, mine)
+    };
+    l.iter().chain(r).cloned().collect()
+}
+
+/// The non-equi part of a join condition, compiled, with the joined row's schema.
+struct Residual {
+    expr: Option<Arc<dyn PhysicalExpr>>,
+    schema: SchemaRef,
+}
+
+impl Residual {
+    /// Which candidate pairs (joined rows of `spec`'s columns) pass the condition.
+    fn mask(
+        &self,
+        spec: &JoinSpec,
+        pairs: &[Vec<Option<Value>>],
+        info: &OperatorInfo,
+    ) -> Result<Vec<bool>> {
+        let Some(residual) = &self.expr else {
+            return Ok(vec![true; pairs.len()]);
+        };
+        if pairs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let columns: Vec<ArrayRef> = spec
+            .sides
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, t)| build_column(t, pairs.iter().map(|p| p[i].clone())))
+            .collect();
+        let batch = RecordBatch::try_new(self.schema.clone(), columns)
+            .map_err(|e| info.error(format!("cannot build the joined rows: {e}")))?;
+        let mask = residual
+            .evaluate(&batch)
+            .and_then(|v| v.into_array(batch.num_rows()))
+            .map_err(|e| info.error(e.strip_backtrace()))?;
+        let mask: &BooleanArray = mask
+            .as_boolean_opt()
+            .ok_or_else(|| info.error("a join condition that is not BOOLEAN"))?;
+        Ok((0..mask.len())
+            .map(|i| mask.is_valid(i) && mask.value(i))
+            .collect())
+    }
+}
+
 /// One distinct row of a side, with its multiplicity and (for an outer side) how many rows
 /// of the other side it is joined to.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -120,9 +180,8 @@ const SIDES: [&str; 2] = ["join-left", "join-right"];
 /// Runs a [`JoinSpec`] on one subtask.
 pub struct JoinOp {
     spec: Arc<JoinSpec>,
-    residual: Option<Arc<dyn PhysicalExpr>>,
+    residual: Residual,
     schema: SchemaRef,
-    residual_schema: SchemaRef,
     backend: KeyedStateBackend<RowKey>,
     states: [StateId; 2],
     /// Expiry timers of an interval join, per key and side.
@@ -172,8 +231,10 @@ impl JoinOp {
         }
         Ok(JoinOp {
             schema: crate::csv_source::schema_of(&columns),
-            residual_schema,
-            residual,
+            residual: Residual {
+                expr: residual,
+                schema: residual_schema,
+            },
             spec,
             backend,
             states,
@@ -204,7 +265,7 @@ impl JoinOp {
                 // Flink keeps a stored row through a watermark equal to its expiry.
                 if self.expiry_of(side, &r.row).is_some_and(|e| e < watermark) {
                     if self.spec.kind.keeps(side) && r.partners == 0 {
-                        changes.push(RowKind::Insert, self.padded(side, &r.row), r.count);
+                        changes.push(RowKind::Insert, self.spec.padded(side, &r.row), r.count);
                     }
                 } else {
                     kept.push(r);
@@ -245,50 +306,6 @@ impl JoinOp {
         r.map_err(|e| self.info.error(e.to_string()))
     }
 
-    /// The joined row of a row of `side` and a row of the other side.
-    fn joined(side: usize, mine: &[Option<Value>], other: &[Option<Value>]) -> Vec<Option<Value>> {
-        let (l, r) = if side == 0 {
-            (mine, other)
-        } else {
-            (other, mine)
-        };
-        l.iter().chain(r).cloned().collect()
-    }
-
-    /// A row of `side` padded with NULLs for the other side.
-    fn padded(&self, side: usize, mine: &[Option<Value>]) -> Vec<Option<Value>> {
-        let nulls = vec![None; self.spec.sides[1 - side].len()];
-        Self::joined(side, mine, &nulls)
-    }
-
-    /// Which candidate pairs pass the residual condition.
-    fn residual_mask(&self, pairs: &[Vec<Option<Value>>]) -> Result<Vec<bool>> {
-        let Some(residual) = &self.residual else {
-            return Ok(vec![true; pairs.len()]);
-        };
-        if pairs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let types: Vec<FlinkType> = self.spec.sides.iter().flatten().copied().collect();
-        let columns: Vec<ArrayRef> = types
-            .iter()
-            .enumerate()
-            .map(|(i, t)| build_column(t, pairs.iter().map(|p| p[i].clone())))
-            .collect();
-        let batch = RecordBatch::try_new(self.residual_schema.clone(), columns)
-            .map_err(|e| self.err(format!("cannot build the joined rows: {e}")))?;
-        let mask = residual
-            .evaluate(&batch)
-            .and_then(|v| v.into_array(batch.num_rows()))
-            .map_err(|e| self.err(e.strip_backtrace()))?;
-        let mask: &BooleanArray = mask
-            .as_boolean_opt()
-            .ok_or_else(|| self.err("a join condition that is not BOOLEAN"))?;
-        Ok((0..mask.len())
-            .map(|i| mask.is_valid(i) && mask.value(i))
-            .collect())
-    }
-
     fn process(
         &mut self,
         side: usize,
@@ -318,47 +335,51 @@ impl JoinOp {
             self.backend
                 .set_current_key(key)
                 .map_err(|e| self.info.error(e.to_string()))?;
-            let mut partners = if null_key {
-                Vec::new()
-            } else {
-                self.stored(other)?
-            };
-            let pairs: Vec<Vec<Option<Value>>> = partners
-                .iter()
-                .map(|p| Self::joined(side, &data, &p.row))
-                .collect();
-            let mask = self.residual_mask(&pairs)?;
-            let mut matched = 0i64;
             let kind = if adds {
                 RowKind::Insert
             } else {
                 RowKind::Delete
             };
-            for ((p, pair), ok) in partners.iter_mut().zip(pairs).zip(mask) {
-                if !ok {
-                    continue;
-                }
-                matched += p.count;
-                if spec.kind.keeps(other) && spec.interval.is_some() {
-                    p.partners += if adds { 1 } else { -1 };
-                } else if spec.kind.keeps(other) {
-                    let padded = self.padded(other, &p.row);
-                    if adds {
-                        if p.partners == 0 {
-                            changes.push(RowKind::Delete, padded, p.count);
+            // The other side's rows of this key, updated in place (no copy per row).
+            let mut matched = 0i64;
+            if !null_key {
+                let (table, k, slot) = self
+                    .backend
+                    .table::<(), Vec<Stored>>(self.states[other])
+                    .map_err(|e| self.info.error(e.to_string()))?;
+                if let Some(partners) = table
+                    .get_mut(slot, k, &())
+                    .map_err(|e| self.info.error(e.to_string()))?
+                {
+                    let pairs: Vec<Vec<Option<Value>>> = partners
+                        .iter()
+                        .map(|p| joined(side, &data, &p.row))
+                        .collect();
+                    let mask = self.residual.mask(&spec, &pairs, &self.info)?;
+                    for ((p, pair), ok) in partners.iter_mut().zip(pairs).zip(mask) {
+                        if !ok {
+                            continue;
                         }
-                        p.partners += 1;
-                    } else {
-                        p.partners -= 1;
-                        if p.partners == 0 {
-                            changes.push(RowKind::Insert, padded, p.count);
+                        matched += p.count;
+                        if spec.kind.keeps(other) && spec.interval.is_some() {
+                            p.partners += if adds { 1 } else { -1 };
+                        } else if spec.kind.keeps(other) {
+                            let padded = spec.padded(other, &p.row);
+                            if adds {
+                                if p.partners == 0 {
+                                    changes.push(RowKind::Delete, padded, p.count);
+                                }
+                                p.partners += 1;
+                            } else {
+                                p.partners -= 1;
+                                if p.partners == 0 {
+                                    changes.push(RowKind::Insert, padded, p.count);
+                                }
+                            }
                         }
+                        changes.push(kind, pair, p.count);
                     }
                 }
-                changes.push(kind, pair, p.count);
-            }
-            if spec.kind.keeps(other) && !null_key {
-                self.store(other, partners)?;
             }
             let expiry = self.expiry_of(side, &data);
             let expired = expiry.is_some_and(|e| e <= self.watermark);
@@ -367,7 +388,7 @@ impl JoinOp {
                 && spec.kind.keeps(side)
                 && (spec.interval.is_none() || expired || null_key)
             {
-                changes.push(kind, self.padded(side, &data), 1);
+                changes.push(kind, self.spec.padded(side, &data), 1);
             }
             if null_key || expired {
                 // Nothing can join it any more: it is not kept.
@@ -382,8 +403,14 @@ impl JoinOp {
                 self.timers
                     .register_event(e.saturating_add(1), key, side as u8);
             }
-            let mut mine = self.stored(side)?;
-            match mine.iter_mut().position(|s| s.row == data) {
+            let (table, k, slot) = self
+                .backend
+                .table::<(), Vec<Stored>>(self.states[side])
+                .map_err(|e| self.info.error(e.to_string()))?;
+            let mine = table
+                .get_or_insert_with(slot, k, &(), Vec::new)
+                .map_err(|e| self.info.error(e.to_string()))?;
+            match mine.iter().position(|s| s.row == data) {
                 Some(i) if adds => mine[i].count += 1,
                 Some(i) => {
                     mine[i].count -= 1;
@@ -398,7 +425,11 @@ impl JoinOp {
                 }),
                 None => {}
             }
-            self.store(side, mine)?;
+            if mine.is_empty() {
+                table
+                    .remove(slot, k, &())
+                    .map_err(|e| self.info.error(e.to_string()))?;
+            }
         }
         self.emit(changes, out)
     }

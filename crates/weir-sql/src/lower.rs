@@ -209,7 +209,7 @@ fn window_over_view(
     ctx: &StatementContext<'_>,
 ) -> Result<(Node, Vec<ScopeColumn>)> {
     let (node, scope) = lower(view, ctx)?;
-    let mut scope = requalify(scope, name);
+    let scope = requalify(scope, name);
     let rowtime = scope
         .iter()
         .position(|c| c.name == window.time_column && c.ty.rowtime)
@@ -221,6 +221,18 @@ fn window_over_view(
                 window.table
             ))
         })?;
+    Ok(window_tvf(node, scope, name, window, rowtime))
+}
+
+/// The window TVF `window` (named `name`) over `input`: its scope gains the window's
+/// columns.
+fn window_tvf(
+    input: Node,
+    mut scope: Vec<ScopeColumn>,
+    name: &str,
+    window: &crate::window_tvf::WindowTvf,
+    rowtime: usize,
+) -> (Node, Vec<ScopeColumn>) {
     for (n, t) in WINDOW_COLUMNS.iter().zip(window_column_types()) {
         scope.push(ScopeColumn {
             qualifier: Some(name.to_string()),
@@ -228,15 +240,15 @@ fn window_over_view(
             ty: t,
         });
     }
-    Ok((
+    (
         Node::WindowTvf {
-            input: Box::new(node),
+            input: Box::new(input),
             kind: window.kind,
             rowtime,
             partition_by: window.partition_by.clone(),
         },
         scope,
-    ))
+    )
 }
 
 /// The source of table `name` (a window TVF's windowed table included).
@@ -288,28 +300,8 @@ fn scan_of(name: &str, ctx: &StatementContext<'_>) -> Result<(Node, Vec<ScopeCol
                 table.name
             ))
         })?;
-    if !matches!(table.columns[rowtime].ty.kind, Kind::Timestamp(p) if p <= 3) {
-        return Err(SqlError::Unsupported(format!(
-            "a time attribute of type {} (TIMESTAMP(3) is)",
-            table.columns[rowtime].ty.display()
-        )));
-    }
-    for (n, t) in WINDOW_COLUMNS.iter().zip(window_column_types()) {
-        scope.push(ScopeColumn {
-            qualifier: Some(name.to_string()),
-            name: n.to_string(),
-            ty: t,
-        });
-    }
-    Ok((
-        Node::WindowTvf {
-            input: Box::new(scan),
-            kind: window.kind,
-            rowtime,
-            partition_by: window.partition_by.clone(),
-        },
-        scope,
-    ))
+    // The catalog refuses time attributes finer than milliseconds.
+    Ok(window_tvf(scan, scope, name, window, rowtime))
 }
 
 /// `node` with rows that fail `predicate` dropped.

@@ -67,6 +67,24 @@ impl RankSpec {
         crate::csv_source::schema_of(&columns)
     }
 
+    /// The output rows of a partition's first N rows, numbered.
+    fn top(&self, rows: &[Ranked]) -> Vec<Vec<Option<Value>>> {
+        let mut out = Vec::new();
+        for r in rows {
+            for _ in 0..r.count {
+                if out.len() == self.limit {
+                    return out;
+                }
+                let mut row = r.row.clone();
+                if let Some(at) = self.row_number_at {
+                    row.insert(at, Some(Value::Int(out.len() as i64 + 1)));
+                }
+                out.push(row);
+            }
+        }
+        out
+    }
+
     fn compare(&self, a: &[Option<Value>], b: &[Option<Value>]) -> Ordering {
         for (k, (x, y)) in self.sort.iter().zip(a.iter().zip(b)) {
             let o = match (x, y) {
@@ -142,49 +160,6 @@ impl RankOp {
     fn err(&self, e: impl std::fmt::Display) -> weir_runtime::RuntimeError {
         self.info.error(e.to_string())
     }
-
-    /// The output rows of a partition's first N rows, numbered.
-    fn top(&self, rows: &[Ranked]) -> Vec<Vec<Option<Value>>> {
-        let mut out = Vec::new();
-        for r in rows {
-            for _ in 0..r.count {
-                if out.len() == self.spec.limit {
-                    return out;
-                }
-                let mut row = r.row.clone();
-                if let Some(at) = self.spec.row_number_at {
-                    row.insert(at, Some(Value::Int(out.len() as i64 + 1)));
-                }
-                out.push(row);
-            }
-        }
-        out
-    }
-
-    fn partition(&mut self) -> Result<Vec<Ranked>> {
-        let (table, key, slot) = self
-            .backend
-            .table::<(), Vec<Ranked>>(self.partitions)
-            .map_err(|e| self.info.error(e.to_string()))?;
-        Ok(table
-            .get(slot, key, &())
-            .map_err(|e| self.info.error(e.to_string()))?
-            .cloned()
-            .unwrap_or_default())
-    }
-
-    fn store(&mut self, rows: Vec<Ranked>) -> Result<()> {
-        let (table, key, slot) = self
-            .backend
-            .table::<(), Vec<Ranked>>(self.partitions)
-            .map_err(|e| self.info.error(e.to_string()))?;
-        let r = if rows.is_empty() {
-            table.remove(slot, key, &()).map(|_| ())
-        } else {
-            table.insert(slot, key, &(), rows)
-        };
-        r.map_err(|e| self.info.error(e.to_string()))
-    }
 }
 
 impl OneInputOperator<Batch, Batch> for RankOp {
@@ -211,9 +186,16 @@ impl OneInputOperator<Batch, Batch> for RankOp {
             self.backend
                 .set_current_key(key.clone())
                 .map_err(|e| self.info.error(e.to_string()))?;
-            let mut rows = self.partition()?;
+            // The partition's rows, updated in place.
+            let (table, k, slot) = self
+                .backend
+                .table::<(), Vec<Ranked>>(self.partitions)
+                .map_err(|e| self.info.error(e.to_string()))?;
+            let rows = table
+                .get_or_insert_with(slot, k, &(), Vec::new)
+                .map_err(|e| self.info.error(e.to_string()))?;
             if !before.contains_key(&key) {
-                before.insert(key.clone(), self.top(&rows));
+                before.insert(key.clone(), spec.top(rows));
                 order.push(key);
             }
             // The first position whose row sorts after the new one (ties keep arrival
@@ -254,7 +236,11 @@ impl OneInputOperator<Batch, Batch> for RankOp {
                     keep
                 });
             }
-            self.store(rows)?;
+            if rows.is_empty() {
+                table
+                    .remove(slot, k, &())
+                    .map_err(|e| self.info.error(e.to_string()))?;
+            }
         }
         let mut changes: Vec<Vec<Option<Value>>> = Vec::new();
         let mut change_kinds: Vec<i8> = Vec::new();
@@ -262,10 +248,14 @@ impl OneInputOperator<Batch, Batch> for RankOp {
             self.backend
                 .set_current_key(key.clone())
                 .map_err(|e| self.info.error(e.to_string()))?;
-            let after = {
-                let rows = self.partition()?;
-                self.top(&rows)
-            };
+            let (table, k, slot) = self
+                .backend
+                .table::<(), Vec<Ranked>>(self.partitions)
+                .map_err(|e| self.info.error(e.to_string()))?;
+            let after = table
+                .get(slot, k, &())
+                .map_err(|e| self.info.error(e.to_string()))?
+                .map_or_else(Vec::new, |rows| spec.top(rows));
             let mut gone = before.remove(&key).unwrap_or_default();
             let mut came = Vec::new();
             for r in after {
