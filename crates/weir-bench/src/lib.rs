@@ -12,6 +12,7 @@ pub mod kafka;
 pub mod nexmark;
 pub mod postgres;
 pub mod probe;
+pub mod sql;
 
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -74,6 +75,13 @@ impl Default for Strings {
                     .collect()
             }),
         }
+    }
+}
+
+impl Strings {
+    /// The `k`-th url.
+    pub fn url(&self, k: usize) -> &'static str {
+        self.urls[k].as_str()
     }
 }
 
@@ -159,6 +167,20 @@ pub struct Tally {
 }
 
 impl Tally {
+    /// Adds one writer's totals.
+    pub fn add(&self, rows: u64, checksum: i64) {
+        self.rows.fetch_add(rows, Ordering::Relaxed);
+        let mut cur = self.checksum.load(Ordering::Relaxed);
+        while let Err(c) = self.checksum.compare_exchange(
+            cur,
+            cur.wrapping_add(checksum),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        ) {
+            cur = c;
+        }
+    }
+
     /// Rows counted.
     pub fn rows(&self) -> u64 {
         self.rows.load(Ordering::Relaxed)
@@ -202,20 +224,7 @@ impl<T, F: Fn(&T) -> i64 + Send> SinkWriter<T> for CountingWriter<F> {
         Ok(())
     }
     fn finish(&mut self) -> Result<(), UserError> {
-        self.tally.rows.fetch_add(self.rows, Ordering::Relaxed);
-        let mut cur = self.tally.checksum.load(Ordering::Relaxed);
-        loop {
-            let new = cur.wrapping_add(self.sum);
-            match self.tally.checksum.compare_exchange(
-                cur,
-                new,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => break,
-                Err(c) => cur = c,
-            }
-        }
+        self.tally.add(self.rows, self.sum);
         Ok(())
     }
 }

@@ -16,7 +16,7 @@ static ALLOCATOR: JobAllocator = JobAllocator;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: weir-bench [--taskmanagers N] WORKLOAD EVENTS PARALLELISM   (--taskmanagers: W0-W4 on a JobManager and N one-slot TaskManager processes on this host; WORKLOAD: W0 W1 W2 W3 W4, W2c: W2 with checkpoints, or a Nexmark query q0 q1 q2 q3 q4 q5 q7 q8, or pg-append / pg-upsert with WEIR_BENCH_POSTGRES=URL, or kafka-sink / kafka-source / kafka-to-kafka with WEIR_BENCH_KAFKA=HOST:PORT, or exchange-typed / exchange-bytes / exchange-tcp: one channel between two threads, by transport; PARALLELISM is ignored)\n       weir-bench --cross-core-probe   (the round trip of a cache line between CPUs 0 and 1, in ns)";
+    let usage = "usage: weir-bench [--taskmanagers N] WORKLOAD EVENTS PARALLELISM   (--taskmanagers: W0-W4 on a JobManager and N one-slot TaskManager processes on this host; WORKLOAD: W0 W1 W2 W3 W4, W0-sql .. W3-sql: the same as SQL, W2c: W2 with checkpoints, or a Nexmark query q0 q1 q2 q3 q4 q5 q7 q8, or pg-append / pg-upsert with WEIR_BENCH_POSTGRES=URL, or kafka-sink / kafka-source / kafka-to-kafka with WEIR_BENCH_KAFKA=HOST:PORT, or exchange-typed / exchange-bytes / exchange-tcp: one channel between two threads, by transport; PARALLELISM is ignored)\n       weir-bench --cross-core-probe   (the round trip of a cache line between CPUs 0 and 1, in ns)";
     if args.len() == 2 && args[1] == "--cross-core-probe" {
         // `bench/compare.sh` records this before each run (see the `probe` module).
         return match weir_bench::probe::cross_core_round_trip_ns(0, 1, 200_000) {
@@ -111,8 +111,14 @@ fn main() -> ExitCode {
         _ => None,
     };
     let outcome = match &cluster {
+        Some(_) if workload.ends_with("-sql") => {
+            Err("the SQL workloads run on the embedded mini-cluster only".to_string())
+        }
         Some(c) => weir_bench::run_on_cluster(workload, events, parallelism, &c.rest),
-        None => weir_bench::run(workload, events, parallelism),
+        None => match workload.strip_suffix("-sql") {
+            Some(w) => weir_bench::sql::run(w, events, parallelism),
+            None => weir_bench::run(workload, events, parallelism),
+        },
     };
     match outcome {
         Ok(o) => {

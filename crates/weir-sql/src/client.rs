@@ -1,6 +1,9 @@
 //! Runs a SQL script statement by statement, as Flink's SQL client does with `-f`: DDL
 //! fills the catalog, `SET` changes options, each `SELECT` runs as a job and prints its
-//! result as a table with row kinds. With a results directory, the i-th SELECT's result
+//! result as a table with row kinds, and each `INSERT INTO` runs its job into the sink
+//! table's connector. The client waits for an INSERT's job to finish before the next
+//! statement (Flink's `table.dml-sync = true`): its jobs run on the embedded mini-cluster
+//! inside the client process, which must outlive them. With a results directory, the i-th SELECT's result
 //! is also written as `result-i.csv` (the changelog applied to an empty multiset, rows
 //! sorted bytewise), `changelog-i.csv` and `schema-i.txt`, in the files and format
 //! Weir's SQL oracle writes for Flink. Files are written only once every statement
@@ -8,17 +11,21 @@
 
 use crate::catalog::parse_create_table;
 use crate::changelog::{kind_at, kinds, RowKind};
+use crate::connector::Connectors;
 use crate::error::{Result, SqlError};
 use crate::format;
-use crate::job::{self, QueryOutput};
+use crate::job::{self, JobSettings, QueryOutput};
 use crate::plan::Catalog;
 use crate::script::{self, Statement};
+use datafusion_sql::sqlparser::ast::{Statement as SqlStatement, TableObject};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use weir_api::prelude::StreamExecutionEnvironment;
 
 /// A client session: the catalog and options the statements so far created.
 pub struct Session {
     catalog: Catalog,
+    connectors: Connectors,
     /// Where relative `'path'`s of tables resolve.
     base: PathBuf,
     parallelism: u32,
@@ -30,9 +37,59 @@ impl Session {
     pub fn new(base: impl Into<PathBuf>, parallelism: u32) -> Self {
         Session {
             catalog: Catalog::new(),
+            connectors: Connectors::default(),
             base: base.into(),
             parallelism: parallelism.max(1),
             results: Vec::new(),
+        }
+    }
+
+    /// The connectors the session's tables may name; register more here (a benchmark's
+    /// generator, an application's own sink) before running statements.
+    pub fn connectors_mut(&mut self) -> &mut Connectors {
+        &mut self.connectors
+    }
+
+    /// The job of an `INSERT INTO ... SELECT ...` statement, planned and built but not
+    /// started, with its name; [`Session::run_text`] runs the statement to its end
+    /// instead.
+    pub fn insert_job(&self, sql: &str) -> Result<(StreamExecutionEnvironment, String)> {
+        let (statement, windows) = crate::window_tvf::parse_statement(sql)?;
+        let SqlStatement::Insert(insert) = statement else {
+            return Err(SqlError::Invalid("not an INSERT INTO statement".into()));
+        };
+        let TableObject::TableName(name) = &insert.table else {
+            return Err(SqlError::Unsupported("INSERT INTO a table function".into()));
+        };
+        let name = name.to_string().trim_matches('`').to_string();
+        let sink = self
+            .catalog
+            .table(&name)
+            .ok_or_else(|| SqlError::Invalid(format!("table '{name}' does not exist")))?
+            .clone();
+        let source = insert
+            .source
+            .ok_or_else(|| SqlError::Unsupported("INSERT INTO without a query".into()))?;
+        if insert.overwrite {
+            return Err(SqlError::Unsupported("INSERT OVERWRITE".into()));
+        }
+        let targets: Vec<String> = insert
+            .columns
+            .iter()
+            .map(|c| c.to_string().trim_matches('`').to_string())
+            .collect();
+        let query = self
+            .catalog
+            .plan_query(SqlStatement::Query(source), &windows)?;
+        let env = job::insert_job(&query, &sink, &targets, self.settings())?;
+        Ok((env, format!("insert-into_{name}")))
+    }
+
+    fn settings(&self) -> JobSettings<'_> {
+        JobSettings {
+            base: &self.base,
+            connectors: &self.connectors,
+            parallelism: self.parallelism,
         }
     }
 
@@ -96,6 +153,17 @@ impl Session {
                 print(out, &format!("[INFO] View '{name}' has been created."))
             }
             ["SET", ..] => self.set(&s.text, out),
+            ["INSERT", "INTO", ..] => {
+                let (env, name) = self
+                    .insert_job(&s.text)
+                    .map_err(|e| match e {
+                        SqlError::Invalid(m) => SqlError::Invalid(script_position(&m, s.line)),
+                        e => e,
+                    })?;
+                print(out, "[INFO] Submitting SQL update statement to the cluster...")?;
+                env.execute(&name)?;
+                print(out, &format!("[INFO] Job '{name}' finished."))
+            }
             ["DESCRIBE", ..] | ["DESC", ..] => {
                 let name = s
                     .text
@@ -128,13 +196,13 @@ impl Session {
                 let (statement, windows) = crate::window_tvf::parse_statement(&s.text)
                     .map_err(|e| SqlError::Invalid(script_position(&e.to_string(), s.line)))?;
                 let query = self.catalog.plan_query(statement, &windows)?;
-                let output = job::run(&query, &self.base, self.parallelism)?;
+                let output = job::run(&query, self.settings())?;
                 print_table(&output, out)?;
                 self.results.push(output);
                 Ok(())
             }
             _ => Err(SqlError::Unsupported(format!(
-                "the statement '{}' (Weir's SQL client runs CREATE TABLE, CREATE VIEW, SET, SHOW TABLES, DESCRIBE, EXPLAIN and SELECT so far)",
+                "the statement '{}' (Weir's SQL client runs CREATE TABLE, CREATE VIEW, SET, SHOW TABLES, DESCRIBE, EXPLAIN, SELECT and INSERT INTO so far)",
                 s.text.lines().next().unwrap_or_default()
             ))),
         }

@@ -16,6 +16,7 @@
 //! drop late rows.
 
 use crate::catalog::TableDef;
+use crate::connector::RowWatermarks;
 use crate::error::{Result, SqlError};
 use crate::types::{FlinkType, Kind};
 use arrow_array::builder::{
@@ -46,6 +47,8 @@ pub struct CsvTable {
     columns: Vec<(String, FlinkType)>,
     delimiter: u8,
     null_literal: Option<String>,
+    /// The columns the scan emits (indices into `columns`).
+    projection: Vec<usize>,
     /// The rowtime column and the watermark's delay in milliseconds.
     watermark: Option<(usize, i64)>,
     schema: SchemaRef,
@@ -53,8 +56,9 @@ pub struct CsvTable {
 
 impl CsvTable {
     /// The CSV reading of `table` (options `path`, `csv.field-delimiter`,
-    /// `csv.null-literal`); relative paths resolve against `base`.
-    pub fn new(table: &TableDef, base: &std::path::Path) -> Result<Self> {
+    /// `csv.null-literal`) that emits the columns of `projection`; relative paths resolve
+    /// against `base`.
+    pub fn new(table: &TableDef, base: &std::path::Path, projection: &[usize]) -> Result<Self> {
         let path = PathBuf::from(table.required("path")?);
         let path = if path.is_relative() {
             base.join(path)
@@ -77,14 +81,14 @@ impl CsvTable {
             .map(|c| (c.name.clone(), c.ty))
             .collect();
         let watermark = table.watermark.as_ref().map(|w| (w.column, w.delay_ms));
-        let mut schema = schema_of(&columns);
-        if watermark.is_some() {
-            let mut fields: Vec<Field> =
-                schema.fields().iter().map(|f| f.as_ref().clone()).collect();
-            fields.push(Field::new(ROW_WATERMARK, DataType::Int64, false));
-            schema = Arc::new(Schema::new(fields));
+        let schema = crate::connector::ScanRequest {
+            table,
+            projection,
+            base,
         }
+        .schema();
         Ok(CsvTable {
+            projection: projection.to_vec(),
             path,
             delimiter,
             null_literal: table.option("csv.null-literal").map(str::to_string),
@@ -94,10 +98,14 @@ impl CsvTable {
         })
     }
 
-    /// The Arrow schema of the batches it reads: the table's columns, then the per-row
+    /// The Arrow schema of the batches it reads: the projected columns, then the per-row
     /// watermark if the table has a watermark.
     pub fn schema(&self) -> SchemaRef {
         self.schema.clone()
+    }
+
+    fn table_watermarks(&self) -> Option<RowWatermarks> {
+        self.watermark.map(|(_, delay)| RowWatermarks::new(delay))
     }
 }
 
@@ -139,8 +147,7 @@ impl Source<Batch> for CsvTable {
             line_number: 0,
             done: false,
             // As Flink's watermark generators, a restored reader starts without one.
-            max_rowtime: i64::MIN,
-            emitted: i64::MIN,
+            watermarks: self.table_watermarks(),
         }))
     }
 }
@@ -153,10 +160,8 @@ struct CsvReader {
     /// Lines read by this reader (for messages; a restored reader counts from its offset).
     line_number: u64,
     done: bool,
-    /// The largest rowtime read (milliseconds).
-    max_rowtime: i64,
-    /// The last watermark emitted.
-    emitted: i64,
+    /// The table's watermarks, if it declares one.
+    watermarks: Option<RowWatermarks>,
 }
 
 impl CsvReader {
@@ -223,18 +228,24 @@ impl SourceReader<Batch> for CsvReader {
                 .map(ColumnBuilder::finish)
                 .collect::<std::result::Result<Vec<ArrayRef>, _>>()
                 .map_err(|e| self.fail(e))?;
-            if let Some((column, delay)) = self.table.watermark {
-                arrays.push(self.row_watermarks(&arrays[column], delay)?);
-            }
-            let batch = RecordBatch::try_new(self.table.schema.clone(), arrays)
+            let row_watermarks = match self.table.watermark {
+                Some((column, _)) => Some(self.row_watermarks(&arrays[column])?),
+                None => None,
+            };
+            let mut projected: Vec<ArrayRef> = self
+                .table
+                .projection
+                .iter()
+                .map(|&i| {
+                    std::mem::replace(&mut arrays[i], Arc::new(arrow_array::NullArray::new(0)))
+                })
+                .collect();
+            projected.extend(row_watermarks);
+            let batch = RecordBatch::try_new(self.table.schema.clone(), projected)
                 .map_err(|e| self.fail(e))?;
             output.collect(Batch(batch))?;
-            if let Some((_, delay)) = self.table.watermark {
-                let watermark = self.max_rowtime.saturating_sub(delay);
-                if self.max_rowtime != i64::MIN && watermark > self.emitted {
-                    self.emitted = watermark;
-                    output.emit_watermark(weir_runtime::Watermark(watermark))?;
-                }
+            if let Some(w) = self.watermarks.as_mut().and_then(RowWatermarks::advance) {
+                output.emit_watermark(w)?;
             }
         }
         Ok(if self.done {
@@ -252,18 +263,9 @@ impl SourceReader<Batch> for CsvReader {
 impl CsvReader {
     /// The watermark in force before each row of `rowtimes` (Flink's: the largest rowtime
     /// before it minus `delay`), advancing the reader's largest rowtime.
-    fn row_watermarks(
-        &mut self,
-        rowtimes: &ArrayRef,
-        delay: i64,
-    ) -> weir_runtime::Result<ArrayRef> {
-        let mut out = Vec::with_capacity(rowtimes.len());
+    fn row_watermarks(&mut self, rowtimes: &ArrayRef) -> weir_runtime::Result<ArrayRef> {
+        let mut times = Vec::with_capacity(rowtimes.len());
         for row in 0..rowtimes.len() {
-            out.push(if self.max_rowtime == i64::MIN {
-                i64::MIN
-            } else {
-                self.max_rowtime.saturating_sub(delay)
-            });
             match crate::values::value_at(rowtimes.as_ref(), row) {
                 Some(crate::values::Value::Int(t)) => {
                     let ms = match rowtimes.data_type() {
@@ -271,14 +273,18 @@ impl CsvReader {
                         DataType::Timestamp(TimeUnit::Nanosecond, _) => t.div_euclid(1_000_000),
                         _ => t,
                     };
-                    self.max_rowtime = self.max_rowtime.max(ms);
+                    times.push(ms);
                 }
                 _ => return Err(self.fail(
                     "the rowtime column is NULL (a time attribute must not be NULL, as in Flink)",
                 )),
             }
         }
-        Ok(Arc::new(arrow_array::Int64Array::from(out)))
+        let watermarks = self
+            .watermarks
+            .as_mut()
+            .ok_or_else(|| weir_runtime::RuntimeError::Other("no watermark declared".into()))?;
+        Ok(watermarks.before_each(times))
     }
 }
 

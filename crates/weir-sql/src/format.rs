@@ -141,7 +141,7 @@ pub fn approximate(x: f64, significant: usize) -> String {
 }
 
 /// Days since the epoch as `YYYY-MM-DD`.
-fn date(days: i64) -> String {
+pub(crate) fn date(days: i64) -> String {
     let (y, m, d) = civil_from_days(days);
     format!("{y:04}-{m:02}-{d:02}")
 }

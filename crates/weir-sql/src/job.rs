@@ -5,7 +5,8 @@
 //! the result back to the client.
 
 use crate::catalog::TableDef;
-use crate::csv_source::{schema_of, CsvTable};
+use crate::connector::{Connectors, DynSink, ScanRequest, SinkRequest};
+use crate::csv_source::schema_of;
 use crate::error::{Result, SqlError};
 use crate::join::JoinOp;
 use crate::plan::{Node, Query, ScopeColumn};
@@ -33,37 +34,28 @@ pub struct QueryOutput {
     pub batches: Vec<RecordBatch>,
 }
 
-/// The source of `table`: its connector, from the WITH options.
-fn source(table: &TableDef, base: &Path) -> Result<CsvTable> {
-    match table.option("connector") {
-        Some("filesystem") => match table.option("format") {
-            Some("csv") => CsvTable::new(table, base),
-            Some(other) => Err(SqlError::Unsupported(format!(
-                "the '{other}' format (table '{}'; Weir reads 'csv' so far)",
-                table.name
-            ))),
-            None => Err(SqlError::Invalid(format!(
-                "table '{}' needs a 'format'",
-                table.name
-            ))),
-        },
-        Some(other) => Err(SqlError::Unsupported(format!(
-            "the '{other}' connector as a source (table '{}'; Weir reads 'filesystem' so far)",
-            table.name
-        ))),
-        None => Err(SqlError::Invalid(format!(
-            "table '{}' needs a 'connector'",
-            table.name
-        ))),
-    }
+/// Where a job's tables are found: the directory relative paths resolve against, the
+/// connector factories, and the parallelism its operators run at.
+#[derive(Clone, Copy)]
+pub struct JobSettings<'a> {
+    /// Where relative `'path'`s resolve.
+    pub base: &'a Path,
+    /// The connectors tables may name.
+    pub connectors: &'a Connectors,
+    /// The parallelism of the keyed operators (and of parallel sources).
+    pub parallelism: u32,
 }
 
-/// Runs `query` on the embedded mini-cluster at `parallelism` and returns its rows.
-/// Relative paths of the tables resolve against `base`.
-pub fn run(query: &Query, base: &Path, parallelism: u32) -> Result<QueryOutput> {
-    let env = StreamExecutionEnvironment::new();
-    env.set_parallelism(parallelism.max(1) as i64);
-    let rows = build(&query.root, &env, base)?.0.collect_values();
+/// Runs `query` on the embedded mini-cluster and returns its rows.
+pub fn run(query: &Query, settings: JobSettings<'_>) -> Result<QueryOutput> {
+    let env = environment(settings);
+    let rows = Builder {
+        env: &env,
+        settings,
+    }
+    .build(&query.root)?
+    .0
+    .collect_values();
     env.execute("SELECT")?;
     Ok(QueryOutput {
         columns: query.columns.clone(),
@@ -71,140 +63,381 @@ pub fn run(query: &Query, base: &Path, parallelism: u32) -> Result<QueryOutput> 
     })
 }
 
-/// The stream of batches `node` produces, and whether it runs in its source's one
-/// subtask.
+/// The job of `INSERT INTO sink SELECT ...`, built but not started: the query's rows,
+/// cast to the sink's column types, into the sink's connector. The caller executes it
+/// (`env.execute(name)`), so a benchmark can time the job without its planning.
 ///
-/// The file source reads on one subtask (a file is one split). The stateless operators
-/// after it run there too, chained to it, as Flink chains them into the one active source
-/// task: rows reach the first keyed exchange in file order, so every key's rows keep
-/// their order (which Top-N ties and session merging depend on), and the keyed operators
-/// after the exchange run at the query's parallelism.
-fn build(
-    node: &Node,
-    env: &StreamExecutionEnvironment,
-    base: &Path,
-) -> Result<(DataStream<Batch>, bool)> {
-    let in_source = |stream: DataStream<Batch>, bound: bool| {
-        if bound {
-            (stream.set_parallelism(1), true)
-        } else {
-            (stream, false)
-        }
+/// Checked before anything runs, as Flink's planner checks: the query must have as many
+/// columns as the sink, each implicitly castable to the sink column's type
+/// ([`implicitly_castable`]), and an updating query needs a sink that takes updates.
+///
+/// `targets` is the statement's column list (`INSERT INTO t (a, c) SELECT ...`): the
+/// query's columns go to those sink columns and the others get NULL; empty means all of
+/// the sink's columns in order.
+pub fn insert_job(
+    query: &Query,
+    sink: &TableDef,
+    targets: &[String],
+    settings: JobSettings<'_>,
+) -> Result<StreamExecutionEnvironment> {
+    let factory = settings.connectors.sink_factory(sink)?;
+    if query.root.is_updating() && !factory.accepts_updates() {
+        return Err(SqlError::Invalid(format!(
+            "table sink '{}' doesn't support consuming update changes, which the query produces (its '{}' connector takes inserts only)",
+            sink.name,
+            sink.option("connector").unwrap_or_default()
+        )));
+    }
+    let cast = SinkCast::new(query, sink, targets)?;
+    let connector = factory.create_sink(&SinkRequest {
+        table: sink,
+        base: settings.base,
+    })?;
+    let env = environment(settings);
+    Builder {
+        env: &env,
+        settings,
+    }
+    .build(&query.root)?
+    .0
+    .rich_flat_map(cast)
+    .name("SinkConversion")
+    .sink_to(DynSink(connector), &sink.name);
+    Ok(env)
+}
+
+fn environment(settings: JobSettings<'_>) -> StreamExecutionEnvironment {
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(settings.parallelism.max(1) as i64);
+    env
+}
+
+/// True if Flink casts a value of `from` to `to` implicitly (on INSERT): the same kind
+/// (any length, precision or nullability), or a numeric kind into a wider one.
+pub fn implicitly_castable(from: &FlinkType, to: &FlinkType) -> bool {
+    use crate::types::Kind::*;
+    let rank = |k: &crate::types::Kind| match k {
+        TinyInt => Some(1),
+        SmallInt => Some(2),
+        Int => Some(3),
+        BigInt => Some(4),
+        Decimal(..) => Some(5),
+        Float => Some(6),
+        Double => Some(7),
+        _ => None,
     };
-    Ok(match node {
-        Node::Scan { table } => {
-            let source = source(table, base)?;
-            (
-                env.from_source(source, &format!("Source: {}", table.name)),
-                true,
-            )
-        }
-        Node::Calc {
-            input,
-            input_scope,
-            filter,
-            columns,
-        } => {
-            let calc = Calc::new(input_scope, filter.as_ref(), columns)?;
-            let (upstream, bound) = build(input, env, base)?;
-            in_source(upstream.rich_flat_map(calc).name("Calc"), bound)
-        }
-        Node::WindowTvf {
-            input,
-            kind,
-            rowtime,
-            ..
-        } => {
-            if let WindowKind::Session { .. } = kind {
-                return Err(SqlError::Unsupported(
-                    "a SESSION window TVF without GROUP BY window_start, window_end (its rows are only known when the session closes)".into(),
-                ));
-            }
-            let assign = AssignWindows {
-                kind: *kind,
-                rowtime: *rowtime,
-            };
-            let (upstream, bound) = build(input, env, base)?;
-            in_source(upstream.rich_flat_map(assign).name(kind.name()), bound)
-        }
-        Node::WindowAggregate { input, spec } => {
-            let spec = spec.clone();
-            let stream = build(input, env, base)?
-                .0
-                .key_by_columns((0..spec.keys).collect())
-                .transform("WindowAggregate", move |info| {
-                    WindowAggregateOp::new(spec.clone(), info)
-                });
-            (stream, false)
-        }
-        Node::Rank { input, spec } => {
-            let spec = spec.clone();
-            let stream = build(input, env, base)?
-                .0
-                .key_by_columns((0..spec.keys).collect())
-                .transform("Rank", move |info| {
-                    crate::rank::RankOp::new(spec.clone(), info)
-                });
-            (stream, false)
-        }
-        Node::Union { inputs } => {
-            let built = inputs
+    match (&from.kind, &to.kind) {
+        (Char(_) | Varchar(_), Char(_) | Varchar(_)) => true,
+        (Timestamp(_), Timestamp(_)) => true,
+        (Decimal(..), Decimal(..)) => true,
+        (a, b) if a == b => true,
+        (a, b) => matches!((rank(a), rank(b)), (Some(x), Some(y)) if x <= y),
+    }
+}
+
+/// Turns a query's batches into the sink table's: its column names, the sink's types,
+/// NOT NULL enforced (Flink's default `table.exec.sink.not-null-enforcer = ERROR`), the
+/// row-kind column kept for sinks that take updates.
+#[derive(Clone)]
+struct SinkCast {
+    sink: String,
+    columns: Vec<(String, FlinkType)>,
+    /// For each sink column, the query column written into it (`None`: NULL).
+    sources: Vec<Option<usize>>,
+    /// The query's row-kind column, if it is updating.
+    row_kind: Option<usize>,
+    schema: SchemaRef,
+}
+
+impl SinkCast {
+    fn new(query: &Query, sink: &TableDef, targets: &[String]) -> Result<Self> {
+        let query_types: Vec<String> = query
+            .columns
+            .iter()
+            .map(|(n, t)| format!("{n}: {}", t.display()))
+            .collect();
+        let sink_types: Vec<String> = sink
+            .columns
+            .iter()
+            .map(|c| format!("{}: {}", c.name, c.ty.display()))
+            .collect();
+        let mismatch = |why: String| {
+            SqlError::Invalid(format!(
+                "column types of query result and sink for '{}' do not match: {why}. Query schema: [{}]; sink schema: [{}]",
+                sink.name,
+                query_types.join(", "),
+                sink_types.join(", ")
+            ))
+        };
+        let targets: Vec<usize> = if targets.is_empty() {
+            (0..sink.columns.len()).collect()
+        } else {
+            targets
                 .iter()
-                .map(|i| build(i, env, base))
-                .collect::<Result<Vec<_>>>()?;
-            let bound = built.iter().all(|(_, b)| *b);
-            let streams: Vec<DataStream<Batch>> = built.into_iter().map(|(s, _)| s).collect();
-            let (first, rest) = streams
-                .split_first()
-                .ok_or_else(|| SqlError::Invalid("UNION ALL of nothing".into()))?;
-            let rest: Vec<&DataStream<Batch>> = rest.iter().collect();
-            (first.union(&rest), bound)
-        }
-        Node::Join {
-            left,
-            right,
-            spec,
-            residual,
-            residual_scope,
-        } => {
-            let schema = schema_of_scope(residual_scope)?;
-            let residual = residual
-                .as_ref()
-                .map(|e| {
-                    create_physical_expr(
-                        e,
-                        &schema,
-                        &ExecutionProps::new(),
-                        &PhysicalPlanningContext::default(),
-                    )
+                .map(|t| {
+                    sink.columns
+                        .iter()
+                        .position(|c| &c.name == t)
+                        .ok_or_else(|| {
+                            SqlError::Invalid(format!(
+                                "unknown target column '{t}' of table '{}'",
+                                sink.name
+                            ))
+                        })
                 })
-                .transpose()?;
-            let residual_schema = Arc::new(schema.as_arrow().clone());
-            let spec = spec.clone();
-            let keys: Vec<usize> = (0..spec.keys).collect();
-            let l = build(left, env, base)?.0.key_by_columns(keys.clone());
-            let r = build(right, env, base)?.0.key_by_columns(keys);
-            let stream = l.connect(&r).transform("Join", move |info| {
-                JoinOp::new(
-                    spec.clone(),
-                    residual.clone(),
-                    residual_schema.clone(),
-                    info,
-                )
-            });
-            (stream, false)
+                .collect::<Result<_>>()?
+        };
+        if query.columns.len() != targets.len() {
+            return Err(mismatch(format!(
+                "the query has {} columns, the sink {}",
+                query.columns.len(),
+                targets.len()
+            )));
         }
-        Node::GroupAggregate { input, spec } => {
-            let spec = spec.clone();
-            let stream = build(input, env, base)?
-                .0
-                .key_by_columns((0..spec.keys).collect())
-                .transform("GroupAggregate", move |info| {
-                    crate::group_agg::GroupAggregateOp::new(spec.clone(), info)
+        let mut sources = vec![None; sink.columns.len()];
+        for (i, ((_, from), &to)) in query.columns.iter().zip(&targets).enumerate() {
+            let to_column = &sink.columns[to];
+            if !implicitly_castable(from, &to_column.ty) {
+                return Err(mismatch(format!(
+                    "incompatible types for sink column '{}' at position {i}",
+                    to_column.name
+                )));
+            }
+            if sources[to].replace(i).is_some() {
+                return Err(SqlError::Invalid(format!(
+                    "target column '{}' of table '{}' is named twice",
+                    to_column.name, sink.name
+                )));
+            }
+        }
+        if let Some(c) = sink
+            .columns
+            .iter()
+            .zip(&sources)
+            .find(|(c, s)| s.is_none() && !c.ty.nullable)
+        {
+            return Err(SqlError::Invalid(format!(
+                "column '{}' of table '{}' is NOT NULL and gets no value from the column list",
+                c.0.name, sink.name
+            )));
+        }
+        let mut fields: Vec<Field> = sink
+            .columns
+            .iter()
+            .map(|c| Field::new(&c.name, c.ty.arrow(), true))
+            .collect();
+        if query.root.is_updating() {
+            fields.push(Field::new(
+                crate::changelog::ROW_KIND,
+                arrow_schema::DataType::Int8,
+                false,
+            ));
+        }
+        Ok(SinkCast {
+            sink: sink.name.clone(),
+            columns: sink
+                .columns
+                .iter()
+                .map(|c| (c.name.clone(), c.ty))
+                .collect(),
+            sources,
+            row_kind: query.root.is_updating().then_some(query.columns.len()),
+            schema: Arc::new(arrow_schema::Schema::new(fields)),
+        })
+    }
+
+    fn apply(&self, batch: &RecordBatch) -> std::result::Result<RecordBatch, String> {
+        let mut arrays = Vec::with_capacity(self.schema.fields().len());
+        for (i, field) in self.schema.fields().iter().enumerate() {
+            let from = match self.sources.get(i) {
+                Some(Some(q)) => *q,
+                Some(None) => {
+                    arrays.push(arrow_array::new_null_array(
+                        field.data_type(),
+                        batch.num_rows(),
+                    ));
+                    continue;
+                }
+                None => self
+                    .row_kind
+                    .ok_or("a row-kind column without an updating query")?,
+            };
+            let column = batch.column(from);
+            let column = if column.data_type() == field.data_type() {
+                column.clone()
+            } else {
+                arrow_cast::cast(column, field.data_type()).map_err(|e| e.to_string())?
+            };
+            if let Some((name, ty)) = self.columns.get(i) {
+                if !ty.nullable && column.null_count() > 0 {
+                    return Err(format!(
+                        "column '{name}' of sink '{}' is NOT NULL, however, a null value is being written into it",
+                        self.sink
+                    ));
+                }
+            }
+            arrays.push(column);
+        }
+        RecordBatch::try_new(self.schema.clone(), arrays).map_err(|e| e.to_string())
+    }
+}
+
+impl RichFunction for SinkCast {}
+
+impl RichFlatMapFunction<Batch, Batch> for SinkCast {
+    fn flat_map(&mut self, value: Batch, out: &mut Collector<'_, Batch>) -> Result<(), UserError> {
+        out.collect(Batch(self.apply(&value.0)?));
+        Ok(())
+    }
+}
+
+/// Builds a plan's operators into one job.
+struct Builder<'a> {
+    env: &'a StreamExecutionEnvironment,
+    settings: JobSettings<'a>,
+}
+
+impl Builder<'_> {
+    /// The stream of batches `node` produces, and whether it runs in its source's one
+    /// subtask.
+    ///
+    /// The file source reads on one subtask (a file is one split). The stateless operators
+    /// after it run there too, chained to it, as Flink chains them into the one active
+    /// source task: rows reach the first keyed exchange in file order, so every key's rows
+    /// keep their order (which Top-N ties and session merging depend on), and the keyed
+    /// operators after the exchange run at the query's parallelism. A parallel source
+    /// (a generator) and the operators chained to it run at the query's parallelism.
+    fn build(&self, node: &Node) -> Result<(DataStream<Batch>, bool)> {
+        let in_source = |stream: DataStream<Batch>, bound: bool| {
+            if bound {
+                (stream.set_parallelism(1), true)
+            } else {
+                (stream, false)
+            }
+        };
+        Ok(match node {
+            Node::Scan { table, projection } => {
+                let source = self.settings.connectors.source(&ScanRequest {
+                    table,
+                    projection,
+                    base: self.settings.base,
+                })?;
+                let single = !source.is_parallel();
+                let stream = self
+                    .env
+                    .from_source(source, &format!("Source: {}", table.name));
+                in_source(stream, single)
+            }
+            Node::Calc {
+                input,
+                input_scope,
+                filter,
+                columns,
+            } => {
+                let calc = Calc::new(input_scope, filter.as_ref(), columns)?;
+                let (upstream, bound) = self.build(input)?;
+                in_source(upstream.rich_flat_map(calc).name("Calc"), bound)
+            }
+            Node::WindowTvf {
+                input,
+                kind,
+                rowtime,
+                ..
+            } => {
+                if let WindowKind::Session { .. } = kind {
+                    return Err(SqlError::Unsupported(
+                        "a SESSION window TVF without GROUP BY window_start, window_end (its rows are only known when the session closes)".into(),
+                    ));
+                }
+                let assign = AssignWindows {
+                    kind: *kind,
+                    rowtime: *rowtime,
+                };
+                let (upstream, bound) = self.build(input)?;
+                in_source(upstream.rich_flat_map(assign).name(kind.name()), bound)
+            }
+            Node::WindowAggregate { input, spec } => {
+                let spec = spec.clone();
+                let stream = self
+                    .build(input)?
+                    .0
+                    .key_by_columns((0..spec.keys).collect())
+                    .transform("WindowAggregate", move |info| {
+                        WindowAggregateOp::new(spec.clone(), info)
+                    });
+                (stream, false)
+            }
+            Node::Rank { input, spec } => {
+                let spec = spec.clone();
+                let stream = self
+                    .build(input)?
+                    .0
+                    .key_by_columns((0..spec.keys).collect())
+                    .transform("Rank", move |info| {
+                        crate::rank::RankOp::new(spec.clone(), info)
+                    });
+                (stream, false)
+            }
+            Node::Union { inputs } => {
+                let built = inputs
+                    .iter()
+                    .map(|i| self.build(i))
+                    .collect::<Result<Vec<_>>>()?;
+                let bound = built.iter().all(|(_, b)| *b);
+                let streams: Vec<DataStream<Batch>> = built.into_iter().map(|(s, _)| s).collect();
+                let (first, rest) = streams
+                    .split_first()
+                    .ok_or_else(|| SqlError::Invalid("UNION ALL of nothing".into()))?;
+                let rest: Vec<&DataStream<Batch>> = rest.iter().collect();
+                (first.union(&rest), bound)
+            }
+            Node::Join {
+                left,
+                right,
+                spec,
+                residual,
+                residual_scope,
+            } => {
+                let schema = schema_of_scope(residual_scope)?;
+                let residual = residual
+                    .as_ref()
+                    .map(|e| {
+                        create_physical_expr(
+                            e,
+                            &schema,
+                            &ExecutionProps::new(),
+                            &PhysicalPlanningContext::default(),
+                        )
+                    })
+                    .transpose()?;
+                let residual_schema = Arc::new(schema.as_arrow().clone());
+                let spec = spec.clone();
+                let keys: Vec<usize> = (0..spec.keys).collect();
+                let l = self.build(left)?.0.key_by_columns(keys.clone());
+                let r = self.build(right)?.0.key_by_columns(keys);
+                let stream = l.connect(&r).transform("Join", move |info| {
+                    JoinOp::new(
+                        spec.clone(),
+                        residual.clone(),
+                        residual_schema.clone(),
+                        info,
+                    )
                 });
-            (stream, false)
-        }
-    })
+                (stream, false)
+            }
+            Node::GroupAggregate { input, spec } => {
+                let spec = spec.clone();
+                let stream = self
+                    .build(input)?
+                    .0
+                    .key_by_columns((0..spec.keys).collect())
+                    .transform("GroupAggregate", move |info| {
+                        crate::group_agg::GroupAggregateOp::new(spec.clone(), info)
+                    });
+                (stream, false)
+            }
+        })
+    }
 }
 
 /// Filters and projects batches with DataFusion's physical expressions.

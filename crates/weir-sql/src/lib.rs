@@ -12,6 +12,8 @@
 //!   group aggregate operators; [`join`]: the regular join operator; [`changelog`]: row
 //!   kinds of updating results; [`rank`]: Top-N and deduplication;
 //! - [`values`]: single values and group keys out of Arrow columns;
+//! - [`connector`]: connector factories by `'connector'` name (built-ins: `filesystem`,
+//!   `blackhole`, `print`), and projection push-down into scans;
 //! - [`csv_source`]: the `filesystem` connector's CSV format as a source of batches;
 //! - [`job`]: a planned query as a job of vectorised operators;
 //! - [`format`]: values printed as Flink prints results;
@@ -27,6 +29,7 @@ pub mod aggregate;
 pub mod catalog;
 pub mod changelog;
 pub mod client;
+pub mod connector;
 pub mod csv_source;
 mod decimal;
 pub mod error;
@@ -39,6 +42,7 @@ pub mod join;
 mod literal;
 mod lower;
 pub mod plan;
+mod prune;
 pub mod rank;
 pub mod script;
 mod time_functions;

@@ -56,6 +56,8 @@ pub(crate) fn lower_query(plan: &LogicalPlan, ctx: &StatementContext<'_>) -> Res
         }
         other => project_visible(other, scope),
     };
+    let mut root = root;
+    crate::prune::prune_scans(&mut root);
     Ok(Query {
         root,
         columns,
@@ -282,6 +284,7 @@ fn scan_of(name: &str, ctx: &StatementContext<'_>) -> Result<(Node, Vec<ScopeCol
         });
     }
     let scan = Node::Scan {
+        projection: (0..table.columns.len()).collect(),
         table: table.clone(),
     };
     let Some(window) = window else {

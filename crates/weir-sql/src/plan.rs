@@ -61,6 +61,9 @@ pub enum Node {
     Scan {
         /// The table.
         table: Arc<TableDef>,
+        /// The table columns the scan emits, in order (indices into `table.columns`): all
+        /// of them, until [`Node::prune_scans`] drops what no operator reads.
+        projection: Vec<usize>,
     },
     /// Rows that pass `filter`, projected (Flink's `Calc`).
     Calc {
@@ -129,15 +132,31 @@ pub enum Node {
 }
 
 impl Node {
+    /// True if the operator's output is a changelog (it carries the row-kind column).
+    pub fn is_updating(&self) -> bool {
+        match self {
+            Node::Scan { .. } | Node::WindowAggregate { .. } => false,
+            Node::Rank { .. } | Node::GroupAggregate { .. } => true,
+            Node::Calc { input, .. } | Node::WindowTvf { input, .. } => input.is_updating(),
+            Node::Union { inputs } => inputs.iter().any(Node::is_updating),
+            Node::Join { spec, .. } => spec.emits_kinds,
+        }
+    }
+
     /// The operator tree, one operator per line, inputs indented below their consumer.
     pub fn explain(&self, depth: usize, out: &mut String) {
         let pad = "  ".repeat(depth);
         match self {
-            Node::Scan { table } => {
+            Node::Scan { table, projection } => {
+                let columns: Vec<&str> = projection
+                    .iter()
+                    .map(|&i| table.columns[i].name.as_str())
+                    .collect();
                 out.push_str(&format!(
-                    "{pad}Source: {} ({})\n",
+                    "{pad}Source: {} ({}), columns [{}]\n",
                     table.name,
-                    table.option("connector").unwrap_or("?")
+                    table.option("connector").unwrap_or("?"),
+                    columns.join(", ")
                 ));
             }
             Node::Calc {

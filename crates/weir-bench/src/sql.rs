@@ -1,0 +1,427 @@
+//! The shared workloads as SQL (`W0-sql` .. `W3-sql`), run by Weir's SQL layer as the Flink
+//! anchor runs them: a `bidgen` table over the benchmark's generator, an `INSERT INTO` a
+//! `counting` sink, the statements of `../shared/bench/WORKLOADS.md` §3.
+//!
+//! The two connectors are registered with the session as an application registers its
+//! own ([`weir_sql::connector`]):
+//! - `bidgen` (option `'events'`): the bids of [`crate::bid`], generated in parallel
+//!   (subtask `k` of `P` emits `i = k, k+P, ...`), only the columns the query reads, with the
+//!   table's watermark;
+//! - `counting` (option `'checksum-columns'`): counts rows and adds the named BIGINT, INT
+//!   and TIMESTAMP (epoch milliseconds) columns into the run's wrapping checksum; it takes
+//!   inserts only, as the anchor's.
+
+use crate::{splitmix64, Outcome, Strings, Tally, BASE_TIME_MS};
+use crate::{CHANNELS, SEED_BIDDER, SEED_CHANNEL, SEED_PRICE, SEED_URL};
+use arrow_array::builder::StringBuilder;
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int32Type, Int64Type, TimestampMillisecondType};
+use arrow_array::{Array, ArrayRef, Int64Array, RecordBatch, TimestampMillisecondArray};
+use arrow_schema::SchemaRef;
+use std::sync::Arc;
+use std::time::Instant;
+use weir_api::arrow_batch::Batch;
+use weir_api::sink::{Sink, SinkContext, SinkWriter};
+use weir_api::source::{encode_split, Boundedness, Source, SourceContext};
+use weir_api::UserError;
+use weir_runtime::source::{PollStatus, SourceOutput, SourceReader};
+use weir_sql::catalog::TableDef;
+use weir_sql::connector::{RowWatermarks, ScanRequest, SinkFactory, SinkRequest, SourceFactory};
+use weir_sql::types::Kind;
+use weir_sql::SqlError;
+
+/// Rows per generated batch.
+const BATCH_ROWS: u64 = 1024;
+
+/// The bid table of the SQL workloads.
+const BID_TABLE: &str = "CREATE TEMPORARY TABLE bid (
+  auction BIGINT, bidder BIGINT, price BIGINT, channel STRING, url STRING,
+  date_time TIMESTAMP(3), extra STRING,
+  WATERMARK FOR date_time AS date_time
+) WITH ('connector' = 'bidgen', 'events' = '{events}')";
+
+const BID_COLUMNS: &str = "auction BIGINT, bidder BIGINT, price BIGINT, channel STRING, url STRING, date_time TIMESTAMP(3), extra STRING";
+
+/// The sink table's columns, its checksum columns, and the INSERT of workload `w`.
+fn statements(w: &str) -> Option<(&'static str, &'static str, &'static str)> {
+    Some(match w {
+        "W0" => (
+            BID_COLUMNS,
+            "price",
+            "INSERT INTO sink_out SELECT auction, bidder, price, channel, url, date_time, extra FROM bid",
+        ),
+        "W1" => (
+            BID_COLUMNS,
+            "price",
+            "INSERT INTO sink_out
+SELECT auction, bidder, price * 908 / 1000 AS price, channel, url, date_time, extra
+FROM bid WHERE MOD(auction, 123) = 0",
+        ),
+        "W2" => (
+            "auction BIGINT, window_start TIMESTAMP(3), window_end TIMESTAMP(3), cnt BIGINT, max_price BIGINT",
+            "auction,window_end,cnt,max_price",
+            "INSERT INTO sink_out
+SELECT auction, window_start, window_end, COUNT(*) AS cnt, MAX(price) AS max_price
+FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(date_time), INTERVAL '10' SECOND))
+GROUP BY auction, window_start, window_end",
+        ),
+        "W3" => (
+            "auction BIGINT, window_start TIMESTAMP(3), window_end TIMESTAMP(3), cnt BIGINT",
+            "auction,window_end,cnt",
+            "INSERT INTO sink_out
+SELECT auction, window_start, window_end, COUNT(*) AS cnt
+FROM TABLE(HOP(TABLE bid, DESCRIPTOR(date_time), INTERVAL '2' SECOND, INTERVAL '10' SECOND))
+GROUP BY auction, window_start, window_end",
+        ),
+        _ => return None,
+    })
+}
+
+/// Runs workload `W0-sql` .. `W3-sql` (`workload` without the suffix) over `events` bids
+/// at `parallelism`. `seconds` is the job's run time, without planning (as the anchor
+/// measures it).
+pub fn run(workload: &str, events: u64, parallelism: i64) -> Result<Outcome, String> {
+    let (sink_columns, checksum_columns, insert) =
+        statements(workload).ok_or_else(|| format!("no SQL workload '{workload}'"))?;
+    let tally = Tally::default();
+    let mut session = weir_sql::client::Session::new(".", parallelism.max(1) as u32);
+    session
+        .connectors_mut()
+        .register_source("bidgen", Arc::new(BidGenFactory));
+    session.connectors_mut().register_sink(
+        "counting",
+        Arc::new(CountingFactory {
+            tally: tally.clone(),
+        }),
+    );
+    let ddl = format!(
+        "{};\nCREATE TEMPORARY TABLE sink_out ({sink_columns}) WITH ('connector' = 'counting', 'checksum-columns' = '{checksum_columns}');",
+        BID_TABLE.replace("{events}", &events.to_string())
+    );
+    session
+        .run_text(&ddl, &mut std::io::sink())
+        .map_err(|e| e.to_string())?;
+    let (env, name) = session.insert_job(insert).map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    env.execute(&name).map_err(|e| e.to_string())?;
+    Ok(Outcome {
+        out_rows: tally.rows(),
+        checksum: tally.checksum(),
+        seconds: start.elapsed().as_secs_f64(),
+        checkpoints: 0,
+        checkpoint_sync_ms: 0,
+        checkpoint_bytes: 0,
+    })
+}
+
+/// One column of the bid table.
+#[derive(Clone, Copy, Debug)]
+enum BidColumn {
+    Auction,
+    Bidder,
+    Price,
+    Channel,
+    Url,
+    DateTime,
+    Extra,
+}
+
+impl BidColumn {
+    fn of(name: &str, kind: Kind) -> Result<Self, SqlError> {
+        let column = match name {
+            "auction" => BidColumn::Auction,
+            "bidder" => BidColumn::Bidder,
+            "price" => BidColumn::Price,
+            "channel" => BidColumn::Channel,
+            "url" => BidColumn::Url,
+            "date_time" => BidColumn::DateTime,
+            "extra" => BidColumn::Extra,
+            other => {
+                return Err(SqlError::Invalid(format!(
+                    "bidgen has no column '{other}' (it has auction, bidder, price, channel, url, date_time, extra)"
+                )))
+            }
+        };
+        let fits = match column {
+            BidColumn::Auction | BidColumn::Bidder | BidColumn::Price => kind == Kind::BigInt,
+            BidColumn::DateTime => kind == Kind::Timestamp(3),
+            _ => matches!(kind, Kind::Varchar(_)),
+        };
+        if !fits {
+            return Err(SqlError::Invalid(format!(
+                "bidgen's column '{name}' is {}",
+                match column {
+                    BidColumn::DateTime => "TIMESTAMP(3)",
+                    BidColumn::Auction | BidColumn::Bidder | BidColumn::Price => "BIGINT",
+                    _ => "STRING",
+                }
+            )));
+        }
+        Ok(column)
+    }
+
+    /// The column's values for events `first, first + step, ...` (`rows` of them).
+    fn generate(self, s: &Strings, first: u64, step: u64, rows: usize) -> ArrayRef {
+        let ids = (0..rows as u64).map(|r| first + r * step);
+        match self {
+            BidColumn::Auction => Arc::new(Int64Array::from_iter_values(
+                ids.map(|i| 1000 + (splitmix64(i) % 10_000) as i64),
+            )),
+            BidColumn::Bidder => Arc::new(Int64Array::from_iter_values(
+                ids.map(|i| (splitmix64(i ^ SEED_BIDDER) % 100_000) as i64),
+            )),
+            BidColumn::Price => Arc::new(Int64Array::from_iter_values(
+                ids.map(|i| 100 + (splitmix64(i ^ SEED_PRICE) % 10_000_000) as i64),
+            )),
+            BidColumn::DateTime => Arc::new(TimestampMillisecondArray::from_iter_values(
+                ids.map(|i| BASE_TIME_MS + i as i64),
+            )),
+            BidColumn::Channel | BidColumn::Url | BidColumn::Extra => {
+                let mut b = StringBuilder::with_capacity(rows, rows * 40);
+                for i in ids {
+                    b.append_value(match self {
+                        BidColumn::Channel => CHANNELS[(splitmix64(i ^ SEED_CHANNEL) % 4) as usize],
+                        BidColumn::Url => s.url((splitmix64(i ^ SEED_URL) % 1000) as usize),
+                        _ => "",
+                    });
+                }
+                Arc::new(b.finish())
+            }
+        }
+    }
+}
+
+/// The `bidgen` connector.
+struct BidGenFactory;
+
+impl SourceFactory for BidGenFactory {
+    fn create_source(&self, request: &ScanRequest<'_>) -> weir_sql::Result<Arc<dyn Source<Batch>>> {
+        let table = request.table;
+        let events = table.required("events")?;
+        let events: u64 = events.parse().map_err(|_| {
+            SqlError::Invalid(format!(
+                "'events' of table '{}' must be a number, not '{events}'",
+                table.name
+            ))
+        })?;
+        let columns = request
+            .projection
+            .iter()
+            .map(|&i| BidColumn::of(&table.columns[i].name, table.columns[i].ty.kind))
+            .collect::<weir_sql::Result<Vec<_>>>()?;
+        let delay = match &table.watermark {
+            Some(w) if table.columns[w.column].name == "date_time" => Some(w.delay_ms),
+            Some(_) => {
+                return Err(SqlError::Invalid(format!(
+                    "table '{}': bidgen's time attribute is date_time",
+                    table.name
+                )))
+            }
+            None => None,
+        };
+        Ok(Arc::new(BidGen {
+            events,
+            columns,
+            delay,
+            schema: request.schema(),
+        }))
+    }
+}
+
+struct BidGen {
+    events: u64,
+    columns: Vec<BidColumn>,
+    delay: Option<i64>,
+    schema: SchemaRef,
+}
+
+impl Source<Batch> for BidGen {
+    fn boundedness(&self) -> Boundedness {
+        Boundedness::Bounded
+    }
+
+    fn create_reader(
+        &self,
+        ctx: &SourceContext,
+    ) -> Result<Box<dyn SourceReader<Batch>>, UserError> {
+        let (next, step, end) = match ctx.decode_restored::<(u64, u64, u64)>()? {
+            Some(s) => s
+                .into_iter()
+                .next()
+                .unwrap_or((self.events, 1, self.events)),
+            None => (ctx.subtask as u64, ctx.parallelism as u64, self.events),
+        };
+        Ok(Box::new(BidGenReader {
+            strings: Strings::default(),
+            columns: self.columns.clone(),
+            watermarks: self.delay.map(RowWatermarks::new),
+            schema: self.schema.clone(),
+            next,
+            step,
+            end,
+        }))
+    }
+}
+
+struct BidGenReader {
+    strings: Strings,
+    columns: Vec<BidColumn>,
+    watermarks: Option<RowWatermarks>,
+    schema: SchemaRef,
+    next: u64,
+    step: u64,
+    end: u64,
+}
+
+impl SourceReader<Batch> for BidGenReader {
+    fn poll_next(&mut self, out: &mut SourceOutput<'_, Batch>) -> weir_runtime::Result<PollStatus> {
+        if self.next >= self.end {
+            return Ok(PollStatus::Finished);
+        }
+        let rows = (self.end - self.next).div_ceil(self.step).min(BATCH_ROWS) as usize;
+        let (first, step) = (self.next, self.step);
+        let mut arrays: Vec<ArrayRef> = self
+            .columns
+            .iter()
+            .map(|c| c.generate(&self.strings, first, step, rows))
+            .collect();
+        if let Some(w) = &mut self.watermarks {
+            arrays.push(
+                w.before_each((0..rows as u64).map(|r| BASE_TIME_MS + (first + r * step) as i64)),
+            );
+        }
+        let batch = RecordBatch::try_new(self.schema.clone(), arrays)
+            .map_err(|e| weir_runtime::RuntimeError::Other(format!("bidgen: {e}")))?;
+        out.collect(Batch(batch))?;
+        if let Some(w) = self.watermarks.as_mut().and_then(RowWatermarks::advance) {
+            out.emit_watermark(w)?;
+        }
+        self.next = first + rows as u64 * step;
+        Ok(PollStatus::MoreAvailable)
+    }
+
+    fn snapshot_state(&mut self, _: u64) -> weir_runtime::Result<Vec<Vec<u8>>> {
+        Ok(vec![encode_split(&(self.next, self.step, self.end))?])
+    }
+}
+
+/// The `counting` connector: its sinks add into one [`Tally`].
+struct CountingFactory {
+    tally: Tally,
+}
+
+/// How a checksum column adds to a row's value.
+#[derive(Clone, Copy)]
+enum ChecksumColumn {
+    BigInt(usize),
+    Int(usize),
+    Millis(usize),
+}
+
+impl SinkFactory for CountingFactory {
+    fn create_sink(&self, request: &SinkRequest<'_>) -> weir_sql::Result<Arc<dyn Sink<Batch>>> {
+        let table: &TableDef = request.table;
+        let mut columns = Vec::new();
+        for name in table.option("checksum-columns").unwrap_or("").split(',') {
+            let name = name.trim();
+            if name.is_empty() {
+                continue;
+            }
+            let i = table
+                .columns
+                .iter()
+                .position(|c| c.name == name)
+                .ok_or_else(|| SqlError::Invalid(format!("counting: no column {name}")))?;
+            columns.push(match table.columns[i].ty.kind {
+                Kind::BigInt => ChecksumColumn::BigInt(i),
+                Kind::Int => ChecksumColumn::Int(i),
+                Kind::Timestamp(p) if p <= 3 => ChecksumColumn::Millis(i),
+                _ => {
+                    return Err(SqlError::Invalid(format!(
+                        "counting: unsupported checksum column type {}",
+                        table.columns[i].ty.display()
+                    )))
+                }
+            });
+        }
+        Ok(Arc::new(CountingSink {
+            tally: self.tally.clone(),
+            columns,
+        }))
+    }
+
+    fn accepts_updates(&self) -> bool {
+        false
+    }
+}
+
+struct CountingSink {
+    tally: Tally,
+    columns: Vec<ChecksumColumn>,
+}
+
+impl Sink<Batch> for CountingSink {
+    fn create_writer(&self, _: &SinkContext) -> Result<Box<dyn SinkWriter<Batch>>, UserError> {
+        Ok(Box::new(CountingWriter {
+            tally: self.tally.clone(),
+            columns: self.columns.clone(),
+            rows: 0,
+            sum: 0,
+        }))
+    }
+}
+
+struct CountingWriter {
+    tally: Tally,
+    columns: Vec<ChecksumColumn>,
+    rows: u64,
+    sum: i64,
+}
+
+impl SinkWriter<Batch> for CountingWriter {
+    fn write(&mut self, value: Batch, _: Option<i64>) -> Result<(), UserError> {
+        let batch = &value.0;
+        self.rows += batch.num_rows() as u64;
+        for c in &self.columns {
+            let add = match *c {
+                ChecksumColumn::BigInt(i) => {
+                    wrapping_sum(batch.column(i).as_primitive::<Int64Type>().values())
+                }
+                ChecksumColumn::Millis(i) => wrapping_sum(
+                    batch
+                        .column(i)
+                        .as_primitive::<TimestampMillisecondType>()
+                        .values(),
+                ),
+                ChecksumColumn::Int(i) => batch
+                    .column(i)
+                    .as_primitive::<Int32Type>()
+                    .values()
+                    .iter()
+                    .fold(0i64, |s, v| s.wrapping_add(*v as i64)),
+            };
+            if batch
+                .column(match *c {
+                    ChecksumColumn::BigInt(i)
+                    | ChecksumColumn::Int(i)
+                    | ChecksumColumn::Millis(i) => i,
+                })
+                .null_count()
+                > 0
+            {
+                return Err("counting: a checksum column is NULL".into());
+            }
+            self.sum = self.sum.wrapping_add(add);
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), UserError> {
+        self.tally.add(self.rows, self.sum);
+        Ok(())
+    }
+}
+
+fn wrapping_sum(values: &[i64]) -> i64 {
+    values.iter().fold(0i64, |s, v| s.wrapping_add(*v))
+}
