@@ -282,3 +282,84 @@ fn an_interval_join_expires_rows_with_the_watermark_and_emits_only_insertions() 
         .count();
     assert!(padded > 0, "some auctions got no bid in 15 s");
 }
+
+#[test]
+fn insert_into_print_writes_every_row_with_its_kind_and_bad_inserts_fail_before_running() {
+    let dir = workspace();
+    std::fs::write(
+        dir.path().join("ins.sql"),
+        "-- include: prelude.sql
+CREATE TABLE printed (auction BIGINT, price BIGINT, note STRING) WITH ('connector' = 'print', 'print-identifier' = 'out');
+CREATE TABLE top (channel STRING, n BIGINT) WITH ('connector' = 'print');
+INSERT INTO printed (price, auction) SELECT price, auction FROM bid WHERE MOD(auction, 7) = 0 AND price IS NOT NULL;
+INSERT INTO top SELECT channel, COUNT(*) FROM (SELECT channel FROM bid UNION ALL SELECT channel FROM bid) GROUP BY channel;
+SELECT auction, price FROM bid WHERE MOD(auction, 7) = 0 AND price IS NOT NULL;
+EXPLAIN SELECT auction, window_end, COUNT(*) FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(ts), INTERVAL '10' SECOND)) GROUP BY auction, window_start, window_end;
+",
+    )
+    .expect("script");
+    let run = weir_sql(dir.path(), &["-f", "ins.sql", "--results-dir", "out"]);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    // The INSERT printed the rows the SELECT returns, the unnamed column NULL.
+    let mut printed: Vec<String> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("out> +I["))
+        .map(|l| l.trim_end_matches(", null]").replace(", ", ","))
+        .collect();
+    printed.sort();
+    let result = std::fs::read_to_string(dir.path().join("out/result-1.csv")).expect("result");
+    let expected: Vec<&str> = result.lines().collect();
+    assert!(expected.len() > 50, "{result}");
+    assert_eq!(printed, expected);
+    // An updating query into a sink that takes updates: retractions are printed.
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("-U[") || l.starts_with("-D[")),
+        "{stdout}"
+    );
+    // Only the columns the query reads are scanned.
+    assert!(
+        stdout.contains("Source: bid (filesystem), columns [auction, ts]"),
+        "{stdout}"
+    );
+
+    for (insert, want) in [
+        (
+            "INSERT INTO printed SELECT channel, price, channel AS c FROM bid;",
+            "incompatible types for sink column 'auction' at position 0",
+        ),
+        (
+            "INSERT INTO printed SELECT auction, price FROM bid;",
+            "the query has 2 columns, the sink 3",
+        ),
+        (
+            "INSERT INTO nowhere SELECT auction FROM bid;",
+            "table 'nowhere' does not exist",
+        ),
+        (
+            "INSERT INTO printed (auction, bogus) SELECT auction, price FROM bid;",
+            "unknown target column 'bogus'",
+        ),
+    ] {
+        std::fs::write(
+            dir.path().join("bad.sql"),
+            format!("-- include: prelude.sql\nCREATE TABLE printed (auction BIGINT, price BIGINT, note STRING) WITH ('connector' = 'print');\n{insert}\n"),
+        )
+        .expect("script");
+        let run = weir_sql(dir.path(), &["-f", "bad.sql"]);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(!run.status.success(), "{insert} ran");
+        assert!(stderr.contains("statement 5"), "{stderr}");
+        assert!(stderr.contains(want), "want {want:?} in {stderr}");
+        assert!(
+            !String::from_utf8_lossy(&run.stdout).contains("+I["),
+            "nothing runs"
+        );
+    }
+}

@@ -11,7 +11,8 @@ use crate::error::{Result, SqlError};
 use crate::join::JoinOp;
 use crate::plan::{Node, Query, ScopeColumn};
 use crate::types::FlinkType;
-use crate::window_agg::WindowAggregateOp;
+use crate::window_agg::{WindowAggregateOp, WindowAggregator};
+use crate::window_slices::SlicedWindowAggregateOp;
 use crate::window_tvf::WindowKind;
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{Field, SchemaRef};
@@ -24,6 +25,7 @@ use std::path::Path;
 use std::sync::Arc;
 use weir_api::arrow_batch::Batch;
 use weir_api::prelude::*;
+use weir_core::StateBackendKind;
 
 /// The rows a query produced, as batches of its output columns; the batches of an updating
 /// query also hold a row-kind column ([`crate::changelog`]).
@@ -358,12 +360,27 @@ impl Builder<'_> {
             }
             Node::WindowAggregate { input, spec } => {
                 let spec = spec.clone();
+                let sliced = SlicedWindowAggregateOp::supports(&spec);
                 let stream = self
                     .build(input)?
                     .0
                     .key_by_columns((0..spec.keys).collect())
                     .transform("WindowAggregate", move |info| {
-                        WindowAggregateOp::new(spec.clone(), info)
+                        // By slices on the heap backend; RocksDB keeps the accumulators
+                        // of the general operator.
+                        Ok(
+                            if sliced && info.state_backend.kind == StateBackendKind::Heap {
+                                WindowAggregator::Sliced(SlicedWindowAggregateOp::new(
+                                    spec.clone(),
+                                    info,
+                                )?)
+                            } else {
+                                WindowAggregator::General(WindowAggregateOp::new(
+                                    spec.clone(),
+                                    info,
+                                )?)
+                            },
+                        )
                     });
                 (stream, false)
             }

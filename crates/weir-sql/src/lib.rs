@@ -9,7 +9,7 @@
 //! - `lower` / `typing`: the logical plan lowered to that tree, expressions typed by
 //!   Flink's rules;
 //! - [`aggregate`], [`window_agg`], [`group_agg`]: aggregate functions and the window and
-//!   group aggregate operators; [`join`]: the regular join operator; [`changelog`]: row
+//!   group aggregate operators, [`window_slices`] the window aggregate by slices; [`join`]: the regular join operator; [`changelog`]: row
 //!   kinds of updating results; [`rank`]: Top-N and deduplication;
 //! - [`values`]: single values and group keys out of Arrow columns;
 //! - [`connector`]: connector factories by `'connector'` name (built-ins: `filesystem`,
@@ -50,6 +50,7 @@ pub mod types;
 mod typing;
 pub mod values;
 pub mod window_agg;
+pub mod window_slices;
 pub mod window_tvf;
 
 pub use error::{Result, SqlError};

@@ -737,6 +737,7 @@ fn lower_window_aggregate(
     let spec = WindowAggSpec {
         window: kind,
         keys: keys.len(),
+        key_types: keys.iter().map(|(_, t)| *t).collect(),
         rowtime: width,
         watermark: watermark.map(|_| width + 1),
         aggs: calls,

@@ -55,6 +55,8 @@ pub struct WindowAggSpec {
     pub window: WindowKind,
     /// Input columns `0..keys` are the group key.
     pub keys: usize,
+    /// The group key columns' types.
+    pub key_types: Vec<FlinkType>,
     /// The input column of the time attribute (TIMESTAMP(3): milliseconds).
     pub rowtime: usize,
     /// The input column of per-row watermarks, if the input has one.
@@ -362,5 +364,61 @@ impl OneInputOperator<Batch, Batch> for WindowAggregateOp {
 
     fn initialize_state(&mut self, restored: &weir_state::RestoredState) -> Result<()> {
         restore_keyed(&self.info, &mut self.backend, &mut self.timers, restored)
+    }
+}
+
+/// A window aggregate operator: by slices where [`SlicedWindowAggregateOp`] applies, the
+/// general one otherwise. Both give the same rows.
+///
+/// [`SlicedWindowAggregateOp`]: crate::window_slices::SlicedWindowAggregateOp
+pub enum WindowAggregator {
+    /// By slices.
+    Sliced(crate::window_slices::SlicedWindowAggregateOp),
+    /// Per (key, window) accumulators in keyed state.
+    General(WindowAggregateOp),
+}
+
+impl OneInputOperator<Batch, Batch> for WindowAggregator {
+    fn process_element(
+        &mut self,
+        record: StreamRecord<Batch>,
+        out: &mut Outputs<Batch>,
+    ) -> Result<()> {
+        match self {
+            WindowAggregator::Sliced(op) => op.process_element(record, out),
+            WindowAggregator::General(op) => op.process_element(record, out),
+        }
+    }
+
+    fn process_watermark(&mut self, watermark: Watermark, out: &mut Outputs<Batch>) -> Result<()> {
+        match self {
+            WindowAggregator::Sliced(op) => op.process_watermark(watermark, out),
+            WindowAggregator::General(op) => op.process_watermark(watermark, out),
+        }
+    }
+
+    fn state_entries(&self) -> u64 {
+        match self {
+            WindowAggregator::Sliced(op) => op.state_entries(),
+            WindowAggregator::General(op) => op.state_entries(),
+        }
+    }
+
+    fn snapshot_state(
+        &mut self,
+        barrier: &weir_runtime::checkpoint::CheckpointBarrier,
+        state: &mut weir_state::OperatorSubtaskState,
+    ) -> Result<()> {
+        match self {
+            WindowAggregator::Sliced(op) => op.snapshot_state(barrier, state),
+            WindowAggregator::General(op) => op.snapshot_state(barrier, state),
+        }
+    }
+
+    fn initialize_state(&mut self, restored: &weir_state::RestoredState) -> Result<()> {
+        match self {
+            WindowAggregator::Sliced(op) => op.initialize_state(restored),
+            WindowAggregator::General(op) => op.initialize_state(restored),
+        }
     }
 }
