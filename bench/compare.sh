@@ -13,6 +13,9 @@
 #        REPEATS_CKPT       W2 / W2c pairs per checkpoint interval (default 3)
 #        BENCH_HEAP         Flink's heap (default 1g, its leanest sane setting)
 #        OUT                where the table goes (default bench/RESULTS.md)
+#        SQL_WORKLOADS      the workloads also run as SQL, W0-sql..W3-sql against Flink SQL
+#                           (default "W0 W1 W2 W3"; "" skips them); REPEATS_SQL runs each
+#                           (default 1: Flink's W3-sql takes two minutes a run)
 #        NEXMARK_QUERIES    Nexmark queries run on Weir alone (default "q0 q1 q2 q3 q4 q5 q7 q8";
 #                           "" skips them); NEXMARK_EVENTS their events (default EVENTS)
 #
@@ -57,6 +60,18 @@ for p in $PARS; do
       xc="$(xcore)"
       # Two runs in one JVM: the second (warm, after JIT) is the one reported.
       if line="$("$SHARED/flink/run.sh" "$w-ds" "$EVENTS" "$p" 2 2>/dev/null | tail -n1)"; then echo "engine=flink $xc $line" >>"$RAW"; else echo "compare: flink $w p=$p failed" >&2; fi
+    done
+  done
+done
+for p in $PARS; do
+  for w in ${SQL_WORKLOADS-W0 W1 W2 W3}; do
+    for rep in $(seq 1 "${REPEATS_SQL:-1}"); do
+      echo "compare: $w-sql p=$p run $rep: weir" >&2
+      xc="$(xcore)"
+      if line="$("$WEIR" "$w-sql" "$EVENTS" "$p" 2>/dev/null)"; then echo "engine=weir-sql $xc $line" >>"$RAW"; else echo "compare: weir $w-sql p=$p failed" >&2; fi
+      echo "compare: $w-sql p=$p run $rep: flink" >&2
+      xc="$(xcore)"
+      if line="$("$SHARED/flink/run.sh" "$w-sql" "$EVENTS" "$p" 2 2>/dev/null | tail -n1)"; then echo "engine=flink-sql $xc $line" >>"$RAW"; else echo "compare: flink $w-sql p=$p failed" >&2; fi
     done
   done
 done
@@ -125,6 +140,20 @@ for w in ws:
         mratio = f"{am/bm:.3f}" if am and bm else "-"
         frac = f"{ae/lim:.0%}" if (p == "1" and ae and lim) else ""
         lines.append(f"| {w} | {p} | {len(a)} + {len(b)} | {f(ae)} | {f(be)} | {ratio} | {am if am is None else round(am)} | {bm if bm is None else round(bm)} | {mratio} | {frac} | {same} | {slow(a)} + {slow(b)} |")
+sql = []
+for w in sorted({r["workload"].split("-")[0] for r in rows if r.get("engine") == "weir-sql"}):
+    for p in sorted({r["parallelism"] for r in rows if r.get("engine") == "weir-sql"}):
+        a, b = pick("weir-sql", w, p), pick("flink-sql", w, p)
+        ae, be = med(a, "events_per_sec"), med(b, "events_per_sec")
+        am, bm = med(a, "peak_rss_mb"), med(b, "peak_rss_mb")
+        same = "yes" if a and b and all((x["out_rows"], x["checksum"]) == (b[0]["out_rows"], b[0]["checksum"]) for x in a + b) else "NO"
+        f = lambda v: "-" if v is None else f"{v/1e6:.2f} M"
+        ratio = f"{ae/be:.2f}x" if ae and be else "-"
+        mratio = f"{am/bm:.3f}" if am and bm else "-"
+        sql.append(f"| {w}-sql | {p} | {len(a)} + {len(b)} | {f(ae)} | {f(be)} | {ratio} | {am if am is None else round(am)} | {bm if bm is None else round(bm)} | {mratio} | {same} |")
+sql_table = ""
+if sql:
+    sql_table = "\n\nSQL (`weir-bench W-sql EVENTS P`: the workload's INSERT INTO through Weir's SQL layer; Flink: `run.sh W-sql EVENTS P 2`, Flink SQL's planner and runtime):\n\n| workload | P | runs | Weir events/s | Flink events/s | throughput Weir/Flink | Weir peak RSS MB | Flink peak RSS MB | memory Weir/Flink | out_rows, checksum equal |\n|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(sql)
 ck = []
 for p in ps:
     for interval in ("10000", "1000"):
@@ -152,7 +181,7 @@ measures the round trip of a cache line between the two CPUs (`xcore_ns` in the 
 between ~30, ~65 and ~330 ns from minute to minute, and the last column counts the runs that started above 150 ns,
 where jobs that hand records between cores (W4) run slower.
 
-{chr(10).join(lines)}{ck_table}{nx_table}
+{chr(10).join(lines)}{sql_table}{ck_table}{nx_table}
 
 Raw lines:
 

@@ -13,10 +13,12 @@
 
 use crate::{splitmix64, Outcome, Strings, Tally, BASE_TIME_MS};
 use crate::{CHANNELS, SEED_BIDDER, SEED_CHANNEL, SEED_PRICE, SEED_URL};
-use arrow_array::builder::StringBuilder;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type, TimestampMillisecondType};
-use arrow_array::{Array, ArrayRef, Int64Array, RecordBatch, TimestampMillisecondArray};
+use arrow_array::{
+    Array, ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray,
+};
+use arrow_buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::SchemaRef;
 use std::sync::Arc;
 use std::time::Instant;
@@ -176,19 +178,43 @@ impl BidColumn {
             BidColumn::DateTime => Arc::new(TimestampMillisecondArray::from_iter_values(
                 ids.map(|i| BASE_TIME_MS + i as i64),
             )),
-            BidColumn::Channel | BidColumn::Url | BidColumn::Extra => {
-                let mut b = StringBuilder::with_capacity(rows, rows * 40);
-                for i in ids {
-                    b.append_value(match self {
-                        BidColumn::Channel => CHANNELS[(splitmix64(i ^ SEED_CHANNEL) % 4) as usize],
-                        BidColumn::Url => s.url((splitmix64(i ^ SEED_URL) % 1000) as usize),
-                        _ => "",
-                    });
-                }
-                Arc::new(b.finish())
-            }
+            BidColumn::Channel => strings(
+                ids.map(|i| CHANNELS[(splitmix64(i ^ SEED_CHANNEL) % 4) as usize]),
+                rows,
+            ),
+            BidColumn::Url => strings(
+                ids.map(|i| s.url((splitmix64(i ^ SEED_URL) % 1000) as usize)),
+                rows,
+            ),
+            // Every extra is empty: all offsets 0, no bytes.
+            BidColumn::Extra => Arc::new(StringArray::new(
+                OffsetBuffer::new_zeroed(rows),
+                Buffer::from_vec(Vec::<u8>::new()),
+                None,
+            )),
         }
     }
+}
+
+/// A string column of `rows` values, its bytes and offsets written in one pass into
+/// buffers sized once (the generator's strings are short and borrowed).
+fn strings<'a>(values: impl Iterator<Item = &'a str>, rows: usize) -> ArrayRef {
+    debug_assert!(rows as u64 <= BATCH_ROWS);
+    let mut bytes: Vec<u8> = Vec::with_capacity(rows * 36);
+    let mut offsets: Vec<i32> = Vec::with_capacity(rows + 1);
+    offsets.push(0);
+    for v in values {
+        bytes.extend_from_slice(v.as_bytes());
+        offsets.push(bytes.len() as i32);
+    }
+    let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
+    // SAFETY: `new_unchecked` needs offsets that start at 0, never decrease and stay within
+    // the bytes, each range being valid UTF-8 (and no null buffer to match). `offsets`
+    // starts with 0 and each later entry is `bytes.len()` right after appending one `&str`,
+    // so they never decrease and the last equals the byte count; every range between two
+    // consecutive offsets is exactly one appended `&str`, which is valid UTF-8. The byte
+    // count stays below `i32::MAX`: at most `BATCH_ROWS` strings of at most 36 bytes.
+    Arc::new(unsafe { StringArray::new_unchecked(offsets, Buffer::from_vec(bytes), None) })
 }
 
 /// The `bidgen` connector.
