@@ -80,24 +80,27 @@ GROUP BY auction, window_start, window_end",
 }
 
 /// Runs workload `W0-sql` .. `W3-sql` (`workload` without the suffix) over `events` bids
-/// at `parallelism`. `seconds` is the job's run time, without planning (as the anchor
+/// at `parallelism`, on the state backend `WEIR_BENCH_STATE_BACKEND` names (`heap`, the
+/// default, or `rocksdb`). `seconds` is the job's run time, without planning (as the anchor
 /// measures it).
 pub fn run(workload: &str, events: u64, parallelism: i64) -> Result<Outcome, String> {
+    let backend = std::env::var("WEIR_BENCH_STATE_BACKEND").unwrap_or_else(|_| "hashmap".into());
+    run_on(workload, events, parallelism, &backend)
+}
+
+/// [`run`] on the state backend `backend` (`hashmap` or `rocksdb`).
+pub fn run_on(
+    workload: &str,
+    events: u64,
+    parallelism: i64,
+    backend: &str,
+) -> Result<Outcome, String> {
     let (sink_columns, checksum_columns, insert) =
         statements(workload).ok_or_else(|| format!("no SQL workload '{workload}'"))?;
     let tally = Tally::default();
-    let mut session = weir_sql::client::Session::new(".", parallelism.max(1) as u32);
-    session
-        .connectors_mut()
-        .register_source("bidgen", Arc::new(BidGenFactory));
-    session.connectors_mut().register_sink(
-        "counting",
-        Arc::new(CountingFactory {
-            tally: tally.clone(),
-        }),
-    );
+    let mut session = session(parallelism, &tally);
     let ddl = format!(
-        "{};\nCREATE TEMPORARY TABLE sink_out ({sink_columns}) WITH ('connector' = 'counting', 'checksum-columns' = '{checksum_columns}');",
+        "SET 'state.backend.type' = '{backend}';\n{};\nCREATE TEMPORARY TABLE sink_out ({sink_columns}) WITH ('connector' = 'counting', 'checksum-columns' = '{checksum_columns}');",
         BID_TABLE.replace("{events}", &events.to_string())
     );
     session
@@ -114,6 +117,22 @@ pub fn run(workload: &str, events: u64, parallelism: i64) -> Result<Outcome, Str
         checkpoint_sync_ms: 0,
         checkpoint_bytes: 0,
     })
+}
+
+/// A SQL session with the `bidgen` and `counting` connectors; the counting sinks add into
+/// `tally`.
+pub fn session(parallelism: i64, tally: &Tally) -> weir_sql::client::Session {
+    let mut session = weir_sql::client::Session::new(".", parallelism.max(1) as u32);
+    session
+        .connectors_mut()
+        .register_source("bidgen", Arc::new(BidGenFactory));
+    session.connectors_mut().register_sink(
+        "counting",
+        Arc::new(CountingFactory {
+            tally: tally.clone(),
+        }),
+    );
+    session
 }
 
 /// One column of the bid table.

@@ -29,6 +29,7 @@ pub struct Session {
     /// Where relative `'path'`s of tables resolve.
     base: PathBuf,
     parallelism: u32,
+    state_backend: weir_core::StateBackendConfig,
     results: Vec<QueryOutput>,
 }
 
@@ -40,6 +41,7 @@ impl Session {
             connectors: Connectors::default(),
             base: base.into(),
             parallelism: parallelism.max(1),
+            state_backend: weir_core::StateBackendConfig::default(),
             results: Vec::new(),
         }
     }
@@ -90,6 +92,7 @@ impl Session {
             base: &self.base,
             connectors: &self.connectors,
             parallelism: self.parallelism,
+            state_backend: &self.state_backend,
         }
     }
 
@@ -208,8 +211,8 @@ impl Session {
         }
     }
 
-    /// `SET 'key' = 'value'`: `parallelism.default` is used; other keys are accepted and
-    /// reported as ignored.
+    /// `SET 'key' = 'value'`: `parallelism.default` and `state.backend.type` (`hashmap` or
+    /// `rocksdb`) are used; other keys are accepted and reported as ignored.
     fn set(&mut self, text: &str, out: &mut dyn Write) -> Result<()> {
         let body = text[3..].trim();
         let (key, value) = body
@@ -223,6 +226,15 @@ impl Session {
                         "'parallelism.default' must be a positive number, not '{value}'"
                     ))
                 })?;
+            }
+            "state.backend.type" => {
+                let kind: weir_core::StateBackendKind = value
+                    .parse()
+                    .map_err(|e: weir_core::CoreError| SqlError::Invalid(e.to_string()))?;
+                self.state_backend = weir_core::StateBackendConfig {
+                    kind,
+                    ..self.state_backend.clone()
+                };
             }
             other => {
                 writeln!(out, "[WARNING] '{other}' has no effect in Weir yet.").map_err(|e| {

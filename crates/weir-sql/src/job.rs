@@ -46,6 +46,8 @@ pub struct JobSettings<'a> {
     pub connectors: &'a Connectors,
     /// The parallelism of the keyed operators (and of parallel sources).
     pub parallelism: u32,
+    /// Where the operators keep their state (`SET 'state.backend.type'`).
+    pub state_backend: &'a weir_core::StateBackendConfig,
 }
 
 /// Runs `query` on the embedded mini-cluster and returns its rows.
@@ -111,6 +113,7 @@ pub fn insert_job(
 fn environment(settings: JobSettings<'_>) -> StreamExecutionEnvironment {
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(settings.parallelism.max(1) as i64);
+    env.set_state_backend(settings.state_backend.clone());
     env
 }
 
