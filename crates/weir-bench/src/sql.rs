@@ -20,7 +20,7 @@ use arrow_array::{
 };
 use arrow_buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::SchemaRef;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 use weir_api::arrow_batch::Batch;
 use weir_api::sink::{Sink, SinkContext, SinkWriter};
@@ -197,12 +197,12 @@ impl BidColumn {
             BidColumn::DateTime => Arc::new(TimestampMillisecondArray::from_iter_values(
                 ids.map(|i| BASE_TIME_MS + i as i64),
             )),
-            BidColumn::Channel => strings(
-                ids.map(|i| CHANNELS[(splitmix64(i ^ SEED_CHANNEL) % 4) as usize]),
+            BidColumn::Channel => Padded::channels().column(
+                ids.map(|i| (splitmix64(i ^ SEED_CHANNEL) % 4) as usize),
                 rows,
             ),
-            BidColumn::Url => strings(
-                ids.map(|i| s.url((splitmix64(i ^ SEED_URL) % 1000) as usize)),
+            BidColumn::Url => Padded::urls(s).column(
+                ids.map(|i| (splitmix64(i ^ SEED_URL) % 1000) as usize),
                 rows,
             ),
             // Every extra is empty: all offsets 0, no bytes.
@@ -215,25 +215,69 @@ impl BidColumn {
     }
 }
 
-/// A string column of `rows` values, its bytes and offsets written in one pass into
-/// buffers sized once (the generator's strings are short and borrowed).
-fn strings<'a>(values: impl Iterator<Item = &'a str>, rows: usize) -> ArrayRef {
-    debug_assert!(rows as u64 <= BATCH_ROWS);
-    let mut bytes: Vec<u8> = Vec::with_capacity(rows * 36);
-    let mut offsets: Vec<i32> = Vec::with_capacity(rows + 1);
-    offsets.push(0);
-    for v in values {
-        bytes.extend_from_slice(v.as_bytes());
-        offsets.push(bytes.len() as i32);
+/// The generator's strings, each padded with zeros to [`PAD`] bytes, so a row's string is
+/// one fixed-size copy (a few vector moves) instead of a `memcpy` call of its length.
+struct Padded {
+    bytes: Vec<[u8; PAD]>,
+    lens: Vec<usize>,
+}
+
+/// The longest generated string: `https://www.nexmark.com/item/999` (32 bytes).
+const PAD: usize = 32;
+
+impl Padded {
+    fn of<'a>(strings: impl Iterator<Item = &'a str>) -> Padded {
+        let mut p = Padded {
+            bytes: Vec::new(),
+            lens: Vec::new(),
+        };
+        for s in strings {
+            let mut b = [0u8; PAD];
+            b[..s.len()].copy_from_slice(s.as_bytes());
+            p.bytes.push(b);
+            p.lens.push(s.len());
+        }
+        p
     }
-    let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
-    // SAFETY: `new_unchecked` needs offsets that start at 0, never decrease and stay within
-    // the bytes, each range being valid UTF-8 (and no null buffer to match). `offsets`
-    // starts with 0 and each later entry is `bytes.len()` right after appending one `&str`,
-    // so they never decrease and the last equals the byte count; every range between two
-    // consecutive offsets is exactly one appended `&str`, which is valid UTF-8. The byte
-    // count stays below `i32::MAX`: at most `BATCH_ROWS` strings of at most 36 bytes.
-    Arc::new(unsafe { StringArray::new_unchecked(offsets, Buffer::from_vec(bytes), None) })
+
+    /// The channel strings.
+    fn channels() -> &'static Padded {
+        static P: OnceLock<Padded> = OnceLock::new();
+        P.get_or_init(|| Padded::of(CHANNELS.iter().copied()))
+    }
+
+    /// The url strings.
+    fn urls(s: &Strings) -> &'static Padded {
+        static P: OnceLock<Padded> = OnceLock::new();
+        P.get_or_init(|| Padded::of((0..1000).map(|k| s.url(k))))
+    }
+
+    /// A string column of the strings at `indices` (`rows` of them).
+    fn column(&self, indices: impl Iterator<Item = usize>, rows: usize) -> ArrayRef {
+        debug_assert!(rows as u64 <= BATCH_ROWS);
+        // Room for every string at full padding, so each copy writes inside the vector.
+        let mut bytes = vec![0u8; rows * PAD];
+        let mut offsets: Vec<i32> = Vec::with_capacity(rows + 1);
+        offsets.push(0);
+        let mut at = 0;
+        for k in indices.take(rows) {
+            bytes[at..at + PAD].copy_from_slice(&self.bytes[k]);
+            at += self.lens[k];
+            offsets.push(at as i32);
+        }
+        bytes.truncate(at);
+        let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
+        // SAFETY: `new_unchecked` needs offsets that start at 0, never decrease and stay
+        // within the bytes, each range being valid UTF-8 (and no null buffer to match).
+        // `offsets` starts with 0 and each later entry adds one string's length, so they
+        // never decrease, and the last one is `at`, the byte count after the truncation.
+        // The range between two consecutive offsets is exactly the first `lens[k]` bytes of
+        // a padded string, which are the bytes of the `&str` it was built from (valid
+        // UTF-8): the copy of the next string starts right there and overwrites only the
+        // padding zeros after it. The byte count stays below `i32::MAX`: at most
+        // `BATCH_ROWS` strings of at most `PAD` bytes.
+        Arc::new(unsafe { StringArray::new_unchecked(offsets, Buffer::from_vec(bytes), None) })
+    }
 }
 
 /// The `bidgen` connector.
