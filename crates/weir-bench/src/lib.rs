@@ -99,6 +99,16 @@ pub fn bid(s: &Strings, i: u64) -> Bid {
     }
 }
 
+/// The events a generator subtask emits, as `(next, step, end)`: `i = subtask,
+/// subtask + P, ... < events`, or where a restored reader left off. A restored reader
+/// resumes its stride; the bench restores at the same parallelism.
+pub fn stride(ctx: &SourceContext, events: u64) -> Result<(u64, u64, u64), UserError> {
+    Ok(match ctx.decode_restored::<(u64, u64, u64)>()? {
+        Some(s) => s.into_iter().next().unwrap_or((events, 1, events)),
+        None => (ctx.subtask as u64, ctx.parallelism as u64, events),
+    })
+}
+
 /// The bounded, parallel, replayable bid source: instance `k` of `P` emits `i = k, k+P, ...`.
 pub struct BidSource {
     events: u64,
@@ -123,14 +133,7 @@ impl Source<Bid> for BidSource {
         Boundedness::Bounded
     }
     fn create_reader(&self, ctx: &SourceContext) -> Result<Box<dyn SourceReader<Bid>>, UserError> {
-        // A restored reader resumes its stride; the bench restores at the same parallelism.
-        let (next, step, end) = match ctx.decode_restored::<(u64, u64, u64)>()? {
-            Some(s) => s
-                .into_iter()
-                .next()
-                .unwrap_or((self.events, 1, self.events)),
-            None => (ctx.subtask as u64, ctx.parallelism as u64, self.events),
-        };
+        let (next, step, end) = stride(ctx, self.events)?;
         Ok(Box::new(BidReader {
             strings: Strings::default(),
             next,

@@ -333,13 +333,7 @@ impl Source<Batch> for BidGen {
         &self,
         ctx: &SourceContext,
     ) -> Result<Box<dyn SourceReader<Batch>>, UserError> {
-        let (next, step, end) = match ctx.decode_restored::<(u64, u64, u64)>()? {
-            Some(s) => s
-                .into_iter()
-                .next()
-                .unwrap_or((self.events, 1, self.events)),
-            None => (ctx.subtask as u64, ctx.parallelism as u64, self.events),
-        };
+        let (next, step, end) = crate::stride(ctx, self.events)?;
         Ok(Box::new(BidGenReader {
             strings: Strings::default(),
             columns: self.columns.clone(),

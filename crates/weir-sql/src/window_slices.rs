@@ -130,6 +130,17 @@ impl FastAgg {
     }
 }
 
+/// Adds the accumulator words `other` of one key into `acc`, call by call.
+#[inline]
+fn merge_words(aggs: &[FastAgg], acc: &mut [i64], other: &[i64]) {
+    let mut w = 0;
+    for a in aggs {
+        let n = a.words();
+        a.merge(&mut acc[w..w + n], &other[w..w + n]);
+        w += n;
+    }
+}
+
 /// True for the types whose values [`words_of`] turns into `i64`s that order as the values.
 fn fits_word(ty: &FlinkType) -> bool {
     matches!(
@@ -498,14 +509,11 @@ impl SlicedWindowAggregateOp {
             for s in slices {
                 for (i, key) in s.keys.iter().enumerate() {
                     let at = self.merged.slot(*key, &self.init);
-                    let acc = &mut self.merged.accs[at * self.width..(at + 1) * self.width];
-                    let other = &s.accs[i * self.width..(i + 1) * self.width];
-                    let mut w = 0;
-                    for a in &self.aggs {
-                        let n = a.words();
-                        a.merge(&mut acc[w..w + n], &other[w..w + n]);
-                        w += n;
-                    }
+                    merge_words(
+                        &self.aggs,
+                        &mut self.merged.accs[at * self.width..(at + 1) * self.width],
+                        &s.accs[i * self.width..(i + 1) * self.width],
+                    );
                 }
             }
             &self.merged
@@ -752,13 +760,11 @@ impl OneInputOperator<Batch, Batch> for SlicedWindowAggregateOp {
                 }
                 let slice = self.slices.entry(end).or_default();
                 let at = slice.slot(fast, &self.init);
-                let acc = &mut slice.accs[at * self.width..(at + 1) * self.width];
-                let mut w = 0;
-                for a in &self.aggs {
-                    let n = a.words();
-                    a.merge(&mut acc[w..w + n], &words[w..w + n]);
-                    w += n;
-                }
+                merge_words(
+                    &self.aggs,
+                    &mut slice.accs[at * self.width..(at + 1) * self.width],
+                    &words,
+                );
             }
         }
         // Windows up to the earliest restored bound fired everywhere; later ones are
@@ -817,22 +823,11 @@ mod tests {
             FastAgg::Min { arg: 0 },
         ];
         let mut a = vec![2, 10, 2, 7, 1, 3, 1];
-        let b = vec![1, -4, 1, 9, 1, -4, 1];
-        let mut w = 0;
-        for agg in &aggs {
-            let n = agg.words();
-            agg.merge(&mut a[w..w + n], &b[w..w + n]);
-            w += n;
-        }
+        merge_words(&aggs, &mut a, &[1, -4, 1, 9, 1, -4, 1]);
         assert_eq!(a, vec![3, 6, 3, 9, 1, -4, 1]);
         let mut empty = vec![0, 0, 0, 0, 0, 0, 0];
         let none = vec![0, 0, 0, 0, 0, 0, 0];
-        let mut w = 0;
-        for agg in &aggs {
-            let n = agg.words();
-            agg.merge(&mut empty[w..w + n], &none[w..w + n]);
-            w += n;
-        }
+        merge_words(&aggs, &mut empty, &none);
         assert_eq!(empty, none, "no values stay no values (NULL results)");
     }
 }
