@@ -54,6 +54,9 @@ const MAX_KEYS: usize = 2;
 /// Snapshot section of the slices (per key group).
 const SLICES: &str = "sql-window-slices";
 
+/// A key group's slice entries in a snapshot: ((slice end, first window), key, words).
+type SliceEntries = Vec<((i64, i64), RowKey, Vec<i64>)>;
+
 /// A group key of up to [`MAX_KEYS`] integer-like columns, with a bit per NULL cell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 struct FastKey {
@@ -400,8 +403,8 @@ impl SlicedWindowAggregateOp {
                 .map_or(n, |p| row + p);
             if end.0 != i64::MIN {
                 let slice = self.slices.entry(end).or_default();
-                for r in row..run {
-                    let at = slice.slot(keys[r], &self.init);
+                for (r, key) in keys.iter().enumerate().take(run).skip(row) {
+                    let at = slice.slot(*key, &self.init);
                     let words = &mut slice.accs[at * self.width..(at + 1) * self.width];
                     accumulate(&self.aggs, words, &args, r);
                 }
@@ -704,8 +707,7 @@ impl OneInputOperator<Batch, Batch> for SlicedWindowAggregateOp {
         _: &weir_runtime::checkpoint::CheckpointBarrier,
         st: &mut weir_state::OperatorSubtaskState,
     ) -> Result<()> {
-        type Entries = Vec<((i64, i64), RowKey, Vec<i64>)>;
-        let mut per_kg: BTreeMap<u32, Entries> = BTreeMap::new();
+        let mut per_kg: BTreeMap<u32, SliceEntries> = BTreeMap::new();
         for (&end, slice) in &self.slices {
             for (i, key) in slice.keys.iter().enumerate() {
                 let key = row_key(key, &self.key_types);
@@ -733,7 +735,7 @@ impl OneInputOperator<Batch, Batch> for SlicedWindowAggregateOp {
         let err = |e: weir_state::StateError| self.info.error(format!("restore: {e}"));
         let mut fired = StdHashMap::new();
         for (kg, bytes) in restored.sections(SLICES) {
-            let (fired_up_to, entries): (i64, Vec<((i64, i64), RowKey, Vec<i64>)>) =
+            let (fired_up_to, entries): (i64, SliceEntries) =
                 weir_state::snapshot::decode(SLICES, bytes).map_err(err)?;
             fired.insert(kg, fired_up_to);
             for (end, key, words) in entries {
