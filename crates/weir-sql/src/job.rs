@@ -117,8 +117,10 @@ fn environment(settings: JobSettings<'_>) -> StreamExecutionEnvironment {
     env
 }
 
-/// True if Flink casts a value of `from` to `to` implicitly (on INSERT): the same kind
-/// (any length, precision or nullability), or a numeric kind into a wider one.
+/// True if Flink casts a value of `from` to `to` implicitly (on INSERT), as its
+/// `LogicalTypeCasts.supportsImplicitCast` says: the same kind (any length, precision or
+/// nullability; a CHAR only from a CHAR), a number into a wider one or into any DECIMAL,
+/// and a TIMESTAMP into a DATE.
 pub fn implicitly_castable(from: &FlinkType, to: &FlinkType) -> bool {
     use crate::types::Kind::*;
     let rank = |k: &crate::types::Kind| match k {
@@ -132,9 +134,10 @@ pub fn implicitly_castable(from: &FlinkType, to: &FlinkType) -> bool {
         _ => None,
     };
     match (&from.kind, &to.kind) {
-        (Char(_) | Varchar(_), Char(_) | Varchar(_)) => true,
-        (Timestamp(_), Timestamp(_)) => true,
-        (Decimal(..), Decimal(..)) => true,
+        (Char(_), Char(_)) | (Char(_) | Varchar(_), Varchar(_)) => true,
+        (Timestamp(_), Timestamp(_) | Date) => true,
+        // A DECIMAL takes any number.
+        (a, Decimal(..)) => rank(a).is_some(),
         (a, b) if a == b => true,
         (a, b) => matches!((rank(a), rank(b)), (Some(x), Some(y)) if x <= y),
     }
@@ -617,5 +620,40 @@ impl RichFlatMapFunction<Batch, Batch> for AssignWindows {
             out.collect(Batch(b));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::implicitly_castable;
+    use crate::types::{FlinkType, Kind};
+
+    #[test]
+    fn insert_casts_follow_flinks_implicit_rules() {
+        let t = FlinkType::nullable;
+        let yes = [
+            (Kind::Int, Kind::BigInt),
+            (Kind::BigInt, Kind::Double),
+            (Kind::Double, Kind::Decimal(10, 2)),
+            (Kind::Decimal(20, 4), Kind::Decimal(10, 2)),
+            (Kind::Char(3), Kind::Varchar(10)),
+            (Kind::Char(3), Kind::Char(5)),
+            (Kind::Timestamp(3), Kind::Timestamp(6)),
+            (Kind::Timestamp(3), Kind::Date),
+        ];
+        let no = [
+            (Kind::BigInt, Kind::Int),
+            (Kind::Double, Kind::BigInt),
+            (Kind::Varchar(10), Kind::Char(10)),
+            (Kind::Varchar(10), Kind::BigInt),
+            (Kind::Date, Kind::Timestamp(3)),
+            (Kind::Boolean, Kind::Int),
+        ];
+        for (from, to) in yes {
+            assert!(implicitly_castable(&t(from), &t(to)), "{from:?} -> {to:?}");
+        }
+        for (from, to) in no {
+            assert!(!implicitly_castable(&t(from), &t(to)), "{from:?} -> {to:?}");
+        }
     }
 }

@@ -379,11 +379,16 @@ impl SlicedWindowAggregateOp {
             .and_then(|c| c.as_primitive_opt::<Int64Type>());
         // Each row's slice, or `i64::MIN` if every window holding it fired.
         self.slice_ends.clear();
+        // Windows up to `fired_up_to` fired: after a restore (which starts without a
+        // watermark, as Flink's operators do) a row for them is late too, not kept in a
+        // slice no window will read.
+        let fired = self.fired_up_to.saturating_sub(1);
         for (row, &ts) in times.iter().enumerate() {
             let watermark = match row_watermarks {
                 Some(w) => self.watermark.max(w.value(row)),
                 None => self.watermark,
-            };
+            }
+            .max(fired);
             let end = self.slicing.slice_end(ts);
             let late = self.slicing.last_window_end(end) - 1 <= watermark;
             self.slice_ends.push(if late {
@@ -724,8 +729,14 @@ impl OneInputOperator<Batch, Batch> for SlicedWindowAggregateOp {
         let err = |e: weir_state::StateError| self.info.error(format!("snapshot: {e}"));
         for kg in range.start..range.end {
             let entries = per_kg.remove(&kg).unwrap_or_default();
-            let bytes =
-                weir_state::snapshot::encode(SLICES, &(self.fired_up_to, entries)).map_err(err)?;
+            // A key group restored with a later bound keeps it until the operator passes it.
+            let fired = match &self.restored_fired {
+                Some((_, bounds)) => bounds
+                    .get(&kg)
+                    .map_or(self.fired_up_to, |b| (*b).max(self.fired_up_to)),
+                None => self.fired_up_to,
+            };
+            let bytes = weir_state::snapshot::encode(SLICES, &(fired, entries)).map_err(err)?;
             st.add_section(kg, SLICES, bytes);
         }
         Ok(())

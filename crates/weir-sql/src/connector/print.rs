@@ -11,7 +11,9 @@ use crate::error::Result;
 use crate::format;
 use crate::types::{FlinkType, Kind};
 use arrow_array::cast::AsArray;
-use arrow_array::types::{TimestampMicrosecondType, TimestampMillisecondType};
+use arrow_array::types::{
+    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+};
 use arrow_array::{Array, ArrayRef};
 use std::io::Write;
 use std::sync::Arc;
@@ -90,9 +92,12 @@ fn java_text(column: &ArrayRef, ty: &FlinkType, row: usize) -> String {
             let (seconds, nanos) = if p <= 3 {
                 let ms = column.as_primitive::<TimestampMillisecondType>().value(row);
                 (ms.div_euclid(1000), ms.rem_euclid(1000) * 1_000_000)
-            } else {
+            } else if p <= 6 {
                 let us = column.as_primitive::<TimestampMicrosecondType>().value(row);
                 (us.div_euclid(1_000_000), us.rem_euclid(1_000_000) * 1000)
+            } else {
+                let ns = column.as_primitive::<TimestampNanosecondType>().value(row);
+                (ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000))
             };
             local_date_time(seconds, nanos)
         }
