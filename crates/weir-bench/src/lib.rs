@@ -322,6 +322,8 @@ pub struct Outcome {
     pub seconds: f64,
     /// Checkpoints completed.
     pub checkpoints: u64,
+    /// Times the job restarted after a failure.
+    pub restarts: u32,
     /// Longest synchronous part of a task's snapshot over all checkpoints, ms.
     pub checkpoint_sync_ms: u64,
     /// Largest checkpoint, bytes.
@@ -511,6 +513,7 @@ pub fn run_with_exchange(
         checksum: tally.checksum(),
         seconds,
         checkpoints: result.checkpoints.completed,
+        restarts: result.restarts,
         checkpoint_sync_ms: result
             .checkpoints
             .history

@@ -20,12 +20,14 @@ use arrow_array::{
 };
 use arrow_buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::SchemaRef;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use weir_api::arrow_batch::Batch;
 use weir_api::sink::{Sink, SinkContext, SinkWriter};
-use weir_api::source::{encode_split, Boundedness, Source, SourceContext};
+use weir_api::source::{decode_split, encode_split, Boundedness, Source, SourceContext};
 use weir_api::UserError;
+use weir_runtime::checkpoint::CheckpointNotice;
 use weir_runtime::source::{PollStatus, SourceOutput, SourceReader};
 use weir_sql::catalog::TableDef;
 use weir_sql::connector::{RowWatermarks, ScanRequest, SinkFactory, SinkRequest, SourceFactory};
@@ -40,7 +42,7 @@ const BID_TABLE: &str = "CREATE TEMPORARY TABLE bid (
   auction BIGINT, bidder BIGINT, price BIGINT, channel STRING, url STRING,
   date_time TIMESTAMP(3), extra STRING,
   WATERMARK FOR date_time AS date_time
-) WITH ('connector' = 'bidgen', 'events' = '{events}')";
+) WITH ('connector' = 'bidgen', 'events' = '{events})";
 
 const BID_COLUMNS: &str = "auction BIGINT, bidder BIGINT, price BIGINT, channel STRING, url STRING, date_time TIMESTAMP(3), extra STRING";
 
@@ -95,25 +97,56 @@ pub fn run_on(
     parallelism: i64,
     backend: &str,
 ) -> Result<Outcome, String> {
+    run_with(workload, events, parallelism, backend, &Recovery::default())
+}
+
+/// Checkpoints and an injected failure for a SQL workload run.
+#[derive(Clone, Debug, Default)]
+pub struct Recovery {
+    /// Exactly-once checkpoints this often (milliseconds).
+    pub checkpoint_ms: Option<u64>,
+    /// The generator's subtask 0 fails once at this event, after its first checkpoint; the
+    /// job restarts from the checkpoint (Flink's restart strategy with checkpoints).
+    pub fail_at: Option<u64>,
+}
+
+/// [`run_on`] with checkpoints and a failure: the counting sink's result must still be
+/// the reference (exactly once).
+pub fn run_with(
+    workload: &str,
+    events: u64,
+    parallelism: i64,
+    backend: &str,
+    recovery: &Recovery,
+) -> Result<Outcome, String> {
     let (sink_columns, checksum_columns, insert) =
         statements(workload).ok_or_else(|| format!("no SQL workload '{workload}'"))?;
+    let checkpoints = recovery
+        .checkpoint_ms
+        .map(|ms| format!("SET 'execution.checkpointing.interval' = '{ms} ms';\n"))
+        .unwrap_or_default();
+    let fail = recovery
+        .fail_at
+        .map(|at| format!(", 'fail-once-after' = '{at}'"))
+        .unwrap_or_default();
     let tally = Tally::default();
     let mut session = session(parallelism, &tally);
     let ddl = format!(
-        "SET 'state.backend.type' = '{backend}';\n{};\nCREATE TEMPORARY TABLE sink_out ({sink_columns}) WITH ('connector' = 'counting', 'checksum-columns' = '{checksum_columns}');",
-        BID_TABLE.replace("{events}", &events.to_string())
+        "{checkpoints}SET 'state.backend.type' = '{backend}';\n{};\nCREATE TEMPORARY TABLE sink_out ({sink_columns}) WITH ('connector' = 'counting', 'checksum-columns' = '{checksum_columns}');",
+        BID_TABLE.replace("{events}", &format!("{events}'{fail}"))
     );
     session
         .run_text(&ddl, &mut std::io::sink())
         .map_err(|e| e.to_string())?;
     let (env, name) = session.insert_job(insert).map_err(|e| e.to_string())?;
     let start = Instant::now();
-    env.execute(&name).map_err(|e| e.to_string())?;
+    let result = env.execute(&name).map_err(|e| e.to_string())?;
     Ok(Outcome {
         out_rows: tally.rows(),
         checksum: tally.checksum(),
         seconds: start.elapsed().as_secs_f64(),
-        checkpoints: 0,
+        checkpoints: result.checkpoints.completed,
+        restarts: result.restarts,
         checkpoint_sync_ms: 0,
         checkpoint_bytes: 0,
     })
@@ -308,11 +341,24 @@ impl SourceFactory for BidGenFactory {
             }
             None => None,
         };
+        let fail_once_after = table
+            .option("fail-once-after")
+            .map(|v| {
+                v.parse::<u64>().map_err(|_| {
+                    SqlError::Invalid(format!(
+                        "'fail-once-after' of table '{}' must be a number of events, not '{v}'",
+                        table.name
+                    ))
+                })
+            })
+            .transpose()?;
         Ok(Arc::new(BidGen {
             events,
             columns,
             delay,
             schema: request.schema(),
+            fail_once_after,
+            failed: Arc::new(AtomicBool::new(false)),
         }))
     }
 }
@@ -322,7 +368,15 @@ struct BidGen {
     columns: Vec<BidColumn>,
     delay: Option<i64>,
     schema: SchemaRef,
+    /// `'fail-once-after' = 'N'` (for recovery tests): subtask 0 fails once when it reaches
+    /// event N, after a checkpoint completed (waiting up to [`FAIL_WAIT`] for one).
+    fail_once_after: Option<u64>,
+    /// The failure happened (it stays so across the job's restarts).
+    failed: Arc<AtomicBool>,
 }
+
+/// How long a reader due to fail waits for its first checkpoint.
+const FAIL_WAIT: Duration = Duration::from_secs(5);
 
 impl Source<Batch> for BidGen {
     fn boundedness(&self) -> Boundedness {
@@ -334,7 +388,17 @@ impl Source<Batch> for BidGen {
         ctx: &SourceContext,
     ) -> Result<Box<dyn SourceReader<Batch>>, UserError> {
         let (next, step, end) = crate::stride(ctx, self.events)?;
+        let fail = match self.fail_once_after {
+            Some(at) if ctx.subtask == 0 && !self.failed.load(Ordering::SeqCst) => Some(Failure {
+                at,
+                flag: self.failed.clone(),
+                checkpointed: false,
+                waiting_since: None,
+            }),
+            _ => None,
+        };
         Ok(Box::new(BidGenReader {
+            fail,
             strings: Strings::default(),
             columns: self.columns.clone(),
             watermarks: self.delay.map(RowWatermarks::new),
@@ -346,7 +410,17 @@ impl Source<Batch> for BidGen {
     }
 }
 
+/// A failure a reader is to inject once (see `'fail-once-after'`).
+struct Failure {
+    at: u64,
+    flag: Arc<AtomicBool>,
+    /// A checkpoint completed since this reader started.
+    checkpointed: bool,
+    waiting_since: Option<Instant>,
+}
+
 struct BidGenReader {
+    fail: Option<Failure>,
     strings: Strings,
     columns: Vec<BidColumn>,
     watermarks: Option<RowWatermarks>,
@@ -360,6 +434,18 @@ impl SourceReader<Batch> for BidGenReader {
     fn poll_next(&mut self, out: &mut SourceOutput<'_, Batch>) -> weir_runtime::Result<PollStatus> {
         if self.next >= self.end {
             return Ok(PollStatus::Finished);
+        }
+        if let Some(f) = self.fail.as_mut().filter(|f| self.next >= f.at) {
+            let since = *f.waiting_since.get_or_insert_with(Instant::now);
+            if !f.checkpointed && since.elapsed() < FAIL_WAIT {
+                return Ok(PollStatus::NothingAvailable);
+            }
+            f.flag.store(true, Ordering::SeqCst);
+            self.fail = None;
+            return Err(weir_runtime::RuntimeError::Other(format!(
+                "bidgen: the failure 'fail-once-after' = '{}' asked for",
+                self.next
+            )));
         }
         let rows = (self.end - self.next).div_ceil(self.step).min(BATCH_ROWS) as usize;
         let (first, step) = (self.next, self.step);
@@ -385,6 +471,13 @@ impl SourceReader<Batch> for BidGenReader {
 
     fn snapshot_state(&mut self, _: u64) -> weir_runtime::Result<Vec<Vec<u8>>> {
         Ok(vec![encode_split(&(self.next, self.step, self.end))?])
+    }
+
+    fn notify_checkpoint(&mut self, notice: CheckpointNotice) -> weir_runtime::Result<()> {
+        if let (Some(f), CheckpointNotice::Complete(_)) = (&mut self.fail, notice) {
+            f.checkpointed = true;
+        }
+        Ok(())
     }
 }
 
@@ -444,12 +537,20 @@ struct CountingSink {
 }
 
 impl Sink<Batch> for CountingSink {
-    fn create_writer(&self, _: &SinkContext) -> Result<Box<dyn SinkWriter<Batch>>, UserError> {
+    /// A restored writer starts from the counts of the checkpoint (exactly once: the rows
+    /// replayed after it are counted again, those before it are not).
+    fn create_writer(&self, ctx: &SinkContext) -> Result<Box<dyn SinkWriter<Batch>>, UserError> {
+        let (mut rows, mut sum) = (0u64, 0i64);
+        for bytes in ctx.restored_state.iter().flatten() {
+            let (r, s): (u64, i64) = decode_split(bytes)?;
+            rows += r;
+            sum = sum.wrapping_add(s);
+        }
         Ok(Box::new(CountingWriter {
             tally: self.tally.clone(),
             columns: self.columns.clone(),
-            rows: 0,
-            sum: 0,
+            rows,
+            sum,
         }))
     }
 }
@@ -497,6 +598,10 @@ impl SinkWriter<Batch> for CountingWriter {
             self.sum = self.sum.wrapping_add(add);
         }
         Ok(())
+    }
+
+    fn snapshot_state(&mut self, _: u64) -> Result<Vec<Vec<u8>>, UserError> {
+        Ok(vec![encode_split(&(self.rows, self.sum))?])
     }
 
     fn finish(&mut self) -> Result<(), UserError> {

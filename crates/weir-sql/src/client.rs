@@ -30,6 +30,7 @@ pub struct Session {
     base: PathBuf,
     parallelism: u32,
     state_backend: weir_core::StateBackendConfig,
+    checkpoint_interval: Option<std::time::Duration>,
     results: Vec<QueryOutput>,
 }
 
@@ -42,6 +43,7 @@ impl Session {
             base: base.into(),
             parallelism: parallelism.max(1),
             state_backend: weir_core::StateBackendConfig::default(),
+            checkpoint_interval: None,
             results: Vec::new(),
         }
     }
@@ -93,6 +95,7 @@ impl Session {
             connectors: &self.connectors,
             parallelism: self.parallelism,
             state_backend: &self.state_backend,
+            checkpoint_interval: self.checkpoint_interval,
         }
     }
 
@@ -211,8 +214,10 @@ impl Session {
         }
     }
 
-    /// `SET 'key' = 'value'`: `parallelism.default` and `state.backend.type` (`hashmap` or
-    /// `rocksdb`) are used; other keys are accepted and reported as ignored.
+    /// `SET 'key' = 'value'`: `parallelism.default`, `state.backend.type` (`hashmap` or
+    /// `rocksdb`) and `execution.checkpointing.interval` (exactly-once checkpoints, and
+    /// Flink's restart strategy with them) are used; other keys are accepted and reported
+    /// as ignored.
     fn set(&mut self, text: &str, out: &mut dyn Write) -> Result<()> {
         let body = text[3..].trim();
         let (key, value) = body
@@ -226,6 +231,14 @@ impl Session {
                         "'parallelism.default' must be a positive number, not '{value}'"
                     ))
                 })?;
+            }
+            "execution.checkpointing.interval" => {
+                let interval = parse_duration(&value).ok_or_else(|| {
+                    SqlError::Invalid(format!(
+                        "'execution.checkpointing.interval' must be a duration such as '10 s', '500 ms' or '1 min', not '{value}'"
+                    ))
+                })?;
+                self.checkpoint_interval = (!interval.is_zero()).then_some(interval);
             }
             "state.backend.type" => {
                 let kind: weir_core::StateBackendKind = value
@@ -526,5 +539,40 @@ mod tests {
             "Expected: an expression, found: ) at line 32, column 9"
         );
         assert_eq!(script_position("no position", 5), "no position");
+    }
+}
+
+/// A duration as Flink's configuration writes one: a number with an optional unit (`ms`,
+/// `s`, `min`, `h`, long forms too); a bare number is milliseconds.
+fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    let ms = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "ms" | "milli" | "millis" | "millisecond" | "milliseconds" => n,
+        "s" | "sec" | "secs" | "second" | "seconds" => n.checked_mul(1_000)?,
+        "m" | "min" | "minute" | "minutes" => n.checked_mul(60_000)?,
+        "h" | "hour" | "hours" => n.checked_mul(3_600_000)?,
+        _ => return None,
+    };
+    Some(std::time::Duration::from_millis(ms))
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_read_as_flinks_configuration_writes_them() {
+        assert_eq!(parse_duration("250"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("10 s"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_duration("2min"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("500 ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("ten seconds"), None);
+        assert_eq!(parse_duration("5 fortnights"), None);
     }
 }

@@ -48,6 +48,8 @@ pub struct JobSettings<'a> {
     pub parallelism: u32,
     /// Where the operators keep their state (`SET 'state.backend.type'`).
     pub state_backend: &'a weir_core::StateBackendConfig,
+    /// Exactly-once checkpoints this often (`SET 'execution.checkpointing.interval'`).
+    pub checkpoint_interval: Option<std::time::Duration>,
 }
 
 /// Runs `query` on the embedded mini-cluster and returns its rows.
@@ -114,6 +116,9 @@ fn environment(settings: JobSettings<'_>) -> StreamExecutionEnvironment {
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(settings.parallelism.max(1) as i64);
     env.set_state_backend(settings.state_backend.clone());
+    if let Some(interval) = settings.checkpoint_interval {
+        env.enable_checkpointing(interval);
+    }
     env
 }
 
