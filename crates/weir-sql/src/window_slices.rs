@@ -51,6 +51,9 @@ use weir_runtime::{Result, StreamRecord, Watermark};
 /// The most group key columns a sliced aggregate takes.
 const MAX_KEYS: usize = 2;
 
+/// Emptied slices kept for reuse.
+const MAX_SPARE: usize = 4;
+
 /// Snapshot section of the slices (per key group).
 const SLICES: &str = "sql-window-slices";
 
@@ -315,6 +318,9 @@ pub struct SlicedWindowAggregateOp {
     info: OperatorInfo,
     /// Reused: the window being merged; per-batch slice ends and key words.
     merged: Slice,
+    /// Emptied slices of fired windows, reused for new ones: a new slice then fills
+    /// without growing its table step by step.
+    spare: Vec<Slice>,
     slice_ends: Vec<(i64, i64)>,
 }
 
@@ -356,6 +362,7 @@ impl SlicedWindowAggregateOp {
             watermark: i64::MIN,
             info: info.clone(),
             merged: Slice::default(),
+            spare: Vec::new(),
             slice_ends: Vec::new(),
         })
     }
@@ -407,7 +414,11 @@ impl SlicedWindowAggregateOp {
                 .position(|&e| e != end)
                 .map_or(n, |p| row + p);
             if end.0 != i64::MIN {
-                let slice = self.slices.entry(end).or_default();
+                let spare = &mut self.spare;
+                let slice = self
+                    .slices
+                    .entry(end)
+                    .or_insert_with(|| spare.pop().unwrap_or_default());
                 for (r, key) in keys.iter().enumerate().take(run).skip(row) {
                     let at = slice.slot(*key, &self.init);
                     let words = &mut slice.accs[at * self.width..(at + 1) * self.width];
@@ -485,7 +496,11 @@ impl SlicedWindowAggregateOp {
                 if self.slicing.last_window_end(entry.key().0) > end {
                     break;
                 }
-                entry.remove();
+                let mut slice = entry.remove();
+                if self.spare.len() < MAX_SPARE {
+                    slice.clear();
+                    self.spare.push(slice);
+                }
             }
         }
         if self
