@@ -166,6 +166,27 @@ fn a_failing_statement_is_named_with_its_line_and_nothing_is_written() {
             "statement 4 (line 31)",
         ),
         ("SELECT 'open;\n", "never closed"),
+        // OVER aggregates that Flink's planner refuses
+        (
+            "-- include: prelude.sql\nSELECT COUNT(*) OVER (PARTITION BY auction ORDER BY ts), SUM(price) OVER (PARTITION BY bidder ORDER BY ts) FROM bid;\n",
+            "All aggregates must be computed on the same window",
+        ),
+        (
+            "-- include: prelude.sql\nSELECT COUNT(*) OVER (PARTITION BY auction ORDER BY price) FROM bid;\n",
+            "must be defined on a time attribute",
+        ),
+        (
+            "-- include: prelude.sql\nSELECT COUNT(*) OVER (ORDER BY ts DESC) FROM bid;\n",
+            "ASCENDING",
+        ),
+        (
+            "-- include: prelude.sql\nSELECT COUNT(*) OVER (ORDER BY ts ROWS BETWEEN 1 PRECEDING AND 1 FOLLOWING) FROM bid;\n",
+            "end after the current row",
+        ),
+        (
+            "-- include: prelude.sql\nSELECT COUNT(*) OVER (PARTITION BY auction) FROM bid;\n",
+            "ordered by a single time attribute",
+        ),
     ];
     for (i, (script, want)) in cases.iter().enumerate() {
         let file = format!("bad-{i}.sql");

@@ -41,7 +41,7 @@ const BATCH_ROWS: u64 = 1024;
 const BID_TABLE: &str = "CREATE TEMPORARY TABLE bid (
   auction BIGINT, bidder BIGINT, price BIGINT, channel STRING, url STRING,
   date_time TIMESTAMP(3), extra STRING,
-  WATERMARK FOR date_time AS date_time
+  WATERMARK FOR date_time AS date_time{delay}
 ) WITH ('connector' = 'bidgen', 'events' = '{events})";
 
 const BID_COLUMNS: &str = "auction BIGINT, bidder BIGINT, price BIGINT, channel STRING, url STRING, date_time TIMESTAMP(3), extra STRING";
@@ -121,6 +121,38 @@ pub fn run_with(
 ) -> Result<Outcome, String> {
     let (sink_columns, checksum_columns, insert) =
         statements(workload).ok_or_else(|| format!("no SQL workload '{workload}'"))?;
+    let query = SqlQuery {
+        watermark_delay_ms: 0,
+        sink_columns,
+        checksum_columns,
+        insert,
+    };
+    run_query(&query, events, parallelism, backend, recovery)
+}
+
+/// A SQL job over the `bid` table of the `bidgen` connector into the counting sink
+/// `sink_out`, for workloads and for tests of other queries.
+#[derive(Clone, Copy, Debug)]
+pub struct SqlQuery<'a> {
+    /// The bid table's watermark: `date_time` minus this.
+    pub watermark_delay_ms: u64,
+    /// The sink table's columns (`name TYPE, ...`).
+    pub sink_columns: &'a str,
+    /// The sink columns the checksum adds up (comma-separated).
+    pub checksum_columns: &'a str,
+    /// The `INSERT INTO sink_out ...` statement.
+    pub insert: &'a str,
+}
+
+/// Runs `query` over `events` bids at `parallelism` on `backend`, with `recovery`'s
+/// checkpoints and failure.
+pub fn run_query(
+    query: &SqlQuery<'_>,
+    events: u64,
+    parallelism: i64,
+    backend: &str,
+    recovery: &Recovery,
+) -> Result<Outcome, String> {
     let checkpoints = recovery
         .checkpoint_ms
         .map(|ms| format!("SET 'execution.checkpointing.interval' = '{ms} ms';\n"))
@@ -129,16 +161,26 @@ pub fn run_with(
         .fail_at
         .map(|at| format!(", 'fail-once-after' = '{at}'"))
         .unwrap_or_default();
+    let delay = match query.watermark_delay_ms {
+        0 => String::new(),
+        ms => format!(" - INTERVAL '{}' SECOND", ms as f64 / 1000.0),
+    };
     let tally = Tally::default();
     let mut session = session(parallelism, &tally);
     let ddl = format!(
-        "{checkpoints}SET 'state.backend.type' = '{backend}';\n{};\nCREATE TEMPORARY TABLE sink_out ({sink_columns}) WITH ('connector' = 'counting', 'checksum-columns' = '{checksum_columns}');",
-        BID_TABLE.replace("{events}", &format!("{events}'{fail}"))
+        "{checkpoints}SET 'state.backend.type' = '{backend}';\n{};\nCREATE TEMPORARY TABLE sink_out ({}) WITH ('connector' = 'counting', 'checksum-columns' = '{}');",
+        BID_TABLE
+            .replace("{delay}", &delay)
+            .replace("{events}", &format!("{events}'{fail}")),
+        query.sink_columns,
+        query.checksum_columns,
     );
     session
         .run_text(&ddl, &mut std::io::sink())
         .map_err(|e| e.to_string())?;
-    let (env, name) = session.insert_job(insert).map_err(|e| e.to_string())?;
+    let (env, name) = session
+        .insert_job(query.insert)
+        .map_err(|e| e.to_string())?;
     let start = Instant::now();
     let result = env.execute(&name).map_err(|e| e.to_string())?;
     Ok(Outcome {

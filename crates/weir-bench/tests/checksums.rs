@@ -140,3 +140,62 @@ fn sql_window_aggregates_recover_exactly_once_after_a_failure() {
         }
     }
 }
+
+#[test]
+fn sql_over_aggregates_give_the_same_rows_at_any_parallelism_and_after_a_failure() {
+    // OVER aggregates over the generator, whose watermark trails its rows by a second, so no
+    // row is late and the result is the same at every parallelism. A failure after a
+    // checkpoint restores the buffered rows, accumulators and timers of every partition:
+    // the result is the failure-free one.
+    let queries = [
+        weir_bench::sql::SqlQuery {
+            watermark_delay_ms: 1000,
+            sink_columns: "auction BIGINT, date_time TIMESTAMP(3), n BIGINT, mix BIGINT",
+            checksum_columns: "auction,date_time,n,mix",
+            insert: "INSERT INTO sink_out
+SELECT auction, date_time, COUNT(*) OVER w AS n, MAX(price) OVER w * 1000003 + SUM(price) OVER w AS mix
+FROM bid
+WINDOW w AS (PARTITION BY auction ORDER BY date_time RANGE BETWEEN INTERVAL '2' SECOND PRECEDING AND CURRENT ROW)",
+        },
+        weir_bench::sql::SqlQuery {
+            watermark_delay_ms: 1000,
+            sink_columns: "bidder BIGINT, n BIGINT, mix BIGINT",
+            checksum_columns: "bidder,n,mix",
+            insert: "INSERT INTO sink_out
+SELECT bidder, COUNT(*) OVER w AS n, MIN(price) OVER w * 1000003 + SUM(price) OVER w AS mix
+FROM bid
+WINDOW w AS (PARTITION BY bidder ORDER BY date_time ROWS BETWEEN 3 PRECEDING AND CURRENT ROW)",
+        },
+    ];
+    let n = 100_000;
+    let plain = weir_bench::sql::Recovery::default();
+    let recovery = weir_bench::sql::Recovery {
+        checkpoint_ms: Some(20),
+        fail_at: Some(40_000),
+    };
+    for q in &queries {
+        let reference = weir_bench::sql::run_query(q, n, 1, "hashmap", &plain).unwrap();
+        assert_eq!(
+            reference.out_rows, n,
+            "every row comes out once: {}",
+            q.insert
+        );
+        let p2 = weir_bench::sql::run_query(q, n, 2, "hashmap", &plain).unwrap();
+        assert_eq!(
+            (p2.out_rows, p2.checksum),
+            (reference.out_rows, reference.checksum),
+            "p=2: {}",
+            q.insert
+        );
+        for backend in ["hashmap", "rocksdb"] {
+            let o = weir_bench::sql::run_query(q, n, 2, backend, &recovery).unwrap();
+            assert_eq!(o.restarts, 1, "{backend} failed once: {}", q.insert);
+            assert_eq!(
+                (o.out_rows, o.checksum),
+                (reference.out_rows, reference.checksum),
+                "{backend} after a failure: {}",
+                q.insert
+            );
+        }
+    }
+}

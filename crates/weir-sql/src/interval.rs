@@ -30,3 +30,37 @@ pub fn interval_ms(e: &Expr) -> Result<i64> {
     };
     Ok((amount * unit_ms).round() as i64)
 }
+
+/// The length of an interval written as text, `'10 SECOND'` or `'1.5 minutes'` (the form
+/// DataFusion's planner leaves an `INTERVAL '10' SECOND` frame bound in), in milliseconds.
+pub fn interval_text_ms(text: &str) -> Option<i64> {
+    let mut parts = text.split_whitespace();
+    let amount: f64 = parts.next()?.trim_matches('\'').parse().ok()?;
+    let unit_ms = match parts.next().map(|u| u.to_ascii_uppercase()) {
+        Some(u) if u.starts_with("DAY") => 86_400_000.0,
+        Some(u) if u.starts_with("HOUR") => 3_600_000.0,
+        Some(u) if u.starts_with("MINUTE") => 60_000.0,
+        Some(u) if u.starts_with("SECOND") => 1_000.0,
+        Some(u) if u.starts_with("MILLISECOND") => 1.0,
+        None => 1_000.0,
+        Some(_) => return None,
+    };
+    if parts.next().is_some() {
+        return None;
+    }
+    Some((amount * unit_ms).round() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::interval_text_ms;
+
+    #[test]
+    fn interval_text_reads_amount_and_unit() {
+        assert_eq!(interval_text_ms("10 SECOND"), Some(10_000));
+        assert_eq!(interval_text_ms("1.5 minutes"), Some(90_000));
+        assert_eq!(interval_text_ms("2 DAY"), Some(172_800_000));
+        assert_eq!(interval_text_ms("3 MONTH"), None);
+        assert_eq!(interval_text_ms("x SECOND"), None);
+    }
+}

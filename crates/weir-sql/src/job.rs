@@ -406,6 +406,19 @@ impl Builder<'_> {
                     });
                 (stream, false)
             }
+            Node::OverAggregate { input, spec } => {
+                let (upstream, one_source) = self.build(input)?;
+                let spec = Arc::new(crate::over_agg::OverSpec {
+                    rows_advance_watermark: one_source,
+                    ..spec.as_ref().clone()
+                });
+                let stream = upstream
+                    .key_by_columns((0..spec.keys).collect())
+                    .transform("OverAggregate", move |info| {
+                        crate::over_agg::OverAggregateOp::new(spec.clone(), info)
+                    });
+                (stream, false)
+            }
             Node::Union { inputs } => {
                 let built = inputs
                     .iter()

@@ -9,7 +9,8 @@
 //! - `lower` / `typing`: the logical plan lowered to that tree, expressions typed by
 //!   Flink's rules;
 //! - [`aggregate`], [`window_agg`], [`group_agg`]: aggregate functions and the window and
-//!   group aggregate operators, [`window_slices`] the window aggregate by slices; [`join`]: the regular join operator; [`changelog`]: row
+//!   group aggregate operators, [`window_slices`] the window aggregate by slices,
+//!   [`over_agg`] OVER aggregates; [`join`]: the regular join operator; [`changelog`]: row
 //!   kinds of updating results; [`rank`]: Top-N and deduplication;
 //! - [`values`]: single values and group keys out of Arrow columns;
 //! - [`connector`]: connector factories by `'connector'` name (built-ins: `filesystem`,
@@ -41,6 +42,7 @@ pub mod job;
 pub mod join;
 mod literal;
 mod lower;
+pub mod over_agg;
 pub mod plan;
 mod prune;
 pub mod rank;

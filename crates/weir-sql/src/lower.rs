@@ -28,6 +28,8 @@ use datafusion_expr::utils::split_conjunction;
 use datafusion_expr::{BinaryExpr, Expr, LogicalPlan, Operator};
 use std::sync::Arc;
 
+mod over;
+
 /// An expression typed by Flink's rules, with its type.
 type Typed = (Expr, FlinkType);
 
@@ -183,6 +185,7 @@ fn lower(plan: &LogicalPlan, ctx: &StatementContext<'_>) -> Result<(Node, Vec<Sc
             ))
         }
         LogicalPlan::Aggregate(a) => lower_aggregate(a, ctx),
+        LogicalPlan::Window(w) => over::lower_over(w, ctx),
         LogicalPlan::Join(j) => lower_join(j, None, ctx),
         LogicalPlan::Distinct(datafusion_expr::logical_plan::Distinct::All(input)) => {
             let (node, scope) = lower(input, ctx)?;
@@ -1124,28 +1127,7 @@ fn lower_rank(
     let typer = Typer::new(scope.clone());
     let mut columns: Vec<(String, Expr, FlinkType)> = Vec::new();
     for (i, e) in partition_by.iter().enumerate() {
-        let (x, t) = typer.typed(e)?;
-        // Time columns partition by their epoch value.
-        let (x, t) = match t.kind {
-            Kind::Timestamp(_) | Kind::Date => {
-                let to = FlinkType::nullable(Kind::BigInt);
-                (
-                    Expr::Cast(datafusion_expr::expr::Cast::new(
-                        Box::new(x),
-                        arrow_schema::DataType::Int64,
-                    )),
-                    to,
-                )
-            }
-            _ if can_be_key(&t) => (x, t),
-            _ => {
-                return Err(SqlError::Unsupported(format!(
-                    "PARTITION BY a {} column",
-                    t.display()
-                )))
-            }
-        };
-        columns.push((format!("$key{i}"), x, t));
+        columns.push(partition_key(&typer, e, i)?);
     }
     let keys = columns.len();
     let newer_first = limit == 1
@@ -1213,6 +1195,29 @@ fn lower_rank(
         },
         out_scope,
     )))
+}
+
+/// PARTITION BY expression `e` as key column `$key{i}`: a time column partitions by its
+/// epoch value.
+fn partition_key(typer: &Typer, e: &Expr, i: usize) -> Result<(String, Expr, FlinkType)> {
+    let (x, t) = typer.typed(e)?;
+    let (x, t) = match t.kind {
+        Kind::Timestamp(_) | Kind::Date => (
+            Expr::Cast(datafusion_expr::expr::Cast::new(
+                Box::new(x),
+                arrow_schema::DataType::Int64,
+            )),
+            FlinkType::nullable(Kind::BigInt),
+        ),
+        _ if can_be_key(&t) => (x, t),
+        _ => {
+            return Err(SqlError::Unsupported(format!(
+                "PARTITION BY a {} column",
+                t.display()
+            )))
+        }
+    };
+    Ok((format!("$key{i}"), x, t))
 }
 
 /// `c` plus a constant interval, as (column, milliseconds): `ts`, `ts + INTERVAL '5'

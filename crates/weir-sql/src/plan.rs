@@ -121,6 +121,14 @@ pub enum Node {
         /// The joined row's columns (left's, then right's).
         residual_scope: Vec<ScopeColumn>,
     },
+    /// An OVER aggregate (insert-only); its input is partitioned by the first `spec.keys`
+    /// columns.
+    OverAggregate {
+        /// Where its rows come from (partition keys, the row's columns, arguments).
+        input: Box<Node>,
+        /// What it computes.
+        spec: Arc<crate::over_agg::OverSpec>,
+    },
     /// A group aggregate (an updating result); its input is partitioned by the first
     /// `spec.keys` columns.
     GroupAggregate {
@@ -135,7 +143,7 @@ impl Node {
     /// True if the operator's output is a changelog (it carries the row-kind column).
     pub fn is_updating(&self) -> bool {
         match self {
-            Node::Scan { .. } | Node::WindowAggregate { .. } => false,
+            Node::Scan { .. } | Node::WindowAggregate { .. } | Node::OverAggregate { .. } => false,
             Node::Rank { .. } | Node::GroupAggregate { .. } => true,
             Node::Calc { input, .. } | Node::WindowTvf { input, .. } => input.is_updating(),
             Node::Union { inputs } => inputs.iter().any(Node::is_updating),
@@ -197,6 +205,22 @@ impl Node {
                         other => format!("{other:?}"),
                     };
                     out.push_str(&format!("{pad}  {name} {}: {what}\n", t.display()));
+                }
+                input.explain(depth + 1, out);
+            }
+            Node::OverAggregate { input, spec } => {
+                out.push_str(&format!(
+                    "{pad}OverAggregate {:?}, partitioned by columns 0..{}\n",
+                    spec.frame, spec.keys
+                ));
+                let first_agg = spec.output.len() - spec.aggs.len();
+                for ((name, t), a) in spec.output[first_agg..].iter().zip(&spec.aggs) {
+                    out.push_str(&format!(
+                        "{pad}  {name} {}: {:?}(column {:?})\n",
+                        t.display(),
+                        a.func,
+                        a.arg
+                    ));
                 }
                 input.explain(depth + 1, out);
             }

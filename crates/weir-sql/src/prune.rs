@@ -31,6 +31,7 @@ pub(crate) fn prune_scans(node: &mut Node) {
         Node::WindowTvf { input, .. }
         | Node::WindowAggregate { input, .. }
         | Node::Rank { input, .. }
+        | Node::OverAggregate { input, .. }
         | Node::GroupAggregate { input, .. } => prune_scans(input),
         Node::Union { inputs } => inputs.iter_mut().for_each(prune_scans),
         Node::Join { left, right, .. } => {
