@@ -187,6 +187,23 @@ fn a_failing_statement_is_named_with_its_line_and_nothing_is_written() {
             "-- include: prelude.sql\nSELECT COUNT(*) OVER (PARTITION BY auction) FROM bid;\n",
             "ordered by a single time attribute",
         ),
+        // datagen options
+        (
+            "CREATE TABLE g (a BIGINT) WITH ('connector' = 'datagen', 'fields.a.kind' = 'sequence', 'fields.a.start' = '1');\nSELECT a FROM g;\n",
+            "a sequence needs 'fields.a.end'",
+        ),
+        (
+            "CREATE TABLE g (a INT) WITH ('connector' = 'datagen', 'fields.a.min' = '5', 'fields.a.max' = '1');\nSELECT a FROM g;\n",
+            "must be a range of INT",
+        ),
+        (
+            "CREATE TABLE g (a INT) WITH ('connector' = 'datagen', 'fields.a.kind' = 'counting');\nSELECT a FROM g;\n",
+            "must be 'random' or 'sequence'",
+        ),
+        (
+            "CREATE TABLE g (a TINYINT) WITH ('connector' = 'datagen', 'number-of-rows' = 'many');\nSELECT a FROM g;\n",
+            "'number-of-rows' = 'many' is not a number",
+        ),
     ];
     for (i, (script, want)) in cases.iter().enumerate() {
         let file = format!("bad-{i}.sql");
@@ -208,6 +225,66 @@ fn a_failing_statement_is_named_with_its_line_and_nothing_is_written() {
             "{stderr}"
         );
         assert!(!out.exists(), "case {i}: result files were written");
+    }
+}
+
+#[test]
+fn datagen_tables_make_their_rows_by_flinks_options_at_the_asked_rate() {
+    let dir = workspace();
+    std::fs::write(
+        dir.path().join("gen.sql"),
+        "CREATE TABLE g (id BIGINT, k INT, s STRING, d DOUBLE, b BOOLEAN) WITH (
+  'connector' = 'datagen', 'rows-per-second' = '4000',
+  'fields.id.kind' = 'sequence', 'fields.id.start' = '1', 'fields.id.end' = '2000',
+  'fields.k.min' = '-3', 'fields.k.max' = '3', 'fields.s.length' = '5',
+  'fields.d.min' = '1', 'fields.d.max' = '2', 'fields.b.null-rate' = '1');
+SELECT COUNT(*) AS n, COUNT(DISTINCT id) AS ids, MIN(id) AS lo, MAX(id) AS hi, MIN(k) AS kmin,
+  MAX(k) AS kmax, COUNT(DISTINCT k) AS ks, MIN(CHAR_LENGTH(s)) AS smin,
+  MAX(CHAR_LENGTH(s)) AS smax, MIN(d) >= 1 AS dmin, MAX(d) < 2 AS dmax, COUNT(b) AS bs FROM g;
+CREATE TABLE r (x TINYINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '5' SECOND)
+WITH ('connector' = 'datagen', 'number-of-rows' = '700', 'fields.ts.max-past' = '1 s');
+SELECT COUNT(*) AS n, MIN(x) >= -128 AS ok FROM r;
+SELECT SUM(n) AS n FROM (SELECT COUNT(*) AS n FROM TABLE(TUMBLE(TABLE r, DESCRIPTOR(ts), INTERVAL '1' MINUTE)) GROUP BY window_start, window_end);
+",
+    )
+    .expect("script");
+    for p in ["1", "2"] {
+        let started = std::time::Instant::now();
+        let out = dir.path().join(format!("gen-p{p}"));
+        let run = weir_sql(
+            dir.path(),
+            &[
+                "-f",
+                "gen.sql",
+                "-p",
+                p,
+                "--results-dir",
+                &out.display().to_string(),
+            ],
+        );
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        // 2000 rows at 4000 a second take half a second (the other tables take less).
+        assert!(
+            started.elapsed() >= std::time::Duration::from_millis(400),
+            "p={p}: the rate limit held for {:?}",
+            started.elapsed()
+        );
+        let read = |i: usize| {
+            std::fs::read_to_string(out.join(format!("result-{i}.csv"))).expect("result")
+        };
+        // The sequence once over all subtasks, random values in their ranges, all NULL.
+        assert_eq!(
+            read(1),
+            "2000,2000,1,2000,-3,3,7,5,5,true,true,0\n",
+            "p={p}"
+        );
+        assert_eq!(read(2), "700,true\n", "p={p}");
+        // Random timestamps within a second of now, behind a 5 s watermark: none late.
+        assert_eq!(read(3), "700\n", "p={p}");
     }
 }
 

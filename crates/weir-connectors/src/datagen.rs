@@ -23,10 +23,9 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Instant;
 use weir_api::functions::UserError;
 use weir_api::prelude::{encode_split, Boundedness, Source, SourceContext};
-use weir_runtime::source::{PollStatus, SourceOutput, SourceReader};
+use weir_runtime::source::{PollStatus, RateLimiter, SourceOutput, SourceReader};
 
 /// Records per poll at most, so the task gets back to its mailbox often.
 const POLL_BATCH: u64 = 1024;
@@ -66,21 +65,16 @@ impl<T> DataGeneratorSource<T> {
 struct GeneratorReader<T> {
     generator: Arc<dyn Fn(u64) -> T + Send + Sync>,
     splits: VecDeque<(u64, u64)>,
-    /// Records per second of this reader, and when it started and how much it emitted.
-    limit: Option<(f64, Instant, u64)>,
+    /// This reader's share of the rate limit.
+    limit: Option<RateLimiter>,
 }
 
 impl<T> GeneratorReader<T> {
-    /// How many records the rate limit lets this poll emit. Allowance older than a second
-    /// is forgotten, so that a reader that was held back (backpressure, a slow checkpoint)
-    /// does not burst to catch up.
+    /// How many records the rate limit lets this poll emit.
     fn budget(&mut self) -> u64 {
-        let Some((rate, start, emitted)) = &mut self.limit else {
-            return POLL_BATCH;
-        };
-        let due = (start.elapsed().as_secs_f64() * *rate).ceil() as u64;
-        *emitted = (*emitted).max(due.saturating_sub(rate.ceil() as u64));
-        due.saturating_sub(*emitted).min(POLL_BATCH)
+        self.limit
+            .as_mut()
+            .map_or(POLL_BATCH, |l| l.budget(POLL_BATCH))
     }
 }
 
@@ -104,8 +98,8 @@ impl<T: 'static> SourceReader<T> for GeneratorReader<T> {
             }
             *next += n;
             budget -= n;
-            if let Some((_, _, emitted)) = &mut self.limit {
-                *emitted += n;
+            if let Some(l) = &mut self.limit {
+                l.taken(n);
             }
             if *next == *end {
                 self.splits.pop_front();
@@ -151,7 +145,7 @@ impl<T: Send + 'static> Source<T> for DataGeneratorSource<T> {
         };
         let limit = self
             .rows_per_second
-            .map(|r| (r / ctx.parallelism.max(1) as f64, Instant::now(), 0));
+            .map(|r| RateLimiter::new(r / ctx.parallelism.max(1) as f64));
         Ok(Box::new(GeneratorReader {
             generator: self.generator.clone(),
             splits,

@@ -267,3 +267,62 @@ mod tests {
         assert_eq!(*seen.lock().unwrap(), (0..3 * cap).collect::<Vec<_>>());
     }
 }
+
+/// A reader's share of a records-per-second limit (Flink's `RateLimiterStrategy.perSecond`
+/// divided between the subtasks): how many records it may emit now. Allowance older than
+/// a second is forgotten, so a reader that was held back (backpressure, a slow checkpoint)
+/// catches up by at most a second's worth instead of bursting.
+#[derive(Clone, Debug)]
+pub struct RateLimiter {
+    per_second: f64,
+    start: std::time::Instant,
+    emitted: u64,
+}
+
+impl RateLimiter {
+    /// A limit of `per_second` records per second (above 0), starting now.
+    pub fn new(per_second: f64) -> Self {
+        RateLimiter {
+            per_second,
+            start: std::time::Instant::now(),
+            emitted: 0,
+        }
+    }
+
+    /// How many records may go out now, at most `max`.
+    pub fn budget(&mut self, max: u64) -> u64 {
+        let due = (self.start.elapsed().as_secs_f64() * self.per_second).ceil() as u64;
+        self.emitted = self
+            .emitted
+            .max(due.saturating_sub(self.per_second.ceil() as u64));
+        due.saturating_sub(self.emitted).min(max)
+    }
+
+    /// Counts `n` records as emitted.
+    pub fn taken(&mut self, n: u64) {
+        self.emitted += n;
+    }
+}
+
+#[cfg(test)]
+mod rate_tests {
+    use super::RateLimiter;
+
+    #[test]
+    fn a_rate_limiter_allows_what_is_due_and_no_old_backlog() {
+        let mut r = RateLimiter::new(1000.0);
+        assert!(r.budget(10_000) <= 1, "nothing is due at the start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let b = r.budget(10_000);
+        assert!((15..=1000).contains(&b), "about 20 due, got {b}");
+        r.taken(b);
+        assert!(r.budget(10_000) <= 5, "what was taken is not due again");
+        std::thread::sleep(std::time::Duration::from_millis(1300));
+        let b = r.budget(10_000);
+        assert!(
+            b <= 1001,
+            "a backlog of more than a second is forgotten: {b}"
+        );
+        assert!(r.budget(7) <= 7, "capped");
+    }
+}

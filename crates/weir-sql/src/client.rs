@@ -544,7 +544,7 @@ mod tests {
 
 /// A duration as Flink's configuration writes one: a number with an optional unit (`ms`,
 /// `s`, `min`, `h`, long forms too); a bare number is milliseconds.
-fn parse_duration(text: &str) -> Option<std::time::Duration> {
+pub(crate) fn parse_duration(text: &str) -> Option<std::time::Duration> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())

@@ -2,8 +2,8 @@
 //! batches, as Flink's `DynamicTableSourceFactory` and `DynamicTableSinkFactory` do.
 //!
 //! A [`Connectors`] registry maps identifiers to factories. It starts with Weir's built-in
-//! connectors (`filesystem` with the `csv` format as a source, `blackhole` and `print` as
-//! sinks); an application adds its own with [`Connectors::register_source`] and
+//! connectors (`filesystem` with the `csv` format and `datagen` as sources, `blackhole` and
+//! `print` as sinks); an application adds its own with [`Connectors::register_source`] and
 //! [`Connectors::register_sink`], as a Flink job puts a factory on its class path.
 //!
 //! ```
@@ -19,6 +19,7 @@
 //! column ([`crate::changelog`]) when the query is updating and the sink accepts updates.
 
 mod blackhole;
+mod datagen;
 mod print;
 mod watermarks;
 
@@ -112,6 +113,7 @@ impl Default for Connectors {
             sinks: HashMap::new(),
         };
         c.register_source("filesystem", Arc::new(FileSystemFactory));
+        c.register_source("datagen", Arc::new(datagen::DataGenFactory));
         c.register_sink("blackhole", Arc::new(blackhole::BlackholeFactory));
         c.register_sink("print", Arc::new(print::PrintFactory));
         c
