@@ -31,6 +31,7 @@ pub struct Session {
     parallelism: u32,
     state_backend: weir_core::StateBackendConfig,
     checkpoint_interval: Option<std::time::Duration>,
+    state_ttl: Option<std::time::Duration>,
     results: Vec<QueryOutput>,
 }
 
@@ -44,6 +45,7 @@ impl Session {
             parallelism: parallelism.max(1),
             state_backend: weir_core::StateBackendConfig::default(),
             checkpoint_interval: None,
+            state_ttl: None,
             results: Vec::new(),
         }
     }
@@ -96,6 +98,7 @@ impl Session {
             parallelism: self.parallelism,
             state_backend: &self.state_backend,
             checkpoint_interval: self.checkpoint_interval,
+            state_ttl: self.state_ttl,
         }
     }
 
@@ -215,9 +218,10 @@ impl Session {
     }
 
     /// `SET 'key' = 'value'`: `parallelism.default`, `state.backend.type` (`hashmap` or
-    /// `rocksdb`) and `execution.checkpointing.interval` (exactly-once checkpoints, and
-    /// Flink's restart strategy with them) are used; other keys are accepted and reported
-    /// as ignored.
+    /// `rocksdb`), `execution.checkpointing.interval` (exactly-once checkpoints, and
+    /// Flink's restart strategy with them) and `table.exec.state.ttl` (idle state
+    /// retention, [`crate::retention`]) are used; other keys are accepted and reported as
+    /// ignored.
     fn set(&mut self, text: &str, out: &mut dyn Write) -> Result<()> {
         let body = text[3..].trim();
         let (key, value) = body
@@ -239,6 +243,14 @@ impl Session {
                     ))
                 })?;
                 self.checkpoint_interval = (!interval.is_zero()).then_some(interval);
+            }
+            "table.exec.state.ttl" => {
+                let ttl = parse_duration(&value).ok_or_else(|| {
+                    SqlError::Invalid(format!(
+                        "'table.exec.state.ttl' must be a duration such as '1 h', '10 s' or '0' (never), not '{value}'"
+                    ))
+                })?;
+                self.state_ttl = (!ttl.is_zero()).then_some(ttl);
             }
             "state.backend.type" => {
                 let kind: weir_core::StateBackendKind = value

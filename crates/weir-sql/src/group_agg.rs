@@ -17,6 +17,7 @@
 use crate::aggregate::{Acc, AggCall};
 use crate::changelog::{kind_at, kinds, RowKind, ROW_KIND};
 use crate::csv_source::schema_of;
+use crate::retention::{Retention, StateTtl};
 use crate::types::FlinkType;
 use crate::values::{emit_rows, value_at, RowKey, Value};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
@@ -47,6 +48,9 @@ pub struct GroupAggSpec {
     pub aggs: Vec<AggCall>,
     /// The output columns with their names and types (a row-kind column follows them).
     pub output: Vec<(String, GroupColumn, FlinkType)>,
+    /// Idle state retention (`table.exec.state.ttl`; set when the job is built).
+    #[serde(default)]
+    pub state_ttl: Option<StateTtl>,
 }
 
 impl GroupAggSpec {
@@ -94,8 +98,9 @@ pub struct GroupAggregateOp {
     schema: SchemaRef,
     backend: KeyedStateBackend<RowKey>,
     groups: StateId,
-    /// No timers; kept for the keyed snapshot layout shared with the other operators.
+    /// The state retention's cleanup timers (processing time), if there is a TTL.
     timers: InternalTimers<RowKey, ()>,
+    retention: Option<Retention<()>>,
     info: OperatorInfo,
 }
 
@@ -106,7 +111,10 @@ impl GroupAggregateOp {
         let groups = backend
             .register::<(), Group>(GROUPS)
             .map_err(|e| info.error(e.to_string()))?;
+        let retention = Retention::register(&mut backend, spec.state_ttl)
+            .map_err(|e| info.error(e.to_string()))?;
         Ok(GroupAggregateOp {
+            retention,
             schema: spec.schema(),
             spec,
             backend,
@@ -118,6 +126,30 @@ impl GroupAggregateOp {
 
     fn state_err(&self, e: weir_state::StateError) -> weir_runtime::RuntimeError {
         self.info.error(e.to_string())
+    }
+
+    /// Drops the current key's group if its TTL passed (it starts afresh).
+    fn expire_if_idle(&mut self, now: i64) -> Result<()> {
+        let Some(r) = &self.retention else {
+            return Ok(());
+        };
+        if r.expired(&mut self.backend, &(), now)
+            .map_err(|e| self.info.error(e.to_string()))?
+        {
+            self.remove_group()?;
+        }
+        Ok(())
+    }
+
+    fn remove_group(&mut self) -> Result<()> {
+        let (table, k, slot) = self
+            .backend
+            .table::<(), Group>(self.groups)
+            .map_err(|e| self.info.error(e.to_string()))?;
+        table
+            .remove(slot, k, &())
+            .map_err(|e| self.info.error(e.to_string()))?;
+        Ok(())
     }
 }
 
@@ -134,6 +166,7 @@ impl OneInputOperator<Batch, Batch> for GroupAggregateOp {
         let mut touched: Vec<(RowKey, Option<Vec<Option<Value>>>)> = Vec::new();
         let mut seen: HashSet<RowKey> = HashSet::new();
         let mut args: Vec<Option<Value>> = Vec::with_capacity(spec.aggs.len());
+        let now = self.timers.clock.now();
         for row in 0..batch.num_rows() {
             let key = RowKey::of_row(&batch.columns()[..spec.keys], row).ok_or_else(|| {
                 self.info
@@ -149,6 +182,7 @@ impl OneInputOperator<Batch, Batch> for GroupAggregateOp {
             self.backend
                 .set_current_key(key.clone())
                 .map_err(|e| self.state_err(e))?;
+            self.expire_if_idle(now)?;
             if !adds {
                 // Flink ignores a retraction of a group it does not hold.
                 let (table, k, slot) = self
@@ -176,7 +210,7 @@ impl OneInputOperator<Batch, Batch> for GroupAggregateOp {
                 .map_err(|e| self.info.error(e.to_string()))?;
             if first_touch {
                 let before = (group.rows > 0).then(|| result_row(&spec, &key, group));
-                touched.push((key, before));
+                touched.push((key.clone(), before));
             }
             for ((call, acc), v) in spec.aggs.iter().zip(group.accs.iter_mut()).zip(&args) {
                 if adds {
@@ -186,6 +220,10 @@ impl OneInputOperator<Batch, Batch> for GroupAggregateOp {
                 }
             }
             group.rows += if adds { 1 } else { -1 };
+            if let Some(r) = &self.retention {
+                r.written(&mut self.backend, &mut self.timers, &key, &(), now)
+                    .map_err(|e| self.info.error(e.to_string()))?;
+            }
         }
         // The changes, as one batch.
         let mut rows: Vec<Vec<Option<Value>>> = Vec::new();
@@ -219,7 +257,9 @@ impl OneInputOperator<Batch, Batch> for GroupAggregateOp {
                     rows.push(a);
                     row_kinds.push(RowKind::Insert as i8);
                 }
-                (Some(b), Some(a)) if b != a => {
+                // With a TTL an unchanged row is sent again (Flink does, so that state
+                // downstream is refreshed too).
+                (Some(b), Some(a)) if b != a || self.retention.is_some() => {
                     rows.push(b);
                     row_kinds.push(RowKind::UpdateBefore as i8);
                     rows.push(a);
@@ -242,8 +282,26 @@ impl OneInputOperator<Batch, Batch> for GroupAggregateOp {
         )
     }
 
+    fn on_processing_time(&mut self, now: i64, _: &mut Outputs<Batch>) -> Result<()> {
+        while let Some((_, key, ())) = self.timers.processing.pop_due(now) {
+            let Some(r) = &self.retention else {
+                break;
+            };
+            self.backend
+                .set_current_key(key.clone())
+                .map_err(|e| self.state_err(e))?;
+            if r.on_timer(&mut self.backend, &mut self.timers, &key, &(), now)
+                .map_err(|e| self.info.error(e.to_string()))?
+            {
+                self.remove_group()?;
+            }
+        }
+        self.timers.request_next_processing();
+        Ok(())
+    }
+
     fn state_entries(&self) -> u64 {
-        self.backend.entries() as u64
+        (self.backend.entries() + self.timers.len()) as u64
     }
 
     fn snapshot_state(

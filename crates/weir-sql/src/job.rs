@@ -50,6 +50,8 @@ pub struct JobSettings<'a> {
     pub state_backend: &'a weir_core::StateBackendConfig,
     /// Exactly-once checkpoints this often (`SET 'execution.checkpointing.interval'`).
     pub checkpoint_interval: Option<std::time::Duration>,
+    /// Idle state retention of the updating operators (`SET 'table.exec.state.ttl'`).
+    pub state_ttl: Option<std::time::Duration>,
 }
 
 /// Runs `query` on the embedded mini-cluster and returns its rows.
@@ -311,6 +313,14 @@ struct Builder<'a> {
 }
 
 impl Builder<'_> {
+    /// The TTL of the updating operators' state, if one is set.
+    fn state_ttl(&self) -> Option<crate::retention::StateTtl> {
+        self.settings
+            .state_ttl
+            .map(|d| crate::retention::StateTtl(d.as_millis().min(i64::MAX as u128) as i64))
+            .filter(|t| t.0 > 0)
+    }
+
     /// The stream of batches `node` produces, and whether it runs in its source's one
     /// subtask.
     ///
@@ -396,7 +406,10 @@ impl Builder<'_> {
                 (stream, false)
             }
             Node::Rank { input, spec } => {
-                let spec = spec.clone();
+                let spec = Arc::new(crate::rank::RankSpec {
+                    state_ttl: self.state_ttl(),
+                    ..spec.as_ref().clone()
+                });
                 let stream = self
                     .build(input)?
                     .0
@@ -452,7 +465,10 @@ impl Builder<'_> {
                     })
                     .transpose()?;
                 let residual_schema = Arc::new(schema.as_arrow().clone());
-                let spec = spec.clone();
+                let spec = Arc::new(crate::join::JoinSpec {
+                    state_ttl: self.state_ttl(),
+                    ..spec.as_ref().clone()
+                });
                 let keys: Vec<usize> = (0..spec.keys).collect();
                 let l = self.build(left)?.0.key_by_columns(keys.clone());
                 let r = self.build(right)?.0.key_by_columns(keys);
@@ -467,7 +483,10 @@ impl Builder<'_> {
                 (stream, false)
             }
             Node::GroupAggregate { input, spec } => {
-                let spec = spec.clone();
+                let spec = Arc::new(crate::group_agg::GroupAggSpec {
+                    state_ttl: self.state_ttl(),
+                    ..spec.as_ref().clone()
+                });
                 let stream = self
                     .build(input)?
                     .0

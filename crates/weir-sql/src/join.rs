@@ -24,6 +24,7 @@
 //! already past that point when it arrives joins what is there and is not kept.
 
 use crate::changelog::{kind_at, kinds, RowKind};
+use crate::retention::StateTtl;
 use crate::types::FlinkType;
 use crate::values::{build_column, emit_rows, value_at, RowKey, Value};
 use arrow_array::cast::AsArray;
@@ -103,6 +104,9 @@ pub struct JoinSpec {
     pub emits_kinds: bool,
     /// Time bounds, for an interval join.
     pub interval: Option<IntervalBounds>,
+    /// Idle state retention of a regular join's rows (`table.exec.state.ttl`; set when the
+    /// job is built). An interval join's rows go with the watermark instead.
+    pub state_ttl: Option<crate::retention::StateTtl>,
 }
 
 impl JoinSpec {
@@ -172,6 +176,8 @@ struct Stored {
     row: Vec<Option<Value>>,
     count: i64,
     partners: i64,
+    /// When it was last written (processing time), for the state TTL.
+    written: i64,
 }
 
 /// State names of the two sides' rows.
@@ -184,8 +190,13 @@ pub struct JoinOp {
     schema: SchemaRef,
     backend: KeyedStateBackend<RowKey>,
     states: [StateId; 2],
-    /// Expiry timers of an interval join, per key and side.
+    /// Expiry timers of an interval join (event time), and the state retention's cleanup
+    /// timers (processing time), per key and side.
     timers: InternalTimers<RowKey, u8>,
+    /// A regular join's state retention, per key and side: the side's rows go when the
+    /// side was not written for the TTL; single rows older than it are dropped when their
+    /// key's rows are next touched.
+    retention: Option<crate::retention::Retention<u8>>,
     watermark: i64,
     info: OperatorInfo,
 }
@@ -222,6 +233,9 @@ impl JoinOp {
                 .register::<(), Vec<Stored>>(name)
                 .map_err(|e| info.error(e.to_string()))?;
         }
+        let ttl = spec.state_ttl.filter(|_| spec.interval.is_none());
+        let retention = crate::retention::Retention::register(&mut backend, ttl)
+            .map_err(|e| info.error(e.to_string()))?;
         let mut columns: Vec<(String, FlinkType)> = spec.output.clone();
         if spec.emits_kinds {
             columns.push((
@@ -238,6 +252,7 @@ impl JoinOp {
             spec,
             backend,
             states,
+            retention,
             timers: InternalTimers::new(info.processing_time.clone()),
             watermark: i64::MIN,
             info: info.clone(),
@@ -278,6 +293,31 @@ impl JoinOp {
 
     fn err(&self, e: impl std::fmt::Display) -> weir_runtime::RuntimeError {
         self.info.error(e.to_string())
+    }
+
+    /// Drops the current key's rows of `side` that were not written for the TTL (expired
+    /// rows are never joined).
+    fn drop_idle_rows(&mut self, side: usize, now: i64) -> Result<()> {
+        let Some(StateTtl(ttl)) = self.spec.state_ttl.filter(|_| self.retention.is_some()) else {
+            return Ok(());
+        };
+        let (table, k, slot) = self
+            .backend
+            .table::<(), Vec<Stored>>(self.states[side])
+            .map_err(|e| self.info.error(e.to_string()))?;
+        let Some(rows) = table
+            .get_mut(slot, k, &())
+            .map_err(|e| self.info.error(e.to_string()))?
+        else {
+            return Ok(());
+        };
+        rows.retain(|r| r.written.saturating_add(ttl) > now);
+        if rows.is_empty() {
+            table
+                .remove(slot, k, &())
+                .map_err(|e| self.info.error(e.to_string()))?;
+        }
+        Ok(())
     }
 
     /// The stored rows of `side` under the current key.
@@ -321,6 +361,7 @@ impl JoinOp {
             None
         };
         let mut changes = Changes::default();
+        let now = self.timers.clock.now();
         for row in 0..batch.num_rows() {
             let key = RowKey::of_row(&batch.columns()[..spec.keys], row)
                 .ok_or_else(|| self.err("a join key column of a type that cannot be a key"))?;
@@ -333,8 +374,10 @@ impl JoinOp {
                 continue;
             }
             self.backend
-                .set_current_key(key)
+                .set_current_key(key.clone())
                 .map_err(|e| self.info.error(e.to_string()))?;
+            self.drop_idle_rows(0, now)?;
+            self.drop_idle_rows(1, now)?;
             let kind = if adds {
                 RowKind::Insert
             } else {
@@ -411,7 +454,10 @@ impl JoinOp {
                 .get_or_insert_with(slot, k, &(), Vec::new)
                 .map_err(|e| self.info.error(e.to_string()))?;
             match mine.iter().position(|s| s.row == data) {
-                Some(i) if adds => mine[i].count += 1,
+                Some(i) if adds => {
+                    mine[i].count += 1;
+                    mine[i].written = now;
+                }
                 Some(i) => {
                     mine[i].count -= 1;
                     if mine[i].count <= 0 {
@@ -422,6 +468,7 @@ impl JoinOp {
                     row: data,
                     count: 1,
                     partners: matched,
+                    written: now,
                 }),
                 None => {}
             }
@@ -429,6 +476,16 @@ impl JoinOp {
                 table
                     .remove(slot, k, &())
                     .map_err(|e| self.info.error(e.to_string()))?;
+            }
+            if let Some(r) = &self.retention {
+                r.written(
+                    &mut self.backend,
+                    &mut self.timers,
+                    &key,
+                    &(side as u8),
+                    now,
+                )
+                .map_err(|e| self.info.error(e.to_string()))?;
             }
         }
         self.emit(changes, out)
@@ -479,6 +536,24 @@ impl TwoInputOperator<Batch, Batch, Batch> for JoinOp {
         }
         self.emit(changes, out)?;
         out.emit_watermark(watermark)
+    }
+
+    fn on_processing_time(&mut self, now: i64, _: &mut Outputs<Batch>) -> Result<()> {
+        while let Some((_, key, side)) = self.timers.processing.pop_due(now) {
+            let Some(r) = &self.retention else {
+                break;
+            };
+            self.backend
+                .set_current_key(key.clone())
+                .map_err(|e| self.err(e))?;
+            if r.on_timer(&mut self.backend, &mut self.timers, &key, &side, now)
+                .map_err(|e| self.err(e))?
+            {
+                self.store(side as usize, Vec::new())?;
+            }
+        }
+        self.timers.request_next_processing();
+        Ok(())
     }
 
     fn state_entries(&self) -> u64 {

@@ -46,6 +46,7 @@ pub mod over_agg;
 pub mod plan;
 mod prune;
 pub mod rank;
+pub mod retention;
 pub mod script;
 mod time_functions;
 pub mod types;

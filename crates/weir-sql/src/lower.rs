@@ -559,6 +559,7 @@ fn lower_group_aggregate(
         keys: keys.len(),
         aggs: calls,
         output,
+        state_ttl: None,
     };
     Ok(group_aggregate(pre, spec, out_scope))
 }
@@ -609,6 +610,7 @@ fn lower_distinct(node: Node, scope: Vec<ScopeColumn>) -> Result<(Node, Vec<Scop
             .enumerate()
             .map(|(i, k)| (k.name.clone(), GroupColumn::Key(i), k.ty))
             .collect(),
+        state_ttl: None,
     };
     Ok(group_aggregate(calc_over(node, scope, columns), spec, keys))
 }
@@ -938,6 +940,7 @@ fn lower_join(
         output,
         emits_kinds,
         interval,
+        state_ttl: None,
     };
     let residual_scope: Vec<ScopeColumn> = lv.iter().chain(&rv).cloned().collect();
     if emits_kinds {
@@ -1187,6 +1190,7 @@ fn lower_rank(
         output,
         updating,
         newer_first,
+        state_ttl: None,
     };
     Ok(Some((
         Node::Rank {

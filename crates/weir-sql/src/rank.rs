@@ -57,6 +57,9 @@ pub struct RankSpec {
     /// keeping the last row by time (`ORDER BY rowtime DESC`, `rn = 1`) keeps the newer of
     /// two rows with the same time.
     pub newer_first: bool,
+    /// Idle state retention (`table.exec.state.ttl`; set when the job is built).
+    #[serde(default)]
+    pub state_ttl: Option<crate::retention::StateTtl>,
 }
 
 impl RankSpec {
@@ -136,7 +139,9 @@ pub struct RankOp {
     schema: SchemaRef,
     backend: KeyedStateBackend<RowKey>,
     partitions: StateId,
+    /// The state retention's cleanup timers (processing time), if there is a TTL.
     timers: InternalTimers<RowKey, ()>,
+    retention: Option<crate::retention::Retention<()>>,
     info: OperatorInfo,
 }
 
@@ -147,7 +152,10 @@ impl RankOp {
         let partitions = backend
             .register::<(), Vec<Ranked>>(PARTITIONS)
             .map_err(|e| info.error(e.to_string()))?;
+        let retention = crate::retention::Retention::register(&mut backend, spec.state_ttl)
+            .map_err(|e| info.error(e.to_string()))?;
         Ok(RankOp {
+            retention,
             schema: spec.schema(),
             spec,
             backend,
@@ -159,6 +167,30 @@ impl RankOp {
 
     fn err(&self, e: impl std::fmt::Display) -> weir_runtime::RuntimeError {
         self.info.error(e.to_string())
+    }
+
+    /// Drops the current key's partition if its TTL passed (it starts afresh).
+    fn expire_if_idle(&mut self, now: i64) -> Result<()> {
+        let Some(r) = &self.retention else {
+            return Ok(());
+        };
+        if r.expired(&mut self.backend, &(), now)
+            .map_err(|e| self.err(e))?
+        {
+            self.remove_partition()?;
+        }
+        Ok(())
+    }
+
+    fn remove_partition(&mut self) -> Result<()> {
+        let (table, k, slot) = self
+            .backend
+            .table::<(), Vec<Ranked>>(self.partitions)
+            .map_err(|e| self.info.error(e.to_string()))?;
+        table
+            .remove(slot, k, &())
+            .map_err(|e| self.info.error(e.to_string()))?;
+        Ok(())
     }
 }
 
@@ -172,6 +204,7 @@ impl OneInputOperator<Batch, Batch> for RankOp {
         let batch = &record.value.0;
         let row_kinds = if spec.updating { kinds(batch) } else { None };
         let sorts = spec.sort.len();
+        let now = self.timers.clock.now();
         // Each partition touched, in order of first touch, with its top N before.
         let mut order: Vec<RowKey> = Vec::new();
         let mut before: HashMap<RowKey, Vec<Vec<Option<Value>>>> = HashMap::new();
@@ -186,6 +219,7 @@ impl OneInputOperator<Batch, Batch> for RankOp {
             self.backend
                 .set_current_key(key.clone())
                 .map_err(|e| self.info.error(e.to_string()))?;
+            self.expire_if_idle(now)?;
             // The partition's rows, updated in place.
             let (table, k, slot) = self
                 .backend
@@ -196,7 +230,7 @@ impl OneInputOperator<Batch, Batch> for RankOp {
                 .map_err(|e| self.info.error(e.to_string()))?;
             if !before.contains_key(&key) {
                 before.insert(key.clone(), spec.top(rows));
-                order.push(key);
+                order.push(key.clone());
             }
             // The first position whose row sorts after the new one (ties keep arrival
             // order), or the equal row's.
@@ -241,6 +275,10 @@ impl OneInputOperator<Batch, Batch> for RankOp {
                     .remove(slot, k, &())
                     .map_err(|e| self.info.error(e.to_string()))?;
             }
+            if let Some(r) = &self.retention {
+                r.written(&mut self.backend, &mut self.timers, &key, &(), now)
+                    .map_err(|e| self.info.error(e.to_string()))?;
+            }
         }
         let mut changes: Vec<Vec<Option<Value>>> = Vec::new();
         let mut change_kinds: Vec<i8> = Vec::new();
@@ -283,8 +321,26 @@ impl OneInputOperator<Batch, Batch> for RankOp {
         )
     }
 
+    fn on_processing_time(&mut self, now: i64, _: &mut Outputs<Batch>) -> Result<()> {
+        while let Some((_, key, ())) = self.timers.processing.pop_due(now) {
+            let Some(r) = &self.retention else {
+                break;
+            };
+            self.backend
+                .set_current_key(key.clone())
+                .map_err(|e| self.err(e))?;
+            if r.on_timer(&mut self.backend, &mut self.timers, &key, &(), now)
+                .map_err(|e| self.err(e))?
+            {
+                self.remove_partition()?;
+            }
+        }
+        self.timers.request_next_processing();
+        Ok(())
+    }
+
     fn state_entries(&self) -> u64 {
-        self.backend.entries() as u64
+        (self.backend.entries() + self.timers.len()) as u64
     }
 
     fn snapshot_state(
