@@ -289,6 +289,80 @@ SELECT SUM(n) AS n FROM (SELECT COUNT(*) AS n FROM TABLE(TUMBLE(TABLE r, DESCRIP
 }
 
 #[test]
+fn the_interactive_client_goes_on_after_errors_and_ctrl_c_cancels_a_running_select() {
+    use std::io::{BufRead, Write};
+    let dir = workspace();
+    let mut child = Command::new(weir_bin())
+        .args(["sql", "--interactive"])
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("weir sql");
+    let mut stdin = child.stdin.take().expect("stdin");
+    // A hung client fails the test instead of hanging it.
+    let pid = child.id() as i32;
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if finished
+            .recv_timeout(std::time::Duration::from_secs(90))
+            .is_err()
+        {
+            // SAFETY: kill() with a child's process id and a signal number has no memory
+            // effects.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    });
+    // A statement over two lines, a bounded SELECT, a failing one, then an unbounded one.
+    stdin
+        .write_all(
+            b"-- include: prelude.sql\nSELECT channel, COUNT(*) AS n\n  FROM bid GROUP BY channel;\nSELECT nope FROM bid;\n\
+              CREATE TABLE g (id BIGINT) WITH ('connector' = 'datagen', 'rows-per-second' = '50');\n\
+              SELECT COUNT(*) AS n FROM g;\n",
+        )
+        .expect("write");
+    stdin.flush().expect("flush");
+    // Read until the unbounded SELECT has drawn its table a few times, then press Ctrl-C.
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut seen = String::new();
+    let mut draws = 0;
+    let mut line = String::new();
+    while draws < 3 {
+        line.clear();
+        if stdout.read_line(&mut line).expect("read") == 0 {
+            panic!("the client ended early:\n{seen}");
+        }
+        // Draws of the unbounded SELECT: those after the failing statement's error.
+        if line.contains("changes") && seen.contains("[ERROR]") {
+            draws += 1;
+        }
+        seen.push_str(&line);
+    }
+    // SAFETY: kill() with a child's process id and a signal number has no memory effects.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    stdin.write_all(b"SHOW TABLES;\nquit;\n").expect("write");
+    drop(stdin);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).expect("read");
+    seen.push_str(&rest);
+    let status = child.wait().expect("wait");
+    let _ = done.send(());
+    let _ = watchdog.join();
+    assert!(status.success(), "{seen}");
+    // The GROUP BY's final table, the error, the cancelled SELECT, and the statement after.
+    assert!(
+        seen.contains("| channel |") && seen.contains("[INFO] Query finished."),
+        "{seen}"
+    );
+    assert!(seen.contains("[ERROR]") && seen.contains("nope"), "{seen}");
+    assert!(seen.contains("[INFO] Query cancelled."), "{seen}");
+    assert!(
+        seen.lines().any(|l| l.trim() == "g"),
+        "SHOW TABLES ran after the cancelled SELECT: {seen}"
+    );
+}
+
+#[test]
 fn statements_can_come_from_standard_input() {
     use std::io::Write;
     let dir = workspace();

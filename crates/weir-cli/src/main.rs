@@ -9,6 +9,7 @@ mod error;
 mod roles;
 mod run;
 mod sql;
+mod sql_repl;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -91,6 +91,29 @@ impl Session {
         Ok((env, format!("insert-into_{name}")))
     }
 
+    /// Starts a SELECT (or WITH, VALUES) without waiting for it: its result is read as it
+    /// changes ([`crate::live`]).
+    pub fn start_select(&mut self, sql: &str) -> Result<crate::live::LiveQuery> {
+        let (statement, windows) = crate::window_tvf::parse_statement(sql)?;
+        if !matches!(statement, SqlStatement::Query(_)) {
+            return Err(SqlError::Invalid("not a query".into()));
+        }
+        let query = self.catalog.plan_query(statement, &windows)?;
+        let started = job::start(&query, self.settings())?;
+        Ok(crate::live::LiveQuery::new(started, query.columns.clone()))
+    }
+
+    /// True if `statement` (one statement, without its `;`) is a query whose rows an
+    /// interactive client shows as they change.
+    pub fn is_query(statement: &str) -> bool {
+        let first = statement
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_ascii_uppercase();
+        matches!(first.as_str(), "SELECT" | "WITH" | "VALUES") || first.starts_with('(')
+    }
+
     fn settings(&self) -> JobSettings<'_> {
         JobSettings {
             base: &self.base,
@@ -455,7 +478,7 @@ fn describe(table: &crate::catalog::TableDef) -> String {
 
 /// Rows as a table in the style of Flink's SQL client (tableau mode): right-aligned cells
 /// between rules, then the row count.
-fn tableau(header: &[String], rows: &[Vec<String>]) -> String {
+pub(crate) fn tableau(header: &[String], rows: &[Vec<String>]) -> String {
     let widths: Vec<usize> = (0..header.len())
         .map(|i| {
             rows.iter()

@@ -241,8 +241,13 @@ impl SourceReader<Batch> for CsvReader {
                 })
                 .collect();
             projected.extend(row_watermarks);
-            let batch = RecordBatch::try_new(self.table.schema.clone(), projected)
-                .map_err(|e| self.fail(e))?;
+            // A scan may read no column (`COUNT(*)`): the batch still has its rows.
+            let batch = RecordBatch::try_new_with_options(
+                self.table.schema.clone(),
+                projected,
+                &arrow_array::RecordBatchOptions::new().with_row_count(Some(rows)),
+            )
+            .map_err(|e| self.fail(e))?;
             output.collect(Batch(batch))?;
             if let Some(w) = self.watermarks.as_mut().and_then(RowWatermarks::advance) {
                 output.emit_watermark(w)?;

@@ -71,6 +71,36 @@ pub fn run(query: &Query, settings: JobSettings<'_>) -> Result<QueryOutput> {
     })
 }
 
+/// A SELECT's job started in the background: its client, and the result batches as they
+/// arrive. The environment holds the embedded mini-cluster the job runs on.
+pub struct StartedQuery {
+    /// The environment that submitted the job.
+    pub env: StreamExecutionEnvironment,
+    /// The running job.
+    pub client: weir_api::JobClient,
+    /// The result batches, taken as they come.
+    pub batches: weir_api::sink::CollectedValues<Batch>,
+}
+
+/// Starts `query` on the embedded mini-cluster without waiting for it (an interactive
+/// client shows its result as it changes, and may cancel it).
+pub fn start(query: &Query, settings: JobSettings<'_>) -> Result<StartedQuery> {
+    let env = environment(settings);
+    let batches = Builder {
+        env: &env,
+        settings,
+    }
+    .build(&query.root)?
+    .0
+    .collect_values();
+    let client = env.execute_async("SELECT")?;
+    Ok(StartedQuery {
+        env,
+        client,
+        batches,
+    })
+}
+
 /// The job of `INSERT INTO sink SELECT ...`, built but not started: the query's rows,
 /// cast to the sink's column types, into the sink's connector. The caller executes it
 /// (`env.execute(name)`), so a benchmark can time the job without its planning.
@@ -556,7 +586,12 @@ impl Calc {
             .iter()
             .map(|p| p.evaluate(batch)?.into_array(batch.num_rows()))
             .collect::<datafusion_common::Result<Vec<ArrayRef>>>()?;
-        Ok(Some(RecordBatch::try_new(self.output.clone(), columns)?))
+        // A Calc may keep no column (`COUNT(*)` reads none): the batch still has its rows.
+        Ok(Some(RecordBatch::try_new_with_options(
+            self.output.clone(),
+            columns,
+            &arrow_array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+        )?))
     }
 }
 

@@ -18,7 +18,8 @@
 //! - [`csv_source`]: the `filesystem` connector's CSV format as a source of batches;
 //! - [`job`]: a planned query as a job of vectorised operators;
 //! - [`format`]: values printed as Flink prints results;
-//! - [`client`]: a script run statement by statement, with its results.
+//! - [`client`]: a script run statement by statement, with its results; [`live`]: a
+//!   SELECT's result while it runs, for an interactive client.
 //!
 //! ```no_run
 //! let mut session = weir_sql::client::Session::new(".", 1);
@@ -41,6 +42,7 @@ mod interval;
 pub mod job;
 pub mod join;
 mod literal;
+pub mod live;
 mod lower;
 pub mod over_agg;
 pub mod plan;

@@ -64,6 +64,17 @@ fn expand_text_at(text: &str, dir: &Path, depth: usize) -> Result<String> {
 /// Splits `text` into statements. Statements that hold only comments and blanks are left
 /// out (they are not numbered). An unterminated string or comment is an error.
 pub fn split(text: &str) -> Result<Vec<Statement>> {
+    scan(text).map(|(statements, _)| statements)
+}
+
+/// True if `text` ends inside a statement: code after its last `;`, or an open quote or
+/// comment. An interactive client reads more lines before it runs anything.
+pub fn ends_inside_statement(text: &str) -> bool {
+    scan(text).map_or(true, |(_, unterminated)| unterminated)
+}
+
+/// The statements of `text`, and whether the last one lacks its `;`.
+fn scan(text: &str) -> Result<(Vec<Statement>, bool)> {
     #[derive(Clone, Copy, PartialEq)]
     enum In {
         Code,
@@ -154,7 +165,7 @@ pub fn split(text: &str) -> Result<Vec<Statement>> {
             text: current[start_at..].trim().to_string(),
         });
     }
-    Ok(statements)
+    Ok((statements, has_code))
 }
 
 #[cfg(test)]
@@ -177,6 +188,17 @@ mod tests {
         );
         assert!(split("SELECT 'open").is_err());
         assert!(split("SELECT 1 /* open").is_err());
+    }
+
+    #[test]
+    fn a_statement_is_complete_at_its_semicolon() {
+        assert!(!ends_inside_statement("SELECT 1;\n"));
+        assert!(!ends_inside_statement("SELECT 1; -- done\n"));
+        assert!(!ends_inside_statement(""));
+        assert!(ends_inside_statement("SELECT 1;\nSELECT"));
+        assert!(ends_inside_statement("SELECT 'a;"));
+        assert!(ends_inside_statement("SELECT 1 /* ; */"));
+        assert!(ends_inside_statement("SELECT 1 /* open"));
     }
 
     #[test]

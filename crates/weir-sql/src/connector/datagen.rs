@@ -420,8 +420,12 @@ impl DataGenReader {
                 })),
             );
         }
-        RecordBatch::try_new(self.schema.clone(), columns)
-            .map_err(|e| weir_runtime::RuntimeError::Other(format!("datagen: {e}")))
+        RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            columns,
+            &arrow_array::RecordBatchOptions::new().with_row_count(Some(n as usize)),
+        )
+        .map_err(|e| weir_runtime::RuntimeError::Other(format!("datagen: {e}")))
     }
 }
 
