@@ -122,6 +122,7 @@ pub fn run_with(
     let (sink_columns, checksum_columns, insert) =
         statements(workload).ok_or_else(|| format!("no SQL workload '{workload}'"))?;
     let query = SqlQuery {
+        updating: false,
         watermark_delay_ms: 0,
         sink_columns,
         checksum_columns,
@@ -140,6 +141,8 @@ pub struct SqlQuery<'a> {
     pub sink_columns: &'a str,
     /// The sink columns the checksum adds up (comma-separated).
     pub checksum_columns: &'a str,
+    /// The sink takes an updating result (`counting-changelog`).
+    pub updating: bool,
     /// The `INSERT INTO sink_out ...` statement.
     pub insert: &'a str,
 }
@@ -168,11 +171,16 @@ pub fn run_query(
     let tally = Tally::default();
     let mut session = session(parallelism, &tally);
     let ddl = format!(
-        "{checkpoints}SET 'state.backend.type' = '{backend}';\n{};\nCREATE TEMPORARY TABLE sink_out ({}) WITH ('connector' = 'counting', 'checksum-columns' = '{}');",
+        "{checkpoints}SET 'state.backend.type' = '{backend}';\n{};\nCREATE TEMPORARY TABLE sink_out ({}) WITH ('connector' = '{}', 'checksum-columns' = '{}');",
         BID_TABLE
             .replace("{delay}", &delay)
             .replace("{events}", &format!("{events}'{fail}")),
         query.sink_columns,
+        if query.updating {
+            "counting-changelog"
+        } else {
+            "counting"
+        },
         query.checksum_columns,
     );
     session
@@ -205,6 +213,14 @@ pub fn session(parallelism: i64, tally: &Tally) -> weir_sql::client::Session {
         "counting",
         Arc::new(CountingFactory {
             tally: tally.clone(),
+            updates: false,
+        }),
+    );
+    session.connectors_mut().register_sink(
+        "counting-changelog",
+        Arc::new(CountingFactory {
+            tally: tally.clone(),
+            updates: true,
         }),
     );
     session
@@ -523,9 +539,13 @@ impl SourceReader<Batch> for BidGenReader {
     }
 }
 
-/// The `counting` connector: its sinks add into one [`Tally`].
+/// The `counting` connector: its sinks add into one [`Tally`]. As `counting-changelog` it
+/// takes updating results: a `+I`/`+U` row adds itself, a `-U`/`-D` row takes itself away,
+/// so the tally is the one of the materialised result (for recovery tests of updating
+/// queries; the insert-only form is the benchmarks' vectorised one).
 struct CountingFactory {
     tally: Tally,
+    updates: bool,
 }
 
 /// How a checksum column adds to a row's value.
@@ -565,17 +585,19 @@ impl SinkFactory for CountingFactory {
         Ok(Arc::new(CountingSink {
             tally: self.tally.clone(),
             columns,
+            updates: self.updates,
         }))
     }
 
     fn accepts_updates(&self) -> bool {
-        false
+        self.updates
     }
 }
 
 struct CountingSink {
     tally: Tally,
     columns: Vec<ChecksumColumn>,
+    updates: bool,
 }
 
 impl Sink<Batch> for CountingSink {
@@ -591,6 +613,7 @@ impl Sink<Batch> for CountingSink {
         Ok(Box::new(CountingWriter {
             tally: self.tally.clone(),
             columns: self.columns.clone(),
+            updates: self.updates,
             rows,
             sum,
         }))
@@ -600,13 +623,57 @@ impl Sink<Batch> for CountingSink {
 struct CountingWriter {
     tally: Tally,
     columns: Vec<ChecksumColumn>,
+    updates: bool,
     rows: u64,
     sum: i64,
+}
+
+impl CountingWriter {
+    /// Adds (or, for a retraction, takes away) each row of an updating result.
+    fn write_changes(&mut self, batch: &arrow_array::RecordBatch) -> Result<(), UserError> {
+        let row_kinds = weir_sql::changelog::kinds(batch);
+        for r in 0..batch.num_rows() {
+            let sign: i64 = if weir_sql::changelog::kind_at(row_kinds.as_ref(), r).adds() {
+                1
+            } else {
+                -1
+            };
+            let mut value = 0i64;
+            for c in &self.columns {
+                let (i, v) = match *c {
+                    ChecksumColumn::BigInt(i) => {
+                        (i, batch.column(i).as_primitive::<Int64Type>().value(r))
+                    }
+                    ChecksumColumn::Millis(i) => (
+                        i,
+                        batch
+                            .column(i)
+                            .as_primitive::<TimestampMillisecondType>()
+                            .value(r),
+                    ),
+                    ChecksumColumn::Int(i) => (
+                        i,
+                        batch.column(i).as_primitive::<Int32Type>().value(r) as i64,
+                    ),
+                };
+                if batch.column(i).is_null(r) {
+                    return Err("counting: a checksum column is NULL".into());
+                }
+                value = value.wrapping_add(v);
+            }
+            self.rows = self.rows.wrapping_add(sign as u64);
+            self.sum = self.sum.wrapping_add(value.wrapping_mul(sign));
+        }
+        Ok(())
+    }
 }
 
 impl SinkWriter<Batch> for CountingWriter {
     fn write(&mut self, value: Batch, _: Option<i64>) -> Result<(), UserError> {
         let batch = &value.0;
+        if self.updates {
+            return self.write_changes(batch);
+        }
         self.rows += batch.num_rows() as u64;
         for c in &self.columns {
             let add = match *c {
