@@ -44,6 +44,7 @@ pub mod join;
 mod literal;
 pub mod live;
 mod lower;
+pub mod math_functions;
 pub mod over_agg;
 pub mod plan;
 mod prune;

@@ -320,9 +320,10 @@ impl Catalog {
     /// An empty catalog with Weir's built-in functions.
     pub fn new() -> Self {
         let mut functions = HashMap::new();
-        let names = ["mod", "coalesce", "nullif"]
+        let names = ["mod", "coalesce", "nullif", "abs", "sign", "pi"]
             .iter()
             .chain(crate::functions::NAMES)
+            .chain(crate::math_functions::NAMES)
             .chain(TIME_FUNCTIONS);
         for name in names {
             functions.insert(
@@ -831,7 +832,14 @@ impl Rewritten {
     fn new(name: &str) -> Self {
         Rewritten {
             name: name.to_string(),
-            signature: Signature::variadic_any(Volatility::Immutable),
+            // `PI()` takes nothing; the others at least one argument.
+            signature: Signature::one_of(
+                vec![
+                    datafusion_expr::TypeSignature::Nullary,
+                    datafusion_expr::TypeSignature::VariadicAny,
+                ],
+                Volatility::Immutable,
+            ),
         }
     }
 }

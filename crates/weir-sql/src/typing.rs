@@ -120,6 +120,99 @@ impl Typer {
         })
     }
 
+    /// A math function of DOUBLE result: its numeric arguments cast to DOUBLE.
+    fn math_call(
+        &self,
+        f: crate::math_functions::MathFn,
+        name: &str,
+        args: &[Expr],
+    ) -> Result<(Expr, FlinkType)> {
+        let double = FlinkType::nullable(Kind::Double);
+        let mut nullable = false;
+        let mut exprs = Vec::with_capacity(args.len());
+        for a in args {
+            let (x, t) = self.typed(a)?;
+            if !(t.is_exact_numeric() || t.is_approximate()) {
+                return Err(SqlError::Invalid(format!(
+                    "{} needs numeric arguments, not {}",
+                    name.to_ascii_uppercase(),
+                    t.display()
+                )));
+            }
+            nullable |= t.nullable;
+            exprs.push(cast(x, &double));
+        }
+        Ok((
+            Expr::ScalarFunction(ScalarFunction::new_udf(
+                Arc::new(ScalarUDF::from(crate::math_functions::MathUdf::new(f))),
+                exprs,
+            )),
+            double.with_nullable(nullable),
+        ))
+    }
+
+    /// `ABS(x)` and `SIGN(x)`, of `x`'s type, and `PI()`.
+    fn signed_call(&self, name: &str, args: &[Expr]) -> Result<(Expr, FlinkType)> {
+        use datafusion_expr::expr::Case;
+        if name == "pi" {
+            if !args.is_empty() {
+                return Err(SqlError::Invalid("PI takes no arguments".into()));
+            }
+            return Ok((
+                Expr::Literal(ScalarValue::Float64(Some(std::f64::consts::PI)), None),
+                FlinkType::not_null(Kind::Double),
+            ));
+        }
+        let [a] = args else {
+            return Err(SqlError::Invalid(format!(
+                "{} takes 1 argument",
+                name.to_ascii_uppercase()
+            )));
+        };
+        let (x, t) = self.typed(a)?;
+        if !(t.is_exact_numeric() || t.is_approximate()) {
+            return Err(SqlError::Invalid(format!(
+                "{} needs a numeric argument, not {}",
+                name.to_ascii_uppercase(),
+                t.display()
+            )));
+        }
+        let t = FlinkType {
+            rowtime: false,
+            ..t
+        };
+        let number = |n: i64| cast(Expr::Literal(ScalarValue::Int64(Some(n)), None), &t);
+        let compare = |op: Operator| {
+            Box::new(Expr::BinaryExpr(BinaryExpr::new(
+                Box::new(x.clone()),
+                op,
+                Box::new(number(0)),
+            )))
+        };
+        let e = if name == "abs" {
+            Expr::Case(Case::new(
+                None,
+                vec![(
+                    compare(Operator::Lt),
+                    Box::new(Expr::Negative(Box::new(x.clone()))),
+                )],
+                Some(Box::new(x.clone())),
+            ))
+        } else {
+            // NULL stays NULL (no ELSE).
+            Expr::Case(Case::new(
+                None,
+                vec![
+                    (compare(Operator::Gt), Box::new(number(1))),
+                    (compare(Operator::Lt), Box::new(number(-1))),
+                    (compare(Operator::Eq), Box::new(number(0))),
+                ],
+                None,
+            ))
+        };
+        Ok((e, t))
+    }
+
     /// The type of the column `c` (qualified or not).
     fn column(&self, c: &datafusion_common::Column) -> Result<FlinkType> {
         self.scope
@@ -160,6 +253,12 @@ impl Typer {
             }
             if crate::plan::TIME_FUNCTIONS.contains(&func.name()) {
                 return self.time_call(func.name(), args);
+            }
+            if let Some(f) = crate::math_functions::by_name(func.name(), args.len()) {
+                return self.math_call(f, func.name(), args);
+            }
+            if matches!(func.name(), "abs" | "sign" | "pi") {
+                return self.signed_call(func.name(), args);
             }
         }
         if let Expr::BinaryExpr(b) = e {
@@ -341,6 +440,13 @@ impl Typer {
             }
             Expr::Cast(Cast { expr, field }) => {
                 let data_type = field.data_type();
+                // `CAST(NULL AS t)`: a NULL of type t.
+                if matches!(expr.as_ref(), Expr::Literal(v, _) if v.is_null()) {
+                    let kind = kind_of_arrow(data_type)?;
+                    let null = ScalarValue::try_from(data_type)
+                        .map_err(|e| SqlError::Invalid(e.to_string()))?;
+                    return Ok((Expr::Literal(null, None), FlinkType::nullable(kind)));
+                }
                 let (x, t) = self.typed(expr)?;
                 if let (DataType::Utf8, Kind::Timestamp(p)) = (data_type, t.kind) {
                     // Flink's text of a timestamp, not arrow's (`T` between date and time).
