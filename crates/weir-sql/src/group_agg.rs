@@ -283,21 +283,15 @@ impl OneInputOperator<Batch, Batch> for GroupAggregateOp {
     }
 
     fn on_processing_time(&mut self, now: i64, _: &mut Outputs<Batch>) -> Result<()> {
-        while let Some((_, key, ())) = self.timers.processing.pop_due(now) {
-            let Some(r) = &self.retention else {
-                break;
-            };
-            self.backend
-                .set_current_key(key.clone())
-                .map_err(|e| self.state_err(e))?;
-            if r.on_timer(&mut self.backend, &mut self.timers, &key, &(), now)
-                .map_err(|e| self.info.error(e.to_string()))?
-            {
-                self.remove_group()?;
-            }
-        }
-        self.timers.request_next_processing();
-        Ok(())
+        let Some(r) = &self.retention else {
+            return Ok(());
+        };
+        let groups = self.groups;
+        r.expire_due(&mut self.backend, &mut self.timers, now, |backend, _| {
+            let (table, k, slot) = backend.table::<(), Group>(groups)?;
+            table.remove(slot, k, &()).map(|_| ())
+        })
+        .map_err(|e| self.state_err(e))
     }
 
     fn state_entries(&self) -> u64 {

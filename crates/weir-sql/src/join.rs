@@ -539,21 +539,15 @@ impl TwoInputOperator<Batch, Batch, Batch> for JoinOp {
     }
 
     fn on_processing_time(&mut self, now: i64, _: &mut Outputs<Batch>) -> Result<()> {
-        while let Some((_, key, side)) = self.timers.processing.pop_due(now) {
-            let Some(r) = &self.retention else {
-                break;
-            };
-            self.backend
-                .set_current_key(key.clone())
-                .map_err(|e| self.err(e))?;
-            if r.on_timer(&mut self.backend, &mut self.timers, &key, &side, now)
-                .map_err(|e| self.err(e))?
-            {
-                self.store(side as usize, Vec::new())?;
-            }
-        }
-        self.timers.request_next_processing();
-        Ok(())
+        let Some(r) = &self.retention else {
+            return Ok(());
+        };
+        let states = self.states;
+        r.expire_due(&mut self.backend, &mut self.timers, now, |backend, side| {
+            let (table, k, slot) = backend.table::<(), Vec<Stored>>(states[*side as usize])?;
+            table.remove(slot, k, &()).map(|_| ())
+        })
+        .map_err(|e| self.err(e))
     }
 
     fn state_entries(&self) -> u64 {

@@ -322,21 +322,15 @@ impl OneInputOperator<Batch, Batch> for RankOp {
     }
 
     fn on_processing_time(&mut self, now: i64, _: &mut Outputs<Batch>) -> Result<()> {
-        while let Some((_, key, ())) = self.timers.processing.pop_due(now) {
-            let Some(r) = &self.retention else {
-                break;
-            };
-            self.backend
-                .set_current_key(key.clone())
-                .map_err(|e| self.err(e))?;
-            if r.on_timer(&mut self.backend, &mut self.timers, &key, &(), now)
-                .map_err(|e| self.err(e))?
-            {
-                self.remove_partition()?;
-            }
-        }
-        self.timers.request_next_processing();
-        Ok(())
+        let Some(r) = &self.retention else {
+            return Ok(());
+        };
+        let partitions = self.partitions;
+        r.expire_due(&mut self.backend, &mut self.timers, now, |backend, _| {
+            let (table, k, slot) = backend.table::<(), Vec<Ranked>>(partitions)?;
+            table.remove(slot, k, &()).map(|_| ())
+        })
+        .map_err(|e| self.err(e))
     }
 
     fn state_entries(&self) -> u64 {

@@ -100,6 +100,25 @@ impl<N: Namespace + Clone> Retention<N> {
         table.insert(slot, k, ns, Written { at: now, timer })
     }
 
+    /// Fires the cleanup timers due at `now`: each key whose state expired is made the
+    /// current key of `backend` and handed to `remove` with its namespace.
+    pub fn expire_due(
+        &self,
+        backend: &mut KeyedStateBackend<RowKey>,
+        timers: &mut InternalTimers<RowKey, N>,
+        now: i64,
+        mut remove: impl FnMut(&mut KeyedStateBackend<RowKey>, &N) -> weir_state::Result<()>,
+    ) -> weir_state::Result<()> {
+        while let Some((_, key, ns)) = timers.processing.pop_due(now) {
+            backend.set_current_key(key.clone())?;
+            if self.on_timer(backend, timers, &key, &ns, now)? {
+                remove(backend, &ns)?;
+            }
+        }
+        timers.request_next_processing();
+        Ok(())
+    }
+
     /// The cleanup timer of the current key in `ns` fired at `now`: true if its state
     /// expired (the caller removes it; the bookkeeping is gone), false if it was written
     /// since (its timer moves to the new expiry).
