@@ -312,6 +312,46 @@ impl StreamExecutionEnvironment {
         }
     }
 
+    /// Adds a source that generates its own watermarks (a SQL table's, from its DDL) as a
+    /// member of the watermark alignment group `group` (Flink's
+    /// `scan.watermark.alignment.*` table options): a subtask whose watermark is more than
+    /// `max_drift` ahead of the group's lowest stops reading until the others catch up, as
+    /// [`WatermarkStrategy::with_watermark_alignment`](crate::watermark::WatermarkStrategy::with_watermark_alignment)
+    /// does for a source given a strategy.
+    pub fn from_source_aligned<T: Data, S: Source<T>>(
+        &self,
+        source: S,
+        name: &str,
+        group: &str,
+        max_drift: Duration,
+    ) -> DataStream<T> {
+        let group = self
+            .state
+            .borrow_mut()
+            .alignment_groups
+            .entry(group.to_string())
+            .or_insert_with(|| crate::alignment::AlignmentGroup::new(group))
+            .clone();
+        let source_no = group.next_source();
+        let max_drift_ms = max_drift.as_millis().min(i64::MAX as u128) as i64;
+        let members = group.clone();
+        let non_parallel = !source.is_parallel();
+        let s = self.add_source(source, name, move |source, ctx| {
+            Ok(Box::new(crate::alignment::AlignedReader {
+                inner: source.create_reader(ctx)?,
+                group: members.clone(),
+                member: (source_no, ctx.subtask),
+                max_drift_ms,
+            }))
+        });
+        let s = if non_parallel {
+            s.set_parallelism(1)
+        } else {
+            s
+        };
+        s.report_watermarks_to(group, source_no)
+    }
+
     /// Adds a source node whose readers `create` makes.
     fn add_source<T: Data, S: Source<T>>(
         &self,

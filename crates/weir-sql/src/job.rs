@@ -376,9 +376,13 @@ impl Builder<'_> {
                     base: self.settings.base,
                 })?;
                 let single = !source.is_parallel();
-                let stream = self
-                    .env
-                    .from_source(source, &format!("Source: {}", table.name));
+                let name = format!("Source: {}", table.name);
+                let stream = match alignment_of(table)? {
+                    Some((group, drift)) => {
+                        self.env.from_source_aligned(source, &name, &group, drift)
+                    }
+                    None => self.env.from_source(source, &name),
+                };
                 in_source(stream, single)
             }
             Node::Calc {
@@ -528,6 +532,37 @@ impl Builder<'_> {
             }
         })
     }
+}
+
+/// A table's watermark alignment group and maximum drift (Flink's
+/// `'scan.watermark.alignment.group'` and `'scan.watermark.alignment.max-drift'`): both or
+/// neither, on a table with a watermark.
+fn alignment_of(table: &TableDef) -> Result<Option<(String, std::time::Duration)>> {
+    let group = table.option("scan.watermark.alignment.group");
+    let drift = table.option("scan.watermark.alignment.max-drift");
+    let (group, drift) = match (group, drift) {
+        (None, None) => return Ok(None),
+        (Some(g), Some(d)) => (g, d),
+        _ => {
+            return Err(SqlError::Invalid(format!(
+                "table '{}': 'scan.watermark.alignment.group' and 'scan.watermark.alignment.max-drift' go together",
+                table.name
+            )))
+        }
+    };
+    if table.watermark.is_none() {
+        return Err(SqlError::Invalid(format!(
+            "table '{}': watermark alignment needs a WATERMARK in the table",
+            table.name
+        )));
+    }
+    let drift = crate::client::parse_duration(drift).ok_or_else(|| {
+        SqlError::Invalid(format!(
+            "table '{}': 'scan.watermark.alignment.max-drift' = '{drift}' is not a duration",
+            table.name
+        ))
+    })?;
+    Ok(Some((group.to_string(), drift)))
 }
 
 /// Filters and projects batches with DataFusion's physical expressions.
