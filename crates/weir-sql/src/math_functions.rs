@@ -183,3 +183,153 @@ mod tests {
         assert_eq!(by_name("log", 3), None);
     }
 }
+
+/// `ROUND(x, d)` or `TRUNCATE(x, d)` at `d` decimal places (negative: tens, hundreds, ...),
+/// as Flink computes them: half up (away from zero) on the value's decimal digits (a DOUBLE
+/// by its shortest decimal form, as Java's `BigDecimal.valueOf`), or toward zero.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct RoundUdf {
+    /// TRUNCATE rather than ROUND.
+    truncate: bool,
+    /// The decimal places.
+    places: i32,
+    /// The result's Arrow type: Int64, Float64, or the result DECIMAL.
+    output: DataType,
+    signature: Signature,
+}
+
+impl RoundUdf {
+    /// Rounds (or truncates) to `places`; the argument arrives as Int64, Float64 or a
+    /// Decimal128, and the result is `output`.
+    pub fn new(truncate: bool, places: i32, output: DataType) -> Self {
+        RoundUdf {
+            truncate,
+            places,
+            output,
+            signature: Signature::variadic_any(Volatility::Immutable),
+        }
+    }
+
+    /// `v` with `k` > 0 digits dropped (half up or toward zero), in units of 10^k.
+    fn drop_digits(&self, v: i128, k: u32) -> Option<i128> {
+        let unit = 10i128.checked_pow(k)?;
+        let q = v / unit;
+        let rest = v % unit;
+        Some(if !self.truncate && rest.abs() * 2 >= unit {
+            q + rest.signum()
+        } else {
+            q
+        })
+    }
+
+    /// An unscaled integer `v` of scale `scale` at this call's places: its unscaled value
+    /// at scale `max(places, 0)`.
+    fn decimal(&self, v: i128, scale: i32) -> Option<i128> {
+        if self.places >= scale {
+            return v.checked_mul(10i128.checked_pow((self.places - scale) as u32)?);
+        }
+        let q = self.drop_digits(v, (scale - self.places) as u32)?;
+        if self.places < 0 {
+            q.checked_mul(10i128.checked_pow((-self.places) as u32)?)
+        } else {
+            Some(q)
+        }
+    }
+
+    /// A DOUBLE through its shortest decimal form.
+    fn double(&self, x: f64) -> f64 {
+        if !x.is_finite() {
+            return x;
+        }
+        let text = format!("{x}");
+        let (int, frac) = text.split_once('.').unwrap_or((&text, ""));
+        let digits = format!("{int}{frac}");
+        let Ok(v) = digits.parse::<i128>() else {
+            return x;
+        };
+        let scale = frac.len() as i32;
+        let out_scale = self.places.max(0);
+        match self.decimal(v, scale) {
+            Some(r) => format!("{r}e-{out_scale}").parse().unwrap_or(x),
+            None => x,
+        }
+    }
+}
+
+impl ScalarUDFImpl for RoundUdf {
+    fn name(&self) -> &str {
+        if self.truncate {
+            "weir_truncate"
+        } else {
+            "weir_round"
+        }
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(self.output.clone())
+    }
+
+    fn invoke_with_args(&self, call: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        use arrow_array::types::{Decimal128Type, Int64Type};
+        let rows = call.number_rows;
+        let a = call.args[0].to_array(rows)?;
+        let out: ArrayRef = match (a.data_type(), &self.output) {
+            (DataType::Int64, _) => Arc::new(
+                a.as_primitive::<Int64Type>()
+                    .iter()
+                    .map(|v| v.and_then(|v| self.decimal(v as i128, 0)).map(|v| v as i64))
+                    .collect::<arrow_array::Int64Array>(),
+            ),
+            (DataType::Float64, _) => Arc::new(
+                a.as_primitive::<Float64Type>()
+                    .iter()
+                    .map(|v| v.map(|v| self.double(v)))
+                    .collect::<Float64Array>(),
+            ),
+            (DataType::Decimal128(_, s), DataType::Decimal128(p, rs)) => Arc::new(
+                a.as_primitive::<Decimal128Type>()
+                    .iter()
+                    .map(|v| v.and_then(|v| self.decimal(v, *s as i32)))
+                    .collect::<arrow_array::Decimal128Array>()
+                    .with_precision_and_scale(*p, *rs)?,
+            ),
+            (other, _) => {
+                return Err(DataFusionError::Internal(format!(
+                    "ROUND got {other} for {}",
+                    self.output
+                )))
+            }
+        };
+        crate::functions::columnar_result(&call.args, out)
+    }
+}
+
+#[cfg(test)]
+mod round_tests {
+    use super::*;
+
+    #[test]
+    fn rounding_is_half_up_on_decimal_digits() {
+        let r = |p| RoundUdf::new(false, p, DataType::Float64);
+        assert_eq!(
+            r(2).double(1.005),
+            1.01,
+            "1.005 as written, not its binary value"
+        );
+        assert_eq!(r(0).double(-2.5), -3.0);
+        assert_eq!(r(-2).double(151.0), 200.0);
+        assert_eq!(r(0).decimal(25, 1), Some(3));
+        assert_eq!(r(-1).decimal(171, 0), Some(170));
+        let t = RoundUdf::new(true, 2, DataType::Float64);
+        assert_eq!(t.double(142.857), 142.85);
+        assert_eq!(t.decimal(-199, 0), Some(-19900), "at scale 2");
+        assert_eq!(
+            RoundUdf::new(true, -2, DataType::Int64).decimal(-199, 0),
+            Some(-100)
+        );
+    }
+}

@@ -320,11 +320,13 @@ impl Catalog {
     /// An empty catalog with Weir's built-in functions.
     pub fn new() -> Self {
         let mut functions = HashMap::new();
-        let names = ["mod", "coalesce", "nullif", "abs", "sign", "pi"]
-            .iter()
-            .chain(crate::functions::NAMES)
-            .chain(crate::math_functions::NAMES)
-            .chain(TIME_FUNCTIONS);
+        let names = [
+            "mod", "coalesce", "nullif", "abs", "sign", "pi", "round", "truncate",
+        ]
+        .iter()
+        .chain(crate::functions::NAMES)
+        .chain(crate::math_functions::NAMES)
+        .chain(TIME_FUNCTIONS);
         for name in names {
             functions.insert(
                 name.to_string(),

@@ -151,6 +151,74 @@ impl Typer {
         ))
     }
 
+    /// `ROUND(x[, d])` and `TRUNCATE(x[, d])` (`d` an integer literal): integers and
+    /// floating-point numbers keep their type; a `DECIMAL(p, s)` becomes Flink's
+    /// `DECIMAL(1 + p - s + d, d)` when `d < s` (`DECIMAL(1 + p - s, 0)` when `d < 0`).
+    fn round_call(&self, name: &str, args: &[Expr]) -> Result<(Expr, FlinkType)> {
+        let upper = name.to_ascii_uppercase();
+        let (x, places) = match args {
+            [x] => (x, 0i64),
+            [x, Expr::Literal(v, _)] => {
+                let d = match v {
+                    ScalarValue::Int64(Some(d)) => *d,
+                    ScalarValue::Int32(Some(d)) => *d as i64,
+                    _ => {
+                        return Err(SqlError::Invalid(format!(
+                            "{upper} needs an integer number of places"
+                        )))
+                    }
+                };
+                (x, d)
+            }
+            [_, _] => {
+                return Err(SqlError::Unsupported(format!(
+                    "{upper} to a number of places that is not a literal"
+                )))
+            }
+            _ => return Err(SqlError::Invalid(format!("{upper} takes 1 or 2 arguments"))),
+        };
+        let places = places.clamp(-38, 38) as i32;
+        let (x, t) = self.typed(x)?;
+        let t = FlinkType {
+            rowtime: false,
+            ..t
+        };
+        let (input, result) = match t.kind {
+            _ if t.is_integer() => (FlinkType::nullable(Kind::BigInt), t),
+            Kind::Float | Kind::Double => (FlinkType::nullable(Kind::Double), t),
+            Kind::Decimal(p, s) => {
+                let (p, s) = (p as i32, s as i32);
+                let kind = if places >= s {
+                    Kind::Decimal(p as u8, s as i8)
+                } else if places < 0 {
+                    Kind::Decimal((1 + p - s).min(38) as u8, 0)
+                } else {
+                    Kind::Decimal((1 + p - s + places).min(38) as u8, places as i8)
+                };
+                (t, FlinkType { kind, ..t })
+            }
+            _ => {
+                return Err(SqlError::Invalid(format!(
+                    "{upper} needs a numeric argument, not {}",
+                    t.display()
+                )))
+            }
+        };
+        let output = match result.kind {
+            Kind::Decimal(..) => result.arrow(),
+            _ => input.arrow(),
+        };
+        let call = Expr::ScalarFunction(ScalarFunction::new_udf(
+            Arc::new(ScalarUDF::from(crate::math_functions::RoundUdf::new(
+                name == "truncate",
+                places,
+                output,
+            ))),
+            vec![cast(x, &input)],
+        ));
+        Ok((cast(call, &result), result))
+    }
+
     /// `ABS(x)` and `SIGN(x)`, of `x`'s type, and `PI()`.
     fn signed_call(&self, name: &str, args: &[Expr]) -> Result<(Expr, FlinkType)> {
         use datafusion_expr::expr::Case;
@@ -256,6 +324,9 @@ impl Typer {
             }
             if let Some(f) = crate::math_functions::by_name(func.name(), args.len()) {
                 return self.math_call(f, func.name(), args);
+            }
+            if matches!(func.name(), "round" | "truncate") {
+                return self.round_call(func.name(), args);
             }
             if matches!(func.name(), "abs" | "sign" | "pi") {
                 return self.signed_call(func.name(), args);
