@@ -266,14 +266,7 @@ impl StreamExecutionEnvironment {
         name: &str,
     ) -> DataStream<T> {
         let aligned = strategy.watermark_alignment().map(|(group, drift)| {
-            let group = self
-                .state
-                .borrow_mut()
-                .alignment_groups
-                .entry(group.to_string())
-                .or_insert_with(|| crate::alignment::AlignmentGroup::new(group))
-                .clone();
-            let source_no = group.next_source();
+            let (group, source_no) = self.join_alignment_group(group);
             (group, source_no, drift.as_millis() as i64)
         });
         let align = aligned.clone();
@@ -325,14 +318,7 @@ impl StreamExecutionEnvironment {
         group: &str,
         max_drift: Duration,
     ) -> DataStream<T> {
-        let group = self
-            .state
-            .borrow_mut()
-            .alignment_groups
-            .entry(group.to_string())
-            .or_insert_with(|| crate::alignment::AlignmentGroup::new(group))
-            .clone();
-        let source_no = group.next_source();
+        let (group, source_no) = self.join_alignment_group(group);
         let max_drift_ms = max_drift.as_millis().min(i64::MAX as u128) as i64;
         let members = group.clone();
         let non_parallel = !source.is_parallel();
@@ -350,6 +336,20 @@ impl StreamExecutionEnvironment {
             s
         };
         s.report_watermarks_to(group, source_no)
+    }
+
+    /// The watermark alignment group `group` (made on first use), and the number of a new
+    /// source in it.
+    fn join_alignment_group(&self, group: &str) -> (Arc<crate::alignment::AlignmentGroup>, u32) {
+        let group = self
+            .state
+            .borrow_mut()
+            .alignment_groups
+            .entry(group.to_string())
+            .or_insert_with(|| crate::alignment::AlignmentGroup::new(group))
+            .clone();
+        let source_no = group.next_source();
+        (group, source_no)
     }
 
     /// Adds a source node whose readers `create` makes.

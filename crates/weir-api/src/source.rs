@@ -6,6 +6,65 @@ use std::sync::Arc;
 use weir_runtime::source::{PollStatus, SourceOutput, SourceReader};
 use weir_runtime::Result;
 
+/// The indexes `0..count` of a generator source that one reader makes, as contiguous
+/// ranges `(next, end)`: its share of the range when the job starts, or the positions of the
+/// readers it took over on a restore (also at another parallelism: the checkpoint holds each
+/// range's position, and the ranges are spread over the new readers). Row `i` being a
+/// function of `i` alone makes replays exact.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IndexSplits {
+    ranges: std::collections::VecDeque<(u64, u64)>,
+}
+
+impl IndexSplits {
+    /// Reader `ctx.subtask`'s ranges of `0..count`.
+    pub fn for_reader(ctx: &SourceContext, count: u64) -> Result<Self> {
+        let ranges = match ctx.decode_restored::<(u64, u64)>()? {
+            Some(s) => s.into_iter().filter(|(next, end)| next < end).collect(),
+            None => {
+                let (start, end) = Self::share(count, ctx.subtask, ctx.parallelism.max(1));
+                std::iter::once((start, end))
+                    .filter(|(s, e)| s < e)
+                    .collect()
+            }
+        };
+        Ok(IndexSplits { ranges })
+    }
+
+    /// Share `i` of `p` of `0..count`: `[start, end)`.
+    pub fn share(count: u64, i: u32, p: u32) -> (u64, u64) {
+        let at = |k: u32| (count as u128 * k as u128 / p as u128) as u64;
+        (at(i), at(i + 1))
+    }
+
+    /// The next indexes, at most `max` of them, as `(first, n)` (not taken yet).
+    pub fn next(&self, max: u64) -> Option<(u64, u64)> {
+        self.ranges
+            .front()
+            .map(|&(next, end)| (next, (end - next).min(max)))
+    }
+
+    /// Takes `n` indexes (at most those [`Self::next`] gave) from the front range.
+    pub fn take(&mut self, n: u64) {
+        if let Some(front) = self.ranges.front_mut() {
+            front.0 += n;
+            if front.0 >= front.1 {
+                self.ranges.pop_front();
+            }
+        }
+    }
+
+    /// True once every index is taken.
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    /// The ranges' positions, one split each, for a checkpoint.
+    pub fn snapshot(&self) -> Result<Vec<Vec<u8>>> {
+        self.ranges.iter().map(encode_split).collect()
+    }
+}
+
 /// Whether a source ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Boundedness {
@@ -308,6 +367,36 @@ impl Source<i64> for SequenceSource {
             }
         };
         Ok(Box::new(SequenceReader { splits }))
+    }
+}
+
+#[cfg(test)]
+mod index_split_tests {
+    use super::IndexSplits;
+
+    #[test]
+    fn shares_cover_the_indexes_once_and_ranges_are_taken_in_order() {
+        for p in 1..7 {
+            let mut next = 0;
+            for i in 0..p {
+                let (a, b) = IndexSplits::share(23, i, p);
+                assert_eq!(a, next);
+                next = b;
+            }
+            assert_eq!(next, 23);
+        }
+        assert_eq!(IndexSplits::share(u64::MAX, 1, 2).1, u64::MAX);
+        let mut s = IndexSplits {
+            ranges: [(0, 5), (10, 12)].into_iter().collect(),
+        };
+        assert_eq!(s.next(3), Some((0, 3)));
+        s.take(3);
+        assert_eq!(s.next(3), Some((3, 2)));
+        s.take(2);
+        assert_eq!(s.next(3), Some((10, 2)));
+        s.take(2);
+        assert!(s.is_empty());
+        assert_eq!(s.next(3), None);
     }
 }
 

@@ -21,10 +21,10 @@
 //! the reader reports that nothing is available and its task waits a few milliseconds (or
 //! until a checkpoint or timer needs it).
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use weir_api::functions::UserError;
-use weir_api::prelude::{encode_split, Boundedness, Source, SourceContext};
+use weir_api::prelude::{Boundedness, Source, SourceContext};
+use weir_api::source::IndexSplits;
 use weir_runtime::source::{PollStatus, RateLimiter, SourceOutput, SourceReader};
 
 /// Records per poll at most, so the task gets back to its mailbox often.
@@ -53,18 +53,12 @@ impl<T> DataGeneratorSource<T> {
         self.rows_per_second = Some(rows_per_second);
         self
     }
-
-    /// Split `i` of `p`: the indexes `[start, end)`.
-    fn split(&self, i: u32, p: u32) -> (u64, u64) {
-        let at = |k: u32| (self.count as u128 * k as u128 / p as u128) as u64;
-        (at(i), at(i + 1))
-    }
 }
 
 /// Generates its splits' indexes in order, each split as (next index, end).
 struct GeneratorReader<T> {
     generator: Arc<dyn Fn(u64) -> T + Send + Sync>,
-    splits: VecDeque<(u64, u64)>,
+    splits: IndexSplits,
     /// This reader's share of the rate limit.
     limit: Option<RateLimiter>,
 }
@@ -88,21 +82,17 @@ impl<T: 'static> SourceReader<T> for GeneratorReader<T> {
                 PollStatus::NothingAvailable
             });
         }
-        while budget > 0 {
-            let Some((next, end)) = self.splits.front_mut() else {
-                break;
-            };
-            let n = (*end - *next).min(budget);
-            for i in *next..*next + n {
+        while let Some((first, n)) = self.splits.next(budget) {
+            for i in first..first + n {
                 out.collect((self.generator)(i))?;
             }
-            *next += n;
+            self.splits.take(n);
             budget -= n;
             if let Some(l) = &mut self.limit {
                 l.taken(n);
             }
-            if *next == *end {
-                self.splits.pop_front();
+            if budget == 0 {
+                break;
             }
         }
         Ok(if self.splits.is_empty() {
@@ -113,7 +103,7 @@ impl<T: 'static> SourceReader<T> for GeneratorReader<T> {
     }
 
     fn snapshot_state(&mut self, _: u64) -> weir_runtime::Result<Vec<Vec<u8>>> {
-        self.splits.iter().map(encode_split).collect()
+        self.splits.snapshot()
     }
 }
 
@@ -134,15 +124,7 @@ impl<T: Send + 'static> Source<T> for DataGeneratorSource<T> {
                 );
             }
         }
-        let splits: VecDeque<(u64, u64)> = match ctx.decode_restored::<(u64, u64)>()? {
-            Some(s) => s.into_iter().filter(|(next, end)| next < end).collect(),
-            None => {
-                let (start, end) = self.split(ctx.subtask, ctx.parallelism.max(1));
-                std::iter::once((start, end))
-                    .filter(|(s, e)| s < e)
-                    .collect()
-            }
-        };
+        let splits = IndexSplits::for_reader(ctx, self.count)?;
         let limit = self
             .rows_per_second
             .map(|r| RateLimiter::new(r / ctx.parallelism.max(1) as f64));
@@ -159,19 +141,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn splits_cover_the_indexes_once() {
-        let s = DataGeneratorSource::new(23, |i| i);
-        for p in 1..7 {
-            let mut next = 0;
-            for i in 0..p {
-                let (a, b) = s.split(i, p);
-                assert_eq!(a, next);
-                next = b;
-            }
-            assert_eq!(next, 23);
-        }
+    fn an_unbounded_generator_says_so() {
         let unbounded = DataGeneratorSource::new(u64::MAX, |i| i);
-        assert_eq!(unbounded.split(1, 2).1, u64::MAX);
         assert_eq!(
             Source::<u64>::boundedness(&unbounded),
             Boundedness::Unbounded

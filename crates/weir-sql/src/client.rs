@@ -103,8 +103,8 @@ impl Session {
         Ok(crate::live::LiveQuery::new(started, query.columns.clone()))
     }
 
-    /// True if `statement` (one statement, without its `;`) is a query whose rows an
-    /// interactive client shows as they change.
+    /// True if `statement` (one statement, without its `;`) is a query: its rows are a
+    /// result (printed by a script, shown as they change by the interactive client).
     pub fn is_query(statement: &str) -> bool {
         let first = statement
             .split_whitespace()
@@ -224,7 +224,7 @@ impl Session {
                 let names = self.catalog.table_names();
                 print(out, &names.join("\n"))
             }
-            ["SELECT", ..] | ["WITH", ..] | ["VALUES", ..] | ["(", ..] => {
+            _ if Self::is_query(&s.text) => {
                 let (statement, windows) = crate::window_tvf::parse_statement(&s.text)
                     .map_err(|e| SqlError::Invalid(script_position(&e.to_string(), s.line)))?;
                 let query = self.catalog.plan_query(statement, &windows)?;

@@ -89,6 +89,15 @@ fn result_row(spec: &GroupAggSpec, key: &RowKey, group: &Group) -> Vec<Option<Va
         .collect()
 }
 
+/// Removes the current key's group.
+fn remove_group(
+    backend: &mut KeyedStateBackend<RowKey>,
+    groups: StateId,
+) -> weir_state::Result<()> {
+    let (table, k, slot) = backend.table::<(), Group>(groups)?;
+    table.remove(slot, k, &()).map(|_| ())
+}
+
 /// State name of the groups.
 const GROUPS: &str = "groups";
 
@@ -142,14 +151,7 @@ impl GroupAggregateOp {
     }
 
     fn remove_group(&mut self) -> Result<()> {
-        let (table, k, slot) = self
-            .backend
-            .table::<(), Group>(self.groups)
-            .map_err(|e| self.info.error(e.to_string()))?;
-        table
-            .remove(slot, k, &())
-            .map_err(|e| self.info.error(e.to_string()))?;
-        Ok(())
+        remove_group(&mut self.backend, self.groups).map_err(|e| self.state_err(e))
     }
 }
 
@@ -197,6 +199,11 @@ impl OneInputOperator<Batch, Batch> for GroupAggregateOp {
                     continue;
                 }
             }
+            // The row writes its group: it refreshes the group's TTL.
+            if let Some(r) = &self.retention {
+                r.written(&mut self.backend, &mut self.timers, &key, &(), now)
+                    .map_err(|e| self.info.error(e.to_string()))?;
+            }
             let first_touch = seen.insert(key.clone());
             let (table, k, slot) = self
                 .backend
@@ -210,7 +217,7 @@ impl OneInputOperator<Batch, Batch> for GroupAggregateOp {
                 .map_err(|e| self.info.error(e.to_string()))?;
             if first_touch {
                 let before = (group.rows > 0).then(|| result_row(&spec, &key, group));
-                touched.push((key.clone(), before));
+                touched.push((key, before));
             }
             for ((call, acc), v) in spec.aggs.iter().zip(group.accs.iter_mut()).zip(&args) {
                 if adds {
@@ -220,10 +227,6 @@ impl OneInputOperator<Batch, Batch> for GroupAggregateOp {
                 }
             }
             group.rows += if adds { 1 } else { -1 };
-            if let Some(r) = &self.retention {
-                r.written(&mut self.backend, &mut self.timers, &key, &(), now)
-                    .map_err(|e| self.info.error(e.to_string()))?;
-            }
         }
         // The changes, as one batch.
         let mut rows: Vec<Vec<Option<Value>>> = Vec::new();
@@ -244,13 +247,7 @@ impl OneInputOperator<Batch, Batch> for GroupAggregateOp {
                 _ => None,
             };
             if after.is_none() {
-                let (table, k, slot) = self
-                    .backend
-                    .table::<(), Group>(self.groups)
-                    .map_err(|e| self.info.error(e.to_string()))?;
-                table
-                    .remove(slot, k, &())
-                    .map_err(|e| self.info.error(e.to_string()))?;
+                self.remove_group()?;
             }
             match (before, after) {
                 (None, Some(a)) => {
@@ -288,8 +285,7 @@ impl OneInputOperator<Batch, Batch> for GroupAggregateOp {
         };
         let groups = self.groups;
         r.expire_due(&mut self.backend, &mut self.timers, now, |backend, _| {
-            let (table, k, slot) = backend.table::<(), Group>(groups)?;
-            table.remove(slot, k, &()).map(|_| ())
+            remove_group(backend, groups)
         })
         .map_err(|e| self.state_err(e))
     }

@@ -24,7 +24,6 @@
 //! already past that point when it arrives joins what is there and is not kept.
 
 use crate::changelog::{kind_at, kinds, RowKind};
-use crate::retention::StateTtl;
 use crate::types::FlinkType;
 use crate::values::{build_column, emit_rows, value_at, RowKey, Value};
 use arrow_array::cast::AsArray;
@@ -298,7 +297,7 @@ impl JoinOp {
     /// Drops the current key's rows of `side` that were not written for the TTL (expired
     /// rows are never joined).
     fn drop_idle_rows(&mut self, side: usize, now: i64) -> Result<()> {
-        let Some(StateTtl(ttl)) = self.spec.state_ttl.filter(|_| self.retention.is_some()) else {
+        let Some(ttl) = self.retention.as_ref().map(|r| r.ttl_ms()) else {
             return Ok(());
         };
         let (table, k, slot) = self
@@ -373,8 +372,10 @@ impl JoinOp {
             if null_key && !spec.kind.keeps(side) {
                 continue;
             }
+            // The key again for the TTL's bookkeeping (no copy without a TTL).
+            let ttl_key = self.retention.is_some().then(|| key.clone());
             self.backend
-                .set_current_key(key.clone())
+                .set_current_key(key)
                 .map_err(|e| self.info.error(e.to_string()))?;
             self.drop_idle_rows(0, now)?;
             self.drop_idle_rows(1, now)?;
@@ -477,15 +478,9 @@ impl JoinOp {
                     .remove(slot, k, &())
                     .map_err(|e| self.info.error(e.to_string()))?;
             }
-            if let Some(r) = &self.retention {
-                r.written(
-                    &mut self.backend,
-                    &mut self.timers,
-                    &key,
-                    &(side as u8),
-                    now,
-                )
-                .map_err(|e| self.info.error(e.to_string()))?;
+            if let (Some(r), Some(key)) = (&self.retention, &ttl_key) {
+                r.written(&mut self.backend, &mut self.timers, key, &(side as u8), now)
+                    .map_err(|e| self.info.error(e.to_string()))?;
             }
         }
         self.emit(changes, out)

@@ -155,6 +155,8 @@ pub struct OverAggregateOp {
     watermark: i64,
     /// Output rows not emitted yet.
     pending: Vec<Row>,
+    /// Where each aggregate's argument is in a buffered row (none for `COUNT(*)`).
+    arg_slots: Vec<Option<usize>>,
     info: OperatorInfo,
 }
 
@@ -165,6 +167,17 @@ impl OverAggregateOp {
         let partitions = backend
             .register::<(), Partition>(PARTITIONS)
             .map_err(|e| info.error(e.to_string()))?;
+        // Arguments follow the row's columns in a buffered row, in call order.
+        let arg_slots = spec
+            .aggs
+            .iter()
+            .scan(spec.columns.len(), |next, a| {
+                Some(a.arg.map(|_| {
+                    *next += 1;
+                    *next - 1
+                }))
+            })
+            .collect();
         Ok(OverAggregateOp {
             schema: spec.schema(),
             spec,
@@ -173,6 +186,7 @@ impl OverAggregateOp {
             timers: InternalTimers::new(info.processing_time.clone()),
             watermark: i64::MIN,
             pending: Vec::new(),
+            arg_slots,
             info: info.clone(),
         })
     }
@@ -303,10 +317,7 @@ impl OverAggregateOp {
 
     /// The argument of aggregate `i` in a buffered row.
     fn arg<'r>(&self, row: &'r Row, i: usize) -> Option<&'r Value> {
-        let spec = &self.spec;
-        spec.aggs[i].arg?;
-        let at = spec.columns.len() + spec.aggs[..i].iter().filter(|a| a.arg.is_some()).count();
-        row[at].as_ref()
+        row[self.arg_slots[i]?].as_ref()
     }
 
     fn accumulate(&self, accs: &mut [Acc], row: &Row) {
@@ -397,22 +408,17 @@ impl OverAggregateOp {
         if p.cleanup_at.is_some_and(|c| c <= ts) {
             return None;
         }
-        if let Some(rows) = p.rows.get(&ts).cloned() {
+        if p.rows.contains_key(&ts) {
             let mut accs = p.accs.take().unwrap_or_else(|| self.empty_accs());
-            let gone: Vec<i64> = p
-                .rows
-                .range(..ts.saturating_sub(range))
-                .map(|(&t, _)| t)
-                .collect();
-            for t in gone {
-                for row in p.rows.remove(&t).unwrap_or_default() {
-                    self.retract(&mut accs, &row);
-                }
+            let kept = p.rows.split_off(&ts.saturating_sub(range));
+            for row in std::mem::replace(&mut p.rows, kept).values().flatten() {
+                self.retract(&mut accs, row);
             }
-            for row in &rows {
+            let rows = p.rows.get(&ts).map_or(&[][..], Vec::as_slice);
+            for row in rows {
                 self.accumulate(&mut accs, row);
             }
-            for row in &rows {
+            for row in rows {
                 let out = self.output_row(row, &accs);
                 self.pending.push(out);
             }

@@ -130,6 +130,15 @@ struct Ranked {
     count: i64,
 }
 
+/// Removes the current key's partition.
+fn remove_partition(
+    backend: &mut KeyedStateBackend<RowKey>,
+    partitions: StateId,
+) -> weir_state::Result<()> {
+    let (table, k, slot) = backend.table::<(), Vec<Ranked>>(partitions)?;
+    table.remove(slot, k, &()).map(|_| ())
+}
+
 /// State name of the partitions.
 const PARTITIONS: &str = "rank-partitions";
 
@@ -183,14 +192,7 @@ impl RankOp {
     }
 
     fn remove_partition(&mut self) -> Result<()> {
-        let (table, k, slot) = self
-            .backend
-            .table::<(), Vec<Ranked>>(self.partitions)
-            .map_err(|e| self.info.error(e.to_string()))?;
-        table
-            .remove(slot, k, &())
-            .map_err(|e| self.info.error(e.to_string()))?;
-        Ok(())
+        remove_partition(&mut self.backend, self.partitions).map_err(|e| self.err(e))
     }
 }
 
@@ -220,6 +222,11 @@ impl OneInputOperator<Batch, Batch> for RankOp {
                 .set_current_key(key.clone())
                 .map_err(|e| self.info.error(e.to_string()))?;
             self.expire_if_idle(now)?;
+            // The row writes its partition: it refreshes the partition's TTL.
+            if let Some(r) = &self.retention {
+                r.written(&mut self.backend, &mut self.timers, &key, &(), now)
+                    .map_err(|e| self.info.error(e.to_string()))?;
+            }
             // The partition's rows, updated in place.
             let (table, k, slot) = self
                 .backend
@@ -230,7 +237,7 @@ impl OneInputOperator<Batch, Batch> for RankOp {
                 .map_err(|e| self.info.error(e.to_string()))?;
             if !before.contains_key(&key) {
                 before.insert(key.clone(), spec.top(rows));
-                order.push(key.clone());
+                order.push(key);
             }
             // The first position whose row sorts after the new one (ties keep arrival
             // order), or the equal row's.
@@ -273,10 +280,6 @@ impl OneInputOperator<Batch, Batch> for RankOp {
             if rows.is_empty() {
                 table
                     .remove(slot, k, &())
-                    .map_err(|e| self.info.error(e.to_string()))?;
-            }
-            if let Some(r) = &self.retention {
-                r.written(&mut self.backend, &mut self.timers, &key, &(), now)
                     .map_err(|e| self.info.error(e.to_string()))?;
             }
         }
@@ -327,8 +330,7 @@ impl OneInputOperator<Batch, Batch> for RankOp {
         };
         let partitions = self.partitions;
         r.expire_due(&mut self.backend, &mut self.timers, now, |backend, _| {
-            let (table, k, slot) = backend.table::<(), Vec<Ranked>>(partitions)?;
-            table.remove(slot, k, &()).map(|_| ())
+            remove_partition(backend, partitions)
         })
         .map_err(|e| self.err(e))
     }

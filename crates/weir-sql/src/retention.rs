@@ -60,6 +60,11 @@ impl<N: Namespace + Clone> Retention<N> {
         }))
     }
 
+    /// The TTL in milliseconds.
+    pub fn ttl_ms(&self) -> i64 {
+        self.ttl
+    }
+
     /// True if the current key's state in `ns` expired at `now` (its caller removes it
     /// and goes on as if there was none). The bookkeeping of an expired key is removed.
     pub fn expired(

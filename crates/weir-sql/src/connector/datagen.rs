@@ -26,11 +26,9 @@ use crate::types::{FlinkType, Kind};
 use crate::values::{build_column, Value};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::SchemaRef;
-use std::collections::VecDeque;
 use std::sync::Arc;
 use weir_api::arrow_batch::Batch;
-use weir_api::prelude::encode_split;
-use weir_api::source::{Boundedness, Source, SourceContext};
+use weir_api::source::{Boundedness, IndexSplits, Source, SourceContext};
 use weir_api::UserError;
 use weir_runtime::source::{PollStatus, RateLimiter, SourceOutput, SourceReader};
 
@@ -364,17 +362,8 @@ impl Source<Batch> for DataGen {
         &self,
         ctx: &SourceContext,
     ) -> std::result::Result<Box<dyn SourceReader<Batch>>, UserError> {
-        let p = ctx.parallelism.max(1) as u128;
-        let splits: VecDeque<(u64, u64)> = match ctx.decode_restored::<(u64, u64)>()? {
-            Some(s) => s.into_iter().filter(|(next, end)| next < end).collect(),
-            None => {
-                let at = |k: u128| (self.rows as u128 * k / p) as u64;
-                let (start, end) = (at(ctx.subtask as u128), at(ctx.subtask as u128 + 1));
-                std::iter::once((start, end))
-                    .filter(|(s, e)| s < e)
-                    .collect()
-            }
-        };
+        let p = ctx.parallelism.max(1);
+        let splits = IndexSplits::for_reader(ctx, self.rows)?;
         Ok(Box::new(DataGenReader {
             fields: self.fields.clone(),
             splits,
@@ -391,7 +380,7 @@ impl Source<Batch> for DataGen {
 /// Generates its splits' rows in order, each split as (next row, end).
 struct DataGenReader {
     fields: Vec<Field>,
-    splits: VecDeque<(u64, u64)>,
+    splits: IndexSplits,
     limit: RateLimiter,
     watermark: Option<(Field, RowWatermarks)>,
     schema: SchemaRef,
@@ -431,10 +420,10 @@ impl DataGenReader {
 
 impl SourceReader<Batch> for DataGenReader {
     fn poll_next(&mut self, out: &mut SourceOutput<'_, Batch>) -> weir_runtime::Result<PollStatus> {
-        let Some(&(next, end)) = self.splits.front() else {
+        let Some((next, available)) = self.splits.next(BATCH_ROWS) else {
             return Ok(PollStatus::Finished);
         };
-        let n = self.limit.budget((end - next).min(BATCH_ROWS));
+        let n = self.limit.budget(available);
         if n == 0 {
             return Ok(PollStatus::NothingAvailable);
         }
@@ -444,12 +433,7 @@ impl SourceReader<Batch> for DataGenReader {
             out.emit_watermark(w)?;
         }
         self.limit.taken(n);
-        match self.splits.front_mut() {
-            Some(s) if next + n < end => s.0 = next + n,
-            _ => {
-                self.splits.pop_front();
-            }
-        }
+        self.splits.take(n);
         Ok(if self.splits.is_empty() {
             PollStatus::Finished
         } else {
@@ -458,7 +442,7 @@ impl SourceReader<Batch> for DataGenReader {
     }
 
     fn snapshot_state(&mut self, _: u64) -> weir_runtime::Result<Vec<Vec<u8>>> {
-        self.splits.iter().map(encode_split).collect()
+        self.splits.snapshot()
     }
 }
 
