@@ -316,6 +316,7 @@ pub fn build(args: &Args) -> Result<(StreamExecutionEnvironment, FailPoints), Ap
         kind,
         incremental: kind == StateBackendKind::RocksDb && !args.full_checkpoints,
         local_dir: args.rocksdb_dir.as_ref().map(|d| d.display().to_string()),
+        rocksdb_memory_bytes: None,
     });
     if let Some(dir) = &args.checkpoint_dir {
         env.set_checkpoint_storage(dir.display().to_string());

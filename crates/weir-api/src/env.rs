@@ -201,6 +201,8 @@ impl StreamExecutionEnvironment {
     ///     kind: StateBackendKind::RocksDb,
     ///     incremental: true,
     ///     local_dir: None,
+    ///     // Block cache and memtables of all RocksDB instances of the process.
+    ///     rocksdb_memory_bytes: Some(256 << 20),
     /// });
     /// ```
     pub fn set_state_backend(&self, backend: weir_core::StateBackendConfig) -> &Self {

@@ -347,6 +347,7 @@ pub fn state_backend_from_env() -> Result<StateBackendConfig, String> {
         kind,
         incremental: kind == StateBackendKind::RocksDb,
         local_dir: None,
+        rocksdb_memory_bytes: None,
     })
 }
 

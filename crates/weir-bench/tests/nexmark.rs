@@ -213,6 +213,7 @@ fn stateful_queries_on_rocksdb_match_their_references() {
             kind: StateBackendKind::RocksDb,
             incremental: true,
             local_dir: Some(tmp.path().display().to_string()),
+            rocksdb_memory_bytes: None,
         };
         let mut got = nexmark::run_on(q, cfg, p as i64, true, backend).unwrap();
         if q == "q4" {

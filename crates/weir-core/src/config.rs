@@ -129,6 +129,11 @@ pub struct StateBackendConfig {
     /// RocksDB: where the working directories go (Flink's `state.backend.rocksdb.localdir`);
     /// default: `weir-rocksdb` under the system's temporary directory.
     pub local_dir: Option<String>,
+    /// RocksDB: bytes of memory the RocksDB instances of a process share for their block
+    /// cache and memtables (Flink's `state.backend.rocksdb.memory.fixed-per-tm`); default
+    /// 512 MiB.
+    #[serde(default)]
+    pub rocksdb_memory_bytes: Option<u64>,
 }
 
 impl ExecutionConfig {

@@ -2,6 +2,7 @@
 //! state tables, on the heap or in RocksDB (see [`KeyedStore`]).
 
 use crate::error::{Result, StateError};
+use crate::map_table::MapTable;
 use crate::snapshot::{decode, OperatorSubtaskState, RestoredState};
 use crate::table::{slot_of, KeyedStore, StateTable, TableTypes};
 use crate::ttl::{Expiring, StateTtlConfig};
@@ -62,6 +63,23 @@ impl<K: TableTypes, N: TableTypes, V: StateValue + Clone> ErasedTable for StateT
     }
 }
 
+impl<K: TableTypes, N: TableTypes, UK: TableTypes, V: StateValue + Clone> ErasedTable
+    for MapTable<K, N, UK, V>
+{
+    fn len(&self) -> usize {
+        MapTable::len(self)
+    }
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+    fn snapshot_into(&mut self, section: &str, out: &mut OperatorSubtaskState) -> Result<()> {
+        self.snapshot(section, out)
+    }
+    fn restore_key_group(&mut self, kg: u32, bytes: &[u8], name: &str) -> Result<()> {
+        MapTable::restore_key_group(self, kg, bytes, name)
+    }
+}
+
 struct Registered {
     name: String,
     table: Box<dyn ErasedTable>,
@@ -84,6 +102,20 @@ fn purge_table<K: TableTypes, N: TableTypes, V: StateValue + Clone + Expiring>(
     }
 }
 
+/// A [`PurgeFn`] for map tables of `(K, N) -> UK -> V`.
+fn purge_map_table<K: TableTypes, N: TableTypes, UK: TableTypes, V>(
+    table: &mut dyn ErasedTable,
+    cfg: &StateTtlConfig,
+    now: i64,
+) where
+    V: StateValue + Clone,
+    HashMap<UK, V>: Expiring,
+{
+    if let Some(t) = table.as_any_mut().downcast_mut::<MapTable<K, N, UK, V>>() {
+        t.retain_heap(|m| m.purge_expired(cfg, now));
+    }
+}
+
 /// The table of registered state `id`, as the types it was registered with.
 fn typed_table<K: 'static, N: 'static, V: 'static>(
     states: &mut [Registered],
@@ -96,6 +128,9 @@ fn typed_table<K: 'static, N: 'static, V: 'static>(
         .downcast_mut::<StateTable<K, N, V>>()
         .ok_or_else(|| StateError::TypeMismatch { name: name.clone() })
 }
+
+/// A map table with the current key and its key-group slot.
+pub type MapAccess<'a, K, N, UK, V> = (&'a mut MapTable<K, N, UK, V>, &'a K, usize);
 
 /// Keyed state of one operator subtask.
 pub struct KeyedStateBackend<K> {
@@ -176,11 +211,48 @@ impl<K: StateKey> KeyedStateBackend<K> {
     /// Registers a state table named `name` holding `V` per (key, `N`), or finds the one
     /// registered before under that name (which must hold the same types).
     pub fn register<N: Namespace, V: StateValue + Clone>(&mut self, name: &str) -> Result<StateId> {
+        self.register_table(name, |store, section| store.table::<K, N, V>(section))
+    }
+
+    /// Registers a map state's table named `name`, holding a map of `UK` to `V` per (key,
+    /// `N`), or finds the one registered before (which must hold the same types). In
+    /// RocksDB each user key is an entry of its own.
+    pub fn register_map<N: Namespace, UK: StateKey, V: StateValue + Clone>(
+        &mut self,
+        name: &str,
+    ) -> Result<StateId> {
+        self.register_table(name, |store, section| {
+            store.map_table::<K, N, UK, V>(section)
+        })
+    }
+
+    /// [`Self::register_map`] for a map state with time-to-live `cfg` (see
+    /// [`Self::register_with_ttl`]).
+    pub fn register_map_with_ttl<N: Namespace, UK: StateKey, V: StateValue + Clone>(
+        &mut self,
+        name: &str,
+        cfg: StateTtlConfig,
+    ) -> Result<StateId>
+    where
+        HashMap<UK, V>: Expiring,
+    {
+        let id = self.register_map::<N, UK, V>(name)?;
+        self.states[id].ttl = Some((cfg, purge_map_table::<K, N, UK, V>));
+        Ok(id)
+    }
+
+    /// Registers the table `make` opens (from the store and the section name), or finds
+    /// the one registered under `name` before, which must be a `T`.
+    fn register_table<T: ErasedTable + 'static>(
+        &mut self,
+        name: &str,
+        make: impl FnOnce(&KeyedStore, &str) -> Result<T>,
+    ) -> Result<StateId> {
         if let Some(&id) = self.by_name.get(name) {
             if self.states[id]
                 .table
                 .as_any_mut()
-                .downcast_mut::<StateTable<K, N, V>>()
+                .downcast_mut::<T>()
                 .is_none()
             {
                 return Err(StateError::TypeMismatch { name: name.into() });
@@ -188,11 +260,9 @@ impl<K: StateKey> KeyedStateBackend<K> {
             return Ok(id);
         }
         let id = self.states.len();
-        let mut table = self
-            .store
-            .table::<K, N, V>(&format!("{SECTION_PREFIX}{name}"))?;
+        let mut table = make(&self.store, &format!("{SECTION_PREFIX}{name}"))?;
         for (kg, bytes) in self.pending.remove(name).unwrap_or_default() {
-            ErasedTable::restore_key_group(&mut table, kg, &bytes, name)?;
+            table.restore_key_group(kg, &bytes, name)?;
         }
         self.states.push(Registered {
             name: name.to_string(),
@@ -236,6 +306,44 @@ impl<K: StateKey> KeyedStateBackend<K> {
             .downcast_mut::<StateTable<K, N, V>>()
             .ok_or_else(|| StateError::TypeMismatch { name: name.clone() })?;
         Ok((table, key, self.slot))
+    }
+
+    /// The map table of map state `id`, with the current key and its key-group slot.
+    #[inline]
+    pub fn map_table<N: Namespace, UK: StateKey, V: StateValue>(
+        &mut self,
+        id: StateId,
+    ) -> Result<MapAccess<'_, K, N, UK, V>> {
+        let key = self.key.as_ref().ok_or(StateError::NoCurrentKey)?;
+        let r = self
+            .states
+            .get_mut(id)
+            .ok_or(StateError::UnknownState(id))?;
+        let name = &r.name;
+        let table = r
+            .table
+            .as_any_mut()
+            .downcast_mut::<MapTable<K, N, UK, V>>()
+            .ok_or_else(|| StateError::TypeMismatch { name: name.clone() })?;
+        Ok((table, key, self.slot))
+    }
+
+    /// The keys holding a map of map state `id` in namespace `ns`.
+    pub fn map_keys_of<N: Namespace, UK: StateKey, V: StateValue + Clone>(
+        &mut self,
+        id: StateId,
+        ns: &N,
+    ) -> Result<Vec<K>> {
+        let r = self
+            .states
+            .get_mut(id)
+            .ok_or(StateError::UnknownState(id))?;
+        let name = &r.name;
+        r.table
+            .as_any_mut()
+            .downcast_mut::<MapTable<K, N, UK, V>>()
+            .ok_or_else(|| StateError::TypeMismatch { name: name.clone() })?
+            .keys_in(ns)
     }
 
     /// The keys holding a value of state `id` in namespace `ns`, over this subtask's key

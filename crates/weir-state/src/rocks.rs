@@ -10,6 +10,18 @@
 //! value = bincode(value)
 //! ```
 //!
+//! A map state's table keeps one entry per user key instead ([`crate::rocks_map`]), so
+//! that reading or writing one user key never decodes the whole map:
+//!
+//! ```text
+//! key   = [key group][tag][len: u32 BE][bincode(key)][bincode(namespace)][bincode(user key)]
+//! value = bincode(value)
+//! ```
+//!
+//! `len` is the length of the key and namespace bytes, which a snapshot needs to group a
+//! map's entries again. A list appended to is written through a merge operator
+//! ([`list_append`]): the list is not read to add an element.
+//!
 //! Keys and namespaces are compared by these bytes, so their encoding must be deterministic:
 //! a key that holds a `HashMap` or `HashSet` (whose order varies) is not a valid RocksDB
 //! state key, as in Flink, where RocksDB keys must have a deterministic serializer.
@@ -17,11 +29,14 @@
 //! Key groups come first, so a key group is one contiguous range (a rescaled restore keeps
 //! exactly its ranges), and a table's entries of one key group are one prefix. Tags are
 //! assigned on first use and stored in the database itself under `[0xFF, 0xFF]`, which no
-//! key group reaches (at most 32 768 key groups).
+//! key group reaches (at most 32 768 key groups); a third byte `1` there marks a map table.
 //!
 //! Departure from Flink, which uses one column family per state: a tag prefix keeps a
 //! single column family, so no column-family handles have to be shared between the tables
 //! and the store; the key layout is otherwise the same (key group first).
+//!
+//! All instances of a process share one memory budget ([`crate::rocks_memory`]): one block
+//! cache that also carries the memtables.
 //!
 //! The write-ahead log is off, as in Flink: state is recovered from checkpoints, never from
 //! the working directory. Timers stay on the heap under both backends (Flink's
@@ -48,9 +63,10 @@
 //! restore.
 
 use crate::error::{Result, StateError};
+use crate::rocks_memory::RocksMemory;
 use crate::snapshot::{KeyedStateHandle, OperatorSubtaskState, RestoredState, SharedFile};
 use crate::storage::CheckpointStorage;
-use rocksdb::{Options, WriteBatch, WriteOptions, DB};
+use rocksdb::{MergeOperands, Options, WriteBatch, WriteOptions, DB};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -72,6 +88,52 @@ pub struct RocksDbOptions {
     pub local_dir: PathBuf,
     /// Checkpoints upload only new SST files.
     pub incremental: bool,
+    /// The memory budget shared with the process's other instances; `None`: RocksDB's own
+    /// per-instance defaults (for tests of a single instance).
+    pub memory: Option<Arc<RocksMemory>>,
+}
+
+/// What a table holds per RocksDB entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TableKind {
+    /// One value per (key, namespace).
+    Value,
+    /// One entry per user key of a map per (key, namespace).
+    Map,
+}
+
+impl TableKind {
+    fn marker(self) -> Option<u8> {
+        match self {
+            TableKind::Value => None,
+            TableKind::Map => Some(1),
+        }
+    }
+}
+
+/// The name of the merge operator that appends to lists.
+const LIST_APPEND: &str = "weir_list_append";
+
+/// RocksDB's merge operator for list state: concatenates bincode-encoded `Vec`s.
+///
+/// A bincode `Vec` is its length (u64, little endian) followed by its elements, so lists
+/// concatenate without knowing the element type: the lengths add up and the element bytes
+/// follow one another. Appending is then a merge of a one-element list, with no read. A
+/// part shorter than a length is corruption: returning `None` makes RocksDB fail the read
+/// with a corruption error rather than return a wrong list.
+fn list_append(_key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands) -> Option<Vec<u8>> {
+    let size: usize =
+        existing.map_or(0, <[u8]>::len) + operands.iter().map(<[u8]>::len).sum::<usize>();
+    let mut out = Vec::with_capacity(size);
+    out.extend_from_slice(&0u64.to_le_bytes());
+    let mut count = 0u64;
+    for part in existing.into_iter().chain(operands.iter()) {
+        let n: [u8; 8] = part.get(..8)?.try_into().ok()?;
+        count = count.checked_add(u64::from_le_bytes(n))?;
+        out.extend_from_slice(&part[8..]);
+    }
+    out[..8].copy_from_slice(&count.to_le_bytes());
+    Some(out)
 }
 
 fn rocks_err(what: &str, e: impl std::fmt::Display) -> StateError {
@@ -100,13 +162,24 @@ fn unique(label: &str) -> String {
     )
 }
 
-fn db_options() -> Options {
+/// Options to open a copy read-only (a snapshot, a restored checkpoint): the merge
+/// operator, to read lists that still hold unmerged appends.
+fn read_only_options() -> Options {
     let mut o = Options::default();
+    o.set_merge_operator_associative(LIST_APPEND, list_append);
+    o
+}
+
+fn db_options(options: &RocksDbOptions) -> Options {
+    let mut o = read_only_options();
     o.create_if_missing(true);
     // State access is point lookups, many of keys not written yet (a new window, a new
     // key): bloom filters in the memtable and the SST files answer those without a search.
     let mut table = rocksdb::BlockBasedOptions::default();
     table.set_bloom_filter(10.0, false);
+    if let Some(memory) = &options.memory {
+        memory.apply(&mut o, &mut table);
+    }
     o.set_block_based_table_factory(&table);
     o.set_memtable_prefix_bloom_ratio(0.1);
     o.set_memtable_whole_key_filtering(true);
@@ -123,7 +196,7 @@ pub struct RocksStore {
     id: String,
     range: KeyGroupRange,
     options: RocksDbOptions,
-    tags: Mutex<BTreeMap<String, u16>>,
+    tags: Mutex<BTreeMap<String, (u16, TableKind)>>,
     /// SST files uploaded by incremental checkpoints: local name -> shared file name.
     uploaded: Arc<Mutex<HashMap<String, String>>>,
     snapshots: AtomicU64,
@@ -152,7 +225,7 @@ impl RocksStore {
             .map_err(|e| io_err("cannot create the RocksDB directory", &options.local_dir, e))?;
         let id = unique(label);
         let dir = options.local_dir.join(&id);
-        let db = DB::open(&db_options(), &dir)
+        let db = DB::open(&db_options(options), &dir)
             .map_err(|e| rocks_err(&format!("cannot open '{}'", dir.display()), e))?;
         Ok(Arc::new(RocksStore {
             db: Some(db),
@@ -167,7 +240,7 @@ impl RocksStore {
         }))
     }
 
-    fn db(&self) -> Result<&DB> {
+    pub(crate) fn db(&self) -> Result<&DB> {
         self.db
             .as_ref()
             .ok_or_else(|| StateError::Backend("the RocksDB instance is closed".into()))
@@ -183,27 +256,55 @@ impl RocksStore {
         &self.dir
     }
 
-    /// The tag of the table called `name`, assigned on first use.
+    /// Bytes held by this instance's memtables (RocksDB's
+    /// `rocksdb.cur-size-all-mem-tables`).
+    pub fn memtable_bytes(&self) -> Result<u64> {
+        self.db()?
+            .property_int_value("rocksdb.cur-size-all-mem-tables")
+            .map_err(|e| rocks_err("property read", e))?
+            .ok_or_else(|| StateError::Backend("RocksDB has no memtable size property".into()))
+    }
+
+    /// The tag of the value table called `name`, assigned on first use.
     pub fn tag(&self, name: &str) -> Result<u16> {
+        self.tag_of(name, TableKind::Value)
+    }
+
+    /// The tag of the table called `name` holding `kind` entries, assigned on first use; a
+    /// name used before for the other kind is an error.
+    pub fn tag_of(&self, name: &str, kind: TableKind) -> Result<u16> {
         let mut tags = self.tags.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(&t) = tags.get(name) {
-            return Ok(t);
-        }
-        let db = self.db()?;
-        let mut key = META.to_vec();
-        key.extend_from_slice(name.as_bytes());
-        let tag = match db.get(&key).map_err(|e| rocks_err("read", e))? {
-            Some(v) if v.len() == 2 => u16::from_be_bytes([v[0], v[1]]),
-            _ => {
-                let next = tags.values().map(|t| t + 1).max().unwrap_or(0);
-                let mut w = WriteOptions::default();
-                w.disable_wal(true);
-                db.put_opt(&key, next.to_be_bytes(), &w)
-                    .map_err(|e| rocks_err("write", e))?;
-                next
+        let known = match tags.get(name) {
+            Some(&known) => Some(known),
+            None => {
+                let mut key = META.to_vec();
+                key.extend_from_slice(name.as_bytes());
+                let stored = self.db()?.get(&key).map_err(|e| rocks_err("read", e))?;
+                stored.as_deref().and_then(parse_tag)
             }
         };
-        tags.insert(name.to_string(), tag);
+        let (tag, stored_kind) = match known {
+            Some(t) => t,
+            None => {
+                let next = tags.values().map(|(t, _)| t + 1).max().unwrap_or(0);
+                let mut key = META.to_vec();
+                key.extend_from_slice(name.as_bytes());
+                let mut value = next.to_be_bytes().to_vec();
+                value.extend(kind.marker());
+                let mut w = WriteOptions::default();
+                w.disable_wal(true);
+                self.db()?
+                    .put_opt(&key, value, &w)
+                    .map_err(|e| rocks_err("write", e))?;
+                (next, kind)
+            }
+        };
+        if stored_kind != kind {
+            return Err(StateError::Backend(format!(
+                "the RocksDB table '{name}' holds {stored_kind:?} entries, not {kind:?} entries"
+            )));
+        }
+        tags.insert(name.to_string(), (tag, kind));
         Ok(tag)
     }
 
@@ -225,19 +326,30 @@ impl RocksStore {
         Ok(out)
     }
 
-    /// Number of entries of table `tag`.
-    pub fn count(&self, tag: u16) -> Result<usize> {
+    /// Number of entries of table `tag`; for a map table, of its (key, namespace) maps.
+    pub fn count(&self, tag: u16, kind: TableKind) -> Result<usize> {
         let db = self.db()?;
         let mut n = 0;
         for kg in self.range.start..self.range.end {
             let prefix = prefix_of(kg, tag);
             let mut it = db.raw_iterator_opt(bounded(kg, tag));
             it.seek(prefix);
+            let mut last: Vec<u8> = Vec::new();
             while let Some(k) = it.key() {
                 if !k.starts_with(&prefix) {
                     break;
                 }
-                n += 1;
+                match kind {
+                    TableKind::Value => n += 1,
+                    TableKind::Map => {
+                        let kn = split_map_key(&k[4..])?.0;
+                        if n == 0 || kn != last.as_slice() {
+                            n += 1;
+                            last.clear();
+                            last.extend_from_slice(kn);
+                        }
+                    }
+                }
                 it.next();
             }
             it.status().map_err(|e| rocks_err("scan", e))?;
@@ -343,12 +455,12 @@ impl RocksStore {
             let p = dir.join(local);
             std::fs::write(&p, bytes).map_err(|e| io_err("cannot write", &p, e))?;
         }
-        let old = DB::open_for_read_only(&Options::default(), dir, false)
+        let old = DB::open_for_read_only(&read_only_options(), dir, false)
             .map_err(|e| rocks_err("cannot open a restored checkpoint", e))?;
         let names = read_tags(&old)?;
         let mut remap = HashMap::new();
-        for (tag, name) in &names {
-            remap.insert(*tag, self.tag(name)?);
+        for (tag, (name, kind)) in &names {
+            remap.insert(*tag, self.tag_of(name, *kind)?);
         }
         let db = self.db()?;
         let mut w = WriteOptions::default();
@@ -414,8 +526,17 @@ fn prefix_of(kg: u32, tag: u16) -> [u8; 4] {
     [k[0], k[1], t[0], t[1]]
 }
 
-/// Table names by tag, as stored in the database.
-fn read_tags(db: &DB) -> Result<BTreeMap<u16, String>> {
+/// A tag record's value: the tag, and the kind marker of a map table.
+fn parse_tag(v: &[u8]) -> Option<(u16, TableKind)> {
+    match v {
+        [a, b] => Some((u16::from_be_bytes([*a, *b]), TableKind::Value)),
+        [a, b, 1] => Some((u16::from_be_bytes([*a, *b]), TableKind::Map)),
+        _ => None,
+    }
+}
+
+/// Table names and kinds by tag, as stored in the database.
+fn read_tags(db: &DB) -> Result<BTreeMap<u16, (String, TableKind)>> {
     let mut out = BTreeMap::new();
     let mut it = db.raw_iterator();
     it.seek(META);
@@ -423,9 +544,9 @@ fn read_tags(db: &DB) -> Result<BTreeMap<u16, String>> {
         if !k.starts_with(&META) {
             break;
         }
-        if v.len() == 2 {
+        if let Some((tag, kind)) = parse_tag(v) {
             let name = String::from_utf8_lossy(&k[2..]).into_owned();
-            out.insert(u16::from_be_bytes([v[0], v[1]]), name);
+            out.insert(tag, (name, kind));
         }
         it.next();
     }
@@ -433,50 +554,138 @@ fn read_tags(db: &DB) -> Result<BTreeMap<u16, String>> {
     Ok(out)
 }
 
+/// Splits a map entry's key after the key-group and tag prefix into the (key, namespace)
+/// bytes and the user key bytes.
+pub(crate) fn split_map_key(rest: &[u8]) -> Result<(&[u8], &[u8])> {
+    let corrupt = || StateError::Corrupt {
+        path: "a RocksDB map state entry".into(),
+        message: "its key is shorter than the length it records".into(),
+    };
+    let len: [u8; 4] = rest
+        .get(..4)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(corrupt)?;
+    let end = 4 + u32::from_be_bytes(len) as usize;
+    let kn = rest.get(4..end).ok_or_else(corrupt)?;
+    Ok((kn, &rest[end..]))
+}
+
 /// Writes the checkpoint copy at `dir` as sections per key group in the heap format.
 fn write_sections(dir: &Path, st: &mut OperatorSubtaskState) -> Result<()> {
-    let db = DB::open_for_read_only(&Options::default(), dir, false)
+    let db = DB::open_for_read_only(&read_only_options(), dir, false)
         .map_err(|e| rocks_err("cannot open a snapshot copy", e))?;
     let names = read_tags(&db)?;
     let mut it = db.raw_iterator();
     it.seek_to_first();
-    let mut current: Option<(u32, u16)> = None;
-    let mut count = 0u64;
-    let mut body: Vec<u8> = Vec::new();
-    let mut flush = |cur: Option<(u32, u16)>, count: u64, body: &mut Vec<u8>| {
-        if let Some((kg, tag)) = cur {
-            if let Some(name) = names.get(&tag) {
-                let mut bytes = Vec::with_capacity(8 + body.len());
-                bytes.extend_from_slice(&count.to_le_bytes());
-                bytes.append(body);
-                st.add_section(kg, name, bytes);
-            }
-        }
-        body.clear();
-    };
+    let mut writer = SectionWriter::new(&names);
     while let (Some(k), Some(v)) = (it.key(), it.value()) {
         if k.starts_with(&META) {
             break;
         }
         if k.len() >= 4 {
-            let at = (
-                u16::from_be_bytes([k[0], k[1]]) as u32,
-                u16::from_be_bytes([k[2], k[3]]),
-            );
-            if current != Some(at) {
-                flush(current, count, &mut body);
-                current = Some(at);
-                count = 0;
-            }
-            body.extend_from_slice(&k[4..]);
-            body.extend_from_slice(v);
-            count += 1;
+            writer.push(k, v, st)?;
         }
         it.next();
     }
     it.status().map_err(|e| rocks_err("snapshot scan", e))?;
-    flush(current, count, &mut body);
+    writer.finish_section(st);
     Ok(())
+}
+
+/// Turns the entries of a snapshot copy, in key order, into sections in the heap format:
+/// per key group and table, the bincode of a `Vec<((K, N), V)>`.
+///
+/// A value entry is one element as it is (the key suffix is the key and namespace, the
+/// value the value). The entries of one (key, namespace) of a map table are one element
+/// whose value is the bincode of a map: their count, then each user key and value.
+struct SectionWriter<'a> {
+    names: &'a BTreeMap<u16, (String, TableKind)>,
+    /// The section being written: (key group, tag).
+    at: Option<(u32, u16)>,
+    /// Elements written to `body`.
+    count: u64,
+    body: Vec<u8>,
+    /// The map being collected, for a map table.
+    map: Option<MapGroup>,
+}
+
+/// The entries of one (key, namespace) of a map table.
+struct MapGroup {
+    kn: Vec<u8>,
+    entries: u64,
+    body: Vec<u8>,
+}
+
+impl<'a> SectionWriter<'a> {
+    fn new(names: &'a BTreeMap<u16, (String, TableKind)>) -> Self {
+        SectionWriter {
+            names,
+            at: None,
+            count: 0,
+            body: Vec::new(),
+            map: None,
+        }
+    }
+
+    /// Adds the entry (`k`, `v`), starting a new section when its key group or table
+    /// differs from the last entry's.
+    fn push(&mut self, k: &[u8], v: &[u8], st: &mut OperatorSubtaskState) -> Result<()> {
+        let at = (
+            u16::from_be_bytes([k[0], k[1]]) as u32,
+            u16::from_be_bytes([k[2], k[3]]),
+        );
+        if self.at != Some(at) {
+            self.finish_section(st);
+            self.at = Some(at);
+        }
+        match self.names.get(&at.1).map(|(_, kind)| *kind) {
+            Some(TableKind::Map) => {
+                let (kn, user_key) = split_map_key(&k[4..])?;
+                if self.map.as_ref().is_some_and(|g| g.kn != kn) {
+                    self.close_map();
+                }
+                let group = self.map.get_or_insert_with(|| MapGroup {
+                    kn: kn.to_vec(),
+                    entries: 0,
+                    body: Vec::new(),
+                });
+                group.body.extend_from_slice(user_key);
+                group.body.extend_from_slice(v);
+                group.entries += 1;
+            }
+            _ => {
+                self.body.extend_from_slice(&k[4..]);
+                self.body.extend_from_slice(v);
+                self.count += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the collected map as one element.
+    fn close_map(&mut self) {
+        if let Some(g) = self.map.take() {
+            self.body.extend_from_slice(&g.kn);
+            self.body.extend_from_slice(&g.entries.to_le_bytes());
+            self.body.extend_from_slice(&g.body);
+            self.count += 1;
+        }
+    }
+
+    /// Adds the section being written to `st` (entries of unknown tables are left out).
+    fn finish_section(&mut self, st: &mut OperatorSubtaskState) {
+        self.close_map();
+        if let Some((kg, tag)) = self.at.take() {
+            if let Some((name, _)) = self.names.get(&tag) {
+                let mut bytes = Vec::with_capacity(8 + self.body.len());
+                bytes.extend_from_slice(&self.count.to_le_bytes());
+                bytes.append(&mut self.body);
+                st.add_section(kg, name, bytes);
+            }
+        }
+        self.body.clear();
+        self.count = 0;
+    }
 }
 
 /// Uploads the SST files of the checkpoint copy at `dir` that are not in `uploaded`, and
@@ -575,10 +784,76 @@ pub struct RocksTable<K, N, V> {
     range: KeyGroupRange,
     write: WriteOptions,
     cached: Option<Cached<K, N, V>>,
-    /// Entries written back, counted at a store generation (counted again after a
-    /// restore).
-    len: std::cell::Cell<Option<(u64, usize)>>,
+    /// Entries written back.
+    len: EntryCount,
     kbuf: Vec<u8>,
+}
+
+/// How often a count made inexact by blind writes is made again.
+const RECOUNT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The number of entries of a table (a metric), counted in the database on first use and
+/// after a restore, and kept up to date by the writes that know whether they added or
+/// removed an entry.
+///
+/// A *blind* write (a list append through the merge operator, a map put) does not know:
+/// reading first would cost what the blind write saves. After one the count is made again
+/// when asked for, at most every [`RECOUNT_EVERY`], and is the last count in between.
+pub(crate) struct EntryCount {
+    /// The count, at a store generation (a restore bumps it).
+    known: std::cell::Cell<Option<(u64, usize)>>,
+    blind: std::cell::Cell<bool>,
+    counted_at: std::cell::Cell<Option<std::time::Instant>>,
+}
+
+impl EntryCount {
+    pub(crate) fn new() -> Self {
+        EntryCount {
+            known: std::cell::Cell::new(None),
+            blind: std::cell::Cell::new(false),
+            counted_at: std::cell::Cell::new(None),
+        }
+    }
+
+    /// The count of table `tag` of `store`.
+    pub(crate) fn get(&self, store: &RocksStore, tag: u16, kind: TableKind) -> usize {
+        let gen = store.generation.load(Ordering::Acquire);
+        let stale = self
+            .counted_at
+            .get()
+            .is_none_or(|t| t.elapsed() >= RECOUNT_EVERY);
+        match self.known.get() {
+            Some((g, n)) if g == gen && !(self.blind.get() && stale) => n,
+            last => match store.count(tag, kind) {
+                Ok(n) => {
+                    self.known.set(Some((gen, n)));
+                    self.blind.set(false);
+                    self.counted_at.set(Some(std::time::Instant::now()));
+                    n
+                }
+                // Only a metric reads this: report the last count rather than fail.
+                Err(_) => last.map_or(0, |(_, n)| n),
+            },
+        }
+    }
+
+    /// A write that turned an entry from `existed` to `present`.
+    pub(crate) fn changed(&self, store: &RocksStore, existed: bool, present: bool) {
+        let gen = store.generation.load(Ordering::Acquire);
+        if let Some((g, n)) = self.known.get() {
+            let n = match (existed, present) {
+                (false, true) => n + 1,
+                (true, false) => n.saturating_sub(1),
+                _ => n,
+            };
+            self.known.set((g == gen).then_some((g, n)));
+        }
+    }
+
+    /// A write whose effect on the count is not known.
+    pub(crate) fn blind(&self) {
+        self.blind.set(true);
+    }
 }
 
 struct Cached<K, N, V> {
@@ -607,7 +882,7 @@ where
             tag,
             write,
             cached: None,
-            len: std::cell::Cell::new(None),
+            len: EntryCount::new(),
             kbuf: Vec::new(),
         })
     }
@@ -634,15 +909,31 @@ where
         .map_err(|e| rocks_err("write", e))?;
         c.dirty = false;
         c.existed = present;
-        let gen = self.store.generation.load(Ordering::Acquire);
-        if let Some((g, n)) = self.len.get() {
-            let n = match (existed, present) {
-                (false, true) => n + 1,
-                (true, false) => n.saturating_sub(1),
-                _ => n,
-            };
-            self.len.set((g == gen).then_some((g, n)));
+        self.len.changed(&self.store, existed, present);
+        Ok(())
+    }
+
+    /// Appends the bincode-encoded list `operand` (its length, then its elements) to the
+    /// list of (key, ns) through the merge operator, without reading the list. For tables
+    /// whose values are `Vec`s.
+    pub fn merge_append(&mut self, slot: usize, key: &K, ns: &N, operand: &[u8]) -> Result<()> {
+        // The cached copy would miss the append: write it back and forget it.
+        if matches!(&self.cached, Some(c) if c.slot == slot && c.key == *key && c.ns == *ns) {
+            self.flush()?;
+            self.cached = None;
         }
+        encode_key(
+            &mut self.kbuf,
+            self.range.start + slot as u32,
+            self.tag,
+            key,
+            ns,
+        )?;
+        self.store
+            .db()?
+            .merge_opt(&self.kbuf, operand, &self.write)
+            .map_err(|e| rocks_err("write", e))?;
+        self.len.blind();
         Ok(())
     }
 
@@ -743,18 +1034,7 @@ where
     /// Number of entries (the cached one as it is now); counted in the database on first
     /// use and after a restore.
     pub fn len(&self) -> usize {
-        let gen = self.store.generation.load(Ordering::Acquire);
-        let written = match self.len.get() {
-            Some((g, n)) if g == gen => n,
-            _ => match self.store.count(self.tag) {
-                Ok(n) => {
-                    self.len.set(Some((gen, n)));
-                    n
-                }
-                // Only a metric reads this: report nothing rather than fail.
-                Err(_) => 0,
-            },
-        };
+        let written = self.len.get(&self.store, self.tag, TableKind::Value);
         match &self.cached {
             Some(c) if c.dirty => match (c.existed, c.value.is_some()) {
                 (false, true) => written + 1,
@@ -803,6 +1083,7 @@ mod tests {
         RocksDbOptions {
             local_dir: dir.to_path_buf(),
             incremental,
+            memory: None,
         }
     }
 

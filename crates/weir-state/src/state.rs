@@ -20,8 +20,6 @@ use crate::backend::{KeyedStateBackend, Namespace, StateId, StateKey, StateValue
 use crate::error::Result;
 use crate::table::StateTable;
 use crate::ttl::{on_read, Read, StateTtlConfig, TtlValue};
-use std::collections::HashMap;
-use std::hash::Hash;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -85,6 +83,22 @@ impl Handle {
         Ok(id)
     }
 
+    fn resolve_map<K: StateKey, N: Namespace, UK: StateKey, UV: StateValue + Clone>(
+        &self,
+        be: &mut KeyedStateBackend<K>,
+    ) -> Result<StateId> {
+        let id = self.id.load(Ordering::Relaxed);
+        if id != UNSET {
+            return Ok(id);
+        }
+        let id = match self.ttl {
+            Some(cfg) => be.register_map_with_ttl::<N, UK, TtlValue<UV>>(&self.name, cfg)?,
+            None => be.register_map::<N, UK, TtlValue<UV>>(&self.name)?,
+        };
+        self.id.store(id, Ordering::Relaxed);
+        Ok(id)
+    }
+
     fn now<K: StateKey>(&self, be: &KeyedStateBackend<K>) -> i64 {
         if self.ttl.is_some() {
             be.now()
@@ -101,6 +115,17 @@ macro_rules! open {
         let id = $h.resolve::<_, C::Ns, $v>(be)?;
         let now = $h.now(be);
         let (table, key, slot) = be.table::<C::Ns, $v>(id)?;
+        (table, key, slot, ns, now)
+    }};
+}
+
+/// Opens the map table of a map state handle for the context's current key and namespace.
+macro_rules! open_map {
+    ($h:expr, $ctx:expr, $uk:ty, $uv:ty) => {{
+        let (be, ns) = $ctx.state_parts();
+        let id = $h.resolve_map::<_, C::Ns, $uk, $uv>(be)?;
+        let now = $h.now(be);
+        let (table, key, slot) = be.map_table::<C::Ns, $uk, TtlValue<$uv>>(id)?;
         (table, key, slot, ns, now)
     }};
 }
@@ -129,9 +154,17 @@ macro_rules! keyed_state {
 
 keyed_state!([V: Clone + StateValue] ValueState<V>, TtlValue<V>);
 keyed_state!([V: Clone + StateValue] ListState<V>, Vec<TtlValue<V>>);
-keyed_state!([UK: Hash + Eq + Clone + StateValue, UV: Clone + StateValue] MapState<UK, UV>, UserMap<UK, UV>);
 keyed_state!([V: Clone + StateValue] ReducingState<V>, TtlValue<V>);
 keyed_state!([IN: 'static, ACC: Clone + StateValue, OUT: 'static] AggregatingState<IN, ACC, OUT>, TtlValue<ACC>);
+
+impl<UK: StateKey, UV: Clone + StateValue> KeyedState for MapState<UK, UV> {
+    fn keys<C: StateContext>(&self, ctx: &mut C) -> Result<Vec<C::Key>> {
+        let (be, ns) = ctx.state_parts();
+        let ns = ns.clone();
+        let id = self.h.resolve_map::<_, C::Ns, UK, UV>(be)?;
+        be.map_keys_of::<C::Ns, UK, TtlValue<UV>>(id, &ns)
+    }
+}
 
 /// Reads a TTL'd single value, applying expiry and refresh.
 fn read_value<K: StateKey, N: Namespace, V: Clone + StateValue>(
@@ -279,12 +312,10 @@ impl<V: Clone + StateValue> ListState<V> {
         Ok(out)
     }
 
-    /// Appends an element.
+    /// Appends an element (in RocksDB a merge: the list is not read).
     pub fn add<C: StateContext>(&self, ctx: &mut C, value: V) -> Result<()> {
         let (t, k, slot, ns, now) = open!(self.h, ctx, Vec<TtlValue<V>>);
-        t.get_or_insert_with(slot, k, ns, Vec::new)?
-            .push(TtlValue { value, ts: now });
-        Ok(())
+        t.append(slot, k, ns, TtlValue { value, ts: now })
     }
 
     /// Appends elements.
@@ -293,9 +324,15 @@ impl<V: Clone + StateValue> ListState<V> {
             return Ok(());
         }
         let (t, k, slot, ns, now) = open!(self.h, ctx, Vec<TtlValue<V>>);
-        t.get_or_insert_with(slot, k, ns, Vec::new)?
-            .extend(values.into_iter().map(|value| TtlValue { value, ts: now }));
-        Ok(())
+        t.append_all(
+            slot,
+            k,
+            ns,
+            values
+                .into_iter()
+                .map(|value| TtlValue { value, ts: now })
+                .collect(),
+        )
     }
 
     /// Replaces the elements (an empty list clears the state).
@@ -340,9 +377,7 @@ impl<UK, UV> Clone for MapState<UK, UV> {
     }
 }
 
-type UserMap<UK, UV> = HashMap<UK, TtlValue<UV>>;
-
-impl<UK: Hash + Eq + Clone + StateValue, UV: Clone + StateValue> MapState<UK, UV> {
+impl<UK: StateKey, UV: Clone + StateValue> MapState<UK, UV> {
     /// A map state called `name`.
     pub fn new(name: &str) -> Self {
         MapState {
@@ -357,31 +392,31 @@ impl<UK: Hash + Eq + Clone + StateValue, UV: Clone + StateValue> MapState<UK, UV
         self
     }
 
-    /// The value of `user_key`.
+    /// The value of `user_key` (in RocksDB one point read, whatever the map's size).
     pub fn get<C: StateContext>(&self, ctx: &mut C, user_key: &UK) -> Result<Option<UV>> {
         let cfg = self.h.ttl;
-        let (t, k, slot, ns, now) = open!(self.h, ctx, UserMap<UK, UV>);
-        let Some(map) = t.get_mut(slot, k, ns)? else {
+        let (t, k, slot, ns, now) = open_map!(self.h, ctx, UK, UV);
+        let Some(entry) = t.get(slot, k, ns, user_key)? else {
             return Ok(None);
         };
-        let r = match on_read(cfg.as_ref(), map.get(user_key).map(|e| e.ts), now) {
+        Ok(match on_read(cfg.as_ref(), Some(entry.ts), now) {
             Read::Missing => None,
-            Read::Valid { refresh } => map.get_mut(user_key).map(|e| {
+            Read::Valid { refresh } => {
                 if refresh {
-                    e.ts = now;
+                    let value = entry.value.clone();
+                    t.put(slot, k, ns, user_key.clone(), TtlValue { value, ts: now })?;
                 }
-                e.value.clone()
-            }),
-            Read::ExpiredVisible => map.remove(user_key).map(|e| e.value),
+                Some(entry.value)
+            }
+            Read::ExpiredVisible => {
+                t.remove(slot, k, ns, user_key)?;
+                Some(entry.value)
+            }
             Read::ExpiredHidden => {
-                map.remove(user_key);
+                t.remove(slot, k, ns, user_key)?;
                 None
             }
-        };
-        if map.is_empty() {
-            t.remove(slot, k, ns)?;
-        }
-        Ok(r)
+        })
     }
 
     /// True if `user_key` has a (visible) value.
@@ -389,50 +424,43 @@ impl<UK: Hash + Eq + Clone + StateValue, UV: Clone + StateValue> MapState<UK, UV
         Ok(self.get(ctx, user_key)?.is_some())
     }
 
-    /// Sets the value of `user_key`.
+    /// Sets the value of `user_key` (in RocksDB one write, without reading the map).
     pub fn put<C: StateContext>(&self, ctx: &mut C, user_key: UK, value: UV) -> Result<()> {
-        let (t, k, slot, ns, now) = open!(self.h, ctx, UserMap<UK, UV>);
-        t.get_or_insert_with(slot, k, ns, HashMap::new)?
-            .insert(user_key, TtlValue { value, ts: now });
-        Ok(())
+        let (t, k, slot, ns, now) = open_map!(self.h, ctx, UK, UV);
+        t.put(slot, k, ns, user_key, TtlValue { value, ts: now })
     }
 
     /// Removes `user_key`.
     pub fn remove<C: StateContext>(&self, ctx: &mut C, user_key: &UK) -> Result<()> {
-        let (t, k, slot, ns, _) = open!(self.h, ctx, UserMap<UK, UV>);
-        if let Some(map) = t.get_mut(slot, k, ns)? {
-            map.remove(user_key);
-            if map.is_empty() {
-                t.remove(slot, k, ns)?;
-            }
-        }
-        Ok(())
+        let (t, k, slot, ns, _) = open_map!(self.h, ctx, UK, UV);
+        t.remove(slot, k, ns, user_key)
     }
 
     /// All visible entries (unordered).
     pub fn entries<C: StateContext>(&self, ctx: &mut C) -> Result<Vec<(UK, UV)>> {
         let cfg = self.h.ttl;
-        let (t, k, slot, ns, now) = open!(self.h, ctx, UserMap<UK, UV>);
-        let Some(map) = t.get_mut(slot, k, ns)? else {
-            return Ok(Vec::new());
-        };
-        let mut out = Vec::with_capacity(map.len());
-        map.retain(|uk, e| match on_read(cfg.as_ref(), Some(e.ts), now) {
-            Read::Valid { refresh } => {
-                if refresh {
-                    e.ts = now;
+        let (t, k, slot, ns, now) = open_map!(self.h, ctx, UK, UV);
+        let entries = t.entries(slot, k, ns)?;
+        if cfg.is_none() {
+            // Without TTL a read changes nothing.
+            return Ok(entries.into_iter().map(|(uk, e)| (uk, e.value)).collect());
+        }
+        let mut out = Vec::with_capacity(entries.len());
+        for (uk, e) in entries {
+            match on_read(cfg.as_ref(), Some(e.ts), now) {
+                Read::Valid { refresh } => {
+                    if refresh {
+                        let value = e.value.clone();
+                        t.put(slot, k, ns, uk.clone(), TtlValue { value, ts: now })?;
+                    }
+                    out.push((uk, e.value));
                 }
-                out.push((uk.clone(), e.value.clone()));
-                true
+                Read::ExpiredVisible => {
+                    t.remove(slot, k, ns, &uk)?;
+                    out.push((uk, e.value));
+                }
+                Read::ExpiredHidden | Read::Missing => t.remove(slot, k, ns, &uk)?,
             }
-            Read::ExpiredVisible => {
-                out.push((uk.clone(), e.value.clone()));
-                false
-            }
-            _ => false,
-        });
-        if map.is_empty() {
-            t.remove(slot, k, ns)?;
         }
         Ok(out)
     }
@@ -447,16 +475,19 @@ impl<UK: Hash + Eq + Clone + StateValue, UV: Clone + StateValue> MapState<UK, UV
         Ok(self.entries(ctx)?.into_iter().map(|(_, v)| v).collect())
     }
 
-    /// True if no entry is visible.
+    /// True if no entry is visible (without TTL, in RocksDB, reads at most one entry).
     pub fn is_empty<C: StateContext>(&self, ctx: &mut C) -> Result<bool> {
+        if self.h.ttl.is_none() {
+            let (t, k, slot, ns, _) = open_map!(self.h, ctx, UK, UV);
+            return t.map_is_empty(slot, k, ns);
+        }
         Ok(self.entries(ctx)?.is_empty())
     }
 
     /// Removes every entry of the current key.
     pub fn clear<C: StateContext>(&self, ctx: &mut C) -> Result<()> {
-        let (t, k, slot, ns, _) = open!(self.h, ctx, UserMap<UK, UV>);
-        t.remove(slot, k, ns)?;
-        Ok(())
+        let (t, k, slot, ns, _) = open_map!(self.h, ctx, UK, UV);
+        t.clear(slot, k, ns)
     }
 }
 

@@ -11,7 +11,10 @@
 
 use crate::error::Result;
 use crate::heap_table::HeapTable;
+use crate::map_table::MapTable;
 use crate::rocks::{RocksDbOptions, RocksStore, RocksTable};
+use crate::rocks_map::RocksMapTable;
+use crate::rocks_memory::{RocksMemory, DEFAULT_BUDGET};
 use crate::snapshot::{OperatorSubtaskState, RestoredState};
 use crate::StateError;
 use serde::de::DeserializeOwned;
@@ -177,6 +180,49 @@ impl<K: TableTypes, N: TableTypes, V: Clone + Send + Serialize + DeserializeOwne
     }
 }
 
+impl<K: TableTypes, N: TableTypes, E: Clone + Send + Serialize + DeserializeOwned + 'static>
+    StateTable<K, N, Vec<E>>
+{
+    /// Appends `item` to the list of (`key`, `ns`); in RocksDB a merge that does not read
+    /// the list.
+    #[inline]
+    pub fn append(&mut self, slot: usize, key: &K, ns: &N, item: E) -> Result<()> {
+        match self {
+            StateTable::Heap(t) => {
+                t.get_or_insert_with(slot, key, ns, Vec::new).push(item);
+                Ok(())
+            }
+            StateTable::Rocks(t) => {
+                // The bincode of a one-element Vec: its length, then the element.
+                let mut operand = 1u64.to_le_bytes().to_vec();
+                bincode::serialize_into(&mut operand, &item).map_err(|e| StateError::Codec {
+                    action: "encode",
+                    what: "a list state element".into(),
+                    message: e.to_string(),
+                })?;
+                t.merge_append(slot, key, ns, &operand)
+            }
+        }
+    }
+
+    /// Appends `items` (nothing if empty).
+    pub fn append_all(&mut self, slot: usize, key: &K, ns: &N, items: Vec<E>) -> Result<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        match self {
+            StateTable::Heap(t) => {
+                t.get_or_insert_with(slot, key, ns, Vec::new).extend(items);
+                Ok(())
+            }
+            StateTable::Rocks(t) => {
+                let operand = crate::snapshot::encode("list state elements", &items)?;
+                t.merge_append(slot, key, ns, &operand)
+            }
+        }
+    }
+}
+
 /// The slot of key group `kg` in `range`, or the error for a key group not owned.
 pub fn slot_of(range: KeyGroupRange, kg: u32) -> Result<usize> {
     if range.contains(kg) {
@@ -211,9 +257,11 @@ impl KeyedStore {
                     .clone()
                     .map(std::path::PathBuf::from)
                     .unwrap_or_else(|| std::env::temp_dir().join("weir-rocksdb"));
+                let budget = config.rocksdb_memory_bytes.unwrap_or(DEFAULT_BUDGET);
                 let options = RocksDbOptions {
                     local_dir,
                     incremental: config.incremental,
+                    memory: Some(RocksMemory::for_budget(budget)),
                 };
                 Ok(KeyedStore::Rocks(RocksStore::open(&options, range, label)?))
             }
@@ -236,6 +284,20 @@ impl KeyedStore {
         match self {
             KeyedStore::Heap(r) => Ok(StateTable::heap(*r)),
             KeyedStore::Rocks(s) => Ok(StateTable::Rocks(RocksTable::new(s.clone(), name)?)),
+        }
+    }
+
+    /// A map state's table called `name`: in RocksDB one entry per user key.
+    pub fn map_table<K: TableTypes, N: TableTypes, UK: TableTypes, V>(
+        &self,
+        name: &str,
+    ) -> Result<MapTable<K, N, UK, V>>
+    where
+        V: Clone + Send + Serialize + DeserializeOwned + 'static,
+    {
+        match self {
+            KeyedStore::Heap(r) => Ok(MapTable::Heap(HeapTable::new(*r))),
+            KeyedStore::Rocks(s) => Ok(MapTable::Rocks(RocksMapTable::new(s.clone(), name)?)),
         }
     }
 
