@@ -3,6 +3,7 @@
 
 use crate::error::{Result, StateError};
 use crate::map_table::MapTable;
+use crate::rocks::TableKind;
 use crate::snapshot::{decode, OperatorSubtaskState, RestoredState};
 use crate::table::{slot_of, KeyedStore, StateTable, TableTypes};
 use crate::ttl::{Expiring, StateTtlConfig};
@@ -238,7 +239,22 @@ impl<K: StateKey> KeyedStateBackend<K> {
     {
         let id = self.register_map::<N, UK, V>(name)?;
         self.states[id].ttl = Some((cfg, purge_map_table::<K, N, UK, V>));
+        self.expire_in_store(name, TableKind::Map, cfg)?;
         Ok(id)
+    }
+
+    /// In RocksDB, lets compactions and full snapshots drop the expired entries of state
+    /// `name` (see [`crate::rocks`]); the heap drops them at every snapshot instead.
+    fn expire_in_store(&self, name: &str, kind: TableKind, cfg: StateTtlConfig) -> Result<()> {
+        match &self.store {
+            KeyedStore::Rocks(s) => s.set_ttl(
+                &format!("{SECTION_PREFIX}{name}"),
+                kind,
+                cfg,
+                self.clock.clone(),
+            ),
+            KeyedStore::Heap(_) => Ok(()),
+        }
     }
 
     /// Registers the table `make` opens (from the store and the section name), or finds
@@ -283,6 +299,9 @@ impl<K: StateKey> KeyedStateBackend<K> {
     ) -> Result<StateId> {
         let id = self.register::<N, V>(name)?;
         self.states[id].ttl = Some((cfg, purge_table::<K, N, V>));
+        if V::SINGLE {
+            self.expire_in_store(name, TableKind::Value, cfg)?;
+        }
         Ok(id)
     }
 

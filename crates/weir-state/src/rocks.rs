@@ -202,6 +202,78 @@ pub struct RocksStore {
     snapshots: AtomicU64,
     /// Bumped when a restore copies entries in: tables count their entries again.
     generation: AtomicU64,
+    /// Tables of states with time-to-live whose entries end with their timestamp.
+    ttls: Arc<TtlTables>,
+}
+
+/// The tables whose entries expire, for the compaction filter and full snapshots: entries
+/// of a single value or of a map's user key, each a `TtlValue`, whose bincode ends with
+/// the last-access time (i64, little endian).
+///
+/// This is Flink's RocksDB TTL cleanup: expired entries are dropped when RocksDB compacts
+/// the files that hold them, so state written once and never read again goes without a
+/// read, and full snapshots leave them out. List state is not filtered by compaction
+/// (its elements' timestamps are not at known places); lists drop expired elements when
+/// read.
+#[derive(Default)]
+struct TtlTables {
+    by_tag: std::sync::RwLock<HashMap<u16, crate::ttl::StateTtlConfig>>,
+    clock: std::sync::RwLock<Option<crate::backend::Clock>>,
+}
+
+impl TtlTables {
+    fn now(&self) -> i64 {
+        match &*self.clock.read().unwrap_or_else(|p| p.into_inner()) {
+            Some(clock) => clock(),
+            None => crate::ttl::wall_clock_ms(),
+        }
+    }
+
+    /// The configurations by tag, as of now.
+    fn current(&self) -> HashMap<u16, crate::ttl::StateTtlConfig> {
+        self.by_tag
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// True if `value`, an entry of table `tag`, has expired at `now` under `ttls`.
+    fn expired(
+        ttls: &HashMap<u16, crate::ttl::StateTtlConfig>,
+        tag: u16,
+        value: &[u8],
+        now: i64,
+    ) -> bool {
+        let Some(cfg) = ttls.get(&tag) else {
+            return false;
+        };
+        match value
+            .len()
+            .checked_sub(8)
+            .and_then(|at| value[at..].try_into().ok())
+        {
+            Some(ts) => cfg.expired(i64::from_le_bytes(ts), now),
+            None => false,
+        }
+    }
+
+    /// The compaction filter's decision for (`key`, `value`).
+    fn filter(&self, key: &[u8], value: &[u8]) -> rocksdb::compaction_filter::Decision {
+        use rocksdb::compaction_filter::Decision;
+        if key.len() < 4 || key.starts_with(&META) {
+            return Decision::Keep;
+        }
+        let tag = u16::from_be_bytes([key[2], key[3]]);
+        let ttls = self.by_tag.read().unwrap_or_else(|p| p.into_inner());
+        if !ttls.contains_key(&tag) {
+            return Decision::Keep;
+        }
+        if Self::expired(&ttls, tag, value, self.now()) {
+            Decision::Remove
+        } else {
+            Decision::Keep
+        }
+    }
 }
 
 impl std::fmt::Debug for RocksStore {
@@ -225,7 +297,13 @@ impl RocksStore {
             .map_err(|e| io_err("cannot create the RocksDB directory", &options.local_dir, e))?;
         let id = unique(label);
         let dir = options.local_dir.join(&id);
-        let db = DB::open(&db_options(options), &dir)
+        let ttls = Arc::new(TtlTables::default());
+        let mut db_opts = db_options(options);
+        let filter = ttls.clone();
+        db_opts.set_compaction_filter("weir_state_ttl", move |_level: u32, k: &[u8], v: &[u8]| {
+            filter.filter(k, v)
+        });
+        let db = DB::open(&db_opts, &dir)
             .map_err(|e| rocks_err(&format!("cannot open '{}'", dir.display()), e))?;
         Ok(Arc::new(RocksStore {
             db: Some(db),
@@ -237,6 +315,7 @@ impl RocksStore {
             uploaded: Arc::new(Mutex::new(HashMap::new())),
             snapshots: AtomicU64::new(0),
             generation: AtomicU64::new(0),
+            ttls,
         }))
     }
 
@@ -249,6 +328,35 @@ impl RocksStore {
     /// The key groups of the store.
     pub fn key_group_range(&self) -> KeyGroupRange {
         self.range
+    }
+
+    /// Marks the table called `name` as one whose entries (each a `TtlValue`) expire under
+    /// `cfg`, measured by `clock`: compactions drop them and full snapshots leave them out.
+    pub fn set_ttl(
+        &self,
+        name: &str,
+        kind: TableKind,
+        cfg: crate::ttl::StateTtlConfig,
+        clock: crate::backend::Clock,
+    ) -> Result<()> {
+        let tag = self.tag_of(name, kind)?;
+        self.ttls
+            .by_tag
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tag, cfg);
+        *self.ttls.clock.write().unwrap_or_else(|p| p.into_inner()) = Some(clock);
+        Ok(())
+    }
+
+    /// Compacts the whole instance now (expired entries of tables with time-to-live go).
+    pub fn compact(&self) -> Result<()> {
+        let db = self.db()?;
+        db.flush().map_err(|e| rocks_err("flush", e))?;
+        db.compact_range::<&[u8], &[u8]>(None, None);
+        // Compaction may have dropped entries no table knows of: count them again.
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        Ok(())
     }
 
     /// The working directory.
@@ -379,6 +487,7 @@ impl RocksStore {
             .and_then(|c| c.create_checkpoint(&snap_dir.0))
             .map_err(|e| rocks_err("checkpoint", e))?;
         let range = self.range;
+        let (ttls, now) = (self.ttls.current(), self.ttls.now());
         match (full, shared) {
             (false, Some(shared)) if self.options.incremental => {
                 let shared = shared.to_string();
@@ -391,7 +500,9 @@ impl RocksStore {
                 }));
             }
             _ => {
-                out.defer(Box::new(move |st| write_sections(&snap_dir.0, st)));
+                out.defer(Box::new(move |st| {
+                    write_sections(&snap_dir.0, st, &ttls, now)
+                }));
             }
         }
         Ok(())
@@ -571,7 +682,14 @@ pub(crate) fn split_map_key(rest: &[u8]) -> Result<(&[u8], &[u8])> {
 }
 
 /// Writes the checkpoint copy at `dir` as sections per key group in the heap format.
-fn write_sections(dir: &Path, st: &mut OperatorSubtaskState) -> Result<()> {
+/// Entries that expired at `now` under `ttls` are left out (Flink's cleanup in full
+/// snapshots).
+fn write_sections(
+    dir: &Path,
+    st: &mut OperatorSubtaskState,
+    ttls: &HashMap<u16, crate::ttl::StateTtlConfig>,
+    now: i64,
+) -> Result<()> {
     let db = DB::open_for_read_only(&read_only_options(), dir, false)
         .map_err(|e| rocks_err("cannot open a snapshot copy", e))?;
     let names = read_tags(&db)?;
@@ -582,7 +700,7 @@ fn write_sections(dir: &Path, st: &mut OperatorSubtaskState) -> Result<()> {
         if k.starts_with(&META) {
             break;
         }
-        if k.len() >= 4 {
+        if k.len() >= 4 && !TtlTables::expired(ttls, u16::from_be_bytes([k[2], k[3]]), v, now) {
             writer.push(k, v, st)?;
         }
         it.next();

@@ -1,8 +1,11 @@
 //! State time-to-live, as Flink's `StateTtlConfig`: a value expires `ttl` after it was last
 //! written (or also read, with [`TtlUpdateType::OnReadAndWrite`]), measured in processing time.
-//! Expired values are removed when they are read, and, on the heap backend, from every
-//! checkpoint's snapshot (with the live state: Flink's cleanup in full snapshots), so state
-//! written once and never read again does not stay forever.
+//! Expired values are removed when they are read, and also without a read, so state written
+//! once and never read again does not stay forever:
+//! - on the heap, from every checkpoint's snapshot and with it the live state (Flink's
+//!   cleanup in full snapshots);
+//! - in RocksDB, single values and map entries when RocksDB compacts the files that hold
+//!   them (Flink's compaction-filter cleanup), and from every full snapshot.
 
 use std::time::Duration;
 
@@ -75,11 +78,17 @@ pub struct TtlValue<V> {
 /// A stored state value with time-to-live timestamps: a single value, a list or a map of
 /// them. Lets a snapshot drop what expired without knowing the state's kind.
 pub trait Expiring {
+    /// True if the value is one [`TtlValue`], whose bincode ends with its timestamp (what
+    /// RocksDB's TTL compaction filter reads).
+    const SINGLE: bool = false;
+
     /// Drops expired parts (elements, entries); false if nothing valid is left.
     fn purge_expired(&mut self, cfg: &StateTtlConfig, now: i64) -> bool;
 }
 
 impl<V> Expiring for TtlValue<V> {
+    const SINGLE: bool = true;
+
     fn purge_expired(&mut self, cfg: &StateTtlConfig, now: i64) -> bool {
         !cfg.expired(self.ts, now)
     }

@@ -3,12 +3,15 @@
 
 use rocksdb::perf::{set_perf_stats, PerfContext, PerfMetric, PerfStatsLevel};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use weir_core::config::{StateBackendConfig, StateBackendKind};
 use weir_state::rocks::{RocksDbOptions, RocksStore, RocksTable};
 use weir_state::snapshot::{OperatorSubtaskState, RestoredState};
 use weir_state::{
     KeyGroupRange, KeyedStateBackend, KeyedStore, ListState, MapState, RocksMemory, StateContext,
+    StateTtlConfig, ValueState,
 };
 
 const MAX_PARALLELISM: u32 = 128;
@@ -279,4 +282,59 @@ fn sixteen_rocksdb_instances_stay_within_one_budget() {
         "the shared cache held {peak_cache} bytes with a budget of {budget}"
     );
     assert!(memory.memtable_usage() as u64 <= budget);
+}
+
+/// Entries of the sections called `name` in a full snapshot.
+fn section_entries(st: &OperatorSubtaskState, name: &str) -> u64 {
+    st.key_groups
+        .values()
+        .flatten()
+        .filter(|(n, _)| n == name)
+        .map(|(_, bytes)| u64::from_le_bytes(bytes[..8].try_into().unwrap()))
+        .sum()
+}
+
+#[test]
+fn keys_written_once_leave_rocksdb_after_their_ttl_without_a_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let all = KeyGroupRange::for_subtask(MAX_PARALLELISM, 1, 0);
+    let mut c = rocks_ctx(tmp.path(), all);
+    let clock = Arc::new(AtomicI64::new(1_000));
+    let now = clock.clone();
+    c.be.set_clock(Arc::new(move || now.load(Ordering::Relaxed)));
+    let ttl = StateTtlConfig::new(Duration::from_millis(100));
+    let value = ValueState::<u64>::new("v").with_ttl(ttl);
+    let map = MapState::<u64, u64>::new("m").with_ttl(ttl);
+    let kept = ValueState::<u64>::new("kept");
+    for k in 0..1000u64 {
+        c.be.set_current_key(k).unwrap();
+        value.update(&mut c, k).unwrap();
+        map.put(&mut c, k, k).unwrap();
+        map.put(&mut c, k + 1, k).unwrap();
+        kept.update(&mut c, k).unwrap();
+    }
+    clock.fetch_add(50, Ordering::Relaxed);
+    let st = snapshot(&mut c);
+    assert_eq!(section_entries(&st, "state/v"), 1000);
+    assert_eq!(section_entries(&st, "state/m"), 1000);
+
+    // After the TTL a full snapshot leaves them out, though no key was read.
+    clock.fetch_add(100, Ordering::Relaxed);
+    let st = snapshot(&mut c);
+    assert_eq!(section_entries(&st, "state/v"), 0);
+    assert_eq!(section_entries(&st, "state/m"), 0);
+    assert_eq!(section_entries(&st, "state/kept"), 1000);
+
+    // A compaction removes them from the live instance.
+    assert_eq!(c.be.entries_of("v"), 1000);
+    let KeyedStore::Rocks(store) = c.be.store().clone() else {
+        panic!("a RocksDB store")
+    };
+    store.compact().unwrap();
+    assert_eq!(c.be.entries_of("v"), 0);
+    assert_eq!(c.be.entries_of("m"), 0);
+    assert_eq!(c.be.entries_of("kept"), 1000);
+    c.be.set_current_key(3).unwrap();
+    assert_eq!(value.value(&mut c).unwrap(), None);
+    assert_eq!(kept.value(&mut c).unwrap(), Some(3));
 }
