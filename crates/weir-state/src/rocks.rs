@@ -1040,13 +1040,7 @@ where
             self.flush()?;
             self.cached = None;
         }
-        encode_key(
-            &mut self.kbuf,
-            self.range.start + slot as u32,
-            self.tag,
-            key,
-            ns,
-        )?;
+        self.encode(slot, key, ns)?;
         self.store
             .db()?
             .merge_opt(&self.kbuf, operand, &self.write)
@@ -1055,18 +1049,23 @@ where
         Ok(())
     }
 
+    /// Writes the RocksDB key of (`key`, `ns`) in key-group slot `slot` into the buffer.
+    fn encode(&mut self, slot: usize, key: &K, ns: &N) -> Result<()> {
+        encode_key(
+            &mut self.kbuf,
+            self.range.start + slot as u32,
+            self.tag,
+            key,
+            ns,
+        )
+    }
+
     /// Makes (key, ns) the cached entry, reading it if needed.
     fn load(&mut self, slot: usize, key: &K, ns: &N) -> Result<&mut Cached<K, N, V>> {
         let hit = matches!(&self.cached, Some(c) if c.slot == slot && c.key == *key && c.ns == *ns);
         if !hit {
             self.flush()?;
-            encode_key(
-                &mut self.kbuf,
-                self.range.start + slot as u32,
-                self.tag,
-                key,
-                ns,
-            )?;
+            self.encode(slot, key, ns)?;
             let db = self.store.db()?;
             let raw = db
                 .get_pinned_opt(&self.kbuf, &rocksdb::ReadOptions::default())

@@ -160,14 +160,14 @@ where
         Ok(())
     }
 
-    /// Calls `f` with the bytes of each user key and value of the map of (`key`, `ns`), in
-    /// user-key byte order, until it returns false.
+    /// Calls `f` with each entry of the map of (`key`, `ns`), in user-key byte order, until
+    /// it returns false: the entry's whole key, where its user key starts, and its value.
     fn scan(
         &mut self,
         slot: usize,
         key: &K,
         ns: &N,
-        mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
+        mut f: impl FnMut(&[u8], usize, &[u8]) -> Result<bool>,
     ) -> Result<()> {
         let plen = self.prefix(slot, key, ns)?;
         let prefix = &self.kbuf[..plen];
@@ -179,7 +179,7 @@ where
         let mut it = db.raw_iterator_opt(read);
         it.seek(prefix);
         while let (Some(k), Some(v)) = (it.key(), it.value()) {
-            if !k.starts_with(prefix) || !f(&k[plen..], v)? {
+            if !k.starts_with(prefix) || !f(k, plen, v)? {
                 break;
             }
             it.next();
@@ -190,9 +190,9 @@ where
     /// Every entry of the map of (`key`, `ns`), decoded.
     pub fn entries(&mut self, slot: usize, key: &K, ns: &N) -> Result<Vec<(UK, V)>> {
         let mut out = Vec::new();
-        self.scan(slot, key, ns, |uk, v| {
+        self.scan(slot, key, ns, |k, plen, v| {
             out.push((
-                crate::snapshot::decode("a RocksDB map state user key", uk)?,
+                crate::snapshot::decode("a RocksDB map state user key", &k[plen..])?,
                 crate::snapshot::decode("a RocksDB map state value", v)?,
             ));
             Ok(true)
@@ -203,7 +203,7 @@ where
     /// True if the map of (`key`, `ns`) has no entry: reads at most one.
     pub fn map_is_empty(&mut self, slot: usize, key: &K, ns: &N) -> Result<bool> {
         let mut empty = true;
-        self.scan(slot, key, ns, |_, _| {
+        self.scan(slot, key, ns, |_, _, _| {
             empty = false;
             Ok(false)
         })?;
@@ -212,26 +212,15 @@ where
 
     /// Removes every entry of the map of (`key`, `ns`): one batch of deletes.
     pub fn clear(&mut self, slot: usize, key: &K, ns: &N) -> Result<()> {
-        let plen = self.prefix(slot, key, ns)?;
-        let prefix = &self.kbuf[..plen];
-        let mut read = rocksdb::ReadOptions::default();
-        if let Some(end) = successor(prefix) {
-            read.set_iterate_upper_bound(end);
-        }
-        let db = self.store.db()?;
-        let mut it = db.raw_iterator_opt(read);
-        it.seek(prefix);
         let mut batch = rocksdb::WriteBatch::default();
-        while let Some(k) = it.key() {
-            if !k.starts_with(prefix) {
-                break;
-            }
+        self.scan(slot, key, ns, |k, _, _| {
             batch.delete(k);
-            it.next();
-        }
-        it.status().map_err(|e| rocks_err("scan", e))?;
+            Ok(true)
+        })?;
         if !batch.is_empty() {
-            db.write_opt(batch, &self.write)
+            self.store
+                .db()?
+                .write_opt(batch, &self.write)
                 .map_err(|e| rocks_err("write", e))?;
             self.len.blind();
         }

@@ -71,30 +71,32 @@ impl Handle {
         &self,
         be: &mut KeyedStateBackend<K>,
     ) -> Result<StateId> {
-        let id = self.id.load(Ordering::Relaxed);
-        if id != UNSET {
-            return Ok(id);
-        }
-        let id = match self.ttl {
-            Some(cfg) => be.register_with_ttl::<N, V>(&self.name, cfg)?,
-            None => be.register::<N, V>(&self.name)?,
-        };
-        self.id.store(id, Ordering::Relaxed);
-        Ok(id)
+        self.cached(|name, ttl| match ttl {
+            Some(cfg) => be.register_with_ttl::<N, V>(name, cfg),
+            None => be.register::<N, V>(name),
+        })
     }
 
     fn resolve_map<K: StateKey, N: Namespace, UK: StateKey, UV: StateValue + Clone>(
         &self,
         be: &mut KeyedStateBackend<K>,
     ) -> Result<StateId> {
+        self.cached(|name, ttl| match ttl {
+            Some(cfg) => be.register_map_with_ttl::<N, UK, TtlValue<UV>>(name, cfg),
+            None => be.register_map::<N, UK, TtlValue<UV>>(name),
+        })
+    }
+
+    /// The cached registration, or the one `register` makes (from the name and TTL).
+    fn cached(
+        &self,
+        register: impl FnOnce(&str, Option<StateTtlConfig>) -> Result<StateId>,
+    ) -> Result<StateId> {
         let id = self.id.load(Ordering::Relaxed);
         if id != UNSET {
             return Ok(id);
         }
-        let id = match self.ttl {
-            Some(cfg) => be.register_map_with_ttl::<N, UK, TtlValue<UV>>(&self.name, cfg)?,
-            None => be.register_map::<N, UK, TtlValue<UV>>(&self.name)?,
-        };
+        let id = register(&self.name, self.ttl)?;
         self.id.store(id, Ordering::Relaxed);
         Ok(id)
     }
