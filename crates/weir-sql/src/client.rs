@@ -275,6 +275,14 @@ impl Session {
                 })?;
                 self.state_ttl = (!ttl.is_zero()).then_some(ttl);
             }
+            "state.backend.rocksdb.memory.fixed-per-tm" => {
+                let bytes = parse_memory_size(&value).ok_or_else(|| {
+                    SqlError::Invalid(format!(
+                        "'state.backend.rocksdb.memory.fixed-per-tm' must be a memory size such as '256 mb' or '1g', not '{value}'"
+                    ))
+                })?;
+                self.state_backend.rocksdb_memory_bytes = Some(bytes);
+            }
             "state.backend.type" => {
                 let kind: weir_core::StateBackendKind = value
                     .parse()
@@ -596,9 +604,41 @@ pub(crate) fn parse_duration(text: &str) -> Option<std::time::Duration> {
     Some(std::time::Duration::from_millis(ms))
 }
 
+/// A memory size as Flink's configuration writes one: a number with an optional unit (`b`,
+/// `k`/`kb`, `m`/`mb`, `g`/`gb`, `t`/`tb`, long forms too; powers of 1024); a bare number is
+/// bytes.
+pub(crate) fn parse_memory_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" | "bytes" => 0,
+        "k" | "kb" | "kibibytes" => 10,
+        "m" | "mb" | "mebibytes" => 20,
+        "g" | "gb" | "gibibytes" => 30,
+        "t" | "tb" | "tebibytes" => 40,
+        _ => return None,
+    };
+    n.checked_mul(1u64 << shift)
+}
+
 #[cfg(test)]
 mod duration_tests {
-    use super::parse_duration;
+    use super::{parse_duration, parse_memory_size};
+
+    #[test]
+    fn memory_sizes_read_as_flinks_configuration_writes_them() {
+        assert_eq!(parse_memory_size("1024"), Some(1024));
+        assert_eq!(parse_memory_size("256 mb"), Some(256 << 20));
+        assert_eq!(parse_memory_size("1g"), Some(1 << 30));
+        assert_eq!(parse_memory_size("64 KB"), Some(64 << 10));
+        assert_eq!(parse_memory_size("lots"), None);
+        assert_eq!(parse_memory_size("3 furlongs"), None);
+        assert_eq!(parse_memory_size("99999999999 tb"), None);
+    }
     use std::time::Duration;
 
     #[test]
