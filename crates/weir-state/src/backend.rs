@@ -117,16 +117,13 @@ fn purge_map_table<K: TableTypes, N: TableTypes, UK: TableTypes, V>(
     }
 }
 
-/// The table of registered state `id`, as the types it was registered with.
-fn typed_table<K: 'static, N: 'static, V: 'static>(
-    states: &mut [Registered],
-    id: StateId,
-) -> Result<&mut StateTable<K, N, V>> {
+/// The table of registered state `id`, as the type `T` it was registered with.
+fn typed_table<T: 'static>(states: &mut [Registered], id: StateId) -> Result<&mut T> {
     let r = states.get_mut(id).ok_or(StateError::UnknownState(id))?;
     let name = &r.name;
     r.table
         .as_any_mut()
-        .downcast_mut::<StateTable<K, N, V>>()
+        .downcast_mut::<T>()
         .ok_or_else(|| StateError::TypeMismatch { name: name.clone() })
 }
 
@@ -334,16 +331,7 @@ impl<K: StateKey> KeyedStateBackend<K> {
         id: StateId,
     ) -> Result<MapAccess<'_, K, N, UK, V>> {
         let key = self.key.as_ref().ok_or(StateError::NoCurrentKey)?;
-        let r = self
-            .states
-            .get_mut(id)
-            .ok_or(StateError::UnknownState(id))?;
-        let name = &r.name;
-        let table = r
-            .table
-            .as_any_mut()
-            .downcast_mut::<MapTable<K, N, UK, V>>()
-            .ok_or_else(|| StateError::TypeMismatch { name: name.clone() })?;
+        let table = typed_table::<MapTable<K, N, UK, V>>(&mut self.states, id)?;
         Ok((table, key, self.slot))
     }
 
@@ -353,16 +341,7 @@ impl<K: StateKey> KeyedStateBackend<K> {
         id: StateId,
         ns: &N,
     ) -> Result<Vec<K>> {
-        let r = self
-            .states
-            .get_mut(id)
-            .ok_or(StateError::UnknownState(id))?;
-        let name = &r.name;
-        r.table
-            .as_any_mut()
-            .downcast_mut::<MapTable<K, N, UK, V>>()
-            .ok_or_else(|| StateError::TypeMismatch { name: name.clone() })?
-            .keys_in(ns)
+        typed_table::<MapTable<K, N, UK, V>>(&mut self.states, id)?.keys_in(ns)
     }
 
     /// The keys holding a value of state `id` in namespace `ns`, over this subtask's key
@@ -372,7 +351,7 @@ impl<K: StateKey> KeyedStateBackend<K> {
         id: StateId,
         ns: &N,
     ) -> Result<Vec<K>> {
-        typed_table::<K, N, V>(&mut self.states, id)?.keys_in(ns)
+        typed_table::<StateTable<K, N, V>>(&mut self.states, id)?.keys_in(ns)
     }
 
     /// Entries over all states: (key, namespace) pairs holding a value.

@@ -136,7 +136,7 @@ fn list_append(_key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands) -
     Some(out)
 }
 
-fn rocks_err(what: &str, e: impl std::fmt::Display) -> StateError {
+pub(crate) fn rocks_err(what: &str, e: impl std::fmt::Display) -> StateError {
     StateError::Backend(format!("RocksDB {what}: {e}"))
 }
 
@@ -881,13 +881,17 @@ fn encode_key<K: Serialize, N: Serialize>(
 ) -> Result<()> {
     buf.clear();
     buf.extend_from_slice(&prefix_of(kg, tag));
-    bincode::serialize_into(&mut *buf, key)
-        .and_then(|()| bincode::serialize_into(&mut *buf, ns))
-        .map_err(|e| StateError::Codec {
-            action: "encode",
-            what: "a RocksDB state key".into(),
-            message: e.to_string(),
-        })
+    encode_into(buf, key, "a RocksDB state key")?;
+    encode_into(buf, ns, "a RocksDB state namespace")
+}
+
+/// Appends the bincode of `value` to `buf`, naming `what` in errors.
+pub(crate) fn encode_into<T: Serialize>(buf: &mut Vec<u8>, value: &T, what: &str) -> Result<()> {
+    bincode::serialize_into(&mut *buf, value).map_err(|e| StateError::Codec {
+        action: "encode",
+        what: what.into(),
+        message: e.to_string(),
+    })
 }
 
 /// One table of a [`RocksStore`]: values by (key, namespace) for one tag.

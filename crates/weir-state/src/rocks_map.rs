@@ -19,25 +19,13 @@
 //! Unlike [`crate::rocks::RocksTable`], nothing is cached: each call is one RocksDB access.
 
 use crate::error::{Result, StateError};
-use crate::rocks::{split_map_key, EntryCount, RocksStore, TableKind};
+use crate::rocks::{encode_into, rocks_err, split_map_key, EntryCount, RocksStore, TableKind};
 use rocksdb::WriteOptions;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use weir_core::KeyGroupRange;
-
-fn rocks_err(what: &str, e: impl std::fmt::Display) -> StateError {
-    StateError::Backend(format!("RocksDB {what}: {e}"))
-}
-
-fn encode_into<T: Serialize>(buf: &mut Vec<u8>, value: &T, what: &str) -> Result<()> {
-    bincode::serialize_into(&mut *buf, value).map_err(|e| StateError::Codec {
-        action: "encode",
-        what: what.into(),
-        message: e.to_string(),
-    })
-}
 
 /// The smallest byte string greater than every string starting with `prefix`: the upper
 /// bound of a prefix scan (`None` if every byte is 0xFF, which no map prefix is: it starts

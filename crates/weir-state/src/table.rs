@@ -193,13 +193,9 @@ impl<K: TableTypes, N: TableTypes, E: Clone + Send + Serialize + DeserializeOwne
                 Ok(())
             }
             StateTable::Rocks(t) => {
-                // The bincode of a one-element Vec: its length, then the element.
-                let mut operand = 1u64.to_le_bytes().to_vec();
-                bincode::serialize_into(&mut operand, &item).map_err(|e| StateError::Codec {
-                    action: "encode",
-                    what: "a list state element".into(),
-                    message: e.to_string(),
-                })?;
+                // A slice encodes as a Vec does: its length, then the element.
+                let operand =
+                    crate::snapshot::encode("a list state element", std::slice::from_ref(&item))?;
                 t.merge_append(slot, key, ns, &operand)
             }
         }
