@@ -212,7 +212,10 @@ impl RoundUdf {
 
     /// `v` with `k` > 0 digits dropped (half up or toward zero), in units of 10^k.
     fn drop_digits(&self, v: i128, k: u32) -> Option<i128> {
-        let unit = 10i128.checked_pow(k)?;
+        // Past 10^38 the unit exceeds every value an i128 decimal holds: nothing is left.
+        let Some(unit) = 10i128.checked_pow(k) else {
+            return Some(0);
+        };
         let q = v / unit;
         let rest = v % unit;
         Some(if !self.truncate && rest.abs() * 2 >= unit {
@@ -222,11 +225,12 @@ impl RoundUdf {
         })
     }
 
-    /// An unscaled integer `v` of scale `scale` at this call's places: its unscaled value
-    /// at scale `max(places, 0)`.
+    /// An unscaled integer `v` of scale `scale` at this call's places. With no more digits
+    /// than `places` it is unchanged, at scale `scale` (Flink keeps the type then);
+    /// otherwise the result is at scale `max(places, 0)`.
     fn decimal(&self, v: i128, scale: i32) -> Option<i128> {
         if self.places >= scale {
-            return v.checked_mul(10i128.checked_pow((self.places - scale) as u32)?);
+            return Some(v);
         }
         let q = self.drop_digits(v, (scale - self.places) as u32)?;
         if self.places < 0 {
@@ -248,6 +252,9 @@ impl RoundUdf {
             return x;
         };
         let scale = frac.len() as i32;
+        if self.places >= scale {
+            return x;
+        }
         let out_scale = self.places.max(0);
         match self.decimal(v, scale) {
             Some(r) => format!("{r}e-{out_scale}").parse().unwrap_or(x),
