@@ -333,7 +333,12 @@ mod round_tests {
         assert_eq!(r(-1).decimal(171, 0), Some(170));
         let t = RoundUdf::new(true, 2, DataType::Float64);
         assert_eq!(t.double(142.857), 142.85);
-        assert_eq!(t.decimal(-199, 0), Some(-19900), "at scale 2");
+        assert_eq!(
+            t.decimal(-199, 0),
+            Some(-199),
+            "no more digits than places: unchanged at its own scale, as Flink keeps the type"
+        );
+        assert_eq!(t.double(7.25), 7.25);
         assert_eq!(
             RoundUdf::new(true, -2, DataType::Int64).decimal(-199, 0),
             Some(-100)
