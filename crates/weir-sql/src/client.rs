@@ -527,13 +527,13 @@ fn print_table(output: &QueryOutput, out: &mut dyn Write) -> Result<()> {
         let row_kinds = kinds(b);
         for r in 0..b.num_rows() {
             let mut line = vec![kind_at(row_kinds.as_ref(), r).short().to_string()];
-            line.extend(output.columns.iter().enumerate().map(|(c, (_, t))| {
-                if b.column(c).is_null(r) {
-                    "<NULL>".to_string()
-                } else {
-                    format::value(b.column(c), t, r)
-                }
-            }));
+            line.extend(
+                output
+                    .columns
+                    .iter()
+                    .enumerate()
+                    .map(|(c, (_, t))| format::cell(b.column(c), t, r)),
+            );
             lines.push(line);
         }
     }

@@ -11,6 +11,15 @@ use arrow_array::types::{
 };
 use arrow_array::{Array, ArrayRef};
 
+/// Row `row` of `column` as the client's tables show it: `<NULL>`, or its text.
+pub fn cell(column: &ArrayRef, t: &FlinkType, row: usize) -> String {
+    if column.is_null(row) {
+        "<NULL>".to_string()
+    } else {
+        value(column, t, row)
+    }
+}
+
 /// The text of row `row` of `column`, a column of type `t`.
 pub fn value(column: &ArrayRef, t: &FlinkType, row: usize) -> String {
     if column.is_null(row) {

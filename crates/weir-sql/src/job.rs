@@ -56,18 +56,11 @@ pub struct JobSettings<'a> {
 
 /// Runs `query` on the embedded mini-cluster and returns its rows.
 pub fn run(query: &Query, settings: JobSettings<'_>) -> Result<QueryOutput> {
-    let env = environment(settings);
-    let rows = Builder {
-        env: &env,
-        settings,
-    }
-    .build(&query.root)?
-    .0
-    .collect_values();
-    env.execute("SELECT")?;
+    let started = start(query, settings)?;
+    started.client.wait()?;
     Ok(QueryOutput {
         columns: query.columns.clone(),
-        batches: rows.take().into_iter().map(|b| b.0).collect(),
+        batches: started.batches.take().into_iter().map(|b| b.0).collect(),
     })
 }
 

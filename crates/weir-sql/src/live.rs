@@ -64,13 +64,7 @@ impl LiveQuery {
                 .columns
                 .iter()
                 .enumerate()
-                .map(|(c, (_, t))| {
-                    if batch.column(c).is_null(r) {
-                        "<NULL>".to_string()
-                    } else {
-                        format::value(batch.column(c), t, r)
-                    }
-                })
+                .map(|(c, (_, t))| format::cell(batch.column(c), t, r))
                 .collect();
             let kind = kind_at(row_kinds.as_ref(), r);
             if kind.adds() {

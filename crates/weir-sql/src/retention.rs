@@ -25,15 +25,8 @@ use weir_state::{KeyedStateBackend, Namespace, StateId};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StateTtl(pub i64);
 
-/// When a key's state (in one namespace) was last written.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
-struct Written {
-    at: i64,
-    /// When its cleanup timer fires.
-    timer: i64,
-}
-
-/// State name of the write times.
+/// State name of the write times: when each key's state (in one namespace) was last
+/// written, in ms of processing time.
 const WRITTEN: &str = "retention";
 
 /// The retention bookkeeping of one operator subtask: keys' last write times in keyed
@@ -55,7 +48,7 @@ impl<N: Namespace + Clone> Retention<N> {
         };
         Ok(Some(Retention {
             ttl,
-            written: backend.register::<N, Written>(WRITTEN)?,
+            written: backend.register::<N, i64>(WRITTEN)?,
             _ns: std::marker::PhantomData,
         }))
     }
@@ -73,10 +66,10 @@ impl<N: Namespace + Clone> Retention<N> {
         ns: &N,
         now: i64,
     ) -> weir_state::Result<bool> {
-        let (table, k, slot) = backend.table::<N, Written>(self.written)?;
+        let (table, k, slot) = backend.table::<N, i64>(self.written)?;
         let expired = table
             .get(slot, k, ns)?
-            .is_some_and(|w| w.at.saturating_add(self.ttl) <= now);
+            .is_some_and(|at| at.saturating_add(self.ttl) <= now);
         if expired {
             table.remove(slot, k, ns)?;
         }
@@ -93,16 +86,12 @@ impl<N: Namespace + Clone> Retention<N> {
         ns: &N,
         now: i64,
     ) -> weir_state::Result<()> {
-        let (table, k, slot) = backend.table::<N, Written>(self.written)?;
-        let timer = match table.get(slot, k, ns)? {
-            Some(w) => w.timer,
-            None => {
-                let at = now.saturating_add(self.ttl);
-                timers.register_processing(at, key.clone(), ns.clone());
-                at
-            }
-        };
-        table.insert(slot, k, ns, Written { at: now, timer })
+        let (table, k, slot) = backend.table::<N, i64>(self.written)?;
+        if table.get(slot, k, ns)?.is_none() {
+            // A key with a write time has its timer already.
+            timers.register_processing(now.saturating_add(self.ttl), key.clone(), ns.clone());
+        }
+        table.insert(slot, k, ns, now)
     }
 
     /// Fires the cleanup timers due at `now`: each key whose state expired is made the
@@ -127,7 +116,7 @@ impl<N: Namespace + Clone> Retention<N> {
     /// The cleanup timer of the current key in `ns` fired at `now`: true if its state
     /// expired (the caller removes it; the bookkeeping is gone), false if it was written
     /// since (its timer moves to the new expiry).
-    pub fn on_timer(
+    fn on_timer(
         &self,
         backend: &mut KeyedStateBackend<RowKey>,
         timers: &mut InternalTimers<RowKey, N>,
@@ -135,26 +124,17 @@ impl<N: Namespace + Clone> Retention<N> {
         ns: &N,
         now: i64,
     ) -> weir_state::Result<bool> {
-        let (table, k, slot) = backend.table::<N, Written>(self.written)?;
-        let Some(w) = table.get(slot, k, ns)?.copied() else {
+        let (table, k, slot) = backend.table::<N, i64>(self.written)?;
+        let Some(&at) = table.get(slot, k, ns)? else {
             // Removed when a read found it expired: nothing left to clean.
             return Ok(true);
         };
-        let expiry = w.at.saturating_add(self.ttl);
+        let expiry = at.saturating_add(self.ttl);
         if expiry <= now {
             table.remove(slot, k, ns)?;
             return Ok(true);
         }
         timers.register_processing(expiry, key.clone(), ns.clone());
-        table.insert(
-            slot,
-            k,
-            ns,
-            Written {
-                at: w.at,
-                timer: expiry,
-            },
-        )?;
         Ok(false)
     }
 }

@@ -132,13 +132,9 @@ impl Typer {
         let mut exprs = Vec::with_capacity(args.len());
         for a in args {
             let (x, t) = self.typed(a)?;
-            if !(t.is_exact_numeric() || t.is_approximate()) {
-                return Err(SqlError::Invalid(format!(
-                    "{} needs numeric arguments, not {}",
-                    name.to_ascii_uppercase(),
-                    t.display()
-                )));
-            }
+            expect_numeric(&t, || {
+                format!("{} needs numeric arguments", name.to_ascii_uppercase())
+            })?;
             nullable |= t.nullable;
             exprs.push(cast(x, &double));
         }
@@ -238,13 +234,9 @@ impl Typer {
             )));
         };
         let (x, t) = self.typed(a)?;
-        if !(t.is_exact_numeric() || t.is_approximate()) {
-            return Err(SqlError::Invalid(format!(
-                "{} needs a numeric argument, not {}",
-                name.to_ascii_uppercase(),
-                t.display()
-            )));
-        }
+        expect_numeric(&t, || {
+            format!("{} needs a numeric argument", name.to_ascii_uppercase())
+        })?;
         let t = FlinkType {
             rowtime: false,
             ..t
@@ -557,6 +549,19 @@ fn expect_boolean(t: &FlinkType, what: &str) -> Result<()> {
     } else {
         Err(SqlError::Invalid(format!(
             "{what} needs BOOLEAN operands, not {}",
+            t.display()
+        )))
+    }
+}
+
+/// An error unless `t` is numeric (exact or approximate); `what` says what needed it.
+fn expect_numeric(t: &FlinkType, what: impl FnOnce() -> String) -> Result<()> {
+    if t.is_exact_numeric() || t.is_approximate() {
+        Ok(())
+    } else {
+        Err(SqlError::Invalid(format!(
+            "{}, not {}",
+            what(),
             t.display()
         )))
     }

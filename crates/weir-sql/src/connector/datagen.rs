@@ -138,13 +138,22 @@ fn field_option<T: std::str::FromStr>(
     column: &str,
     what: &str,
 ) -> Result<Option<T>> {
-    let key = format!("fields.{column}.{what}");
+    parsed_option(table, &format!("fields.{column}.{what}"), "a valid value")
+}
+
+/// Reads option `key` of `table` as a `T`; a value that does not parse is an error saying
+/// it is not `expected`.
+fn parsed_option<T: std::str::FromStr>(
+    table: &TableDef,
+    key: &str,
+    expected: &str,
+) -> Result<Option<T>> {
     table
-        .option(&key)
+        .option(key)
         .map(|v| {
             v.trim().parse::<T>().map_err(|_| {
                 SqlError::Invalid(format!(
-                    "table '{}': '{key}' = '{v}' is not a valid value",
+                    "table '{}': '{key}' = '{v}' is not {expected}",
                     table.name
                 ))
             })
@@ -285,19 +294,7 @@ pub(super) struct DataGenFactory;
 impl SourceFactory for DataGenFactory {
     fn create_source(&self, request: &ScanRequest<'_>) -> Result<Arc<dyn Source<Batch>>> {
         let table = request.table;
-        let number = |key: &str| -> Result<Option<u64>> {
-            table
-                .option(key)
-                .map(|v| {
-                    v.trim().parse::<u64>().map_err(|_| {
-                        SqlError::Invalid(format!(
-                            "table '{}': '{key}' = '{v}' is not a number",
-                            table.name
-                        ))
-                    })
-                })
-                .transpose()
-        };
+        let number = |key: &str| parsed_option::<u64>(table, key, "a number");
         let rows_per_second = number("rows-per-second")?.unwrap_or(10_000);
         if rows_per_second == 0 {
             return Err(SqlError::Invalid(format!(
