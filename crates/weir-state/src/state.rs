@@ -326,15 +326,7 @@ impl<V: Clone + StateValue> ListState<V> {
             return Ok(());
         }
         let (t, k, slot, ns, now) = open!(self.h, ctx, Vec<TtlValue<V>>);
-        t.append_all(
-            slot,
-            k,
-            ns,
-            values
-                .into_iter()
-                .map(|value| TtlValue { value, ts: now })
-                .collect(),
-        )
+        t.append_all(slot, k, ns, stamped(values, now))
     }
 
     /// Replaces the elements (an empty list clears the state).
@@ -343,15 +335,7 @@ impl<V: Clone + StateValue> ListState<V> {
         if values.is_empty() {
             t.remove(slot, k, ns)?;
         } else {
-            t.insert(
-                slot,
-                k,
-                ns,
-                values
-                    .into_iter()
-                    .map(|value| TtlValue { value, ts: now })
-                    .collect(),
-            )?;
+            t.insert(slot, k, ns, stamped(values, now))?;
         }
         Ok(())
     }
@@ -362,6 +346,14 @@ impl<V: Clone + StateValue> ListState<V> {
         t.remove(slot, k, ns)?;
         Ok(())
     }
+}
+
+/// `values` with the access time `now`, as list state stores them.
+fn stamped<V>(values: Vec<V>, now: i64) -> Vec<TtlValue<V>> {
+    values
+        .into_iter()
+        .map(|value| TtlValue { value, ts: now })
+        .collect()
 }
 
 /// A map per key; with TTL every entry expires on its own.
